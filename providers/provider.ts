@@ -1,0 +1,76 @@
+import type { Channel } from './channels/channel.js';
+import type { Launcher } from '../launchers/launcher.js';
+
+/** Where a block (a batch job) is in its life, in our words whatever the scheduler calls it. */
+export type BlockState = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled' | 'timeout' | 'held' | 'unknown';
+
+/** Block states after which the job will never run again. */
+export const TERMINAL_BLOCK_STATES: ReadonlySet<BlockState> = new Set(['completed', 'failed', 'cancelled', 'timeout']);
+
+export interface BlockStatus {
+  state: BlockState;
+  /** The scheduler's own code or words (e.g. "PD", "qw"), for logs and status. */
+  raw?: string;
+  /** Why, when the scheduler says (e.g. stderr of a failed status command, a reason field). */
+  detail?: string;
+}
+
+/** What the endpoint asks a provider for: one block running `command` on every node. */
+export interface BlockRequest {
+  /** Our id for the block (e.g. "3"); goes into the job name. */
+  blockId: string;
+  /** The manager command line; the provider's launcher wraps it to run once per node. */
+  command: string;
+  /** Job name shown by the scheduler. */
+  jobName: string;
+  /** Environment variables the job must export before the command (no secrets: key material goes in files). */
+  env?: Record<string, string>;
+  /** Override the profile's nodes per block for this block (the strategy may size blocks). */
+  nodesPerBlock?: number;
+  /** Override the profile's walltime for this block, in seconds. */
+  walltimeS?: number;
+}
+
+/** A submitted block. */
+export interface SubmittedBlock {
+  jobId: string;
+  /** Path of the submit script on the channel's side (its output files sit beside it). */
+  scriptPath: string;
+  /** Path of the job's stdout file on the channel's side, when known. */
+  stdoutPath?: string;
+}
+
+/** Block-count limits shared by all providers (Parsl's names). */
+export interface BlockLimits {
+  /** Blocks submitted at start. @default 0 */
+  init_blocks?: number;
+  /** Blocks kept even when idle. @default 0 */
+  min_blocks?: number;
+  /** Hard cap on pending + running blocks. @default 1 */
+  max_blocks?: number;
+  /** Share of the backlog to cover with new workers (0..1). @default 1 */
+  parallelism?: number;
+}
+
+/**
+ * A provider knows one scheduler: how to render its submit script, submit it, ask status of many blocks in
+ * one command, and cancel. It knows nothing of tasks or strategy.
+ */
+export interface ExecutionProvider {
+  /** "local", "slurm", "pbspro", ... */
+  readonly label: string;
+  readonly channel: Channel;
+  readonly launcher: Launcher;
+  /** Nodes per block (default shape). */
+  readonly nodesPerBlock: number;
+  /** Walltime of a block in seconds; Infinity when the scheduler has none (local). */
+  readonly walltimeS: number;
+  readonly limits: Required<BlockLimits>;
+  /** The exact script that `submit` would submit, without submitting (dry run). */
+  render(request: BlockRequest): Promise<string>;
+  submit(request: BlockRequest): Promise<SubmittedBlock>;
+  /** Status of many blocks in one scheduler command. Ids the scheduler no longer knows come back as given by the provider's rules (usually 'completed' or 'unknown'). */
+  status(jobIds: string[]): Promise<Map<string, BlockStatus>>;
+  cancel(jobIds: string[]): Promise<void>;
+  close(): Promise<void>;
+}
