@@ -13,6 +13,8 @@ export interface TaskEnvelope {
   id: string;
   /** Function id when the task runs a registered function: used for duration estimates and allow-lists. */
   fn?: string;
+  /** Walltime of the task in ms: the manager kills the worker running it past this. */
+  wt?: number;
   payload: Uint8Array;
 }
 

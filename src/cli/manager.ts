@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+/**
+ * funcx-manager: started once per node by a block's launcher. Key material comes from a 0600 file, never
+ * from the command line (which `ps` shows to everyone).
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { cpus, totalmem } from 'node:os';
+import { Manager } from '../worker/manager.js';
+import { readManagerKeyFile } from '../protocol/keys.js';
+import { createLogger } from '../logger.js';
+
+function positive(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number, got ${JSON.stringify(value)}`);
+    return n;
+  };
+}
+
+const program = new Command('funcx-manager')
+  .description('Runs tasks from a funcX endpoint on this node (started by a block; not usually run by hand).')
+  .requiredOption('--addresses <list>', 'comma-separated interchange addresses to try')
+  .requiredOption('--port <port>', 'interchange port', positive('--port'))
+  .requiredOption('--keys <file>', 'manager key file (JSON, 0600)')
+  .option('--block-id <id>', 'our block id', process.env.FUNCX_BLOCK_ID ?? '')
+  .option('--max-workers <n>', 'most workers on this node', positive('--max-workers'))
+  .option('--cores-per-worker <n>', 'cores each worker needs', positive('--cores-per-worker'), 1)
+  .option('--mem-per-worker <gb>', 'memory each worker needs (GB)', positive('--mem-per-worker'))
+  .option('--prefetch <n>', 'tasks accepted beyond one per worker', (v) => Math.max(0, Math.floor(Number(v)) || 0), 0)
+  .option('--heartbeat-period <s>', 'seconds between heartbeats', positive('--heartbeat-period'), 30)
+  .option('--heartbeat-threshold <s>', 'seconds of silence before the interchange counts as gone', positive('--heartbeat-threshold'), 120)
+  .option('--probe-timeout <s>', 'seconds to wait for an address to answer in one probe round', positive('--probe-timeout'), 10)
+  .option('--walltime <s>', "the block's walltime in seconds, counted from this manager's start", positive('--walltime'))
+  .option('--log-level <level>', 'debug | info | warn | error', 'info');
+
+program.parse();
+const o = program.opts();
+
+const cores = cpus().length;
+const memGiB = totalmem() / 2 ** 30;
+// Workers: as many as cores and memory allow, capped by --max-workers (Parsl's rule).
+let workers = Math.floor(cores / o.coresPerWorker);
+if (o.memPerWorker) workers = Math.min(workers, Math.floor(memGiB / o.memPerWorker));
+if (o.maxWorkers) workers = Math.min(workers, Math.floor(o.maxWorkers));
+const log = createLogger(`manager ${process.env.SLURMD_NODENAME ?? ''}`.trim(), o.logLevel);
+if (workers < 1) {
+  log.error(`no worker fits on this node: ${cores} cores, ${memGiB.toFixed(1)} GiB; cores_per_worker ${o.coresPerWorker}, mem_per_worker ${o.memPerWorker ?? '-'} GB`);
+  process.exit(2);
+}
+
+const manager = new Manager({
+  addresses: String(o.addresses).split(',').map((a) => a.trim()).filter(Boolean),
+  port: o.port,
+  keys: readManagerKeyFile(o.keys),
+  blockId: o.blockId,
+  workers,
+  cores,
+  memoryMiB: Math.floor(totalmem() / 2 ** 20),
+  prefetch: o.prefetch,
+  heartbeatPeriodMs: o.heartbeatPeriod * 1000,
+  heartbeatThresholdMs: o.heartbeatThreshold * 1000,
+  probeTimeoutMs: o.probeTimeout * 1000,
+  endsAt: o.walltime ? Date.now() + o.walltime * 1000 : null,
+  log,
+});
+manager.start().catch((err: Error) => {
+  log.error(err.message);
+  process.exit(2);
+});

@@ -1,0 +1,450 @@
+/**
+ * The interchange: a CURVE-authenticated ZeroMQ ROUTER that managers dial. It keeps the backlog, tracks each
+ * manager's credit, sends tasks in batches, routes results back without decoding payloads, heartbeats,
+ * retries the tasks of lost managers (bounded) and never sends a task to a manager whose block is about to
+ * hit its walltime.
+ *
+ * State: created → running → stopping → stopped.
+ */
+import * as zmq from 'zeromq';
+import { EventEmitter } from 'node:events';
+import { decodeFrame, encode, checkResults } from '../protocol/codec.js';
+import { PROTOCOL_VERSION, type RegisterMessage, type ResultEnvelope, type TaskEnvelope } from '../protocol/messages.js';
+import { errorOutcome } from '../protocol/payload.js';
+import { SocketWriter } from '../protocol/socket-writer.js';
+import { ZapHandler } from '../protocol/zap.js';
+import type { WorkerChannelKeys } from '../protocol/keys.js';
+import { IllegalStateError } from '../errors.js';
+import { rateLimited, silentLogger, type Logger } from '../logger.js';
+import { TaskQueue } from './task-queue.js';
+import { ManagerRegistry, type ManagerRecord } from './manager-registry.js';
+import type { BlockLoad, EngineView } from './strategy.js';
+
+export type InterchangeState = 'created' | 'running' | 'stopping' | 'stopped';
+
+export interface InterchangeOptions {
+  keys: WorkerChannelKeys;
+  /** Address to bind ("127.0.0.1", "0.0.0.0", an interface's IP). */
+  address: string;
+  /** A port, 0 for any, or a [low, high] range tried in order. */
+  port: number | [number, number];
+  heartbeatPeriodMs: number;
+  heartbeatThresholdMs: number;
+  /** Times a task is retried after its manager was lost. @default 1 */
+  maxRetries?: number;
+  /** A manager whose block has less walltime left than this gets no task without a duration estimate. @default 60000 */
+  walltimeMarginMs?: number;
+  /** When set, only these function ids run; anything else fails with FunctionNotAllowed. */
+  allowedFunctions?: ReadonlySet<string> | null;
+  log?: Logger;
+}
+
+interface TaskRecord {
+  env: TaskEnvelope;
+  attempts: number;
+  manager: ManagerRecord | null;
+  resolve?: (result: ResultEnvelope) => void;
+}
+
+export interface InterchangeEvents {
+  'manager-registered': [ManagerRecord];
+  'manager-lost': [ManagerRecord, string];
+  'manager-gone': [ManagerRecord, string];
+}
+
+export class Interchange extends EventEmitter<InterchangeEvents> implements EngineView {
+  state: InterchangeState = 'created';
+  port = 0;
+  /** Called with every batch of results of tasks submitted with `submitMany` (not those of `submit`). */
+  onResults: (results: ResultEnvelope[]) => void = () => {};
+
+  private readonly context = new zmq.Context();
+  private readonly router: zmq.Router;
+  private readonly zap: ZapHandler;
+  private readonly writer: SocketWriter;
+  private readonly log: Logger;
+  private readonly warnPeer: (m: string) => void;
+  private readonly queue = new TaskQueue<TaskRecord>();
+  private readonly tasks = new Map<string, TaskRecord>();
+  readonly registry: ManagerRegistry;
+  private readonly estimates = new Map<string, number>();
+  private dispatchScheduled = false;
+  private heartbeatTimer?: NodeJS.Timeout;
+  private rotate = 0;
+
+  constructor(private readonly options: InterchangeOptions) {
+    super();
+    this.log = options.log ?? silentLogger;
+    this.warnPeer = rateLimited((m) => this.log.warn(m));
+    this.registry = new ManagerRegistry();
+    this.zap = new ZapHandler({
+      context: this.context,
+      isAllowed: (_domain, key) => key === options.keys.manager.publicKey,
+      onRefused: (_domain, address, key) => this.warnPeer(`refused a CURVE peer from ${address} with unknown key ${key.slice(0, 8)}…`),
+    });
+    this.router = new zmq.Router({
+      context: this.context,
+      curveServer: true,
+      curvePublicKey: options.keys.interchange.publicKey,
+      curveSecretKey: options.keys.interchange.secretKey,
+      zapDomain: 'funcx-interchange',
+      linger: 0,
+      sendHighWaterMark: 100_000,
+      receiveHighWaterMark: 100_000,
+    });
+    this.writer = new SocketWriter(this.router, (err) => this.warnPeer(`send failed: ${err.message}`));
+  }
+
+  private setState(next: InterchangeState): void {
+    this.log.info(`state ${this.state} → ${next}`);
+    this.state = next;
+  }
+
+  /** Bind and start serving; returns the port bound. */
+  async start(): Promise<number> {
+    if (this.state !== 'created') throw new IllegalStateError(`interchange cannot start from state ${this.state}`);
+    await this.zap.start();
+    const { address, port } = this.options;
+    const host = address.includes(':') ? `[${address}]` : address;
+    const candidates = typeof port === 'number' ? [port] : range(port[0], port[1]);
+    let lastError: Error | undefined;
+    for (const p of candidates) {
+      try {
+        await this.router.bind(`tcp://${host}:${p}`);
+        this.port = Number(/:(\d+)$/.exec(this.router.lastEndpoint ?? '')?.[1] ?? p);
+        lastError = undefined;
+        break;
+      } catch (err) {
+        lastError = err as Error;
+      }
+    }
+    if (lastError) throw new Error(`interchange cannot bind ${address} port ${JSON.stringify(port)}: ${lastError.message}`);
+    this.setState('running');
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatPeriodMs);
+    this.heartbeatTimer.unref();
+    void this.receiveLoop();
+    this.log.info(`listening on ${address}:${this.port}`);
+    return this.port;
+  }
+
+  // ---- the in-process API ---------------------------------------------------------------------------------
+
+  /** Submit one task; resolves with its result envelope (a failure is a result with `failed`, never a rejection). */
+  submit(task: TaskEnvelope): Promise<ResultEnvelope> {
+    return new Promise((resolve) => this.accept(task, resolve));
+  }
+
+  /** Submit many tasks; their results arrive through `onResults` in batches. */
+  submitMany(tasks: TaskEnvelope[]): void {
+    for (const t of tasks) this.accept(t, undefined);
+  }
+
+  private accept(env: TaskEnvelope, resolve: ((r: ResultEnvelope) => void) | undefined): void {
+    if (this.state !== 'running') throw new IllegalStateError(`interchange is ${this.state}; it takes no tasks`);
+    const allowed = this.options.allowedFunctions;
+    if (allowed && !(env.fn !== undefined && allowed.has(env.fn))) {
+      const what = env.fn === undefined ? 'a task without a registered function' : `function ${env.fn}`;
+      this.deliver([{ id: env.id, failed: true, payload: errorOutcome('FunctionNotAllowed', `function not allowed: ${what} is not in this endpoint's allowed_functions`) }], resolve);
+      return;
+    }
+    if (this.tasks.has(env.id)) return; // a redelivered task we already hold: its result will come once
+    const record: TaskRecord = { env, attempts: 0, manager: null, resolve };
+    this.tasks.set(env.id, record);
+    this.queue.push(record);
+    this.scheduleDispatch();
+  }
+
+  private deliver(results: ResultEnvelope[], resolve?: (r: ResultEnvelope) => void): void {
+    if (resolve) resolve(results[0]);
+    else this.onResults(results);
+  }
+
+  /** Tasks held (queued or running). */
+  get pending(): number {
+    return this.tasks.size;
+  }
+
+  // ---- EngineView (for the strategy) ----------------------------------------------------------------------
+
+  backlog(): number {
+    return this.queue.length;
+  }
+
+  loadByBlock(): Map<string, BlockLoad> {
+    return this.registry.loadByBlock();
+  }
+
+  holdBlock(blockId: string): void {
+    this.registry.heldBlocks.add(blockId);
+  }
+
+  releaseBlock(blockId: string): void {
+    this.registry.heldBlocks.delete(blockId);
+    this.scheduleDispatch();
+  }
+
+  drainBlock(blockId: string): void {
+    for (const m of this.registry.inBlock(blockId)) {
+      if (m.state !== 'active') continue;
+      m.state = 'draining';
+      this.writer.send([m.identity, encode({ kind: 'drain' })]);
+    }
+  }
+
+  /** Per-function duration estimates (ms), learned from results. */
+  estimateMs(functionId: string): number | undefined {
+    return this.estimates.get(functionId);
+  }
+
+  // ---- dispatch -------------------------------------------------------------------------------------------
+
+  private scheduleDispatch(): void {
+    if (!this.dispatchScheduled && this.queue.length > 0) {
+      this.dispatchScheduled = true;
+      setImmediate(this.dispatch);
+    }
+  }
+
+  private dispatch = (): void => {
+    this.dispatchScheduled = false;
+    if (this.state !== 'running' || this.queue.length === 0) return;
+    const now = Date.now();
+    const eligible = this.registry.withCredit(now, this.options.walltimeMarginMs ?? 60_000);
+    if (eligible.length === 0) return;
+    const start = this.rotate++ % eligible.length;
+    let remainingManagers = eligible.length;
+    for (let i = 0; i < eligible.length && this.queue.length > 0; i++, remainingManagers--) {
+      const m = eligible[(start + i) % eligible.length];
+      const share = Math.ceil(this.queue.length / remainingManagers);
+      const n = Math.min(m.capacity - m.outstanding, share);
+      const batch: TaskEnvelope[] = [];
+      const unfit: TaskRecord[] = [];
+      const leftMs = m.endsAt === null ? Infinity : m.endsAt - now;
+      while (batch.length < n) {
+        const rec = this.queue.shift();
+        if (rec === undefined) break;
+        if (leftMs !== Infinity && !this.fits(rec, leftMs)) {
+          unfit.push(rec);
+          continue;
+        }
+        rec.manager = m;
+        batch.push(rec.env);
+      }
+      this.queue.unshiftAll(unfit);
+      if (batch.length === 0) continue;
+      m.outstanding += batch.length;
+      m.idleSince = null;
+      this.writer.send([m.identity, encode({ kind: 'tasks', tasks: batch })]);
+    }
+  };
+
+  /** Whether a task is expected to finish in the walltime a manager has left. */
+  private fits(rec: TaskRecord, leftMs: number): boolean {
+    const estimate = rec.env.fn === undefined ? undefined : this.estimates.get(rec.env.fn);
+    const needed = estimate === undefined ? (this.options.walltimeMarginMs ?? 60_000) : Math.max(estimate * 1.5, 1000);
+    return leftMs > needed;
+  }
+
+  // ---- receive --------------------------------------------------------------------------------------------
+
+  private async receiveLoop(): Promise<void> {
+    try {
+      for await (const frames of this.router) {
+        const identity = frames[0];
+        const key = identity.toString('latin1');
+        if (frames.length !== 2) {
+          this.warnPeer(`dropped a message of ${frames.length - 1} frames from ${printable(key)} (expected 1)`);
+          continue;
+        }
+        let message;
+        try {
+          message = decodeFrame(frames[1]);
+        } catch (err) {
+          this.warnPeer(`dropped a bad frame from ${printable(key)}: ${(err as Error).message}`);
+          continue;
+        }
+        try {
+          this.handle(identity, key, message);
+        } catch (err) {
+          this.warnPeer(`dropped a ${message.kind} message from ${printable(key)}: ${(err as Error).message}`);
+        }
+      }
+    } catch (err) {
+      if (this.state === 'running') this.log.error(`receive loop failed: ${(err as Error).message}`);
+    }
+  }
+
+  private handle(identity: Buffer, key: string, message: { kind: string } & Record<string, unknown>): void {
+    const m = this.registry.get(key);
+    if (message.kind === 'register') return this.onRegister(identity, key, m, message);
+    if (m === undefined) {
+      if (this.registry.wasLost(key)) {
+        // A manager we gave up on (its tasks were retried elsewhere): tell it to go, never crash (Parsl #3632).
+        this.warnPeer(`dropped a ${message.kind} from manager ${printable(key)}, already declared lost; telling it to shut down`);
+        this.writer.send([identity, encode({ kind: 'shutdown' })]);
+      } else {
+        this.warnPeer(`dropped a ${message.kind} from unregistered peer ${printable(key)}`);
+      }
+      return;
+    }
+    m.lastSeen = Date.now();
+    switch (message.kind) {
+      case 'results':
+        this.onManagerResults(m, checkResults(message.results), message.capacity);
+        return;
+      case 'heartbeat':
+        return;
+      case 'bye':
+        this.removeManager(m, `said bye: ${String(message.reason)}`, 'manager-gone');
+        return;
+      default:
+        this.warnPeer(`dropped a message of unknown kind ${JSON.stringify(message.kind)} from manager ${m.id}`);
+    }
+  }
+
+  private onRegister(identity: Buffer, key: string, existing: ManagerRecord | undefined, message: Record<string, unknown>): void {
+    const reg = message as unknown as RegisterMessage;
+    if (existing) {
+      this.warnPeer(`dropped a second registration from manager ${existing.id} (block ${existing.blockId})`);
+      return;
+    }
+    if (reg.protocol !== PROTOCOL_VERSION) {
+      const reason = `protocol version mismatch: manager speaks ${String(reg.protocol)}, interchange speaks ${PROTOCOL_VERSION}`;
+      this.warnPeer(`refused manager ${printable(key)}: ${reason}`);
+      this.writer.send([identity, encode({ kind: 'refused', reason })]);
+      return;
+    }
+    const problem = checkRegistration(reg);
+    if (problem) {
+      this.warnPeer(`refused a registration from ${printable(key)}: ${problem}`);
+      this.writer.send([identity, encode({ kind: 'refused', reason: problem })]);
+      return;
+    }
+    const m = this.registry.add(identity, key, reg);
+    this.writer.send([
+      identity,
+      encode({ kind: 'registered', protocol: PROTOCOL_VERSION, heartbeatPeriodMs: this.options.heartbeatPeriodMs, heartbeatThresholdMs: this.options.heartbeatThresholdMs }),
+    ]);
+    this.log.info(`manager ${m.id} registered: host ${m.hostname} node ${m.node} block ${m.blockId || '-'}, ${m.workers} workers`);
+    this.emit('manager-registered', m);
+    this.scheduleDispatch();
+  }
+
+  private onManagerResults(m: ManagerRecord, results: ResultEnvelope[], capacity: unknown): void {
+    if (typeof capacity === 'number' && Number.isInteger(capacity) && capacity >= 0) m.capacity = capacity;
+    let stream: ResultEnvelope[] | undefined;
+    for (const r of results) {
+      const rec = this.tasks.get(r.id);
+      if (rec === undefined || rec.manager !== m) {
+        this.warnPeer(`dropped a result for task ${r.id} from manager ${m.id}, which does not hold it`);
+        continue;
+      }
+      this.tasks.delete(r.id);
+      m.outstanding--;
+      if (r.ms !== undefined && rec.env.fn !== undefined) {
+        const prev = this.estimates.get(rec.env.fn);
+        this.estimates.set(rec.env.fn, prev === undefined ? r.ms : prev * 0.8 + r.ms * 0.2);
+      }
+      if (rec.resolve) rec.resolve(r);
+      else (stream ??= []).push(r);
+    }
+    if (m.outstanding === 0) m.idleSince = Date.now();
+    if (stream) this.onResults(stream);
+    this.scheduleDispatch();
+  }
+
+  // ---- heartbeats and lost managers -----------------------------------------------------------------------
+
+  private heartbeat(): void {
+    const now = Date.now();
+    const beat = encode({ kind: 'heartbeat' });
+    for (const m of this.registry.all()) {
+      const silent = now - m.lastSeen;
+      if (silent > this.options.heartbeatThresholdMs) {
+        this.removeManager(m, `silent for ${Math.round(silent / 1000)} s (threshold ${this.options.heartbeatThresholdMs / 1000} s)`, 'manager-lost');
+      } else {
+        this.writer.send([m.identity, beat]);
+      }
+    }
+  }
+
+  /** Forget a manager; its tasks are retried (bounded) or fail with ManagerLost naming it and its block. */
+  private removeManager(m: ManagerRecord, reason: string, event: 'manager-lost' | 'manager-gone'): void {
+    this.registry.remove(m, event === 'manager-lost');
+    const retry: TaskRecord[] = [];
+    const failed: Array<[TaskRecord, ResultEnvelope]> = [];
+    if (m.outstanding > 0) {
+      for (const rec of this.tasks.values()) {
+        if (rec.manager !== m) continue;
+        rec.manager = null;
+        if (++rec.attempts > (this.options.maxRetries ?? 1)) {
+          this.tasks.delete(rec.env.id);
+          const message = `task ${rec.env.id} was lost with manager ${m.id} (block ${m.blockId || '-'}, host ${m.hostname}, node ${m.node}), which ${reason}; tried ${rec.attempts} times`;
+          failed.push([rec, { id: rec.env.id, failed: true, payload: errorOutcome('ManagerLost', message) }]);
+        } else {
+          retry.push(rec);
+        }
+      }
+    }
+    const level = m.outstanding > 0 || event === 'manager-lost' ? 'warn' : 'info';
+    this.log[level](`manager ${m.id} (block ${m.blockId || '-'}) ${reason}; ${retry.length} tasks retried, ${failed.length} failed`);
+    m.outstanding = 0;
+    this.queue.unshiftAll(retry);
+    const stream: ResultEnvelope[] = [];
+    for (const [rec, result] of failed) {
+      if (rec.resolve) rec.resolve(result);
+      else stream.push(result);
+    }
+    if (stream.length) this.onResults(stream);
+    this.emit(event, m, reason);
+    this.scheduleDispatch();
+  }
+
+  // ---- stop -----------------------------------------------------------------------------------------------
+
+  /**
+   * Stop: wait up to graceMs for in-flight tasks, then tell managers to shut down and close.
+   * Tasks still held are returned so the caller can hand them back (the forwarder redelivers them).
+   * Safe to call again.
+   */
+  async stop(options: { graceMs?: number } = {}): Promise<TaskEnvelope[]> {
+    if (this.state === 'stopped' || this.state === 'stopping' || this.state === 'created') {
+      if (this.state === 'created') this.state = 'stopped';
+      return [];
+    }
+    this.setState('stopping');
+    const deadline = Date.now() + (options.graceMs ?? 0);
+    while (Date.now() < deadline && this.registry.inflightTotal() > 0) await new Promise((r) => setTimeout(r, 50));
+    const unfinished = [...this.tasks.values()].map((r) => r.env);
+    const bye = encode({ kind: 'shutdown' });
+    for (const m of this.registry.all()) this.writer.send([m.identity, bye]);
+    await this.writer.flushed(1000);
+    await new Promise((r) => setTimeout(r, 50));
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.writer.close();
+    this.router.close();
+    this.zap.close();
+    this.setState('stopped');
+    return unfinished;
+  }
+}
+
+function range(low: number, high: number): number[] {
+  const out: number[] = [];
+  for (let p = low; p <= high; p++) out.push(p);
+  return out;
+}
+
+/** A peer id safe to print (ids are ours, but a hostile peer chooses its own). */
+function printable(key: string): string {
+  return /^[\x20-\x7e]{1,64}$/.test(key) ? key : Buffer.from(key, 'latin1').toString('hex').slice(0, 32);
+}
+
+function checkRegistration(reg: RegisterMessage): string | undefined {
+  if (typeof reg.managerId !== 'string' || reg.managerId.length === 0) return 'registration has no managerId';
+  if (!Number.isInteger(reg.workers) || reg.workers < 1 || reg.workers > 100_000) return 'registration has no valid worker count';
+  if (!Number.isInteger(reg.capacity) || reg.capacity < 1) return 'registration has no valid capacity';
+  if (reg.endsAt !== null && typeof reg.endsAt !== 'number') return 'registration endsAt is neither null nor a number';
+  if (typeof reg.blockId !== 'string' || typeof reg.hostname !== 'string') return 'registration blockId/hostname are not strings';
+  return undefined;
+}

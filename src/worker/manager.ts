@@ -1,0 +1,315 @@
+/**
+ * funcx-manager: one per node. Finds the interchange among the addresses it was given, registers, pulls tasks
+ * up to its credit window, runs them in worker processes, returns results in batches, heartbeats, and exits
+ * when the interchange has been silent past the threshold, so a lost endpoint never burns an allocation.
+ *
+ * State: probing → registered → (draining →) stopped.
+ */
+import * as zmq from 'zeromq';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { decodeFrame, encode, checkTasks } from '../protocol/codec.js';
+import { PROTOCOL_VERSION, type RegisterMessage, type ResultEnvelope, type TaskEnvelope } from '../protocol/messages.js';
+import { SocketWriter } from '../protocol/socket-writer.js';
+import type { ManagerKeyFile } from '../protocol/keys.js';
+import { WorkerPool } from './worker-pool.js';
+import { createLogger, rateLimited, type Logger } from '../logger.js';
+
+export type ManagerState = 'probing' | 'registered' | 'draining' | 'stopped';
+
+export interface ManagerOptions {
+  /** Interchange addresses to try (host names or IPs); the first that answers wins. */
+  addresses: string[];
+  port: number;
+  keys: ManagerKeyFile;
+  /** @default "" */
+  blockId?: string;
+  workers: number;
+  /** @default workers */
+  cores?: number;
+  /** @default 0 (unknown) */
+  memoryMiB?: number;
+  /** Tasks accepted beyond one per worker. @default 0 */
+  prefetch?: number;
+  heartbeatPeriodMs: number;
+  heartbeatThresholdMs: number;
+  /** How long one round of probing waits for an answer. @default 5000 */
+  probeTimeoutMs?: number;
+  /** Epoch ms when the block ends, or null. */
+  endsAt?: number | null;
+  log?: Logger;
+  /** Environment for workers. */
+  workerEnv?: Record<string, string>;
+  /** Exit the process when stopped. @default true */
+  exitProcess?: boolean;
+  managerId?: string;
+}
+
+const MAX_WINDOW = 64;
+
+export class Manager {
+  state: ManagerState = 'probing';
+  readonly id: string;
+  private socket?: zmq.Dealer;
+  private writer?: SocketWriter;
+  private pool?: WorkerPool;
+  private readonly log: Logger;
+  private readonly warnBadFrame: (m: string) => void;
+  private queue: TaskEnvelope[] = [];
+  private queueHead = 0;
+  private outbox: ResultEnvelope[] = [];
+  private flushScheduled = false;
+  private lastHeard = Date.now();
+  private heartbeatTimer?: NodeJS.Timeout;
+  private avgTaskMs = 1000;
+  private advertisedCapacity = 0;
+  private stoppedResolve!: (code: number) => void;
+  /** Resolves with the exit code when the manager stops. */
+  readonly stopped: Promise<number>;
+
+  constructor(private readonly options: ManagerOptions) {
+    this.id = options.managerId ?? randomUUID();
+    this.log = options.log ?? createLogger(`manager ${this.id.slice(0, 8)}`);
+    this.warnBadFrame = rateLimited((m) => this.log.warn(m));
+    this.stopped = new Promise((resolve) => (this.stoppedResolve = resolve));
+  }
+
+  private setState(next: ManagerState): void {
+    this.log.info(`state ${this.state} → ${next}`);
+    this.state = next;
+  }
+
+  private get capacity(): number {
+    return (this.options.workers * this.pool!.window) + (this.options.prefetch ?? 0);
+  }
+
+  async start(): Promise<void> {
+    const { socket, address } = await this.probe();
+    this.socket = socket;
+    this.writer = new SocketWriter(socket, (err) => this.log.warn(`send failed: ${err.message}`));
+    this.log.info(`registered with interchange at ${address}:${this.options.port}`);
+    this.setState('registered');
+    this.pool = new WorkerPool({
+      workers: this.options.workers,
+      log: this.log,
+      env: this.options.workerEnv,
+      onResults: (results) => this.queueResults(results),
+      onIdle: () => this.fillWorkers(),
+      onBroken: (reason) => void this.stop(`node unusable: ${reason}`, 4),
+    });
+    this.pool.requeue = (tasks) => {
+      this.queue.splice(this.queueHead, 0, ...tasks);
+    };
+    this.advertisedCapacity = this.capacity;
+    this.heartbeatTimer = setInterval(() => this.onHeartbeatTick(), this.options.heartbeatPeriodMs);
+    this.heartbeatTimer.unref();
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void this.stop(`received ${signal}`, 0));
+    void this.receiveLoop();
+  }
+
+  /** Connect to every address at once, send the registration on each, keep the first that answers. */
+  private async probe(): Promise<{ socket: zmq.Dealer; address: string }> {
+    const probeTimeoutMs = this.options.probeTimeoutMs ?? 5000;
+    const giveUpAt = Date.now() + Math.max(this.options.heartbeatThresholdMs, probeTimeoutMs);
+    for (let round = 1; ; round++) {
+      const attempts = this.options.addresses.map((address) => this.tryAddress(address, probeTimeoutMs));
+      const winner = await firstFulfilled(attempts);
+      // Close the losers (their registration never reached anyone, or reached the same interchange second).
+      void Promise.allSettled(attempts).then((all) =>
+        all.forEach((a) => {
+          if (a.status === 'fulfilled' && a.value !== winner) a.value.socket.close();
+        }),
+      );
+      if (winner) return winner;
+      if (Date.now() >= giveUpAt) {
+        throw new Error(
+          `no interchange answered at ${this.options.addresses.join(', ')} port ${this.options.port} ` +
+            `after ${round} rounds of ${probeTimeoutMs} ms (check endpoint_address and that the endpoint is running)`,
+        );
+      }
+      this.log.warn(`probe round ${round}: no interchange answered yet; retrying`);
+    }
+  }
+
+  private async tryAddress(address: string, timeoutMs: number): Promise<{ socket: zmq.Dealer; address: string }> {
+    const socket = new zmq.Dealer({
+      routingId: this.id,
+      linger: 0,
+      curveServerKey: this.options.keys.serverPublicKey,
+      curvePublicKey: this.options.keys.publicKey,
+      curveSecretKey: this.options.keys.secretKey,
+      receiveTimeout: timeoutMs,
+    });
+    try {
+      socket.connect(`tcp://${address.includes(':') ? `[${address}]` : address}:${this.options.port}`);
+      const register: RegisterMessage = {
+        kind: 'register',
+        protocol: PROTOCOL_VERSION,
+        managerId: this.id,
+        hostname: hostname(),
+        blockId: this.options.blockId ?? '',
+        node: process.env.SLURMD_NODENAME || process.env.FUNCX_NODE_NAME || hostname(),
+        workers: this.options.workers,
+        cores: this.options.cores ?? this.options.workers,
+        memoryMiB: this.options.memoryMiB ?? 0,
+        capacity: this.options.workers + (this.options.prefetch ?? 0),
+        endsAt: this.options.endsAt ?? null,
+        pid: process.pid,
+      };
+      await socket.send(encode(register));
+      const [frame] = await socket.receive();
+      const reply = decodeFrame(frame);
+      if (reply.kind === 'refused') throw new Error(`interchange at ${address} refused us: ${String(reply.reason)}`);
+      if (reply.kind !== 'registered') throw new Error(`interchange at ${address} answered ${reply.kind}`);
+      socket.receiveTimeout = -1;
+      return { socket, address };
+    } catch (err) {
+      socket.close();
+      if ((err as Error).message.includes('refused us')) this.log.error((err as Error).message);
+      throw err;
+    }
+  }
+
+  private async receiveLoop(): Promise<void> {
+    try {
+      for await (const [frame] of this.socket!) {
+        this.lastHeard = Date.now();
+        let message;
+        try {
+          message = decodeFrame(frame);
+        } catch (err) {
+          this.warnBadFrame(`dropped a bad frame from the interchange: ${(err as Error).message}`);
+          continue;
+        }
+        switch (message.kind) {
+          case 'tasks':
+            this.onTasks(message.tasks);
+            break;
+          case 'heartbeat':
+            break;
+          case 'drain':
+            this.drain();
+            break;
+          case 'shutdown':
+            void this.stop('the interchange asked us to shut down', 0);
+            break;
+          case 'refused':
+            void this.stop(`the interchange refused us: ${String(message.reason)}`, 5);
+            break;
+          default:
+            this.warnBadFrame(`dropped a message of unknown kind ${JSON.stringify(message.kind)}`);
+        }
+      }
+    } catch (err) {
+      if (this.state !== 'stopped') this.log.error(`receive failed: ${(err as Error).message}`);
+    }
+  }
+
+  private onTasks(value: unknown): void {
+    let tasks: TaskEnvelope[];
+    try {
+      tasks = checkTasks(value);
+    } catch (err) {
+      this.warnBadFrame(`dropped a bad task batch: ${(err as Error).message}`);
+      return;
+    }
+    for (const t of tasks) this.queue.push(t);
+    this.fillWorkers();
+  }
+
+  private take = (max: number): TaskEnvelope[] => {
+    const end = Math.min(this.queue.length, this.queueHead + max);
+    const tasks = this.queue.slice(this.queueHead, end);
+    this.queueHead = end;
+    if (this.queueHead === this.queue.length) {
+      this.queue = [];
+      this.queueHead = 0;
+    }
+    return tasks;
+  };
+
+  private fillWorkers(): void {
+    if (this.queueHead < this.queue.length) this.pool?.fill(this.take);
+    if (this.state === 'draining') this.maybeFinishDrain();
+  }
+
+  private queueResults(results: ResultEnvelope[]): void {
+    for (const r of results) {
+      if (r.ms !== undefined) this.avgTaskMs = this.avgTaskMs * 0.9 + r.ms * 0.1;
+      this.outbox.push(r);
+    }
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  private flush = (): void => {
+    this.flushScheduled = false;
+    if (this.outbox.length === 0) return;
+    // Short tasks get a wider window per worker so results travel in batches; long ones keep it at 1.
+    const pool = this.pool!;
+    pool.window = this.avgTaskMs < 0.5 ? MAX_WINDOW : this.avgTaskMs < 5 ? 8 : 1;
+    const capacity = this.state === 'draining' ? 0 : this.capacity;
+    const message: { kind: 'results'; results: ResultEnvelope[]; capacity?: number } = { kind: 'results', results: this.outbox };
+    if (capacity !== this.advertisedCapacity) {
+      message.capacity = capacity;
+      this.advertisedCapacity = capacity;
+    }
+    this.outbox = [];
+    this.writer!.send(encode(message));
+  };
+
+  private onHeartbeatTick(): void {
+    const silentMs = Date.now() - this.lastHeard;
+    if (silentMs > this.options.heartbeatThresholdMs) {
+      void this.stop(`the interchange has been silent for ${Math.round(silentMs / 1000)} s (threshold ${this.options.heartbeatThresholdMs / 1000} s)`, 3);
+      return;
+    }
+    this.writer?.send(encode({ kind: 'heartbeat' }));
+  }
+
+  private drain(): void {
+    if (this.state !== 'registered') return;
+    this.setState('draining');
+    this.writer!.send(encode({ kind: 'results', results: [], capacity: 0 }));
+    this.maybeFinishDrain();
+  }
+
+  private maybeFinishDrain(): void {
+    if (this.queueHead >= this.queue.length && this.pool!.inflightCount === 0 && this.outbox.length === 0) {
+      void this.stop('drained', 0);
+    }
+  }
+
+  /** Stop: say bye (naming tasks still held, so they are retried at once), stop workers, close. */
+  async stop(reason: string, exitCode: number): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.log.info(`stopping: ${reason}`);
+    this.setState('stopped');
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.pool?.stop();
+    if (this.writer && this.outbox.length > 0) this.flush();
+    this.writer?.send(encode({ kind: 'bye', reason }));
+    await this.writer?.flushed(1000);
+    this.writer?.close();
+    // Give ZeroMQ a moment to put the bye on the wire before the socket goes.
+    await new Promise((r) => setTimeout(r, 50));
+    this.socket?.close();
+    this.stoppedResolve(exitCode);
+    if (this.options.exitProcess !== false) process.exit(exitCode);
+  }
+}
+
+/** The first promise to fulfil, or undefined when all reject. */
+async function firstFulfilled<T>(promises: Promise<T>[]): Promise<T | undefined> {
+  return new Promise((resolve) => {
+    let pending = promises.length;
+    if (pending === 0) resolve(undefined);
+    for (const p of promises) {
+      p.then(resolve, () => {
+        if (--pending === 0) resolve(undefined);
+      });
+    }
+  });
+}

@@ -1,0 +1,109 @@
+/**
+ * The worker process: long-lived, runs one task at a time in the order the manager sent them, and answers
+ * on the same pipe (fd 3, a socket pair the manager opened) with batches of results.
+ * The function's own stdout/stderr go to the worker's stdout/stderr (the manager's log), never to the pipe.
+ */
+import { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { encodeLengthPrefixed, FrameReader } from '../protocol/frames.js';
+import { checkTasks } from '../protocol/codec.js';
+import type { ResultEnvelope, TaskEnvelope } from '../protocol/messages.js';
+import { decodeTask, encodeOutcome, errorOutcome, type Outcome } from '../protocol/payload.js';
+import { execute, errorInfo } from './execute.js';
+
+export interface WorkerOptions {
+  /** fd of the manager's socket pair. @default 3 */
+  fd?: number;
+  /** Results larger than this fail with ResultTooLarge. @default 10 MiB */
+  resultSizeLimit?: number;
+  /** How an MPI task is launched; `{ranks}` is replaced. @default "mpiexec -n {ranks}" */
+  mpiLauncher?: string;
+}
+
+export function runWorker(options: WorkerOptions = {}): void {
+  const pipe = new Socket({ fd: options.fd ?? 3, readable: true, writable: true });
+  const limit = options.resultSizeLimit ?? 10 * 1024 * 1024;
+  const mpiLauncher = options.mpiLauncher ?? 'mpiexec -n {ranks}';
+  const reader = new FrameReader();
+  const queue: TaskEnvelope[] = [];
+  let queueHead = 0;
+  let running = false;
+  let outbox: ResultEnvelope[] = [];
+  let flushScheduled = false;
+
+  const flush = (): void => {
+    flushScheduled = false;
+    if (outbox.length === 0) return;
+    const results = outbox;
+    outbox = [];
+    pipe.write(encodeLengthPrefixed({ kind: 'results', results }));
+  };
+  const scheduleFlush = (): void => {
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flush);
+    }
+  };
+
+  const finish = (task: TaskEnvelope, outcome: Outcome, started: number): void => {
+    let payload: Buffer;
+    let failed = !outcome.ok;
+    try {
+      payload = encodeOutcome(outcome);
+    } catch (err) {
+      failed = true;
+      payload = errorOutcome('SerializationError', `result of task ${task.id} cannot be serialized: ${errorInfo(err).message}`);
+    }
+    if (payload.length > limit) {
+      failed = true;
+      payload = errorOutcome('ResultTooLarge', `result of task ${task.id} is ${payload.length} bytes, over the limit of ${limit} bytes`);
+    }
+    outbox.push({ id: task.id, failed, payload, ms: performance.now() - started });
+  };
+
+  // Runs queued tasks in order; sync functions complete without awaiting, so a batch of no-ops costs no promises.
+  const drain = async (): Promise<void> => {
+    running = true;
+    while (queueHead < queue.length) {
+      const task = queue[queueHead];
+      queue[queueHead++] = undefined as unknown as TaskEnvelope;
+      const started = performance.now();
+      let outcome: Outcome | Promise<Outcome>;
+      try {
+        outcome = execute(decodeTask(task.payload), mpiLauncher);
+      } catch (err) {
+        outcome = { ok: false, error: { type: 'InvalidTask', ...pickMessage(err) } };
+      }
+      if (outcome instanceof Promise) {
+        scheduleFlush(); // results so far go out while this task waits
+        outcome = await outcome;
+      }
+      finish(task, outcome, started);
+    }
+    queue.length = 0;
+    queueHead = 0;
+    running = false;
+    scheduleFlush();
+  };
+
+  pipe.on('data', (chunk: Buffer) => {
+    for (const message of reader.push(chunk)) {
+      if (message.kind === 'tasks') {
+        for (const task of checkTasks(message.tasks)) queue.push(task);
+        if (!running) void drain();
+      } else if (message.kind === 'shutdown') {
+        flush();
+        pipe.end(() => process.exit(0));
+      }
+    }
+  });
+  // The manager is gone: nobody will read our results, so stop.
+  pipe.on('end', () => process.exit(0));
+  pipe.on('error', () => process.exit(1));
+  pipe.write(encodeLengthPrefixed({ kind: 'ready', pid: process.pid }));
+}
+
+function pickMessage(err: unknown): { message: string; stack?: string } {
+  const info = errorInfo(err);
+  return { message: info.message, stack: info.stack };
+}

@@ -1,0 +1,67 @@
+/**
+ * The engine's figures: no-op tasks through interchange → one manager → 2 workers, with CURVE on.
+ */
+import { startEngine, jsTask, waitFor, type EngineFixture } from '../helpers/engine-fixture.js';
+import type { TaskEnvelope } from '../../src/protocol/messages.js';
+
+export interface EngineFigures {
+  tasks_per_s: number;
+  throughput_runs: number[];
+  latency_p50_ms: number;
+  latency_p99_ms: number;
+  cold_start_s: number;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function throughput(f: EngineFixture, n: number): Promise<number> {
+  const noop = jsTask('() => null', [], 'noop');
+  const tasks: TaskEnvelope[] = new Array(n);
+  const tag = Math.random().toString(36).slice(2);
+  for (let i = 0; i < n; i++) tasks[i] = { id: `${tag}${i}`, fn: noop.fn, payload: noop.payload };
+  let done = 0;
+  f.interchange.onResults = (results) => {
+    done += results.length;
+  };
+  const t0 = performance.now();
+  f.interchange.submitMany(tasks);
+  await waitFor('throughput batch', () => done >= n, 120_000);
+  return n / ((performance.now() - t0) / 1000);
+}
+
+export async function benchEngine(progress: (m: string) => void = () => {}): Promise<EngineFigures> {
+  // Cold start: from creating the engine to the first result.
+  const t0 = performance.now();
+  const f = await startEngine({ heartbeatPeriodMs: 5000, heartbeatThresholdMs: 30000 });
+  f.startManager(['--max-workers', '2']);
+  await f.interchange.submit(jsTask('() => 1', [], 'first'));
+  const coldStart = (performance.now() - t0) / 1000;
+  progress(`cold start ${coldStart.toFixed(3)} s`);
+
+  await throughput(f, 20_000); // warm-up: JIT, worker windows
+  const runs: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    runs.push(await throughput(f, 100_000));
+    progress(`throughput run ${i + 1}: ${runs[i].toFixed(0)} tasks/s`);
+  }
+
+  const noop = jsTask('() => null', [], 'noop');
+  const latencies: number[] = [];
+  for (let i = 0; i < 550; i++) {
+    const t = performance.now();
+    await f.interchange.submit({ ...noop, id: `lat${i}` });
+    if (i >= 50) latencies.push(performance.now() - t);
+  }
+  latencies.sort((a, b) => a - b);
+  await f.stop();
+  const sortedRuns = [...runs].sort((a, b) => a - b);
+  return {
+    tasks_per_s: sortedRuns[1],
+    throughput_runs: runs,
+    latency_p50_ms: percentile(latencies, 50),
+    latency_p99_ms: percentile(latencies, 99),
+    cold_start_s: coldStart,
+  };
+}
