@@ -1,0 +1,335 @@
+/**
+ * One forwarder per endpoint, in the service's process: three CURVE ROUTER sockets (tasks, results,
+ * commands) in their own ZeroMQ context, whose ZAP handler lets in only the public key the endpoint
+ * registered. The tasks table is the queue: tasks are taken from it as the endpoint grants credit, and
+ * results are written to it without decoding their payloads.
+ */
+import * as zmq from 'zeromq';
+import { randomUUID } from 'node:crypto';
+import { encode, MAX_FRAME_BYTES } from '../protocol/codec.js';
+import {
+  FORWARDER_CHANNELS,
+  PROTOCOL_VERSION,
+  parseFromEndpoint,
+  protocolMismatchMessage,
+  type CommandReplyMessage,
+  type EndpointCommand,
+  type ForwarderAddress,
+  type ForwarderChannel,
+  type HelloMessage,
+} from '../protocol/forwarder-messages.js';
+import type { CurveKeyPair } from '../protocol/keys.js';
+import { SocketWriter } from '../protocol/socket-writer.js';
+import { ZapHandler } from '../protocol/zap.js';
+import { FuncxError } from '../errors.js';
+import { rateLimited, silentLogger, type Logger } from '../logger.js';
+import type { EndpointState, Store } from './store.js';
+
+export interface ForwarderOptions {
+  endpointId: string;
+  store: Store;
+  /** The forwarder's CURVE key pair (the service's, in FUNCX_SERVICE_HOME/keys). */
+  keys: CurveKeyPair;
+  /** The endpoint's registered CURVE public key: the only key let in. */
+  endpointPublicKey: string;
+  /** Address to bind. @default '127.0.0.1' */
+  host?: string;
+  /** Host told to the endpoint. @default host */
+  advertiseHost?: string;
+  /** Ports to try first (the previous run's), falling back to the range or an OS-chosen port. */
+  preferredPorts?: Partial<Record<ForwarderChannel, number>> | null;
+  /** Inclusive port range to bind in; OS-chosen ports when absent. */
+  portRange?: readonly [number, number];
+  /** @default 2000 */
+  heartbeatPeriodMs?: number;
+  /** The endpoint counts as Inactive after this long without a message. @default 10000 */
+  heartbeatThresholdMs?: number;
+  /** Most tasks in one message. @default 1000 */
+  batchSize?: number;
+  /** Told the ids of tasks whose results were just stored (wakes long-polls). */
+  onResults?: (taskIds: string[]) => void;
+  log?: Logger;
+}
+
+export class Forwarder {
+  private readonly context = new zmq.Context();
+  private readonly zap: ZapHandler;
+  private readonly sockets = {} as Record<ForwarderChannel, zmq.Router>;
+  private readonly writers = {} as Record<ForwarderChannel, SocketWriter>;
+  /** The routing id of the endpoint's socket on each channel, once it said hello. */
+  private readonly peers: Record<ForwarderChannel, Buffer | null> = { tasks: null, results: null, commands: null };
+  private readonly pendingCommands = new Map<string, { resolve: (r: CommandReplyMessage) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly log: Logger;
+  private readonly warn: (m: string) => void;
+  private allowedKey: string;
+  private credit = 0;
+  private deliveryScheduled = false;
+  private lastSeen = 0;
+  private lastSeenSaved = 0;
+  private timer?: NodeJS.Timeout;
+  private closed = false;
+  private endpointState: EndpointState = 'Inactive';
+  /** Connections refused by ZAP (wrong key). */
+  refusedCount = 0;
+  readonly ports = {} as Record<ForwarderChannel, number>;
+  readonly heartbeatPeriodMs: number;
+  readonly heartbeatThresholdMs: number;
+
+  private constructor(private readonly options: ForwarderOptions) {
+    this.log = options.log ?? silentLogger;
+    this.warn = rateLimited((m) => this.log.warn(m));
+    this.allowedKey = options.endpointPublicKey;
+    this.heartbeatPeriodMs = options.heartbeatPeriodMs ?? 2000;
+    this.heartbeatThresholdMs = options.heartbeatThresholdMs ?? 10_000;
+    this.zap = new ZapHandler({
+      context: this.context,
+      isAllowed: (_domain, key) => key === this.allowedKey,
+      onRefused: (_domain, address, key) => {
+        this.refusedCount++;
+        this.warn(`refused a connection from ${address}: CURVE key ${key.slice(0, 8)}… is not endpoint ${options.endpointId}'s`);
+      },
+    });
+  }
+
+  /** Bind the three sockets and start serving. */
+  static async create(options: ForwarderOptions): Promise<Forwarder> {
+    const f = new Forwarder(options);
+    try {
+      await f.start();
+    } catch (err) {
+      await f.close();
+      throw err;
+    }
+    return f;
+  }
+
+  private async start(): Promise<void> {
+    await this.zap.start();
+    const host = this.options.host ?? '127.0.0.1';
+    for (const channel of FORWARDER_CHANNELS) {
+      const socket = new zmq.Router({
+        context: this.context,
+        curveServer: true,
+        curvePublicKey: this.options.keys.publicKey,
+        curveSecretKey: this.options.keys.secretKey,
+        zapDomain: 'funcx-forwarder',
+        linger: 0,
+        maxMessageSize: MAX_FRAME_BYTES,
+        sendHighWaterMark: 10_000,
+        receiveHighWaterMark: 10_000,
+      });
+      this.sockets[channel] = socket;
+      this.ports[channel] = await this.bind(socket, host, this.options.preferredPorts?.[channel]);
+      this.writers[channel] = new SocketWriter(socket, (err) => this.warn(`${channel}: send failed: ${err.message}`));
+      void this.receive(channel, socket);
+    }
+    this.options.store.setEndpointPorts(this.options.endpointId, this.ports);
+    this.timer = setInterval(() => this.tick(), this.heartbeatPeriodMs);
+    this.timer.unref();
+  }
+
+  private async bind(socket: zmq.Router, host: string, preferred: number | undefined): Promise<number> {
+    const candidates: number[] = [];
+    if (preferred) candidates.push(preferred);
+    const range = this.options.portRange;
+    if (range) {
+      for (let p = range[0]; p <= range[1]; p++) if (p !== preferred) candidates.push(p);
+    } else {
+      candidates.push(0);
+    }
+    for (const port of candidates) {
+      try {
+        await socket.bind(`tcp://${host}:${port}`);
+        return Number(/:(\d+)$/.exec(socket.lastEndpoint ?? '')?.[1]);
+      } catch (err) {
+        if (port === 0) throw new FuncxError('FORWARDER_BIND', `cannot bind the forwarder on ${host}: ${(err as Error).message}`);
+      }
+    }
+    throw new FuncxError('FORWARDER_BIND', `no free forwarder port on ${host}${range ? ` in ${range[0]}-${range[1]}` : ''}`);
+  }
+
+  /** Where the endpoint connects. */
+  address(): ForwarderAddress {
+    return { host: this.options.advertiseHost ?? this.options.host ?? '127.0.0.1', ports: { ...this.ports }, publicKey: this.options.keys.publicKey };
+  }
+
+  get state(): EndpointState {
+    return this.endpointState;
+  }
+
+  /** The endpoint re-registered with another key: let only the new one in from now on. */
+  setEndpointPublicKey(key: string): void {
+    this.allowedKey = key;
+  }
+
+  /** New tasks were queued for this endpoint: deliver what the credit allows (coalesced per tick). */
+  notify(): void {
+    if (this.deliveryScheduled || this.closed) return;
+    this.deliveryScheduled = true;
+    setImmediate(() => {
+      this.deliveryScheduled = false;
+      this.deliver();
+    });
+  }
+
+  /** Ask the connected endpoint something over the commands channel. */
+  command(command: EndpointCommand, timeoutMs = 5000): Promise<CommandReplyMessage> {
+    const peer = this.peers.commands;
+    if (!peer || this.endpointState !== 'Active') {
+      return Promise.reject(new FuncxError('ENDPOINT_NOT_CONNECTED', `endpoint ${this.options.endpointId} is not connected`));
+    }
+    const id = randomUUID();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pendingCommands.delete(id);
+        reject(new FuncxError('COMMAND_TIMEOUT', `endpoint ${this.options.endpointId} did not answer "${command.name}" within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pendingCommands.set(id, { resolve, reject, timer });
+      this.writers.commands.send([peer, encode({ kind: 'command', id, command })]);
+    });
+  }
+
+  private deliver(): void {
+    const peer = this.peers.tasks;
+    const batchSize = this.options.batchSize ?? 1000;
+    while (peer && this.credit > 0 && !this.closed) {
+      const tasks = this.options.store.takeQueued(this.options.endpointId, Math.min(this.credit, batchSize));
+      if (tasks.length === 0) return;
+      this.credit -= tasks.length;
+      this.writers.tasks.send([peer, encode({ kind: 'tasks', tasks })]);
+    }
+  }
+
+  private async receive(channel: ForwarderChannel, socket: zmq.Router): Promise<void> {
+    try {
+      for await (const [routingId, frame] of socket) {
+        try {
+          this.handle(channel, routingId, frame);
+        } catch (err) {
+          this.warn(`${channel}: dropped a message: ${(err as Error).message}`);
+        }
+      }
+    } catch (err) {
+      if (!this.closed) this.log.error(`${channel}: receive loop failed: ${(err as Error).message}`);
+    }
+  }
+
+  private handle(channel: ForwarderChannel, routingId: Buffer, frame: Buffer | undefined): void {
+    if (!frame) throw new Error('message without a body frame');
+    const m = parseFromEndpoint(channel, frame);
+    if (m.kind === 'hello') return this.hello(channel, routingId, m);
+    const known = this.peers[channel]?.equals(routingId) ?? false;
+    // Results are idempotent and authenticated by CURVE: store them even from a connection we have no
+    // session for, so a reconnect never delays a result.
+    if (m.kind === 'results') {
+      this.seen();
+      const { stored, duplicates, unknown } = this.options.store.storeResults(this.options.endpointId, m.results);
+      if (unknown > 0) this.warn(`dropped ${unknown} results for tasks that are not endpoint ${this.options.endpointId}'s`);
+      this.writers.results.send([routingId, encode({ kind: 'ack', seq: m.seq, stored: stored.length, duplicates })]);
+      if (stored.length > 0) this.options.onResults?.(stored);
+      return;
+    }
+    if (!known) {
+      this.writers[channel].send([routingId, encode({ kind: 'reset', reason: 'no session for this connection: say hello' })]);
+      return;
+    }
+    this.seen();
+    switch (m.kind) {
+      case 'heartbeat':
+        return;
+      case 'credit':
+        this.credit += m.n;
+        return this.deliver();
+      case 'running':
+        this.options.store.markRunning(this.options.endpointId, m.ids);
+        return;
+      case 'command-reply': {
+        const pending = this.pendingCommands.get(m.id);
+        if (!pending) return;
+        this.pendingCommands.delete(m.id);
+        clearTimeout(pending.timer);
+        pending.resolve(m);
+        return;
+      }
+    }
+  }
+
+  private hello(channel: ForwarderChannel, routingId: Buffer, m: HelloMessage): void {
+    const refuse = (reason: string) => {
+      this.log.warn(`${channel}: refused hello: ${reason}`);
+      this.writers[channel].send([routingId, encode({ kind: 'refused', reason })]);
+    };
+    if (m.protocol !== PROTOCOL_VERSION) return refuse(protocolMismatchMessage('endpoint', m.protocol, 'forwarder'));
+    if (m.endpointId !== this.options.endpointId) {
+      return refuse(`this forwarder serves endpoint ${this.options.endpointId}, not ${m.endpointId}`);
+    }
+    this.peers[channel] = routingId;
+    let requeued = 0;
+    if (channel === 'tasks') {
+      // Whatever was delivered without a result may be lost with the old connection: send it again
+      // (the endpoint drops ids it already holds), within the credit the endpoint says it has now.
+      requeued = this.options.store.requeueInFlight(this.options.endpointId);
+      this.credit = m.credit ?? 0;
+    }
+    this.writers[channel].send([
+      routingId,
+      encode({ kind: 'welcome', protocol: PROTOCOL_VERSION, channel, heartbeatPeriodMs: this.heartbeatPeriodMs, heartbeatThresholdMs: this.heartbeatThresholdMs }),
+    ]);
+    this.log.info(`${channel}: endpoint session ${m.session.slice(0, 8)} connected${requeued ? `, ${requeued} unfinished tasks to send again` : ''}`);
+    this.seen();
+    if (channel === 'tasks') this.deliver();
+  }
+
+  private seen(): void {
+    const now = Date.now();
+    this.lastSeen = now;
+    if (this.endpointState !== 'Active') {
+      this.endpointState = 'Active';
+      this.lastSeenSaved = now;
+      this.options.store.setEndpointState(this.options.endpointId, 'Active', now);
+      this.log.info(`endpoint ${this.options.endpointId} is Active`);
+    } else if (now - this.lastSeenSaved >= this.heartbeatPeriodMs) {
+      this.lastSeenSaved = now;
+      this.options.store.setEndpointState(this.options.endpointId, 'Active', now);
+    }
+  }
+
+  private tick(): void {
+    if (this.closed) return;
+    if (this.endpointState === 'Active' && Date.now() - this.lastSeen > this.heartbeatThresholdMs) {
+      this.markInactive(`no message for ${Date.now() - this.lastSeen} ms`);
+      return;
+    }
+    const beat = encode({ kind: 'heartbeat' });
+    for (const channel of FORWARDER_CHANNELS) {
+      const peer = this.peers[channel];
+      if (peer) this.writers[channel].send([peer, beat]);
+    }
+  }
+
+  private markInactive(why: string): void {
+    this.endpointState = 'Inactive';
+    this.peers.tasks = this.peers.results = this.peers.commands = null;
+    this.credit = 0;
+    this.options.store.setEndpointState(this.options.endpointId, 'Inactive');
+    this.log.info(`endpoint ${this.options.endpointId} is Inactive (${why})`);
+    for (const [id, pending] of this.pendingCommands) {
+      clearTimeout(pending.timer);
+      pending.reject(new FuncxError('ENDPOINT_NOT_CONNECTED', `endpoint ${this.options.endpointId} went away`));
+      this.pendingCommands.delete(id);
+    }
+  }
+
+  /** Stop serving; the endpoint is marked Inactive. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.endpointState === 'Active') this.markInactive('forwarder closed');
+    this.closed = true;
+    clearInterval(this.timer);
+    for (const channel of FORWARDER_CHANNELS) {
+      this.writers[channel]?.close();
+      this.sockets[channel]?.close();
+    }
+    this.zap.close();
+  }
+}

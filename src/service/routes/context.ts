@@ -1,0 +1,135 @@
+/**
+ * What every route file gets, and the small checks they share (body fields, access rules, views).
+ */
+import type { EndpointRecord, FunctionRecord, Store, TaskRecord, User } from '../store.js';
+import type { Forwarder } from '../forwarder.js';
+import type { ResultWaiters } from './long-poll.js';
+import { badRequest, forbidden, notFound } from '../auth.js';
+import type { Logger } from '../../logger.js';
+
+/** The forwarders of the service, by endpoint (api.ts). */
+export interface ForwarderDirectory {
+  get(endpointId: string): Forwarder | undefined;
+  /** Create (or update) the endpoint's forwarder and return it. */
+  ensure(endpoint: EndpointRecord): Promise<Forwarder>;
+  /** Tasks were queued for the endpoint. */
+  notify(endpointId: string): void;
+}
+
+export interface ServiceContext {
+  store: Store;
+  forwarders: ForwarderDirectory;
+  waiters: ResultWaiters;
+  /** Longest `?wait=` honoured, in seconds. */
+  maxWaitSeconds: number;
+  /** Most tasks accepted in one POST /v1/tasks. */
+  maxBatch: number;
+  log: Logger;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function isUuid(v: unknown): v is string {
+  return typeof v === 'string' && UUID.test(v);
+}
+
+/** The JSON body as an object, or a 400. */
+export function bodyObject(body: unknown): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('the request body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+/** A required non-empty string field of at most `max` characters. */
+export function requireString(body: Record<string, unknown>, field: string, max = 200): string {
+  const v = body[field];
+  if (typeof v !== 'string' || v.trim() === '') throw badRequest(`"${field}" must be a non-empty string`);
+  if (v.length > max) throw badRequest(`"${field}" is longer than ${max} characters`);
+  return v;
+}
+
+export function optionalString(body: Record<string, unknown>, field: string, max = 200): string | undefined {
+  return body[field] === undefined || body[field] === null ? undefined : requireString(body, field, max);
+}
+
+/** `?wait=SECONDS` → milliseconds, capped. */
+export function waitMs(query: unknown, maxSeconds: number): number {
+  const raw = (query as { wait?: unknown } | null)?.wait;
+  if (raw === undefined || raw === '') return 0;
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds < 0) throw badRequest('"wait" must be a number of seconds ≥ 0');
+  return Math.min(seconds, maxSeconds) * 1000;
+}
+
+/** Owner, or member of the endpoint's group. */
+export function mayUseEndpoint(store: Store, user: User, endpoint: EndpointRecord): boolean {
+  return endpoint.owner === user.id || (endpoint.group !== null && store.isGroupMember(endpoint.group, user.id));
+}
+
+export function endpointFor(store: Store, user: User, id: string): EndpointRecord {
+  const endpoint = isUuid(id) ? store.endpoint(id) : undefined;
+  if (!endpoint) throw notFound(`no endpoint ${id}`);
+  if (!mayUseEndpoint(store, user, endpoint)) throw forbidden(`endpoint ${id} belongs to another user and is not shared with you`);
+  return endpoint;
+}
+
+/** Owner, or member of the function's group. */
+export function functionFor(store: Store, user: User, id: string): FunctionRecord {
+  const fn = isUuid(id) ? store.function(id) : undefined;
+  if (!fn) throw notFound(`no function ${id}`);
+  if (fn.owner !== user.id && !(fn.group !== null && store.isGroupMember(fn.group, user.id))) {
+    throw forbidden(`function ${id} belongs to another user and is not shared with you (ask its owner to add you to its group)`);
+  }
+  return fn;
+}
+
+export function taskFor(store: Store, user: User, id: string): TaskRecord {
+  const task = isUuid(id) ? store.task(id) : undefined;
+  if (!task) throw notFound(`no task ${id}`);
+  if (task.owner !== user.id) throw forbidden(`task ${id} belongs to another user`);
+  return task;
+}
+
+export function isFinished(task: TaskRecord): boolean {
+  return task.state === 'success' || task.state === 'failed';
+}
+
+/** A task as the API shows it; `result` is the base64 of the opaque result payload (an encoded Outcome). */
+export interface TaskView {
+  taskId: string;
+  state: TaskRecord['state'];
+  endpointId: string;
+  functionId: string | null;
+  failed?: boolean;
+  result?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export function taskView(task: TaskRecord): TaskView {
+  const view: TaskView = {
+    taskId: task.id,
+    state: task.state,
+    endpointId: task.endpoint,
+    functionId: task.function,
+    createdAt: new Date(task.createdAt).toISOString(),
+    updatedAt: new Date(task.updatedAt).toISOString(),
+  };
+  if (isFinished(task)) {
+    view.failed = task.failed === true;
+    view.result = task.result ? task.result.toString('base64') : '';
+  }
+  return view;
+}
+
+export function endpointView(store: Store, e: EndpointRecord, forwarder: Forwarder | undefined) {
+  return {
+    endpointId: e.id,
+    name: e.name,
+    owner: store.userById(e.owner)?.name ?? e.owner,
+    // The forwarder knows best; without one (service just restarted) nothing is connected.
+    state: forwarder ? forwarder.state : 'Inactive',
+    lastSeen: e.lastSeen ? new Date(e.lastSeen).toISOString() : null,
+    group: e.group ? (store.group(e.group)?.name ?? e.group) : null,
+    queued: store.countQueued(e.id),
+  };
+}

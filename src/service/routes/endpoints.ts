@@ -1,0 +1,79 @@
+/**
+ * Endpoint registration (returns the forwarder's address, ports and key), listing, state, and the commands
+ * the service can send an endpoint (status, stop).
+ */
+import type { FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { PROTOCOL_VERSION, protocolMismatchMessage } from '../../protocol/forwarder-messages.js';
+import { isZ85Key } from '../../protocol/keys.js';
+import { badRequest, forbidden, HttpError, notFound, userOf } from '../auth.js';
+import { bodyObject, endpointFor, endpointView, isUuid, optionalString, requireString, type ServiceContext } from './context.js';
+
+export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void {
+  const { store, forwarders } = ctx;
+
+  app.post('/v1/endpoints', async (request) => {
+    const user = userOf(request);
+    const body = bodyObject(request.body);
+    if (body.protocol !== PROTOCOL_VERSION) {
+      throw badRequest(protocolMismatchMessage('endpoint', body.protocol ?? 'none', 'service'), 'PROTOCOL_MISMATCH');
+    }
+    const name = requireString(body, 'name', 100);
+    if (!isZ85Key(body.publicKey)) throw badRequest('"publicKey" must be the endpoint\'s 40-character Z85 CURVE public key');
+    const requestedId = optionalString(body, 'endpointId', 36);
+    if (requestedId !== undefined && !isUuid(requestedId)) throw badRequest('"endpointId" must be a UUID');
+    const groupRef = optionalString(body, 'group');
+    let group: string | null = null;
+    if (groupRef !== undefined) {
+      const g = store.group(groupRef);
+      if (!g) throw notFound(`no group ${groupRef}`);
+      if (!store.isGroupMember(g.id, user.id)) throw forbidden(`you are not a member of group ${g.name}`);
+      group = g.id;
+    }
+    const id = requestedId ?? randomUUID();
+    const existing = store.endpoint(id);
+    if (existing && existing.owner !== user.id) {
+      throw forbidden(`endpoint ${id} belongs to another user: only its owner can register or start it`);
+    }
+    const record = store.saveEndpoint({ id, name, owner: user.id, publicKey: body.publicKey, group });
+    const forwarder = await forwarders.ensure(record);
+    ctx.log.info(`endpoint ${id} (${name}) registered by ${user.name}`);
+    return { endpointId: id, forwarder: forwarder.address(), protocol: PROTOCOL_VERSION };
+  });
+
+  app.get('/v1/endpoints', async (request) => {
+    const user = userOf(request);
+    return { endpoints: store.endpointsFor(user.id).map((e) => endpointView(store, e, forwarders.get(e.id))) };
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/endpoints/:id', async (request) => {
+    const endpoint = endpointFor(store, userOf(request), request.params.id);
+    return endpointView(store, endpoint, forwarders.get(endpoint.id));
+  });
+
+  /** Ask the running endpoint for its own report (engine, managers, blocks, queue). Owner only. */
+  app.get<{ Params: { id: string } }>('/v1/endpoints/:id/status', async (request) => {
+    const user = userOf(request);
+    const endpoint = endpointFor(store, user, request.params.id);
+    if (endpoint.owner !== user.id) throw forbidden(`only the owner of endpoint ${endpoint.id} can ask for its status`);
+    const reply = await commandOrThrow(ctx, endpoint.id, { name: 'status' });
+    return { ...endpointView(store, endpoint, forwarders.get(endpoint.id)), report: reply.result ?? null };
+  });
+
+  /** Ask the running endpoint to stop. Owner only. */
+  app.post<{ Params: { id: string } }>('/v1/endpoints/:id/stop', async (request) => {
+    const user = userOf(request);
+    const endpoint = endpointFor(store, user, request.params.id);
+    if (endpoint.owner !== user.id) throw forbidden(`only the owner of endpoint ${endpoint.id} can stop it`);
+    const reply = await commandOrThrow(ctx, endpoint.id, { name: 'stop' });
+    return { endpointId: endpoint.id, stopping: true, result: reply.result ?? null };
+  });
+}
+
+async function commandOrThrow(ctx: ServiceContext, endpointId: string, command: { name: 'status' } | { name: 'stop' }) {
+  const forwarder = ctx.forwarders.get(endpointId);
+  if (!forwarder || forwarder.state !== 'Active') throw new HttpError(409, 'ENDPOINT_NOT_CONNECTED', `endpoint ${endpointId} is not connected`);
+  const reply = await forwarder.command(command);
+  if (!reply.ok) throw new HttpError(502, 'ENDPOINT_ERROR', `endpoint ${endpointId} could not ${command.name}: ${reply.error ?? 'no reason given'}`);
+  return reply;
+}

@@ -1,0 +1,55 @@
+/**
+ * The function registry: a function is JavaScript source with an owner and an optional sharing group.
+ */
+import type { FastifyInstance } from 'fastify';
+import { badRequest, forbidden, notFound, userOf } from '../auth.js';
+import { bodyObject, functionFor, optionalString, requireString, type ServiceContext } from './context.js';
+
+/** Largest function source accepted. */
+export const MAX_SOURCE_CHARS = 1024 * 1024;
+
+/**
+ * Check that the source parses the way the worker compiles it (`return (SOURCE);`), so a broken function
+ * fails at registration rather than on every task. `new Function` compiles without running anything.
+ */
+export function checkFunctionSource(source: string): void {
+  try {
+    new Function(`"use strict"; return (${source});`);
+  } catch (err) {
+    throw badRequest(`"source" is not a JavaScript function expression: ${(err as Error).message}`, 'INVALID_FUNCTION');
+  }
+}
+
+export function functionRoutes(app: FastifyInstance, ctx: ServiceContext): void {
+  const { store } = ctx;
+
+  app.post('/v1/functions', async (request) => {
+    const user = userOf(request);
+    const body = bodyObject(request.body);
+    const name = requireString(body, 'name', 200);
+    const source = requireString(body, 'source', MAX_SOURCE_CHARS);
+    checkFunctionSource(source);
+    const groupRef = optionalString(body, 'group');
+    let group: string | null = null;
+    if (groupRef !== undefined) {
+      const g = store.group(groupRef);
+      if (!g) throw notFound(`no group ${groupRef}`);
+      if (!store.isGroupMember(g.id, user.id)) throw forbidden(`you are not a member of group ${g.name}, so you cannot share with it`);
+      group = g.id;
+    }
+    const fn = store.createFunction({ owner: user.id, name, source, group });
+    return { functionId: fn.id };
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/functions/:id', async (request) => {
+    const fn = functionFor(store, userOf(request), request.params.id);
+    return {
+      functionId: fn.id,
+      name: fn.name,
+      owner: store.userById(fn.owner)?.name ?? fn.owner,
+      group: fn.group ? (store.group(fn.group)?.name ?? fn.group) : null,
+      source: fn.source,
+      createdAt: new Date(fn.createdAt).toISOString(),
+    };
+  });
+}

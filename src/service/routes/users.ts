@@ -1,0 +1,49 @@
+/**
+ * Who am I, groups (create, add a member, list), and the unauthenticated health check.
+ */
+import type { FastifyInstance } from 'fastify';
+import { PROTOCOL_VERSION } from '../../protocol/forwarder-messages.js';
+import { forbidden, HttpError, notFound, userOf } from '../auth.js';
+import { bodyObject, requireString, type ServiceContext } from './context.js';
+
+/** Paths answered without a token. */
+export const PUBLIC_PATHS = ['/v1/health'] as const;
+
+export function userRoutes(app: FastifyInstance, ctx: ServiceContext): void {
+  const { store } = ctx;
+
+  app.get('/v1/health', async () => ({ ok: true, protocol: PROTOCOL_VERSION, pid: process.pid }));
+
+  app.get('/v1/whoami', async (request) => {
+    const user = userOf(request);
+    return { userId: user.id, name: user.name, groups: store.groupsOf(user.id).map((g) => g.name) };
+  });
+
+  app.post('/v1/groups', async (request) => {
+    const user = userOf(request);
+    const name = requireString(bodyObject(request.body), 'name', 100);
+    if (store.group(name)) throw new HttpError(409, 'CONFLICT', `a group named ${name} already exists`);
+    const group = store.createGroup(name, user.id);
+    return { groupId: group.id, name: group.name };
+  });
+
+  app.get('/v1/groups', async (request) => {
+    const user = userOf(request);
+    return {
+      groups: store.groupsOf(user.id).map((g) => ({ groupId: g.id, name: g.name, owner: store.userById(g.owner)?.name ?? g.owner, members: g.members })),
+    };
+  });
+
+  /** Add a user (by name) to a group; only the group's owner may. */
+  app.post<{ Params: { id: string } }>('/v1/groups/:id/members', async (request) => {
+    const user = userOf(request);
+    const group = store.group(request.params.id);
+    if (!group) throw notFound(`no group ${request.params.id}`);
+    if (group.owner !== user.id) throw forbidden(`only the owner of group ${group.name} can add members`);
+    const memberName = requireString(bodyObject(request.body), 'user', 100);
+    const member = store.userByName(memberName);
+    if (!member) throw notFound(`no user named ${memberName}`);
+    store.addGroupMember(group.id, member.id);
+    return { groupId: group.id, name: group.name, added: member.name };
+  });
+}

@@ -1,0 +1,178 @@
+/**
+ * The core engine with real processes and real CURVE sockets: results, errors, and every failure the issue
+ * names (worker or manager killed, functions that throw, hang or exit, bad frames, impostors).
+ */
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as zmq from 'zeromq';
+import { startEngine, jsTask, shellTask, waitFor, type EngineFixture } from '../helpers/engine-fixture.js';
+import { decodeOutcome, type ShellResult } from '../../src/protocol/payload.js';
+import { encode } from '../../src/protocol/codec.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
+
+let f: EngineFixture;
+
+before(async () => {
+  f = await startEngine({ heartbeatPeriodMs: 300, heartbeatThresholdMs: 1500, maxRetries: 1 });
+  f.startManager(['--max-workers', '2', '--block-id', 'b0']);
+  await waitFor('a manager to register', () => f.interchange.registry.size === 1);
+});
+after(async () => {
+  await f.stop();
+});
+
+test('a JS function runs and structured values survive the trip', async () => {
+  const source = `(d, m, b, n) => ({ year: d.getUTCFullYear(), keys: [...m.keys()], len: b.length, big: n * 2n, when: d })`;
+  const when = new Date(Date.UTC(2026, 10, 25));
+  const r = await f.interchange.submit(jsTask(source, [when, new Map([['a', 1]]), Buffer.from('xyz'), 21n]));
+  assert.equal(r.failed, false);
+  const outcome = decodeOutcome(r.payload);
+  assert.ok(outcome.ok);
+  const value = outcome.value as { year: number; keys: string[]; len: number; big: bigint; when: Date };
+  assert.deepEqual([value.year, value.keys, value.len, value.big], [2026, ['a'], 3, 42n]);
+  assert.ok(value.when instanceof Date);
+});
+
+test('async functions are awaited', async () => {
+  const r = await f.interchange.submit(jsTask('async (x) => { await new Promise(r => setTimeout(r, 20)); return x + 1; }', [41]));
+  assert.deepEqual(decodeOutcome(r.payload), { ok: true, value: 42 });
+});
+
+test('an exception comes back with type, message and stack', async () => {
+  const r = await f.interchange.submit(jsTask('() => { throw new RangeError("too far") }'));
+  assert.equal(r.failed, true);
+  const outcome = decodeOutcome(r.payload);
+  assert.ok(!outcome.ok);
+  assert.equal(outcome.error.type, 'RangeError');
+  assert.equal(outcome.error.message, 'too far');
+  assert.match(outcome.error.stack ?? '', /RangeError: too far/);
+});
+
+test('a shell command returns returncode, stdout and stderr; walltime kills it', async () => {
+  const r = await f.interchange.submit(shellTask('echo out; echo err >&2; exit 3'));
+  const outcome = decodeOutcome(r.payload);
+  assert.ok(outcome.ok);
+  assert.deepEqual(outcome.value, { returncode: 3, stdout: 'out\n', stderr: 'err\n', timedOut: false });
+  const slow = decodeOutcome((await f.interchange.submit(shellTask('sleep 5', 200))).payload);
+  assert.ok(slow.ok);
+  assert.equal((slow.value as ShellResult).returncode, 124);
+  assert.equal((slow.value as ShellResult).timedOut, true);
+});
+
+test('a function that exits the process fails its task with WorkerLost; the worker is replaced', async () => {
+  const r = await f.interchange.submit(jsTask('() => process.exit(7)'));
+  assert.equal(r.failed, true);
+  const outcome = decodeOutcome(r.payload);
+  assert.ok(!outcome.ok);
+  assert.equal(outcome.error.type, 'WorkerLost');
+  assert.match(outcome.error.message, /exit code 7/);
+  const again = await f.interchange.submit(jsTask('(x) => x * 2', [4]));
+  assert.deepEqual(decodeOutcome(again.payload), { ok: true, value: 8 });
+});
+
+test('a worker killed with SIGKILL mid-task: that task fails with WorkerLost, queued ones still run', async () => {
+  const pidTask = jsTask('() => process.pid');
+  const pid = decodeOutcome((await f.interchange.submit(pidTask)).payload);
+  assert.ok(pid.ok);
+  const sleeper = f.interchange.submit(jsTask('() => { const end = Date.now() + 3000; while (Date.now() < end); return process.pid; }'));
+  // Find the worker running the busy loop and kill it.
+  await new Promise((r) => setTimeout(r, 300));
+  const { execSync } = await import('node:child_process');
+  const busy = execSync(`ps -eo pid,pcpu,args | grep '[c]li/worker.js' | sort -k2 -nr | head -1`).toString().trim().split(/\s+/)[0];
+  process.kill(Number(busy), 'SIGKILL');
+  const r = await sleeper;
+  assert.equal(r.failed, true);
+  const outcome = decodeOutcome(r.payload);
+  assert.ok(!outcome.ok);
+  assert.equal(outcome.error.type, 'WorkerLost');
+  assert.match(outcome.error.message, /SIGKILL/);
+  const results = await Promise.all([1, 2, 3, 4].map((i) => f.interchange.submit(jsTask('(x) => x', [i]))));
+  assert.deepEqual(results.map((x) => decodeOutcome(x.payload)), [1, 2, 3, 4].map((value) => ({ ok: true, value })));
+});
+
+test('a function that never returns is stopped at its walltime with WalltimeExceeded', async () => {
+  const r = await f.interchange.submit(jsTask('() => new Promise(() => {})', [], 'hang', { wt: 300 }));
+  assert.equal(r.failed, true);
+  const outcome = decodeOutcome(r.payload);
+  assert.ok(!outcome.ok);
+  assert.equal(outcome.error.type, 'WalltimeExceeded');
+});
+
+test('many tasks in flight all come back exactly once', async () => {
+  const n = 5000;
+  const seen = new Map<string, number>();
+  f.interchange.onResults = (results) => {
+    for (const r of results) seen.set(r.id, (seen.get(r.id) ?? 0) + 1);
+  };
+  const tasks = Array.from({ length: n }, (_, i) => jsTask('(i) => i * i', [i], 'square'));
+  f.interchange.submitMany(tasks);
+  await waitFor('all results', () => seen.size === n, 30000);
+  assert.ok([...seen.values()].every((c) => c === 1));
+  assert.equal(f.interchange.pending, 0);
+});
+
+test('malformed frames, impostors and unknown kinds are dropped; the interchange keeps serving', async () => {
+  // A peer with the manager key (so it passes CURVE) that misbehaves in every way the issue lists.
+  const rogue = new zmq.Dealer({
+    routingId: 'rogue-1',
+    linger: 0,
+    curveServerKey: f.keys.interchange.publicKey,
+    curvePublicKey: f.keys.manager.publicKey,
+    curveSecretKey: f.keys.manager.secretKey,
+  });
+  rogue.connect(`tcp://127.0.0.1:${f.interchange.port}`);
+  await rogue.send(Buffer.from([0xc1, 0xff, 0x00])); // not msgpack
+  await rogue.send(encode({ kind: 'results', results: [{ id: 'x', failed: false, payload: Buffer.from('') }] })); // not registered
+  await rogue.send(encode({ nokind: true }));
+  await rogue.send(Buffer.alloc(0));
+  await rogue.send([encode({ kind: 'heartbeat' }), Buffer.from('extra')]);
+  const reg = { kind: 'register', protocol: PROTOCOL_VERSION, managerId: 'rogue-1', hostname: 'h', blockId: 'rb', node: 'n', workers: 1, cores: 1, memoryMiB: 0, capacity: 1, endsAt: null, pid: 1 };
+  await rogue.send(encode(reg));
+  const [frame] = await rogue.receive();
+  assert.ok(frame.length > 0);
+  await rogue.send(encode(reg)); // registers twice
+  await rogue.send(encode({ kind: 'results', results: [{ id: 'never-given', failed: false, payload: Buffer.from('x') }] }));
+  await rogue.send(encode({ kind: 'mystery' }));
+  await rogue.send(encode({ kind: 'results', results: 'nope' }));
+  await rogue.send(encode({ kind: 'bye', reason: 'test over' }));
+  await new Promise((r) => setTimeout(r, 200));
+  rogue.close();
+  const r = await f.interchange.submit(jsTask('() => "still serving"'));
+  assert.deepEqual(decodeOutcome(r.payload), { ok: true, value: 'still serving' });
+});
+
+test('a peer without the manager key is refused by CURVE and gets nothing', async () => {
+  const stranger = zmq.curveKeyPair();
+  const peer = new zmq.Dealer({
+    routingId: 'stranger',
+    linger: 0,
+    receiveTimeout: 800,
+    curveServerKey: f.keys.interchange.publicKey,
+    curvePublicKey: stranger.publicKey,
+    curveSecretKey: stranger.secretKey,
+  });
+  peer.connect(`tcp://127.0.0.1:${f.interchange.port}`);
+  const reg = { kind: 'register', protocol: PROTOCOL_VERSION, managerId: 'stranger', hostname: 'h', blockId: '', node: 'n', workers: 1, cores: 1, memoryMiB: 0, capacity: 1, endsAt: null, pid: 1 };
+  await peer.send(encode(reg)).catch(() => {});
+  await assert.rejects(peer.receive(), /timed out|Socket temporarily unavailable/i);
+  peer.close();
+  assert.equal(f.interchange.registry.get('stranger'), undefined);
+});
+
+test('a manager with another protocol version is refused with both versions named', async () => {
+  const peer = new zmq.Dealer({
+    routingId: 'old-manager',
+    linger: 0,
+    receiveTimeout: 3000,
+    curveServerKey: f.keys.interchange.publicKey,
+    curvePublicKey: f.keys.manager.publicKey,
+    curveSecretKey: f.keys.manager.secretKey,
+  });
+  peer.connect(`tcp://127.0.0.1:${f.interchange.port}`);
+  await peer.send(encode({ kind: 'register', protocol: 999, managerId: 'old-manager', hostname: 'h', blockId: '', node: 'n', workers: 1, cores: 1, memoryMiB: 0, capacity: 1, endsAt: null, pid: 1 }));
+  const { decodeFrame } = await import('../../src/protocol/codec.js');
+  const reply = decodeFrame((await peer.receive())[0]);
+  peer.close();
+  assert.equal(reply.kind, 'refused');
+  assert.match(String(reply.reason), new RegExp(`999.*${PROTOCOL_VERSION}`));
+});
