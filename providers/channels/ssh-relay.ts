@@ -5,6 +5,8 @@
  * program (present on practically every login node, unlike Node outside `module load`), and it exits when
  * its standard input closes, i.e. when the SSH session that started it ends.
  */
+import type { Client as SSHClient } from 'ssh2';
+import { FuncxError } from '../../src/errors.js';
 
 /** The relay program: argv = listen address, listen port (0: any), target loopback port. Prints its port. */
 export const RELAY_PROGRAM = `
@@ -59,4 +61,48 @@ export function relayCommand(listenAddress: string, listenPort: number, targetPo
   const args = [shQuote(listenAddress), String(listenPort), String(targetPort)].join(' ');
   const prog = shQuote(RELAY_PROGRAM);
   return `if command -v python3 >/dev/null 2>&1; then exec python3 -u -c ${prog} ${args}; else exec python -u -c ${prog} ${args}; fi`;
+}
+
+/** Where the relay listens and what it reaches. */
+export interface RelaySpec {
+  /** Address on the login node that compute nodes can reach. */
+  address: string;
+  /** Port to listen on; 0 lets the login node pick (the first time), the same port again after a reconnect. */
+  port: number;
+  /** The reverse-forwarded loopback port on the login node. */
+  targetPort: number;
+  /** user@host:port, for messages. */
+  target: string;
+}
+
+/**
+ * Start the relay over its own SSH session; resolves with the port it listens on once it says so.
+ * `onStop` is called if it stops later (the session ended or the program died).
+ */
+export function startRelay(client: SSHClient, spec: RelaySpec, onStop: (why: string) => void): Promise<{ port: number }> {
+  const cmd = relayCommand(spec.address, spec.port, spec.targetPort);
+  return new Promise((resolve, reject) => {
+    client.exec(`exec /bin/sh -c ${shQuote(cmd)}`, (err, ch) => {
+      if (err) return reject(new FuncxError('SSH_CONNECT', `${spec.target}: cannot start the relay: ${err.message}`));
+      let out = '';
+      let errText = '';
+      let started = false;
+      ch.setEncoding('utf8');
+      ch.stderr.setEncoding('utf8');
+      ch.stderr.on('data', (d: string) => (errText += d));
+      ch.on('data', (d: string) => {
+        out += d;
+        const m = /^(\d+)\n/.exec(out);
+        if (m && !started) {
+          started = true;
+          resolve({ port: Number(m[1]) });
+        }
+      });
+      ch.on('close', () => {
+        const why = errText.trim() || 'no output';
+        if (!started) reject(new FuncxError('SSH_CONNECT', `${spec.target}: the relay on ${spec.address} did not start: ${why}`));
+        else onStop(why);
+      });
+    });
+  });
 }

@@ -13,6 +13,7 @@ interface Waiter {
 export class ResultWaiters {
   private readonly byTask = new Map<string, Set<Waiter>>();
   private readonly all = new Set<Waiter>();
+  private closed = false;
 
   /** Results of these tasks were just stored. */
   notify(taskIds: readonly string[]): void {
@@ -32,7 +33,7 @@ export class ResultWaiters {
    * result can be stored in between.
    */
   wait(pendingIds: readonly string[], mode: 'all' | 'any', timeoutMs: number): { done: Promise<void>; cancel: () => void } {
-    if (pendingIds.length === 0 || timeoutMs <= 0) return { done: Promise.resolve(), cancel: () => {} };
+    if (pendingIds.length === 0 || timeoutMs <= 0 || this.closed) return { done: Promise.resolve(), cancel: () => {} };
     let resolve!: () => void;
     const done = new Promise<void>((r) => (resolve = r));
     const waiter: Waiter = { pending: new Set(pendingIds), mode, finish: () => {} };
@@ -62,8 +63,9 @@ export class ResultWaiters {
     return this.all.size;
   }
 
-  /** Answer every waiting request now (service shutdown). */
+  /** Answer every waiting request now, and every later one at once (service shutdown). */
   releaseAll(): void {
+    this.closed = true;
     for (const w of [...this.all]) w.finish();
   }
 }

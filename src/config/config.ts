@@ -1,0 +1,78 @@
+/**
+ * The Config a profile exports: engine shape, provider (with its launcher and channel), strategy, and the
+ * functions this endpoint may run. Checked when built, so a broken profile fails at `start` with the field named.
+ */
+import { ConfigError } from '../errors.js';
+import type { ExecutionProvider } from '../../providers/provider.js';
+import { LocalProvider } from '../../providers/local.js';
+import { resolveEngineOptions, type EngineOptions, type ResolvedEngineOptions } from './engine-options.js';
+
+/** The `strategy` section: how the endpoint grows and shrinks its blocks. */
+export interface StrategyOptions {
+  /** Seconds between strategy decisions. @default 5 */
+  period?: number;
+  /** Seconds a block may sit idle before it is given back. @default 120 */
+  max_idletime?: number;
+  /** Seconds of walltime a task needs left on a block (without a learned estimate); blocks are drained below it. @default 60 */
+  walltime_margin?: number;
+  /** Let the strategy size blocks: nodes per block within bounds. @default the provider's nodes_per_block */
+  nodes_per_block?: number | { min: number; max: number };
+  /** Let the strategy size blocks: walltime (seconds) within bounds. @default the provider's walltime */
+  walltime?: number | { min: number; max: number };
+}
+
+export interface ConfigOptions {
+  /** Shown by `list` and the service. @default the profile's folder name */
+  display_name?: string;
+  engine?: EngineOptions;
+  /** @default new LocalProvider() */
+  provider?: ExecutionProvider;
+  strategy?: StrategyOptions;
+  /** Function ids this endpoint runs; any other task fails with "function not allowed". @default any */
+  allowed_functions?: string[];
+}
+
+const FIELDS = new Set(['display_name', 'engine', 'provider', 'strategy', 'allowed_functions']);
+const STRATEGY_FIELDS = new Set(['period', 'max_idletime', 'walltime_margin', 'nodes_per_block', 'walltime']);
+
+export class Config {
+  readonly displayName?: string;
+  readonly engine: ResolvedEngineOptions;
+  readonly provider: ExecutionProvider;
+  readonly strategy: StrategyOptions;
+  readonly allowedFunctions: ReadonlySet<string> | null;
+  /** The options as given (for `render` and `doctor`). */
+  readonly options: ConfigOptions;
+
+  constructor(options: ConfigOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new ConfigError('Config: expected an options object');
+    for (const key of Object.keys(options)) {
+      if (!FIELDS.has(key)) throw new ConfigError(`${key}: unknown field of Config (known: ${[...FIELDS].join(', ')})`);
+    }
+    this.options = options;
+    if (options.display_name !== undefined && (typeof options.display_name !== 'string' || !/^[\w .-]{1,64}$/.test(options.display_name))) {
+      throw new ConfigError(`display_name: expected up to 64 letters, digits, spaces, "_", "." or "-", got ${JSON.stringify(options.display_name)}`);
+    }
+    this.displayName = options.display_name;
+    this.engine = resolveEngineOptions(options.engine ?? {});
+    const provider = options.provider ?? new LocalProvider();
+    if (typeof (provider as Partial<ExecutionProvider>).submit !== 'function' || typeof (provider as Partial<ExecutionProvider>).status !== 'function') {
+      throw new ConfigError('provider: expected a provider object (new SlurmProvider({...}), new LocalProvider(), ...)');
+    }
+    this.provider = provider;
+    const strategy = options.strategy ?? {};
+    if (strategy === null || typeof strategy !== 'object') throw new ConfigError('strategy: expected an object');
+    for (const key of Object.keys(strategy)) {
+      if (!STRATEGY_FIELDS.has(key)) throw new ConfigError(`strategy.${key}: unknown field (known: ${[...STRATEGY_FIELDS].join(', ')})`);
+    }
+    this.strategy = strategy;
+    if (options.allowed_functions !== undefined) {
+      if (!Array.isArray(options.allowed_functions) || !options.allowed_functions.every((f) => typeof f === 'string' && f.length > 0)) {
+        throw new ConfigError('allowed_functions: expected an array of function ids');
+      }
+      this.allowedFunctions = new Set(options.allowed_functions);
+    } else {
+      this.allowedFunctions = null;
+    }
+  }
+}

@@ -1,0 +1,439 @@
+/**
+ * The endpoint's blocks: submits them through a provider, polls all of them in one status call, and keeps
+ * what the strategy and `status` need to know (state, end time, holds, missing blocks, submit failures).
+ * It decides nothing: the strategy tells it what to submit, hold and cancel.
+ */
+import { SubmitError } from '../errors.js';
+import { type BlockRequest, type BlockState, type ExecutionProvider, TERMINAL_BLOCK_STATES } from '../../providers/provider.js';
+
+/** A block's state as we track it: the scheduler's, plus `submitting` before the job id is known. */
+export type TrackedState = BlockState | 'submitting';
+
+/** The shape of one block: nodes and walltime in seconds (Infinity when the scheduler has none). */
+export interface BlockShape { nodes: number; walltimeS: number }
+
+/** Time source in epoch milliseconds; injected so tests control it. */
+export interface Clock { now(): number }
+
+/** Where the tracker and strategy write what they do. */
+export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void;
+
+/** One live block (not yet ended). Read-only outside the tracker. */
+export interface TrackedBlock {
+  /** Our id: "0", "1", ... in submission order. jobId: the scheduler's, null while submitting. */
+  readonly blockId: string;
+  jobId: string | null;
+  state: TrackedState;
+  /** The scheduler's own words for the state (raw), and why when it says (detail). */
+  raw?: string;
+  detail?: string;
+  readonly submittedAt: number;
+  /** When first seen running, or when a manager of it registered if that came first. */
+  runningSince: number | null;
+  /** runningSince + walltime (epoch ms); null until running; Infinity without walltime. */
+  endsAt: number | null;
+  readonly nodes: number;
+  readonly walltimeS: number;
+  /** Once any manager registered; held: no new task goes to it; draining: its managers finish and exit. */
+  managerRegistered: boolean;
+  held: boolean;
+  draining: boolean;
+  /** We asked the scheduler to cancel it (it counts against max_blocks until status confirms). */
+  cancelRequested: boolean;
+  stdoutPath?: string;
+}
+
+/** A block that ended without any manager ever registering; tail: last lines of its output (may be empty). */
+export interface MissingBlock { blockId: string; jobId: string | null; state: TrackedState; endedAt: number; tail: string[] }
+
+/** Plain view of one block for `status`; walltimeLeftS is null while not running or without walltime. */
+export interface BlockSnapshot {
+  id: string;
+  jobId: string | null;
+  state: TrackedState;
+  nodes: number;
+  ageS: number;
+  walltimeLeftS: number | null;
+  held: boolean;
+  draining: boolean;
+  detail?: string;
+}
+
+/** Submission health for `status` and for the strategy's gate. */
+export interface SubmitHealth {
+  consecutiveSubmitFailures: number;
+  lastSubmitError: string | null;
+  /** Epoch ms before which no submission is tried (backoff); 0 when none. paused: stopped until `resume()`. */
+  pausedUntil: number;
+  paused: boolean;
+  pausedReason: string | null;
+  missingCount: number;
+  consecutiveMissing: number;
+  lastStatusError: string | null;
+}
+
+/** Backoff and pause rules; tests shrink them. */
+export interface SubmitPolicy {
+  /** First backoff delay. @default 2000 */
+  baseMs: number;
+  /** Growth per further failure. @default 2 */
+  factor: number;
+  /** Longest delay. @default 300000 */
+  capMs: number;
+  /** Failed submissions in a row that pause submitting. @default 10 */
+  maxSubmitFailures: number;
+  /** Blocks in a row that end before any manager registers that pause submitting. @default 3 */
+  maxMissingBlocks: number;
+  /** Lines of a missing block's output kept. @default 20 */
+  tailLines: number;
+}
+
+/** The tracker's defaults, in one place. */
+export const SUBMIT_POLICY_DEFAULTS: Readonly<SubmitPolicy> = {
+  baseMs: 2000, factor: 2, capMs: 300_000, maxSubmitFailures: 10, maxMissingBlocks: 3, tailLines: 20,
+};
+
+export interface BlockTrackerOptions {
+  provider: ExecutionProvider;
+  /** Builds the request for a new block (the engine knows the manager command). */
+  makeRequest: (blockId: string, shape: BlockShape) => BlockRequest;
+  /** Hard cap on blocks in the scheduler. @default provider.limits.max_blocks */
+  maxBlocks?: number;
+  clock?: Clock;
+  policy?: Partial<SubmitPolicy>;
+  log?: LogFn;
+}
+
+/** Whether a submission may happen now, and why not. */
+export type SubmitGate = { ok: true } | { ok: false; reason: string };
+
+const HISTORY_LIMIT = 100;
+
+/** What a failed scheduler command said: its stderr when there is one. */
+function errorText(err: unknown): string {
+  if (err instanceof SubmitError && err.stderr.trim() !== '') return err.stderr.trim();
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class BlockTracker {
+  private readonly provider: ExecutionProvider;
+  private readonly makeRequest: BlockTrackerOptions['makeRequest'];
+  private readonly clock: Clock;
+  private readonly policy: SubmitPolicy;
+  private readonly log: LogFn;
+  readonly maxBlocks: number;
+  private nextId = 0;
+  private readonly live = new Map<string, TrackedBlock>();
+  private readonly ended: Array<TrackedBlock & { endedAt: number }> = [];
+  private readonly missingBlocks: MissingBlock[] = [];
+  /** Blocks asked to cancel while their submission was still running. */
+  private readonly cancelAfterSubmit = new Set<string>();
+  private readonly health: SubmitHealth = {
+    consecutiveSubmitFailures: 0, lastSubmitError: null, pausedUntil: 0, paused: false, pausedReason: null,
+    missingCount: 0, consecutiveMissing: 0, lastStatusError: null,
+  };
+
+  constructor(options: BlockTrackerOptions) {
+    this.provider = options.provider;
+    this.makeRequest = options.makeRequest;
+    this.clock = options.clock ?? { now: () => Date.now() };
+    this.policy = { ...SUBMIT_POLICY_DEFAULTS, ...options.policy };
+    this.log = options.log ?? (() => {});
+    this.maxBlocks = options.maxBlocks ?? options.provider.limits.max_blocks;
+  }
+
+  /** Live blocks, oldest first. */
+  blocks(): readonly Readonly<TrackedBlock>[] {
+    return [...this.live.values()];
+  }
+
+  get(blockId: string): Readonly<TrackedBlock> | undefined {
+    return this.live.get(blockId);
+  }
+
+  /** Blocks that ended (newest last, bounded). */
+  history(): readonly Readonly<TrackedBlock & { endedAt: number }>[] {
+    return this.ended;
+  }
+
+  missing(): readonly MissingBlock[] {
+    return this.missingBlocks;
+  }
+
+  submitHealth(): Readonly<SubmitHealth> {
+    return { ...this.health };
+  }
+
+  /**
+   * Blocks that count against max_blocks: every live block except those draining. A draining block is
+   * within walltime_margin of its end and takes no new task; letting its replacement start then is the
+   * one place the scheduler may briefly see max_blocks + 1 jobs (see strategy.ts).
+   */
+  countedBlocks(): number {
+    let n = 0;
+    for (const b of this.live.values()) if (!b.draining) n++;
+    return n;
+  }
+
+  /** Whether submissions are paused or backing off (max_blocks aside). */
+  submitGate(): SubmitGate {
+    const h = this.health;
+    if (h.paused) return { ok: false, reason: `submissions paused: ${h.pausedReason ?? 'unknown reason'}` };
+    const now = this.clock.now();
+    if (h.pausedUntil <= now) return { ok: true };
+    const s = Math.ceil((h.pausedUntil - now) / 1000);
+    return { ok: false, reason: `backing off ${s} s after ${h.consecutiveSubmitFailures} failed submission(s)` };
+  }
+
+  /** Whether a submission may be tried now: the gate, and a free slot under max_blocks. */
+  canSubmit(): SubmitGate {
+    const gate = this.submitGate();
+    if (!gate.ok) return gate;
+    if (this.countedBlocks() >= this.maxBlocks) return { ok: false, reason: `at max_blocks (${this.maxBlocks})` };
+    return gate;
+  }
+
+  /**
+   * Submit one block. The block is recorded as `submitting` before the provider is called, so it already
+   * counts against max_blocks while sbatch runs. Returns the block, or null when refused or failed (the
+   * reason is in the log and in `submitHealth()`).
+   */
+  async submit(shape: BlockShape): Promise<Readonly<TrackedBlock> | null> {
+    const gate = this.canSubmit();
+    if (!gate.ok) {
+      this.log('debug', `block not submitted: ${gate.reason}`);
+      return null;
+    }
+    const blockId = String(this.nextId++);
+    const now = this.clock.now();
+    const block: TrackedBlock = {
+      blockId,
+      jobId: null,
+      state: 'submitting',
+      submittedAt: now,
+      runningSince: null,
+      endsAt: null,
+      nodes: shape.nodes,
+      walltimeS: shape.walltimeS,
+      managerRegistered: false,
+      held: false,
+      draining: false,
+      cancelRequested: false,
+    };
+    this.live.set(blockId, block);
+    try {
+      // The shape is ours to decide: make sure the request says the same, whatever the factory wrote.
+      const request: BlockRequest = {
+        ...this.makeRequest(blockId, shape),
+        blockId,
+        nodesPerBlock: shape.nodes,
+        ...(Number.isFinite(shape.walltimeS) ? { walltimeS: shape.walltimeS } : {}),
+      };
+      const submitted = await this.provider.submit(request);
+      block.jobId = submitted.jobId;
+      if (submitted.stdoutPath !== undefined) block.stdoutPath = submitted.stdoutPath;
+      if (block.state === 'submitting') block.state = 'pending';
+      this.health.consecutiveSubmitFailures = 0;
+      this.health.pausedUntil = 0;
+      this.log('info', `block ${blockId} submitted as job ${submitted.jobId} (${shape.nodes} node(s))`);
+      if (this.cancelAfterSubmit.delete(blockId)) await this.cancelJobs([block]);
+      return block;
+    } catch (err) {
+      this.live.delete(blockId);
+      this.cancelAfterSubmit.delete(blockId);
+      this.noteSubmitFailure(blockId, err);
+      return null;
+    }
+  }
+
+  private noteSubmitFailure(blockId: string, err: unknown): void {
+    const h = this.health;
+    h.consecutiveSubmitFailures++;
+    const text = errorText(err);
+    h.lastSubmitError = text;
+    const p = this.policy;
+    const delay = Math.min(p.capMs, p.baseMs * p.factor ** (h.consecutiveSubmitFailures - 1));
+    h.pausedUntil = this.clock.now() + delay;
+    this.log('error', `block ${blockId} submission failed (${h.consecutiveSubmitFailures} in a row), retry in ${Math.round(delay / 1000)} s: ${text}`);
+    if (h.consecutiveSubmitFailures >= p.maxSubmitFailures) {
+      this.pause(`${h.consecutiveSubmitFailures} submissions failed in a row; last error: ${text}`);
+    }
+  }
+
+  private pause(reason: string): void {
+    if (this.health.paused) return;
+    this.health.paused = true;
+    this.health.pausedReason = reason;
+    this.log('error', `submissions paused until resumed: ${reason}`);
+  }
+
+  /** Lift a pause and forget past failures (after the user fixed the profile or the cluster). */
+  resume(): void {
+    const h = this.health;
+    h.paused = false;
+    h.pausedReason = null;
+    h.pausedUntil = 0;
+    h.consecutiveSubmitFailures = 0;
+    h.consecutiveMissing = 0;
+    this.log('info', 'submissions resumed');
+  }
+
+  /**
+   * Ask the scheduler about every live block in one call. When the call fails, every block keeps its last
+   * known state (nothing is cancelled or resubmitted on a guess), and the error is kept for status.
+   */
+  async poll(): Promise<void> {
+    const withJob = [...this.live.values()].filter((b) => b.jobId !== null);
+    if (withJob.length === 0) return;
+    let statuses;
+    try {
+      statuses = await this.provider.status(withJob.map((b) => b.jobId as string));
+      this.health.lastStatusError = null;
+    } catch (err) {
+      const text = errorText(err);
+      if (this.health.lastStatusError !== text) this.log('warn', `block status failed, keeping last known states: ${text}`);
+      this.health.lastStatusError = text;
+      return;
+    }
+    const now = this.clock.now();
+    const ended: TrackedBlock[] = [];
+    for (const block of withJob) {
+      const st = statuses.get(block.jobId as string);
+      if (st === undefined) continue;
+      let state: TrackedState = st.state;
+      if (state === 'unknown') {
+        // A job we cancelled that the scheduler no longer knows is gone; otherwise 'unknown' says nothing.
+        if (block.cancelRequested) state = 'cancelled';
+        else {
+          if (block.raw !== st.raw || block.detail !== st.detail) {
+            this.log('warn', `block ${block.blockId} (job ${block.jobId}): state unknown (${st.raw ?? ''} ${st.detail ?? ''}), keeping ${block.state}`);
+          }
+          block.raw = st.raw;
+          block.detail = st.detail;
+          continue;
+        }
+      }
+      if (state !== block.state) this.log('info', `block ${block.blockId} (job ${block.jobId}): ${block.state} -> ${state}`);
+      block.state = state;
+      block.raw = st.raw;
+      block.detail = st.detail;
+      if (state === 'running' && block.runningSince === null) this.markRunning(block, now);
+      if (TERMINAL_BLOCK_STATES.has(state as BlockState)) ended.push(block);
+    }
+    for (const block of ended) await this.retire(block, now);
+  }
+
+  private markRunning(block: TrackedBlock, at: number): void {
+    block.runningSince = at;
+    block.endsAt = Number.isFinite(block.walltimeS) ? at + block.walltimeS * 1000 : Infinity;
+  }
+
+  /** Move an ended block to history; a block no manager ever came from is `missing`. */
+  private async retire(block: TrackedBlock, now: number): Promise<void> {
+    this.live.delete(block.blockId);
+    this.ended.push({ ...block, endedAt: now });
+    if (this.ended.length > HISTORY_LIMIT) this.ended.shift();
+    if (block.managerRegistered || block.cancelRequested) return;
+    const tail = await this.readTail(block.stdoutPath);
+    this.missingBlocks.push({ blockId: block.blockId, jobId: block.jobId, state: block.state, endedAt: now, tail });
+    if (this.missingBlocks.length > HISTORY_LIMIT) this.missingBlocks.shift();
+    const h = this.health;
+    h.missingCount++;
+    h.consecutiveMissing++;
+    this.log(
+      'error',
+      `block ${block.blockId} (job ${block.jobId}) ended ${block.state} before any manager registered (missing)` +
+        (tail.length > 0 ? `; last output:\n${tail.join('\n')}` : '; no output found'),
+    );
+    if (h.consecutiveMissing >= this.policy.maxMissingBlocks) {
+      this.pause(
+        `${h.consecutiveMissing} blocks in a row ended before any manager registered (check worker_init and the ` +
+          `block output); last: ${tail.at(-1) ?? 'no output'}`,
+      );
+    }
+  }
+
+  private async readTail(path: string | undefined): Promise<string[]> {
+    if (path === undefined) return [];
+    try {
+      const text = (await this.provider.channel.readFile(path)).toString('utf8');
+      const lines = text.split('\n');
+      if (lines.at(-1) === '') lines.pop();
+      return lines.slice(-this.policy.tailLines);
+    } catch {
+      return []; // the file may never have been written (the job died before starting)
+    }
+  }
+
+  /**
+   * A manager of this block registered (called by the engine). Proves the block runs: its end time counts
+   * from now if the scheduler was not yet seen saying running, and it is no longer a missing candidate.
+   */
+  noteManagerRegistered(blockId: string): void {
+    const block = this.live.get(blockId);
+    if (block === undefined) return;
+    block.managerRegistered = true;
+    this.health.consecutiveMissing = 0;
+    if (block.runningSince === null) this.markRunning(block, this.clock.now());
+    if (block.state === 'pending' || block.state === 'submitting' || block.state === 'unknown') block.state = 'running';
+  }
+
+  /** Flags set by the strategy (it also tells the engine). */
+  hold(blockId: string): void {
+    this.setFlag(blockId, 'held', true);
+  }
+
+  release(blockId: string): void {
+    this.setFlag(blockId, 'held', false);
+  }
+
+  markDraining(blockId: string): void {
+    this.setFlag(blockId, 'draining', true);
+  }
+
+  private setFlag(blockId: string, flag: 'held' | 'draining', value: boolean): void {
+    const block = this.live.get(blockId);
+    if (block !== undefined) block[flag] = value;
+  }
+
+  /**
+   * Cancel blocks in one scheduler call. A block still submitting is cancelled as soon as its job id is
+   * known. The state changes only when status confirms it (some schedulers accept unknown ids silently).
+   * On failure the blocks stay as they were, so the strategy asks again on its next tick.
+   */
+  async cancel(blockIds: string[]): Promise<void> {
+    const blocks = blockIds.map((id) => this.live.get(id)).filter((b): b is TrackedBlock => b !== undefined && !b.cancelRequested);
+    for (const b of blocks) if (b.jobId === null) this.cancelAfterSubmit.add(b.blockId);
+    await this.cancelJobs(blocks.filter((b) => b.jobId !== null));
+  }
+
+  private async cancelJobs(blocks: TrackedBlock[]): Promise<void> {
+    if (blocks.length === 0) return;
+    try {
+      await this.provider.cancel(blocks.map((b) => b.jobId as string));
+      for (const b of blocks) b.cancelRequested = true;
+      this.log('info', `cancelled block(s) ${blocks.map((b) => `${b.blockId} (job ${b.jobId})`).join(', ')}`);
+    } catch (err) {
+      this.log('error', `cancel of block(s) ${blocks.map((b) => b.blockId).join(', ')} failed: ${(err as Error)?.message ?? err}`);
+    }
+  }
+
+  /** Plain objects for `status` (managers and workers are added by the engine). */
+  snapshot(): BlockSnapshot[] {
+    const now = this.clock.now();
+    return [...this.live.values()].map((b) => {
+      const s: BlockSnapshot = {
+        id: b.blockId,
+        jobId: b.jobId,
+        state: b.state,
+        nodes: b.nodes,
+        ageS: Math.max(0, Math.round((now - b.submittedAt) / 1000)),
+        walltimeLeftS: b.endsAt === null || !Number.isFinite(b.endsAt) ? null : Math.max(0, Math.round((b.endsAt - now) / 1000)),
+        held: b.held,
+        draining: b.draining,
+      };
+      if (b.detail !== undefined) s.detail = b.detail;
+      return s;
+    });
+  }
+}

@@ -1,0 +1,442 @@
+/**
+ * The endpoint's side of the forwarder: three DEALER sockets dialing out with CURVE (the endpoint's key
+ * pair, the forwarder's public key), a hello/welcome handshake per channel, heartbeats both ways, credit
+ * for tasks, and results kept on disk (one 0600 file per batch) until the forwarder acknowledges them,
+ * then sent again after a reconnect or a restart. Tasks the forwarder sends twice are dropped here.
+ */
+import * as zmq from 'zeromq';
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, chmodSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { rename, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { encode, MAX_FRAME_BYTES } from '../protocol/codec.js';
+import {
+  FORWARDER_CHANNELS, PROTOCOL_VERSION, parseFromEndpoint, parseFromForwarder,
+  type EndpointCommand, type ForwarderAddress, type ForwarderChannel, type ResultBatchMessage,
+} from '../protocol/forwarder-messages.js';
+import type { ResultEnvelope, TaskEnvelope } from '../protocol/messages.js';
+import type { CurveKeyPair } from '../protocol/keys.js';
+import { FuncxError, ProtocolError } from '../errors.js';
+import { rateLimited, silentLogger, type Logger } from '../logger.js';
+
+export interface ForwarderClientOptions {
+  endpointId: string;
+  /** From registration. */
+  forwarder: ForwarderAddress;
+  /** The endpoint's CURVE key pair (its public key is the one registered). */
+  keys: CurveKeyPair;
+  /** Unacknowledged result batches live here (created 0700; files 0600). */
+  resultsDir: string;
+  /** Keep this many tasks outstanding by itself (granted at start, one more per result sent); unset: call grant(). */
+  window?: number;
+  /** `start()` gives up after this long without a welcome on every channel. @default 10000 */
+  connectTimeoutMs?: number;
+  /** Called when the forwarder is lost, to register again and learn its (maybe new) address. */
+  reregister?: () => Promise<ForwarderAddress>;
+  log?: Logger;
+}
+
+/** What the endpoint answers a command with. */
+export type CommandReply = { ok: true; result?: unknown } | { ok: false; error: string };
+
+export interface ForwarderClientEvents {
+  /** New tasks (never one this client already holds or has a result for). */
+  tasks: [tasks: TaskEnvelope[]];
+  /** The service asks something; call `reply` once. */
+  command: [command: EndpointCommand, reply: (reply: CommandReply) => void];
+  /** All three channels are welcomed (after start and after every reconnect). */
+  connected: [];
+  /** Nothing heard from the forwarder for the heartbeat threshold. */
+  lost: [reason: string];
+  /** The forwarder refused the session (e.g. a protocol version mismatch). */
+  refused: [reason: string];
+  /** `count` results were acknowledged and removed from disk. */
+  acked: [count: number];
+}
+
+interface Batch {
+  seq: number;
+  frame: Buffer;
+  ids: string[];
+  file: string;
+  sentAt: number;
+}
+
+const TICK_MS = 100;
+const HELLO_RETRY_MS = 500;
+const RECENT_IDS = 100_000;
+
+export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
+  private readonly session = randomUUID();
+  private readonly log: Logger;
+  private readonly warn: (m: string) => void;
+  private address: ForwarderAddress;
+  private sockets = {} as Record<ForwarderChannel, zmq.Dealer>;
+  private chains = {} as Record<ForwarderChannel, Promise<void>>;
+  private readonly welcomed: Record<ForwarderChannel, boolean> = { tasks: false, results: false, commands: false };
+  private readonly lastHeard: Record<ForwarderChannel, number> = { tasks: 0, results: 0, commands: 0 };
+  private readonly helloAt: Record<ForwarderChannel, number> = { tasks: 0, results: 0, commands: 0 };
+  private lastBeat = 0;
+  private heartbeatPeriodMs = 2000;
+  private heartbeatThresholdMs = 10_000;
+  private outstanding: number;
+  /** Tasks handed to the endpoint whose result was not sent yet. */
+  private readonly held = new Set<string>();
+  /** Task ids in unacknowledged batches. */
+  private readonly pendingIds = new Set<string>();
+  private readonly recent = new Set<string>();
+  private readonly pending = new Map<number, Batch>();
+  private nextSeq = 1;
+  private outbox: ResultEnvelope[] = [];
+  private outboxWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  private flushing: Promise<void> = Promise.resolve();
+  private connected = false;
+  private downSince = Date.now();
+  private lostReported = false;
+  private reregistering = false;
+  private timer?: NodeJS.Timeout;
+  private closed = false;
+  private starting?: { resolve: () => void; reject: (e: Error) => void };
+
+  constructor(private readonly options: ForwarderClientOptions) {
+    super();
+    this.log = options.log ?? silentLogger;
+    this.warn = rateLimited((m) => this.log.warn(m));
+    this.address = options.forwarder;
+    this.outstanding = options.window ?? 0;
+    this.loadPendingResults();
+  }
+
+  /** Connect and handshake on all three channels; rejects if refused or nothing answers in time. */
+  start(): Promise<void> {
+    const timeoutMs = this.options.connectTimeoutMs ?? 10_000;
+    const { host, ports } = this.address;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.starting = undefined;
+        reject(new FuncxError('FORWARDER_UNREACHABLE', `the forwarder at ${host} (ports ${ports.tasks}, ${ports.results}, ${ports.commands}) did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.starting = {
+        resolve: () => (clearTimeout(timer), (this.starting = undefined), resolve()),
+        reject: (e) => (clearTimeout(timer), (this.starting = undefined), reject(e)),
+      };
+      this.openSockets();
+      this.timer = setInterval(() => this.tick(), TICK_MS);
+    });
+  }
+
+  /** Accept `n` more tasks. */
+  grant(n: number): void {
+    if (!Number.isInteger(n) || n <= 0) return;
+    this.outstanding += n;
+    this.send('tasks', { kind: 'credit', n });
+  }
+
+  /** Hand results back: persisted to disk (resolves then) and sent; kept until the forwarder acks them. */
+  sendResults(results: ResultEnvelope[]): Promise<void> {
+    if (this.closed) return Promise.reject(new FuncxError('CLOSED', 'the forwarder client is closed'));
+    if (results.length === 0) return Promise.resolve();
+    for (const r of results) this.outbox.push(r);
+    return new Promise((resolve, reject) => {
+      // One file per event-loop turn, however many calls: many small results cost one write.
+      if (this.outboxWaiters.push({ resolve, reject }) === 1) setImmediate(() => void (this.flushing = this.flushing.then(() => this.flush())));
+    });
+  }
+
+  /** Tell the service these tasks started running (best effort). */
+  markRunning(ids: string[]): void {
+    if (ids.length > 0) this.send('results', { kind: 'running', ids });
+  }
+
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
+  /** Unacknowledged result batches (on disk). */
+  get pendingBatches(): number {
+    return this.pending.size;
+  }
+
+  /** Credit the forwarder still has from us. */
+  get credit(): number {
+    return this.outstanding;
+  }
+
+  private loadPendingResults(): void {
+    const dir = this.options.resultsDir;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+    for (const name of readdirSync(dir).sort()) {
+      const file = join(dir, name);
+      if (name.endsWith('.tmp')) {
+        unlinkSync(file); // a write cut short by a crash; its results were never reported as persisted
+        continue;
+      }
+      if (!name.endsWith('.batch')) continue;
+      try {
+        const frame = readFileSync(file);
+        const m = parseFromEndpoint('results', frame) as ResultBatchMessage;
+        const batch: Batch = { seq: m.seq, frame, ids: m.results.map((r) => r.id), file, sentAt: 0 };
+        this.pending.set(m.seq, batch);
+        for (const id of batch.ids) this.pendingIds.add(id);
+        this.nextSeq = Math.max(this.nextSeq, m.seq + 1);
+      } catch (err) {
+        this.log.error(`unreadable result batch ${file} left in place: ${(err as Error).message}`);
+      }
+    }
+    if (this.pending.size > 0) this.log.info(`${this.pending.size} unacknowledged result batches to send again`);
+  }
+
+  private async flush(): Promise<void> {
+    const results = this.outbox;
+    const waiters = this.outboxWaiters;
+    this.outbox = [];
+    this.outboxWaiters = [];
+    const seq = this.nextSeq++;
+    const frame = encode({ kind: 'results', seq, results });
+    const file = join(this.options.resultsDir, `${String(seq).padStart(12, '0')}.batch`);
+    try {
+      // Write then rename, so a crash never leaves half a batch under the real name.
+      await writeFile(`${file}.tmp`, frame, { mode: 0o600 });
+      await rename(`${file}.tmp`, file);
+    } catch (err) {
+      for (const w of waiters) w.reject(new FuncxError('RESULTS_NOT_SAVED', `cannot save results to ${file}: ${(err as Error).message}`));
+      return;
+    }
+    const batch: Batch = { seq, frame, ids: results.map((r) => r.id), file, sentAt: 0 };
+    this.pending.set(seq, batch);
+    let freed = 0;
+    for (const id of batch.ids) {
+      if (this.held.delete(id)) freed++;
+      this.pendingIds.add(id);
+    }
+    if (this.welcomed.results) this.sendBatch(batch);
+    if (this.options.window !== undefined && freed > 0) this.grant(freed);
+    for (const w of waiters) w.resolve();
+  }
+
+  private sendBatch(batch: Batch): void {
+    batch.sentAt = Date.now();
+    this.sendFrame('results', batch.frame, () => (batch.sentAt = 0));
+  }
+
+  private openSockets(): void {
+    const { host, ports, publicKey } = this.address;
+    for (const channel of FORWARDER_CHANNELS) {
+      const socket = new zmq.Dealer({
+        curveServerKey: publicKey,
+        curvePublicKey: this.options.keys.publicKey,
+        curveSecretKey: this.options.keys.secretKey,
+        linger: 0,
+        // Queue only on a live connection and never block: what cannot be sent now is sent again later
+        // (hello, credit in the next hello, results from disk).
+        immediate: true,
+        sendTimeout: 0,
+        sendHighWaterMark: 100_000,
+        receiveHighWaterMark: 100_000,
+        maxMessageSize: MAX_FRAME_BYTES,
+      });
+      this.sockets[channel] = socket;
+      this.chains[channel] = Promise.resolve();
+      this.welcomed[channel] = false;
+      this.helloAt[channel] = 0;
+      socket.connect(`tcp://${host.includes(':') ? `[${host}]` : host}:${ports[channel]}`);
+      void this.watch(channel, socket);
+      void this.receive(channel, socket);
+    }
+  }
+
+  private async watch(channel: ForwarderChannel, socket: zmq.Dealer): Promise<void> {
+    try {
+      for await (const event of socket.events) {
+        if (event.type === 'handshake') this.sendHello(channel);
+        if (event.type === 'handshake:error:auth') {
+          const reason = `the forwarder at ${this.address.host}:${this.address.ports[channel]} refused this endpoint's CURVE key (re-register the endpoint)`;
+          if (this.starting) this.starting.reject(new FuncxError('FORWARDER_REFUSED', reason));
+          else this.warn(reason);
+        }
+      }
+    } catch {
+      // The socket was closed.
+    }
+  }
+
+  private async receive(channel: ForwarderChannel, socket: zmq.Dealer): Promise<void> {
+    try {
+      for await (const [frame] of socket) {
+        try {
+          this.handle(channel, frame);
+        } catch (err) {
+          this.warn(`${channel}: dropped a message from the forwarder: ${(err as Error).message}`);
+        }
+      }
+    } catch (err) {
+      if (!this.closed && this.sockets[channel] === socket) this.log.error(`${channel}: receive failed: ${(err as Error).message}`);
+    }
+  }
+
+  private handle(channel: ForwarderChannel, frame: Buffer): void {
+    const m = parseFromForwarder(channel, frame);
+    this.lastHeard[channel] = Date.now();
+    switch (m.kind) {
+      case 'welcome':
+        if (m.protocol !== PROTOCOL_VERSION) throw new ProtocolError(`welcome with protocol ${m.protocol}`);
+        this.welcomed[channel] = true;
+        this.heartbeatPeriodMs = m.heartbeatPeriodMs;
+        this.heartbeatThresholdMs = m.heartbeatThresholdMs;
+        if (channel === 'results') for (const batch of this.pending.values()) this.sendBatch(batch);
+        if (!this.connected && FORWARDER_CHANNELS.every((c) => this.welcomed[c])) {
+          this.connected = true;
+          this.lostReported = false;
+          this.log.info(`connected to the forwarder at ${this.address.host}`);
+          this.starting?.resolve();
+          this.emit('connected');
+        }
+        return;
+      case 'refused':
+        this.log.error(`the forwarder refused the ${channel} channel: ${m.reason}`);
+        if (this.starting) this.starting.reject(new ProtocolError(m.reason));
+        else this.emit('refused', m.reason);
+        return;
+      case 'reset':
+        this.markDown(channel);
+        this.sendHello(channel);
+        return;
+      case 'heartbeat':
+        return;
+      case 'tasks': {
+        this.outstanding = Math.max(0, this.outstanding - m.tasks.length);
+        const fresh = m.tasks.filter((t) => !this.held.has(t.id) && !this.pendingIds.has(t.id) && !this.recent.has(t.id));
+        for (const t of fresh) this.held.add(t.id);
+        // A duplicate took credit it does not need: give it back.
+        if (fresh.length < m.tasks.length) this.grant(m.tasks.length - fresh.length);
+        if (fresh.length > 0) this.emit('tasks', fresh);
+        return;
+      }
+      case 'ack':
+        return this.acked(m.seq);
+      case 'command': {
+        let replied = false;
+        const reply = (r: CommandReply) => {
+          if (replied) return;
+          replied = true;
+          this.send('commands', { kind: 'command-reply', id: m.id, ...r });
+        };
+        if (this.listenerCount('command') === 0) reply({ ok: false, error: 'this endpoint does not take commands' });
+        else this.emit('command', m.command, reply);
+        return;
+      }
+    }
+  }
+
+  private acked(seq: number): void {
+    const batch = this.pending.get(seq);
+    if (!batch) return;
+    this.pending.delete(seq);
+    for (const id of batch.ids) {
+      this.pendingIds.delete(id);
+      this.recent.add(id);
+    }
+    // Remember recently finished ids a while, to drop a late redelivery of a task that is done.
+    if (this.recent.size > RECENT_IDS) {
+      let drop = this.recent.size - RECENT_IDS;
+      for (const id of this.recent) {
+        if (drop-- <= 0) break;
+        this.recent.delete(id);
+      }
+    }
+    unlink(batch.file).catch((err) => this.warn(`cannot remove ${batch.file}: ${(err as Error).message}`));
+    this.emit('acked', batch.ids.length);
+  }
+
+  private sendHello(channel: ForwarderChannel): void {
+    this.helloAt[channel] = Date.now();
+    const hello = { kind: 'hello', protocol: PROTOCOL_VERSION, endpointId: this.options.endpointId, channel, session: this.session };
+    this.send(channel, channel === 'tasks' ? { ...hello, credit: this.outstanding } : hello);
+  }
+
+  private send(channel: ForwarderChannel, message: object): void {
+    this.sendFrame(channel, encode(message));
+  }
+
+  /** zeromq.js allows one send at a time per socket: chain them. */
+  private sendFrame(channel: ForwarderChannel, frame: Buffer, onFail?: () => void): void {
+    const socket = this.sockets[channel];
+    if (!socket || this.closed) return onFail?.();
+    this.chains[channel] = this.chains[channel].then(
+      () => socket.send(frame).catch((err: Error & { code?: string }) => {
+        onFail?.();
+        if (err.code !== 'EAGAIN' && !this.closed) this.warn(`${channel}: send failed: ${err.message}`);
+      }),
+    );
+  }
+
+  private markDown(channel: ForwarderChannel): void {
+    this.welcomed[channel] = false;
+    if (this.connected) {
+      this.connected = false;
+      this.downSince = Date.now();
+    }
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    const beat = now - this.lastBeat >= this.heartbeatPeriodMs;
+    if (beat) this.lastBeat = now;
+    for (const channel of FORWARDER_CHANNELS) {
+      if (this.welcomed[channel] && now - this.lastHeard[channel] > this.heartbeatThresholdMs) {
+        this.log.warn(`${channel}: nothing from the forwarder for ${now - this.lastHeard[channel]} ms`);
+        this.markDown(channel);
+      }
+      if (!this.welcomed[channel]) {
+        if (now - this.helloAt[channel] >= HELLO_RETRY_MS) this.sendHello(channel);
+      } else if (beat) this.send(channel, { kind: 'heartbeat' });
+    }
+    if (this.welcomed.results) {
+      // A batch sent but not acked for a whole threshold (lost on a dropped connection): send it again.
+      for (const batch of this.pending.values()) if (now - batch.sentAt > this.heartbeatThresholdMs) this.sendBatch(batch);
+    }
+    if (!this.connected && !this.starting && now - this.downSince > this.heartbeatThresholdMs) {
+      if (!this.lostReported) {
+        this.lostReported = true;
+        this.log.warn(`lost the forwarder at ${this.address.host}`);
+        this.emit('lost', `no answer from the forwarder for ${now - this.downSince} ms`);
+      }
+      if (this.options.reregister && !this.reregistering) void this.findForwarder();
+    }
+  }
+
+  /** Ask the service where the forwarder is now (it may have restarted on other ports) and move there. */
+  private async findForwarder(): Promise<void> {
+    this.reregistering = true;
+    try {
+      const next = await this.options.reregister!();
+      const a = this.address;
+      if (this.closed) return;
+      if (next.host !== a.host || next.publicKey !== a.publicKey || FORWARDER_CHANNELS.some((c) => next.ports[c] !== a.ports[c])) {
+        this.log.info(`the forwarder moved to ${next.host} (ports ${next.ports.tasks}, ${next.ports.results}, ${next.ports.commands})`);
+        for (const c of FORWARDER_CHANNELS) this.sockets[c].close();
+        this.address = next;
+        this.openSockets();
+      }
+    } catch (err) {
+      this.warn(`cannot register again: ${(err as Error).message}`);
+    } finally {
+      // Try again no sooner than one threshold later.
+      this.downSince = Date.now();
+      this.reregistering = false;
+    }
+  }
+
+  /** Stop: results not yet acked stay on disk for the next start. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.outboxWaiters.length > 0) await new Promise((r) => setImmediate(r));
+    await this.flushing;
+    this.closed = true;
+    clearInterval(this.timer);
+    this.starting?.reject(new FuncxError('CLOSED', 'the forwarder client was closed while connecting'));
+    for (const c of FORWARDER_CHANNELS) this.sockets[c]?.close();
+  }
+}

@@ -1,0 +1,434 @@
+/**
+ * The elastic strategy: every `period` it reads the backlog, the managers' load and the blocks, and decides
+ * what to submit, hold, release, drain and cancel. `decide()` is pure (tested with plain objects); the
+ * `Strategy` class runs it on a timer and applies it to the BlockTracker and the engine.
+ *
+ * Walltime and max_blocks (a choice): a replacement for a block that is about to expire counts against
+ * max_blocks like any block. Below max_blocks it is submitted as soon as the old block has less than
+ * walltime_margin + one period left; at max_blocks it is submitted on the tick that drains the old block
+ * (less than walltime_margin left), because a draining block takes no new task and no longer counts. The
+ * scheduler may then see max_blocks + 1 jobs for at most walltime_margin, the old one finishing its last
+ * tasks; in exchange the work never waits for a whole block's queue time.
+ */
+import { ConfigError } from '../errors.js';
+import { parseWalltime } from '../../providers/script-values.js';
+import type { BlockShape, BlockTracker, Clock, LogFn, SubmitGate, TrackedBlock } from './blocks.js';
+
+/** Load of one block's managers, as the engine sees it. */
+export interface BlockLoad {
+  /** Registered, live managers of this block. */
+  managers: number;
+  /** Their total workers. */
+  workers: number;
+  /** Tasks in flight on them (capped at workers). */
+  busyWorkers: number;
+  /** Epoch ms since when the block had no task in flight; null while busy. */
+  idleSinceMs: number | null;
+}
+
+/** What the strategy needs from the engine (the interchange implements it). */
+export interface EngineView {
+  /** Tasks queued and not yet dispatched. */
+  backlog(): number;
+  /** Load by blockId. */
+  loadByBlock(): Map<string, BlockLoad>;
+  /** Dispatch no new task to the block (so scale-in never races dispatch). */
+  holdBlock(blockId: string): void;
+  /** Undo a hold (work came back before the cancel). */
+  releaseBlock(blockId: string): void;
+  /** Managers finish their in-flight tasks, say bye and exit. */
+  drainBlock(blockId: string): void;
+}
+
+/** A range the strategy may choose within. */
+export interface Bounds<T> {
+  min: T;
+  max: T;
+}
+
+/** Strategy options as a profile writes them (Parsl's names). */
+export interface StrategyOptions {
+  /** Seconds between decisions. @default 5 */
+  period?: number;
+  /** Seconds a block's managers must be idle before it is given back. @default 120 */
+  max_idletime?: number;
+  /** Seconds before a block's end at which its managers drain. @default 60 */
+  walltime_margin?: number;
+  /** Workers per node (from the engine's config). @default 1 */
+  workers_per_node?: number;
+  /** Blocks submitted on the first tick. @default 0 */
+  init_blocks?: number;
+  /** Blocks kept even when idle. @default 0 */
+  min_blocks?: number;
+  /** Hard cap on submitting + pending + running blocks. @default 1 */
+  max_blocks?: number;
+  /** Share of the work to cover with workers, 0..1. @default 1 */
+  parallelism?: number;
+  /** Nodes per block, or bounds the strategy sizes within. @default 1 */
+  nodes_per_block?: number | Bounds<number>;
+  /** Walltime per block ("HH:MM:SS" or seconds), or bounds; Infinity when the scheduler has none. @default Infinity */
+  walltime?: number | string | Bounds<number | string>;
+}
+
+/** Every strategy default, in one place. */
+export const STRATEGY_DEFAULTS = {
+  period: 5,
+  max_idletime: 120,
+  walltime_margin: 60,
+  workers_per_node: 1,
+  init_blocks: 0,
+  min_blocks: 0,
+  max_blocks: 1,
+  parallelism: 1,
+  nodes_per_block: 1,
+  walltime: Infinity,
+} as const;
+
+/** Task duration assumed when the engine has no estimate. */
+export const DEFAULT_ESTIMATE_MS = 1000;
+
+/** Options with defaults filled and checked; durations in ms, walltime bounds in seconds. */
+export interface ResolvedStrategyOptions {
+  periodMs: number;
+  maxIdleMs: number;
+  walltimeMarginMs: number;
+  workersPerNode: number;
+  initBlocks: number;
+  minBlocks: number;
+  maxBlocks: number;
+  parallelism: number;
+  nodes: Bounds<number>;
+  walltimeS: Bounds<number>;
+}
+
+/**
+ * Fill defaults and check that the limits agree. `source` (the profile's file) prefixes every message.
+ * @throws ConfigError naming the field.
+ */
+export function resolveStrategyOptions(options: StrategyOptions = {}, source = 'strategy'): ResolvedStrategyOptions {
+  const o = { ...STRATEGY_DEFAULTS, ...options };
+  const fail = (field: string, why: string): never => {
+    throw new ConfigError(`${source}: ${field} ${why}`, [`fix ${field} in the profile`]);
+  };
+  const num = (field: string, v: unknown, min: number, int: boolean): number => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (int && !Number.isInteger(v))) {
+      fail(field, `must be ${int ? 'a whole number' : 'a number'} of at least ${min}, got ${JSON.stringify(v)}`);
+    }
+    return v as number;
+  };
+  // A single value is a fixed size; {min, max} lets the strategy choose. `field` names what is wrong.
+  const bounds = <T>(name: string, v: T | Bounds<T>): { min: T; max: T; fields: [string, string] } => {
+    if (v === null || typeof v !== 'object') return { min: v as T, max: v as T, fields: [name, name] };
+    const b = v as Partial<Bounds<T>>;
+    if (b.min === undefined || b.max === undefined) fail(name, 'must be a value or {min, max} with both set');
+    return { min: b.min as T, max: b.max as T, fields: [`${name}.min`, `${name}.max`] };
+  };
+  const period = num('period', o.period, Number.MIN_VALUE, false);
+  const margin = num('walltime_margin', o.walltime_margin, 0, false);
+  const r: ResolvedStrategyOptions = {
+    periodMs: period * 1000,
+    maxIdleMs: num('max_idletime', o.max_idletime, 0, false) * 1000,
+    walltimeMarginMs: margin * 1000,
+    workersPerNode: num('workers_per_node', o.workers_per_node, 1, true),
+    initBlocks: num('init_blocks', o.init_blocks, 0, true),
+    minBlocks: num('min_blocks', o.min_blocks, 0, true),
+    maxBlocks: num('max_blocks', o.max_blocks, 1, true),
+    parallelism: num('parallelism', o.parallelism, 0, false),
+    nodes: { min: 0, max: 0 },
+    walltimeS: { min: 0, max: 0 },
+  };
+  if (r.parallelism > 1) fail('parallelism', `must be between 0 and 1, got ${r.parallelism}`);
+  if (r.minBlocks > r.maxBlocks) fail('min_blocks', `(${r.minBlocks}) is greater than max_blocks (${r.maxBlocks})`);
+  if (r.initBlocks > r.maxBlocks) fail('init_blocks', `(${r.initBlocks}) is greater than max_blocks (${r.maxBlocks})`);
+  const nb = bounds('nodes_per_block', o.nodes_per_block);
+  r.nodes = { min: num(nb.fields[0], nb.min, 1, true), max: num(nb.fields[1], nb.max, 1, true) };
+  if (r.nodes.min > r.nodes.max) fail('nodes_per_block', `min (${r.nodes.min}) is greater than max (${r.nodes.max})`);
+  const wb = bounds<unknown>('walltime', o.walltime);
+  const wall = (f: string, v: unknown): number => (v === Infinity ? Infinity : parseWalltime(`${source}: ${f}`, v));
+  r.walltimeS = { min: wall(wb.fields[0], wb.min), max: wall(wb.fields[1], wb.max) };
+  if (r.walltimeS.min > r.walltimeS.max) fail('walltime', `min (${r.walltimeS.min} s) is greater than max (${r.walltimeS.max} s)`);
+  // A block shorter than this would be drained the moment it starts, and replaced forever.
+  if (r.walltimeS.min * 1000 <= r.walltimeMarginMs + r.periodMs) {
+    fail('walltime', `(${r.walltimeS.min} s) must be longer than walltime_margin (${margin} s) + period (${period} s)`);
+  }
+  return r;
+}
+
+/** One decision, kept as `lastDecision` for status. */
+export interface Decision {
+  at: number;
+  submit: BlockShape[];
+  hold: string[];
+  release: string[];
+  cancel: string[];
+  drain: string[];
+  /** What was decided and why, in words. */
+  reason: string;
+}
+
+export interface StrategyInput {
+  now: number;
+  options: ResolvedStrategyOptions;
+  /** Live blocks (not ended). */
+  blocks: readonly Readonly<TrackedBlock>[];
+  load: ReadonlyMap<string, BlockLoad>;
+  backlog: number;
+  /** True on the strategy's first tick (init_blocks). */
+  firstTick: boolean;
+  /** Backoff or pause of submissions (max_blocks is checked here, not by the gate). */
+  gate: SubmitGate;
+  /** Expected task duration. @default 1000 */
+  estimateMs?: number;
+}
+
+const NO_LOAD: BlockLoad = { managers: 0, workers: 0, busyWorkers: 0, idleSinceMs: null };
+const secs = (ms: number): string => `${Math.round(ms / 1000)} s`;
+const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, v));
+
+/** Decide what to do now. Pure: the same input gives the same decision. */
+export function decide(input: StrategyInput): Decision {
+  const { now, options: o, backlog } = input;
+  const d: Decision = { at: now, submit: [], hold: [], release: [], cancel: [], drain: [], reason: '' };
+  const why: string[] = [];
+  const load = (b: Readonly<TrackedBlock>): BlockLoad => input.load.get(b.blockId) ?? NO_LOAD;
+  const left = (b: Readonly<TrackedBlock>): number => (b.endsAt === null ? Infinity : b.endsAt - now);
+  const expiring = (b: Readonly<TrackedBlock>): boolean => left(b) < o.walltimeMarginMs + o.periodMs;
+
+  // 1. Walltime: managers of a block about to end drain now, while they can still finish cleanly.
+  for (const b of input.blocks) {
+    if (!b.draining && !b.cancelRequested && left(b) < o.walltimeMarginMs) d.drain.push(b.blockId);
+  }
+  if (d.drain.length > 0) why.push(`drain ${d.drain.join(', ')}: walltime left < walltime_margin ${secs(o.walltimeMarginMs)}`);
+  // A drained block whose managers have all left holds an allocation for nothing.
+  for (const b of input.blocks) {
+    if (b.draining && !b.cancelRequested && b.managerRegistered && load(b).managers === 0) d.cancel.push(b.blockId);
+  }
+
+  const drainNow = new Set(d.drain);
+  const staying = input.blocks.filter((b) => !b.draining && !drainNow.has(b.blockId));
+  const usable = staying.filter((b) => !b.cancelRequested);
+  const busy = usable.reduce((n, b) => n + Math.min(load(b).busyWorkers, load(b).workers), 0);
+  const demand = backlog + busy;
+  const neededWorkers = demand > 0 ? Math.max(1, Math.ceil(o.parallelism * demand)) : 0;
+
+  // 2. Scale in, block by block: hold on one tick, cancel on a later one if nothing came back.
+  let keep = usable.filter((b) => !expiring(b)).length; // blocks still here after the next period
+  const leaving = new Set<string>();
+  for (const b of usable.filter((x) => x.held)) {
+    if (backlog > 0 || load(b).busyWorkers > 0) d.release.push(b.blockId);
+    else if (expiring(b) || keep - 1 >= o.minBlocks) {
+      d.cancel.push(b.blockId);
+      leaving.add(b.blockId);
+      if (!expiring(b)) keep--;
+    } else d.release.push(b.blockId); // another block ended meanwhile: this one is needed for min_blocks
+  }
+  if (backlog === 0) {
+    const idle = usable
+      .filter((b) => {
+        const l = load(b);
+        return !b.held && l.managers > 0 && l.busyWorkers === 0 && l.idleSinceMs !== null && now - l.idleSinceMs >= o.maxIdleMs;
+      })
+      // The block with the least walltime left goes first: the others can serve longer.
+      .sort((a, b) => left(a) - left(b) || a.submittedAt - b.submittedAt);
+    for (const b of idle) {
+      if (!expiring(b) && keep - 1 < o.minBlocks) continue;
+      d.hold.push(b.blockId);
+      leaving.add(b.blockId);
+      if (!expiring(b)) keep--;
+    }
+  }
+  if (d.hold.length > 0) why.push(`hold ${d.hold.join(', ')}: idle >= max_idletime ${secs(o.maxIdleMs)} and no backlog`);
+  const cancelIdle = d.cancel.filter((id) => leaving.has(id));
+  if (cancelIdle.length > 0) why.push(`cancel ${cancelIdle.join(', ')}: still idle since held`);
+  if (d.release.length > 0) why.push(`release ${d.release.join(', ')}: work came back`);
+
+  // 3. Scale out. Submitting and pending blocks are coming capacity; expiring ones are not.
+  const capacity = usable.filter((b) => !expiring(b) && !leaving.has(b.blockId));
+  const capacityWorkers = capacity.reduce((n, b) => n + b.nodes * o.workersPerNode, 0);
+  const counted = staying.length; // cancelled blocks count until the scheduler confirms they are gone
+  const freeSlots = o.maxBlocks - counted;
+  let minNew = Math.max(0, o.minBlocks - keep);
+  if (input.firstTick) minNew = Math.max(minNew, o.initBlocks - counted);
+  const missingWorkers = Math.max(0, neededWorkers - capacityWorkers);
+  const load_ = `backlog ${backlog} + busy ${busy} needs ${neededWorkers} worker(s) (parallelism ${o.parallelism}), ${capacityWorkers} available or coming`;
+  if (missingWorkers > 0 || minNew > 0) {
+    const wanted = missingWorkers > 0 ? load_ : `${minNew} block(s) for ${input.firstTick && o.initBlocks > 0 ? 'init_blocks/' : ''}min_blocks`;
+    if (!input.gate.ok) why.push(`${wanted}; not submitting: ${input.gate.reason}`);
+    else if (freeSlots <= 0) why.push(`${wanted}; not submitting: at max_blocks ${o.maxBlocks}`);
+    else {
+      const plan = planShapes(o, { missingWorkers, minNew, freeSlots, demand, capacityWorkers, estimateMs: input.estimateMs });
+      d.submit = plan.shapes;
+      why.push(`${wanted}; ${plan.why}`);
+    }
+  }
+  if (why.length === 0) why.push(`${load_}: nothing to do`);
+  d.reason = why.join('; ');
+  return d;
+}
+
+interface PlanInput {
+  missingWorkers: number;
+  minNew: number;
+  freeSlots: number;
+  demand: number;
+  capacityWorkers: number;
+  estimateMs: number | undefined;
+}
+
+/**
+ * The block shapes to submit. Every task needs one worker, so the backlog clears soonest once every task has
+ * one: ask for just those nodes (more would not be sooner), in the fewest blocks (largest first, within
+ * max_blocks). The walltime, when it is a range, covers the clearing time at the estimated task duration
+ * plus walltime_margin and one period, rounded up to a minute; blocks kept only for min/init_blocks get
+ * the longest walltime allowed, so they are not replaced often.
+ */
+function planShapes(o: ResolvedStrategyOptions, p: PlanInput): { shapes: BlockShape[]; why: string } {
+  const wpn = o.workersPerNode;
+  const nodes: number[] = [];
+  let capped = false;
+  if (p.missingWorkers > 0) {
+    const want = Math.ceil(p.missingWorkers / wpn);
+    const total = Math.min(want, p.freeSlots * o.nodes.max);
+    capped = total < want;
+    for (let rest = total; rest > 0 && nodes.length < p.freeSlots; ) {
+      const n = clamp(rest, o.nodes.min, o.nodes.max);
+      nodes.push(n);
+      rest -= n;
+    }
+  }
+  while (nodes.length < p.minNew && nodes.length < p.freeSlots) nodes.push(o.nodes.min);
+  if (nodes.length < p.minNew) capped = true;
+
+  const estimate = p.estimateMs ?? DEFAULT_ESTIMATE_MS;
+  const estWords = `${(estimate / 1000).toFixed(1)} s/task${p.estimateMs === undefined ? ' (default estimate)' : ''}`;
+  const workers = p.capacityWorkers + nodes.reduce((n, x) => n + x, 0) * wpn;
+  const clearMs = p.demand > 0 ? Math.ceil(p.demand / workers) * estimate : 0;
+  const w = o.walltimeS;
+  let walltimeS = w.max;
+  let wallWhy = Number.isFinite(w.max) ? `walltime ${w.max} s` : 'no walltime';
+  if (w.min !== w.max && p.demand > 0) {
+    const wantS = Math.ceil((clearMs + o.walltimeMarginMs + o.periodMs) / 60_000) * 60;
+    walltimeS = clamp(wantS, w.min, w.max);
+    wallWhy = `walltime ${walltimeS} s (clearing time + walltime_margin + period = ${wantS} s, within ${w.min}..${w.max} s)`;
+  } else if (w.min !== w.max) wallWhy = `walltime ${walltimeS} s (the longest allowed: no work to size it for)`;
+
+  const shapes = nodes.map((n) => ({ nodes: n, walltimeS }));
+  const sizes = nodes.join('+');
+  const range = o.nodes.min !== o.nodes.max ? ` (nodes_per_block ${o.nodes.min}..${o.nodes.max}: fewest blocks with one worker per task)` : '';
+  const clears = p.demand > 0 ? `, ${workers} worker(s) clear ${p.demand} task(s) in ~${secs(clearMs)} at ${estWords}` : '';
+  const cap = capped ? `; capped by max_blocks ${o.maxBlocks}` : '';
+  return { shapes, why: `submit ${nodes.length} block(s) of ${sizes} node(s)${range}, ${wallWhy}${clears}${cap}` };
+}
+
+/** Timer functions, injectable for tests. */
+export interface Timers {
+  setInterval(fn: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+}
+
+export interface StrategyDeps {
+  tracker: BlockTracker;
+  engine: EngineView;
+  options: ResolvedStrategyOptions;
+  clock?: Clock;
+  timers?: Timers;
+  /** Expected task duration from past runs (e.g. a moving average); undefined when unknown. */
+  estimateMs?: () => number | undefined;
+  log?: LogFn;
+}
+
+/** Runs `decide` every period and applies its decisions. */
+export class Strategy {
+  /** The last decision, for status. */
+  lastDecision: Decision | null = null;
+  private readonly deps: StrategyDeps;
+  private readonly clock: Clock;
+  private readonly timers: Timers;
+  private readonly log: LogFn;
+  private handle: unknown = null;
+  private ticking = false;
+  private ticks = 0;
+  private lastTickAt = -Infinity;
+
+  constructor(deps: StrategyDeps) {
+    this.deps = deps;
+    this.clock = deps.clock ?? { now: () => Date.now() };
+    this.timers = deps.timers ?? {
+      setInterval: (fn, ms) => setInterval(fn, ms),
+      clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
+    };
+    this.log = deps.log ?? (() => {});
+  }
+
+  /** Start ticking every period, with a first tick right away (init_blocks). Calling it again does nothing. */
+  start(): void {
+    if (this.handle !== null) return;
+    this.handle = this.timers.setInterval(() => void this.tick(), this.deps.options.periodMs);
+    // The strategy alone must not keep the process alive.
+    (this.handle as { unref?: () => void }).unref?.();
+    void this.tick();
+  }
+
+  stop(): void {
+    if (this.handle === null) return;
+    this.timers.clearInterval(this.handle);
+    this.handle = null;
+  }
+
+  /** Tick now unless one ran in the last quarter second (the engine calls it when work arrives). */
+  nudge(): void {
+    if (this.handle !== null && this.clock.now() - this.lastTickAt >= 250) void this.tick();
+  }
+
+  /** One round: poll the blocks, decide, apply. Never throws; returns null when a tick is already running. */
+  async tick(): Promise<Decision | null> {
+    if (this.ticking) return null;
+    this.ticking = true;
+    this.lastTickAt = this.clock.now();
+    try {
+      const { tracker, engine, options } = this.deps;
+      await tracker.poll();
+      const decision = decide({
+        now: this.clock.now(),
+        options,
+        blocks: tracker.blocks(),
+        load: engine.loadByBlock(),
+        backlog: engine.backlog(),
+        firstTick: this.ticks === 0,
+        gate: tracker.submitGate(),
+        estimateMs: this.deps.estimateMs?.(),
+      });
+      this.ticks++;
+      await this.apply(decision);
+      if (decision.reason !== this.lastDecision?.reason) this.log('info', `strategy: ${decision.reason}`);
+      this.lastDecision = decision;
+      return decision;
+    } catch (err) {
+      this.log('error', `strategy tick failed: ${(err as Error)?.stack ?? err}`);
+      return null;
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async apply(d: Decision): Promise<void> {
+    const { tracker, engine } = this.deps;
+    for (const id of d.release) {
+      tracker.release(id);
+      engine.releaseBlock(id);
+    }
+    for (const id of d.hold) {
+      tracker.hold(id);
+      engine.holdBlock(id);
+    }
+    for (const id of d.drain) {
+      tracker.markDraining(id);
+      engine.drainBlock(id);
+    }
+    if (d.cancel.length > 0) await tracker.cancel(d.cancel);
+    for (const shape of d.submit) {
+      // One at a time: a failure starts the backoff, and the rest wait for it.
+      if ((await tracker.submit(shape)) === null) break;
+    }
+  }
+}

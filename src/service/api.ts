@@ -1,0 +1,226 @@
+/**
+ * The funcX web service: a fastify app over the SQLite store, one forwarder per endpoint, and long-polls
+ * woken by the forwarders' "results stored" events. `startService` is what `funcx-service start` runs.
+ */
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { chmodSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { PROTOCOL_VERSION, protocolMismatchMessage } from '../protocol/forwarder-messages.js';
+import { loadOrCreateKeyPair, type CurveKeyPair } from '../protocol/keys.js';
+import { FuncxError } from '../errors.js';
+import { createLogger, type Logger } from '../logger.js';
+import { HttpError, installAuth } from './auth.js';
+import { Forwarder } from './forwarder.js';
+import { Store, type EndpointRecord } from './store.js';
+import type { ForwarderDirectory, ServiceContext } from './routes/context.js';
+import { endpointRoutes } from './routes/endpoints.js';
+import { functionRoutes } from './routes/functions.js';
+import { ResultWaiters } from './routes/long-poll.js';
+import { taskRoutes } from './routes/tasks.js';
+import { PUBLIC_PATHS, userRoutes } from './routes/users.js';
+
+/** The header a client sends to say which protocol version it speaks. */
+export const PROTOCOL_HEADER = 'x-funcx-protocol';
+
+export interface ServiceOptions {
+  /** State folder (FUNCX_SERVICE_HOME): service.db and keys/. */
+  home: string;
+  /** @default '127.0.0.1' */
+  host?: string;
+  /** 0 lets the OS choose. @default 8080 */
+  port?: number;
+  /** Where forwarders bind. @default host */
+  forwarderHost?: string;
+  /** Host endpoints are told to dial. @default forwarderHost */
+  forwarderAdvertiseHost?: string;
+  /** Inclusive port range for forwarder sockets; OS-chosen ports when absent. */
+  forwarderPortRange?: readonly [number, number];
+  /** @default 2000 */
+  heartbeatPeriodMs?: number;
+  /** @default 10000 */
+  heartbeatThresholdMs?: number;
+  /** Longest long-poll, seconds. @default 60 */
+  maxWaitSeconds?: number;
+  /** Most tasks per POST /v1/tasks. @default 100000 */
+  maxBatch?: number;
+  /** Forwarders are re-created at start for endpoints seen within this many ms. @default 7 days */
+  restoreWithinMs?: number;
+  log?: Logger;
+}
+
+export interface RunningService {
+  url: string;
+  host: string;
+  port: number;
+  store: Store;
+  forwarders: ForwarderPool;
+  waiters: ResultWaiters;
+  app: FastifyInstance;
+  /** Stop: answers waiting long-polls, closes HTTP, forwarders and the database. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+interface PoolOptions {
+  store: Store;
+  keys: CurveKeyPair;
+  options: ServiceOptions;
+  onResults: (ids: string[]) => void;
+  log: Logger;
+}
+
+/** The forwarders, one per endpoint, created on registration (or at start for recently seen endpoints). */
+export class ForwarderPool implements ForwarderDirectory {
+  private readonly forwarders = new Map<string, Forwarder>();
+  private readonly creating = new Map<string, Promise<Forwarder>>();
+
+  constructor(private readonly p: PoolOptions) {}
+
+  get(endpointId: string): Forwarder | undefined {
+    return this.forwarders.get(endpointId);
+  }
+
+  async ensure(endpoint: EndpointRecord): Promise<Forwarder> {
+    let forwarder = this.forwarders.get(endpoint.id);
+    if (!forwarder) {
+      let creating = this.creating.get(endpoint.id);
+      if (!creating) {
+        const o = this.p.options;
+        creating = Forwarder.create({
+          endpointId: endpoint.id,
+          store: this.p.store,
+          keys: this.p.keys,
+          endpointPublicKey: endpoint.publicKey,
+          host: o.forwarderHost ?? o.host ?? '127.0.0.1',
+          advertiseHost: o.forwarderAdvertiseHost,
+          preferredPorts: endpoint.ports,
+          portRange: o.forwarderPortRange,
+          heartbeatPeriodMs: o.heartbeatPeriodMs,
+          heartbeatThresholdMs: o.heartbeatThresholdMs,
+          onResults: this.p.onResults,
+          log: this.p.log.child(`forwarder ${endpoint.id.slice(0, 8)}`),
+        })
+          .then((f) => {
+            this.forwarders.set(endpoint.id, f);
+            return f;
+          })
+          .finally(() => this.creating.delete(endpoint.id));
+        this.creating.set(endpoint.id, creating);
+      }
+      forwarder = await creating;
+    }
+    forwarder.setEndpointPublicKey(endpoint.publicKey);
+    return forwarder;
+  }
+
+  notify(endpointId: string): void {
+    this.forwarders.get(endpointId)?.notify();
+  }
+
+  get size(): number {
+    return this.forwarders.size;
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.allSettled([...this.creating.values()]);
+    await Promise.all([...this.forwarders.values()].map((f) => f.close()));
+    this.forwarders.clear();
+  }
+}
+
+/** The fastify app with every route; `ctx` holds the state. */
+export function buildApp(ctx: ServiceContext): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 256 * 1024 * 1024, forceCloseConnections: true });
+  // Version check first: a client speaking another protocol hears that, whatever else is wrong.
+  app.addHook('onRequest', async (request) => {
+    const header = request.headers[PROTOCOL_HEADER];
+    if (header !== undefined && String(header) !== String(PROTOCOL_VERSION)) {
+      throw new HttpError(400, 'PROTOCOL_MISMATCH', protocolMismatchMessage('client', header, 'service'));
+    }
+  });
+  installAuth(app, ctx.store, PUBLIC_PATHS);
+  userRoutes(app, ctx);
+  endpointRoutes(app, ctx);
+  functionRoutes(app, ctx);
+  taskRoutes(app, ctx);
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` });
+  });
+  app.setErrorHandler((err: FastifyError | Error, request, reply) => {
+    let status = 500;
+    let code = 'INTERNAL';
+    let message = err.message;
+    if (err instanceof HttpError) {
+      status = err.statusCode;
+      code = err.code;
+    } else if (err instanceof FuncxError) {
+      code = err.code;
+      status = { ENDPOINT_NOT_CONNECTED: 409, COMMAND_TIMEOUT: 504, FORWARDER_BIND: 503 }[err.code] ?? 500;
+    } else if (typeof (err as FastifyError).statusCode === 'number' && (err as FastifyError).statusCode! < 500) {
+      // fastify's own 4xx: bad JSON, body too large, wrong content type.
+      status = (err as FastifyError).statusCode!;
+      code = (err as FastifyError).code ?? 'BAD_REQUEST';
+    } else {
+      ctx.log.error(`${request.method} ${request.url}: ${err.stack ?? err.message}`);
+      message = `internal error: ${err.message}`;
+    }
+    void reply.code(status).send({ statusCode: status, code, message });
+  });
+  return app;
+}
+
+/** Open the state, re-create recent forwarders, and listen. */
+export async function startService(options: ServiceOptions): Promise<RunningService> {
+  const log = options.log ?? createLogger('service');
+  mkdirSync(options.home, { recursive: true, mode: 0o700 });
+  const keysDir = join(options.home, 'keys');
+  mkdirSync(keysDir, { recursive: true, mode: 0o700 });
+  chmodSync(keysDir, 0o700);
+  const keys = loadOrCreateKeyPair(join(keysDir, 'forwarder.json'));
+  const store = new Store(join(options.home, 'service.db'));
+  const waiters = new ResultWaiters();
+  const forwarders = new ForwarderPool({ store, keys, options, log, onResults: (ids) => waiters.notify(ids) });
+  const host = options.host ?? '127.0.0.1';
+  const ctx: ServiceContext = {
+    store,
+    forwarders,
+    waiters,
+    maxWaitSeconds: options.maxWaitSeconds ?? 60,
+    maxBatch: options.maxBatch ?? 100_000,
+    log,
+  };
+  const app = buildApp(ctx);
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    waiters.releaseAll();
+    await app.close().catch((err) => log.warn(`closing HTTP: ${(err as Error).message}`));
+    await forwarders.closeAll();
+    store.close();
+  };
+  try {
+    // Nobody is connected to a service that is only starting.
+    const endpoints = store.allEndpoints();
+    for (const e of endpoints) if (e.state !== 'Inactive') store.setEndpointState(e.id, 'Inactive');
+    // Endpoints seen lately get their forwarder back on the same ports, so they reconnect by themselves.
+    const since = Date.now() - (options.restoreWithinMs ?? 7 * 24 * 3600 * 1000);
+    for (const e of endpoints) {
+      if (e.ports && e.lastSeen !== null && e.lastSeen >= since) {
+        await forwarders.ensure(e).catch((err) => log.warn(`cannot restore the forwarder of ${e.id}: ${(err as Error).message}`));
+      }
+    }
+    await app.listen({ host, port: options.port ?? 8080 });
+  } catch (err) {
+    await close();
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE') {
+      throw new FuncxError('PORT_IN_USE', `cannot listen on ${host}:${options.port ?? 8080}: the port is in use`, ['choose another with --port']);
+    }
+    throw err;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : (options.port ?? 8080);
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  log.info(`listening on ${url} (protocol ${PROTOCOL_VERSION}, ${forwarders.size} forwarders restored)`);
+  return { url, host, port, store, forwarders, waiters, app, close };
+}
