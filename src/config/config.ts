@@ -5,21 +5,11 @@
 import { ConfigError } from '../errors.js';
 import type { ExecutionProvider } from '../../providers/provider.js';
 import { LocalProvider } from '../../providers/local.js';
+import type { StrategyOptions as FullStrategyOptions } from '../endpoint/strategy.js';
 import { resolveEngineOptions, type EngineOptions, type ResolvedEngineOptions } from './engine-options.js';
 
-/** The `strategy` section: how the endpoint grows and shrinks its blocks. */
-export interface StrategyOptions {
-  /** Seconds between strategy decisions. @default 5 */
-  period?: number;
-  /** Seconds a block may sit idle before it is given back. @default 120 */
-  max_idletime?: number;
-  /** Seconds of walltime a task needs left on a block (without a learned estimate); blocks are drained below it. @default 60 */
-  walltime_margin?: number;
-  /** Let the strategy size blocks: nodes per block within bounds. @default the provider's nodes_per_block */
-  nodes_per_block?: number | { min: number; max: number };
-  /** Let the strategy size blocks: walltime (seconds) within bounds. @default the provider's walltime */
-  walltime?: number | { min: number; max: number };
-}
+/** The `strategy` section of a profile (block limits live on the provider). */
+export type StrategyOptions = Pick<FullStrategyOptions, 'period' | 'max_idletime' | 'walltime_margin' | 'nodes_per_block' | 'walltime'>;
 
 export interface ConfigOptions {
   /** Shown by `list` and the service. @default the profile's folder name */

@@ -143,26 +143,18 @@ export class BlockTracker {
   }
 
   /** Live blocks, oldest first. */
-  blocks(): readonly Readonly<TrackedBlock>[] {
-    return [...this.live.values()];
-  }
+  blocks(): readonly Readonly<TrackedBlock>[] { return [...this.live.values()]; }
 
-  get(blockId: string): Readonly<TrackedBlock> | undefined {
-    return this.live.get(blockId);
-  }
+  get(blockId: string): Readonly<TrackedBlock> | undefined { return this.live.get(blockId); }
 
   /** Blocks that ended (newest last, bounded). */
   history(): readonly Readonly<TrackedBlock & { endedAt: number }>[] {
     return this.ended;
   }
 
-  missing(): readonly MissingBlock[] {
-    return this.missingBlocks;
-  }
+  missing(): readonly MissingBlock[] { return this.missingBlocks; }
 
-  submitHealth(): Readonly<SubmitHealth> {
-    return { ...this.health };
-  }
+  submitHealth(): Readonly<SubmitHealth> { return { ...this.health }; }
 
   /**
    * Blocks that count against max_blocks: every live block except those draining. A draining block is
@@ -200,24 +192,11 @@ export class BlockTracker {
    */
   async submit(shape: BlockShape): Promise<Readonly<TrackedBlock> | null> {
     const gate = this.canSubmit();
-    if (!gate.ok) {
-      this.log('debug', `block not submitted: ${gate.reason}`);
-      return null;
-    }
+    if (!gate.ok) return (this.log('debug', `block not submitted: ${gate.reason}`), null);
     const blockId = String(this.nextId++);
-    const now = this.clock.now();
     const block: TrackedBlock = {
-      blockId,
-      jobId: null,
-      state: 'submitting',
-      submittedAt: now,
-      runningSince: null,
-      endsAt: null,
-      nodes: shape.nodes,
-      walltimeS: shape.walltimeS,
-      managerRegistered: false,
-      held: false,
-      draining: false,
+      blockId, jobId: null, state: 'submitting', submittedAt: this.clock.now(), runningSince: null, endsAt: null,
+      nodes: shape.nodes, walltimeS: shape.walltimeS, managerRegistered: false, held: false, draining: false,
       cancelRequested: false,
     };
     this.live.set(blockId, block);
@@ -262,19 +241,13 @@ export class BlockTracker {
 
   private pause(reason: string): void {
     if (this.health.paused) return;
-    this.health.paused = true;
-    this.health.pausedReason = reason;
+    Object.assign(this.health, { paused: true, pausedReason: reason });
     this.log('error', `submissions paused until resumed: ${reason}`);
   }
 
   /** Lift a pause and forget past failures (after the user fixed the profile or the cluster). */
   resume(): void {
-    const h = this.health;
-    h.paused = false;
-    h.pausedReason = null;
-    h.pausedUntil = 0;
-    h.consecutiveSubmitFailures = 0;
-    h.consecutiveMissing = 0;
+    Object.assign(this.health, { paused: false, pausedReason: null, pausedUntil: 0, consecutiveSubmitFailures: 0, consecutiveMissing: 0 });
     this.log('info', 'submissions resumed');
   }
 
@@ -340,11 +313,8 @@ export class BlockTracker {
     const h = this.health;
     h.missingCount++;
     h.consecutiveMissing++;
-    this.log(
-      'error',
-      `block ${block.blockId} (job ${block.jobId}) ended ${block.state} before any manager registered (missing)` +
-        (tail.length > 0 ? `; last output:\n${tail.join('\n')}` : '; no output found'),
-    );
+    const out = tail.length > 0 ? `; last output:\n${tail.join('\n')}` : '; no output found';
+    this.log('error', `block ${block.blockId} (job ${block.jobId}) ended ${block.state} before any manager registered (missing)${out}`);
     if (h.consecutiveMissing >= this.policy.maxMissingBlocks) {
       this.pause(
         `${h.consecutiveMissing} blocks in a row ended before any manager registered (check worker_init and the ` +
@@ -379,17 +349,11 @@ export class BlockTracker {
   }
 
   /** Flags set by the strategy (it also tells the engine). */
-  hold(blockId: string): void {
-    this.setFlag(blockId, 'held', true);
-  }
+  hold(blockId: string): void { this.setFlag(blockId, 'held', true); }
 
-  release(blockId: string): void {
-    this.setFlag(blockId, 'held', false);
-  }
+  release(blockId: string): void { this.setFlag(blockId, 'held', false); }
 
-  markDraining(blockId: string): void {
-    this.setFlag(blockId, 'draining', true);
-  }
+  markDraining(blockId: string): void { this.setFlag(blockId, 'draining', true); }
 
   private setFlag(blockId: string, flag: 'held' | 'draining', value: boolean): void {
     const block = this.live.get(blockId);
@@ -421,19 +385,11 @@ export class BlockTracker {
   /** Plain objects for `status` (managers and workers are added by the engine). */
   snapshot(): BlockSnapshot[] {
     const now = this.clock.now();
-    return [...this.live.values()].map((b) => {
-      const s: BlockSnapshot = {
-        id: b.blockId,
-        jobId: b.jobId,
-        state: b.state,
-        nodes: b.nodes,
-        ageS: Math.max(0, Math.round((now - b.submittedAt) / 1000)),
-        walltimeLeftS: b.endsAt === null || !Number.isFinite(b.endsAt) ? null : Math.max(0, Math.round((b.endsAt - now) / 1000)),
-        held: b.held,
-        draining: b.draining,
-      };
-      if (b.detail !== undefined) s.detail = b.detail;
-      return s;
-    });
+    const s = (ms: number): number => Math.max(0, Math.round(ms / 1000));
+    return [...this.live.values()].map((b) => ({
+      id: b.blockId, jobId: b.jobId, state: b.state, nodes: b.nodes, ageS: s(now - b.submittedAt),
+      walltimeLeftS: b.endsAt === null || !Number.isFinite(b.endsAt) ? null : s(b.endsAt - now),
+      held: b.held, draining: b.draining, ...(b.detail === undefined ? {} : { detail: b.detail }),
+    }));
   }
 }

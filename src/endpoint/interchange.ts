@@ -191,6 +191,13 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
     }
   }
 
+  /** The largest per-function estimate (ms), for the strategy's sizing; undefined before any result. */
+  typicalEstimateMs(): number | undefined {
+    let max: number | undefined;
+    for (const v of this.estimates.values()) max = max === undefined ? v : Math.max(max, v);
+    return max;
+  }
+
   /** Per-function duration estimates (ms), learned from results. */
   estimateMs(functionId: string): number | undefined {
     return this.estimates.get(functionId);

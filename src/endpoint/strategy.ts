@@ -41,10 +41,7 @@ export interface EngineView {
 }
 
 /** A range the strategy may choose within. */
-export interface Bounds<T> {
-  min: T;
-  max: T;
-}
+export interface Bounds<T> { min: T; max: T }
 
 /** Strategy options as a profile writes them (Parsl's names). */
 export interface StrategyOptions {
@@ -72,16 +69,8 @@ export interface StrategyOptions {
 
 /** Every strategy default, in one place. */
 export const STRATEGY_DEFAULTS = {
-  period: 5,
-  max_idletime: 120,
-  walltime_margin: 60,
-  workers_per_node: 1,
-  init_blocks: 0,
-  min_blocks: 0,
-  max_blocks: 1,
-  parallelism: 1,
-  nodes_per_block: 1,
-  walltime: Infinity,
+  period: 5, max_idletime: 120, walltime_margin: 60, workers_per_node: 1, init_blocks: 0, min_blocks: 0,
+  max_blocks: 1, parallelism: 1, nodes_per_block: 1, walltime: Infinity,
 } as const;
 
 /** Task duration assumed when the engine has no estimate. */
@@ -89,14 +78,8 @@ export const DEFAULT_ESTIMATE_MS = 1000;
 
 /** Options with defaults filled and checked; durations in ms, walltime bounds in seconds. */
 export interface ResolvedStrategyOptions {
-  periodMs: number;
-  maxIdleMs: number;
-  walltimeMarginMs: number;
-  workersPerNode: number;
-  initBlocks: number;
-  minBlocks: number;
-  maxBlocks: number;
-  parallelism: number;
+  periodMs: number; maxIdleMs: number; walltimeMarginMs: number; workersPerNode: number;
+  initBlocks: number; minBlocks: number; maxBlocks: number; parallelism: number;
   nodes: Bounds<number>;
   walltimeS: Bounds<number>;
 }
@@ -158,10 +141,7 @@ export function resolveStrategyOptions(options: StrategyOptions = {}, source = '
 export interface Decision {
   at: number;
   submit: BlockShape[];
-  hold: string[];
-  release: string[];
-  cancel: string[];
-  drain: string[];
+  hold: string[]; release: string[]; cancel: string[]; drain: string[];
   /** What was decided and why, in words. */
   reason: string;
 }
@@ -267,11 +247,7 @@ export function decide(input: StrategyInput): Decision {
 }
 
 interface PlanInput {
-  missingWorkers: number;
-  minNew: number;
-  freeSlots: number;
-  demand: number;
-  capacityWorkers: number;
+  missingWorkers: number; minNew: number; freeSlots: number; demand: number; capacityWorkers: number;
   estimateMs: number | undefined;
 }
 
@@ -321,10 +297,7 @@ function planShapes(o: ResolvedStrategyOptions, p: PlanInput): { shapes: BlockSh
 }
 
 /** Timer functions, injectable for tests. */
-export interface Timers {
-  setInterval(fn: () => void, ms: number): unknown;
-  clearInterval(handle: unknown): void;
-}
+export interface Timers { setInterval(fn: () => void, ms: number): unknown; clearInterval(handle: unknown): void }
 
 export interface StrategyDeps {
   tracker: BlockTracker;
@@ -413,18 +386,9 @@ export class Strategy {
 
   private async apply(d: Decision): Promise<void> {
     const { tracker, engine } = this.deps;
-    for (const id of d.release) {
-      tracker.release(id);
-      engine.releaseBlock(id);
-    }
-    for (const id of d.hold) {
-      tracker.hold(id);
-      engine.holdBlock(id);
-    }
-    for (const id of d.drain) {
-      tracker.markDraining(id);
-      engine.drainBlock(id);
-    }
+    for (const id of d.release) { tracker.release(id); engine.releaseBlock(id); }
+    for (const id of d.hold) { tracker.hold(id); engine.holdBlock(id); }
+    for (const id of d.drain) { tracker.markDraining(id); engine.drainBlock(id); }
     if (d.cancel.length > 0) await tracker.cancel(d.cancel);
     for (const shape of d.submit) {
       // One at a time: a failure starts the backoff, and the rest wait for it.

@@ -263,9 +263,12 @@ export class Forwarder {
     if (m.endpointId !== this.options.endpointId) {
       return refuse(`this forwarder serves endpoint ${this.options.endpointId}, not ${m.endpointId}`);
     }
+    // A second hello on the same connection (the endpoint's retry crossed our welcome): nothing was lost
+    // on it, so keep the credit count and the deliveries as they are.
+    const sameConnection = this.peers[channel]?.equals(routingId) ?? false;
     this.peers[channel] = routingId;
     let requeued = 0;
-    if (channel === 'tasks') {
+    if (channel === 'tasks' && !sameConnection) {
       // Whatever was delivered without a result may be lost with the old connection: send it again
       // (the endpoint drops ids it already holds), within the credit the endpoint says it has now.
       requeued = this.options.store.requeueInFlight(this.options.endpointId);
