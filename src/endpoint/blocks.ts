@@ -202,12 +202,8 @@ export class BlockTracker {
     this.live.set(blockId, block);
     try {
       // The shape is ours to decide: make sure the request says the same, whatever the factory wrote.
-      const request: BlockRequest = {
-        ...this.makeRequest(blockId, shape),
-        blockId,
-        nodesPerBlock: shape.nodes,
-        ...(Number.isFinite(shape.walltimeS) ? { walltimeS: shape.walltimeS } : {}),
-      };
+      const request: BlockRequest = { ...this.makeRequest(blockId, shape), blockId, nodesPerBlock: shape.nodes, walltimeS: shape.walltimeS };
+      if (!Number.isFinite(shape.walltimeS)) delete request.walltimeS; // no walltime: the provider's own default
       const submitted = await this.provider.submit(request);
       block.jobId = submitted.jobId;
       if (submitted.stdoutPath !== undefined) block.stdoutPath = submitted.stdoutPath;

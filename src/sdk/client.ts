@@ -1,0 +1,283 @@
+/**
+ * The SDK: register functions, run them (one at a time or in batches) on endpoints, and get results by
+ * long-poll: the service holds each request until the result is there, so nothing polls on a timer.
+ */
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { FuncxError, ProtocolError } from '../errors.js';
+import { PROTOCOL_VERSION } from '../protocol/messages.js';
+import { decodeOutcome, encodeArgs, RemoteError, type RemoteErrorInfo } from '../protocol/payload.js';
+import { isMPIFunction, isShellFunction, renderCommand, type MPIFunction, type ShellFunction } from './functions.js';
+import { functionSource } from './serialize.js';
+
+/** @default FUNCX_SERVICE_URL, else credentials.json's serviceUrl, else http://127.0.0.1:8080 */
+export interface FuncXClientOptions {
+  serviceUrl?: string;
+  /** @default FUNCX_TOKEN, else credentials.json's token */
+  token?: string;
+  /** Per request (long-polls get their wait on top). @default 30000 */
+  timeoutMs?: number;
+}
+
+/** An error answer of the service, with its HTTP status and code (UNAUTHORIZED, FORBIDDEN, NOT_FOUND...). */
+export class ServiceError extends FuncxError {
+  constructor(
+    code: string,
+    message: string,
+    readonly status: number,
+  ) {
+    super(code, message);
+  }
+}
+
+export type TaskState = 'received' | 'waiting-for-endpoint' | 'waiting-for-nodes' | 'running' | 'success' | 'failed';
+
+/** One task of a batch result: finished (ok with value, or failed with error) or still pending. */
+export interface TaskResult<T = unknown> {
+  taskId: string;
+  state: TaskState;
+  pending: boolean;
+  ok?: boolean;
+  value?: T;
+  error?: RemoteErrorInfo;
+}
+
+export interface Transition {
+  state: TaskState;
+  actor: string;
+  at: string;
+}
+
+export interface EndpointInfo {
+  endpointId: string;
+  name: string;
+  owner: string;
+  state: 'Active' | 'Inactive';
+  lastSeen: string | null;
+  group: string | null;
+  queued: number;
+}
+
+type TaskSpec =
+  | { endpointId: string; functionId: string; args: string }
+  | { endpointId: string; shell: Omit<ShellFunction, 'kind'> }
+  | { endpointId: string; mpi: Omit<MPIFunction, 'kind'> };
+
+type Runnable = string | ShellFunction | MPIFunction;
+
+interface TaskView {
+  taskId: string;
+  state: TaskState;
+  failed?: boolean;
+  result?: string;
+}
+
+/** Tasks collected to be submitted in one request (`client.batchRun(batch)`). */
+export class Batch {
+  readonly tasks: TaskSpec[] = [];
+
+  /** Add a task: a function id with its arguments, or a ShellFunction (first argument fills `{name}`s) or MPIFunction. */
+  add(endpointId: string, fn: Runnable, ...args: unknown[]): this {
+    this.tasks.push(taskSpec(endpointId, fn, args));
+    return this;
+  }
+
+  get size(): number {
+    return this.tasks.length;
+  }
+}
+
+function taskSpec(endpointId: string, fn: Runnable, args: unknown[]): TaskSpec {
+  if (typeof fn === 'string') return { endpointId, functionId: fn, args: Buffer.from(encodeArgs(args)).toString('base64') };
+  if (isShellFunction(fn)) {
+    const { kind: _kind, ...shell } = fn;
+    return { endpointId, shell: { ...shell, command: renderCommand(fn.command, args[0] as Record<string, unknown> | undefined) } };
+  }
+  if (isMPIFunction(fn)) {
+    const { kind: _kind, ...mpi } = fn;
+    return { endpointId, mpi };
+  }
+  throw new TypeError('run/add needs a function id, a ShellFunction or an MPIFunction');
+}
+
+/** Service URL and token from the options, the environment or $FUNCX_HOME/credentials.json. */
+export function resolveCredentials(options: FuncXClientOptions = {}): { serviceUrl: string; token: string } {
+  const home = process.env.FUNCX_HOME || join(homedir(), '.funcx');
+  let saved: { serviceUrl?: unknown; token?: unknown } = {};
+  const file = join(home, 'credentials.json');
+  try {
+    saved = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new FuncxError('CONFIG', `${file}: cannot read credentials: ${(err as Error).message}`);
+  }
+  const serviceUrl = options.serviceUrl ?? process.env.FUNCX_SERVICE_URL ?? (typeof saved.serviceUrl === 'string' ? saved.serviceUrl : 'http://127.0.0.1:8080');
+  const token = options.token ?? process.env.FUNCX_TOKEN ?? (typeof saved.token === 'string' ? saved.token : undefined);
+  if (!token) {
+    throw new FuncxError('NO_TOKEN', `no funcX token: set FUNCX_TOKEN or run \`funcx-endpoint init\` (looked in ${file})`, [
+      'get a token with `funcx-service user add NAME`',
+    ]);
+  }
+  return { serviceUrl: serviceUrl.replace(/\/+$/, ''), token };
+}
+
+export class FuncXClient {
+  readonly serviceUrl: string;
+  private readonly token: string;
+  private readonly timeoutMs: number;
+
+  constructor(options: FuncXClientOptions = {}) {
+    const { serviceUrl, token } = resolveCredentials(options);
+    this.serviceUrl = serviceUrl;
+    this.token = token;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  /** Register a function (or its source); returns its id. `group` shares it with that group's members. */
+  async registerFunction(fn: ((...args: never[]) => unknown) | string, options: { name?: string; group?: string } = {}): Promise<string> {
+    const name = options.name ?? (typeof fn === 'function' && fn.name ? fn.name : 'anonymous');
+    const body = await this.request<{ functionId: string }>('POST', '/v1/functions', { name, source: functionSource(fn), group: options.group });
+    return body.functionId;
+  }
+
+  /** Run a function (by id) with arguments, or a ShellFunction/MPIFunction, on an endpoint; returns the task id. */
+  async run(endpointId: string, fn: Runnable, ...args: unknown[]): Promise<string> {
+    const [id] = await this.submit([taskSpec(endpointId, fn, args)]);
+    return id;
+  }
+
+  createBatch(): Batch {
+    return new Batch();
+  }
+
+  /** Submit a whole batch in one request; task ids in the order added. */
+  async batchRun(batch: Batch): Promise<string[]> {
+    const ids: string[] = [];
+    for (let i = 0; i < batch.tasks.length; i += 50_000) ids.push(...(await this.submit(batch.tasks.slice(i, i + 50_000))));
+    return ids;
+  }
+
+  private async submit(tasks: TaskSpec[]): Promise<string[]> {
+    return (await this.request<{ taskIds: string[] }>('POST', '/v1/tasks', { tasks })).taskIds;
+  }
+
+  /** A task's state without waiting. */
+  async getStatus(taskId: string): Promise<TaskResult> {
+    return toResult(await this.request<TaskView>('GET', `/v1/tasks/${encodeURIComponent(taskId)}`));
+  }
+
+  /**
+   * The task's value once it finished (waiting up to `waitMs`); throws RemoteError if it failed remotely and
+   * FuncxError TASK_PENDING if it is still not done.
+   */
+  async getResult<T = unknown>(taskId: string, options: { waitMs?: number } = {}): Promise<T> {
+    const deadline = Date.now() + (options.waitMs ?? Infinity);
+    for (;;) {
+      const waitS = Math.max(0, Math.min(50, (deadline - Date.now()) / 1000));
+      const view = await this.request<TaskView>('GET', `/v1/tasks/${encodeURIComponent(taskId)}?wait=${waitS}`, undefined, waitS * 1000);
+      const result = toResult<T>(view);
+      if (!result.pending) {
+        if (!result.ok) throw new RemoteError(result.error!);
+        return result.value as T;
+      }
+      if (Date.now() >= deadline) throw new FuncxError('TASK_PENDING', `task ${taskId} is still ${view.state}`);
+    }
+  }
+
+  /**
+   * Results of many tasks in their order, waiting up to `waitMs` for all of them (pending ones are returned
+   * as `pending: true`). `onProgress(done, total)` is called as results arrive. Failures are returned, not thrown.
+   */
+  async getBatchResults<T = unknown>(taskIds: string[], options: { waitMs?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<TaskResult<T>[]> {
+    const deadline = Date.now() + (options.waitMs ?? Infinity);
+    const results = new Map<string, TaskResult<T>>();
+    let pending = [...new Set(taskIds)];
+    for (let first = true; pending.length > 0; first = false) {
+      const waitS = first ? 0 : Math.max(0, Math.min(50, (deadline - Date.now()) / 1000));
+      const next: string[] = [];
+      for (let i = 0; i < pending.length; i += 50_000) {
+        const chunk = pending.slice(i, i + 50_000);
+        const body = await this.request<{ results: TaskView[] }>('POST', `/v1/tasks/results?wait=${waitS}`, { ids: chunk, mode: 'any' }, waitS * 1000);
+        for (const view of body.results) {
+          const r = toResult<T>(view);
+          results.set(r.taskId, r);
+          if (r.pending) next.push(r.taskId);
+        }
+      }
+      if (next.length < pending.length || first) options.onProgress?.(results.size - next.length, results.size);
+      pending = next;
+      if (Date.now() >= deadline) break;
+    }
+    return taskIds.map((id) => results.get(id)!);
+  }
+
+  async getTransitions(taskId: string): Promise<Transition[]> {
+    return (await this.request<{ transitions: Transition[] }>('GET', `/v1/tasks/${encodeURIComponent(taskId)}/transitions`)).transitions;
+  }
+
+  async listEndpoints(): Promise<EndpointInfo[]> {
+    return (await this.request<{ endpoints: EndpointInfo[] }>('GET', '/v1/endpoints')).endpoints;
+  }
+
+  async getEndpoint(endpointId: string): Promise<EndpointInfo> {
+    return this.request<EndpointInfo>('GET', `/v1/endpoints/${encodeURIComponent(endpointId)}`);
+  }
+
+  async whoami(): Promise<{ userId: string; name: string; groups: string[] }> {
+    return this.request('GET', '/v1/whoami');
+  }
+
+  async createGroup(name: string): Promise<string> {
+    return (await this.request<{ groupId: string }>('POST', '/v1/groups', { name })).groupId;
+  }
+
+  /** Add a user (by name) to a group you own (by id or name). */
+  async addGroupMember(group: string, user: string): Promise<void> {
+    await this.request('POST', `/v1/groups/${encodeURIComponent(group)}/members`, { user });
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown, extraTimeoutMs = 0): Promise<T> {
+    const url = this.serviceUrl + path;
+    const timeoutMs = this.timeoutMs + extraTimeoutMs;
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          'x-funcx-protocol': String(PROTOCOL_VERSION),
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string; message?: string } };
+      const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : e.cause?.code === 'ECONNREFUSED' ? 'connection refused (is it running?)' : (e.cause?.message ?? e.message);
+      throw new FuncxError('SERVICE_UNREACHABLE', `cannot reach the funcX service at ${this.serviceUrl}: ${why}`, ['start it with `funcx-service start`, or set FUNCX_SERVICE_URL']);
+    }
+    const text = await response.text();
+    let parsed: Record<string, unknown> | undefined;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      // Reported below.
+    }
+    if (!response.ok) {
+      const message = typeof parsed?.message === 'string' ? parsed.message : `${response.status} ${response.statusText}`;
+      if (parsed?.code === 'PROTOCOL_MISMATCH') throw new ProtocolError(message);
+      throw new ServiceError(typeof parsed?.code === 'string' ? parsed.code : `HTTP_${response.status}`, message, response.status);
+    }
+    if (parsed === undefined) throw new ProtocolError(`the service at ${this.serviceUrl} answered ${method} ${path} with something that is not JSON`);
+    return parsed as T;
+  }
+}
+
+function toResult<T>(view: TaskView): TaskResult<T> {
+  if (view.state !== 'success' && view.state !== 'failed') return { taskId: view.taskId, state: view.state, pending: true };
+  const outcome = view.result
+    ? decodeOutcome(Buffer.from(view.result, 'base64'))
+    : ({ ok: false, error: { type: 'MissingResult', message: 'the task finished without a result payload' } } as const);
+  if (outcome.ok) return { taskId: view.taskId, state: view.state, pending: false, ok: true, value: outcome.value as T };
+  return { taskId: view.taskId, state: view.state, pending: false, ok: false, error: outcome.error };
+}
