@@ -257,7 +257,6 @@ export class BlockTracker {
     let statuses;
     try {
       statuses = await this.provider.status(withJob.map((b) => b.jobId as string));
-      this.health.lastStatusError = null;
     } catch (err) {
       const text = errorText(err);
       if (this.health.lastStatusError !== text) this.log('warn', `block status failed, keeping last known states: ${text}`);
@@ -266,28 +265,29 @@ export class BlockTracker {
     }
     const now = this.clock.now();
     const ended: TrackedBlock[] = [];
+    // Providers report a failed status command as 'unknown' for every id (no code): show it like a failure.
+    const all = withJob.map((b) => statuses.get(b.jobId as string));
+    const blind = all.every((st) => st === undefined || (st.state === 'unknown' && st.raw === undefined));
+    this.health.lastStatusError = blind ? (all.find((st) => st?.detail)?.detail ?? 'no status for any block') : null;
     for (const block of withJob) {
       const st = statuses.get(block.jobId as string);
       if (st === undefined) continue;
-      let state: TrackedState = st.state;
+      const state: TrackedState = st.state;
       if (state === 'unknown') {
-        // A job we cancelled that the scheduler no longer knows is gone; otherwise 'unknown' says nothing.
-        if (block.cancelRequested) state = 'cancelled';
-        else {
-          if (block.raw !== st.raw || block.detail !== st.detail) {
-            this.log('warn', `block ${block.blockId} (job ${block.jobId}): state unknown (${st.raw ?? ''} ${st.detail ?? ''}), keeping ${block.state}`);
-          }
-          block.raw = st.raw;
-          block.detail = st.detail;
-          continue;
+        // Says nothing about the job (a failed command, a code we do not know): keep what we knew.
+        if (block.raw !== st.raw || block.detail !== st.detail) {
+          this.log('warn', `block ${block.blockId} (job ${block.jobId}): state unknown (${st.raw ?? ''} ${st.detail ?? ''}), keeping ${block.state}`);
         }
+        block.raw = st.raw;
+        block.detail = st.detail;
+        continue;
       }
       if (state !== block.state) this.log('info', `block ${block.blockId} (job ${block.jobId}): ${block.state} -> ${state}`);
       block.state = state;
       block.raw = st.raw;
       block.detail = st.detail;
       if (state === 'running' && block.runningSince === null) this.markRunning(block, now);
-      if (TERMINAL_BLOCK_STATES.has(state as BlockState)) ended.push(block);
+      if (TERMINAL_BLOCK_STATES.has(state)) ended.push(block);
     }
     for (const block of ended) await this.retire(block, now);
   }

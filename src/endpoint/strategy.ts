@@ -89,7 +89,9 @@ export interface ResolvedStrategyOptions {
  * @throws ConfigError naming the field.
  */
 export function resolveStrategyOptions(options: StrategyOptions = {}, source = 'strategy'): ResolvedStrategyOptions {
-  const o = { ...STRATEGY_DEFAULTS, ...options };
+  // An option given as undefined (a profile field left out) takes its default.
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  const o = { ...STRATEGY_DEFAULTS, ...given } as Required<StrategyOptions>;
   const fail = (field: string, why: string): never => {
     throw new ConfigError(`${source}: ${field} ${why}`, [`fix ${field} in the profile`]);
   };
@@ -106,7 +108,7 @@ export function resolveStrategyOptions(options: StrategyOptions = {}, source = '
     if (b.min === undefined || b.max === undefined) fail(name, 'must be a value or {min, max} with both set');
     return { min: b.min as T, max: b.max as T, fields: [`${name}.min`, `${name}.max`] };
   };
-  const period = num('period', o.period, Number.MIN_VALUE, false);
+  const period = num('period', o.period, 0, false) || fail('period', 'must be more than 0 seconds');
   const margin = num('walltime_margin', o.walltime_margin, 0, false);
   const r: ResolvedStrategyOptions = {
     periodMs: period * 1000,
@@ -117,8 +119,7 @@ export function resolveStrategyOptions(options: StrategyOptions = {}, source = '
     minBlocks: num('min_blocks', o.min_blocks, 0, true),
     maxBlocks: num('max_blocks', o.max_blocks, 1, true),
     parallelism: num('parallelism', o.parallelism, 0, false),
-    nodes: { min: 0, max: 0 },
-    walltimeS: { min: 0, max: 0 },
+    nodes: { min: 0, max: 0 }, walltimeS: { min: 0, max: 0 }, // filled below
   };
   if (r.parallelism > 1) fail('parallelism', `must be between 0 and 1, got ${r.parallelism}`);
   if (r.minBlocks > r.maxBlocks) fail('min_blocks', `(${r.minBlocks}) is greater than max_blocks (${r.maxBlocks})`);

@@ -7,6 +7,7 @@
  */
 import Database from 'better-sqlite3';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { chmodSync } from 'node:fs';
 import type { ResultEnvelope, TaskEnvelope } from '../protocol/messages.js';
 import type { ForwarderChannel } from '../protocol/forwarder-messages.js';
 
@@ -195,6 +196,8 @@ export class Store {
 
   constructor(readonly path: string) {
     this.db = new Database(path);
+    // Results and token hashes are nobody else's business (SQLite gives -wal/-shm the same mode).
+    if (path !== ':memory:' && path !== '') chmodSync(path, 0o600);
     this.db.pragma('journal_mode = WAL');
     // NORMAL is durable across process crashes in WAL mode; only a power cut can lose the last commits.
     this.db.pragma('synchronous = NORMAL');

@@ -275,12 +275,18 @@ test('cancel uses one call, waits for status to confirm, retries after a failure
   assert.deepEqual(provider.cancels, [['100', '101'], ['100', '101']]);
   assert.equal(tracker.get('0')?.cancelRequested, true);
   assert.equal(tracker.get('0')?.state, 'pending', 'state changes only when status says so');
-  // The scheduler forgot job 100 (unknown) and says 101 is cancelled: both are gone, neither is missing.
-  provider.states.delete('100');
-  provider.states.set('101', { state: 'cancelled', raw: 'CA' });
+  // 'unknown' (e.g. a failed squeue) keeps a cancelled block counted; 'cancelled' retires it, not as missing.
+  provider.states.set('100', { state: 'unknown', detail: 'squeue: timeout' });
+  provider.states.set('101', { state: 'unknown', detail: 'squeue: timeout' });
+  await tracker.poll();
+  assert.equal(tracker.countedBlocks(), 2);
+  assert.equal(tracker.submitHealth().lastStatusError, 'squeue: timeout');
+  provider.states.set('100', { state: 'cancelled', raw: 'CA' });
+  provider.states.set('101', { state: 'cancelled', detail: 'no longer listed by the scheduler after cancel' });
   await tracker.poll();
   assert.equal(tracker.blocks().length, 0);
   assert.equal(tracker.missing().length, 0);
+  assert.equal(tracker.submitHealth().lastStatusError, null);
   // A block cancelled while sbatch runs is cancelled as soon as its job id is known.
   let open!: () => void;
   provider.submitGate = new Promise((r) => (open = r));

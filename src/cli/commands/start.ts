@@ -1,0 +1,55 @@
+/**
+ * `funcx-endpoint start [NAME]`: register with the service, detach the daemon, and return once the endpoint
+ * is Active (or print why it is not). With no `init` yet, `init` runs first; with no profile for `default`,
+ * it is created.
+ */
+import type { Command } from 'commander';
+import type { CliContext } from '../context.js';
+import { ensureInitialized } from './init.js';
+import { startDaemon } from '../../endpoint/daemon-control.js';
+import { runDaemon } from '../../endpoint/daemon.js';
+import { loadGlobalOptions } from '../../endpoint/global-options.js';
+import { DEFAULT_ENDPOINT } from '../../endpoint/home.js';
+import { FuncxError } from '../../errors.js';
+import { createDefaultProfile } from './configure.js';
+
+/** Service URL and token: environment first, then the home's credentials, then the global options. */
+export async function serviceAccess(ctx: CliContext): Promise<{ serviceUrl: string; token: string; endpointAddress?: string }> {
+  const credentials = ctx.home.readCredentials();
+  const global = await loadGlobalOptions(ctx.home);
+  const serviceUrl = process.env.FUNCX_SERVICE_URL || credentials?.serviceUrl || global.service_url;
+  const token = process.env.FUNCX_TOKEN || credentials?.token;
+  if (!token) throw new FuncxError('UNAUTHORIZED', 'no token: set FUNCX_TOKEN or run `funcx-endpoint init`');
+  return { serviceUrl, token, endpointAddress: global.endpoint_address };
+}
+
+export async function startEndpoint(ctx: CliContext, name: string, options: { foreground?: boolean }): Promise<void> {
+  await ensureInitialized(ctx);
+  if (!ctx.home.isConfigured(name)) {
+    if (name !== DEFAULT_ENDPOINT) {
+      throw new FuncxError('NOT_CONFIGURED', `endpoint ${name} is not configured`, [`funcx-endpoint configure ${name}`]);
+    }
+    createDefaultProfile(ctx, name);
+  }
+  const access = await serviceAccess(ctx);
+  if (options.foreground) {
+    process.env.FUNCX_HOME = ctx.home.root;
+    await runDaemon({ home: ctx.home, name, ...access, echo: true });
+    ctx.out(`Endpoint ${name} is Active (running in the foreground; Ctrl-C stops it)`);
+    return;
+  }
+  const t0 = Date.now();
+  const { id, pid } = await startDaemon(ctx.home, name, access);
+  ctx.out(`Endpoint ${name} is Active: id ${id}, pid ${pid} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  ctx.out(`Logs: ${ctx.home.logFile(name)}`);
+}
+
+export function registerStartCommand(program: Command, ctx: CliContext): void {
+  program
+    .command('start [name]')
+    .description('start an endpoint (registers it, detaches a daemon, returns once it is Active)')
+    .option('--foreground', 'run the daemon in this process (for debugging or a service manager)')
+    .action(async (name: string | undefined, options: { foreground?: boolean }) => {
+      await startEndpoint(ctx, name ?? DEFAULT_ENDPOINT, options);
+    });
+}

@@ -1,0 +1,244 @@
+#!/usr/bin/env node
+/**
+ * `funcx-service`: start (detached by default), stop (one call), status, and `user add NAME`.
+ * State lives in FUNCX_SERVICE_HOME (default ~/.funcx-service): service.db, keys/, service.pid, service.log.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, closeSync, readSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FuncxError } from '../errors.js';
+import { startService } from '../service/api.js';
+import { Store } from '../service/store.js';
+
+interface PidFile {
+  pid: number;
+  url: string;
+  startedAt: string;
+}
+
+interface StartFlags {
+  host: string;
+  port: number;
+  foreground?: boolean;
+  forwarderHost?: string;
+  forwarderPorts?: [number, number];
+  heartbeatPeriodMs?: number;
+  heartbeatThresholdMs?: number;
+}
+
+const home = (): string => process.env.FUNCX_SERVICE_HOME || join(homedir(), '.funcx-service');
+const pidPath = (): string => join(home(), 'service.pid');
+const logPath = (): string => join(home(), 'service.log');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function readPidFile(): PidFile | undefined {
+  try {
+    const p = JSON.parse(readFileSync(pidPath(), 'utf8')) as PidFile;
+    return Number.isInteger(p.pid) && typeof p.url === 'string' ? p : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Alive and (where /proc tells) really a funcx-service, not a recycled pid. */
+function isServiceProcess(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  const cmdline = `/proc/${pid}/cmdline`;
+  return !existsSync(cmdline) || readFileSync(cmdline, 'utf8').includes('service');
+}
+
+async function healthy(url: string): Promise<{ pid: number; protocol: number } | undefined> {
+  try {
+    const r = await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(2000) });
+    return r.ok ? ((await r.json()) as { pid: number; protocol: number }) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function refuseIfRunning(): void {
+  const running = readPidFile();
+  if (running && isServiceProcess(running.pid)) {
+    throw new FuncxError('ALREADY_RUNNING', `funcx-service is already running at ${running.url} (pid ${running.pid})`, ['stop it with `funcx-service stop`']);
+  }
+}
+
+function tail(path: string, bytes = 2000): string {
+  try {
+    const size = statSync(path).size;
+    const fd = openSync(path, 'r');
+    const buf = Buffer.alloc(Math.min(bytes, size));
+    readSync(fd, buf, 0, buf.length, size - buf.length);
+    closeSync(fd);
+    return buf.toString('utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+async function runForeground(flags: StartFlags): Promise<void> {
+  refuseIfRunning();
+  const service = await startService({
+    home: home(),
+    host: flags.host,
+    port: flags.port,
+    forwarderHost: flags.forwarderHost,
+    forwarderPortRange: flags.forwarderPorts,
+    heartbeatPeriodMs: flags.heartbeatPeriodMs,
+    heartbeatThresholdMs: flags.heartbeatThresholdMs,
+  });
+  const pidFile: PidFile = { pid: process.pid, url: service.url, startedAt: new Date().toISOString() };
+  writeFileSync(pidPath(), JSON.stringify(pidFile) + '\n', { mode: 0o600 });
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`${new Date().toISOString()} INFO [service] ${signal}: stopping\n`);
+    await service.close();
+    if (readPidFile()?.pid === process.pid) rmSync(pidPath(), { force: true });
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.stdout.write(`funcx-service listening on ${service.url}\n`);
+  // Tell a detaching parent we are up (it then checks /v1/health itself).
+  if (process.send) {
+    process.send({ ready: true, url: service.url, pid: process.pid });
+    process.disconnect();
+  }
+}
+
+async function startDetached(flags: StartFlags): Promise<void> {
+  refuseIfRunning();
+  const log = openSync(logPath(), 'a', 0o600);
+  const args = [fileURLToPath(import.meta.url), 'start', '--foreground', '--host', flags.host, '--port', String(flags.port)];
+  if (flags.forwarderHost) args.push('--forwarder-host', flags.forwarderHost);
+  if (flags.forwarderPorts) args.push('--forwarder-ports', flags.forwarderPorts.join('-'));
+  if (flags.heartbeatPeriodMs) args.push('--heartbeat-period-ms', String(flags.heartbeatPeriodMs));
+  if (flags.heartbeatThresholdMs) args.push('--heartbeat-threshold-ms', String(flags.heartbeatThresholdMs));
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'], env: process.env });
+  closeSync(log);
+  const ready = await new Promise<{ url: string; pid: number }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new FuncxError('START_TIMEOUT', `funcx-service did not start within 20 s; see ${logPath()}`)), 20_000);
+    child.once('message', (m) => (clearTimeout(timer), resolve(m as { url: string; pid: number })));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      const last = tail(logPath()).split('\n').slice(-3).join('\n');
+      reject(new FuncxError('START_FAILED', `funcx-service exited during start (code ${code})${last ? `:\n${last}` : ''}`));
+    });
+  });
+  child.removeAllListeners('exit');
+  child.unref();
+  if (child.connected) child.disconnect();
+  const health = await healthy(ready.url);
+  if (!health) throw new FuncxError('START_FAILED', `funcx-service started (pid ${ready.pid}) but ${ready.url}/v1/health does not answer; see ${logPath()}`);
+  process.stdout.write(`funcx-service running at ${ready.url} (pid ${ready.pid}); logs in ${logPath()}\n`);
+}
+
+async function stopService(graceSeconds: number): Promise<void> {
+  const running = readPidFile();
+  if (!running || !isServiceProcess(running.pid)) {
+    if (running) rmSync(pidPath(), { force: true });
+    process.stdout.write(`funcx-service is not running${running ? ' (removed a stale pid file)' : ''}\n`);
+    return;
+  }
+  process.kill(running.pid, 'SIGTERM');
+  const deadline = Date.now() + graceSeconds * 1000;
+  while (isServiceProcess(running.pid) && Date.now() < deadline) await sleep(50);
+  let how = 'stopped';
+  if (isServiceProcess(running.pid)) {
+    process.kill(running.pid, 'SIGKILL');
+    how = `killed (it did not stop within ${graceSeconds} s)`;
+    while (isServiceProcess(running.pid)) await sleep(20);
+  }
+  if (readPidFile()?.pid === running.pid) rmSync(pidPath(), { force: true });
+  process.stdout.write(`funcx-service ${how} (pid ${running.pid})\n`);
+}
+
+async function status(json: boolean): Promise<void> {
+  const running = readPidFile();
+  const alive = running ? isServiceProcess(running.pid) : false;
+  const health = running && alive ? await healthy(running.url) : undefined;
+  if (json) {
+    process.stdout.write(JSON.stringify({ running: Boolean(health), url: running?.url ?? null, pid: alive ? running!.pid : null, home: home() }) + '\n');
+  } else if (health) {
+    process.stdout.write(`funcx-service is running at ${running!.url} (pid ${running!.pid}, protocol ${health.protocol})\n`);
+  } else if (alive) {
+    process.stdout.write(`funcx-service (pid ${running!.pid}) is running but ${running!.url}/v1/health does not answer\n`);
+  } else {
+    process.stdout.write('funcx-service is not running\n');
+  }
+  if (!health) process.exitCode = 3;
+}
+
+function addUser(name: string): void {
+  if (!/^[A-Za-z0-9._@-]{1,100}$/.test(name)) throw new FuncxError('CONFIG', `user name "${name}" may only use letters, digits, ".", "_", "@" and "-"`);
+  mkdirSync(home(), { recursive: true, mode: 0o700 });
+  const store = new Store(join(home(), 'service.db'));
+  try {
+    if (store.userByName(name)) throw new FuncxError('USER_EXISTS', `user ${name} already exists`);
+    const { token } = store.createUser(name);
+    process.stderr.write(`Created user ${name}. Their token is printed once below; only its hash is kept:\n`);
+    process.stdout.write(token + '\n');
+  } finally {
+    store.close();
+  }
+}
+
+function intOption(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function portRange(value: string): [number, number] {
+  const m = /^(\d+)-(\d+)$/.exec(value);
+  const range = m ? ([Number(m[1]), Number(m[2])] as [number, number]) : undefined;
+  if (!range || range[0] < 1 || range[1] > 65535 || range[0] > range[1]) throw new InvalidArgumentError('expected LOW-HIGH, e.g. 55000-55100');
+  return range;
+}
+
+const program = new Command('funcx-service').description('The funcX web service: REST API, users, endpoints, functions, tasks and forwarders.');
+program
+  .command('start')
+  .description('start the service (in the background unless --foreground)')
+  .option('--host <address>', 'address to listen on', '127.0.0.1')
+  .option('--port <port>', 'HTTP port (0: any free port)', intOption('--port', 0, 65535), 8080)
+  .option('--foreground', 'stay in the foreground')
+  .option('--forwarder-host <address>', 'address forwarders bind (default: --host)')
+  .option('--forwarder-ports <low-high>', 'port range for forwarder sockets (default: any free port)', portRange)
+  .option('--heartbeat-period-ms <ms>', 'forwarder heartbeat period', intOption('--heartbeat-period-ms', 50, 3_600_000))
+  .option('--heartbeat-threshold-ms <ms>', 'endpoint is Inactive after this long without a message', intOption('--heartbeat-threshold-ms', 100, 86_400_000))
+  .action(async (flags: StartFlags) => (flags.foreground ? runForeground(flags) : startDetached(flags)));
+program
+  .command('stop')
+  .description('stop the service: SIGTERM, then SIGKILL after the grace period')
+  .option('--grace <seconds>', 'seconds to wait before SIGKILL', intOption('--grace', 0, 3600), 10)
+  .action(async (flags: { grace: number }) => stopService(flags.grace));
+program
+  .command('status')
+  .description('say whether the service runs, and where (exit 3 when not)')
+  .option('--json', 'print JSON')
+  .action(async (flags: { json?: boolean }) => status(Boolean(flags.json)));
+const user = program.command('user').description('manage users');
+user
+  .command('add <name>')
+  .description('create a user and print their token (once)')
+  .action((name: string) => addUser(name));
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  const suggestions = err instanceof FuncxError && err.suggestions.length ? `\n  hint: ${err.suggestions.join('\n  hint: ')}` : '';
+  process.stderr.write(`funcx-service: ${err.message}${suggestions}\n`);
+  process.exitCode = 1;
+  // A detached child's IPC channel would keep it alive after a failed start.
+  if (process.connected) process.disconnect();
+});

@@ -1,0 +1,183 @@
+/**
+ * The endpoint daemon's life: take the lease, load the profile, register, start the engine, connect the
+ * three forwarder channels, and serve until stopped. Tasks from the forwarder go to the engine; results go
+ * back through the forwarder client, which keeps them on disk until acknowledged.
+ *
+ * State: starting → active → stopping → stopped (or failed).
+ */
+import { createWriteStream } from 'node:fs';
+import { hostname } from 'node:os';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { FuncxHome, writeJsonAtomic } from './home.js';
+import { readLease, leaseIsLive, writeLease, LEASE_REFRESH_MS } from './lease.js';
+import { loadProfile } from '../config/load.js';
+import { Engine, type EngineStatus } from './engine.js';
+import { registerEndpoint } from './registration.js';
+import { ForwarderClient } from './forwarder-client.js';
+import { loadOrCreateKeyPair } from '../protocol/keys.js';
+import { createLogger, type Logger } from '../logger.js';
+import { FuncxError } from '../errors.js';
+
+export type DaemonState = 'starting' | 'active' | 'stopping' | 'stopped' | 'failed';
+
+export interface DaemonOptions {
+  home: FuncxHome;
+  name: string;
+  serviceUrl: string;
+  token: string;
+  /** Global endpoint_address (used when the profile's engine sets none). */
+  endpointAddress?: string;
+  /** Told once when the endpoint is Active, or why it failed to start. */
+  report?: (message: { kind: 'active'; id: string } | { kind: 'failed'; code: string; message: string }) => void;
+  /** Log to stderr as well as endpoint.log (foreground runs). */
+  echo?: boolean;
+}
+
+/** What `status` reads: written beside the lease every few seconds. */
+export interface StatusFile {
+  name: string;
+  id: string;
+  host: string;
+  pid: number;
+  state: DaemonState;
+  writtenAt: number;
+  forwarderConnected: boolean;
+  engine: EngineStatus;
+}
+
+/** Tasks the endpoint keeps in hand from the forwarder (credit window). */
+const TASK_WINDOW = 20_000;
+
+export async function runDaemon(options: DaemonOptions): Promise<void> {
+  const { home, name } = options;
+  const dir = home.endpointDir(name);
+  const logStream = createWriteStream(home.logFile(name), { flags: 'a', mode: 0o600 });
+  const log: Logger = createLogger(`endpoint ${name}`, undefined, (line) => {
+    logStream.write(line + '\n');
+    if (options.echo) process.stderr.write(line + '\n');
+  });
+  let state: DaemonState = 'starting';
+  const setState = (next: DaemonState): void => {
+    log.info(`state ${state} → ${next}`);
+    state = next;
+  };
+  const pidFile = home.pidFile(name);
+  const statusFile = join(dir, 'status.json');
+
+  const existing = readLease(pidFile);
+  if (existing && leaseIsLive(existing) && existing.pid !== process.pid) {
+    const message = `endpoint ${name} is already running on host ${existing.host} (pid ${existing.pid})`;
+    options.report?.({ kind: 'failed', code: 'ALREADY_RUNNING', message });
+    throw new FuncxError('ALREADY_RUNNING', message);
+  }
+  const lease = { pid: process.pid, host: hostname(), startedAt: Date.now(), refreshedAt: Date.now(), port: 0 };
+  writeLease(pidFile, lease);
+
+  let engine: Engine | undefined;
+  let forwarder: ForwarderClient | undefined;
+  let endpointId = '';
+  const timers: NodeJS.Timeout[] = [];
+
+  const writeStatus = (): void => {
+    if (!engine) return;
+    const status: StatusFile = {
+      name, id: endpointId, host: lease.host, pid: process.pid, state, writtenAt: Date.now(),
+      forwarderConnected: forwarder?.isConnected ?? false, engine: engine.status(),
+    };
+    try {
+      writeJsonAtomic(statusFile, status, 0o644);
+    } catch (err) {
+      log.warn(`cannot write ${statusFile}: ${(err as Error).message}`);
+    }
+  };
+
+  let stopping: Promise<void> | undefined;
+  const stop = (reason: string, graceMs = 10_000): Promise<void> => {
+    stopping ??= (async () => {
+      setState('stopping');
+      log.info(`stopping: ${reason}`);
+      for (const t of timers) clearInterval(t);
+      // Unfinished tasks stay unanswered at the forwarder, which redelivers them when we come back.
+      const unfinished = (await engine?.stop({ graceMs }).catch((err: Error) => (log.error(`engine stop: ${err.message}`), []))) ?? [];
+      if (unfinished.length) log.info(`${unfinished.length} unfinished task(s) left for redelivery`);
+      await forwarder?.close().catch(() => {});
+      setState('stopped');
+      writeStatus();
+      // Give up the lease only if it is still ours.
+      if (readLease(pidFile)?.pid === process.pid) rmSync(pidFile, { force: true });
+      await new Promise<void>((r) => logStream.end(r));
+    })();
+    return stopping;
+  };
+
+  try {
+    const config = await loadProfile(dir);
+    const keys = loadOrCreateKeyPair(join(home.keysDir(name), 'endpoint.json'));
+    const previous = home.readEndpointInfo(name);
+    const register = () =>
+      registerEndpoint(options.serviceUrl, options.token, { name, endpointId: previous?.id ?? (endpointId || undefined), publicKey: keys.publicKey });
+    const registration = await register();
+    endpointId = registration.endpointId;
+    home.writeEndpointInfo(name, { id: endpointId, name, serviceUrl: options.serviceUrl });
+    log.info(`registered as ${endpointId}; forwarder at ${registration.forwarder.host}`);
+
+    engine = new Engine({ config, name, keysDir: home.keysDir(name), endpointAddress: options.endpointAddress, log });
+    await engine.start();
+    lease.port = engine.interchange.port;
+    writeLease(pidFile, lease);
+
+    forwarder = new ForwarderClient({
+      endpointId,
+      forwarder: registration.forwarder,
+      keys,
+      resultsDir: home.outboxDir(name),
+      window: TASK_WINDOW,
+      reregister: async () => (await register()).forwarder,
+      log: log.child('forwarder'),
+    });
+    const fc = forwarder;
+    const eng = engine;
+    fc.on('tasks', (tasks) => eng.submitMany(tasks));
+    eng.onResults = (results) => {
+      fc.sendResults(results).catch((err: Error) => log.error(`results not stored: ${err.message}`));
+    };
+    fc.on('command', (command, reply) => {
+      if (command.name === 'status') {
+        reply({ ok: true, result: eng.status() });
+      } else if (command.name === 'stop') {
+        reply({ ok: true });
+        void stop('the service asked us to stop', command.graceMs).then(() => process.exit(0));
+      } else {
+        reply({ ok: false, error: `unknown command ${JSON.stringify(command)}` });
+      }
+    });
+    fc.on('lost', (reason) => log.warn(`forwarder lost: ${reason}; reconnecting`));
+    fc.on('connected', () => log.info('forwarder channels connected'));
+    fc.on('refused', (reason) => {
+      log.error(`the forwarder refused us: ${reason}`);
+      void stop(`refused by the forwarder: ${reason}`, 0).then(() => process.exit(1));
+    });
+    await fc.start();
+
+    timers.push(setInterval(() => {
+      lease.refreshedAt = Date.now();
+      writeLease(pidFile, lease);
+      writeStatus();
+    }, LEASE_REFRESH_MS));
+    setState('active');
+    writeStatus();
+    options.report?.({ kind: 'active', id: endpointId });
+  } catch (err) {
+    const e = err as FuncxError;
+    log.error(`failed to start: ${e.message}`);
+    setState('failed');
+    options.report?.({ kind: 'failed', code: e.code ?? 'START_FAILED', message: e.message });
+    await stop('failed to start', 0);
+    throw err;
+  }
+
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => void stop(`received ${signal}`).then(() => process.exit(0)));
+  }
+}
