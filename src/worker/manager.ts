@@ -45,7 +45,7 @@ export interface ManagerOptions {
   managerId?: string;
 }
 
-const MAX_WINDOW = 64;
+const MAX_WINDOW = 512;
 
 export class Manager {
   state: ManagerState = 'probing';

@@ -14,6 +14,12 @@ import type { Logger } from '../logger.js';
 
 const WORKER_SCRIPT = fileURLToPath(new URL('../cli/worker.js', import.meta.url));
 
+/** `FUNCX_PROFILE_DIR=/dir` writes a CPU profile of every worker there (see README: profiling). */
+export function profilingArgs(): string[] {
+  const dir = process.env.FUNCX_PROFILE_DIR;
+  return dir ? ['--cpu-prof', '--cpu-prof-dir', dir] : [];
+}
+
 interface Slot {
   index: number;
   child: ChildProcess;
@@ -80,7 +86,7 @@ export class WorkerPool {
   }
 
   private spawnSlot(index: number): Slot {
-    const child = spawn(process.execPath, [WORKER_SCRIPT], {
+    const child = spawn(process.execPath, [...profilingArgs(), WORKER_SCRIPT], {
       stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
       env: { ...process.env, ...this.options.env, FUNCX_WORKER_INDEX: String(index) },
     });
@@ -165,13 +171,17 @@ export class WorkerPool {
     }
   }
 
-  /** Kill every worker; used at shutdown. */
+  /** Stop every worker: ask politely, kill what is still there a moment later. */
   stop(): void {
     this.stopping = true;
     clearInterval(this.walltimeTimer);
     for (const slot of this.slots) {
-      slot.pipe.destroy();
-      slot.child.kill('SIGKILL');
+      if (slot.inflight.length > 0) {
+        slot.child.kill('SIGKILL'); // busy: its task is the interchange's to retry
+        continue;
+      }
+      slot.pipe.end(encodeLengthPrefixed({ kind: 'shutdown' }));
+      setTimeout(() => slot.child.kill('SIGKILL'), 1000).unref();
     }
   }
 

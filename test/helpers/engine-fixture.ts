@@ -8,6 +8,7 @@ import { Interchange, type InterchangeOptions } from '../../src/endpoint/interch
 import { loadOrCreateWorkerChannelKeys, writeManagerKeyFile, type WorkerChannelKeys } from '../../src/protocol/keys.js';
 import { encodeArgs, encodeTask } from '../../src/protocol/payload.js';
 import type { TaskEnvelope } from '../../src/protocol/messages.js';
+import { profilingArgs } from '../../src/worker/worker-pool.js';
 
 export const MANAGER_CLI = fileURLToPath(new URL('../../src/cli/manager.js', import.meta.url));
 
@@ -44,6 +45,7 @@ export async function startEngine(options: Partial<InterchangeOptions> = {}): Pr
     managers,
     startManager(extra = [], env = {}) {
       const args = [
+        ...profilingArgs(),
         MANAGER_CLI,
         '--addresses', '127.0.0.1',
         '--port', String(interchange.port),
@@ -60,7 +62,10 @@ export async function startEngine(options: Partial<InterchangeOptions> = {}): Pr
     },
     async stop() {
       await interchange.stop({ graceMs: 0 });
-      for (const m of managers) if (m.exitCode === null) m.kill('SIGKILL');
+      // Managers leave on the interchange's shutdown; give them a moment (profiles are written at exit).
+      const deadline = Date.now() + 2000;
+      while (managers.some((m) => m.exitCode === null && m.signalCode === null) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      for (const m of managers) if (m.exitCode === null && m.signalCode === null) m.kill('SIGKILL');
     },
   };
   return fixture;

@@ -1,0 +1,90 @@
+/**
+ * The daemon's pid file is a lease: `<name>/daemon.pid` holds `{pid, host, startedAt, refreshedAt, port}`
+ * and the daemon rewrites it every LEASE_REFRESH_MS. A lease is live while it was refreshed within
+ * LEASE_STALE_MS and, when it names this host, its process still exists. So a pid file left by a crash or a
+ * reboot reads as stale (funcX's `list` said Active after a reboot, #327), and a second login node sharing
+ * the home sees the first one's lease as live and refuses a duplicate daemon (#581).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { writeJsonAtomic } from './home.js';
+
+/** How often the daemon rewrites its lease. @default 5000 */
+export const LEASE_REFRESH_MS = 5000;
+/** A lease not refreshed for this long is stale, whoever holds it. @default 15000 */
+export const LEASE_STALE_MS = 15000;
+
+/** What `daemon.pid` holds. Times are ISO 8601 strings (readable with `cat`). */
+export interface Lease {
+  /** The daemon's process id (on `host`). */
+  pid: number;
+  /** `os.hostname()` of the machine the daemon runs on. */
+  host: string;
+  /** When the daemon started. */
+  startedAt: string;
+  /** Last time the daemon rewrote the lease. */
+  refreshedAt: string;
+  /** The daemon's control port on `host` (0 when it has none). */
+  port: number;
+}
+
+/**
+ * Read a lease file. Missing file, or a file that is not a lease (hand-edited, another program's), → null:
+ * such a file cannot prove a daemon is alive. Writes are atomic, so a half-written file never shows.
+ */
+export function readLease(file: string): Lease | null {
+  if (!existsSync(file)) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return null;
+  }
+  const l = value as Partial<Lease> | null;
+  if (
+    l === null ||
+    typeof l !== 'object' ||
+    !Number.isInteger(l.pid) ||
+    (l.pid as number) <= 0 ||
+    typeof l.host !== 'string' ||
+    typeof l.startedAt !== 'string' ||
+    typeof l.refreshedAt !== 'string' ||
+    !Number.isFinite(Date.parse(l.refreshedAt)) ||
+    !Number.isInteger(l.port)
+  ) {
+    return null;
+  }
+  return { pid: l.pid!, host: l.host, startedAt: l.startedAt, refreshedAt: l.refreshedAt, port: l.port! };
+}
+
+/** Write a lease through a temporary file and a rename (readers never see half a file), mode 0644. */
+export function writeLease(file: string, lease: Lease): void {
+  writeJsonAtomic(file, lease, 0o644);
+}
+
+/**
+ * True while the lease is held: refreshed within LEASE_STALE_MS of `now` and, on this host, its process
+ * exists. On another host we cannot see the process, so freshness alone decides.
+ */
+export function leaseIsLive(lease: Lease, now: number = Date.now()): boolean {
+  const refreshed = Date.parse(lease.refreshedAt);
+  if (!Number.isFinite(refreshed) || now - refreshed > LEASE_STALE_MS) return false;
+  // A clock far ahead of ours (another host) is not a reason to call it dead; freshness is what we can judge.
+  if (lease.host !== hostname()) return true;
+  return processExists(lease.pid);
+}
+
+/** "pid 123 on host login1": for messages that name who holds a lease. */
+export function describeLease(lease: Lease): string {
+  return `pid ${lease.pid} on host ${lease.host}`;
+}
+
+/** Signal 0 tests existence; EPERM means it exists but belongs to someone else. */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
