@@ -30,3 +30,6 @@ export { WrappedLauncher } from '../launchers/wrapped.js';
 
 export { RemoteError } from './protocol/payload.js';
 export { FuncxError, ConfigError } from './errors.js';
+
+export { FuncXClient, type FuncXClientOptions, type TaskResult } from './sdk/client.js';
+export { ShellFunction, MPIFunction } from './sdk/functions.js';

@@ -71,7 +71,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     options.report?.({ kind: 'failed', code: 'ALREADY_RUNNING', message });
     throw new FuncxError('ALREADY_RUNNING', message);
   }
-  const lease = { pid: process.pid, host: hostname(), startedAt: Date.now(), refreshedAt: Date.now(), port: 0 };
+  const lease = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), refreshedAt: new Date().toISOString(), port: 0 };
   writeLease(pidFile, lease);
 
   let engine: Engine | undefined;
@@ -161,7 +161,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     await fc.start();
 
     timers.push(setInterval(() => {
-      lease.refreshedAt = Date.now();
+      lease.refreshedAt = new Date().toISOString();
       writeLease(pidFile, lease);
       writeStatus();
     }, LEASE_REFRESH_MS));

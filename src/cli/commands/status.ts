@@ -10,7 +10,7 @@ import { DEFAULT_ENDPOINT } from '../../endpoint/home.js';
 import { readLease, leaseIsLive } from '../../endpoint/lease.js';
 import type { StatusFile } from '../../endpoint/daemon.js';
 import { FuncxError } from '../../errors.js';
-import { alignedTable } from '../table.js';
+import { plainTable } from '../table.js';
 
 function age(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '-';
@@ -56,16 +56,16 @@ export function registerStatusCommand(program: Command, ctx: CliContext): void {
       ctx.out(`Interchange port ${e.port}; forwarder ${status.forwarderConnected ? 'connected' : 'DISCONNECTED'}; queue ${e.backlog} waiting, ${e.pending} held; status written ${age((Date.now() - status.writtenAt) / 1000)} ago`);
       ctx.out('');
       ctx.out('Blocks');
-      ctx.out(blocks.length === 0 ? '  (none)' : alignedTable(
+      ctx.out(blocks.length === 0 ? '  (none)' : plainTable(
         ['Block', 'Job ID', 'State', 'Nodes', 'Age', 'Walltime left', 'Managers', 'Busy', 'Idle'],
         blocks.map((b) => [b.id, b.jobId ?? '-', b.state, String(b.nodes), age(b.ageS), age(b.walltimeLeftS), String(b.managers), String(b.busyWorkers), String(b.idleWorkers)]),
-      ));
+      ).join('\n'));
       ctx.out('');
       ctx.out('Managers');
-      ctx.out(e.managers.length === 0 ? '  (none)' : alignedTable(
+      ctx.out(e.managers.length === 0 ? '  (none)' : plainTable(
         ['Manager', 'Block', 'Host', 'Node', 'Workers', 'In flight', 'Idle for'],
         e.managers.map((m) => [m.id.slice(0, 8), m.blockId || '-', m.hostname, m.node, String(m.workers), String(m.outstanding), age(m.idleS)]),
-      ));
+      ).join('\n'));
       const h = e.submitHealth;
       if (h.consecutiveSubmitFailures > 0 || h.paused || h.missingCount > 0) {
         ctx.out('');

@@ -44,8 +44,9 @@ function buildTask(ctx: ServiceContext, user: User, spec: unknown, i: number, ch
     const key = `fn:${s.functionId}`;
     if (!checked.has(key)) checked.set(key, functionFor(ctx.store, user, s.functionId));
     const fn = checked.get(key) as ReturnType<typeof functionFor>;
+    // encodeArgs([]) is zero bytes, so "" (or no args at all) is a call without arguments.
     const args = s.args ?? '';
-    if (typeof args !== 'string' || args === '' || !BASE64.test(args)) {
+    if (typeof args !== 'string' || !BASE64.test(args)) {
       throw badRequest(`${where}.args must be the base64 of encodeArgs(...) (an array of arguments)`);
     }
     functionId = fn.id;
