@@ -323,6 +323,7 @@ export class Strategy {
   private ticking = false;
   private ticks = 0;
   private lastTickAt = -Infinity;
+  private nudgeTimer: NodeJS.Timeout | null = null;
 
   constructor(deps: StrategyDeps) {
     this.deps = deps;
@@ -347,11 +348,24 @@ export class Strategy {
     if (this.handle === null) return;
     this.timers.clearInterval(this.handle);
     this.handle = null;
+    if (this.nudgeTimer !== null) clearTimeout(this.nudgeTimer);
+    this.nudgeTimer = null;
   }
 
   /** Tick now unless one ran in the last quarter second (the engine calls it when work arrives). */
   nudge(): void {
-    if (this.handle !== null && this.clock.now() - this.lastTickAt >= 250) void this.tick();
+    if (this.handle === null || this.nudgeTimer !== null) return;
+    const wait = 250 - (this.clock.now() - this.lastTickAt);
+    if (wait <= 0) {
+      void this.tick();
+      return;
+    }
+    // Too soon after the last tick: tick once when the quarter second is up (work arrived just after a tick).
+    this.nudgeTimer = setTimeout(() => {
+      this.nudgeTimer = null;
+      if (this.handle !== null) void this.tick();
+    }, wait);
+    this.nudgeTimer.unref?.();
   }
 
   /** One round: poll the blocks, decide, apply. Never throws; returns null when a tick is already running. */

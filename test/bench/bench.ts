@@ -4,6 +4,8 @@
  */
 import { benchEngine } from './engine-bench.js';
 import { zmqRoundTripsPerSecond } from './zmq-baseline.js';
+import { benchStrategy } from './strategy-bench.js';
+import { execSync } from 'node:child_process';
 
 const json = process.argv.includes('--json');
 const progress = (m: string): void => {
@@ -22,6 +24,22 @@ Object.assign(figures, {
   cold_start_s: round(engine.cold_start_s),
 });
 
+// The strategy workloads need the Slurm test cluster (test/cluster/start-slurm.sh).
+let slurmUp = false;
+try {
+  slurmUp = /idle|mix|alloc/.test(execSync("sinfo -h -o '%t' 2>/dev/null", { encoding: 'utf8' }));
+} catch {
+  slurmUp = false;
+}
+const skipStrategy = process.argv.includes('--no-slurm');
+if (slurmUp && !skipStrategy) {
+  progress('strategy workloads on the Slurm test cluster (about 2 minutes)');
+  const s = await benchStrategy(progress);
+  for (const [k, v] of Object.entries(s)) figures[k] = round(v);
+} else {
+  progress(skipStrategy ? 'strategy workloads skipped (--no-slurm)' : 'strategy workloads NOT measured: no Slurm test cluster answers sinfo (run test/cluster/start-slurm.sh as root)');
+}
+
 const rows: Array<[string, string, string]> = [
   ['raw ZeroMQ round trips/s (baseline)', String(figures.zmq_roundtrips_per_s), ''],
   ['engine no-op tasks/s (median of 3)', String(figures.tasks_per_s), `${(engine.tasks_per_s / (figures.zmq_roundtrips_per_s as number)).toFixed(2)}× baseline; runs ${engine.throughput_runs.map((r) => r.toFixed(0)).join(', ')}`],
@@ -29,6 +47,16 @@ const rows: Array<[string, string, string]> = [
   ['latency p99 (ms)', String(figures.latency_p99_ms), 'target ≤ 3'],
   ['cold start (s)', String(figures.cold_start_s), 'target ≤ 0.6'],
 ];
+if (figures.burst_makespan_s !== undefined) {
+  rows.push(
+    ['burst: first block (s)', String(figures.burst_first_block_s), 'target ≤ 1; Parsl HTEX 0.6–0.8'],
+    ['burst: makespan (s)', String(figures.burst_makespan_s), 'ideal 12.5, target ≤ 15.6; Parsl 19.1–19.9'],
+    ['burst: peak blocks', String(figures.burst_peak_blocks), 'max_blocks 2'],
+    ['burst: last result → no block (s)', String(figures.burst_scale_in_s), 'target ≤ 18 (max_idletime 15 + 3); Parsl 16.1–16.4'],
+    ['walltime: makespan (s)', String(figures.walltime_makespan_s), 'ideal 75, target ≤ 112; Parsl 184'],
+    ['walltime: tasks failed', String(figures.walltime_failed), 'target 0; Parsl 8'],
+  );
+}
 const w0 = Math.max(...rows.map((r) => r[0].length));
 const w1 = Math.max(...rows.map((r) => r[1].length));
 console.log(`${'figure'.padEnd(w0)}  ${'value'.padStart(w1)}  note`);

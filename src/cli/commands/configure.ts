@@ -104,6 +104,13 @@ export function createProfile(home: FuncxHome, name: string, options: ConfigureO
   return target;
 }
 
+/** Create profile `name` from the built-in template (for `start` of an unconfigured default); returns its file. */
+export function createDefaultProfile(ctx: CliContext, name: string = DEFAULT_ENDPOINT): string {
+  const file = createProfile(ctx.home, name);
+  ctx.err(`Created the profile of endpoint ${name}: ${file}`);
+  return file;
+}
+
 export function registerConfigureCommand(program: Command, ctx: CliContext): void {
   program
     .command('configure')

@@ -1,0 +1,61 @@
+/**
+ * `funcx-endpoint delete NAME [--yes]`: remove an endpoint's folder (profile, keys, logs, endpoint.json).
+ * Refuses while its daemon holds a live lease, on this host or another one sharing the home.
+ */
+import { existsSync, rmSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
+import type { Command } from 'commander';
+import { ConfigError, FuncxError, IllegalStateError } from '../../errors.js';
+import { FuncxHome } from '../../endpoint/home.js';
+import { describeLease, leaseIsLive, readLease } from '../../endpoint/lease.js';
+import type { CliContext } from '../context.js';
+
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+export function registerDeleteCommand(program: Command, ctx: CliContext): void {
+  program
+    .command('delete')
+    .description("delete an endpoint's folder (profile, keys, logs); it must be stopped")
+    .argument('<name>', 'endpoint name')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .action(async (name: string, opts: { yes?: boolean }) => {
+      const { home } = ctx;
+      FuncxHome.checkName(name);
+      const dir = home.endpointDir(name);
+      if (!existsSync(dir)) {
+        const known = home.endpointNames();
+        throw new ConfigError(`no endpoint named ${name} in ${home.root}`, known.length ? [`endpoints: ${known.join(', ')}`] : []);
+      }
+      const lease = readLease(home.pidFile(name));
+      if (lease && leaseIsLive(lease, Date.now())) {
+        throw new IllegalStateError(`endpoint ${name} is running (${describeLease(lease)}); stop it first with \`funcx-endpoint stop ${name}\``);
+      }
+      if (!opts.yes) {
+        if (!process.stdin.isTTY) {
+          throw new FuncxError('CONFIRMATION_REQUIRED', `not deleting ${dir} without confirmation: no terminal to ask`, [
+            `run \`funcx-endpoint delete ${name} --yes\``,
+          ]);
+        }
+        if (!(await confirm(`Delete endpoint ${name} and everything in ${dir}? [y/N] `))) {
+          ctx.err('Not deleted.');
+          return;
+        }
+      }
+      let id: string | undefined;
+      try {
+        id = home.readEndpointInfo(name)?.id;
+      } catch {
+        // A broken endpoint.json is no reason to keep the folder.
+      }
+      rmSync(dir, { recursive: true, force: true });
+      ctx.out(`Deleted endpoint ${name} (${dir}).`);
+      if (id) ctx.err(`Note: the service still knows it as endpoint ${id}.`);
+    });
+}
