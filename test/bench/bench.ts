@@ -5,6 +5,7 @@
 import { benchEngine } from './engine-bench.js';
 import { zmqRoundTripsPerSecond } from './zmq-baseline.js';
 import { benchStrategy } from './strategy-bench.js';
+import { benchScale } from './scale-bench.js';
 import { execSync } from 'node:child_process';
 
 const json = process.argv.includes('--json');
@@ -22,6 +23,16 @@ Object.assign(figures, {
   latency_p50_ms: round(engine.latency_p50_ms),
   latency_p99_ms: round(engine.latency_p99_ms),
   cold_start_s: round(engine.cold_start_s),
+});
+
+progress('scale: 2,048 simulated managers × 64 workers');
+const scale = await benchScale(progress);
+Object.assign(figures, {
+  sim_workers: scale.sim_workers,
+  sim_register_s: round(scale.sim_register_s),
+  sim_rss_mib: Math.round(scale.sim_rss_mib),
+  sim_tasks_per_s: Math.round(scale.sim_tasks_per_s),
+  sim_heartbeat_round_ms: round(scale.sim_heartbeat_round_ms),
 });
 
 // The strategy workloads need the Slurm test cluster (test/cluster/start-slurm.sh).
@@ -47,6 +58,12 @@ const rows: Array<[string, string, string]> = [
   ['latency p99 (ms)', String(figures.latency_p99_ms), 'target ≤ 3'],
   ['cold start (s)', String(figures.cold_start_s), 'target ≤ 0.6'],
 ];
+rows.push(
+  ['scale: simulated workers on one endpoint', String(figures.sim_workers), `${scale.sim_managers} managers × 64, registered in ${figures.sim_register_s} s`],
+  ['scale: endpoint peak RSS (MiB)', String(figures.sim_rss_mib), 'target < 2048'],
+  ['scale: dispatch tasks/s', String(figures.sim_tasks_per_s), `${(scale.sim_tasks_per_s / engine.tasks_per_s).toFixed(2)}× single-manager tasks/s (target ≥ 0.5)`],
+  ['scale: one heartbeat round (ms)', String(figures.sim_heartbeat_round_ms), 'CPU to queue a heartbeat to every manager'],
+);
 if (figures.burst_makespan_s !== undefined) {
   rows.push(
     ['burst: first block (s)', String(figures.burst_first_block_s), 'target ≤ 1; Parsl HTEX 0.6–0.8'],

@@ -14,6 +14,12 @@ log() { echo "start-gridengine: $*"; }
 
 [ "$(id -u)" = 0 ] || fail "must run as root (it installs packages and starts sge_qmaster/sge_execd)"
 
+# One run at a time: test files run in parallel and each may call this script.
+mkdir -p /run/lock
+# Daemons started below get `9>&-` so they do not keep the lock.
+exec 9>/run/lock/funcx-start-gridengine.lock
+flock -w 300 9 || fail "another start-gridengine.sh run holds /run/lock/funcx-start-gridengine.lock"
+
 export SGE_ROOT=/var/lib/gridengine SGE_CELL=default
 COMMON=$SGE_ROOT/$SGE_CELL/common
 
@@ -54,7 +60,7 @@ write_if_changed "$COMMON/host_aliases" "$HOST localhost"
 QMASTER_PID=/var/spool/gridengine/qmaster/qmaster.pid
 if ! pid_alive "$QMASTER_PID"; then
   log "starting sge_qmaster"
-  /usr/sbin/sge_qmaster || fail "sge_qmaster did not start (see /var/spool/gridengine/qmaster/messages)"
+  /usr/sbin/sge_qmaster 9>&- || fail "sge_qmaster did not start (see /var/spool/gridengine/qmaster/messages)"
   started=1
 fi
 for _ in $(seq 1 100); do qconf -sh >/dev/null 2>&1 && break; sleep 0.2; done
@@ -143,7 +149,7 @@ execd_alive=0
 for pf in /var/spool/gridengine/execd/*/execd.pid; do pid_alive "$pf" && execd_alive=1; done
 if [ "$execd_alive" = 0 ]; then
   log "starting sge_execd"
-  /usr/sbin/sge_execd || fail "sge_execd did not start (see /var/spool/gridengine/execd/*/messages)"
+  /usr/sbin/sge_execd 9>&- || fail "sge_execd did not start (see /var/spool/gridengine/execd/*/messages)"
   started=1
 fi
 

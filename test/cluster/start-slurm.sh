@@ -12,6 +12,12 @@ log() { echo "start-slurm: $*"; }
 
 [ "$(id -u)" = 0 ] || fail "must run as root (it installs packages and starts munged/slurmctld/slurmd)"
 
+# One run at a time: test files run in parallel and each may call this script.
+mkdir -p /run/lock
+# Daemons started below get `9>&-` so they do not keep the lock.
+exec 9>/run/lock/funcx-start-slurm.lock
+flock -w 300 9 || fail "another start-slurm.sh run holds /run/lock/funcx-start-slurm.lock"
+
 # 1. Packages, only when a program is missing (apt-get update only then: CI machines start with empty lists).
 missing=0
 for prog in /usr/sbin/munged /usr/sbin/slurmctld /usr/sbin/slurmd /usr/bin/sinfo /usr/bin/sbatch; do
@@ -46,7 +52,7 @@ if ! pid_alive /run/munge/munged.pid; then
   log "starting munged"
   # Stale socket/pid files from a killed munged make the new one refuse to start.
   rm -f /run/munge/munged.pid /run/munge/munge.socket.2 /run/munge/munge.socket.2.lock
-  runuser -u munge -- /usr/sbin/munged || fail "munged did not start (see /var/log/munge/munged.log)"
+  runuser -u munge -- /usr/sbin/munged 9>&- || fail "munged did not start (see /var/log/munge/munged.log)"
 fi
 for _ in $(seq 1 50); do
   munge -n </dev/null | unmunge >/dev/null 2>&1 && break
@@ -104,12 +110,12 @@ fi
 # 4. slurmctld, then the three slurmd (each forks into the background and writes its pid file).
 if ! pid_alive /run/slurm/slurmctld.pid; then
   log "starting slurmctld"
-  /usr/sbin/slurmctld || fail "slurmctld did not start (see /var/log/slurm/slurmctld.log)"
+  /usr/sbin/slurmctld 9>&- || fail "slurmctld did not start (see /var/log/slurm/slurmctld.log)"
 fi
 for n in n1 n2 n3; do
   if ! pid_alive "/run/slurm/slurmd-$n.pid"; then
     log "starting slurmd -N $n"
-    /usr/sbin/slurmd -N "$n" || fail "slurmd -N $n did not start (see /var/log/slurm/slurmd-$n.log)"
+    /usr/sbin/slurmd -N "$n" 9>&- || fail "slurmd -N $n did not start (see /var/log/slurm/slurmd-$n.log)"
   fi
 done
 

@@ -15,6 +15,12 @@ log() { echo "start-sshd: $*"; }
 
 [ "$(id -u)" = 0 ] || fail "must run as root (it starts sshd and edits /root/.ssh/authorized_keys)"
 
+# One run at a time: test files run in parallel and each may call this script.
+mkdir -p /run/lock
+# Daemons started below get `9>&-` so they do not keep the lock.
+exec 9>/run/lock/funcx-start-sshd.lock
+flock -w 300 9 || fail "another start-sshd.sh run holds /run/lock/funcx-start-sshd.lock"
+
 DIR=${FUNCX_TEST_SSH_DIR:-/tmp/funcx-test-ssh}
 PORT=2222
 ADDR=127.0.0.1
@@ -76,7 +82,7 @@ if [ -s "$DIR/sshd.pid" ] && kill -0 "$(cat "$DIR/sshd.pid")" 2>/dev/null; then
   if [ "$config_changed" = 1 ]; then log "reloading sshd"; kill -HUP "$(cat "$DIR/sshd.pid")"; fi
 else
   log "starting sshd on $ADDR:$PORT"
-  /usr/sbin/sshd -f "$DIR/sshd_config" -E "$DIR/sshd.log" \
+  /usr/sbin/sshd -f "$DIR/sshd_config" -E "$DIR/sshd.log" 9>&- \
     || fail "sshd did not start (is port $PORT taken? see $DIR/sshd.log)"
 fi
 

@@ -67,10 +67,25 @@ async function checkSchedulerCommands(config: Config): Promise<CheckResult> {
     const missing = wanted.filter((c) => !r.stdout.includes(`found ${c} `));
     if (missing.length) return { check, result: 'fail', detail: `${missing.join(', ')} not found ${where} (PATH of a non-interactive shell)` };
     const paths = wanted.map((c) => /found \S+ (\S+)/.exec(r.stdout.split('\n').find((l) => l.startsWith(`found ${c} `)) ?? '')?.[1] ?? c);
+    const impostor = await otherQsub(config);
+    if (impostor) return { check, result: 'fail', detail: `${paths.join(', ')} ${where}, but ${impostor}` };
     return { check, result: 'ok', detail: `${paths.join(', ')} ${where}` };
   } catch (err) {
     return { check, result: 'fail', detail: `cannot run commands ${where}: ${(err as Error).message}` };
   }
+}
+
+/**
+ * PBS Pro, Torque, Cobalt and Grid Engine all name their commands qsub/qstat/qdel: finding `qsub` proves
+ * little. Grid Engine's qstat names itself in its help ("SGE 8.1.9"); say so when another scheduler's
+ * provider would be talking to it.
+ */
+async function otherQsub(config: Config): Promise<string | undefined> {
+  const label = config.provider.label;
+  if (!['pbspro', 'torque', 'cobalt'].includes(label)) return undefined;
+  const r = await config.provider.channel.run('qstat -help 2>&1 | head -n 1', { timeoutMs: 10_000 }).catch(() => undefined);
+  const first = r?.stdout.trim() ?? '';
+  return /^(S?GE|OGS|UGE|OGE) \d/.test(first) ? `that qstat is Grid Engine's (${first}), not ${label}'s` : undefined;
 }
 
 async function checkAddress(config: Config, globals: GlobalOptions): Promise<CheckResult> {

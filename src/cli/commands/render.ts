@@ -61,7 +61,7 @@ export function registerRenderCommand(program: Command, ctx: CliContext): void {
       try {
         const globals = await loadGlobalOptions(ctx.home);
         const script = await renderBlockScript(config, name, globals.endpoint_address);
-        ctx.err(`# ${config.provider.label} block script of endpoint ${name} (dry run: the port and key file are set at start)`);
+        ctx.err(`# ${config.provider.label} block script of endpoint ${name} (dry run: the interchange address, port and key file are final only at start)`);
         ctx.out(script.replace(/\n$/, ''));
       } finally {
         await closeProfile(config);
