@@ -5,7 +5,7 @@
  * Everything lives in a temporary folder; nothing in your own ~/.funcx is touched.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,9 +14,10 @@ import { FuncXClient, ShellFunction } from 'funcx-endpoint';
 const root = mkdtempSync(join(tmpdir(), 'funcx-demo-'));
 const cli = (name: string): string => fileURLToPath(new URL(`../src/cli/${name}.js`, import.meta.url));
 const env: NodeJS.ProcessEnv = { ...process.env, FUNCX_HOME: join(root, 'home'), FUNCX_SERVICE_HOME: join(root, 'service') };
+mkdirSync(env.FUNCX_SERVICE_HOME!, { recursive: true, mode: 0o700 });
 const run = (program: string, args: string[], quiet = false): string => {
   const out = execFileSync(process.execPath, [cli(program), ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  if (!quiet) process.stdout.write(out.replace(/^/gm, `  ${program === 'funcx-service' ? 'service' : program}> `));
+  if (!quiet) process.stdout.write(out.replace(/^(?=.)/gm, `  ${program === 'funcx-service' ? 'service' : program}> `));
   return out;
 };
 const step = (m: string): void => console.log(`\n▶ ${m}`);
@@ -84,5 +85,6 @@ try {
   step('stopping everything');
   if (endpointStarted) run('endpoint', ['stop']);
   if (serviceStarted) run('service', ['stop']);
-  rmSync(root, { recursive: true, force: true });
+  if (process.env.FUNCX_DEMO_KEEP) console.log(`  (kept ${root})`);
+  else rmSync(root, { recursive: true, force: true });
 }

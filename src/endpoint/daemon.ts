@@ -7,7 +7,7 @@
  */
 import { createWriteStream } from 'node:fs';
 import { hostname } from 'node:os';
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FuncxHome, writeJsonAtomic } from './home.js';
 import { readLease, leaseIsLive, writeLease, LEASE_REFRESH_MS } from './lease.js';
@@ -45,6 +45,9 @@ export interface StatusFile {
   forwarderConnected: boolean;
   engine: EngineStatus;
 }
+
+/** How often status.json is rewritten (what `funcx-endpoint status` shows). */
+const STATUS_REFRESH_MS = 1000;
 
 /** Tasks the endpoint keeps in hand from the forwarder (credit window). */
 const TASK_WINDOW = 20_000;
@@ -113,6 +116,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
 
   try {
     const config = await loadProfile(dir);
+    mkdirSync(home.keysDir(name), { recursive: true, mode: 0o700 });
     const keys = loadOrCreateKeyPair(join(home.keysDir(name), 'endpoint.json'));
     const previous = home.readEndpointInfo(name);
     const register = () =>
@@ -163,8 +167,8 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     timers.push(setInterval(() => {
       lease.refreshedAt = new Date().toISOString();
       writeLease(pidFile, lease);
-      writeStatus();
     }, LEASE_REFRESH_MS));
+    timers.push(setInterval(writeStatus, STATUS_REFRESH_MS));
     setState('active');
     writeStatus();
     options.report?.({ kind: 'active', id: endpointId });

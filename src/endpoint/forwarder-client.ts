@@ -7,13 +7,13 @@
 import * as zmq from 'zeromq';
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, chmodSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encode, MAX_FRAME_BYTES } from '../protocol/codec.js';
 import {
   FORWARDER_CHANNELS, PROTOCOL_VERSION, parseFromEndpoint, parseFromForwarder,
-  type EndpointCommand, type ForwarderAddress, type ForwarderChannel, type ResultBatchMessage,
+  type CommandReply, type EndpointCommand, type ForwarderAddress, type ForwarderChannel, type ResultBatchMessage,
 } from '../protocol/forwarder-messages.js';
 import type { ResultEnvelope, TaskEnvelope } from '../protocol/messages.js';
 import type { CurveKeyPair } from '../protocol/keys.js';
@@ -36,9 +36,6 @@ export interface ForwarderClientOptions {
   reregister?: () => Promise<ForwarderAddress>;
   log?: Logger;
 }
-
-/** What the endpoint answers a command with. */
-export type CommandReply = { ok: true; result?: unknown } | { ok: false; error: string };
 
 export interface ForwarderClientEvents {
   /** New tasks (never one this client already holds or has a result for). */
@@ -149,19 +146,11 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     if (ids.length > 0) this.send('results', { kind: 'running', ids });
   }
 
-  get isConnected(): boolean {
-    return this.connected;
-  }
-
+  get isConnected(): boolean { return this.connected; } // prettier-ignore
   /** Unacknowledged result batches (on disk). */
-  get pendingBatches(): number {
-    return this.pending.size;
-  }
-
+  get pendingBatches(): number { return this.pending.size; } // prettier-ignore
   /** Credit the forwarder still has from us. */
-  get credit(): number {
-    return this.outstanding;
-  }
+  get credit(): number { return this.outstanding; } // prettier-ignore
 
   private loadPendingResults(): void {
     const dir = this.options.resultsDir;
@@ -169,10 +158,8 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     chmodSync(dir, 0o700);
     for (const name of readdirSync(dir).sort()) {
       const file = join(dir, name);
-      if (name.endsWith('.tmp')) {
-        unlinkSync(file); // a write cut short by a crash; its results were never reported as persisted
-        continue;
-      }
+      // A .tmp is a write cut short by a crash: its results were never reported as persisted.
+      if (name.endsWith('.tmp')) unlinkSync(file);
       if (!name.endsWith('.batch')) continue;
       try {
         const frame = readFileSync(file);
@@ -218,7 +205,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
 
   private sendBatch(batch: Batch): void {
     batch.sentAt = Date.now();
-    this.sendFrame('results', batch.frame, () => (batch.sentAt = 0));
+    this.send('results', batch.frame, () => (batch.sentAt = 0));
   }
 
   private openSockets(): void {
@@ -228,14 +215,10 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
         curveServerKey: publicKey,
         curvePublicKey: this.options.keys.publicKey,
         curveSecretKey: this.options.keys.secretKey,
-        linger: 0,
         // Queue only on a live connection and never block: what cannot be sent now is sent again later
         // (hello, credit in the next hello, results from disk).
-        immediate: true,
-        sendTimeout: 0,
-        sendHighWaterMark: 100_000,
-        receiveHighWaterMark: 100_000,
-        maxMessageSize: MAX_FRAME_BYTES,
+        immediate: true, sendTimeout: 0, linger: 0, maxMessageSize: MAX_FRAME_BYTES,
+        sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000,
       });
       this.sockets[channel] = socket;
       this.chains[channel] = Promise.resolve();
@@ -295,7 +278,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
         }
         return;
       case 'refused':
-        this.log.error(`the forwarder refused the ${channel} channel: ${m.reason}`);
+        this.warn(`the forwarder refused the ${channel} channel: ${m.reason}`);
         if (this.starting) this.starting.reject(new ProtocolError(m.reason));
         else this.emit('refused', m.reason);
         return;
@@ -339,12 +322,9 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
       this.recent.add(id);
     }
     // Remember recently finished ids a while, to drop a late redelivery of a task that is done.
-    if (this.recent.size > RECENT_IDS) {
-      let drop = this.recent.size - RECENT_IDS;
-      for (const id of this.recent) {
-        if (drop-- <= 0) break;
-        this.recent.delete(id);
-      }
+    for (const id of this.recent) {
+      if (this.recent.size <= RECENT_IDS) break;
+      this.recent.delete(id);
     }
     unlink(batch.file).catch((err) => this.warn(`cannot remove ${batch.file}: ${(err as Error).message}`));
     this.emit('acked', batch.ids.length);
@@ -356,14 +336,11 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     this.send(channel, channel === 'tasks' ? { ...hello, credit: this.outstanding } : hello);
   }
 
-  private send(channel: ForwarderChannel, message: object): void {
-    this.sendFrame(channel, encode(message));
-  }
-
-  /** zeromq.js allows one send at a time per socket: chain them. */
-  private sendFrame(channel: ForwarderChannel, frame: Buffer, onFail?: () => void): void {
+  /** zeromq.js allows one send at a time per socket: chain them. A message that cannot go now is dropped. */
+  private send(channel: ForwarderChannel, message: object | Buffer, onFail?: () => void): void {
     const socket = this.sockets[channel];
     if (!socket || this.closed) return onFail?.();
+    const frame = Buffer.isBuffer(message) ? message : encode(message);
     this.chains[channel] = this.chains[channel].then(
       () => socket.send(frame).catch((err: Error & { code?: string }) => {
         onFail?.();
@@ -374,10 +351,9 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
 
   private markDown(channel: ForwarderChannel): void {
     this.welcomed[channel] = false;
-    if (this.connected) {
-      this.connected = false;
-      this.downSince = Date.now();
-    }
+    if (!this.connected) return;
+    this.connected = false;
+    this.downSince = Date.now();
   }
 
   private tick(): void {

@@ -114,6 +114,9 @@ export interface CommandReplyMessage {
   error?: string;
 }
 
+/** What the endpoint answers a command with (the body of a `command-reply`). */
+export type CommandReply = { ok: true; result?: unknown } | { ok: false; error: string };
+
 // ---- unions by channel and direction ---------------------------------------------------------------------
 
 type Session = WelcomeMessage | RefusedMessage | ResetMessage | HeartbeatMessage;

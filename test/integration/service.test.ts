@@ -2,7 +2,7 @@
  * The real web service (fastify, SQLite, forwarders on ZeroMQ with CURVE) driven through the SDK, a fake
  * endpoint built from the real ForwarderClient, raw ZeroMQ peers and the real CLIs as child processes.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
@@ -27,8 +27,17 @@ const tmp = (p: string) => mkdtempSync(join(tmpdir(), `funcx-${p}-`));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const CLI = (name: string) => fileURLToPath(new URL(`../../src/cli/${name}.js`, import.meta.url));
 
-async function service(home = tmp('service')): Promise<RunningService> {
-  return startService({ home, port: 0, ...TIMINGS, log: silentLogger });
+/** A service closed when the test ends, however it ends. */
+async function service(t: TestContext, home = tmp('service')): Promise<RunningService> {
+  const s = await startService({ home, port: 0, ...TIMINGS, log: silentLogger });
+  t.after(() => s.close());
+  return s;
+}
+
+async function endpoint(t: TestContext, ...args: Parameters<typeof FakeEndpoint.start>): Promise<FakeEndpoint> {
+  const ep = await FakeEndpoint.start(...args);
+  t.after(() => ep.close());
+  return ep;
 }
 
 function user(s: RunningService, name: string): { token: string; sdk: FuncXClient } {
@@ -57,8 +66,8 @@ async function http(s: RunningService, path: string, init: RequestInit = {}) {
   return { status: r.status, body: (await r.json()) as Record<string, unknown> };
 }
 
-test('tokens: 401 without or with a wrong token, whoami with the right one; protocol mismatch names both versions', async () => {
-  const s = await service();
+test('tokens: 401 without or with a wrong token, whoami with the right one; protocol mismatch names both versions', async (t) => {
+  const s = await service(t);
   try {
     const { token, sdk } = user(s, 'alice');
     const missing = await http(s, '/v1/whoami');
@@ -83,8 +92,8 @@ test('tokens: 401 without or with a wrong token, whoami with the right one; prot
   }
 });
 
-test('registration returns id, ports and key; someone else re-registering gets 403; service down is named', async () => {
-  const s = await service();
+test('registration returns id, ports and key; someone else re-registering gets 403; service down is named', async (t) => {
+  const s = await service(t);
   try {
     const alice = user(s, 'alice');
     const bob = user(s, 'bob');
@@ -116,8 +125,8 @@ test('registration returns id, ports and key; someone else re-registering gets 4
   });
 });
 
-test('the forwarder refuses a peer with the wrong CURVE key: it gets nothing and nothing it sends counts', async () => {
-  const s = await service();
+test('the forwarder refuses a peer with the wrong CURVE key: it gets nothing and nothing it sends counts', async (t) => {
+  const s = await service(t);
   try {
     const alice = user(s, 'alice');
     const keys = newKeyPair();
@@ -153,10 +162,10 @@ test('the forwarder refuses a peer with the wrong CURVE key: it gets nothing and
   }
 });
 
-test('tasks run through a real ForwarderClient; results come back by long-poll, with transitions', async () => {
-  const s = await service();
+test('tasks run through a real ForwarderClient; results come back by long-poll, with transitions', async (t) => {
+  const s = await service(t);
   const alice = user(s, 'alice');
-  const ep = await FakeEndpoint.start(s.url, alice.token, { delayMs: 300 });
+  const ep = await endpoint(t, s.url, alice.token, { delayMs: 300 });
   try {
     const add = await alice.sdk.registerFunction(async function add(a: number, b: number) { return a + b; }, { name: 'add' });
     const boom = await alice.sdk.registerFunction(() => { throw new TypeError('boom'); }, { name: 'boom' });
@@ -191,15 +200,15 @@ test('tasks run through a real ForwarderClient; results come back by long-poll, 
   }
 });
 
-test('tasks queued while the endpoint is away are delivered when it connects; state follows heartbeats', async () => {
-  const s = await service();
+test('tasks queued while the endpoint is away are delivered when it connects; state follows heartbeats', async (t) => {
+  const s = await service(t);
   const alice = user(s, 'alice');
   const keys = newKeyPair();
   const reg = await registerEndpoint(s.url, alice.token, { name: 'ep', publicKey: keys.publicKey });
   const sq = await alice.sdk.registerFunction((x: number) => x * x, { name: 'sq' });
   const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => alice.sdk.run(reg.endpointId, sq, i)));
   assert.equal((await alice.sdk.getEndpoint(reg.endpointId)).queued, 20);
-  const ep = await FakeEndpoint.start(s.url, alice.token, { endpointId: reg.endpointId, keys, window: 5 });
+  const ep = await endpoint(t, s.url, alice.token, { endpointId: reg.endpointId, keys, window: 5 });
   try {
     const results = await alice.sdk.getBatchResults<number>(ids, { waitMs: 10_000 });
     assert.deepEqual(results.map((r) => r.value), Array.from({ length: 20 }, (_, i) => i * i));
@@ -215,15 +224,15 @@ test('tasks queued while the endpoint is away are delivered when it connects; st
   await s.close();
 });
 
-test('an endpoint restarted without answering gets its tasks again, and runs each once', async () => {
-  const s = await service();
+test('an endpoint restarted without answering gets its tasks again, and runs each once', async (t) => {
+  const s = await service(t);
   const alice = user(s, 'alice');
   const fn = await alice.sdk.registerFunction((x: number) => x + 100, { name: 'f' });
-  const first = await FakeEndpoint.start(s.url, alice.token, { hold: true });
+  const first = await endpoint(t, s.url, alice.token, { hold: true });
   const ids = [await alice.sdk.run(first.id, fn, 1), await alice.sdk.run(first.id, fn, 2)];
   await until('the first endpoint to hold both tasks', () => first.heldTasks.length === 2);
   await first.close(); // as if killed: it never answers
-  const second = await FakeEndpoint.start(s.url, alice.token, { endpointId: first.id, keys: first.keys, resultsDir: first.resultsDir });
+  const second = await endpoint(t, s.url, alice.token, { endpointId: first.id, keys: first.keys, resultsDir: first.resultsDir });
   try {
     assert.deepEqual((await alice.sdk.getBatchResults<number>(ids, { waitMs: 5000 })).map((r) => r.value), [101, 102]);
     assert.deepEqual([...second.executed].sort(), [...ids].sort());
@@ -233,12 +242,12 @@ test('an endpoint restarted without answering gets its tasks again, and runs eac
   }
 });
 
-test('results not acknowledged survive an endpoint and service restart, are sent again and not run twice', async () => {
+test('results not acknowledged survive an endpoint and service restart, are sent again and not run twice', async (t) => {
   const home = tmp('service');
-  const s1 = await service(home);
+  const s1 = await service(t, home);
   const alice = user(s1, 'alice');
   const fn = await alice.sdk.registerFunction((x: number) => `fresh ${x}`, { name: 'f' });
-  const a = await FakeEndpoint.start(s1.url, alice.token, { hold: true });
+  const a = await endpoint(t, s1.url, alice.token, { hold: true });
   const ids = await Promise.all([1, 2, 3].map((x) => alice.sdk.run(a.id, fn, x)));
   await until('the endpoint to hold the tasks', () => a.heldTasks.length === 3);
   await s1.close(); // the forwarder is gone: nothing can be acknowledged now
@@ -248,9 +257,9 @@ test('results not acknowledged survive an endpoint and service restart, are sent
   const files = readdirSync(a.resultsDir);
   assert.equal(files.length, 1);
   assert.equal(statSync(join(a.resultsDir, files[0])).mode & 0o777, 0o600);
-  const s2 = await service(home); // the forwarder comes back on the same ports
+  const s2 = await service(t, home); // the forwarder comes back on the same ports
   const sdk = new FuncXClient({ serviceUrl: s2.url, token: alice.token });
-  const b = await FakeEndpoint.start(s2.url, alice.token, { endpointId: a.id, keys: a.keys, resultsDir: a.resultsDir, register: false, forwarder: a.forwarder });
+  const b = await endpoint(t, s2.url, alice.token, { endpointId: a.id, keys: a.keys, resultsDir: a.resultsDir, register: false, forwarder: a.forwarder });
   try {
     const results = await sdk.getBatchResults<string>(ids, { waitMs: 5000 });
     assert.deepEqual(results.map((r) => r.value), Array(3).fill('from before the restart'));
@@ -266,9 +275,9 @@ test('results not acknowledged survive an endpoint and service restart, are sent
   }
 });
 
-test('a service restart with queued tasks loses none', async () => {
+test('a service restart with queued tasks loses none', async (t) => {
   const home = tmp('service');
-  const s1 = await service(home);
+  const s1 = await service(t, home);
   const alice = user(s1, 'alice');
   const keys = newKeyPair();
   const reg = await registerEndpoint(s1.url, alice.token, { name: 'ep', publicKey: keys.publicKey });
@@ -277,8 +286,8 @@ test('a service restart with queued tasks loses none', async () => {
   for (let i = 0; i < 25; i++) batch.add(reg.endpointId, fn, i);
   const ids = await alice.sdk.batchRun(batch);
   await s1.close();
-  const s2 = await service(home);
-  const ep = await FakeEndpoint.start(s2.url, alice.token, { endpointId: reg.endpointId, keys });
+  const s2 = await service(t, home);
+  const ep = await endpoint(t, s2.url, alice.token, { endpointId: reg.endpointId, keys });
   try {
     const sdk = new FuncXClient({ serviceUrl: s2.url, token: alice.token });
     assert.deepEqual((await sdk.getBatchResults<number>(ids, { waitMs: 5000 })).map((r) => r.value), Array.from({ length: 25 }, (_, i) => -i));
@@ -288,8 +297,8 @@ test('a service restart with queued tasks loses none', async () => {
   }
 });
 
-test('a function shared with a group runs for its members only', async () => {
-  const s = await service();
+test('a function shared with a group runs for its members only', async (t) => {
+  const s = await service(t);
   const alice = user(s, 'alice');
   const bob = user(s, 'bob');
   const carol = user(s, 'carol');
@@ -297,9 +306,9 @@ test('a function shared with a group runs for its members only', async () => {
   await alice.sdk.addGroupMember('lab', 'bob');
   await assert.rejects(bob.sdk.addGroupMember(group, 'carol'), { status: 403, message: /only the owner of group lab/ });
   const fn = await alice.sdk.registerFunction((s: string) => s.toUpperCase(), { name: 'up', group: 'lab' });
-  const bobEp = await FakeEndpoint.start(s.url, bob.token);
-  const carolEp = await FakeEndpoint.start(s.url, carol.token);
-  const aliceEp = await FakeEndpoint.start(s.url, alice.token);
+  const bobEp = await endpoint(t, s.url, bob.token);
+  const carolEp = await endpoint(t, s.url, carol.token);
+  const aliceEp = await endpoint(t, s.url, alice.token);
   try {
     assert.equal(await bob.sdk.getResult(await bob.sdk.run(bobEp.id, fn, 'hi')), 'HI');
     await assert.rejects(carol.sdk.run(carolEp.id, fn, 'hi'), {
@@ -314,7 +323,7 @@ test('a function shared with a group runs for its members only', async () => {
   }
 });
 
-test('funcx-service start/status/user add/stop as a user runs them', async () => {
+test('funcx-service start/status/user add/stop as a user runs them', async (t) => {
   const env = { FUNCX_SERVICE_HOME: tmp('cli-service') };
   const started = await run('service', ['start', '--port', '0'], env);
   assert.equal(started.code, 0, started.stderr);
@@ -334,10 +343,10 @@ test('funcx-service start/status/user add/stop as a user runs them', async () =>
   assert.match(status.stdout, /not running/);
 });
 
-test('funcx register-function / run / shell / endpoints / whoami against a live endpoint', async () => {
-  const s = await service();
+test('funcx register-function / run / shell / endpoints / whoami against a live endpoint', async (t) => {
+  const s = await service(t);
   const alice = user(s, 'alice');
-  const ep = await FakeEndpoint.start(s.url, alice.token, { name: 'laptop' });
+  const ep = await endpoint(t, s.url, alice.token, { name: 'laptop' });
   const home = tmp('funcx-home');
   writeFileSync(join(home, 'credentials.json'), JSON.stringify({ serviceUrl: s.url, token: alice.token }), { mode: 0o600 });
   const env = { FUNCX_HOME: home, FUNCX_TOKEN: '', FUNCX_SERVICE_URL: '' };
