@@ -146,6 +146,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     eng.onResults = (results) => {
       fc.sendResults(results).catch((err: Error) => log.error(`results not stored: ${err.message}`));
     };
+    eng.interchange.onDispatched = (tasks) => fc.markRunning(tasks.map((t) => t.id));
     fc.on('command', (command, reply) => {
       if (command.name === 'status') {
         reply({ ok: true, result: eng.status() });

@@ -57,6 +57,8 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
   port = 0;
   /** Called with every batch of results of tasks submitted with `submitMany` (not those of `submit`). */
   onResults: (results: ResultEnvelope[]) => void = () => {};
+  /** Called with every batch sent to a manager (the task is now running); one call per batch, not per task. */
+  onDispatched: ((tasks: TaskEnvelope[]) => void) | null = null;
 
   private readonly context = new zmq.Context();
   private readonly router: zmq.Router;
@@ -242,6 +244,7 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
       m.outstanding += batch.length;
       m.idleSince = null;
       this.writer.send([m.identity, encode({ kind: 'tasks', tasks: batch })]);
+      this.onDispatched?.(batch);
     }
   };
 
