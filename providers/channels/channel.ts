@@ -41,5 +41,7 @@ export interface Channel {
    * address managers should dial instead.
    */
   exposePort(localHost: string, localPort: number): Promise<{ host: string; port: number }>;
+  /** Connect now (remote channels), so `scriptDir` is resolved and errors show at start. Optional. */
+  connect?(): Promise<void>;
   close(): Promise<void>;
 }

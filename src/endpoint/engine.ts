@@ -115,8 +115,9 @@ export class Engine {
   /** Start the interchange, make it reachable to managers, and start the strategy. */
   async start(): Promise<void> {
     if (this.state !== 'created') throw new IllegalStateError(`engine cannot start from state ${this.state}`);
-    const port = await this.interchange.start();
     const channel = this.init.config.provider.channel;
+    await channel.connect?.();
+    const port = await this.interchange.start();
     this.managerPort = port;
     if (channel.isRemote) {
       // Managers on the cluster cannot reach us: ride back through the channel (reverse forward).

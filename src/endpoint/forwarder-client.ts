@@ -7,18 +7,16 @@
 import * as zmq from 'zeromq';
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
-import { rename, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { encode, MAX_FRAME_BYTES } from '../protocol/codec.js';
 import {
-  FORWARDER_CHANNELS, PROTOCOL_VERSION, parseFromEndpoint, parseFromForwarder,
-  type CommandReply, type EndpointCommand, type ForwarderAddress, type ForwarderChannel, type ResultBatchMessage,
+  FORWARDER_CHANNELS, PROTOCOL_VERSION, parseFromForwarder,
+  type CommandReply, type EndpointCommand, type ForwarderAddress, type ForwarderChannel,
 } from '../protocol/forwarder-messages.js';
 import type { ResultEnvelope, TaskEnvelope } from '../protocol/messages.js';
 import type { CurveKeyPair } from '../protocol/keys.js';
 import { FuncxError, ProtocolError } from '../errors.js';
 import { rateLimited, silentLogger, type Logger } from '../logger.js';
+import { ResultSpool, type SpooledBatch as Batch } from './result-spool.js';
 
 export interface ForwarderClientOptions {
   endpointId: string;
@@ -52,14 +50,6 @@ export interface ForwarderClientEvents {
   acked: [count: number];
 }
 
-interface Batch {
-  seq: number;
-  frame: Buffer;
-  ids: string[];
-  file: string;
-  sentAt: number;
-}
-
 const TICK_MS = 100;
 const HELLO_RETRY_MS = 500;
 const RECENT_IDS = 100_000;
@@ -84,7 +74,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
   private readonly pendingIds = new Set<string>();
   private readonly recent = new Set<string>();
   private readonly pending = new Map<number, Batch>();
-  private nextSeq = 1;
+  private readonly spool: ResultSpool;
   private outbox: ResultEnvelope[] = [];
   private outboxWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private flushing: Promise<void> = Promise.resolve();
@@ -102,7 +92,12 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     this.warn = rateLimited((m) => this.log.warn(m));
     this.address = options.forwarder;
     this.outstanding = options.window ?? 0;
-    this.loadPendingResults();
+    this.spool = new ResultSpool(options.resultsDir, this.log);
+    for (const batch of this.spool.load()) {
+      this.pending.set(batch.seq, batch);
+      for (const id of batch.ids) this.pendingIds.add(id);
+    }
+    if (this.pending.size > 0) this.log.info(`${this.pending.size} unacknowledged result batches to send again`);
   }
 
   /** Connect and handshake on all three channels; rejects if refused or nothing answers in time. */
@@ -146,33 +141,18 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     if (ids.length > 0) this.send('results', { kind: 'running', ids });
   }
 
-  get isConnected(): boolean { return this.connected; } // prettier-ignore
-  /** Unacknowledged result batches (on disk). */
-  get pendingBatches(): number { return this.pending.size; } // prettier-ignore
-  /** Credit the forwarder still has from us. */
-  get credit(): number { return this.outstanding; } // prettier-ignore
+  get isConnected(): boolean {
+    return this.connected;
+  }
 
-  private loadPendingResults(): void {
-    const dir = this.options.resultsDir;
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    chmodSync(dir, 0o700);
-    for (const name of readdirSync(dir).sort()) {
-      const file = join(dir, name);
-      // A .tmp is a write cut short by a crash: its results were never reported as persisted.
-      if (name.endsWith('.tmp')) unlinkSync(file);
-      if (!name.endsWith('.batch')) continue;
-      try {
-        const frame = readFileSync(file);
-        const m = parseFromEndpoint('results', frame) as ResultBatchMessage;
-        const batch: Batch = { seq: m.seq, frame, ids: m.results.map((r) => r.id), file, sentAt: 0 };
-        this.pending.set(m.seq, batch);
-        for (const id of batch.ids) this.pendingIds.add(id);
-        this.nextSeq = Math.max(this.nextSeq, m.seq + 1);
-      } catch (err) {
-        this.log.error(`unreadable result batch ${file} left in place: ${(err as Error).message}`);
-      }
-    }
-    if (this.pending.size > 0) this.log.info(`${this.pending.size} unacknowledged result batches to send again`);
+  /** Unacknowledged result batches (on disk). */
+  get pendingBatches(): number {
+    return this.pending.size;
+  }
+
+  /** Credit the forwarder still has from us. */
+  get credit(): number {
+    return this.outstanding;
   }
 
   private async flush(): Promise<void> {
@@ -180,19 +160,14 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     const waiters = this.outboxWaiters;
     this.outbox = [];
     this.outboxWaiters = [];
-    const seq = this.nextSeq++;
-    const frame = encode({ kind: 'results', seq, results });
-    const file = join(this.options.resultsDir, `${String(seq).padStart(12, '0')}.batch`);
+    let batch: Batch;
     try {
-      // Write then rename, so a crash never leaves half a batch under the real name.
-      await writeFile(`${file}.tmp`, frame, { mode: 0o600 });
-      await rename(`${file}.tmp`, file);
+      batch = await this.spool.write(results);
     } catch (err) {
-      for (const w of waiters) w.reject(new FuncxError('RESULTS_NOT_SAVED', `cannot save results to ${file}: ${(err as Error).message}`));
+      for (const w of waiters) w.reject(err as Error);
       return;
     }
-    const batch: Batch = { seq, frame, ids: results.map((r) => r.id), file, sentAt: 0 };
-    this.pending.set(seq, batch);
+    this.pending.set(batch.seq, batch);
     let freed = 0;
     for (const id of batch.ids) {
       if (this.held.delete(id)) freed++;
@@ -215,10 +190,14 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
         curveServerKey: publicKey,
         curvePublicKey: this.options.keys.publicKey,
         curveSecretKey: this.options.keys.secretKey,
+        linger: 0,
         // Queue only on a live connection and never block: what cannot be sent now is sent again later
         // (hello, credit in the next hello, results from disk).
-        immediate: true, sendTimeout: 0, linger: 0, maxMessageSize: MAX_FRAME_BYTES,
-        sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000,
+        immediate: true,
+        sendTimeout: 0,
+        sendHighWaterMark: 100_000,
+        receiveHighWaterMark: 100_000,
+        maxMessageSize: MAX_FRAME_BYTES,
       });
       this.sockets[channel] = socket;
       this.chains[channel] = Promise.resolve();
@@ -326,7 +305,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
       if (this.recent.size <= RECENT_IDS) break;
       this.recent.delete(id);
     }
-    unlink(batch.file).catch((err) => this.warn(`cannot remove ${batch.file}: ${(err as Error).message}`));
+    this.spool.remove(batch);
     this.emit('acked', batch.ids.length);
   }
 

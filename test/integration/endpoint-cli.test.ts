@@ -45,17 +45,12 @@ function cli(home: string, args: string[], env: Record<string, string | undefine
   }
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { env: childEnv, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
+    let [stdout, stderr] = ['', ''];
     child.stdout.on('data', (d: Buffer) => (stdout += d));
     child.stderr.on('data', (d: Buffer) => (stderr += d));
     child.stdin.end();
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
+    child.on('error', reject).on('close', (code) => (clearTimeout(timer), resolve({ code, stdout, stderr })));
   });
 }
 
@@ -73,8 +68,7 @@ function writeLeaseFile(home: string, name: string, lease: { pid: number; host: 
 /** A loopback port nothing listens on (bound by us, then closed). */
 function closedPort(): Promise<number> {
   return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
+    const server = createServer().once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const { port } = server.address() as AddressInfo;
       server.close(() => resolve(port));
@@ -200,21 +194,13 @@ describe('list', () => {
     writeLeaseFile(home, 'default', { pid: process.pid, host: hostname(), refreshedAgoMs: 0 });
     const r = await cli(home, ['list']);
     assert.equal(r.code, 0, r.stderr);
-    // The seed lists default, KNL_test, gpu_cluster; we sort by name (uppercase first), the table itself is identical.
-    const seedRows = {
-      default: '| default       | Active      | 1e999502-b434-49a2-a2e0-d925383d2dd4 |',
-      KNL_test: '| KNL_test      | Inactive    | 8c01d13c-cfc1-42d9-96d2-52c51784ea16 |',
-      gpu_cluster: '| gpu_cluster   | Initialized | None                                 |',
-    };
+    // The seed lists default, KNL_test, gpu_cluster; we sort by name (uppercase first). The rows are the seed's.
     const rule = '+---------------+-------------+--------------------------------------+';
     const expected = [
-      rule,
-      '| Endpoint Name |   Status    |             Endpoint ID              |',
-      '+===============+=============+======================================+',
-      seedRows.KNL_test, rule,
-      seedRows.default, rule,
-      seedRows.gpu_cluster, rule,
-      '',
+      rule, '| Endpoint Name |   Status    |             Endpoint ID              |', '+===============+=============+======================================+',
+      '| KNL_test      | Inactive    | 8c01d13c-cfc1-42d9-96d2-52c51784ea16 |', rule,
+      '| default       | Active      | 1e999502-b434-49a2-a2e0-d925383d2dd4 |', rule,
+      '| gpu_cluster   | Initialized | None                                 |', rule, '',
     ].join('\n');
     assert.equal(r.stdout, expected);
   });

@@ -1,0 +1,74 @@
+/**
+ * Result batches kept on disk until the forwarder acknowledges them: one file per batch (0600, in a 0700
+ * folder), written to a temporary name and renamed so a crash never leaves half a batch behind.
+ * Used by ForwarderClient; a restarted endpoint finds its unacknowledged results here and sends them again.
+ */
+import { chmodSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { rename, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { encode } from '../protocol/codec.js';
+import { parseFromEndpoint, type ResultBatchMessage } from '../protocol/forwarder-messages.js';
+import type { ResultEnvelope } from '../protocol/messages.js';
+import { FuncxError } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+
+/** One batch: its sequence number (what the forwarder acks), the encoded `results` message, its task ids. */
+export interface SpooledBatch {
+  seq: number;
+  frame: Buffer;
+  ids: string[];
+  file: string;
+  /** When it was last sent (0: never, or the send failed). */
+  sentAt: number;
+}
+
+export class ResultSpool {
+  private nextSeq = 1;
+
+  constructor(
+    readonly dir: string,
+    private readonly log: Logger = silentLogger,
+  ) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  }
+
+  /** The batches an earlier run left unacknowledged, oldest first. */
+  load(): SpooledBatch[] {
+    const batches: SpooledBatch[] = [];
+    for (const name of readdirSync(this.dir).sort()) {
+      const file = join(this.dir, name);
+      // A .tmp is a write cut short by a crash: its results were never reported as persisted.
+      if (name.endsWith('.tmp')) unlinkSync(file);
+      if (!name.endsWith('.batch')) continue;
+      try {
+        const frame = readFileSync(file);
+        const m = parseFromEndpoint('results', frame) as ResultBatchMessage;
+        batches.push({ seq: m.seq, frame, ids: m.results.map((r) => r.id), file, sentAt: 0 });
+        this.nextSeq = Math.max(this.nextSeq, m.seq + 1);
+      } catch (err) {
+        this.log.error(`unreadable result batch ${file} left in place: ${(err as Error).message}`);
+      }
+    }
+    return batches;
+  }
+
+  /** Persist a batch; resolves once it is on disk under its final name. */
+  async write(results: ResultEnvelope[]): Promise<SpooledBatch> {
+    const seq = this.nextSeq++;
+    const frame = encode({ kind: 'results', seq, results });
+    const file = join(this.dir, `${String(seq).padStart(12, '0')}.batch`);
+    try {
+      await writeFile(`${file}.tmp`, frame, { mode: 0o600 });
+      await rename(`${file}.tmp`, file);
+    } catch (err) {
+      throw new FuncxError('RESULTS_NOT_SAVED', `cannot save results to ${file}: ${(err as Error).message}`);
+    }
+    return { seq, frame, ids: results.map((r) => r.id), file, sentAt: 0 };
+  }
+
+  /** The forwarder has the batch: forget it. */
+  remove(batch: SpooledBatch): void {
+    unlink(batch.file).catch((err) => this.log.warn(`cannot remove ${batch.file}: ${(err as Error).message}`));
+  }
+}
