@@ -6,6 +6,7 @@ import { benchEngine } from './engine-bench.js';
 import { zmqRoundTripsPerSecond } from './zmq-baseline.js';
 import { benchStrategy } from './strategy-bench.js';
 import { benchScale } from './scale-bench.js';
+import { benchEndToEnd } from './e2e-bench.js';
 import { execSync } from 'node:child_process';
 
 const json = process.argv.includes('--json');
@@ -23,6 +24,15 @@ Object.assign(figures, {
   latency_p50_ms: round(engine.latency_p50_ms),
   latency_p99_ms: round(engine.latency_p99_ms),
   cold_start_s: round(engine.cold_start_s),
+});
+
+progress('end to end: real service, endpoint and SDK');
+const e2e = await benchEndToEnd(progress);
+Object.assign(figures, {
+  e2e_batch_tasks_per_s: Math.round(e2e.e2e_batch_tasks_per_s),
+  e2e_latency_p50_ms: round(e2e.e2e_latency_p50_ms),
+  e2e_latency_p99_ms: round(e2e.e2e_latency_p99_ms),
+  e2e_start_to_active_s: round(e2e.e2e_start_to_active_s),
 });
 
 progress('scale: 2,048 simulated managers × 64 workers');
@@ -58,6 +68,12 @@ const rows: Array<[string, string, string]> = [
   ['latency p99 (ms)', String(figures.latency_p99_ms), 'target ≤ 3'],
   ['cold start (s)', String(figures.cold_start_s), 'target ≤ 0.6'],
 ];
+rows.push(
+  ['end to end: batch of 10,000 tasks/s', String(figures.e2e_batch_tasks_per_s), 'target ≥ 10,000; funcX hosted: hundreds'],
+  ['end to end: single round trip p50 (ms)', String(figures.e2e_latency_p50_ms), 'target ≤ 3'],
+  ['end to end: single round trip p99 (ms)', String(figures.e2e_latency_p99_ms), ''],
+  ['end to end: start → Active (s)', String(figures.e2e_start_to_active_s), 'target ≤ 2; funcX 3.6 cold'],
+);
 rows.push(
   ['scale: simulated workers on one endpoint', String(figures.sim_workers), `${scale.sim_managers} managers × 64, registered in ${figures.sim_register_s} s`],
   ['scale: endpoint peak RSS (MiB)', String(figures.sim_rss_mib), 'target < 2048'],

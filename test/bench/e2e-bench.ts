@@ -1,0 +1,90 @@
+/**
+ * End to end (issue 3): SDK → service → forwarder → endpoint → manager → worker and back, with the real
+ * CLIs in a temporary home. A batch of 10,000 no-ops (tasks/s) and 200 sequential single round trips.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FuncXClient } from '../../src/sdk/client.js';
+import { percentile } from './engine-bench.js';
+
+export interface EndToEndFigures {
+  e2e_batch_tasks_per_s: number;
+  e2e_latency_p50_ms: number;
+  e2e_latency_p99_ms: number;
+  e2e_start_to_active_s: number;
+}
+
+const cli = (name: string): string => fileURLToPath(new URL(`../../src/cli/${name}.js`, import.meta.url));
+
+const PROFILE = `import { Config, LocalProvider } from 'funcx-endpoint';
+export default new Config({
+  engine: { address: '127.0.0.1', max_workers_per_node: 2 },
+  provider: new LocalProvider({ init_blocks: 1, min_blocks: 1, max_blocks: 1 }),
+});
+`;
+
+export async function benchEndToEnd(progress: (m: string) => void = () => {}): Promise<EndToEndFigures> {
+  const root = mkdtempSync(join(tmpdir(), 'funcx-e2e-'));
+  const env: NodeJS.ProcessEnv = { ...process.env, FUNCX_HOME: join(root, 'home'), FUNCX_SERVICE_HOME: join(root, 'service') };
+  mkdirSync(env.FUNCX_SERVICE_HOME!, { recursive: true, mode: 0o700 });
+  const run = (program: string, args: string[]): string =>
+    execFileSync(process.execPath, [cli(program), ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  let started = false;
+  try {
+    const url = /running at (\S+)/.exec(run('service', ['start', '--port', '0']))![1];
+    env.FUNCX_SERVICE_URL = url;
+    const token = /fx_[A-Za-z0-9_-]+/.exec(run('service', ['user', 'add', 'bench']))![0];
+    env.FUNCX_TOKEN = token;
+    run('endpoint', ['init', '--service', url]);
+    writeFileSync(join(env.FUNCX_HOME!, 'default', 'config.ts'), PROFILE);
+    const t0 = performance.now();
+    run('endpoint', ['start']);
+    started = true;
+    const startToActive = (performance.now() - t0) / 1000;
+    progress(`end to end: start → Active ${startToActive.toFixed(2)} s`);
+    const endpointId = JSON.parse(run('endpoint', ['list', '--json']))[0].id as string;
+    const client = new FuncXClient({ serviceUrl: url, token });
+    const noop = await client.registerFunction(() => null, { name: 'noop' });
+    await client.getResult(await client.run(endpointId, noop), { waitMs: 30_000 }); // warm: block up
+
+    const latencies: number[] = [];
+    for (let i = 0; i < 220; i++) {
+      const s = performance.now();
+      await client.getResult(await client.run(endpointId, noop), { waitMs: 30_000 });
+      if (i >= 20) latencies.push(performance.now() - s);
+    }
+    latencies.sort((a, b) => a - b);
+    progress(`end to end: single round trip p50 ${percentile(latencies, 50).toFixed(2)} ms`);
+
+    const runBatch = async (n: number): Promise<number> => {
+      const batch = client.createBatch();
+      for (let i = 0; i < n; i++) batch.add(endpointId, noop);
+      const s = performance.now();
+      const ids = await client.batchRun(batch);
+      const results = await client.getBatchResults(ids, { waitMs: 120_000 });
+      const seconds = (performance.now() - s) / 1000;
+      const ok = results.filter((r) => r.ok).length;
+      if (ok !== n) throw new Error(`end-to-end batch: ${ok}/${n} succeeded`);
+      return n / seconds;
+    };
+    await runBatch(2000);
+    const rate = await runBatch(10_000);
+    progress(`end to end: batch of 10,000 at ${rate.toFixed(0)} tasks/s`);
+    return {
+      e2e_batch_tasks_per_s: rate,
+      e2e_latency_p50_ms: percentile(latencies, 50),
+      e2e_latency_p99_ms: percentile(latencies, 99),
+      e2e_start_to_active_s: startToActive,
+    };
+  } finally {
+    try {
+      if (started) run('endpoint', ['stop']);
+    } finally {
+      run('service', ['stop']);
+      rmSync(root, { recursive: true, force: true });
+    }
+  }
+}
