@@ -158,7 +158,8 @@ export abstract class ClusterProvider implements ExecutionProvider {
     const badTemplate = options.template !== undefined && (typeof options.template !== 'string' || !options.template);
     if (badTemplate) throw new ConfigError(`${opt('template')}: must be a file name or path`);
     this.templateOption = options.template;
-    this.profileDir = options.profile_dir;
+    // A profile loaded by the endpoint gets its own folder searched first, without naming it.
+    this.profileDir = options.profile_dir ?? process.env.FUNCX_PROFILE_DIR;
     this.logger = options.logger;
     this.channel = options.channel ?? new LocalChannel();
     this.launcher = options.launcher ?? spec.defaultLauncher();

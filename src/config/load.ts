@@ -4,7 +4,7 @@
  * Every error names the file (and the field, when the Config says which).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Module, { register } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
@@ -49,10 +49,13 @@ export async function loadConfigFile(file: string): Promise<Config> {
     } catch (err) {
       throw new ConfigError(`${file}: not valid YAML: ${(err as Error).message}`);
     }
+    process.env.FUNCX_PROFILE_DIR = dirname(file);
     return configFromYaml(doc, file);
   }
   registerPackageResolver();
   let mod: { default?: unknown; config?: unknown };
+  // Providers built by the profile look for job templates in the profile's folder first.
+  process.env.FUNCX_PROFILE_DIR = dirname(file);
   try {
     const { tsImport } = await import('tsx/esm/api');
     mod = (await tsImport(pathToFileURL(file).href, import.meta.url)) as typeof mod;
