@@ -77,7 +77,8 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
   private readonly spool: ResultSpool;
   private outbox: ResultEnvelope[] = [];
   private outboxWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
-  private flushing: Promise<void> = Promise.resolve();
+  /** Every batch write so far (close() waits for them). */
+  private writes: Promise<void> = Promise.resolve();
   private connected = false;
   private downSince = Date.now();
   private lostReported = false;
@@ -132,7 +133,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     for (const r of results) this.outbox.push(r);
     return new Promise((resolve, reject) => {
       // One file per event-loop turn, however many calls: many small results cost one write.
-      if (this.outboxWaiters.push({ resolve, reject }) === 1) setImmediate(() => void (this.flushing = this.flushing.then(() => this.flush())));
+      if (this.outboxWaiters.push({ resolve, reject }) === 1) setImmediate(() => this.flush());
     });
   }
 
@@ -155,27 +156,26 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     return this.outstanding;
   }
 
-  private async flush(): Promise<void> {
+  private flush(): void {
     const results = this.outbox;
     const waiters = this.outboxWaiters;
     this.outbox = [];
     this.outboxWaiters = [];
-    let batch: Batch;
-    try {
-      batch = await this.spool.write(results);
-    } catch (err) {
-      for (const w of waiters) w.reject(err as Error);
-      return;
-    }
+    const batch = this.spool.write(results);
     this.pending.set(batch.seq, batch);
     let freed = 0;
     for (const id of batch.ids) {
       if (this.held.delete(id)) freed++;
       this.pendingIds.add(id);
     }
+    // Sent while it is being written: the disk copy is for a restart, not for the first send.
     if (this.welcomed.results) this.sendBatch(batch);
     if (this.options.window !== undefined && freed > 0) this.grant(freed);
-    for (const w of waiters) w.resolve();
+    const saved = batch.written.then(
+      () => waiters.forEach((w) => w.resolve()),
+      (err: Error) => waiters.forEach((w) => w.reject(err)),
+    );
+    this.writes = this.writes.then(() => saved);
   }
 
   private sendBatch(batch: Batch): void {
@@ -388,7 +388,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
   async close(): Promise<void> {
     if (this.closed) return;
     if (this.outboxWaiters.length > 0) await new Promise((r) => setImmediate(r));
-    await this.flushing;
+    await this.writes;
     this.closed = true;
     clearInterval(this.timer);
     this.starting?.reject(new FuncxError('CLOSED', 'the forwarder client was closed while connecting'));

@@ -20,6 +20,8 @@ export interface SpooledBatch {
   file: string;
   /** When it was last sent (0: never, or the send failed). */
   sentAt: number;
+  /** Resolves once the batch is on disk under its final name (rejects with RESULTS_NOT_SAVED). */
+  written: Promise<void>;
 }
 
 export class ResultSpool {
@@ -44,7 +46,7 @@ export class ResultSpool {
       try {
         const frame = readFileSync(file);
         const m = parseFromEndpoint('results', frame) as ResultBatchMessage;
-        batches.push({ seq: m.seq, frame, ids: m.results.map((r) => r.id), file, sentAt: 0 });
+        batches.push({ seq: m.seq, frame, ids: m.results.map((r) => r.id), file, sentAt: 0, written: Promise.resolve() });
         this.nextSeq = Math.max(this.nextSeq, m.seq + 1);
       } catch (err) {
         this.log.error(`unreadable result batch ${file} left in place: ${(err as Error).message}`);
@@ -53,22 +55,30 @@ export class ResultSpool {
     return batches;
   }
 
-  /** Persist a batch; resolves once it is on disk under its final name. */
-  async write(results: ResultEnvelope[]): Promise<SpooledBatch> {
+  /**
+   * A new batch, its write to disk started (`written`). The caller may send it before the write ends: if
+   * the process dies first, the forwarder either has the results or sends the tasks again.
+   */
+  write(results: ResultEnvelope[]): SpooledBatch {
     const seq = this.nextSeq++;
     const frame = encode({ kind: 'results', seq, results });
     const file = join(this.dir, `${String(seq).padStart(12, '0')}.batch`);
-    try {
-      await writeFile(`${file}.tmp`, frame, { mode: 0o600 });
-      await rename(`${file}.tmp`, file);
-    } catch (err) {
-      throw new FuncxError('RESULTS_NOT_SAVED', `cannot save results to ${file}: ${(err as Error).message}`);
-    }
-    return { seq, frame, ids: results.map((r) => r.id), file, sentAt: 0 };
+    const written = (async () => {
+      try {
+        await writeFile(`${file}.tmp`, frame, { mode: 0o600 });
+        await rename(`${file}.tmp`, file);
+      } catch (err) {
+        throw new FuncxError('RESULTS_NOT_SAVED', `cannot save results to ${file}: ${(err as Error).message}`);
+      }
+    })();
+    written.catch(() => {}); // the owner of the batch reports it
+    return { seq, frame, ids: results.map((r) => r.id), file, sentAt: 0, written };
   }
 
-  /** The forwarder has the batch: forget it. */
+  /** The forwarder has the batch: forget it (once its write finished, so no file is left behind). */
   remove(batch: SpooledBatch): void {
-    unlink(batch.file).catch((err) => this.log.warn(`cannot remove ${batch.file}: ${(err as Error).message}`));
+    batch.written
+      .then(() => unlink(batch.file))
+      .catch((err) => this.log.warn(`cannot remove ${batch.file}: ${(err as Error).message}`));
   }
 }

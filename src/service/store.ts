@@ -3,7 +3,8 @@
  * endpoints, functions, tasks with their opaque payloads and results, and every task transition.
  *
  * The tasks table is also the forwarder's queue: a task waits in state `waiting-for-endpoint` until the
- * forwarder takes it, so a service restart loses nothing that was accepted.
+ * forwarder takes it, so a service restart loses nothing that was accepted. Hot paths (submit, deliver,
+ * results) run in one transaction per batch and touch small rows: payloads live in their own table.
  */
 import Database from 'better-sqlite3';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
@@ -15,17 +16,8 @@ import type { ForwarderChannel } from '../protocol/forwarder-messages.js';
 export type TaskState = 'received' | 'waiting-for-endpoint' | 'waiting-for-nodes' | 'running' | 'success' | 'failed';
 export type EndpointState = 'Active' | 'Inactive';
 
-export interface User {
-  id: string;
-  name: string;
-  createdAt: number;
-}
-
-export interface Group {
-  id: string;
-  name: string;
-  owner: string;
-}
+export type User = { id: string; name: string; createdAt: number };
+export type Group = { id: string; name: string; owner: string };
 
 export interface EndpointRecord {
   id: string;
@@ -65,19 +57,8 @@ export interface TaskRecord {
   updatedAt: number;
 }
 
-export interface Transition {
-  state: TaskState;
-  actor: string;
-  at: number;
-}
-
-export interface NewTask {
-  id: string;
-  endpoint: string;
-  function: string | null;
-  owner: string;
-  payload: Uint8Array;
-}
+export type Transition = { state: TaskState; actor: string; at: number };
+export type NewTask = { id: string; endpoint: string; function: string | null; owner: string; payload: Uint8Array };
 
 /** What storing a batch of results did. */
 export interface StoredResults {
@@ -100,11 +81,16 @@ CREATE TABLE IF NOT EXISTS endpoints (id TEXT PRIMARY KEY, name TEXT NOT NULL, o
   ports TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS functions (id TEXT PRIMARY KEY, owner TEXT NOT NULL REFERENCES users(id), name TEXT NOT NULL,
   source TEXT NOT NULL, group_id TEXT REFERENCES groups(id), created_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS tasks (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, endpoint TEXT NOT NULL,
-  function TEXT, owner TEXT NOT NULL, state TEXT NOT NULL, payload BLOB NOT NULL, result BLOB, failed INTEGER,
+CREATE TABLE IF NOT EXISTS tasks (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, endpoint TEXT NOT NULL,
+  function TEXT, owner TEXT NOT NULL, state TEXT NOT NULL, failed INTEGER, result BLOB,
   created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS tasks_by_endpoint_state ON tasks(endpoint, state, seq);
-CREATE TABLE IF NOT EXISTS task_transitions (task TEXT NOT NULL, state TEXT NOT NULL, actor TEXT NOT NULL, at INTEGER NOT NULL);
+-- The forwarder's queue and its delivered-but-unfinished set are partial indexes: a task has an entry only
+-- while it is in that state, so state changes elsewhere cost nothing here.
+CREATE INDEX IF NOT EXISTS tasks_queued ON tasks(endpoint, seq) WHERE state = 'waiting-for-endpoint';
+CREATE INDEX IF NOT EXISTS tasks_in_flight ON tasks(endpoint, seq) WHERE state IN ('waiting-for-nodes', 'running');
+-- Payloads apart, so that state updates rewrite a small row.
+CREATE TABLE IF NOT EXISTS task_payloads (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS task_transitions (task INTEGER NOT NULL, state TEXT NOT NULL, actor TEXT NOT NULL, at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS transitions_by_task ON task_transitions(task);
 `;
 
@@ -172,18 +158,22 @@ function prepareStatements(db: Database.Database) {
     allEndpoints: p('SELECT * FROM endpoints'),
     insertFunction: p('INSERT INTO functions (id, owner, name, source, group_id, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
     fn: p('SELECT * FROM functions WHERE id = ?'),
-    insertTask: p(`INSERT INTO tasks (id, endpoint, function, owner, state, payload, created_at, updated_at)
-      VALUES (?, ?, ?, ?, 'waiting-for-endpoint', ?, ?, ?)`),
+    insertTask: p(`INSERT INTO tasks (id, endpoint, function, owner, state, created_at, updated_at)
+      VALUES (?, ?, ?, ?, 'waiting-for-endpoint', ?, ?)`),
+    insertPayload: p('INSERT INTO task_payloads (seq, payload) VALUES (?, ?)'),
     transition: p('INSERT INTO task_transitions (task, state, actor, at) VALUES (?, ?, ?, ?)'),
-    queued: p(`SELECT id, function, payload FROM tasks WHERE endpoint = ? AND state = 'waiting-for-endpoint' ORDER BY seq LIMIT ?`),
-    setState: p('UPDATE tasks SET state = ?, updated_at = ? WHERE id = ?'),
-    inFlight: p(`SELECT id FROM tasks WHERE endpoint = ? AND state IN ('waiting-for-nodes', 'running')`),
-    running: p(`UPDATE tasks SET state = 'running', updated_at = ? WHERE id = ? AND endpoint = ? AND state = 'waiting-for-nodes'`),
+    queued: p(`SELECT t.seq, t.id, t.function, p.payload FROM tasks t JOIN task_payloads p ON p.seq = t.seq
+      WHERE t.endpoint = ? AND t.state = 'waiting-for-endpoint' ORDER BY t.seq LIMIT ?`),
+    setState: p('UPDATE tasks SET state = ?, updated_at = ? WHERE seq = ?'),
+    inFlight: p(`SELECT seq FROM tasks WHERE endpoint = ? AND state IN ('waiting-for-nodes', 'running') ORDER BY seq`),
+    running: p(`UPDATE tasks SET state = 'running', updated_at = ? WHERE id = ? AND endpoint = ? AND state = 'waiting-for-nodes' RETURNING seq`),
     finish: p(`UPDATE tasks SET state = ?, failed = ?, result = ?, updated_at = ?
-      WHERE id = ? AND endpoint = ? AND state NOT IN ('success', 'failed')`),
+      WHERE id = ? AND endpoint = ? AND state NOT IN ('success', 'failed') RETURNING seq`),
     taskExists: p('SELECT 1 FROM tasks WHERE id = ? AND endpoint = ?'),
     task: p('SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks WHERE id = ?'),
-    transitions: p('SELECT state, actor, at FROM task_transitions WHERE task = ? ORDER BY rowid'),
+    tasks: p(`SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks
+      WHERE id IN (SELECT value FROM json_each(?))`),
+    transitions: p(`SELECT tr.state, tr.actor, tr.at FROM task_transitions tr JOIN tasks t ON t.seq = tr.task WHERE t.id = ? ORDER BY tr.rowid`),
     countQueued: p(`SELECT COUNT(*) AS n FROM tasks WHERE endpoint = ? AND state = 'waiting-for-endpoint'`),
   };
 }
@@ -319,9 +309,10 @@ export class Store {
     const now = Date.now();
     this.db.transaction(() => {
       for (const t of tasks) {
-        this.q.insertTask.run(t.id, t.endpoint, t.function, t.owner, t.payload, now, now);
-        this.q.transition.run(t.id, 'received', actor, now);
-        this.q.transition.run(t.id, 'waiting-for-endpoint', 'service', now);
+        const seq = this.q.insertTask.run(t.id, t.endpoint, t.function, t.owner, now, now).lastInsertRowid;
+        this.q.insertPayload.run(seq, t.payload);
+        this.q.transition.run(seq, 'received', actor, now);
+        this.q.transition.run(seq, 'waiting-for-endpoint', 'service', now);
       }
     })();
   }
@@ -330,10 +321,10 @@ export class Store {
   takeQueued(endpointId: string, limit: number): TaskEnvelope[] {
     const now = Date.now();
     return this.db.transaction(() => {
-      const rows = this.q.queued.all(endpointId, limit) as Array<{ id: string; function: string | null; payload: Buffer }>;
+      const rows = this.q.queued.all(endpointId, limit) as Array<{ seq: number; id: string; function: string | null; payload: Buffer }>;
       for (const r of rows) {
-        this.q.setState.run('waiting-for-nodes', now, r.id);
-        this.q.transition.run(r.id, 'waiting-for-nodes', 'forwarder', now);
+        this.q.setState.run('waiting-for-nodes', now, r.seq);
+        this.q.transition.run(r.seq, 'waiting-for-nodes', 'forwarder', now);
       }
       return rows.map((r) => (r.function ? { id: r.id, fn: r.function, payload: r.payload } : { id: r.id, payload: r.payload }));
     })();
@@ -343,10 +334,10 @@ export class Store {
   requeueInFlight(endpointId: string): number {
     const now = Date.now();
     return this.db.transaction(() => {
-      const rows = this.q.inFlight.all(endpointId) as Array<{ id: string }>;
+      const rows = this.q.inFlight.all(endpointId) as Array<{ seq: number }>;
       for (const r of rows) {
-        this.q.setState.run('waiting-for-endpoint', now, r.id);
-        this.q.transition.run(r.id, 'waiting-for-endpoint', 'forwarder', now);
+        this.q.setState.run('waiting-for-endpoint', now, r.seq);
+        this.q.transition.run(r.seq, 'waiting-for-endpoint', 'forwarder', now);
       }
       return rows.length;
     })();
@@ -357,8 +348,9 @@ export class Store {
     return this.db.transaction(() => {
       let n = 0;
       for (const id of ids) {
-        if (this.q.running.run(now, id, endpointId).changes === 1) {
-          this.q.transition.run(id, 'running', 'endpoint', now);
+        const row = this.q.running.get(now, id, endpointId) as { seq: number } | undefined;
+        if (row) {
+          this.q.transition.run(row.seq, 'running', 'endpoint', now);
           n++;
         }
       }
@@ -373,8 +365,9 @@ export class Store {
       const out: StoredResults = { stored: [], duplicates: 0, unknown: 0 };
       for (const r of results) {
         const state: TaskState = r.failed ? 'failed' : 'success';
-        if (this.q.finish.run(state, r.failed ? 1 : 0, r.payload, now, r.id, endpointId).changes === 1) {
-          this.q.transition.run(r.id, state, 'endpoint', now);
+        const row = this.q.finish.get(state, r.failed ? 1 : 0, r.payload, now, r.id, endpointId) as { seq: number } | undefined;
+        if (row) {
+          this.q.transition.run(row.seq, state, 'endpoint', now);
           out.stored.push(r.id);
         } else if (this.q.taskExists.get(r.id, endpointId)) out.duplicates++;
         else out.unknown++;
@@ -386,6 +379,13 @@ export class Store {
   task(id: string): TaskRecord | undefined {
     const r = this.q.task.get(id) as Row | undefined;
     return r && toTask(r);
+  }
+
+  /** Many tasks at once, by id (missing ids are absent from the map). */
+  tasks(ids: readonly string[]): Map<string, TaskRecord> {
+    const out = new Map<string, TaskRecord>();
+    for (const r of this.q.tasks.all(JSON.stringify(ids)) as Row[]) out.set(r.id as string, toTask(r));
+    return out;
   }
 
   transitions(taskId: string): Transition[] {

@@ -27,6 +27,8 @@ export interface FakeEndpointOptions {
   /** Register first. @default true (otherwise `forwarder` and `endpointId` are used as given) */
   register?: boolean;
   forwarder?: ForwarderAddress;
+  /** Passed to ForwarderClient: how to find the forwarder again when it is lost. */
+  reregister?: () => Promise<ForwarderAddress>;
 }
 
 /** Run a task body like the worker: js via `return (source)`, shell via /bin/sh -c. */
@@ -82,7 +84,7 @@ export class FakeEndpoint {
       endpointId = reg.endpointId;
       forwarder = reg.forwarder;
     }
-    const client = new ForwarderClient({ endpointId: endpointId!, forwarder: forwarder!, keys, resultsDir, window: options.window ?? 100, connectTimeoutMs: 5000 });
+    const client = new ForwarderClient({ endpointId: endpointId!, forwarder: forwarder!, keys, resultsDir, window: options.window ?? 100, connectTimeoutMs: 5000, reregister: options.reregister });
     const ep = new FakeEndpoint(endpointId!, keys, resultsDir, forwarder!, client, options);
     client.on('tasks', (tasks) => ep.onTasks(tasks));
     client.on('command', (command, reply) => {

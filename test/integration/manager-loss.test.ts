@@ -80,6 +80,7 @@ test('a manager exits by itself when the interchange goes silent', async () => {
   const [code] = (await once(m, 'exit')) as [number | null];
   assert.equal(code, 0);
   assert.ok(Date.now() - t0 < 5000);
+  await f.stop();
 });
 
 test('a manager whose interchange vanished without a word exits after the threshold', async () => {
@@ -94,14 +95,14 @@ test('a manager whose interchange vanished without a word exits after the thresh
   assert.equal(code, 3, 'exit code 3 means the interchange went silent');
   const waited = Date.now() - t0;
   assert.ok(waited >= 700 && waited < 6000, `exited after ${waited} ms`);
+  await f.stop();
 });
 
 test('address probing skips an address that does not answer and uses the one that does', async () => {
   const f = await startEngine({ heartbeatPeriodMs: 500, heartbeatThresholdMs: 5000 });
   try {
     // 127.0.0.2 is loopback too, but nothing listens there on this port.
-    f.startManager(['--max-workers', '1', '--probe-timeout', '1']).pid;
-    const args = process.argv; void args;
+    f.startManager(['--max-workers', '1', '--probe-timeout', '1']);
     await waitFor('manager registers', () => f.interchange.registry.size === 1);
     const m2 = f.startManager(['--max-workers', '1', '--probe-timeout', '1', '--addresses', '127.0.0.2,127.0.0.1']);
     await waitFor('second manager registers through the second address', () => f.interchange.registry.size === 2, 10000);

@@ -68,52 +68,44 @@ async function http(s: RunningService, path: string, init: RequestInit = {}) {
 
 test('tokens: 401 without or with a wrong token, whoami with the right one; protocol mismatch names both versions', async (t) => {
   const s = await service(t);
-  try {
-    const { token, sdk } = user(s, 'alice');
-    const missing = await http(s, '/v1/whoami');
-    assert.equal(missing.status, 401);
-    assert.match(String(missing.body.message), /missing token.*Bearer/);
-    const wrong = await http(s, '/v1/whoami', { headers: { authorization: 'Bearer fx_nope' } });
-    assert.equal(wrong.status, 401);
-    assert.match(String(wrong.body.message), /invalid token/);
-    assert.equal((await sdk.whoami()).name, 'alice');
-    const header = await http(s, '/v1/whoami', { headers: { authorization: `Bearer ${token}`, 'x-funcx-protocol': '99' } });
-    assert.equal(header.status, 400);
-    assert.equal(header.body.message, `protocol version mismatch: the client speaks version 99, the service speaks version ${PROTOCOL_VERSION}`);
-    const reg = await http(s, '/v1/endpoints', {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'x', publicKey: newKeyPair().publicKey, protocol: 99 }),
-    });
-    assert.equal(reg.status, 400);
-    assert.match(String(reg.body.message), new RegExp(`endpoint speaks version 99, the service speaks version ${PROTOCOL_VERSION}`));
-  } finally {
-    await s.close();
-  }
+  const { token, sdk } = user(s, 'alice');
+  const missing = await http(s, '/v1/whoami');
+  assert.equal(missing.status, 401);
+  assert.match(String(missing.body.message), /missing token.*Bearer/);
+  const wrong = await http(s, '/v1/whoami', { headers: { authorization: 'Bearer fx_nope' } });
+  assert.equal(wrong.status, 401);
+  assert.match(String(wrong.body.message), /invalid token/);
+  assert.equal((await sdk.whoami()).name, 'alice');
+  const header = await http(s, '/v1/whoami', { headers: { authorization: `Bearer ${token}`, 'x-funcx-protocol': '99' } });
+  assert.equal(header.status, 400);
+  assert.equal(header.body.message, `protocol version mismatch: the client speaks version 99, the service speaks version ${PROTOCOL_VERSION}`);
+  const reg = await http(s, '/v1/endpoints', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'x', publicKey: newKeyPair().publicKey, protocol: 99 }),
+  });
+  assert.equal(reg.status, 400);
+  assert.match(String(reg.body.message), new RegExp(`endpoint speaks version 99, the service speaks version ${PROTOCOL_VERSION}`));
 });
 
 test('registration returns id, ports and key; someone else re-registering gets 403; service down is named', async (t) => {
   const s = await service(t);
-  try {
-    const alice = user(s, 'alice');
-    const bob = user(s, 'bob');
-    const keys = newKeyPair();
-    const reg = await registerEndpoint(s.url, alice.token, { name: 'default', publicKey: keys.publicKey });
-    assert.match(reg.endpointId, /^[0-9a-f-]{36}$/);
-    assert.equal(reg.forwarder.host, '127.0.0.1');
-    assert.equal(new Set(Object.values(reg.forwarder.ports)).size, 3);
-    assert.equal(reg.forwarder.publicKey.length, 40);
-    const again = await registerEndpoint(s.url, alice.token, { name: 'default', endpointId: reg.endpointId, publicKey: keys.publicKey });
-    assert.deepEqual(again, reg, 'the owner re-registers to the same forwarder');
-    await assert.rejects(registerEndpoint(s.url, bob.token, { name: 'mine', endpointId: reg.endpointId, publicKey: keys.publicKey }), {
-      code: 'FORBIDDEN',
-      message: `endpoint ${reg.endpointId} belongs to another user: only its owner can register or start it`,
-    });
-    await assert.rejects(registerEndpoint(s.url, 'fx_wrong', { name: 'x', publicKey: keys.publicKey }), { code: 'UNAUTHORIZED', message: /refused the token: invalid token/ });
-    await assert.rejects(bob.sdk.getEndpoint(reg.endpointId), { status: 403 });
-  } finally {
-    await s.close();
-  }
+  const alice = user(s, 'alice');
+  const bob = user(s, 'bob');
+  const keys = newKeyPair();
+  const reg = await registerEndpoint(s.url, alice.token, { name: 'default', publicKey: keys.publicKey });
+  assert.match(reg.endpointId, /^[0-9a-f-]{36}$/);
+  assert.equal(reg.forwarder.host, '127.0.0.1');
+  assert.equal(new Set(Object.values(reg.forwarder.ports)).size, 3);
+  assert.equal(reg.forwarder.publicKey.length, 40);
+  const again = await registerEndpoint(s.url, alice.token, { name: 'default', endpointId: reg.endpointId, publicKey: keys.publicKey });
+  assert.deepEqual(again, reg, 'the owner re-registers to the same forwarder');
+  await assert.rejects(registerEndpoint(s.url, bob.token, { name: 'mine', endpointId: reg.endpointId, publicKey: keys.publicKey }), {
+    code: 'FORBIDDEN',
+    message: `endpoint ${reg.endpointId} belongs to another user: only its owner can register or start it`,
+  });
+  await assert.rejects(registerEndpoint(s.url, 'fx_wrong', { name: 'x', publicKey: keys.publicKey }), { code: 'UNAUTHORIZED', message: /refused the token: invalid token/ });
+  await assert.rejects(bob.sdk.getEndpoint(reg.endpointId), { status: 403 });
   // A port nobody listens on (the closed service's own may still have a pooled keep-alive connection here).
   const free = createServer();
   await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
@@ -127,77 +119,68 @@ test('registration returns id, ports and key; someone else re-registering gets 4
 
 test('the forwarder refuses a peer with the wrong CURVE key: it gets nothing and nothing it sends counts', async (t) => {
   const s = await service(t);
-  try {
-    const alice = user(s, 'alice');
-    const keys = newKeyPair();
-    const reg = await registerEndpoint(s.url, alice.token, { name: 'ep', publicKey: keys.publicKey });
-    const fn = await alice.sdk.registerFunction((x: number) => x, { name: 'id' });
-    const taskId = await alice.sdk.run(reg.endpointId, fn, 1);
-    const dial = async (pair: { publicKey: string; secretKey: string }, forge: boolean) => {
-      const d = new zmq.Dealer({ curveServerKey: reg.forwarder.publicKey, curvePublicKey: pair.publicKey, curveSecretKey: pair.secretKey, linger: 0, receiveTimeout: 1000 });
-      d.connect(`tcp://127.0.0.1:${reg.forwarder.ports.tasks}`);
-      await d.send(encode({ kind: 'hello', protocol: PROTOCOL_VERSION, endpointId: reg.endpointId, channel: 'tasks', session: 's', credit: 10 }));
-      const r = new zmq.Dealer({ curveServerKey: reg.forwarder.publicKey, curvePublicKey: pair.publicKey, curveSecretKey: pair.secretKey, linger: 0 });
-      r.connect(`tcp://127.0.0.1:${reg.forwarder.ports.results}`);
-      if (forge) await r.send(encode({ kind: 'results', seq: 1, results: [{ id: taskId, failed: false, payload: Buffer.from('forged') }] }));
-      return { d, r };
-    };
-    const wrong = await dial(newKeyPair(), true);
-    await assert.rejects(wrong.d.receive(), { code: 'EAGAIN' }, 'nothing comes back to a wrong key');
-    assert.ok(s.forwarders.get(reg.endpointId)!.refusedCount >= 1);
-    assert.equal((await alice.sdk.getEndpoint(reg.endpointId)).state, 'Inactive');
-    assert.equal((await alice.sdk.getStatus(taskId)).state, 'waiting-for-endpoint', 'no credit and no result were taken from it');
-    wrong.d.close();
-    wrong.r.close();
-    // The same bytes from the registered key are accepted: the refusal above was the key.
-    const right = await dial(keys, false);
-    const [welcome] = await right.d.receive();
-    const [tasks] = await right.d.receive();
-    assert.match(welcome.toString('latin1'), /welcome/);
-    assert.ok(tasks.includes(Buffer.from(taskId)));
-    right.d.close();
-    right.r.close();
-  } finally {
-    await s.close();
-  }
+  const alice = user(s, 'alice');
+  const keys = newKeyPair();
+  const reg = await registerEndpoint(s.url, alice.token, { name: 'ep', publicKey: keys.publicKey });
+  const fn = await alice.sdk.registerFunction((x: number) => x, { name: 'id' });
+  const taskId = await alice.sdk.run(reg.endpointId, fn, 1);
+  const dial = async (pair: { publicKey: string; secretKey: string }, forge: boolean) => {
+    const d = new zmq.Dealer({ curveServerKey: reg.forwarder.publicKey, curvePublicKey: pair.publicKey, curveSecretKey: pair.secretKey, linger: 0, receiveTimeout: 1000 });
+    d.connect(`tcp://127.0.0.1:${reg.forwarder.ports.tasks}`);
+    await d.send(encode({ kind: 'hello', protocol: PROTOCOL_VERSION, endpointId: reg.endpointId, channel: 'tasks', session: 's', credit: 10 }));
+    const r = new zmq.Dealer({ curveServerKey: reg.forwarder.publicKey, curvePublicKey: pair.publicKey, curveSecretKey: pair.secretKey, linger: 0 });
+    r.connect(`tcp://127.0.0.1:${reg.forwarder.ports.results}`);
+    if (forge) await r.send(encode({ kind: 'results', seq: 1, results: [{ id: taskId, failed: false, payload: Buffer.from('forged') }] }));
+    return { d, r };
+  };
+  const wrong = await dial(newKeyPair(), true);
+  await assert.rejects(wrong.d.receive(), { code: 'EAGAIN' }, 'nothing comes back to a wrong key');
+  assert.ok(s.forwarders.get(reg.endpointId)!.refusedCount >= 1);
+  assert.equal((await alice.sdk.getEndpoint(reg.endpointId)).state, 'Inactive');
+  assert.equal((await alice.sdk.getStatus(taskId)).state, 'waiting-for-endpoint', 'no credit and no result were taken from it');
+  wrong.d.close();
+  wrong.r.close();
+  // The same bytes from the registered key are accepted: the refusal above was the key.
+  const right = await dial(keys, false);
+  const [welcome] = await right.d.receive();
+  const [tasks] = await right.d.receive();
+  assert.match(welcome.toString('latin1'), /welcome/);
+  assert.ok(tasks.includes(Buffer.from(taskId)));
+  right.d.close();
+  right.r.close();
 });
 
 test('tasks run through a real ForwarderClient; results come back by long-poll, with transitions', async (t) => {
   const s = await service(t);
   const alice = user(s, 'alice');
   const ep = await endpoint(t, s.url, alice.token, { delayMs: 300 });
-  try {
-    const add = await alice.sdk.registerFunction(async function add(a: number, b: number) { return a + b; }, { name: 'add' });
-    const boom = await alice.sdk.registerFunction(() => { throw new TypeError('boom'); }, { name: 'boom' });
-    const started = Date.now();
-    const id = await alice.sdk.run(ep.id, add, 2, 3);
-    // The long-poll returns as soon as the result is stored: well before its 5 s wait, after the 300 ms delay.
-    const view = await http(s, `/v1/tasks/${id}?wait=5`, { headers: { authorization: `Bearer ${alice.token}` } });
-    const elapsed = Date.now() - started;
-    assert.equal(view.body.state, 'success');
-    assert.ok(elapsed >= 300 && elapsed < 1500, `answered after ${elapsed} ms`);
-    assert.equal(await alice.sdk.getResult(id), 5);
-    assert.equal(s.waiters.size, 0);
-    await assert.rejects(alice.sdk.getResult(await alice.sdk.run(ep.id, boom)), (err: unknown) => err instanceof RemoteError && err.message === 'TypeError: boom');
-    const sh = await alice.sdk.getResult<ShellResult>(await alice.sdk.run(ep.id, ShellFunction('echo {word}; exit 4'), { word: "it's" }));
-    assert.deepEqual([sh.stdout, sh.returncode], ["it's\n", 4]);
-    const transitions = await alice.sdk.getTransitions(id);
-    assert.deepEqual(transitions.map((t) => `${t.state}/${t.actor}`), [
-      'received/user:alice', 'waiting-for-endpoint/service', 'waiting-for-nodes/forwarder', 'running/endpoint', 'success/endpoint',
-    ]);
-    ep.delayMs = 0;
-    const batch = alice.sdk.createBatch();
-    for (let i = 0; i < 500; i++) batch.add(ep.id, add, i, 1);
-    const ids = await alice.sdk.batchRun(batch);
-    let progress = 0;
-    const results = await alice.sdk.getBatchResults<number>(ids, { onProgress: (done) => (progress = done) });
-    assert.deepEqual(results.map((r) => r.value), Array.from({ length: 500 }, (_, i) => i + 1));
-    assert.equal(progress, 500);
-    assert.equal(new Set(ep.executed).size, ep.executed.length, 'no task ran twice');
-  } finally {
-    await ep.close();
-    await s.close();
-  }
+  const add = await alice.sdk.registerFunction(async function add(a: number, b: number) { return a + b; }, { name: 'add' });
+  const boom = await alice.sdk.registerFunction(() => { throw new TypeError('boom'); }, { name: 'boom' });
+  const started = Date.now();
+  const id = await alice.sdk.run(ep.id, add, 2, 3);
+  // The long-poll returns as soon as the result is stored: well before its 5 s wait, after the 300 ms delay.
+  const view = await http(s, `/v1/tasks/${id}?wait=5`, { headers: { authorization: `Bearer ${alice.token}` } });
+  const elapsed = Date.now() - started;
+  assert.equal(view.body.state, 'success');
+  assert.ok(elapsed >= 300 && elapsed < 1500, `answered after ${elapsed} ms`);
+  assert.equal(await alice.sdk.getResult(id), 5);
+  assert.equal(s.waiters.size, 0);
+  await assert.rejects(alice.sdk.getResult(await alice.sdk.run(ep.id, boom)), (err: unknown) => err instanceof RemoteError && err.message === 'TypeError: boom');
+  const sh = await alice.sdk.getResult<ShellResult>(await alice.sdk.run(ep.id, ShellFunction('echo {word}; exit 4'), { word: "it's" }));
+  assert.deepEqual([sh.stdout, sh.returncode], ["it's\n", 4]);
+  const transitions = await alice.sdk.getTransitions(id);
+  assert.deepEqual(transitions.map((t) => `${t.state}/${t.actor}`), [
+    'received/user:alice', 'waiting-for-endpoint/service', 'waiting-for-nodes/forwarder', 'running/endpoint', 'success/endpoint',
+  ]);
+  ep.delayMs = 0;
+  const batch = alice.sdk.createBatch();
+  for (let i = 0; i < 500; i++) batch.add(ep.id, add, i, 1);
+  const ids = await alice.sdk.batchRun(batch);
+  let progress = 0;
+  const results = await alice.sdk.getBatchResults<number>(ids, { onProgress: (done) => (progress = done) });
+  assert.deepEqual(results.map((r) => r.value), Array.from({ length: 500 }, (_, i) => i + 1));
+  assert.equal(progress, 500);
+  assert.equal(new Set(ep.executed).size, ep.executed.length, 'no task ran twice');
 });
 
 test('tasks queued while the endpoint is away are delivered when it connects; state follows heartbeats', async (t) => {
@@ -209,19 +192,20 @@ test('tasks queued while the endpoint is away are delivered when it connects; st
   const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => alice.sdk.run(reg.endpointId, sq, i)));
   assert.equal((await alice.sdk.getEndpoint(reg.endpointId)).queued, 20);
   const ep = await endpoint(t, s.url, alice.token, { endpointId: reg.endpointId, keys, window: 5 });
-  try {
-    const results = await alice.sdk.getBatchResults<number>(ids, { waitMs: 10_000 });
-    assert.deepEqual(results.map((r) => r.value), Array.from({ length: 20 }, (_, i) => i * i));
-    assert.ok(ep.maxBatch <= 5, `credit limits each delivery (saw ${ep.maxBatch})`);
-    assert.equal((await alice.sdk.getEndpoint(reg.endpointId)).state, 'Active');
-    ep.report = { queue: 7 };
-    const status = await http(s, `/v1/endpoints/${reg.endpointId}/status`, { headers: { authorization: `Bearer ${alice.token}` } });
-    assert.deepEqual(status.body.report, { queue: 7 });
-  } finally {
-    await ep.close();
-  }
+  const results = await alice.sdk.getBatchResults<number>(ids, { waitMs: 10_000 });
+  assert.deepEqual(results.map((r) => r.value), Array.from({ length: 20 }, (_, i) => i * i));
+  assert.ok(ep.maxBatch <= 5, `credit limits each delivery (saw ${ep.maxBatch})`);
+  assert.equal((await alice.sdk.getEndpoint(reg.endpointId)).state, 'Active');
+  ep.report = { queue: 7 };
+  const status = await http(s, `/v1/endpoints/${reg.endpointId}/status`, { headers: { authorization: `Bearer ${alice.token}` } });
+  assert.deepEqual(status.body.report, { queue: 7 });
+  const auth = { authorization: `Bearer ${alice.token}` };
+  assert.equal((await http(s, `/v1/endpoints/${reg.endpointId}/stop`, { method: 'POST', headers: auth })).status, 200);
+  assert.equal(ep.stopRequested, true);
+  await ep.close();
   await until('the endpoint to turn Inactive', async () => (await alice.sdk.getEndpoint(reg.endpointId)).state === 'Inactive', 4000);
-  await s.close();
+  const gone = await http(s, `/v1/endpoints/${reg.endpointId}/status`, { headers: auth });
+  assert.deepEqual([gone.status, gone.body.message], [409, `endpoint ${reg.endpointId} is not connected`]);
 });
 
 test('an endpoint restarted without answering gets its tasks again, and runs each once', async (t) => {
@@ -233,13 +217,8 @@ test('an endpoint restarted without answering gets its tasks again, and runs eac
   await until('the first endpoint to hold both tasks', () => first.heldTasks.length === 2);
   await first.close(); // as if killed: it never answers
   const second = await endpoint(t, s.url, alice.token, { endpointId: first.id, keys: first.keys, resultsDir: first.resultsDir });
-  try {
-    assert.deepEqual((await alice.sdk.getBatchResults<number>(ids, { waitMs: 5000 })).map((r) => r.value), [101, 102]);
-    assert.deepEqual([...second.executed].sort(), [...ids].sort());
-  } finally {
-    await second.close();
-    await s.close();
-  }
+  assert.deepEqual((await alice.sdk.getBatchResults<number>(ids, { waitMs: 5000 })).map((r) => r.value), [101, 102]);
+  assert.deepEqual([...second.executed].sort(), [...ids].sort());
 });
 
 test('results not acknowledged survive an endpoint and service restart, are sent again and not run twice', async (t) => {
@@ -260,19 +239,14 @@ test('results not acknowledged survive an endpoint and service restart, are sent
   const s2 = await service(t, home); // the forwarder comes back on the same ports
   const sdk = new FuncXClient({ serviceUrl: s2.url, token: alice.token });
   const b = await endpoint(t, s2.url, alice.token, { endpointId: a.id, keys: a.keys, resultsDir: a.resultsDir, register: false, forwarder: a.forwarder });
-  try {
-    const results = await sdk.getBatchResults<string>(ids, { waitMs: 5000 });
-    assert.deepEqual(results.map((r) => r.value), Array(3).fill('from before the restart'));
-    await until('the batch to be acked and removed', () => readdirSync(a.resultsDir).length === 0);
-    await sleep(300);
-    assert.deepEqual(b.executed, [], 'the redelivered tasks were recognised and not run again');
-    for (const id of ids) assert.equal((await sdk.getTransitions(id)).filter((t) => t.state === 'success').length, 1);
-    // Still connected after the restart: new work flows without registering again.
-    assert.equal(await sdk.getResult(await sdk.run(a.id, fn, 4), { waitMs: 5000 }), 'fresh 4');
-  } finally {
-    await b.close();
-    await s2.close();
-  }
+  const results = await sdk.getBatchResults<string>(ids, { waitMs: 5000 });
+  assert.deepEqual(results.map((r) => r.value), Array(3).fill('from before the restart'));
+  await until('the batch to be acked and removed', () => readdirSync(a.resultsDir).length === 0);
+  await sleep(300);
+  assert.deepEqual(b.executed, [], 'the redelivered tasks were recognised and not run again');
+  for (const id of ids) assert.equal((await sdk.getTransitions(id)).filter((t) => t.state === 'success').length, 1);
+  // Still connected after the restart: new work flows without registering again.
+  assert.equal(await sdk.getResult(await sdk.run(a.id, fn, 4), { waitMs: 5000 }), 'fresh 4');
 });
 
 test('a service restart with queued tasks loses none', async (t) => {
@@ -288,13 +262,31 @@ test('a service restart with queued tasks loses none', async (t) => {
   await s1.close();
   const s2 = await service(t, home);
   const ep = await endpoint(t, s2.url, alice.token, { endpointId: reg.endpointId, keys });
-  try {
-    const sdk = new FuncXClient({ serviceUrl: s2.url, token: alice.token });
-    assert.deepEqual((await sdk.getBatchResults<number>(ids, { waitMs: 5000 })).map((r) => r.value), Array.from({ length: 25 }, (_, i) => -i));
-  } finally {
-    await ep.close();
-    await s2.close();
-  }
+  const sdk = new FuncXClient({ serviceUrl: s2.url, token: alice.token });
+  assert.deepEqual((await sdk.getBatchResults<number>(ids, { waitMs: 5000 })).map((r) => r.value), Array.from({ length: 25 }, (_, i) => -i));
+});
+
+test('an endpoint whose forwarder moved (service restarted on other ports) registers again by itself', async (t) => {
+  const home = tmp('service');
+  const s1 = await service(t, home);
+  const alice = user(s1, 'alice');
+  const keys = newKeyPair();
+  let url = s1.url;
+  const reregister = async () => (await registerEndpoint(url, alice.token, { name: 'ep', endpointId: ep.id, publicKey: keys.publicKey })).forwarder;
+  const ep = await endpoint(t, s1.url, alice.token, { keys, reregister });
+  const lost = new Promise<string>((r) => ep.client.once('lost', r));
+  await s1.close();
+  // Something else takes the old tasks port, so the restarted service must bind another one.
+  const squatter = createServer().listen(ep.forwarder.ports.tasks, '127.0.0.1');
+  t.after(() => squatter.close());
+  const s2 = await service(t, home);
+  url = s2.url;
+  const moved = s2.forwarders.get(ep.id)!.address();
+  assert.notEqual(moved.ports.tasks, ep.forwarder.ports.tasks);
+  const sdk = new FuncXClient({ serviceUrl: s2.url, token: alice.token });
+  const fn = await sdk.registerFunction((x: number) => x * 10, { name: 'f' });
+  assert.equal(await sdk.getResult(await sdk.run(ep.id, fn, 4), { waitMs: 10_000 }), 40);
+  assert.match(await lost, /no answer from the forwarder/);
 });
 
 test('a function shared with a group runs for its members only', async (t) => {
@@ -309,18 +301,13 @@ test('a function shared with a group runs for its members only', async (t) => {
   const bobEp = await endpoint(t, s.url, bob.token);
   const carolEp = await endpoint(t, s.url, carol.token);
   const aliceEp = await endpoint(t, s.url, alice.token);
-  try {
-    assert.equal(await bob.sdk.getResult(await bob.sdk.run(bobEp.id, fn, 'hi')), 'HI');
-    await assert.rejects(carol.sdk.run(carolEp.id, fn, 'hi'), {
-      status: 403,
-      message: `function ${fn} belongs to another user and is not shared with you (ask its owner to add you to its group)`,
-    });
-    await assert.rejects(bob.sdk.run(aliceEp.id, fn, 'hi'), { status: 403, message: /endpoint .* belongs to another user/ });
-    assert.deepEqual(carolEp.executed, []);
-  } finally {
-    await Promise.all([bobEp.close(), carolEp.close(), aliceEp.close()]);
-    await s.close();
-  }
+  assert.equal(await bob.sdk.getResult(await bob.sdk.run(bobEp.id, fn, 'hi')), 'HI');
+  await assert.rejects(carol.sdk.run(carolEp.id, fn, 'hi'), {
+    status: 403,
+    message: `function ${fn} belongs to another user and is not shared with you (ask its owner to add you to its group)`,
+  });
+  await assert.rejects(bob.sdk.run(aliceEp.id, fn, 'hi'), { status: 403, message: /endpoint .* belongs to another user/ });
+  assert.deepEqual(carolEp.executed, []);
 });
 
 test('funcx-service start/status/user add/stop as a user runs them', async (t) => {
@@ -352,33 +339,28 @@ test('funcx register-function / run / shell / endpoints / whoami against a live 
   const env = { FUNCX_HOME: home, FUNCX_TOKEN: '', FUNCX_SERVICE_URL: '' };
   delete (env as Record<string, string>).FUNCX_TOKEN;
   delete (env as Record<string, string>).FUNCX_SERVICE_URL;
-  try {
-    const dir = tmp('funcs');
-    writeFileSync(join(dir, 'add.ts'), 'export default function add(a: number, b: number): number {\n  const twice = (x: number) => x * 2;\n  return twice(a) + b;\n}\n');
-    writeFileSync(join(dir, 'fail.mjs'), 'export default function fail() { throw new RangeError("too far"); }\n');
-    const reg = await run('funcx', ['register-function', join(dir, 'add.ts'), '--name', 'add'], env);
-    assert.equal(reg.code, 0, reg.stderr);
-    const fnId = reg.stdout.trim();
-    const ran = await run('funcx', ['run', '--endpoint', ep.id, '--function', fnId, '--args', '[2, 3]'], env);
-    assert.deepEqual([ran.code, ran.stdout], [0, '7\n'], ran.stderr);
-    const failId = (await run('funcx', ['register-function', join(dir, 'fail.mjs'), '--name', 'fail'], env)).stdout.trim();
-    const failed = await run('funcx', ['run', '--endpoint', ep.id, '--function', failId], env);
-    assert.equal(failed.code, 1);
-    assert.match(failed.stderr, /^funcx: task [0-9a-f-]{36} failed: RangeError: too far\n$/);
-    const sh = await run('funcx', ['shell', '--endpoint', ep.id, '--', 'echo hello; exit 3'], env);
-    assert.deepEqual([sh.code, sh.stdout], [3, 'hello\n']);
-    const list = await run('funcx', ['endpoints'], env);
-    assert.match(list.stdout, /^Endpoint Name\s+Status\s+Owner\s+Queued\s+Endpoint ID\n/);
-    assert.match(list.stdout, new RegExp(`laptop\\s+Active\\s+alice\\s+0\\s+${ep.id}\\n`));
-    assert.match((await run('funcx', ['whoami'], env)).stdout, /^alice \(/);
-    const denied = await run('funcx', ['whoami'], { ...env, FUNCX_TOKEN: 'fx_wrong' });
-    assert.equal(denied.code, 1);
-    assert.match(denied.stderr, /^funcx: invalid token/);
-    const bad = await run('funcx', ['run', '--endpoint', ep.id, '--function', fnId, '--args', '{"a":1}'], env);
-    assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /must be a JSON array/);
-  } finally {
-    await ep.close();
-    await s.close();
-  }
+  const dir = tmp('funcs');
+  writeFileSync(join(dir, 'add.ts'), 'export default function add(a: number, b: number): number {\n  const twice = (x: number) => x * 2;\n  return twice(a) + b;\n}\n');
+  writeFileSync(join(dir, 'fail.mjs'), 'export default function fail() { throw new RangeError("too far"); }\n');
+  const reg = await run('funcx', ['register-function', join(dir, 'add.ts'), '--name', 'add'], env);
+  assert.equal(reg.code, 0, reg.stderr);
+  const fnId = reg.stdout.trim();
+  const ran = await run('funcx', ['run', '--endpoint', ep.id, '--function', fnId, '--args', '[2, 3]'], env);
+  assert.deepEqual([ran.code, ran.stdout], [0, '7\n'], ran.stderr);
+  const failId = (await run('funcx', ['register-function', join(dir, 'fail.mjs'), '--name', 'fail'], env)).stdout.trim();
+  const failed = await run('funcx', ['run', '--endpoint', ep.id, '--function', failId], env);
+  assert.equal(failed.code, 1);
+  assert.match(failed.stderr, /^funcx: task [0-9a-f-]{36} failed: RangeError: too far\n$/);
+  const sh = await run('funcx', ['shell', '--endpoint', ep.id, '--', 'echo hello; exit 3'], env);
+  assert.deepEqual([sh.code, sh.stdout], [3, 'hello\n']);
+  const list = await run('funcx', ['endpoints'], env);
+  assert.match(list.stdout, /^Endpoint Name\s+Status\s+Owner\s+Queued\s+Endpoint ID\n/);
+  assert.match(list.stdout, new RegExp(`laptop\\s+Active\\s+alice\\s+0\\s+${ep.id}\\n`));
+  assert.match((await run('funcx', ['whoami'], env)).stdout, /^alice \(/);
+  const denied = await run('funcx', ['whoami'], { ...env, FUNCX_TOKEN: 'fx_wrong' });
+  assert.equal(denied.code, 1);
+  assert.match(denied.stderr, /^funcx: invalid token/);
+  const bad = await run('funcx', ['run', '--endpoint', ep.id, '--function', fnId, '--args', '{"a":1}'], env);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /must be a JSON array/);
 });

@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { encodeTask, type TaskBody } from '../../protocol/payload.js';
 import type { NewTask, TaskRecord, User } from '../store.js';
-import { badRequest, userOf } from '../auth.js';
+import { badRequest, forbidden, notFound, userOf } from '../auth.js';
 import {
   bodyObject, endpointFor, functionFor, isFinished, taskFor, taskView, waitMs, type ServiceContext,
 } from './context.js';
@@ -120,6 +120,8 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   /**
    * Many tasks: body `{ids, mode?}`; with `?wait=SECONDS` the request returns when all of them
    * (mode "all", the default) or at least one (mode "any") finished, or when the time is up.
+   * Mode "all" answers every id in order; mode "any" only the finished ones (and how many are pending),
+   * so a client following a big batch pays per result, not per pending task.
    */
   app.post('/v1/tasks/results', async (request, reply) => {
     const user = userOf(request);
@@ -129,9 +131,19 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     if (ids.length > ctx.maxBatch) throw badRequest(`at most ${ctx.maxBatch} ids per request (got ${ids.length})`);
     const mode = body.mode ?? 'all';
     if (mode !== 'all' && mode !== 'any') throw badRequest('"mode" must be "all" or "any"');
-    const tasks = (ids as string[]).map((id) => taskFor(store, user, id));
+    const found = store.tasks(ids as string[]);
+    const tasks = (ids as string[]).map((id) => {
+      const task = found.get(id);
+      if (!task) throw notFound(`no task ${id}`);
+      if (task.owner !== user.id) throw forbidden(`task ${id} belongs to another user`);
+      return task;
+    });
     await waitFor(ctx, reply, tasks, mode, waitMs(request.query, ctx.maxWaitSeconds));
-    return { results: tasks.map((t) => taskView(isFinished(t) ? t : store.task(t.id)!)) };
+    const now = store.tasks(tasks.filter((t) => !isFinished(t)).map((t) => t.id));
+    const latest = tasks.map((t) => now.get(t.id) ?? t);
+    if (mode === 'all') return { results: latest.map(taskView) };
+    const finished = latest.filter(isFinished);
+    return { results: finished.map(taskView), pending: latest.length - finished.length };
   });
 
   app.get<{ Params: { id: string } }>('/v1/tasks/:id/transitions', async (request) => {

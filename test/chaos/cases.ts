@@ -1,0 +1,155 @@
+/**
+ * The six ways the suite breaks a running endpoint, each with the recovery an operator would do (often:
+ * nothing, the system heals itself). Every break happens while tasks are in flight; `ctx.broke` checks it.
+ */
+import { HEARTBEAT, localProfile, slurmProfile } from './profiles.js';
+import { kill9, managersOf, procInfo, signal, sleep, until, workersOf, isAlive, type ProcInfo } from './procs.js';
+import { run, slurmJobsNamed } from './harness.js';
+import type { ChaosCase, CaseContext } from './run-case.js';
+
+/** How long a case waits for its first results (blocks starting, on Slurm too). */
+const FIRST_RESULTS_MS = 120_000;
+
+function pick<T>(items: T[], what: string): T {
+  if (items.length === 0) throw new Error(`found no ${what} to break`);
+  return items[Math.floor(Math.random() * items.length)];
+}
+
+/** Our managers that run at least one worker (so they hold tasks). */
+function busyManagers(home: string): ProcInfo[] {
+  const workers = workersOf(home);
+  return managersOf(home).filter((m) => workers.some((w) => w.ppid === m.pid));
+}
+
+const workerKill: ChaosCase = {
+  name: 'worker-kill',
+  title: 'kill -9 of a worker process',
+  profile: localProfile,
+  async chaos(ctx: CaseContext) {
+    const home = ctx.rig.funcxHome;
+    const kills = ctx.short ? 2 : 3;
+    for (let k = 1; k <= kills; k++) {
+      await ctx.collector.waitFor(k / (kills + 2), FIRST_RESULTS_MS);
+      const victim = pick(workersOf(home), 'worker');
+      await kill9(victim.pid, 'worker');
+      ctx.broke(`kill -9 worker pid ${victim.pid} (manager pid ${victim.ppid})`);
+    }
+    // Recovery is the manager's: it starts a new worker in the dead one's place.
+    const managers = managersOf(home).length;
+    await until('every manager to have its workers back', () => workersOf(home).length >= managers * 2, 15_000).catch(() => {});
+    ctx.note(`after the kills: ${managersOf(home).length} managers, ${workersOf(home).length} workers`);
+  },
+};
+
+const managerKill: ChaosCase = {
+  name: 'manager-kill',
+  title: 'kill -9 of a manager',
+  profile: localProfile,
+  async chaos(ctx: CaseContext) {
+    const home = ctx.rig.funcxHome;
+    await ctx.collector.waitFor(0.25, FIRST_RESULTS_MS);
+    const victim = pick(busyManagers(home), 'busy manager');
+    const orphans = workersOf(home).filter((w) => w.ppid === victim.pid);
+    await kill9(victim.pid, 'manager');
+    ctx.broke(`kill -9 manager pid ${victim.pid} (${orphans.length} workers)`);
+    // Nothing to do by hand: the interchange notices the silence and retries the tasks; the strategy replaces the block.
+    const gone = await until("the dead manager's workers to exit", () => orphans.every((w) => !isAlive(w.pid)), 10_000).then(() => true, () => false);
+    ctx.note(gone ? "the dead manager's workers exited by themselves" : `workers of the dead manager still alive: ${orphans.filter((w) => isAlive(w.pid)).map((w) => w.pid).join(', ')}`);
+    await sleep((HEARTBEAT.threshold + 2) * 1000);
+    const s = await ctx.rig.status();
+    ctx.note(`${HEARTBEAT.threshold + 2} s later: ${s.managers.length} managers registered, blocks ${s.blocks.map((b) => `${b.id}:${b.state}`).join(' ')}`);
+  },
+};
+
+const slurmBlockCancel: ChaosCase = {
+  name: 'slurm-block-scancel',
+  title: 'a whole Slurm block cancelled with scancel',
+  slurm: true,
+  profile: slurmProfile,
+  async chaos(ctx: CaseContext) {
+    await ctx.collector.waitFor(0.25, FIRST_RESULTS_MS);
+    // As an operator would: find the block's job id with `funcx-endpoint status`, then scancel it.
+    const status = await ctx.rig.status();
+    const running = status.blocks.filter((b) => b.jobId !== null && b.state === 'running' && b.managers > 0);
+    const block = pick(running.filter((b) => b.busyWorkers > 0).length ? running.filter((b) => b.busyWorkers > 0) : running, 'running Slurm block');
+    await run('scancel', [block.jobId!]);
+    ctx.broke(`scancel ${block.jobId} (block ${block.id}, ${block.nodes} nodes, ${block.managers} managers, ${block.busyWorkers} busy workers)`);
+    await until(`Slurm job ${block.jobId} to leave the running state`, async () => {
+      const jobs = await slurmJobsNamed(`funcx-${ctx.rig.name}-`);
+      return !jobs.some((j) => j.id === block.jobId && j.state === 'R');
+    }, 60_000, 250);
+    ctx.note(`job ${block.jobId} is no longer running; nothing else done by hand`);
+  },
+};
+
+const daemonKill: ChaosCase = {
+  name: 'daemon-kill',
+  title: 'kill -9 of the endpoint daemon, then funcx-endpoint start again',
+  profile: localProfile,
+  async chaos(ctx: CaseContext) {
+    await ctx.collector.waitFor(0.25, FIRST_RESULTS_MS);
+    const pid = ctx.rig.daemonPid();
+    await kill9(pid, 'endpoint daemon');
+    ctx.broke(`kill -9 endpoint daemon pid ${pid}`);
+    // The operator starts it again; the lease the dead daemon left must not block that.
+    const t0 = Date.now();
+    await ctx.rig.startEndpoint();
+    ctx.note(`funcx-endpoint start ${ctx.rig.name} again: Active in ${((Date.now() - t0) / 1000).toFixed(1)} s (new pid ${ctx.rig.daemonPid()}, same id)`);
+  },
+};
+
+const serviceKill: ChaosCase = {
+  name: 'service-kill',
+  title: 'kill -9 of the service, then funcx-service start on the same port',
+  profile: localProfile,
+  async chaos(ctx: CaseContext) {
+    const { rig } = ctx;
+    await ctx.collector.waitFor(0.25, FIRST_RESULTS_MS);
+    const pid = rig.servicePid();
+    const port = rig.port;
+    await kill9(pid, 'funcx-service');
+    ctx.broke(`kill -9 funcx-service pid ${pid}`);
+    // Down for a while: the endpoint keeps working and keeps its results on disk.
+    await sleep(2000);
+    const t0 = Date.now();
+    await rig.startService(port);
+    if (rig.port !== port) throw new Error(`the service came back on port ${rig.port}, not ${port}`);
+    ctx.note(`funcx-service start --port ${port} again (pid ${rig.servicePid()})`);
+    // Nothing is done on the endpoint's side: it reconnects by itself.
+    const client = rig.client();
+    await until('the endpoint to reconnect to the restarted service', async () => {
+      try {
+        return (await client.getEndpoint(rig.endpointId)).state === 'Active';
+      } catch {
+        return false;
+      }
+    }, 60_000, 200);
+    ctx.note(`the endpoint was Active again ${((Date.now() - t0) / 1000).toFixed(1)} s after the restart`);
+  },
+};
+
+const managerStop: ChaosCase = {
+  name: 'network-cut',
+  title: 'manager cut off past the heartbeat threshold (SIGSTOP), then SIGCONT',
+  profile: localProfile,
+  async chaos(ctx: CaseContext) {
+    const home = ctx.rig.funcxHome;
+    await ctx.collector.waitFor(0.25, FIRST_RESULTS_MS);
+    const victim = pick(busyManagers(home), 'busy manager');
+    const cutMs = (HEARTBEAT.threshold + 3) * 1000;
+    signal(victim.pid, 'SIGSTOP');
+    try {
+      await until(`manager pid ${victim.pid} to be stopped`, () => procInfo(victim.pid)?.state === 'T', 5000, 20);
+      ctx.broke(`SIGSTOP manager pid ${victim.pid} for ${cutMs / 1000} s (threshold ${HEARTBEAT.threshold} s)`);
+      await sleep(cutMs);
+    } finally {
+      signal(victim.pid, 'SIGCONT');
+    }
+    // Declared lost while it was silent: when it speaks again it is told to go (or sees the silence itself).
+    const exited = await until(`manager pid ${victim.pid} to exit after SIGCONT`, () => !isAlive(victim.pid), 15_000).then(() => true, () => false);
+    ctx.note(exited ? `after SIGCONT, manager pid ${victim.pid} exited by itself` : `after SIGCONT, manager pid ${victim.pid} is still running`);
+  },
+};
+
+/** Every case, in the order the suite runs them. */
+export const CASES: readonly ChaosCase[] = [workerKill, managerKill, slurmBlockCancel, daemonKill, serviceKill, managerStop];

@@ -1,0 +1,146 @@
+/**
+ * Running one chaos case: a fresh service and endpoint, a batch of tasks through the SDK, the case's break
+ * and recovery while they run, then a count of every task: completed, failed with an explicit error, or lost
+ * (no result within the grace period after the recovery).
+ */
+import { ensureSlurm } from '../integration/cluster-setup.js';
+import { Collector, Rig, submitTasks, type Counts } from './harness.js';
+
+/** What a case's break-and-recover step gets. */
+export interface CaseContext {
+  rig: Rig;
+  collector: Collector;
+  /** The short (CI) run. */
+  short: boolean;
+  /** A line for the report (what was broken, how it came back). */
+  note(line: string): void;
+  /** Call right after each break: fails the case when no task was left in flight to be hurt. */
+  broke(what: string): void;
+}
+
+export interface ChaosCase {
+  /** Short id, e.g. "worker-kill" (the `case` of the JSON). */
+  name: string;
+  /** What is broken, for people. */
+  title: string;
+  /** Needs the Slurm test cluster. */
+  slurm?: boolean;
+  /** The endpoint profile (config.ts source). */
+  profile(): string;
+  /** Break something while the tasks run, and recover as an operator would. */
+  chaos(ctx: CaseContext): Promise<void>;
+}
+
+export interface RunOptions {
+  /** Tasks per case. */
+  tasks: number;
+  /** How long each task sleeps (ms). */
+  sleepMs: number;
+  /** After the recovery, how long the remaining tasks get before they count as lost (ms). */
+  graceMs: number;
+  short: boolean;
+  /** Keep the temporary folders even when the case passed. */
+  keep: boolean;
+  /** Progress lines (stderr). */
+  progress(line: string): void;
+}
+
+export interface CaseResult extends Counts {
+  case: string;
+  title: string;
+  notes: string[];
+  /** Set when the case could not run as designed (the break did not happen, a program failed). */
+  error?: string;
+}
+
+/** Tasks per case: the full run and the short (CI) one. */
+export const FULL_TASKS = 1000;
+export const SHORT_TASKS = 200;
+/** Each task sleeps this long, so work is in flight when something breaks. */
+export const TASK_SLEEP_MS = 40;
+
+/** The options of a full or short run (progress to stderr). */
+export function runOptions(short: boolean): RunOptions {
+  return {
+    tasks: short ? SHORT_TASKS : FULL_TASKS,
+    sleepMs: TASK_SLEEP_MS,
+    graceMs: short ? 60_000 : 120_000,
+    short,
+    keep: false,
+    progress: (m) => process.stderr.write(`… ${m}\n`),
+  };
+}
+
+/** Run one case end to end; never throws (a failure is reported in `error`). */
+export async function runCase(c: ChaosCase, o: RunOptions): Promise<CaseResult> {
+  const notes: string[] = [];
+  const progress = (m: string) => o.progress(`[${c.name}] ${m}`);
+  let counts: Counts | undefined;
+  let error: string | undefined;
+  let rig: Rig | undefined;
+  const t0 = Date.now();
+  try {
+    if (c.slurm) {
+      progress('starting the Slurm test cluster (ensureSlurm)');
+      await ensureSlurm();
+    }
+    rig = Rig.create(c.name);
+    progress(`service and endpoint in ${rig.root}`);
+    await rig.startService();
+    await rig.addUser();
+    await rig.initEndpoint();
+    rig.writeProfile(c.profile());
+    await rig.startEndpoint();
+    const client = rig.client();
+    const ids = await submitTasks(client, rig.endpointId, o.tasks, o.sleepMs);
+    progress(`${ids.length} tasks submitted`);
+    const collector = new Collector(client, ids);
+    const r = rig;
+    const ctx: CaseContext = {
+      rig: r,
+      collector,
+      short: o.short,
+      note: (line) => {
+        notes.push(line);
+        progress(line);
+      },
+      broke: (what) => {
+        const inFlight = collector.pending;
+        const line = `${what}: ${inFlight} tasks had no result yet`;
+        notes.push(line);
+        progress(line);
+        if (inFlight === 0) throw new Error(`${what} came after the last result: nothing was in flight (submit more tasks)`);
+      },
+    };
+    try {
+      await c.chaos(ctx);
+    } catch (err) {
+      error = `the break/recovery failed: ${(err as Error).message}`;
+      progress(error);
+    }
+    collector.finishWithin(o.graceMs);
+    counts = await collector.done;
+    if (counts.lost > 0) {
+      notes.push(`lost tasks were last ${JSON.stringify(counts.lostStates)}; endpoint log tail:\n${indent(rig.logTail())}`);
+    }
+  } catch (err) {
+    error = (err as Error).message;
+    progress(`failed: ${error}`);
+  } finally {
+    const failedCase = error !== undefined || (counts?.lost ?? 1) > 0;
+    if (rig) {
+      await rig.teardown(!failedCase && !o.keep).catch((err: Error) => notes.push(`teardown: ${err.message}`));
+      for (const l of rig.leftovers) notes.push(`left behind: ${l}`);
+      if (failedCase || o.keep) notes.push(`kept ${rig.root} (service.log, endpoint.log, submit_scripts/)`);
+    }
+  }
+  const base: Counts = counts ?? {
+    // It never got to count: every task it was to run counts as lost, so the case cannot pass.
+    submitted: o.tasks, completed: 0, failed: 0, lost: o.tasks, wrong: 0, failureTypes: {}, lostStates: {}, seconds: (Date.now() - t0) / 1000,
+  };
+  return { case: c.name, title: c.title, ...base, notes, ...(error ? { error } : {}) };
+}
+
+function indent(text: string): string {
+  return text.replace(/^/gm, '    ');
+}

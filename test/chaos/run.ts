@@ -1,0 +1,64 @@
+/**
+ * `npm run chaos [-- --short] [-- --json] [-- --case NAME ...] [-- --tasks N] [-- --keep]`
+ *
+ * Runs every chaos case against real processes (service, endpoint daemon, managers, workers, Slurm) and
+ * prints a table: case | completed | failed | lost | seconds, then what happened in each case. `--short`
+ * runs 200 tasks per case (CI); with `--json` the last line is a JSON array of {case, completed, failed,
+ * lost}. Exits 1 when any task was lost or a case could not run as designed.
+ */
+import { CASES } from './cases.js';
+import { FULL_TASKS, SHORT_TASKS, runOptions, runCase, type CaseResult, type RunOptions } from './run-case.js';
+
+function parseArgs(argv: string[]): { options: Omit<RunOptions, 'progress'>; json: boolean; only: string[] } {
+  const short = argv.includes('--short');
+  const only: string[] = [];
+  let tasks = short ? SHORT_TASKS : FULL_TASKS;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--case') only.push(argv[++i] ?? '');
+    else if (a === '--tasks') tasks = Number(argv[++i]);
+    else if (!['--short', '--json', '--keep'].includes(a)) throw new Error(`unknown argument ${a} (known: --short --json --keep --case NAME --tasks N)`);
+  }
+  if (!Number.isInteger(tasks) || tasks < 1) throw new Error('--tasks: expected a whole number ≥ 1');
+  const known = CASES.map((c) => c.name);
+  for (const name of only) if (!known.includes(name)) throw new Error(`--case ${name}: no such case (known: ${known.join(', ')})`);
+  return {
+    options: { ...runOptions(short), tasks, keep: argv.includes('--keep') },
+    json: argv.includes('--json'),
+    only,
+  };
+}
+
+/** The table and the notes under it. */
+function report(results: CaseResult[]): string {
+  const rows = [['case', 'completed', 'failed', 'lost', 'seconds', 'failures by type']];
+  for (const r of results) {
+    const types = Object.entries(r.failureTypes).map(([t, n]) => `${t} ${n}`).join(', ');
+    rows.push([r.case, String(r.completed), String(r.failed), String(r.lost), r.seconds.toFixed(1), r.error ? `ERROR: ${r.error}` : types || '-']);
+  }
+  const widths = rows[0].map((_, col) => Math.max(...rows.map((row) => row[col].length)));
+  const line = (row: string[]) => row.map((cell, col) => (col >= 1 && col <= 4 ? cell.padStart(widths[col]) : cell.padEnd(widths[col]))).join(' | ').trimEnd();
+  const out = [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('-|-'), ...rows.slice(1).map(line), ''];
+  for (const r of results) {
+    out.push(`${r.case}: ${r.title} (${r.submitted} tasks${r.wrong ? `, ${r.wrong} with a wrong value` : ''})`);
+    for (const n of r.notes) out.push(`  - ${n}`);
+  }
+  return out.join('\n');
+}
+
+async function main(): Promise<void> {
+  const { options, json, only } = parseArgs(process.argv.slice(2));
+  const cases = only.length ? CASES.filter((c) => only.includes(c.name)) : CASES;
+  const results: CaseResult[] = [];
+  for (const c of cases) {
+    results.push(await runCase(c, { ...runOptions(options.short), ...options }));
+  }
+  process.stdout.write(report(results) + '\n');
+  if (json) process.stdout.write(JSON.stringify(results.map((r) => ({ case: r.case, completed: r.completed, failed: r.failed, lost: r.lost, ...(r.error ? { error: r.error } : {}) }))) + '\n');
+  if (results.some((r) => r.lost > 0 || r.error || r.completed + r.failed !== r.submitted)) process.exitCode = 1;
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`chaos: ${err.message}\n`);
+  process.exitCode = 2;
+});
