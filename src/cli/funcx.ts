@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
 import { FuncxError } from '../errors.js';
+import { handle } from './handle.js';
 import { FuncXClient, type EndpointInfo } from '../sdk/client.js';
 import { ShellFunction, shellQuote } from '../sdk/functions.js';
 import { RemoteError, type ShellResult } from '../sdk/serialize.js';
@@ -177,8 +178,4 @@ group
     out(`added ${user} to ${g}\n`);
   });
 
-program.parseAsync(process.argv).catch((err: Error) => {
-  const hints = err instanceof FuncxError && err.suggestions.length ? `\n  hint: ${err.suggestions.join('\n  hint: ')}` : '';
-  process.stderr.write(`funcx: ${err.message}${hints}\n`);
-  process.exitCode = 1;
-});
+program.parseAsync(process.argv).catch((err: unknown) => handle(err));

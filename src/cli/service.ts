@@ -10,6 +10,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FuncxError } from '../errors.js';
+import { handle } from './handle.js';
 import { startService } from '../service/api.js';
 import { Store } from '../service/store.js';
 
@@ -131,7 +132,7 @@ async function startDetached(flags: StartFlags): Promise<void> {
     child.once('exit', (code) => {
       clearTimeout(timer);
       const last = tail(logPath()).split('\n').slice(-3).join('\n');
-      reject(new FuncxError('START_FAILED', `funcx-service exited during start (code ${code})${last ? `:\n${last}` : ''}`));
+      reject(new FuncxError('START_FAILED', `the service exited during start (code ${code})${last ? `:\n${last}` : ''}`));
     });
   });
   child.removeAllListeners('exit');
@@ -235,10 +236,4 @@ user
   .description('create a user and print their token (once)')
   .action((name: string) => addUser(name));
 
-program.parseAsync(process.argv).catch((err: Error) => {
-  const suggestions = err instanceof FuncxError && err.suggestions.length ? `\n  hint: ${err.suggestions.join('\n  hint: ')}` : '';
-  process.stderr.write(`funcx-service: ${err.message}${suggestions}\n`);
-  process.exitCode = 1;
-  // A detached child's IPC channel would keep it alive after a failed start.
-  if (process.connected) process.disconnect();
-});
+program.parseAsync(process.argv).catch((err: unknown) => handle(err));

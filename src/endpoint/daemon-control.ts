@@ -7,7 +7,7 @@ import { openSync, closeSync, statSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { FuncxHome } from './home.js';
-import { readLease, leaseIsLive } from './lease.js';
+import { readLease, leaseIsLive, processExists } from './lease.js';
 import { FuncxError } from '../errors.js';
 
 const DAEMON_JS = fileURLToPath(new URL('../cli/endpoint-daemon.js', import.meta.url));
@@ -88,14 +88,7 @@ export interface StopResult {
   pid?: number;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const alive = processExists;
 
 /** Stop the endpoint in one call. */
 export async function stopDaemon(home: FuncxHome, name: string, options: { graceMs?: number } = {}): Promise<StopResult> {

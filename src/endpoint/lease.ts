@@ -79,12 +79,21 @@ export function describeLease(lease: Lease): string {
   return `pid ${lease.pid} on host ${lease.host}`;
 }
 
-/** Signal 0 tests existence; EPERM means it exists but belongs to someone else. */
-function processExists(pid: number): boolean {
+/**
+ * Signal 0 tests existence; EPERM means it exists but belongs to someone else. A zombie (killed, not yet
+ * reaped: containers whose init never reaps) answers signal 0 too, so on Linux its state is read as well.
+ */
+export function processExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) S ..." – comm may hold spaces and parentheses, so read after the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc (not Linux): trust signal 0
   }
 }

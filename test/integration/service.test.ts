@@ -316,7 +316,7 @@ test('funcx-service start/status/user add/stop as a user runs them', async (t) =
   assert.equal(started.code, 0, started.stderr);
   const url = /running at (http:\/\/\S+) /.exec(started.stdout)?.[1];
   assert.ok(url, started.stdout);
-  assert.equal((await run('service', ['start', '--port', '0'], env)).code, 1);
+  assert.equal((await run('service', ['start', '--port', '0'], env)).code, 2, 'a second start says it is already running');
   assert.match((await run('service', ['status'], env)).stdout, /is running at/);
   const added = await run('service', ['user', 'add', 'dana'], env);
   const token = added.stdout.trim();
@@ -350,7 +350,7 @@ test('funcx register-function / run / shell / endpoints / whoami against a live 
   const failId = (await run('funcx', ['register-function', join(dir, 'fail.mjs'), '--name', 'fail'], env)).stdout.trim();
   const failed = await run('funcx', ['run', '--endpoint', ep.id, '--function', failId], env);
   assert.equal(failed.code, 1);
-  assert.match(failed.stderr, /^funcx: task [0-9a-f-]{36} failed: RangeError: too far\n$/);
+  assert.match(failed.stderr, /^Error: task [0-9a-f-]{36} failed: RangeError: too far\n$/);
   const sh = await run('funcx', ['shell', '--endpoint', ep.id, '--', 'echo hello; exit 3'], env);
   assert.deepEqual([sh.code, sh.stdout], [3, 'hello\n']);
   const list = await run('funcx', ['endpoints'], env);
@@ -359,7 +359,7 @@ test('funcx register-function / run / shell / endpoints / whoami against a live 
   assert.match((await run('funcx', ['whoami'], env)).stdout, /^alice \(/);
   const denied = await run('funcx', ['whoami'], { ...env, FUNCX_TOKEN: 'fx_wrong' });
   assert.equal(denied.code, 1);
-  assert.match(denied.stderr, /^funcx: invalid token/);
+  assert.match(denied.stderr, /^Error: invalid token/);
   const bad = await run('funcx', ['run', '--endpoint', ep.id, '--function', fnId, '--args', '{"a":1}'], env);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /must be a JSON array/);

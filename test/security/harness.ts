@@ -5,7 +5,7 @@
  */
 import type { TestContext } from 'node:test';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -200,6 +200,8 @@ export class CliStack {
       FUNCX_SITE_TEMPLATES: join(root, 'no-site-templates'),
       FUNCX_LOG_LEVEL: 'info',
     });
+    // As examples/demo.ts does: `funcx-service start` opens its log before creating its home.
+    mkdirSync(env.FUNCX_SERVICE_HOME!, { recursive: true, mode: 0o700 });
     const started = await runCli('service', ['start', '--port', '0'], env);
     const url = /running at (\S+)/.exec(started.stdout)?.[1];
     if (!url) throw new Error(`cannot read the service URL from: ${started.stdout}`);
@@ -232,11 +234,17 @@ export class CliStack {
     return this.endpointId;
   }
 
-  async stop(): Promise<void> {
+  /** Stop the endpoint and the service, keeping their files (safe to call twice). */
+  async stopProcesses(): Promise<void> {
     if (this.endpointStarted) await runCli('endpoint', ['stop'], this.env).catch((err) => console.error(String(err)));
     this.endpointStarted = false;
     if (this.serviceStarted) await runCli('service', ['stop'], this.env).catch((err) => console.error(String(err)));
     this.serviceStarted = false;
+  }
+
+  /** Stop everything and remove the folder (FUNCX_TEST_KEEP keeps it). */
+  async stop(): Promise<void> {
+    await this.stopProcesses();
     if (process.env.FUNCX_TEST_KEEP) console.error(`kept ${this.root}`);
     else rmSync(this.root, { recursive: true, force: true });
   }
