@@ -14,7 +14,7 @@ import {
 } from '../protocol/forwarder-messages.js';
 import type { ResultEnvelope, TaskEnvelope } from '../protocol/messages.js';
 import type { CurveKeyPair } from '../protocol/keys.js';
-import { FuncxError, ProtocolError } from '../errors.js';
+import { FuncxError, IllegalStateError, ProtocolError } from '../errors.js';
 import { rateLimited, silentLogger, type Logger } from '../logger.js';
 import { ResultSpool, type SpooledBatch as Batch } from './result-spool.js';
 
@@ -103,6 +103,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
 
   /** Connect and handshake on all three channels; rejects if refused or nothing answers in time. */
   start(): Promise<void> {
+    if (this.timer || this.closed) return Promise.reject(new IllegalStateError('a ForwarderClient starts once'));
     const timeoutMs = this.options.connectTimeoutMs ?? 10_000;
     const { host, ports } = this.address;
     return new Promise<void>((resolve, reject) => {

@@ -209,10 +209,10 @@ export class FuncXClient {
       if (pending.length < before || first) options.onProgress?.(unique.length - pending.length, unique.length);
       if (Date.now() >= deadline) break;
     }
+    // Mode "any" answers only finished tasks: ask once more for the states of the rest.
     const unseen = unique.filter((id) => !results.has(id));
-    if (unseen.length > 0) {
-      // Mode "any" answers only finished tasks: ask once more for the states of the rest.
-      const body = await this.request<{ results: TaskView[] }>('POST', '/v1/tasks/results', { ids: unseen, mode: 'all' });
+    for (let i = 0; i < unseen.length; i += 50_000) {
+      const body = await this.request<{ results: TaskView[] }>('POST', '/v1/tasks/results', { ids: unseen.slice(i, i + 50_000), mode: 'all' });
       for (const view of body.results) results.set(view.taskId, toResult<T>(view));
     }
     return taskIds.map((id) => results.get(id)!);

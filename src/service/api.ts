@@ -1,6 +1,25 @@
 /**
  * The funcX web service: a fastify app over the SQLite store, one forwarder per endpoint, and long-polls
  * woken by the forwarders' "results stored" events. `startService` is what `funcx-service start` runs.
+ *
+ * HTTP API (JSON; `Authorization: Bearer <token>` everywhere but /v1/health; a client sending
+ * `X-Funcx-Protocol` with another version gets 400 naming both; errors are `{statusCode, code, message}`):
+ *   GET  /v1/health                        {ok, protocol, pid}
+ *   GET  /v1/whoami                        {userId, name, groups}
+ *   POST /v1/groups {name}                 {groupId, name}           GET /v1/groups → {groups}
+ *   POST /v1/groups/:idOrName/members {user}   owner only (403)
+ *   POST /v1/endpoints {name, endpointId?, publicKey, protocol, group?}
+ *        → {endpointId, forwarder: {host, ports: {tasks, results, commands}, publicKey}, protocol}
+ *        (someone else's endpointId → 403)
+ *   GET  /v1/endpoints → {endpoints}       GET /v1/endpoints/:id → {endpointId, name, owner, state, lastSeen, group, queued}
+ *   GET  /v1/endpoints/:id/status          the endpoint's own report (owner; 409 when not connected)
+ *   POST /v1/endpoints/:id/stop            asks the endpoint to stop (owner)
+ *   POST /v1/functions {name, source, group?} → {functionId}      GET /v1/functions/:id
+ *   POST /v1/tasks {tasks: [{endpointId, functionId, args: base64(encodeArgs)} | {endpointId, shell: {command,
+ *        walltimeMs?, cwd?, env?}} | {endpointId, mpi: {command, ranks, walltimeMs?}}]} → {taskIds}
+ *   GET  /v1/tasks/:id?wait=S → {taskId, state, endpointId, functionId, failed?, result?: base64(Outcome), ...}
+ *   POST /v1/tasks/results?wait=S {ids, mode: 'all'|'any'} → {results[, pending]}
+ *   GET  /v1/tasks/:id/transitions → {taskId, transitions: [{state, actor, at}]}
  */
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { chmodSync, mkdirSync } from 'node:fs';

@@ -303,7 +303,7 @@ export class Collector {
   private async collect(): Promise<Counts> {
     while (this.pending > 0 && Date.now() < this.deadline) {
       const pending = this.ids.filter((id) => !this.outcomes.has(id));
-      const waitMs = Math.max(0, Math.min(1000, this.deadline - Date.now()));
+      const waitMs = Math.max(0, Math.min(200, this.deadline - Date.now()));
       try {
         const results = await this.client.getBatchResults(pending, { waitMs });
         for (const r of results) if (r && !r.pending) this.outcomes.set(r.taskId, { ok: r.ok === true, value: r.value, type: r.error?.type });
