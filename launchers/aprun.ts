@@ -3,24 +3,17 @@
  * /bin/bash -c '<command>'`. `-d` (cores per process) is given when cores_per_node is known, so each copy
  * gets its share of the node instead of one core.
  */
-import type { LaunchContext, Launcher } from './launcher.js';
-import { type LauncherOptions, checkContext, checkRawFlags, joinWords, shellQuote, withDebug } from './simple.js';
+import { CommandLauncher, type CheckedContext, type LauncherOptions, joinWords, shellQuote } from './base.js';
 
-export class AprunLauncher implements Launcher {
-  readonly name = 'aprun';
-  private readonly overrides: string;
-  private readonly debug: boolean;
-
+export class AprunLauncher extends CommandLauncher {
   constructor(options: LauncherOptions = {}) {
-    this.overrides = checkRawFlags(this.name, 'overrides', options.overrides);
-    this.debug = options.debug ?? false;
+    super('aprun', options);
   }
 
-  wrap(command: string, ctx: LaunchContext): string {
-    const c = checkContext(this.name, ctx);
+  protected line(command: string, c: CheckedContext): string {
     const depth =
       c.coresPerNode === undefined ? '' : `-d ${Math.max(1, Math.floor(c.coresPerNode / c.tasksPerNode))}`;
-    const line = joinWords(
+    return joinWords(
       'aprun',
       `-n ${c.total}`,
       `-N ${c.tasksPerNode}`,
@@ -29,6 +22,5 @@ export class AprunLauncher implements Launcher {
       '/bin/bash -c',
       shellQuote(command),
     );
-    return withDebug(this.debug, this.name, c, line);
   }
 }

@@ -5,8 +5,7 @@
  * with `parallel --sshloginfile FILE --jobs T`, so every node gets T copies. Needs passwordless ssh between
  * the block's nodes, as parallel does.
  */
-import type { LaunchContext, Launcher } from './launcher.js';
-import { type LauncherOptions, checkContext, checkRawFlags, joinWords, shellQuote, withDebug } from './simple.js';
+import { CommandLauncher, type CheckedContext, type LauncherOptions, joinWords, shellQuote } from './base.js';
 
 /** Shell lines that write the block's node names, one per line, into "$funcx_nodes". */
 const NODE_LIST_LINES = [
@@ -21,18 +20,12 @@ const NODE_LIST_LINES = [
   'fi > "$funcx_nodes"',
 ];
 
-export class GnuParallelLauncher implements Launcher {
-  readonly name = 'gnu-parallel';
-  private readonly overrides: string;
-  private readonly debug: boolean;
-
+export class GnuParallelLauncher extends CommandLauncher {
   constructor(options: LauncherOptions = {}) {
-    this.overrides = checkRawFlags(this.name, 'overrides', options.overrides);
-    this.debug = options.debug ?? false;
+    super('gnu-parallel', options);
   }
 
-  wrap(command: string, ctx: LaunchContext): string {
-    const c = checkContext(this.name, ctx);
+  protected line(command: string, c: CheckedContext): string {
     const copies = Array.from({ length: c.total }, (_, i) => String(i + 1)).join(' ');
     // --line-buffer: managers run for hours, so their output must not wait for them to exit.
     // --workdir . and --env _: remote copies start in the job's folder with its exported variables (Parsl's
@@ -47,6 +40,6 @@ export class GnuParallelLauncher implements Launcher {
       `::: ${copies}`,
     );
     const lines = [...NODE_LIST_LINES, run, 'funcx_rc=$?', 'rm -f "$funcx_nodes"', '(exit "$funcx_rc")'];
-    return withDebug(this.debug, this.name, c, lines.join('\n'));
+    return lines.join('\n');
   }
 }

@@ -4,24 +4,17 @@
  * `jsrun -n N*T -r T -a 1 [-c CORES/T] [-g GPUS/T] [overrides] /bin/bash -c '<command>'`
  * (with T = 1: `jsrun -n N -r 1 -a 1 -c ALL_CPUS -g ALL_GPUS`, as Summit's documentation shows).
  */
-import type { LaunchContext, Launcher } from './launcher.js';
-import { type LauncherOptions, checkContext, checkRawFlags, joinWords, shellQuote, withDebug } from './simple.js';
+import { CommandLauncher, type CheckedContext, type LauncherOptions, joinWords, shellQuote } from './base.js';
 
-export class JsrunLauncher implements Launcher {
-  readonly name = 'jsrun';
-  private readonly overrides: string;
-  private readonly debug: boolean;
-
+export class JsrunLauncher extends CommandLauncher {
   constructor(options: LauncherOptions = {}) {
-    this.overrides = checkRawFlags(this.name, 'overrides', options.overrides);
-    this.debug = options.debug ?? false;
+    super('jsrun', options);
   }
 
-  wrap(command: string, ctx: LaunchContext): string {
-    const c = checkContext(this.name, ctx);
+  protected line(command: string, c: CheckedContext): string {
     const share = (n: number | undefined, flag: string, min: number): string =>
       n === undefined ? '' : `${flag} ${Math.max(min, Math.floor(n / c.tasksPerNode))}`;
-    const line = joinWords(
+    return joinWords(
       'jsrun',
       `-n ${c.total}`,
       `-r ${c.tasksPerNode}`,
@@ -33,6 +26,5 @@ export class JsrunLauncher implements Launcher {
       '/bin/bash -c',
       shellQuote(command),
     );
-    return withDebug(this.debug, this.name, c, line);
   }
 }

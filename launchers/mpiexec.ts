@@ -3,22 +3,15 @@
  * node. `mpiexec -n TOTAL -ppn T [overrides] /bin/bash -c '<command>'`. Hydra finds the hosts itself under
  * PBS; add e.g. `--hostfile $PBS_NODEFILE` through overrides where it does not.
  */
-import type { LaunchContext, Launcher } from './launcher.js';
-import { type LauncherOptions, checkContext, checkRawFlags, joinWords, shellQuote, withDebug } from './simple.js';
+import { CommandLauncher, type CheckedContext, type LauncherOptions, joinWords, shellQuote } from './base.js';
 
-export class MpiExecLauncher implements Launcher {
-  readonly name = 'mpiexec';
-  private readonly overrides: string;
-  private readonly debug: boolean;
-
+export class MpiExecLauncher extends CommandLauncher {
   constructor(options: LauncherOptions = {}) {
-    this.overrides = checkRawFlags(this.name, 'overrides', options.overrides);
-    this.debug = options.debug ?? false;
+    super('mpiexec', options);
   }
 
-  wrap(command: string, ctx: LaunchContext): string {
-    const c = checkContext(this.name, ctx);
-    const line = joinWords(
+  protected line(command: string, c: CheckedContext): string {
+    return joinWords(
       'mpiexec',
       `-n ${c.total}`,
       `-ppn ${c.tasksPerNode}`,
@@ -26,6 +19,5 @@ export class MpiExecLauncher implements Launcher {
       '/bin/bash -c',
       shellQuote(command),
     );
-    return withDebug(this.debug, this.name, c, line);
   }
 }

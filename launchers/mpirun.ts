@@ -3,22 +3,14 @@
  * '<command>'`. How processes are spread over nodes is the MPI's own default; pin it through overrides
  * (Open MPI: `--map-by ppr:1:node`).
  */
-import type { LaunchContext, Launcher } from './launcher.js';
-import { type LauncherOptions, checkContext, checkRawFlags, joinWords, shellQuote, withDebug } from './simple.js';
+import { CommandLauncher, type CheckedContext, type LauncherOptions, joinWords, shellQuote } from './base.js';
 
-export class MpiRunLauncher implements Launcher {
-  readonly name = 'mpirun';
-  private readonly overrides: string;
-  private readonly debug: boolean;
-
+export class MpiRunLauncher extends CommandLauncher {
   constructor(options: LauncherOptions = {}) {
-    this.overrides = checkRawFlags(this.name, 'overrides', options.overrides);
-    this.debug = options.debug ?? false;
+    super('mpirun', options);
   }
 
-  wrap(command: string, ctx: LaunchContext): string {
-    const c = checkContext(this.name, ctx);
-    const line = joinWords('mpirun', `-np ${c.total}`, this.overrides, '/bin/bash -c', shellQuote(command));
-    return withDebug(this.debug, this.name, c, line);
+  protected line(command: string, c: CheckedContext): string {
+    return joinWords('mpirun', `-np ${c.total}`, this.overrides, '/bin/bash -c', shellQuote(command));
   }
 }

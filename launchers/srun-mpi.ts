@@ -4,21 +4,14 @@
  * world), so a command that is itself an MPI program, or that starts MPI work, does not share a step with
  * the others. All steps start in the background; the line waits for all of them.
  */
-import type { LaunchContext, Launcher } from './launcher.js';
-import { type LauncherOptions, checkContext, checkRawFlags, joinWords, shellQuote, withDebug } from './simple.js';
+import { CommandLauncher, type CheckedContext, type LauncherOptions, joinWords, shellQuote } from './base.js';
 
-export class SrunMPILauncher implements Launcher {
-  readonly name = 'srun-mpi';
-  private readonly overrides: string;
-  private readonly debug: boolean;
-
+export class SrunMPILauncher extends CommandLauncher {
   constructor(options: LauncherOptions = {}) {
-    this.overrides = checkRawFlags(this.name, 'overrides', options.overrides);
-    this.debug = options.debug ?? false;
+    super('srun-mpi', options);
   }
 
-  wrap(command: string, ctx: LaunchContext): string {
-    const c = checkContext(this.name, ctx);
+  protected line(command: string, c: CheckedContext): string {
     // Without a CPU count per step, Slurm would pack 1-CPU steps onto the first node: giving each step its
     // share of a node spreads them. Known at render time when the profile sets cores_per_node.
     const cpus =
@@ -47,6 +40,6 @@ export class SrunMPILauncher implements Launcher {
       'for funcx_pid in $funcx_pids; do wait "$funcx_pid" || funcx_rc=$?; done',
       '(exit "$funcx_rc")',
     ];
-    return withDebug(this.debug, this.name, c, lines.join('\n'));
+    return lines.join('\n');
   }
 }

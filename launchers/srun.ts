@@ -2,22 +2,15 @@
  * Slurm: one job step with nodes × tasksPerNode tasks, tasksPerNode on each node of the allocation.
  * `srun --ntasks=N*T --ntasks-per-node=T --nodes=N [overrides] /bin/bash -c '<command>'`
  */
-import type { LaunchContext, Launcher } from './launcher.js';
-import { type LauncherOptions, checkContext, checkRawFlags, joinWords, shellQuote, withDebug } from './simple.js';
+import { CommandLauncher, type CheckedContext, type LauncherOptions, joinWords, shellQuote } from './base.js';
 
-export class SrunLauncher implements Launcher {
-  readonly name = 'srun';
-  private readonly overrides: string;
-  private readonly debug: boolean;
-
+export class SrunLauncher extends CommandLauncher {
   constructor(options: LauncherOptions = {}) {
-    this.overrides = checkRawFlags(this.name, 'overrides', options.overrides);
-    this.debug = options.debug ?? false;
+    super('srun', options);
   }
 
-  wrap(command: string, ctx: LaunchContext): string {
-    const c = checkContext(this.name, ctx);
-    const line = joinWords(
+  protected line(command: string, c: CheckedContext): string {
+    return joinWords(
       'srun',
       `--ntasks=${c.total}`,
       `--ntasks-per-node=${c.tasksPerNode}`,
@@ -26,6 +19,5 @@ export class SrunLauncher implements Launcher {
       '/bin/bash -c',
       shellQuote(command),
     );
-    return withDebug(this.debug, this.name, c, line);
   }
 }

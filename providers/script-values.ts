@@ -5,6 +5,7 @@
  * single-quoted, and the user's raw lines (`scheduler_options`, `worker_init`) are checked for what can
  * never be meant (NUL bytes, header lines for another scheduler).
  */
+import { shellQuote } from '../src/shell.js';
 import { ConfigError } from '../src/errors.js';
 
 /** Characters allowed in scheduler names (partition, queue, account, qos, constraint, job name). */
@@ -147,12 +148,7 @@ export function formatWalltime(kind: SchedulerKind, seconds: number): string {
   }
 }
 
-/** Quote a value for POSIX sh so it stays one word, whatever it holds. */
-export function shellQuote(value: string): string {
-  if (value.includes('\0')) throw new ConfigError('a value for the submit script contains a NUL byte');
-  if (value !== '' && /^[A-Za-z0-9_./:@%+=,-]+$/.test(value)) return value;
-  return `'${value.replaceAll("'", `'"'"'`)}'`;
-}
+export { shellQuote };
 
 /** An environment variable name for `export NAME=...`. */
 export function checkEnvName(field: string, name: string): string {
