@@ -23,4 +23,4 @@ npm run build
 
 # Unit tests first (fast), then the integration tests one file at a time (they share the test cluster).
 node --test --test-concurrency=2 dist/test/unit/
-node --test --test-concurrency=1 --test-timeout=180000 dist/test/integration/ dist/test/fuzz/
+node --test --test-concurrency=1 --test-timeout=240000 dist/test/integration/ dist/test/fuzz/ dist/test/security/ dist/test/chaos/

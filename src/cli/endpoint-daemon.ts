@@ -14,6 +14,7 @@ const report = (message: object): void => {
 const serviceUrl = process.env.FUNCX_DAEMON_SERVICE_URL ?? '';
 const token = process.env.FUNCX_DAEMON_TOKEN ?? '';
 delete process.env.FUNCX_DAEMON_TOKEN; // not inherited by blocks
+delete process.env.FUNCX_TOKEN;
 runDaemon({
   home: new FuncxHome(),
   name,

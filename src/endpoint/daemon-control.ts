@@ -20,6 +20,13 @@ export interface StartOptions {
   timeoutMs?: number;
 }
 
+/** The daemon's environment without the user's token: blocks and their workers inherit it. */
+function withoutSecrets(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const copy = { ...env };
+  delete copy.FUNCX_TOKEN;
+  return copy;
+}
+
 /** Only the owner of a profile may start it (the seed's rule). */
 export function checkOwner(home: FuncxHome, name: string): void {
   const dir = home.endpointDir(name);
@@ -50,7 +57,7 @@ export async function startDaemon(home: FuncxHome, name: string, options: StartO
     detached: true,
     stdio: ['ignore', logFd, logFd, 'ipc'],
     env: {
-      ...process.env,
+      ...withoutSecrets(process.env),
       FUNCX_HOME: home.root,
       FUNCX_DAEMON_SERVICE_URL: options.serviceUrl,
       FUNCX_DAEMON_TOKEN: options.token,

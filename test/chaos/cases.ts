@@ -4,11 +4,13 @@
  */
 import { HEARTBEAT, localProfile, slurmProfile } from './profiles.js';
 import { kill9, managersOf, procInfo, signal, sleep, until, workersOf, isAlive, type ProcInfo } from './procs.js';
-import { run, slurmJobsNamed } from './harness.js';
+import { run, slurmJobsNamed, type EndpointStatusJson } from './harness.js';
 import type { ChaosCase, CaseContext } from './run-case.js';
 
 /** How long a case waits for its first results (blocks starting, on Slurm too). */
 const FIRST_RESULTS_MS = 120_000;
+/** How long the service stays dead in the service-kill case. */
+const SERVICE_DOWN_MS = 12_000;
 
 function pick<T>(items: T[], what: string): T {
   if (items.length === 0) throw new Error(`found no ${what} to break`);
@@ -67,13 +69,16 @@ const slurmBlockCancel: ChaosCase = {
   slurm: true,
   profile: slurmProfile,
   async chaos(ctx: CaseContext) {
-    await ctx.collector.waitFor(0.25, FIRST_RESULTS_MS);
-    // As an operator would: find the block's job id with `funcx-endpoint status`, then scancel it.
-    const status = await ctx.rig.status();
-    const running = status.blocks.filter((b) => b.jobId !== null && b.state === 'running' && b.managers > 0);
-    const block = pick(running.filter((b) => b.busyWorkers > 0).length ? running.filter((b) => b.busyWorkers > 0) : running, 'running Slurm block');
+    // As an operator would: find the blocks' job ids with `funcx-endpoint status`, then scancel one.
+    let running: EndpointStatusJson['blocks'] = [];
+    await until('two Slurm blocks running with their managers', async () => {
+      running = (await ctx.rig.status()).blocks.filter((b) => b.jobId !== null && b.state === 'running' && b.managers >= b.nodes);
+      return running.length >= 2;
+    }, FIRST_RESULTS_MS, 250);
+    const block = pick(running, 'running Slurm block');
+    await ctx.collector.waitFor(0.2, FIRST_RESULTS_MS);
     await run('scancel', [block.jobId!]);
-    ctx.broke(`scancel ${block.jobId} (block ${block.id}, ${block.nodes} nodes, ${block.managers} managers, ${block.busyWorkers} busy workers)`);
+    ctx.broke(`scancel ${block.jobId} (block ${block.id}: ${block.nodes} nodes, ${block.managers} managers)`);
     await until(`Slurm job ${block.jobId} to leave the running state`, async () => {
       const jobs = await slurmJobsNamed(`funcx-${ctx.rig.name}-`);
       return !jobs.some((j) => j.id === block.jobId && j.state === 'R');
@@ -109,12 +114,14 @@ const serviceKill: ChaosCase = {
     const port = rig.port;
     await kill9(pid, 'funcx-service');
     ctx.broke(`kill -9 funcx-service pid ${pid}`);
-    // Down for a while: the endpoint keeps working and keeps its results on disk.
-    await sleep(2000);
+    // Down longer than the forwarder's heartbeat threshold (10 s by default), so the endpoint declares the
+    // forwarder lost and tries to register again while nobody answers; meanwhile it keeps working and keeps
+    // its results on disk.
+    await sleep(SERVICE_DOWN_MS);
     const t0 = Date.now();
     await rig.startService(port);
     if (rig.port !== port) throw new Error(`the service came back on port ${rig.port}, not ${port}`);
-    ctx.note(`funcx-service start --port ${port} again (pid ${rig.servicePid()})`);
+    ctx.note(`${SERVICE_DOWN_MS / 1000} s later: funcx-service start --port ${port} (pid ${rig.servicePid()})`);
     // Nothing is done on the endpoint's side: it reconnects by itself.
     const client = rig.client();
     await until('the endpoint to reconnect to the restarted service', async () => {

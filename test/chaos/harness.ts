@@ -37,7 +37,9 @@ export class CliError extends Error {
     readonly stdout: string,
     readonly stderr: string,
   ) {
-    super(`\`${command}\` failed (exit ${code}): ${(stderr || stdout).trim().split('\n').slice(-4).join(' | ')}`);
+    // Stack frames say little to the reader of a report: keep the messages.
+    const lines = (stderr || stdout).trim().split('\n').filter((l) => l.trim() !== '' && !/^\s+at /.test(l));
+    super(`\`${command}\` failed (exit ${code}): ${lines.slice(0, 6).join(' | ')}`);
   }
 }
 

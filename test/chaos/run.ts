@@ -34,7 +34,7 @@ function report(results: CaseResult[]): string {
   const rows = [['case', 'completed', 'failed', 'lost', 'seconds', 'failures by type']];
   for (const r of results) {
     const types = Object.entries(r.failureTypes).map(([t, n]) => `${t} ${n}`).join(', ');
-    rows.push([r.case, String(r.completed), String(r.failed), String(r.lost), r.seconds.toFixed(1), r.error ? `ERROR: ${r.error}` : types || '-']);
+    rows.push([r.case, String(r.completed), String(r.failed), String(r.lost), r.seconds.toFixed(1), r.error ? `ERROR (see below): ${r.error.slice(0, 60)}…` : types || '-']);
   }
   const widths = rows[0].map((_, col) => Math.max(...rows.map((row) => row[col].length)));
   const line = (row: string[]) => row.map((cell, col) => (col >= 1 && col <= 4 ? cell.padStart(widths[col]) : cell.padEnd(widths[col]))).join(' | ').trimEnd();
@@ -42,6 +42,7 @@ function report(results: CaseResult[]): string {
   for (const r of results) {
     out.push(`${r.case}: ${r.title} (${r.submitted} tasks${r.wrong ? `, ${r.wrong} with a wrong value` : ''})`);
     for (const n of r.notes) out.push(`  - ${n}`);
+    if (r.error) out.push(`  - ERROR: ${r.error}`);
   }
   return out.join('\n');
 }

@@ -3,7 +3,7 @@
  * this process (js functions compiled the way the worker does, shell commands with /bin/sh).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ForwarderClient } from '../../src/endpoint/forwarder-client.js';
@@ -29,6 +29,13 @@ export interface FakeEndpointOptions {
   forwarder?: ForwarderAddress;
   /** Passed to ForwarderClient: how to find the forwarder again when it is lost. */
   reregister?: () => Promise<ForwarderAddress>;
+}
+
+const createdDirs: string[] = [];
+
+/** Remove the temporary folders fake endpoints made (call once the tests are done). */
+export function removeFakeEndpointDirs(): void {
+  for (const dir of createdDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
 /** Run a task body like the worker: js via `return (source)`, shell via /bin/sh -c. */
@@ -76,7 +83,12 @@ export class FakeEndpoint {
 
   static async start(serviceUrl: string, token: string, options: FakeEndpointOptions = {}): Promise<FakeEndpoint> {
     const keys = options.keys ?? newKeyPair();
-    const resultsDir = options.resultsDir ?? join(mkdtempSync(join(tmpdir(), 'funcx-fake-endpoint-')), 'results');
+    let resultsDir = options.resultsDir;
+    if (!resultsDir) {
+      const dir = mkdtempSync(join(tmpdir(), 'funcx-fake-endpoint-'));
+      createdDirs.push(dir);
+      resultsDir = join(dir, 'results');
+    }
     let endpointId = options.endpointId;
     let forwarder = options.forwarder;
     if (options.register !== false) {

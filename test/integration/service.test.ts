@@ -2,11 +2,11 @@
  * The real web service (fastify, SQLite, forwarders on ZeroMQ with CURVE) driven through the SDK, a fake
  * endpoint built from the real ForwarderClient, raw ZeroMQ peers and the real CLIs as child processes.
  */
-import { test, type TestContext } from 'node:test';
+import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
-import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,10 +20,15 @@ import { encode } from '../../src/protocol/codec.js';
 import { newKeyPair } from '../../src/protocol/keys.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
 import { silentLogger } from '../../src/logger.js';
-import { FakeEndpoint } from '../helpers/fake-endpoint.js';
+import { FakeEndpoint, removeFakeEndpointDirs } from '../helpers/fake-endpoint.js';
 
 const TIMINGS = { heartbeatPeriodMs: 100, heartbeatThresholdMs: 1500 };
-const tmp = (p: string) => mkdtempSync(join(tmpdir(), `funcx-${p}-`));
+const dirs: string[] = [];
+const tmp = (p: string) => dirs[dirs.push(mkdtempSync(join(tmpdir(), `funcx-${p}-`))) - 1];
+after(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  removeFakeEndpointDirs();
+});
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const CLI = (name: string) => fileURLToPath(new URL(`../../src/cli/${name}.js`, import.meta.url));
 
@@ -312,6 +317,7 @@ test('a function shared with a group runs for its members only', async (t) => {
 
 test('funcx-service start/status/user add/stop as a user runs them', async (t) => {
   const env = { FUNCX_SERVICE_HOME: tmp('cli-service') };
+  t.after(() => run('service', ['stop', '--grace', '1'], env)); // even when an assertion below fails
   const started = await run('service', ['start', '--port', '0'], env);
   assert.equal(started.code, 0, started.stderr);
   const url = /running at (http:\/\/\S+) /.exec(started.stdout)?.[1];

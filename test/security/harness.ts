@@ -71,6 +71,8 @@ export interface PeerOptions {
   serverKey?: string;
   keys?: CurveKeyPair;
   routingId?: string;
+  /** How long a send may wait for the connection (ms); 0 fails at once. @default 200 */
+  sendTimeout?: number;
 }
 
 /** A raw DEALER that records everything it receives and every failed CURVE handshake. */
@@ -87,7 +89,7 @@ export class Peer {
       ? { curveServerKey: options.serverKey, curvePublicKey: options.keys.publicKey, curveSecretKey: options.keys.secretKey }
       : {};
     const id = options.routingId === undefined ? {} : { routingId: options.routingId };
-    const socket = new zmq.Dealer({ linger: 0, sendTimeout: 200, sendHighWaterMark: 100_000, ...id, ...curve });
+    const socket = new zmq.Dealer({ linger: 0, sendTimeout: options.sendTimeout ?? 200, sendHighWaterMark: 100_000, ...id, ...curve });
     const peer = new Peer(socket);
     socket.connect(endpoint);
     void peer.watch();

@@ -34,6 +34,7 @@ export async function startEndpoint(ctx: CliContext, name: string, options: { fo
   const access = await serviceAccess(ctx);
   if (options.foreground) {
     process.env.FUNCX_HOME = ctx.home.root;
+    delete process.env.FUNCX_TOKEN; // blocks started by this process inherit its environment
     await runDaemon({ home: ctx.home, name, ...access, echo: true });
     ctx.out(`Endpoint ${name} is Active (running in the foreground; Ctrl-C stops it)`);
     return;
