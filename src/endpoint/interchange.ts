@@ -19,6 +19,7 @@ import { rateLimited, silentLogger, type Logger } from '../logger.js';
 import { TaskQueue } from './task-queue.js';
 import { ManagerRegistry, type ManagerRecord } from './manager-registry.js';
 import type { BlockLoad, EngineView } from './strategy.js';
+import { checkRegistration, portRange, printable } from './peer-checks.js';
 
 export type InterchangeState = 'created' | 'running' | 'stopping' | 'stopped';
 
@@ -108,7 +109,7 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
     await this.zap.start();
     const { address, port } = this.options;
     const host = address.includes(':') ? `[${address}]` : address;
-    const candidates = typeof port === 'number' ? [port] : range(port[0], port[1]);
+    const candidates = typeof port === 'number' ? [port] : portRange(port[0], port[1]);
     let lastError: Error | undefined;
     for (const p of candidates) {
       try {
@@ -437,24 +438,4 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
     this.setState('stopped');
     return unfinished;
   }
-}
-
-function range(low: number, high: number): number[] {
-  const out: number[] = [];
-  for (let p = low; p <= high; p++) out.push(p);
-  return out;
-}
-
-/** A peer id safe to print (ids are ours, but a hostile peer chooses its own). */
-function printable(key: string): string {
-  return /^[\x20-\x7e]{1,64}$/.test(key) ? key : Buffer.from(key, 'latin1').toString('hex').slice(0, 32);
-}
-
-function checkRegistration(reg: RegisterMessage): string | undefined {
-  if (typeof reg.managerId !== 'string' || reg.managerId.length === 0) return 'registration has no managerId';
-  if (!Number.isInteger(reg.workers) || reg.workers < 1 || reg.workers > 100_000) return 'registration has no valid worker count';
-  if (!Number.isInteger(reg.capacity) || reg.capacity < 1) return 'registration has no valid capacity';
-  if (reg.endsAt !== null && typeof reg.endsAt !== 'number') return 'registration endsAt is neither null nor a number';
-  if (typeof reg.blockId !== 'string' || typeof reg.hostname !== 'string') return 'registration blockId/hostname are not strings';
-  return undefined;
 }

@@ -5,7 +5,7 @@
  * One handler per ZeroMQ context: it binds `inproc://zeromq.zap.01`, so give every server its own Context.
  */
 import * as zmq from 'zeromq';
-import { z85Decode } from './z85.js';
+import { z85Encode32 } from './z85.js';
 
 export interface ZapHandlerOptions {
   context: zmq.Context;
@@ -56,21 +56,4 @@ export class ZapHandler {
   }
 }
 
-const ENCODER = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#';
 
-/** Z85-encode a 32-byte key (RFC 32) so it compares with zeromq's Z85 key strings. */
-export function z85Encode32(bytes: Uint8Array): string {
-  let out = '';
-  for (let i = 0; i < bytes.length; i += 4) {
-    let value = ((bytes[i] << 24) >>> 0) + (bytes[i + 1] << 16) + (bytes[i + 2] << 8) + bytes[i + 3];
-    const chunk: string[] = [];
-    for (let j = 0; j < 5; j++) {
-      chunk.unshift(ENCODER[value % 85]);
-      value = Math.floor(value / 85);
-    }
-    out += chunk.join('');
-  }
-  return out;
-}
-
-export { z85Decode };
