@@ -14,7 +14,7 @@ export interface LocalChannelOptions {
   /**
    * Folder where submit scripts are written; a leading `~` means the home folder. The endpoint passes the
    * profile's own `submit_scripts` folder.
-   * @default "$FUNCX_HOME/submit_scripts", or "~/.funcx/submit_scripts" when FUNCX_HOME is not set
+   * @default the loading profile's `submit_scripts` folder; else "$FUNCX_HOME/submit_scripts" or "~/.funcx/submit_scripts"
    */
   script_dir?: string;
 }
@@ -48,7 +48,12 @@ export class LocalChannel implements Channel {
   private readonly running = new Set<ChildProcess>();
 
   constructor(options: LocalChannelOptions = {}) {
-    const fallback = process.env.FUNCX_HOME ? join(process.env.FUNCX_HOME, 'submit_scripts') : '~/.funcx/submit_scripts';
+    // A profile loaded by the endpoint keeps its scripts in its own folder (FUNCX_PROFILE_DIR is set while it loads).
+    const fallback = process.env.FUNCX_PROFILE_DIR
+      ? join(process.env.FUNCX_PROFILE_DIR, 'submit_scripts')
+      : process.env.FUNCX_HOME
+        ? join(process.env.FUNCX_HOME, 'submit_scripts')
+        : '~/.funcx/submit_scripts';
     const dir = options.script_dir ?? fallback;
     if (typeof dir !== 'string' || dir.trim() === '') {
       throw new ConfigError(`LocalChannel option script_dir: ${JSON.stringify(dir)} is not a folder path`);

@@ -118,6 +118,7 @@ async function runForeground(flags: StartFlags): Promise<void> {
 
 async function startDetached(flags: StartFlags): Promise<void> {
   refuseIfRunning();
+  mkdirSync(home(), { recursive: true, mode: 0o700 });
   const log = openSync(logPath(), 'a', 0o600);
   const args = [fileURLToPath(import.meta.url), 'start', '--foreground', '--host', flags.host, '--port', String(flags.port)];
   if (flags.forwarderHost) args.push('--forwarder-host', flags.forwarderHost);

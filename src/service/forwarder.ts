@@ -256,7 +256,8 @@ export class Forwarder {
 
   private hello(channel: ForwarderChannel, routingId: Buffer, m: HelloMessage): void {
     const refuse = (reason: string) => {
-      this.log.warn(`${channel}: refused hello: ${reason}`);
+      // Rate-limited, and the peer's own values quoted: a peer holding the key must not flood or forge log lines.
+      this.warn(`${channel}: refused hello: ${JSON.stringify(reason)}`);
       this.writers[channel].send([routingId, encode({ kind: 'refused', reason })]);
     };
     if (m.protocol !== PROTOCOL_VERSION) return refuse(protocolMismatchMessage('endpoint', m.protocol, 'forwarder'));

@@ -14,9 +14,9 @@ import type { Logger } from '../logger.js';
 
 const WORKER_SCRIPT = fileURLToPath(new URL('../cli/worker.js', import.meta.url));
 
-/** `FUNCX_PROFILE_DIR=/dir` writes a CPU profile of every worker there (see README: profiling). */
+/** `FUNCX_CPU_PROFILE_DIR=/dir` writes a CPU profile of every worker there (see README: profiling). */
 export function profilingArgs(): string[] {
-  const dir = process.env.FUNCX_PROFILE_DIR;
+  const dir = process.env.FUNCX_CPU_PROFILE_DIR;
   return dir ? ['--cpu-prof', '--cpu-prof-dir', dir] : [];
 }
 

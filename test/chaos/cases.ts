@@ -77,6 +77,10 @@ const slurmBlockCancel: ChaosCase = {
     }, FIRST_RESULTS_MS, 250);
     const block = pick(running, 'running Slurm block');
     await ctx.collector.waitFor(0.2, FIRST_RESULTS_MS);
+    const queued = await slurmJobsNamed(`funcx-${ctx.rig.name}-`);
+    if (!queued.some((j) => j.id === block.jobId && j.state === 'R')) {
+      throw new Error(`squeue does not show block ${block.id}'s job ${block.jobId} running (it shows ${JSON.stringify(queued)})`);
+    }
     await run('scancel', [block.jobId!]);
     ctx.broke(`scancel ${block.jobId} (block ${block.id}: ${block.nodes} nodes, ${block.managers} managers)`);
     await until(`Slurm job ${block.jobId} to leave the running state`, async () => {

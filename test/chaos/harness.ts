@@ -253,6 +253,8 @@ export interface Counts {
   wrong: number;
   /** Failures by error type, e.g. { WorkerLost: 2 }. */
   failureTypes: Record<string, number>;
+  /** The first error message of each failure type (what a user would read). */
+  failureExamples: Record<string, string>;
   /** States the lost tasks were last seen in, e.g. { running: 3 }. */
   lostStates: Record<string, number>;
   /** Seconds from submission to the last result (or to the deadline when some were lost). */
@@ -267,7 +269,7 @@ export interface Counts {
  */
 export class Collector {
   private readonly index = new Map<string, number>();
-  private readonly outcomes = new Map<string, { ok: boolean; value?: unknown; type?: string }>();
+  private readonly outcomes = new Map<string, { ok: boolean; value?: unknown; type?: string; message?: string }>();
   private deadline = Infinity;
   private readonly startedAt = Date.now();
   private finishedAt = 0;
@@ -308,7 +310,7 @@ export class Collector {
       const waitMs = Math.max(0, Math.min(200, this.deadline - Date.now()));
       try {
         const results = await this.client.getBatchResults(pending, { waitMs });
-        for (const r of results) if (r && !r.pending) this.outcomes.set(r.taskId, { ok: r.ok === true, value: r.value, type: r.error?.type });
+        for (const r of results) if (r && !r.pending) this.outcomes.set(r.taskId, { ok: r.ok === true, value: r.value, type: r.error?.type, message: r.error?.message });
         this.finishedAt = Date.now();
       } catch (err) {
         // The service is down (a chaos case did it): keep asking.
@@ -320,12 +322,15 @@ export class Collector {
   }
 
   private async count(): Promise<Counts> {
-    const c: Counts = { submitted: this.ids.length, completed: 0, failed: 0, lost: 0, wrong: 0, failureTypes: {}, lostStates: {}, seconds: 0 };
+    const c: Counts = {
+      submitted: this.ids.length, completed: 0, failed: 0, lost: 0, wrong: 0, failureTypes: {}, failureExamples: {}, lostStates: {}, seconds: 0,
+    };
     for (const [id, o] of this.outcomes) {
       if (!o.ok) {
         c.failed++;
         const type = o.type ?? '(no type)';
         c.failureTypes[type] = (c.failureTypes[type] ?? 0) + 1;
+        c.failureExamples[type] ??= o.message ?? '';
       } else if (o.value === this.index.get(id)) c.completed++;
       else c.wrong++;
     }

@@ -120,6 +120,7 @@ export async function runCase(c: ChaosCase, o: RunOptions): Promise<CaseResult> 
     }
     collector.finishWithin(o.graceMs);
     counts = await collector.done;
+    for (const [type, message] of Object.entries(counts.failureExamples)) notes.push(`a ${type} failure reads: ${message}`);
     if (counts.lost > 0) {
       notes.push(`lost tasks were last ${JSON.stringify(counts.lostStates)}; endpoint log tail:\n${indent(rig.logTail())}`);
     }
@@ -136,7 +137,7 @@ export async function runCase(c: ChaosCase, o: RunOptions): Promise<CaseResult> 
   }
   const base: Counts = counts ?? {
     // It never got to count: every task it was to run counts as lost, so the case cannot pass.
-    submitted: o.tasks, completed: 0, failed: 0, lost: o.tasks, wrong: 0, failureTypes: {}, lostStates: {}, seconds: (Date.now() - t0) / 1000,
+    submitted: o.tasks, completed: 0, failed: 0, lost: o.tasks, wrong: 0, failureTypes: {}, failureExamples: {}, lostStates: {}, seconds: (Date.now() - t0) / 1000,
   };
   return { case: c.name, title: c.title, ...base, notes, ...(error ? { error } : {}) };
 }

@@ -212,7 +212,8 @@ test(`${FRAMES} malformed frames on each forwarder channel: no crash, the good e
     assert.deepEqual(wrong[c].kinds(), [], `the wrong-key peer on ${c} received something`);
     assert.ok(wrong[c].authFailures > 0, `the wrong-key peer on ${c} saw no refused handshake`);
   }
-  // Each replayed hello was taken as a session (the keyed peer was welcomed), so the good endpoint did win back.
+  // Each replayed hello was taken as a session (the keyed peer was welcomed): the good endpoint had to win it
+  // back, and every task completing above shows it did.
   for (const c of FORWARDER_CHANNELS) {
     const welcomes = keyed[c][0].kinds().filter((k) => k === 'welcome').length;
     assert.equal(welcomes, REPLAYS.length, `the replayed hellos on ${c} were welcomed ${welcomes} times`);
@@ -227,7 +228,8 @@ test(`${FRAMES} malformed frames on each forwarder channel: no crash, the good e
   const warnings = logLines.filter((l) => / WARN /.test(l));
   const info = logLines.filter((l) => / INFO /.test(l));
   console.log(`# fuzz: ${FRAMES} frames x 3 channels in ${fuzzSeconds.toFixed(1)} s; ${submitted.length + 1} tasks ok (${executedDuring} run during the fuzz); ` +
-    `${blockedSends} sends waited; service CPU ${cpuSeconds(service.pid!).toFixed(1)} s; RSS ${baseline.toFixed(0)} → peak ${peak.toFixed(0)} MiB; ${warnings.length} WARN, ${info.length} INFO lines; last task ${lastTaskMs} ms; ${hijacked} task batches went to the replaying peer`);
+    `${blockedSends} sends waited; service CPU ${cpuSeconds(service.pid!).toFixed(1)} s; RSS ${baseline.toFixed(0)} → peak ${peak.toFixed(0)} MiB; ${warnings.length} WARN, ${info.length} INFO lines; last task ${lastTaskMs} ms; ${hijacked} task batches went to the replaying peer; ` +
+    `wrong-key handshakes refused ${FORWARDER_CHANNELS.map((c) => wrong[c].authFailures).join('/')}`);
   assert.ok(peak - baseline < RSS_LIMIT_MIB, `service RSS grew by ${(peak - baseline).toFixed(0)} MiB (from ${baseline.toFixed(0)})`);
   assert.ok(warnings.length < WARNING_LIMIT, `${warnings.length} WARN lines for ${3 * FRAMES} frames; first ones:\n${warnings.slice(0, 5).join('\n')}\nmost common:\n${mostCommon(warnings)}`);
 });

@@ -91,9 +91,10 @@ export class Peer {
     const id = options.routingId === undefined ? {} : { routingId: options.routingId };
     const socket = new zmq.Dealer({ linger: 0, sendTimeout: options.sendTimeout ?? 200, sendHighWaterMark: 100_000, ...id, ...curve });
     const peer = new Peer(socket);
-    socket.connect(endpoint);
+    // Watch first: events of a connection made before the observer exists are lost.
     void peer.watch();
     void peer.receive();
+    socket.connect(endpoint);
     return peer;
   }
 
