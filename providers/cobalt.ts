@@ -67,7 +67,7 @@ export class CobaltProvider extends ClusterProvider {
   }
 
   protected statusCommand(): string {
-    return 'qstat -u $USER';
+    return 'qstat -u "${USER:-$(id -un)}"';
   }
 
   protected parseStatus(stdout: string, stderr: string, code: number, ids: string[]): Map<string, BlockStatus> {

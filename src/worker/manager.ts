@@ -103,7 +103,9 @@ export class Manager {
     this.advertisedCapacity = this.capacity;
     this.heartbeatTimer = setInterval(() => this.onHeartbeatTick(), this.options.heartbeatPeriodMs);
     this.heartbeatTimer.unref();
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void this.stop(`received ${signal}`, 0));
+    // `on`, not `once`: schedulers and launchers often signal a job twice, and a second SIGTERM must not
+    // kill us (Node's default) before the bye that lets the interchange retry our tasks at once.
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void this.stop(`received ${signal}`, 0));
     void this.receiveLoop();
   }
 

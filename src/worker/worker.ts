@@ -97,6 +97,9 @@ export function runWorker(options: WorkerOptions = {}): void {
       }
     }
   });
+  // A scheduler's cancel (scancel, qdel) signals every process of the job. Only the manager decides about
+  // workers: it says bye so the interchange retries their tasks, rather than us failing them with WorkerLost.
+  process.on('SIGTERM', () => {});
   // The manager is gone: nobody will read our results, so stop.
   pipe.on('end', () => process.exit(0));
   pipe.on('error', () => process.exit(1));

@@ -2,7 +2,7 @@
  * The six ways the suite breaks a running endpoint, each with the recovery an operator would do (often:
  * nothing, the system heals itself). Every break happens while tasks are in flight; `ctx.broke` checks it.
  */
-import { HEARTBEAT, localProfile, slurmProfile } from './profiles.js';
+import { HEARTBEAT, WORKERS_PER_NODE, localProfile, slurmProfile } from './profiles.js';
 import { kill9, managersOf, procInfo, signal, sleep, until, workersOf, isAlive, type ProcInfo } from './procs.js';
 import { run, slurmJobsNamed, type EndpointStatusJson } from './harness.js';
 import type { ChaosCase, CaseContext } from './run-case.js';
@@ -38,7 +38,7 @@ const workerKill: ChaosCase = {
     }
     // Recovery is the manager's: it starts a new worker in the dead one's place.
     const managers = managersOf(home).length;
-    await until('every manager to have its workers back', () => workersOf(home).length >= managers * 2, 15_000).catch(() => {});
+    await until('every manager to have its workers back', () => workersOf(home).length >= managers * WORKERS_PER_NODE, 15_000).catch(() => {});
     ctx.note(`after the kills: ${managersOf(home).length} managers, ${workersOf(home).length} workers`);
   },
 };

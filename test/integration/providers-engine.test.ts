@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ensureGridEngine, fixtureBin, type StandInScheduler } from './cluster-setup.js';
@@ -89,7 +89,7 @@ const CASES: EngineCase[] = [
     jobIdVar: 'COBALT_JOBID', jobId: /^\d+$/, managersLeave: SAY_BYE,
     confirmGone: (jobId, schedDir) => {
       standInCancelled(jobId, schedDir);
-      const listed = sched('qstat', ['-u', 'root']);
+      const listed = sched('qstat', ['-u', userInfo().username]);
       assert.ok(!new RegExp(`^${jobId}\\s`, 'm').test(listed), `qstat no longer lists ${jobId}:\n${listed}`);
     },
   },

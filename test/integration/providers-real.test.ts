@@ -271,8 +271,10 @@ for (const c of CASES) {
     });
 
     test('status commands that fail, time out or are missing give unknown with the reason, never an exception', async () => {
-      const { p } = provider();
-      const slow = provider({ cmd_timeout: 1 }).p;
+      const logged: string[] = [];
+      const logger = (level: string, message: string): void => void logged.push(`${level} ${message}`);
+      const { p } = provider({ logger });
+      const slow = provider({ cmd_timeout: 1, logger }).p;
       const f = c.statusFailure;
       const fakes = writeFakeCommands(join(dir, 'status-bin'), { [c.statusCmd]: failing(f) });
       const outer = process.env.PATH;
@@ -289,6 +291,7 @@ for (const c of CASES) {
       try {
         process.env.PATH = `${fakes}:${outer}`;
         await expectUnknown('non-zero exit', f.stderr);
+        assert.ok(logged.some((l) => l.startsWith('warn') && l.includes(f.stderr)), `the stderr is logged: ${JSON.stringify(logged)}`);
 
         writeFakeCommands(fakes, { [c.statusCmd]: 'sleep 20' });
         const started = Date.now();

@@ -146,7 +146,7 @@ const cases: Case[] = [
     make: (c, l) => new CobaltProvider({ ...common(c, l), queue: 'debug-cache-quad', account: 'MyProject' }),
     submit: { pattern: /^qsub -n 1 -t 30 /, stdout: '348213\n', jobId: '348213' },
     status: {
-      pattern: /^qstat -u \$USER$/,
+      pattern: /^qstat -u "\$\{USER:-\$\(id -un\)\}"$/,
       ids: ['348213', '348214', '348215'],
       reply: {
         stdout: [
