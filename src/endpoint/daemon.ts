@@ -170,6 +170,15 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       writeLease(pidFile, lease);
     }, LEASE_REFRESH_MS));
     timers.push(setInterval(writeStatus, STATUS_REFRESH_MS));
+    // Managers coming and going change what `status` shows: write soon after, not only on the next second.
+    let statusSoon: NodeJS.Timeout | null = null;
+    const writeStatusSoon = (): void => {
+      statusSoon ??= setTimeout(() => {
+        statusSoon = null;
+        writeStatus();
+      }, 50);
+    };
+    for (const event of ['manager-registered', 'manager-lost', 'manager-gone'] as const) eng.interchange.on(event, writeStatusSoon);
     setState('active');
     writeStatus();
     options.report?.({ kind: 'active', id: endpointId });
