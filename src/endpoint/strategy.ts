@@ -404,7 +404,11 @@ export class Strategy {
     for (const id of d.release) { tracker.release(id); engine.releaseBlock(id); }
     for (const id of d.hold) { tracker.hold(id); engine.holdBlock(id); }
     for (const id of d.drain) { tracker.markDraining(id); engine.drainBlock(id); }
-    if (d.cancel.length > 0) await tracker.cancel(d.cancel);
+    if (d.cancel.length > 0) {
+      await tracker.cancel(d.cancel);
+      // Confirm the cancel by status soon rather than a whole period later (once this tick is over).
+      setTimeout(() => this.nudge(), 0).unref?.();
+    }
     for (const shape of d.submit) {
       // One at a time: a failure starts the backoff, and the rest wait for it.
       if ((await tracker.submit(shape)) === null) break;

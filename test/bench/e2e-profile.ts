@@ -1,0 +1,43 @@
+/**
+ * Profiling aid for the end-to-end path: the service in this process (run with --cpu-prof), a real endpoint
+ * daemon through the CLI, and 500 sequential SDK round trips. Prints p50/p99.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startService } from '../../src/service/api.js';
+import { silentLogger } from '../../src/logger.js';
+import { FuncXClient } from '../../src/sdk/client.js';
+import { percentile } from './engine-bench.js';
+
+const root = mkdtempSync(join(tmpdir(), 'funcx-e2e-prof-'));
+const service = await startService({ home: join(root, 'service'), port: 0, log: silentLogger });
+const { token } = service.store.createUser('prof');
+const env = { ...process.env, FUNCX_HOME: join(root, 'home'), FUNCX_SERVICE_URL: service.url, FUNCX_TOKEN: token };
+const cli = fileURLToPath(new URL('../../src/cli/endpoint.js', import.meta.url));
+// Async: the service answers from this very process.
+const run = async (args: string[]): Promise<string> => (await promisify(execFile)(process.execPath, [cli, ...args], { env })).stdout;
+await run(['init', '--service', service.url]);
+writeFileSync(join(root, 'home', 'default', 'config.ts'), `import { Config, LocalProvider } from 'funcx-endpoint';
+export default new Config({ engine: { address: '127.0.0.1', max_workers_per_node: 2 }, provider: new LocalProvider({ init_blocks: 1, min_blocks: 1 }) });
+`);
+await run(['start']);
+try {
+  const endpointId = JSON.parse(await run(['list', '--json']))[0].id;
+  const client = new FuncXClient({ serviceUrl: service.url, token });
+  const noop = await client.registerFunction(() => null, { name: 'noop' });
+  const lat: number[] = [];
+  for (let i = 0; i < 600; i++) {
+    const t = performance.now();
+    await client.getResult(await client.run(endpointId, noop), { waitMs: 30_000 });
+    if (i >= 100) lat.push(performance.now() - t);
+  }
+  lat.sort((a, b) => a - b);
+  console.log(`p50 ${percentile(lat, 50).toFixed(2)} ms, p99 ${percentile(lat, 99).toFixed(2)} ms`);
+} finally {
+  await run(['stop']);
+  await service.close();
+}
