@@ -126,6 +126,11 @@ export class BlockTracker {
   private readonly live = new Map<string, TrackedBlock>();
   private readonly ended: Array<TrackedBlock & { endedAt: number }> = [];
   private readonly missingBlocks: MissingBlock[] = [];
+  /**
+   * Told when the scheduler confirms a block ended: its managers cannot be alive any more (a scheduler that
+   * kills with SIGKILL, like Grid Engine's qdel, leaves them no time to say bye).
+   */
+  onBlockEnded?: (blockId: string, state: TrackedState) => void;
   /** Blocks asked to cancel while their submission was still running. */
   private readonly cancelAfterSubmit = new Set<string>();
   private readonly health: SubmitHealth = {
@@ -301,6 +306,7 @@ export class BlockTracker {
   private async retire(block: TrackedBlock, now: number): Promise<void> {
     this.live.delete(block.blockId);
     this.ended.push({ ...block, endedAt: now });
+    this.onBlockEnded?.(block.blockId, block.state);
     if (this.ended.length > HISTORY_LIMIT) this.ended.shift();
     if (block.managerRegistered || block.cancelRequested) return;
     const tail = await this.readTail(block.stdoutPath);

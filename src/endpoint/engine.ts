@@ -110,6 +110,7 @@ export class Engine {
       log: (level, message) => strategyLog[level](message),
     });
     this.interchange.on('manager-registered', (m) => this.tracker.noteManagerRegistered(m.blockId));
+    this.tracker.onBlockEnded = (blockId, state) => this.interchange.forgetBlock(blockId, state);
   }
 
   /** Start the interchange, make it reachable to managers, and start the strategy. */

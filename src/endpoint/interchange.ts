@@ -194,6 +194,12 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
     }
   }
 
+  /** The block's job has ended: any manager of it still on the books is gone; retry its tasks now. */
+  forgetBlock(blockId: string, why: string): void {
+    for (const m of this.registry.inBlock(blockId)) this.removeManager(m, `its block ended (${why})`, 'manager-lost');
+    this.registry.heldBlocks.delete(blockId);
+  }
+
   /** The largest per-function estimate (ms), for the strategy's sizing; undefined before any result. */
   typicalEstimateMs(): number | undefined {
     let max: number | undefined;
