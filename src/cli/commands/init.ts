@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { FuncxError } from '../../errors.js';
 import { DEFAULT_ENDPOINT } from '../../endpoint/home.js';
-import { unreachable } from '../../endpoint/registration.js';
+import { callService } from '../../endpoint/service-http.js';
 import { checkGlobalOptions, defaultServiceUrl, loadGlobalOptions } from '../../endpoint/global-options.js';
 import type { CliContext } from '../context.js';
 import { createProfile } from './configure.js';
@@ -33,29 +33,15 @@ export interface WhoAmI {
 
 /** GET {serviceUrl}/v1/whoami with the token: FuncxError SERVICE_UNREACHABLE, UNAUTHORIZED or SERVICE_ERROR. */
 export async function whoami(serviceUrl: string, token: string, timeoutMs = WHOAMI_TIMEOUT_MS): Promise<WhoAmI> {
-  const url = `${serviceUrl.replace(/\/+$/, '')}/v1/whoami`;
-  let response: Response;
-  try {
-    response = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(timeoutMs) });
-  } catch (err) {
-    throw unreachable(serviceUrl, err, timeoutMs);
-  }
-  const text = await response.text();
-  let body: Record<string, unknown> = {};
-  try {
-    body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-  } catch {
-    // Not JSON: not our service, said below.
-  }
-  if (response.status === 401) {
+  const { url, status, ok, body, message } = await callService(serviceUrl, '/v1/whoami', { token, timeoutMs });
+  if (status === 401) {
     const why = typeof body.message === 'string' ? `: ${body.message}` : '';
     throw new FuncxError('UNAUTHORIZED', `the funcX service at ${serviceUrl} refused the token${why}`, [
       'check FUNCX_TOKEN (a token is printed once by `funcx-service user add NAME`)',
     ]);
   }
-  if (!response.ok || typeof body.userId !== 'string' || typeof body.name !== 'string') {
-    const detail = typeof body.message === 'string' ? body.message : text.slice(0, 200) || response.statusText;
-    throw new FuncxError('SERVICE_ERROR', `${url} answered ${response.status} without a user: ${detail}`, [
+  if (!ok || typeof body.userId !== 'string' || typeof body.name !== 'string') {
+    throw new FuncxError('SERVICE_ERROR', `${url} answered ${status} without a user: ${message}`, [
       'is this URL a funcX service? Check --service or FUNCX_SERVICE_URL',
     ]);
   }
