@@ -3,7 +3,7 @@ import { execSync } from 'node:child_process';
 import { existsSync, statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = new URL('..', import.meta.url).pathname; // the package root (this file is test/ensure-built.mjs)
 if (!existsSync(join(root, 'node_modules', 'zeromq'))) {
   console.error('installing npm packages (first run)…');
   execSync('npm ci --no-audit --no-fund', { cwd: root, stdio: 'inherit' });
