@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FuncxHome, writeJsonAtomic } from './home.js';
-import { readLease, leaseIsLive, writeLease, LEASE_REFRESH_MS } from './lease.js';
+import { acquireLease, readLease, writeLease, LEASE_REFRESH_MS } from './lease.js';
 import { loadProfile } from '../config/load.js';
 import { Engine, type EngineStatus } from './engine.js';
 import { registerEndpoint } from './registration.js';
@@ -68,14 +68,13 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   const pidFile = home.pidFile(name);
   const statusFile = join(dir, 'status.json');
 
-  const existing = readLease(pidFile);
-  if (existing && leaseIsLive(existing) && existing.pid !== process.pid) {
-    const message = `endpoint ${name} is already running on host ${existing.host} (pid ${existing.pid})`;
+  const lease = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), refreshedAt: new Date().toISOString(), port: 0 };
+  const taken = acquireLease(pidFile, lease);
+  if (!taken.ok) {
+    const message = `endpoint ${name} is already running on host ${taken.holder.host} (pid ${taken.holder.pid})`;
     options.report?.({ kind: 'failed', code: 'ALREADY_RUNNING', message });
     throw new FuncxError('ALREADY_RUNNING', message);
   }
-  const lease = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), refreshedAt: new Date().toISOString(), port: 0 };
-  writeLease(pidFile, lease);
 
   let engine: Engine | undefined;
   let forwarder: ForwarderClient | undefined;

@@ -5,7 +5,7 @@
  * reboot reads as stale (funcX's `list` said Active after a reboot, #327), and a second login node sharing
  * the home sees the first one's lease as live and refuses a duplicate daemon (#581).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { writeJsonAtomic } from './home.js';
 
@@ -60,6 +60,31 @@ export function readLease(file: string): Lease | null {
 /** Write a lease through a temporary file and a rename (readers never see half a file), mode 0644. */
 export function writeLease(file: string, lease: Lease): void {
   writeJsonAtomic(file, lease, 0o644);
+}
+
+/**
+ * Take the lease, or return the live lease that holds it. Exclusive even for two login nodes starting at
+ * the same moment on a shared home: the file is created with link(2), which fails if it exists (atomic on
+ * NFS too). A stale lease is removed and the take tried once more.
+ */
+export function acquireLease(file: string, lease: Lease): { ok: true } | { ok: false; holder: Lease } {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const tmp = `${file}.${process.pid}.${attempt}.new`;
+    writeFileSync(tmp, JSON.stringify(lease, null, 2) + '\n', { mode: 0o644 });
+    try {
+      linkSync(tmp, file);
+      return { ok: true };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+    const holder = readLease(file);
+    if (holder && leaseIsLive(holder) && holder.pid !== lease.pid) return { ok: false, holder };
+    rmSync(file, { force: true }); // stale (crash, reboot) or unreadable: not proof of a live daemon
+  }
+  const holder = readLease(file);
+  return holder ? { ok: false, holder } : { ok: true };
 }
 
 /**
