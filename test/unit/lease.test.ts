@@ -44,10 +44,10 @@ test('six processes racing for one lease: exactly one gets it', async () => {
     const { acquireLease } = await import(${JSON.stringify(leaseModule)});
     const t = new Date().toISOString();
     // Start together: wait for the same wall-clock moment.
-    while (Date.now() < ${Date.now() + 700});
+    while (Date.now() < ${Date.now() + 1500});
     const r = acquireLease(${JSON.stringify(file)}, { pid: process.pid, host: ${JSON.stringify(hostname())}, startedAt: t, refreshedAt: t, port: 0 });
     console.log(r.ok ? 'won' : 'lost');
-    setTimeout(() => {}, 1500); // stay alive so the winner's lease stays live while the others look
+    setTimeout(() => {}, 5000); // stay alive so the winner's lease stays live while the others look
   `;
   const outcomes = await Promise.all(
     Array.from({ length: 6 }, () => new Promise<string>((resolve) => {
