@@ -78,7 +78,8 @@ test('a worker killed with SIGKILL mid-task: that task fails with WorkerLost, qu
   // Find the worker running the busy loop and kill it.
   await new Promise((r) => setTimeout(r, 300));
   const { execSync } = await import('node:child_process');
-  const busy = execSync(`ps -eo pid,pcpu,args | grep '[c]li/worker.js' | sort -k2 -nr | head -1`).toString().trim().split(/\s+/)[0];
+  // The busiest child of our own manager is the one spinning.
+  const busy = execSync(`ps -o pid= --ppid ${f.managers[0].pid} --sort=-pcpu | head -1`).toString().trim();
   process.kill(Number(busy), 'SIGKILL');
   const r = await sleeper;
   assert.equal(r.failed, true);
