@@ -185,8 +185,9 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     const e = err as FuncxError;
     log.error(`failed to start: ${e.message}`);
     setState('failed');
-    options.report?.({ kind: 'failed', code: e.code ?? 'START_FAILED', message: e.message });
+    // Clean up (lease, blocks) before telling the parent, so what it sees after our answer is final.
     await stop('failed to start', 0);
+    options.report?.({ kind: 'failed', code: e.code ?? 'START_FAILED', message: e.message });
     throw err;
   }
 
