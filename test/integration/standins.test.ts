@@ -147,6 +147,16 @@ describe('Torque stand-in', () => {
     assert.equal(unknown.code, 153);
     assert.match(unknown.stderr, /Unknown Job Id Error 424242\.torque01/);
   });
+
+  test("node-exclusive -n is Torque's own: accepted here, refused by the PBS Pro stand-in", async () => {
+    const s = script('t-excl.sh', '#!/bin/sh\n#PBS -n\n#PBS -l nodes=1:ppn=1\ntrue\n');
+    const torque = await cmd('torque', ['qsub', '-o', '/dev/null', '-e', '/dev/null', s]);
+    assert.equal(torque.code, 0, torque.stderr);
+    assert.match(torque.stdout.trim(), /^\d+\.torque01$/);
+    const pbs = await cmd('pbspro', ['qsub', s]);
+    assert.equal(pbs.code, 2);
+    assert.match(pbs.stderr, /invalid option -- 'n'/);
+  });
 });
 
 describe('Cobalt stand-in', () => {
