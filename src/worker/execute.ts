@@ -3,9 +3,17 @@
  * Returns an Outcome; never throws (an exception becomes {ok:false, error}).
  */
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { decodeArgs, type Outcome, type ShellResult, type TaskBody } from '../protocol/payload.js';
 
 type AnyFunction = (...args: unknown[]) => unknown;
+
+let requireFromCwd: NodeJS.Require | undefined;
+function functionRequire(): NodeJS.Require {
+  requireFromCwd ??= createRequire(join(process.cwd(), 'funcx-function.js'));
+  return requireFromCwd;
+}
 
 /** Compiled functions by function id: each is compiled once per worker. */
 const compiled = new Map<string, AnyFunction>();
@@ -14,7 +22,9 @@ function compile(functionId: string, source: string): AnyFunction {
   let fn = compiled.get(functionId);
   if (fn === undefined) {
     // The source is a function expression or declaration; wrap it so both forms evaluate to the function.
-    const made = new Function(`"use strict"; return (${source});`)() as unknown;
+    // `require` is in scope (resolved from the worker's working folder, where a job's packages are), as is
+    // `await import(...)`, so functions can load modules the way users expect.
+    const made = new Function('require', `"use strict"; return (${source});`)(functionRequire()) as unknown;
     if (typeof made !== 'function') throw new TypeError(`function ${functionId} source does not evaluate to a function`);
     fn = made as AnyFunction;
     compiled.set(functionId, fn);

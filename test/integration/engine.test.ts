@@ -33,6 +33,11 @@ test('a JS function runs and structured values survive the trip', async () => {
   assert.ok(value.when instanceof Date);
 });
 
+test('functions can load modules with require() and await import()', async () => {
+  const r = await f.interchange.submit(jsTask("async () => [require('node:os').cpus().length > 0, (await import('node:path')).basename('/a/b.txt')]"));
+  assert.deepEqual(decodeOutcome(r.payload), { ok: true, value: [true, 'b.txt'] });
+});
+
 test('async functions are awaited', async () => {
   const r = await f.interchange.submit(jsTask('async (x) => { await new Promise(r => setTimeout(r, 20)); return x + 1; }', [41]));
   assert.deepEqual(decodeOutcome(r.payload), { ok: true, value: 42 });
