@@ -84,10 +84,9 @@ export class LocalProvider implements ExecutionProvider {
     closeSync(out);
     const jobId = `local-${child.pid}`;
     const job: LocalJob = { child, state: 'running', cancelled: false };
-    child.on('exit', (code, signal) => {
+    child.on('exit', (code) => {
       if (job.timer) clearTimeout(job.timer);
       job.state = job.cancelled ? 'cancelled' : job.state === 'timeout' ? 'timeout' : code === 0 ? 'completed' : 'failed';
-      void signal;
     });
     if (Number.isFinite(this.walltimeS)) {
       const walltimeS = request.walltimeS ?? this.walltimeS;

@@ -207,9 +207,12 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
     return max;
   }
 
-  /** Per-function duration estimates (ms), learned from results. */
-  estimateMs(functionId: string): number | undefined {
-    return this.estimates.get(functionId);
+  /** Fold the mean of `count` durations of `fn` into its estimate (a moving average). */
+  private learnDuration(fn: string | undefined, sum: number, count: number): void {
+    if (fn === undefined || count === 0) return;
+    const mean = sum / count;
+    const prev = this.estimates.get(fn);
+    this.estimates.set(fn, prev === undefined ? mean : prev * 0.8 + mean * 0.2);
   }
 
   // ---- dispatch -------------------------------------------------------------------------------------------
@@ -350,6 +353,11 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
   private onManagerResults(m: ManagerRecord, results: ResultEnvelope[], capacity: unknown): void {
     if (typeof capacity === 'number' && Number.isInteger(capacity) && capacity >= 0) m.capacity = capacity;
     let stream: ResultEnvelope[] | undefined;
+    // Durations are folded into the per-function estimate once per run of same-function results, not per
+    // task: a batch of 512 no-ops costs one Map write, not 512.
+    let fn: string | undefined;
+    let msSum = 0;
+    let msCount = 0;
     for (const r of results) {
       const rec = this.tasks.get(r.id);
       if (rec === undefined || rec.manager !== m) {
@@ -359,12 +367,19 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
       this.tasks.delete(r.id);
       m.outstanding--;
       if (r.ms !== undefined && rec.env.fn !== undefined) {
-        const prev = this.estimates.get(rec.env.fn);
-        this.estimates.set(rec.env.fn, prev === undefined ? r.ms : prev * 0.8 + r.ms * 0.2);
+        if (rec.env.fn !== fn) {
+          this.learnDuration(fn, msSum, msCount);
+          fn = rec.env.fn;
+          msSum = 0;
+          msCount = 0;
+        }
+        msSum += r.ms;
+        msCount++;
       }
       if (rec.resolve) rec.resolve(r);
       else (stream ??= []).push(r);
     }
+    this.learnDuration(fn, msSum, msCount);
     if (m.outstanding === 0) m.idleSince = Date.now();
     if (stream) this.onResults(stream);
     this.scheduleDispatch();

@@ -4,7 +4,7 @@
  */
 import { Packr } from 'msgpackr';
 import { ProtocolError } from '../errors.js';
-import type { InterchangeToManager, ManagerToInterchange, ResultEnvelope, TaskEnvelope } from './messages.js';
+import type { ResultEnvelope, TaskEnvelope } from './messages.js';
 
 /** Frames above this are refused before decoding (a batch of tasks is far smaller). */
 export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
@@ -60,5 +60,3 @@ export function checkTasks(value: unknown): TaskEnvelope[] {
   }
   return value as TaskEnvelope[];
 }
-
-export type { InterchangeToManager, ManagerToInterchange };

@@ -55,5 +55,3 @@ export class ZapHandler {
     this.socket.close();
   }
 }
-
-
