@@ -2,7 +2,7 @@
  * What every `funcx-endpoint` command gets: the home it works in and where it writes. Commands print through
  * `out`/`err` (never console.log), so tests can capture them and `--json` output stays clean on stdout.
  */
-import { FuncxHome } from '../endpoint/home.js';
+import { FuncxHome } from '../endpoint/daemon/home.js';
 
 export interface CliContext {
   /** $FUNCX_HOME (default ~/.funcx). */

@@ -4,8 +4,8 @@
  * parent over the IPC channel, then runs on its own. Arguments: NAME; FUNCX_HOME and the service URL and
  * token come through the environment (never argv, which `ps` shows).
  */
-import { runDaemon } from '../endpoint/daemon.js';
-import { FuncxHome } from '../endpoint/home.js';
+import { runDaemon } from '../endpoint/daemon/daemon.js';
+import { FuncxHome } from '../endpoint/daemon/home.js';
 
 const name = process.argv[2] ?? 'default';
 const report = (message: object): void => {

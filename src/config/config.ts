@@ -5,7 +5,7 @@
 import { ConfigError } from '../errors.js';
 import type { ExecutionProvider } from '../../providers/provider.js';
 import { LocalProvider } from '../../providers/local.js';
-import type { StrategyOptions as FullStrategyOptions } from '../endpoint/strategy.js';
+import type { StrategyOptions as FullStrategyOptions } from '../endpoint/engine/strategy.js';
 import { resolveEngineOptions, type EngineOptions, type ResolvedEngineOptions } from './engine-options.js';
 
 /** The `strategy` section of a profile (block limits live on the provider). */

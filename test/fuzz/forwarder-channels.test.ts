@@ -18,7 +18,7 @@ import { newKeyPair } from '../../src/protocol/keys.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
 import { FORWARDER_CHANNELS, type ForwarderChannel } from '../../src/protocol/forwarder-messages.js';
 import { encodeOutcome } from '../../src/protocol/payload.js';
-import { registerEndpoint } from '../../src/endpoint/registration.js';
+import { registerEndpoint } from '../../src/endpoint/service-link/registration.js';
 import { FuncXClient } from '../../src/sdk/client.js';
 import { FakeEndpoint } from '../helpers/fake-endpoint.js';
 import { cliPath, Peer, runCli, sleep, tmpDir, until } from '../security/harness.js';

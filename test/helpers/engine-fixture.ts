@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Interchange, type InterchangeOptions } from '../../src/endpoint/interchange.js';
+import { Interchange, type InterchangeOptions } from '../../src/endpoint/engine/interchange.js';
 import { loadOrCreateWorkerChannelKeys, writeManagerKeyFile, type WorkerChannelKeys } from '../../src/protocol/keys.js';
 import { encodeArgs, encodeTask } from '../../src/protocol/payload.js';
 import type { TaskEnvelope } from '../../src/protocol/messages.js';

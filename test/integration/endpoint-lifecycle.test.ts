@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startService, type RunningService } from '../../src/service/api.js';
 import { silentLogger } from '../../src/logger.js';
-import { processExists } from '../../src/endpoint/lease.js';
+import { processExists } from '../../src/endpoint/daemon/lease.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/endpoint.js', import.meta.url));
 let tmp = '';

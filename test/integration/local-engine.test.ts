@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Config } from '../../src/config/config.js';
 import { LocalProvider } from '../../providers/local.js';
 import { LocalChannel } from '../../providers/channels/local.js';
-import { Engine } from '../../src/endpoint/engine.js';
+import { Engine } from '../../src/endpoint/engine/engine.js';
 import { createLogger } from '../../src/logger.js';
 import { jsTask, waitFor } from '../helpers/engine-fixture.js';
 import type { ResultEnvelope } from '../../src/protocol/messages.js';

@@ -24,7 +24,7 @@ import { LocalChannel } from '../../providers/channels/local.js';
 import { MpiExecLauncher } from '../../launchers/mpiexec.js';
 import { AprunLauncher } from '../../launchers/aprun.js';
 import { JsrunLauncher } from '../../launchers/jsrun.js';
-import { Engine } from '../../src/endpoint/engine.js';
+import { Engine } from '../../src/endpoint/engine/engine.js';
 import { createLogger } from '../../src/logger.js';
 import { decodeOutcome } from '../../src/protocol/payload.js';
 import type { ResultEnvelope } from '../../src/protocol/messages.js';

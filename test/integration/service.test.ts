@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as zmq from 'zeromq';
 import { startService, type RunningService } from '../../src/service/api.js';
-import { registerEndpoint } from '../../src/endpoint/registration.js';
+import { registerEndpoint } from '../../src/endpoint/service-link/registration.js';
 import { FuncXClient } from '../../src/sdk/client.js';
 import { ShellFunction } from '../../src/sdk/functions.js';
 import { RemoteError, type ShellResult } from '../../src/sdk/serialize.js';

@@ -13,7 +13,7 @@ import { Config } from '../../src/config/config.js';
 import { SlurmProvider } from '../../providers/slurm.js';
 import { SSHChannel } from '../../providers/channels/ssh.js';
 import { SrunLauncher } from '../../launchers/srun.js';
-import { Engine } from '../../src/endpoint/engine.js';
+import { Engine } from '../../src/endpoint/engine/engine.js';
 import { createLogger } from '../../src/logger.js';
 import { jsTask, waitFor } from '../helpers/engine-fixture.js';
 import { decodeOutcome } from '../../src/protocol/payload.js';

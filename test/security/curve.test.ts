@@ -11,7 +11,7 @@ import { newKeyPair } from '../../src/protocol/keys.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
 import { FORWARDER_CHANNELS, type ForwarderChannel } from '../../src/protocol/forwarder-messages.js';
 import { decodeOutcome, encodeOutcome } from '../../src/protocol/payload.js';
-import { registerEndpoint } from '../../src/endpoint/registration.js';
+import { registerEndpoint } from '../../src/endpoint/service-link/registration.js';
 import { addUser, api, inProcessService, Peer, sleep, until } from './harness.js';
 
 /** How long an intruder is given to get anything through. */

@@ -6,7 +6,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RunningService } from '../../src/service/api.js';
-import { registerEndpoint } from '../../src/endpoint/registration.js';
+import { registerEndpoint } from '../../src/endpoint/service-link/registration.js';
 import { newKeyPair } from '../../src/protocol/keys.js';
 import { ServiceError } from '../../src/sdk/client.js';
 import { ShellFunction } from '../../src/sdk/functions.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BlockTracker, type BlockShape, type BlockTrackerOptions } from '../../src/endpoint/blocks.js';
+import { BlockTracker, type BlockShape, type BlockTrackerOptions } from '../../src/endpoint/engine/blocks.js';
 import type { BlockRequest, BlockStatus, ExecutionProvider, SubmittedBlock } from '../../providers/provider.js';
 import type { Channel } from '../../providers/channels/channel.js';
 import { SimpleLauncher } from '../../launchers/simple.js';

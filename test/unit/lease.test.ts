@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { acquireLease, leaseIsLive, readLease, type Lease } from '../../src/endpoint/lease.js';
+import { acquireLease, leaseIsLive, readLease, type Lease } from '../../src/endpoint/daemon/lease.js';
 
 const now = (): string => new Date().toISOString();
 const lease = (pid: number, host = hostname(), refreshedAt = now()): Lease => ({ pid, host, startedAt: refreshedAt, refreshedAt, port: 0 });
@@ -39,7 +39,7 @@ test('acquire: takes a free lease, refuses a live one naming the holder, replace
 test('six processes racing for one lease: exactly one gets it', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'funcx-lease-race-'));
   const file = join(dir, 'daemon.pid');
-  const leaseModule = fileURLToPath(new URL('../../src/endpoint/lease.js', import.meta.url));
+  const leaseModule = fileURLToPath(new URL('../../src/endpoint/daemon/lease.js', import.meta.url));
   const script = `
     const { acquireLease } = await import(${JSON.stringify(leaseModule)});
     const t = new Date().toISOString();

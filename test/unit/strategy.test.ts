@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BlockTracker } from '../../src/endpoint/blocks.js';
+import { BlockTracker } from '../../src/endpoint/engine/blocks.js';
 import {
   type BlockLoad, type EngineView, type StrategyOptions, Strategy, decide, resolveStrategyOptions,
-} from '../../src/endpoint/strategy.js';
+} from '../../src/endpoint/engine/strategy.js';
 import type { BlockRequest, BlockStatus, ExecutionProvider, SubmittedBlock } from '../../providers/provider.js';
 import { SimpleLauncher } from '../../launchers/simple.js';
 import { ConfigError, SubmitError } from '../../src/errors.js';

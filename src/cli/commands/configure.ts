@@ -8,7 +8,7 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
-import { DEFAULT_ENDPOINT, FuncxHome } from '../../endpoint/home.js';
+import { DEFAULT_ENDPOINT, FuncxHome } from '../../endpoint/daemon/home.js';
 import { profileFile } from '../../config/load.js';
 import type { CliContext } from '../context.js';
 

@@ -6,8 +6,8 @@ import { existsSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { ConfigError, FuncxError, IllegalStateError } from '../../errors.js';
-import { FuncxHome } from '../../endpoint/home.js';
-import { describeLease, leaseIsLive, readLease } from '../../endpoint/lease.js';
+import { FuncxHome } from '../../endpoint/daemon/home.js';
+import { describeLease, leaseIsLive, readLease } from '../../endpoint/daemon/lease.js';
 import type { CliContext } from '../context.js';
 
 async function confirm(question: string): Promise<boolean> {

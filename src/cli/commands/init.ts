@@ -9,9 +9,9 @@ import { userInfo } from 'node:os';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { FuncxError } from '../../errors.js';
-import { DEFAULT_ENDPOINT } from '../../endpoint/home.js';
-import { callService } from '../../endpoint/service-http.js';
-import { checkGlobalOptions, defaultServiceUrl, loadGlobalOptions } from '../../endpoint/global-options.js';
+import { DEFAULT_ENDPOINT } from '../../endpoint/daemon/home.js';
+import { callService } from '../../endpoint/service-link/service-http.js';
+import { checkGlobalOptions, defaultServiceUrl, loadGlobalOptions } from '../../config/global-options.js';
 import type { CliContext } from '../context.js';
 import { createProfile } from './configure.js';
 

@@ -4,8 +4,8 @@
  * (registered, not running). A lease left by a crash or a reboot is stale, so it reads Inactive.
  */
 import type { Command } from 'commander';
-import type { FuncxHome } from '../../endpoint/home.js';
-import { leaseIsLive, readLease } from '../../endpoint/lease.js';
+import type { FuncxHome } from '../../endpoint/daemon/home.js';
+import { leaseIsLive, readLease } from '../../endpoint/daemon/lease.js';
 import type { CliContext } from '../context.js';
 import { gridTable } from '../table.js';
 

@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
-import { DEFAULT_ENDPOINT, FuncxHome } from '../../endpoint/home.js';
+import { DEFAULT_ENDPOINT, FuncxHome } from '../../endpoint/daemon/home.js';
 import type { Config } from '../../config/config.js';
 import { loadProfile } from '../../config/load.js';
-import { Engine } from '../../endpoint/engine.js';
-import { loadGlobalOptions } from '../../endpoint/global-options.js';
+import { Engine } from '../../endpoint/engine/engine.js';
+import { loadGlobalOptions } from '../../config/global-options.js';
 import { silentLogger } from '../../logger.js';
 import type { CliContext } from '../context.js';
 

@@ -1,7 +1,7 @@
 /** `funcx-endpoint restart [NAME]`: stop (if running), then start. */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { DEFAULT_ENDPOINT } from '../../endpoint/home.js';
+import { DEFAULT_ENDPOINT } from '../../endpoint/daemon/home.js';
 import { stopEndpoint } from './stop.js';
 import { startEndpoint } from './start.js';
 

@@ -6,10 +6,10 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { ensureInitialized } from './init.js';
-import { startDaemon } from '../../endpoint/daemon-control.js';
-import { runDaemon } from '../../endpoint/daemon.js';
-import { loadGlobalOptions } from '../../endpoint/global-options.js';
-import { DEFAULT_ENDPOINT } from '../../endpoint/home.js';
+import { startDaemon } from '../../endpoint/daemon/control.js';
+import { runDaemon } from '../../endpoint/daemon/daemon.js';
+import { loadGlobalOptions } from '../../config/global-options.js';
+import { DEFAULT_ENDPOINT } from '../../endpoint/daemon/home.js';
 import { FuncxError } from '../../errors.js';
 import { createDefaultProfile } from './configure.js';
 

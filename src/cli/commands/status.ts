@@ -6,9 +6,9 @@ import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CliContext } from '../context.js';
-import { DEFAULT_ENDPOINT } from '../../endpoint/home.js';
-import { readLease, leaseIsLive } from '../../endpoint/lease.js';
-import type { StatusFile } from '../../endpoint/daemon.js';
+import { DEFAULT_ENDPOINT } from '../../endpoint/daemon/home.js';
+import { readLease, leaseIsLive } from '../../endpoint/daemon/lease.js';
+import type { StatusFile } from '../../endpoint/daemon/daemon.js';
 import { FuncxError } from '../../errors.js';
 import { plainTable } from '../table.js';
 

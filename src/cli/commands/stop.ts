@@ -1,8 +1,8 @@
 /** `funcx-endpoint stop [NAME]`: one call stops it (drain, cancel blocks, then SIGKILL after the grace). */
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { stopDaemon } from '../../endpoint/daemon-control.js';
-import { DEFAULT_ENDPOINT } from '../../endpoint/home.js';
+import { stopDaemon } from '../../endpoint/daemon/control.js';
+import { DEFAULT_ENDPOINT } from '../../endpoint/daemon/home.js';
 import { FuncxError } from '../../errors.js';
 
 export async function stopEndpoint(ctx: CliContext, name: string, graceS: number): Promise<void> {

@@ -8,18 +8,18 @@ import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import type { Config } from '../config/config.js';
-import type { BlockRequest } from '../../providers/provider.js';
-import { shellQuote } from '../../providers/script-values.js';
+import type { Config } from '../../config/config.js';
+import type { BlockRequest } from '../../../providers/provider.js';
+import { shellQuote } from '../../../providers/script-values.js';
 import { Interchange } from './interchange.js';
 import { BlockTracker, type BlockShape, type BlockSnapshot, type SubmitHealth, type MissingBlock } from './blocks.js';
 import { Strategy, resolveStrategyOptions, type Decision } from './strategy.js';
-import { loadOrCreateWorkerChannelKeys, type WorkerChannelKeys } from '../protocol/keys.js';
-import type { ResultEnvelope, TaskEnvelope } from '../protocol/messages.js';
-import { IllegalStateError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { loadOrCreateWorkerChannelKeys, type WorkerChannelKeys } from '../../protocol/keys.js';
+import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
+import { IllegalStateError } from '../../errors.js';
+import type { Logger } from '../../logger.js';
 
-const MANAGER_JS = fileURLToPath(new URL('../cli/manager.js', import.meta.url));
+const MANAGER_JS = fileURLToPath(new URL('../../cli/manager.js', import.meta.url));
 
 export type EngineState = 'created' | 'running' | 'stopping' | 'stopped';
 

@@ -7,15 +7,15 @@
 import * as zmq from 'zeromq';
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import { encode, MAX_FRAME_BYTES } from '../protocol/codec.js';
+import { encode, MAX_FRAME_BYTES } from '../../protocol/codec.js';
 import {
   FORWARDER_CHANNELS, PROTOCOL_VERSION, parseFromForwarder,
   type CommandReply, type EndpointCommand, type ForwarderAddress, type ForwarderChannel,
-} from '../protocol/forwarder-messages.js';
-import type { ResultEnvelope, TaskEnvelope } from '../protocol/messages.js';
-import type { CurveKeyPair } from '../protocol/keys.js';
-import { FuncxError, IllegalStateError, ProtocolError } from '../errors.js';
-import { rateLimited, silentLogger, type Logger } from '../logger.js';
+} from '../../protocol/forwarder-messages.js';
+import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
+import type { CurveKeyPair } from '../../protocol/keys.js';
+import { FuncxError, IllegalStateError, ProtocolError } from '../../errors.js';
+import { rateLimited, silentLogger, type Logger } from '../../logger.js';
 import { ResultSpool, type SpooledBatch as Batch } from './result-spool.js';
 
 export interface ForwarderClientOptions {

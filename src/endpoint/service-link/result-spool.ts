@@ -6,11 +6,11 @@
 import { chmodSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { encode } from '../protocol/codec.js';
-import { parseFromEndpoint, type ResultBatchMessage } from '../protocol/forwarder-messages.js';
-import type { ResultEnvelope } from '../protocol/messages.js';
-import { FuncxError } from '../errors.js';
-import { silentLogger, type Logger } from '../logger.js';
+import { encode } from '../../protocol/codec.js';
+import { parseFromEndpoint, type ResultBatchMessage } from '../../protocol/forwarder-messages.js';
+import type { ResultEnvelope } from '../../protocol/messages.js';
+import { FuncxError } from '../../errors.js';
+import { silentLogger, type Logger } from '../../logger.js';
 
 /** One batch: its sequence number (what the forwarder acks), the encoded `results` message, its task ids. */
 export interface SpooledBatch {

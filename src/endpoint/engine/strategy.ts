@@ -10,8 +10,8 @@
  * scheduler may then see max_blocks + 1 jobs for at most walltime_margin, the old one finishing its last
  * tasks; in exchange the work never waits for a whole block's queue time.
  */
-import { ConfigError } from '../errors.js';
-import { parseWalltime } from '../../providers/script-values.js';
+import { ConfigError } from '../../errors.js';
+import { parseWalltime } from '../../../providers/script-values.js';
 import type { BlockShape, BlockTracker, Clock, LogFn, SubmitGate, TrackedBlock } from './blocks.js';
 
 /** Load of one block's managers, as the engine sees it. */

@@ -2,7 +2,7 @@
  * The interchange's book of managers: who is registered, their credit, their block and its end, and the
  * ids of managers declared lost (so their late messages are recognised and dropped).
  */
-import type { RegisterMessage } from '../protocol/messages.js';
+import type { RegisterMessage } from '../../protocol/messages.js';
 import type { BlockLoad } from './strategy.js';
 
 export type ManagerRecordState = 'active' | 'draining';

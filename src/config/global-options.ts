@@ -8,9 +8,9 @@ import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { ConfigError } from '../errors.js';
-import { registerPackageResolver } from '../config/load.js';
-import { addressByHostname } from '../config/addresses.js';
-import type { FuncxHome, GlobalOptions } from './home.js';
+import { registerPackageResolver } from './load.js';
+import { addressByHostname } from './addresses.js';
+import type { FuncxHome, GlobalOptions } from '../endpoint/daemon/home.js';
 
 /** Service URL used when neither FUNCX_SERVICE_URL nor the home says otherwise. @default "http://127.0.0.1:8080" */
 export const DEFAULT_SERVICE_URL = 'http://127.0.0.1:8080';

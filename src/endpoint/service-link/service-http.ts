@@ -2,8 +2,8 @@
  * One HTTP call from the endpoint's side (init, registration) to the funcX service, with the errors a user
  * can act on: service unreachable (naming the URL), or an answer that is not JSON (not our service).
  */
-import { FuncxError } from '../errors.js';
-import { PROTOCOL_VERSION } from '../protocol/forwarder-messages.js';
+import { FuncxError } from '../../errors.js';
+import { PROTOCOL_VERSION } from '../../protocol/forwarder-messages.js';
 
 export interface ServiceAnswer {
   url: string;

@@ -11,13 +11,13 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FuncxHome, writeJsonAtomic } from './home.js';
 import { acquireLease, readLease, writeLease, LEASE_REFRESH_MS } from './lease.js';
-import { loadProfile } from '../config/load.js';
-import { Engine, type EngineStatus } from './engine.js';
-import { registerEndpoint } from './registration.js';
-import { ForwarderClient } from './forwarder-client.js';
-import { loadOrCreateKeyPair } from '../protocol/keys.js';
-import { createLogger, type Logger } from '../logger.js';
-import { FuncxError } from '../errors.js';
+import { loadProfile } from '../../config/load.js';
+import { Engine, type EngineStatus } from '../engine/engine.js';
+import { registerEndpoint } from '../service-link/registration.js';
+import { ForwarderClient } from '../service-link/forwarder-client.js';
+import { loadOrCreateKeyPair } from '../../protocol/keys.js';
+import { createLogger, type Logger } from '../../logger.js';
+import { FuncxError } from '../../errors.js';
 
 export type DaemonState = 'starting' | 'active' | 'stopping' | 'stopped' | 'failed';
 

@@ -3,8 +3,8 @@
  * what the strategy and `status` need to know (state, end time, holds, missing blocks, submit failures).
  * It decides nothing: the strategy tells it what to submit, hold and cancel.
  */
-import { SubmitError } from '../errors.js';
-import { type BlockRequest, type BlockState, type ExecutionProvider, TERMINAL_BLOCK_STATES } from '../../providers/provider.js';
+import { SubmitError } from '../../errors.js';
+import { type BlockRequest, type BlockState, type ExecutionProvider, TERMINAL_BLOCK_STATES } from '../../../providers/provider.js';
 
 /** A block's state as we track it: the scheduler's, plus `submitting` before the job id is known. */
 export type TrackedState = BlockState | 'submitting';

@@ -2,7 +2,7 @@
  * Small pure checks the interchange applies to what peers send: a registration's fields, and how to print
  * a peer id chosen by a possibly hostile peer.
  */
-import type { RegisterMessage } from '../protocol/messages.js';
+import type { RegisterMessage } from '../../protocol/messages.js';
 
 /** The ports of a [low, high] range, in order. */
 export function portRange(low: number, high: number): number[] {

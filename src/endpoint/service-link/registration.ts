@@ -2,9 +2,9 @@
  * Registering an endpoint with the web service: one HTTP call that returns the endpoint's id and where its
  * forwarder listens. Failures say what to do: service down, token refused, someone else's endpoint.
  */
-import { FuncxError, ProtocolError } from '../errors.js';
-import { PROTOCOL_VERSION, type ForwarderAddress } from '../protocol/forwarder-messages.js';
-import { isZ85Key } from '../protocol/keys.js';
+import { FuncxError, ProtocolError } from '../../errors.js';
+import { PROTOCOL_VERSION, type ForwarderAddress } from '../../protocol/forwarder-messages.js';
+import { isZ85Key } from '../../protocol/keys.js';
 import { callService } from './service-http.js';
 
 export interface RegisterRequest {

@@ -8,14 +8,14 @@
  */
 import * as zmq from 'zeromq';
 import { EventEmitter } from 'node:events';
-import { decodeFrame, encode, checkResults } from '../protocol/codec.js';
-import { PROTOCOL_VERSION, type RegisterMessage, type ResultEnvelope, type TaskEnvelope } from '../protocol/messages.js';
-import { errorOutcome } from '../protocol/payload.js';
-import { SocketWriter } from '../protocol/socket-writer.js';
-import { ZapHandler } from '../protocol/zap.js';
-import type { WorkerChannelKeys } from '../protocol/keys.js';
-import { IllegalStateError } from '../errors.js';
-import { rateLimited, silentLogger, type Logger } from '../logger.js';
+import { decodeFrame, encode, checkResults } from '../../protocol/codec.js';
+import { PROTOCOL_VERSION, type RegisterMessage, type ResultEnvelope, type TaskEnvelope } from '../../protocol/messages.js';
+import { errorOutcome } from '../../protocol/payload.js';
+import { SocketWriter } from '../../protocol/socket-writer.js';
+import { ZapHandler } from '../../protocol/zap.js';
+import type { WorkerChannelKeys } from '../../protocol/keys.js';
+import { IllegalStateError } from '../../errors.js';
+import { rateLimited, silentLogger, type Logger } from '../../logger.js';
 import { TaskQueue } from './task-queue.js';
 import { ManagerRegistry, type ManagerRecord } from './manager-registry.js';
 import type { BlockLoad, EngineView } from './strategy.js';

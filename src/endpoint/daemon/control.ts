@@ -8,9 +8,9 @@ import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { FuncxHome } from './home.js';
 import { readLease, leaseIsLive, processExists } from './lease.js';
-import { FuncxError } from '../errors.js';
+import { FuncxError } from '../../errors.js';
 
-const DAEMON_JS = fileURLToPath(new URL('../cli/endpoint-daemon.js', import.meta.url));
+const DAEMON_JS = fileURLToPath(new URL('../../cli/endpoint-daemon.js', import.meta.url));
 
 export interface StartOptions {
   serviceUrl: string;
