@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -d node_modules/zeromq ]; then
+# Install when node_modules is missing or older than the lock file (a pull that added a dependency).
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "run-tests: installing npm packages"
   npm ci --no-audit --no-fund
 fi

@@ -9,6 +9,10 @@ import { startEngine, jsTask, shellTask, waitFor, type EngineFixture } from '../
 import { decodeOutcome, type ShellResult } from '../../src/protocol/payload.js';
 import { encode } from '../../src/protocol/codec.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
+import { untilValue } from '../helpers/wait.js';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 let f: EngineFixture;
 
@@ -76,16 +80,15 @@ test('a function that exits the process fails its task with WorkerLost; the work
 });
 
 test('a worker killed with SIGKILL mid-task: that task fails with WorkerLost, queued ones still run', async () => {
-  const pidTask = jsTask('() => process.pid');
-  const pid = decodeOutcome((await f.interchange.submit(pidTask)).payload);
-  assert.ok(pid.ok);
-  const sleeper = f.interchange.submit(jsTask('() => { const end = Date.now() + 3000; while (Date.now() < end); return process.pid; }'));
-  // Find the worker running the busy loop and kill it.
-  await new Promise((r) => setTimeout(r, 300));
-  const { execSync } = await import('node:child_process');
-  // The busiest child of our own manager is the one spinning.
-  const busy = execSync(`ps -o pid= --ppid ${f.managers[0].pid} --sort=-pcpu | head -1`).toString().trim();
-  process.kill(Number(busy), 'SIGKILL');
+  // The task writes its worker's pid to a file, then hangs: the test kills exactly that worker.
+  const pidFile = join(mkdtempSync(join(tmpdir(), 'fx-sigkill-')), 'pid');
+  const sleeper = f.interchange.submit(
+    jsTask("async (file) => { const fs = require('node:fs'); fs.writeFileSync(file + '.tmp', String(process.pid)); fs.renameSync(file + '.tmp', file); await new Promise(() => {}); }", [pidFile]),
+  );
+  const busy = await untilValue('the hanging task to write its worker pid', () =>
+    existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) || undefined : undefined,
+  );
+  process.kill(busy, 'SIGKILL');
   const r = await sleeper;
   assert.equal(r.failed, true);
   const outcome = decodeOutcome(r.payload);
