@@ -11,10 +11,18 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 if [ "$(id -u)" = 0 ]; then
-  echo "run-tests: starting the test cluster (Slurm, Grid Engine, sshd on loopback)"
-  bash test/cluster/start-slurm.sh
-  bash test/cluster/start-gridengine.sh
-  bash test/cluster/start-sshd.sh
+  # Every Debian package the suite needs, in one apt-get run (one `apt-get update`, not one per script).
+  mapfile -t pkgs < <(grep -v '^\s*#' test/cluster/packages.txt | grep -v '^\s*$')
+  missing=()
+  for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "run-tests: installing ${missing[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q -o DPkg::Lock::Timeout=600
+    apt-get install -y -q -o DPkg::Lock::Timeout=600 "${missing[@]}"
+  fi
+  echo "run-tests: starting the test cluster and services (test/cluster/start-*.sh)"
+  for script in test/cluster/start-*.sh; do bash "$script"; done
 else
   echo "run-tests: not root: the integration tests that need Slurm, Grid Engine or sshd will fail and say what is missing" >&2
 fi
