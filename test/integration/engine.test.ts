@@ -88,7 +88,7 @@ test('a worker killed with SIGKILL mid-task: that task fails with WorkerLost, qu
   const busy = await untilValue('the hanging task to write its worker pid', () =>
     existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) || undefined : undefined,
   );
-  process.kill(busy, 'SIGKILL');
+  process.kill(busy as number, 'SIGKILL');
   const r = await sleeper;
   assert.equal(r.failed, true);
   const outcome = decodeOutcome(r.payload);
