@@ -81,3 +81,30 @@ export function selectedBackend(): StoreBackend {
   if (!backend) throw new Error(`FUNCX_TEST_STORE must be sqlite or postgres, not ${JSON.stringify(name)}`);
   return backend;
 }
+
+const byHome = new Map<string, Promise<TestDatabase>>();
+
+/**
+ * The database a test service with this home uses on the selected back end (FUNCX_TEST_STORE): undefined
+ * for SQLite (HOME/service.db, the default), a fresh PostgreSQL database per home otherwise, the same one
+ * each time the same home starts again (restart tests). `dropTestDatabases` removes them.
+ */
+export async function databaseFor(home: string): Promise<string | undefined> {
+  const backend = selectedBackend();
+  if (backend.name === 'sqlite') return undefined;
+  let db = byHome.get(home);
+  if (!db) byHome.set(home, (db = backend.create()));
+  return (await db).location;
+}
+
+/** Environment for a funcx-service child process with this home on the selected back end. */
+export async function databaseEnv(home: string): Promise<Record<string, string>> {
+  const location = await databaseFor(home);
+  return location ? { FUNCX_DATABASE_URL: location } : {};
+}
+
+export async function dropTestDatabases(): Promise<void> {
+  const dbs = [...byHome.values()];
+  byHome.clear();
+  await Promise.allSettled(dbs.map(async (db) => (await db).drop()));
+}
