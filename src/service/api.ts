@@ -1,5 +1,5 @@
 /**
- * The funcX web service: a fastify app over the SQLite store, one forwarder per endpoint, and long-polls
+ * The funcX web service: a fastify app over the store (SQLite or PostgreSQL), one forwarder per endpoint, and long-polls
  * woken by the forwarders' "results stored" events. `startService` is what `funcx-service start` runs.
  *
  * HTTP API (JSON; `Authorization: Bearer <token>` everywhere but /v1/health; a client sending
@@ -30,7 +30,7 @@ import { FuncxError } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
 import { HttpError, installAuth } from './auth.js';
 import { Forwarder } from './forwarder.js';
-import { Store, type EndpointRecord } from './store.js';
+import { openStore, StoreUnavailableError, type EndpointRecord, type Store } from './store/index.js';
 import type { ForwarderDirectory, ServiceContext } from './routes/context.js';
 import { endpointRoutes } from './routes/endpoints.js';
 import { functionRoutes } from './routes/functions.js';
@@ -38,12 +38,17 @@ import { ResultWaiters } from './routes/long-poll.js';
 import { taskRoutes } from './routes/tasks.js';
 import { PUBLIC_PATHS, userRoutes } from './routes/users.js';
 
+/** What a 503 tells the client to wait while the database is unavailable. */
+const RETRY_AFTER_SECONDS = 2;
+
 /** The header a client sends to say which protocol version it speaks. */
 export const PROTOCOL_HEADER = 'x-funcx-protocol';
 
 export interface ServiceOptions {
-  /** State folder (FUNCX_SERVICE_HOME): service.db and keys/. */
+  /** State folder (FUNCX_SERVICE_HOME): service.db (unless `database` says otherwise) and keys/. */
   home: string;
+  /** Where the state lives: a SQLite file path or a postgres:// URL. @default HOME/service.db */
+  database?: string;
   /** @default '127.0.0.1' */
   host?: string;
   /** 0 lets the OS choose. @default 8080 */
@@ -171,6 +176,12 @@ export function buildApp(ctx: ServiceContext): FastifyInstance {
     if (err instanceof HttpError) {
       status = err.statusCode;
       code = err.code;
+    } else if (err instanceof StoreUnavailableError) {
+      // The database is restarting or unreachable: nothing was changed, the client may simply retry.
+      status = 503;
+      code = err.code;
+      void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+      ctx.log.warn(`${request.method} ${request.url}: 503: ${err.message}`);
     } else if (err instanceof FuncxError) {
       code = err.code;
       status = { ENDPOINT_NOT_CONNECTED: 409, COMMAND_TIMEOUT: 504, FORWARDER_BIND: 503 }[err.code] ?? 500;
@@ -195,7 +206,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   mkdirSync(keysDir, { recursive: true, mode: 0o700 });
   chmodSync(keysDir, 0o700);
   const keys = loadOrCreateKeyPair(join(keysDir, 'forwarder.json'));
-  const store = new Store(join(options.home, 'service.db'));
+  const store = await openStore(options.database ?? join(options.home, 'service.db'), {
+    onIdleError: (err) => log.warn(`database connection lost: ${err.message}`),
+  });
   const waiters = new ResultWaiters();
   const forwarders = new ForwarderPool({ store, keys, options, log, onResults: (ids) => waiters.notify(ids) });
   const host = options.host ?? '127.0.0.1';
@@ -215,12 +228,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     waiters.releaseAll();
     await app.close().catch((err) => log.warn(`closing HTTP: ${(err as Error).message}`));
     await forwarders.closeAll();
-    store.close();
+    await store.close();
   };
   try {
     // Nobody is connected to a service that is only starting.
-    const endpoints = store.allEndpoints();
-    for (const e of endpoints) if (e.state !== 'Inactive') store.setEndpointState(e.id, 'Inactive');
+    const endpoints = await store.allEndpoints();
+    for (const e of endpoints) if (e.state !== 'Inactive') await store.setEndpointState(e.id, 'Inactive');
     // Endpoints seen lately get their forwarder back on the same ports, so they reconnect by themselves.
     const since = Date.now() - (options.restoreWithinMs ?? 7 * 24 * 3600 * 1000);
     for (const e of endpoints) {
