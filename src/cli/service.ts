@@ -13,6 +13,7 @@ import { FuncxError } from '../errors.js';
 import { handle } from './handle.js';
 import { startService } from '../service/api.js';
 import { Store } from '../service/store.js';
+import { DEFAULT_LIMITS } from '../service/limits.js';
 
 interface PidFile {
   pid: number;
@@ -28,6 +29,8 @@ interface StartFlags {
   forwarderPorts?: [number, number];
   heartbeatPeriodMs?: number;
   heartbeatThresholdMs?: number;
+  maxResultBytes?: number;
+  maxBatch?: number;
 }
 
 const home = (): string => process.env.FUNCX_SERVICE_HOME || join(homedir(), '.funcx-service');
@@ -94,6 +97,8 @@ async function runForeground(flags: StartFlags): Promise<void> {
     forwarderPortRange: flags.forwarderPorts,
     heartbeatPeriodMs: flags.heartbeatPeriodMs,
     heartbeatThresholdMs: flags.heartbeatThresholdMs,
+    maxResultBytes: flags.maxResultBytes,
+    maxBatch: flags.maxBatch,
   });
   const pidFile: PidFile = { pid: process.pid, url: service.url, startedAt: new Date().toISOString() };
   writeFileSync(pidPath(), JSON.stringify(pidFile) + '\n', { mode: 0o600 });
@@ -125,6 +130,8 @@ async function startDetached(flags: StartFlags): Promise<void> {
   if (flags.forwarderPorts) args.push('--forwarder-ports', flags.forwarderPorts.join('-'));
   if (flags.heartbeatPeriodMs) args.push('--heartbeat-period-ms', String(flags.heartbeatPeriodMs));
   if (flags.heartbeatThresholdMs) args.push('--heartbeat-threshold-ms', String(flags.heartbeatThresholdMs));
+  if (flags.maxResultBytes) args.push('--max-result-bytes', String(flags.maxResultBytes));
+  if (flags.maxBatch) args.push('--max-batch', String(flags.maxBatch));
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'], env: process.env });
   closeSync(log);
   const ready = await new Promise<{ url: string; pid: number }>((resolve, reject) => {
@@ -220,6 +227,8 @@ program
   .option('--forwarder-ports <low-high>', 'port range for forwarder sockets (default: any free port)', portRange)
   .option('--heartbeat-period-ms <ms>', 'forwarder heartbeat period', intOption('--heartbeat-period-ms', 50, 3_600_000))
   .option('--heartbeat-threshold-ms <ms>', 'endpoint is Inactive after this long without a message', intOption('--heartbeat-threshold-ms', 100, 86_400_000))
+  .option('--max-result-bytes <bytes>', `largest result stored; bigger ones are stored as ResultTooLarge (default ${DEFAULT_LIMITS.maxResultBytes})`, intOption('--max-result-bytes', 1, 2 ** 31))
+  .option('--max-batch <tasks>', `most tasks in one submission (default ${DEFAULT_LIMITS.maxBatch})`, intOption('--max-batch', 1, 1_000_000))
   .action(async (flags: StartFlags) => (flags.foreground ? runForeground(flags) : startDetached(flags)));
 program
   .command('stop')

@@ -31,6 +31,7 @@ import { createLogger, type Logger } from '../logger.js';
 import { HttpError, installAuth } from './auth.js';
 import { Forwarder } from './forwarder.js';
 import { Store, type EndpointRecord } from './store.js';
+import { resolveLimits, type ServiceLimits } from './limits.js';
 import type { ForwarderDirectory, ServiceContext } from './routes/context.js';
 import { endpointRoutes } from './routes/endpoints.js';
 import { functionRoutes } from './routes/functions.js';
@@ -41,7 +42,7 @@ import { PUBLIC_PATHS, userRoutes } from './routes/users.js';
 /** The header a client sends to say which protocol version it speaks. */
 export const PROTOCOL_HEADER = 'x-funcx-protocol';
 
-export interface ServiceOptions {
+export interface ServiceOptions extends Partial<ServiceLimits> {
   /** State folder (FUNCX_SERVICE_HOME): service.db and keys/. */
   home: string;
   /** @default '127.0.0.1' */
@@ -60,8 +61,6 @@ export interface ServiceOptions {
   heartbeatThresholdMs?: number;
   /** Longest long-poll, seconds. @default 60 */
   maxWaitSeconds?: number;
-  /** Most tasks per POST /v1/tasks. @default 100000 */
-  maxBatch?: number;
   /** Forwarders are re-created at start for endpoints seen within this many ms. @default 7 days */
   restoreWithinMs?: number;
   log?: Logger;
@@ -81,6 +80,7 @@ export interface RunningService {
 
 interface PoolOptions {
   store: Store;
+  maxResultBytes: number;
   keys: CurveKeyPair;
   options: ServiceOptions;
   onResults: (ids: string[]) => void;
@@ -115,6 +115,7 @@ export class ForwarderPool implements ForwarderDirectory {
           portRange: o.forwarderPortRange,
           heartbeatPeriodMs: o.heartbeatPeriodMs,
           heartbeatThresholdMs: o.heartbeatThresholdMs,
+          maxResultBytes: this.p.maxResultBytes,
           onResults: this.p.onResults,
           log: this.p.log.child(`forwarder ${endpoint.id.slice(0, 8)}`),
         })
@@ -148,7 +149,8 @@ export class ForwarderPool implements ForwarderDirectory {
 
 /** The fastify app with every route; `ctx` holds the state. */
 export function buildApp(ctx: ServiceContext): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 256 * 1024 * 1024, forceCloseConnections: true });
+  // Every route takes at most maxBodyBytes; the two that need more say so (tasks, functions).
+  const app = Fastify({ logger: false, bodyLimit: ctx.limits.maxBodyBytes, forceCloseConnections: true });
   // Version check first: a client speaking another protocol hears that, whatever else is wrong.
   app.addHook('onRequest', async (request) => {
     const header = request.headers[PROTOCOL_HEADER];
@@ -168,9 +170,18 @@ export function buildApp(ctx: ServiceContext): FastifyInstance {
     let status = 500;
     let code = 'INTERNAL';
     let message = err.message;
+    let details: Record<string, unknown> = {};
     if (err instanceof HttpError) {
       status = err.statusCode;
       code = err.code;
+      details = err.details;
+      for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v);
+    } else if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      const limit = request.routeOptions.bodyLimit ?? ctx.limits.maxBodyBytes;
+      status = 413;
+      code = 'BODY_TOO_LARGE';
+      message = `the request body is larger than ${limit} bytes, the limit of ${request.method} ${request.routeOptions.url ?? request.url}`;
+      details = { limit };
     } else if (err instanceof FuncxError) {
       code = err.code;
       status = { ENDPOINT_NOT_CONNECTED: 409, COMMAND_TIMEOUT: 504, FORWARDER_BIND: 503 }[err.code] ?? 500;
@@ -182,7 +193,7 @@ export function buildApp(ctx: ServiceContext): FastifyInstance {
       ctx.log.error(`${request.method} ${request.url}: ${err.stack ?? err.message}`);
       message = `internal error: ${err.message}`;
     }
-    void reply.code(status).send({ statusCode: status, code, message });
+    void reply.code(status).send({ statusCode: status, code, message, ...details });
   });
   return app;
 }
@@ -197,14 +208,15 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const keys = loadOrCreateKeyPair(join(keysDir, 'forwarder.json'));
   const store = new Store(join(options.home, 'service.db'));
   const waiters = new ResultWaiters();
-  const forwarders = new ForwarderPool({ store, keys, options, log, onResults: (ids) => waiters.notify(ids) });
+  const limits = resolveLimits(options);
+  const forwarders = new ForwarderPool({ store, keys, options, log, maxResultBytes: limits.maxResultBytes, onResults: (ids) => waiters.notify(ids) });
   const host = options.host ?? '127.0.0.1';
   const ctx: ServiceContext = {
     store,
     forwarders,
     waiters,
     maxWaitSeconds: options.maxWaitSeconds ?? 60,
-    maxBatch: options.maxBatch ?? 100_000,
+    limits,
     log,
   };
   const app = buildApp(ctx);

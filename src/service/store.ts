@@ -57,6 +57,9 @@ export interface TaskRecord {
   updatedAt: number;
 }
 
+/** A task without its result payload, and the result's size (what a results page is planned from). */
+export type TaskSummary = Omit<TaskRecord, 'result'> & { resultBytes: number };
+
 export type Transition = { state: TaskState; actor: string; at: number };
 export type NewTask = { id: string; endpoint: string; function: string | null; owner: string; payload: Uint8Array };
 
@@ -173,6 +176,8 @@ function prepareStatements(db: Database.Database) {
     task: p('SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks WHERE id = ?'),
     tasks: p(`SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks
       WHERE id IN (SELECT value FROM json_each(?))`),
+    taskSummaries: p(`SELECT id, endpoint, function, owner, state, failed, COALESCE(LENGTH(result), 0) AS result_bytes, created_at, updated_at
+      FROM tasks WHERE id IN (SELECT value FROM json_each(?))`),
     transitions: p(`SELECT tr.state, tr.actor, tr.at FROM task_transitions tr JOIN tasks t ON t.seq = tr.task WHERE t.id = ? ORDER BY tr.rowid`),
     countQueued: p(`SELECT COUNT(*) AS n FROM tasks WHERE endpoint = ? AND state = 'waiting-for-endpoint'`),
   };
@@ -385,6 +390,16 @@ export class Store {
   tasks(ids: readonly string[]): Map<string, TaskRecord> {
     const out = new Map<string, TaskRecord>();
     for (const r of this.q.tasks.all(JSON.stringify(ids)) as Row[]) out.set(r.id as string, toTask(r));
+    return out;
+  }
+
+  /** Many tasks by id without their results (missing ids are absent from the map). */
+  taskSummaries(ids: readonly string[]): Map<string, TaskSummary> {
+    const out = new Map<string, TaskSummary>();
+    for (const r of this.q.taskSummaries.all(JSON.stringify(ids)) as Row[]) {
+      const { result: _result, ...rest } = toTask({ ...r, result: null });
+      out.set(r.id as string, { ...rest, resultBytes: r.result_bytes as number });
+    }
     return out;
   }
 

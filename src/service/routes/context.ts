@@ -6,6 +6,7 @@ import type { Forwarder } from '../forwarder.js';
 import type { ResultWaiters } from './long-poll.js';
 import { badRequest, forbidden, notFound } from '../auth.js';
 import type { Logger } from '../../logger.js';
+import type { ServiceLimits } from '../limits.js';
 
 /** The forwarders of the service, by endpoint (api.ts). */
 export interface ForwarderDirectory {
@@ -22,8 +23,8 @@ export interface ServiceContext {
   waiters: ResultWaiters;
   /** Longest `?wait=` honoured, in seconds. */
   maxWaitSeconds: number;
-  /** Most tasks accepted in one POST /v1/tasks. */
-  maxBatch: number;
+  /** Sizes and counts every route enforces (limits.ts). */
+  limits: ServiceLimits;
   log: Logger;
 }
 
@@ -89,7 +90,7 @@ export function taskFor(store: Store, user: User, id: string): TaskRecord {
   return task;
 }
 
-export function isFinished(task: TaskRecord): boolean {
+export function isFinished(task: Pick<TaskRecord, 'state'>): boolean {
   return task.state === 'success' || task.state === 'failed';
 }
 

@@ -23,7 +23,7 @@ export function checkFunctionSource(source: string): void {
 export function functionRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { store } = ctx;
 
-  app.post('/v1/functions', async (request) => {
+  app.post('/v1/functions', { bodyLimit: ctx.limits.maxFunctionBodyBytes }, async (request) => {
     const user = userOf(request);
     const body = bodyObject(request.body);
     const name = requireString(body, 'name', 200);
