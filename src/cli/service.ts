@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { FuncxError } from '../errors.js';
 import { handle } from './handle.js';
 import { startService } from '../service/api.js';
-import { Store } from '../service/store.js';
+import { openStore } from '../service/store/index.js';
 import { DEFAULT_LIMITS } from '../service/limits.js';
 
 interface PidFile {
@@ -187,17 +187,17 @@ async function status(json: boolean): Promise<void> {
   if (!health) process.exitCode = 3;
 }
 
-function addUser(name: string): void {
+async function addUser(name: string): Promise<void> {
   if (!/^[A-Za-z0-9._@-]{1,100}$/.test(name)) throw new FuncxError('CONFIG', `user name "${name}" may only use letters, digits, ".", "_", "@" and "-"`);
   mkdirSync(home(), { recursive: true, mode: 0o700 });
-  const store = new Store(join(home(), 'service.db'));
+  const store = await openStore(join(home(), 'service.db'));
   try {
-    if (store.userByName(name)) throw new FuncxError('USER_EXISTS', `user ${name} already exists`);
-    const { token } = store.createUser(name);
+    if (await store.userByName(name)) throw new FuncxError('USER_EXISTS', `user ${name} already exists`);
+    const { token } = await store.createUser(name);
     process.stderr.write(`Created user ${name}. Their token is printed once below; only its hash is kept:\n`);
     process.stdout.write(token + '\n');
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -244,6 +244,6 @@ const user = program.command('user').description('manage users');
 user
   .command('add <name>')
   .description('create a user and print their token (once)')
-  .action((name: string) => addUser(name));
+  .action(async (name: string) => addUser(name));
 
 program.parseAsync(process.argv).catch((err: unknown) => handle(err));

@@ -1,5 +1,5 @@
 /**
- * The funcX web service: a fastify app over the SQLite store, one forwarder per endpoint, and long-polls
+ * The funcX web service: a fastify app over the store (SQLite or PostgreSQL), one forwarder per endpoint, and long-polls
  * woken by the forwarders' "results stored" events. `startService` is what `funcx-service start` runs.
  *
  * HTTP API (JSON; `Authorization: Bearer <token>` everywhere but /v1/health; a client sending
@@ -30,7 +30,7 @@ import { FuncxError } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
 import { HttpError, installAuth } from './auth.js';
 import { Forwarder } from './forwarder.js';
-import { Store, type EndpointRecord } from './store.js';
+import { openStore, type EndpointRecord, type Store } from './store/index.js';
 import { resolveLimits, type ServiceLimits } from './limits.js';
 import type { ForwarderDirectory, ServiceContext } from './routes/context.js';
 import { endpointRoutes } from './routes/endpoints.js';
@@ -43,8 +43,10 @@ import { PUBLIC_PATHS, userRoutes } from './routes/users.js';
 export const PROTOCOL_HEADER = 'x-funcx-protocol';
 
 export interface ServiceOptions extends Partial<ServiceLimits> {
-  /** State folder (FUNCX_SERVICE_HOME): service.db and keys/. */
+  /** State folder (FUNCX_SERVICE_HOME): service.db (unless `database` says otherwise) and keys/. */
   home: string;
+  /** Where the state lives: a SQLite file path or a postgres:// URL. @default HOME/service.db */
+  database?: string;
   /** @default '127.0.0.1' */
   host?: string;
   /** 0 lets the OS choose. @default 8080 */
@@ -206,7 +208,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   mkdirSync(keysDir, { recursive: true, mode: 0o700 });
   chmodSync(keysDir, 0o700);
   const keys = loadOrCreateKeyPair(join(keysDir, 'forwarder.json'));
-  const store = new Store(join(options.home, 'service.db'));
+  const store = await openStore(options.database ?? join(options.home, 'service.db'));
   const waiters = new ResultWaiters();
   const limits = resolveLimits(options);
   const forwarders = new ForwarderPool({ store, keys, options, log, maxResultBytes: limits.maxResultBytes, onResults: (ids) => waiters.notify(ids) });
@@ -227,12 +229,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     waiters.releaseAll();
     await app.close().catch((err) => log.warn(`closing HTTP: ${(err as Error).message}`));
     await forwarders.closeAll();
-    store.close();
+    await store.close();
   };
   try {
     // Nobody is connected to a service that is only starting.
-    const endpoints = store.allEndpoints();
-    for (const e of endpoints) if (e.state !== 'Inactive') store.setEndpointState(e.id, 'Inactive');
+    const endpoints = await store.allEndpoints();
+    for (const e of endpoints) if (e.state !== 'Inactive') await store.setEndpointState(e.id, 'Inactive');
     // Endpoints seen lately get their forwarder back on the same ports, so they reconnect by themselves.
     const since = Date.now() - (options.restoreWithinMs ?? 7 * 24 * 3600 * 1000);
     for (const e of endpoints) {

@@ -19,18 +19,18 @@ export class FunctionSources {
   private readonly cache = new Map<string, string>();
 
   constructor(
-    private readonly load: (functionId: string) => string | undefined,
+    private readonly load: (functionId: string) => Promise<string | undefined>,
     private readonly maxEntries = 64,
   ) {}
 
-  get(functionId: string): string | undefined {
+  async get(functionId: string): Promise<string | undefined> {
     const cached = this.cache.get(functionId);
     if (cached !== undefined) {
       this.cache.delete(functionId);
       this.cache.set(functionId, cached);
       return cached;
     }
-    const source = this.load(functionId);
+    const source = await this.load(functionId);
     if (source === undefined) return undefined;
     this.cache.set(functionId, source);
     if (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
@@ -47,15 +47,18 @@ export class FunctionSources {
  * Full payloads for tasks taken from the queue. Tasks whose function no longer exists come back as failed
  * results (FunctionNotFound) to store instead of delivering.
  */
-export function expandTasks(tasks: TaskEnvelope[], sources: FunctionSources): { ready: TaskEnvelope[]; gone: ResultEnvelope[] } {
+export async function expandTasks(tasks: TaskEnvelope[], sources: FunctionSources): Promise<{ ready: TaskEnvelope[]; gone: ResultEnvelope[] }> {
   const ready: TaskEnvelope[] = [];
   const gone: ResultEnvelope[] = [];
+  // Batches mostly run one function: look each up once, not once per task.
+  const byId = new Map<string, string | undefined>();
   for (const t of tasks) {
     if (t.fn === undefined || !isArgsOnly(t.payload)) {
       ready.push(t);
       continue;
     }
-    const source = sources.get(t.fn);
+    let source = byId.get(t.fn);
+    if (source === undefined && !byId.has(t.fn)) byId.set(t.fn, (source = await sources.get(t.fn)));
     if (source === undefined) {
       gone.push({ id: t.id, failed: true, payload: errorOutcome('FunctionNotFound', `function ${t.fn} of task ${t.id} was deleted before the task ran`) });
       continue;

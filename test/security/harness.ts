@@ -51,8 +51,8 @@ export interface TestUser {
 }
 
 /** Create a user directly in the service's store (as `funcx-service user add` does). */
-export function addUser(s: RunningService, name: string): TestUser {
-  const { token } = s.store.createUser(name);
+export async function addUser(s: RunningService, name: string): Promise<TestUser> {
+  const { token } = await s.store.createUser(name);
   return { name, token, sdk: new FuncXClient({ serviceUrl: s.url, token }) };
 }
 

@@ -38,7 +38,7 @@ async function raw(url: string, token: string, method: string, path: string, bod
 test("a result over the service's limit is stored as ResultTooLarge, whatever the endpoint sends", async (t) => {
   const limit = 1_000_000;
   const s = await inProcessService(t, { maxResultBytes: limit });
-  const alice = addUser(s, 'alice');
+  const alice = await addUser(s, 'alice');
   // The fake endpoint applies no limit of its own: it is an endpoint whose owner removed the worker's check.
   const ep = await endpoint(t, s, alice);
   const text = await alice.sdk.registerFunction((n: number) => 'x'.repeat(n), { name: 'text' });
@@ -55,7 +55,7 @@ test("a result over the service's limit is stored as ResultTooLarge, whatever th
 
 test('a results request names each task once, at most maxResultIds ids, and its reply stays under maxReplyBytes', async (t) => {
   const s = await inProcessService(t, { maxReplyBytes: 1_000_000, maxResultIds: 50 });
-  const alice = addUser(s, 'alice');
+  const alice = await addUser(s, 'alice');
   const ep = await endpoint(t, s, alice);
   const text = await alice.sdk.registerFunction((n: number) => 'y'.repeat(n), { name: 'text' });
   const one = await alice.sdk.run(ep.id, text, 300_000);
@@ -91,7 +91,7 @@ test('a results request names each task once, at most maxResultIds ids, and its 
 test("tasks refer to their function: 50 tasks of a 1 MB function do not store 50 copies of it", async (t) => {
   const home = tmpDir('limits');
   const s = await inProcessService(t, { home });
-  const alice = addUser(s, 'alice');
+  const alice = await addUser(s, 'alice');
   const ep = await endpoint(t, s, alice);
   const padding = 'z'.repeat(1_000_000 - 200);
   const fn = await alice.sdk.registerFunction(`(x) => x + ${JSON.stringify(padding)}.length`, { name: 'big' });
@@ -107,7 +107,7 @@ test("tasks refer to their function: 50 tasks of a 1 MB function do not store 50
 
 test('request bodies are capped on every route; a task batch over the limit gets 413 naming it', async (t) => {
   const s = await inProcessService(t, { maxBatch: 100 });
-  const alice = addUser(s, 'alice');
+  const alice = await addUser(s, 'alice');
   const ep = await endpoint(t, s, alice);
   const fn = await alice.sdk.registerFunction((x: number) => x + 1, { name: 'inc' });
 
@@ -134,7 +134,7 @@ test('request bodies are capped on every route; a task batch over the limit gets
   assert.equal(r.json.code, 'TOO_MANY_TASKS');
   assert.equal(r.json.limit, 100);
   assert.match(String(r.json.message), /at most 100 tasks/);
-  assert.equal(s.store.countQueued(ep.id), 0, 'nothing of the refused batch was queued');
+  assert.equal(await s.store.countQueued(ep.id), 0, 'nothing of the refused batch was queued');
 
   // The SDK splits a bigger batch to the limit the service names.
   const batch = alice.sdk.createBatch();

@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { encodeTask, type TaskBody } from '../../protocol/payload.js';
-import type { NewTask, TaskRecord, TaskSummary, User } from '../store.js';
+import type { FunctionRecord, NewTask, TaskRecord, TaskSummary, User } from '../store/index.js';
 import { tooLarge } from '../limits.js';
 import { isArgsOnly } from '../task-payloads.js';
 import { badRequest, forbidden, notFound, userOf } from '../auth.js';
@@ -32,19 +32,51 @@ function command(v: unknown, where: string): string {
   return v;
 }
 
-/** Turn one submitted task into a stored task, checking access to its endpoint and function. */
-function buildTask(ctx: ServiceContext, user: User, spec: unknown, i: number, checked: Map<string, unknown>): NewTask {
+/** An access check done once per distinct endpoint or function of a batch: its record, or the error to throw. */
+type Checked = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/**
+ * Resolve every distinct endpoint and function a batch names (concurrently), keeping each failure to throw
+ * where the batch first names it, so the error is the one a one-by-one check would give.
+ */
+async function checkAccess(ctx: ServiceContext, user: User, specs: readonly unknown[]): Promise<Map<string, Checked>> {
+  const checks = new Map<string, Promise<unknown>>();
+  for (const spec of specs) {
+    if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) continue;
+    const s = spec as Record<string, unknown>;
+    if (typeof s.endpointId === 'string' && !checks.has(s.endpointId)) checks.set(s.endpointId, endpointFor(ctx.store, user, s.endpointId));
+    if (typeof s.functionId === 'string' && !checks.has(`fn:${s.functionId}`)) {
+      checks.set(`fn:${s.functionId}`, functionFor(ctx.store, user, s.functionId));
+    }
+  }
+  const out = new Map<string, Checked>();
+  await Promise.all([...checks].map(async ([key, p]) => {
+    try {
+      out.set(key, { ok: true, value: await p });
+    } catch (error) {
+      out.set(key, { ok: false, error });
+    }
+  }));
+  return out;
+}
+
+function checkedValue<T>(checked: Map<string, Checked>, key: string): T {
+  const c = checked.get(key)!;
+  if (!c.ok) throw c.error;
+  return c.value as T;
+}
+
+/** Turn one submitted task into a stored task; access to its endpoint and function was resolved by checkAccess. */
+function buildTask(user: User, spec: unknown, i: number, checked: Map<string, Checked>): NewTask {
   const where = `tasks[${i}]`;
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) throw badRequest(`${where} must be an object`);
   const s = spec as Record<string, unknown>;
   if (typeof s.endpointId !== 'string') throw badRequest(`${where}.endpointId must be a string`);
-  if (!checked.has(s.endpointId)) checked.set(s.endpointId, endpointFor(ctx.store, user, s.endpointId));
+  checkedValue(checked, s.endpointId);
   let body: TaskBody;
   if (s.functionId !== undefined) {
     if (typeof s.functionId !== 'string') throw badRequest(`${where}.functionId must be a string`);
-    const key = `fn:${s.functionId}`;
-    if (!checked.has(key)) checked.set(key, functionFor(ctx.store, user, s.functionId));
-    const fn = checked.get(key) as ReturnType<typeof functionFor>;
+    const fn = checkedValue<FunctionRecord>(checked, `fn:${s.functionId}`);
     // encodeArgs([]) is zero bytes, so "" (or no args at all) is a call without arguments.
     const args = s.args ?? '';
     if (typeof args !== 'string' || !BASE64.test(args)) {
@@ -89,8 +121,11 @@ function buildTask(ctx: ServiceContext, user: User, spec: unknown, i: number, ch
 async function waitFor(ctx: ServiceContext, reply: FastifyReply, tasks: ReadonlyArray<Pick<TaskRecord, 'id' | 'state'>>, mode: 'all' | 'any', ms: number): Promise<void> {
   const pending = tasks.filter((t) => !isFinished(t)).map((t) => t.id);
   if (pending.length === 0 || ms <= 0 || (mode === 'any' && pending.length < tasks.length)) return;
-  // Registered synchronously after reading the states above: no result can be stored in between.
+  // Register first, then read again: a result stored while the first read was on its way has woken nobody,
+  // and the second read sees it. A result stored after registering wakes the waiter.
   const waiting = ctx.waiters.wait(pending, mode, ms);
+  const finished = [...(await ctx.store.taskSummaries(pending)).values()].filter(isFinished).map((t) => t.id);
+  if (finished.length > 0) ctx.waiters.notify(finished);
   const onClose = () => waiting.cancel();
   reply.raw.once('close', onClose);
   await waiting.done;
@@ -107,9 +142,9 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     if (!Array.isArray(specs) || specs.length === 0) throw badRequest('"tasks" must be a non-empty array');
     const { maxBatch } = ctx.limits;
     if (specs.length > maxBatch) throw tooLarge('TOO_MANY_TASKS', `at most ${maxBatch} tasks per request (got ${specs.length}): submit in several requests`, maxBatch);
-    const checked = new Map<string, unknown>();
-    const tasks = specs.map((spec, i) => buildTask(ctx, user, spec, i, checked));
-    store.insertTasks(tasks, `user:${user.name}`);
+    const checked = await checkAccess(ctx, user, specs);
+    const tasks = specs.map((spec, i) => buildTask(user, spec, i, checked));
+    await store.insertTasks(tasks, `user:${user.name}`);
     for (const endpointId of new Set(tasks.map((t) => t.endpoint))) ctx.forwarders.notify(endpointId);
     return { taskIds: tasks.map((t) => t.id) };
   });
@@ -117,9 +152,11 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   /** One task; `?wait=SECONDS` holds the request until it finishes or the time is up. */
   app.get<{ Params: { id: string } }>('/v1/tasks/:id', async (request, reply) => {
     const user = userOf(request);
-    const task = taskFor(store, user, request.params.id);
-    await waitFor(ctx, reply, [task], 'all', waitMs(request.query, ctx.maxWaitSeconds));
-    return taskView(store.task(task.id)!);
+    const task = await taskFor(store, user, request.params.id);
+    const ms = waitMs(request.query, ctx.maxWaitSeconds);
+    if (isFinished(task)) return taskView(task);
+    await waitFor(ctx, reply, [task], 'all', ms);
+    return taskView((await store.task(task.id))!);
   });
 
   /**
@@ -143,7 +180,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     const mode = body.mode ?? 'all';
     if (mode !== 'all' && mode !== 'any') throw badRequest('"mode" must be "all" or "any"');
     // States first, results only for the page: a reply never loads more results than it sends.
-    const found = store.taskSummaries(unique);
+    const found = await store.taskSummaries(unique);
     const tasks = unique.map((id) => {
       const task = found.get(id);
       if (!task) throw notFound(`no task ${id}`);
@@ -151,7 +188,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       return task;
     });
     await waitFor(ctx, reply, tasks, mode, waitMs(request.query, ctx.maxWaitSeconds));
-    const now = store.taskSummaries(tasks.filter((t) => !isFinished(t)).map((t) => t.id));
+    const now = await store.taskSummaries(tasks.filter((t) => !isFinished(t)).map((t) => t.id));
     const latest = tasks.map((t) => now.get(t.id) ?? t);
     const page: TaskSummary[] = [];
     const remaining: string[] = [];
@@ -168,17 +205,17 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       bytes += size;
       page.push(t);
     }
-    const withResults = store.tasks(page.filter(isFinished).map((t) => t.id));
+    const withResults = await store.tasks(page.filter(isFinished).map((t) => t.id));
     const results = page.map((t) => taskView(withResults.get(t.id) ?? { ...t, result: null }));
     if (mode === 'all') return { results, remaining };
     return { results, pending: latest.filter((t) => !isFinished(t)).length, remaining };
   });
 
   app.get<{ Params: { id: string } }>('/v1/tasks/:id/transitions', async (request) => {
-    const task = taskFor(store, userOf(request), request.params.id);
+    const task = await taskFor(store, userOf(request), request.params.id);
     return {
       taskId: task.id,
-      transitions: store.transitions(task.id).map((t) => ({ state: t.state, actor: t.actor, at: new Date(t.at).toISOString() })),
+      transitions: (await store.transitions(task.id)).map((t) => ({ state: t.state, actor: t.actor, at: new Date(t.at).toISOString() })),
     };
   });
 }
