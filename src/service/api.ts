@@ -31,7 +31,8 @@ import { createLogger, type Logger } from '../logger.js';
 import { HttpError, installAuth } from './auth.js';
 import { Forwarder } from './forwarder.js';
 import { openStore, type EndpointRecord, type Store } from './store/index.js';
-import { resolveLimits, type ServiceLimits } from './limits.js';
+import { quotaExceeded, resolveLimits, resolveQuotas, type ServiceLimits, type ServiceQuotas } from './limits.js';
+import { QuotaExceededError } from './store/index.js';
 import type { ForwarderDirectory, ServiceContext } from './routes/context.js';
 import { endpointRoutes } from './routes/endpoints.js';
 import { functionRoutes } from './routes/functions.js';
@@ -45,6 +46,8 @@ export const PROTOCOL_HEADER = 'x-funcx-protocol';
 export interface ServiceOptions extends Partial<ServiceLimits> {
   /** State folder (FUNCX_SERVICE_HOME): service.db (unless `database` says otherwise) and keys/. */
   home: string;
+  /** Per-user quotas; absent ones keep their defaults (limits.ts). */
+  quotas?: Partial<ServiceQuotas>;
   /** Where the state lives: a SQLite file path or a postgres:// URL. @default HOME/service.db */
   database?: string;
   /** @default '127.0.0.1' */
@@ -100,7 +103,7 @@ export class ForwarderPool implements ForwarderDirectory {
     return this.forwarders.get(endpointId);
   }
 
-  async ensure(endpoint: EndpointRecord): Promise<Forwarder> {
+  async ensure(endpoint: Pick<EndpointRecord, 'id' | 'publicKey' | 'ports'>): Promise<Forwarder> {
     let forwarder = this.forwarders.get(endpoint.id);
     if (!forwarder) {
       let creating = this.creating.get(endpoint.id);
@@ -138,6 +141,13 @@ export class ForwarderPool implements ForwarderDirectory {
     this.forwarders.get(endpointId)?.notify();
   }
 
+  async remove(endpointId: string): Promise<void> {
+    await this.creating.get(endpointId)?.catch(() => undefined);
+    const forwarder = this.forwarders.get(endpointId);
+    this.forwarders.delete(endpointId);
+    await forwarder?.close();
+  }
+
   get size(): number {
     return this.forwarders.size;
   }
@@ -168,7 +178,9 @@ export function buildApp(ctx: ServiceContext): FastifyInstance {
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` });
   });
-  app.setErrorHandler((err: FastifyError | Error, request, reply) => {
+  app.setErrorHandler((thrown: FastifyError | Error, request, reply) => {
+    // The store's quota refusal becomes the API's 429.
+    const err = thrown instanceof QuotaExceededError ? quotaExceeded(thrown) : thrown;
     let status = 500;
     let code = 'INTERNAL';
     let message = err.message;
@@ -219,6 +231,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     waiters,
     maxWaitSeconds: options.maxWaitSeconds ?? 60,
     limits,
+    quotas: resolveQuotas(options.quotas),
     log,
   };
   const app = buildApp(ctx);

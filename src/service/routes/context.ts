@@ -6,13 +6,15 @@ import type { Forwarder } from '../forwarder.js';
 import type { ResultWaiters } from './long-poll.js';
 import { badRequest, forbidden, notFound } from '../auth.js';
 import type { Logger } from '../../logger.js';
-import type { ServiceLimits } from '../limits.js';
+import type { ServiceLimits, ServiceQuotas } from '../limits.js';
 
 /** The forwarders of the service, by endpoint (api.ts). */
 export interface ForwarderDirectory {
   get(endpointId: string): Forwarder | undefined;
   /** Create (or update) the endpoint's forwarder and return it. */
-  ensure(endpoint: EndpointRecord): Promise<Forwarder>;
+  ensure(endpoint: Pick<EndpointRecord, 'id' | 'publicKey' | 'ports'>): Promise<Forwarder>;
+  /** Close the endpoint's forwarder (its ports are free again). */
+  remove(endpointId: string): Promise<void>;
   /** Tasks were queued for the endpoint. */
   notify(endpointId: string): void;
 }
@@ -25,6 +27,8 @@ export interface ServiceContext {
   maxWaitSeconds: number;
   /** Sizes and counts every route enforces (limits.ts). */
   limits: ServiceLimits;
+  /** Per-user quotas (limits.ts). */
+  quotas: ServiceQuotas;
   log: Logger;
 }
 

@@ -144,7 +144,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     if (specs.length > maxBatch) throw tooLarge('TOO_MANY_TASKS', `at most ${maxBatch} tasks per request (got ${specs.length}): submit in several requests`, maxBatch);
     const checked = await checkAccess(ctx, user, specs);
     const tasks = specs.map((spec, i) => buildTask(user, spec, i, checked));
-    await store.insertTasks(tasks, `user:${user.name}`);
+    await store.insertTasks(tasks, `user:${user.name}`, ctx.quotas.tasks);
     for (const endpointId of new Set(tasks.map((t) => t.endpoint))) ctx.forwarders.notify(endpointId);
     return { taskIds: tasks.map((t) => t.id) };
   });

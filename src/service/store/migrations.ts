@@ -42,6 +42,15 @@ CREATE TABLE IF NOT EXISTS task_transitions (task INTEGER NOT NULL, state TEXT N
 CREATE INDEX IF NOT EXISTS transitions_by_task ON task_transitions(task);
 `,
   },
+  {
+    version: 2,
+    name: 'per-user quotas: counts by owner',
+    sql: `
+CREATE INDEX IF NOT EXISTS tasks_unfinished_by_owner ON tasks(owner) WHERE state NOT IN ('success', 'failed');
+CREATE INDEX IF NOT EXISTS functions_by_owner ON functions(owner);
+CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
+`,
+  },
 ];
 
 /** The table each back end keeps its applied versions in. */
