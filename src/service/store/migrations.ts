@@ -42,6 +42,15 @@ CREATE TABLE IF NOT EXISTS task_transitions (task INTEGER NOT NULL, state TEXT N
 CREATE INDEX IF NOT EXISTS transitions_by_task ON task_transitions(task);
 `,
   },
+  {
+    version: 2,
+    name: 'per-user quotas: counts by owner',
+    sql: `
+CREATE INDEX IF NOT EXISTS tasks_unfinished_by_owner ON tasks(owner) WHERE state NOT IN ('success', 'failed');
+CREATE INDEX IF NOT EXISTS functions_by_owner ON functions(owner);
+CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
+`,
+  },
 ];
 
 /** The same schema in PostgreSQL's types; `seq` and transition ids come from identity columns. */
@@ -69,6 +78,15 @@ CREATE TABLE IF NOT EXISTS task_payloads (seq BIGINT PRIMARY KEY, payload BYTEA 
 CREATE TABLE IF NOT EXISTS task_transitions (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, task BIGINT NOT NULL,
   state TEXT NOT NULL, actor TEXT NOT NULL, at BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS transitions_by_task ON task_transitions(task);
+`,
+  },
+  {
+    version: 2,
+    name: 'per-user quotas: counts by owner',
+    sql: `
+CREATE INDEX IF NOT EXISTS tasks_unfinished_by_owner ON tasks(owner) WHERE state NOT IN ('success', 'failed');
+CREATE INDEX IF NOT EXISTS functions_by_owner ON functions(owner);
+CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
 `,
   },
 ];
