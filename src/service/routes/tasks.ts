@@ -7,6 +7,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { encodeTask, type TaskBody } from '../../protocol/payload.js';
+import { checkResourceSpec, type ResourceSpec } from '../../protocol/resource-spec.js';
 import type { NewTask, TaskRecord, User } from '../store.js';
 import { badRequest, forbidden, notFound, userOf } from '../auth.js';
 import {
@@ -28,6 +29,14 @@ function command(v: unknown, where: string): string {
   if (typeof v !== 'string' || v.trim() === '') throw badRequest(`${where}.command must be a non-empty string`);
   if (v.includes('\0')) throw badRequest(`${where}.command must not contain NUL`);
   return v;
+}
+
+function resources(v: unknown, where: string): ResourceSpec {
+  try {
+    return checkResourceSpec(v, `${where}.resources`);
+  } catch (err) {
+    throw badRequest((err as Error).message);
+  }
 }
 
 /** Turn one submitted task into a stored task, checking access to its endpoint and function. */
@@ -69,15 +78,19 @@ function buildTask(ctx: ServiceContext, user: User, spec: unknown, i: number, ch
     }
   } else if (s.mpi !== undefined) {
     const mpi = (s.mpi ?? {}) as Record<string, unknown>;
-    if (typeof mpi.ranks !== 'number' || !Number.isInteger(mpi.ranks) || mpi.ranks < 1) {
+    if (mpi.ranks !== undefined && (typeof mpi.ranks !== 'number' || !Number.isInteger(mpi.ranks) || mpi.ranks < 1)) {
       throw badRequest(`${where}.mpi.ranks must be a whole number ≥ 1`);
     }
-    body = { kind: 'mpi', command: command(mpi.command, `${where}.mpi`), ranks: mpi.ranks };
+    const ranks = (mpi.ranks as number | undefined) ?? resources(s.resources ?? {}, where).num_ranks;
+    body = { kind: 'mpi', command: command(mpi.command, `${where}.mpi`), ranks };
+    // The older form (ranks only) means ranks on one node's worth of the specification.
+    if (s.resources === undefined) body.resources = resources({ num_ranks: ranks }, where);
     const wt = walltime(mpi.walltimeMs, `${where}.mpi`);
     if (wt !== undefined) body.walltimeMs = wt;
   } else {
     throw badRequest(`${where} needs "functionId" and "args", "shell" or "mpi"`);
   }
+  if (s.resources !== undefined) body.resources = resources(s.resources, where);
   return { id: randomUUID(), endpoint: s.endpointId, function: functionId, owner: user.id, payload: encodeTask(body) };
 }
 
