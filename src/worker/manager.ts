@@ -13,6 +13,7 @@ import { PROTOCOL_VERSION, type RegisterMessage, type ResultEnvelope, type TaskE
 import { SocketWriter } from '../protocol/socket-writer.js';
 import type { ManagerKeyFile } from '../protocol/keys.js';
 import { WorkerPool } from './worker-pool.js';
+import { MpiGate, type MpiGateOptions } from './mpi/mpi-gate.js';
 import { createLogger, rateLimited, type Logger } from '../logger.js';
 
 export type ManagerState = 'probing' | 'registered' | 'draining' | 'stopped';
@@ -43,6 +44,8 @@ export interface ManagerOptions {
   /** Exit the process when stopped. @default true */
   exitProcess?: boolean;
   managerId?: string;
+  /** Engine mode "mpi": this one manager holds the block's nodes and packs tasks onto them. */
+  mpi?: Pick<MpiGateOptions, 'nodes' | 'launcher' | 'overrides'>;
 }
 
 const MAX_WINDOW = 512;
@@ -64,6 +67,8 @@ export class Manager {
   private avgTaskMs = 1000;
   private advertisedCapacity = 0;
   private stoppedResolve!: (code: number) => void;
+  /** Engine mode "mpi" only: tasks wait here for nodes. */
+  readonly gate?: MpiGate;
   /** Resolves with the exit code when the manager stops. */
   readonly stopped: Promise<number>;
 
@@ -72,6 +77,17 @@ export class Manager {
     this.log = options.log ?? createLogger(`manager ${this.id.slice(0, 8)}`);
     this.warnBadFrame = rateLimited((m) => this.log.warn(m));
     this.stopped = new Promise((resolve) => (this.stoppedResolve = resolve));
+    if (options.mpi) {
+      this.gate = new MpiGate({
+        ...options.mpi,
+        endsAt: options.endsAt ?? null,
+        onReady: (tasks) => {
+          for (const t of tasks) this.queue.push(t);
+          this.fillWorkers();
+        },
+        onRefused: (results) => this.queueResults(results),
+      });
+    }
   }
 
   private setState(next: ManagerState): void {
@@ -215,6 +231,7 @@ export class Manager {
       this.warnBadFrame(`dropped a bad task batch: ${(err as Error).message}`);
       return;
     }
+    if (this.gate) return this.gate.add(tasks);
     for (const t of tasks) this.queue.push(t);
     this.fillWorkers();
   }
@@ -236,6 +253,7 @@ export class Manager {
   }
 
   private queueResults(results: ResultEnvelope[]): void {
+    this.gate?.done(results);
     for (const r of results) {
       if (r.ms !== undefined) this.avgTaskMs = this.avgTaskMs * 0.9 + r.ms * 0.1;
       this.outbox.push(r);
@@ -279,7 +297,7 @@ export class Manager {
   }
 
   private maybeFinishDrain(): void {
-    if (this.queueHead >= this.queue.length && this.pool!.inflightCount === 0 && this.outbox.length === 0) {
+    if (this.queueHead >= this.queue.length && this.pool!.inflightCount === 0 && this.outbox.length === 0 && !this.gate?.pending) {
       void this.stop('drained', 0);
     }
   }
