@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Open MPI for the MPI tests: installs openmpi-bin and libopenmpi-dev when missing and compiles a small MPI
 # program (test/fixtures/mpi/hello.c) with mpicc into /opt/funcx-test/mpi-hello, which prints one line per rank:
-# `rank R size S node N` (N is SLURMD_NODENAME, or the host name outside Slurm), then sleeps the seconds given
+# `rank R size S node N start T` (N is SLURMD_NODENAME, or the host name outside Slurm), then sleeps the seconds given
 # as its first argument (default 0) and, when its second argument is a rank number, that rank exits 3 (a
 # rank that dies). Idempotent: recompiles only when the source changed. Needs root and Debian 12.
 #

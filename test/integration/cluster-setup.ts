@@ -94,3 +94,11 @@ export async function ensureSshd(): Promise<SshdInfo> {
   process.env.FUNCX_TEST_SSH_KNOWN_HOSTS = knownHostsPath;
   return { host: '127.0.0.1', port: 2222, username: 'root', keyPath, knownHostsPath };
 }
+
+/** Install Open MPI (when missing) and compile the MPI test program into MPI_HELLO. */
+export async function ensureMpi(): Promise<void> {
+  await runScript('start-mpi.sh', 'Open MPI (openmpi-bin, libopenmpi-dev) and the compiled test program');
+}
+
+/** The MPI test program start-mpi.sh compiles: `MPI_HELLO SECONDS [RANK_THAT_DIES]`. */
+export const MPI_HELLO = '/opt/funcx-test/mpi-hello';
