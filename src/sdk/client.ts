@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { FuncxError, ProtocolError } from '../errors.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { decodeOutcome, encodeArgs, RemoteError, type RemoteErrorInfo } from '../protocol/payload.js';
-import { isMPIFunction, isShellFunction, renderCommand, type MPIFunction, type ShellFunction } from './functions.js';
+import { isMPIFunction, isShellFunction, isWithResources, renderCommand, type MPIFunction, type ShellFunction, type WithResources } from './functions.js';
+import type { ResourceSpec } from '../protocol/resource-spec.js';
 import { functionSource } from './serialize.js';
 
 /** @default FUNCX_SERVICE_URL, else credentials.json's serviceUrl, else http://127.0.0.1:8080 */
@@ -90,12 +91,13 @@ export interface EndpointInfo {
   queued: number;
 }
 
-type TaskSpec =
+type TaskSpec = (
   | { endpointId: string; functionId: string; args: string }
   | { endpointId: string; shell: Omit<ShellFunction, 'kind'> }
-  | { endpointId: string; mpi: Omit<MPIFunction, 'kind'> };
+  | { endpointId: string; mpi: Omit<MPIFunction, 'kind' | 'resources'> }
+) & { resources?: ResourceSpec };
 
-type Runnable = string | ShellFunction | MPIFunction;
+type Runnable = string | ShellFunction | MPIFunction | WithResources;
 
 interface TaskView {
   taskId: string;
@@ -120,14 +122,15 @@ export class Batch {
 }
 
 function taskSpec(endpointId: string, fn: Runnable, args: unknown[]): TaskSpec {
+  if (isWithResources(fn)) return { ...taskSpec(endpointId, fn.target, args), resources: fn.resources };
   if (typeof fn === 'string') return { endpointId, functionId: fn, args: Buffer.from(encodeArgs(args)).toString('base64') };
   if (isShellFunction(fn)) {
     const { kind: _kind, ...shell } = fn;
     return { endpointId, shell: { ...shell, command: renderCommand(fn.command, args[0] as Record<string, unknown> | undefined) } };
   }
   if (isMPIFunction(fn)) {
-    const { kind: _kind, ...mpi } = fn;
-    return { endpointId, mpi };
+    const { kind: _kind, resources, ...mpi } = fn;
+    return resources ? { endpointId, mpi, resources } : { endpointId, mpi };
   }
   throw new TypeError('run/add needs a function id, a ShellFunction or an MPIFunction');
 }

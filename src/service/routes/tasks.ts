@@ -10,6 +10,7 @@ import { encodeTask, type TaskBody } from '../../protocol/payload.js';
 import type { FunctionRecord, NewTask, TaskRecord, TaskSummary, User } from '../store/index.js';
 import { tooLarge } from '../limits.js';
 import { isArgsOnly } from '../task-payloads.js';
+import { checkResourceSpec, type ResourceSpec } from '../../protocol/resource-spec.js';
 import { badRequest, forbidden, notFound, userOf } from '../auth.js';
 import {
   bodyObject, endpointFor, functionFor, isFinished, taskFor, taskView, waitMs, type ServiceContext,
@@ -30,6 +31,14 @@ function command(v: unknown, where: string): string {
   if (typeof v !== 'string' || v.trim() === '') throw badRequest(`${where}.command must be a non-empty string`);
   if (v.includes('\0')) throw badRequest(`${where}.command must not contain NUL`);
   return v;
+}
+
+function resources(v: unknown, where: string): ResourceSpec {
+  try {
+    return checkResourceSpec(v, `${where}.resources`);
+  } catch (err) {
+    throw badRequest((err as Error).message);
+  }
 }
 
 /** An access check done once per distinct endpoint or function of a batch: its record, or the error to throw. */
@@ -86,7 +95,10 @@ function buildTask(user: User, spec: unknown, i: number, checked: Map<string, Ch
     // Stored as is, the function named by id (task-payloads.ts): only encodeArgs' output is accepted, so
     // arguments can never pass for a whole task payload.
     if (!isArgsOnly(bytes)) throw badRequest(`${where}.args must be the base64 of encodeArgs(...) (an array of arguments)`);
-    return { id: randomUUID(), endpoint: s.endpointId, function: fn.id, owner: user.id, payload: bytes };
+    if (s.resources === undefined) return { id: randomUUID(), endpoint: s.endpointId, function: fn.id, owner: user.id, payload: bytes };
+    // A resource specification travels in the task itself: this one is stored whole (source included).
+    const full: TaskBody = { kind: 'js', functionId: fn.id, source: fn.source, args: bytes, resources: resources(s.resources, where) };
+    return { id: randomUUID(), endpoint: s.endpointId, function: fn.id, owner: user.id, payload: encodeTask(full) };
   } else if (s.shell !== undefined) {
     const sh = (s.shell ?? {}) as Record<string, unknown>;
     body = { kind: 'shell', command: command(sh.command, `${where}.shell`) };
@@ -105,15 +117,19 @@ function buildTask(user: User, spec: unknown, i: number, checked: Map<string, Ch
     }
   } else if (s.mpi !== undefined) {
     const mpi = (s.mpi ?? {}) as Record<string, unknown>;
-    if (typeof mpi.ranks !== 'number' || !Number.isInteger(mpi.ranks) || mpi.ranks < 1) {
+    if (mpi.ranks !== undefined && (typeof mpi.ranks !== 'number' || !Number.isInteger(mpi.ranks) || mpi.ranks < 1)) {
       throw badRequest(`${where}.mpi.ranks must be a whole number ≥ 1`);
     }
-    body = { kind: 'mpi', command: command(mpi.command, `${where}.mpi`), ranks: mpi.ranks };
+    const ranks = (mpi.ranks as number | undefined) ?? resources(s.resources ?? {}, where).num_ranks;
+    body = { kind: 'mpi', command: command(mpi.command, `${where}.mpi`), ranks };
+    // The older form (ranks only) means ranks on one node's worth of the specification.
+    if (s.resources === undefined) body.resources = resources({ num_ranks: ranks }, where);
     const wt = walltime(mpi.walltimeMs, `${where}.mpi`);
     if (wt !== undefined) body.walltimeMs = wt;
   } else {
     throw badRequest(`${where} needs "functionId" and "args", "shell" or "mpi"`);
   }
+  if (s.resources !== undefined) body.resources = resources(s.resources, where);
   return { id: randomUUID(), endpoint: s.endpointId, function: null, owner: user.id, payload: encodeTask(body) };
 }
 
