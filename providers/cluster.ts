@@ -103,6 +103,9 @@ export interface JobContext {
 
 const firstLine = (text: string): string => text.trim().split('\n')[0] ?? '';
 
+/** How long a job that left the queue may be missing from an accounting that answers before it is 'ended'. */
+const ACCOUNTING_GRACE_MS = 60_000;
+
 /** What `gone()` says before accounting is asked. */
 const GONE: Readonly<BlockStatus> = { state: 'ended', detail: 'unknown: left the queue' };
 
@@ -127,6 +130,8 @@ export abstract class ClusterProvider implements ExecutionProvider {
   private readonly warnedCodes = new Set<string>();
   /** Jobs we asked to cancel: when they end or vanish, that is why. */
   protected readonly cancelledIds = new Set<string>();
+  /** Jobs that left the queue and that accounting does not know yet: since when. */
+  private readonly goneSince = new Map<string, number>();
   private scriptDirReady = false;
   private seq = 0;
 
@@ -280,9 +285,20 @@ export abstract class ClusterProvider implements ExecutionProvider {
       this.log('warn', `could not read "${command}" output: ${(err as Error).message}`);
       return;
     }
+    const now = Date.now();
     for (const id of ids) {
       const st = found.get(id);
-      if (st !== undefined && st.state !== 'unknown') into.set(id, st);
+      if (st !== undefined && st.state !== 'unknown') {
+        into.set(id, st);
+        this.goneSince.delete(id);
+        continue;
+      }
+      // Accounting answers, but not yet about this job (Grid Engine flushes its file every 15 s): wait a
+      // little before saying 'ended'.
+      const since = this.goneSince.get(id) ?? now;
+      this.goneSince.set(id, since);
+      if (now - since < ACCOUNTING_GRACE_MS) into.set(id, { state: 'unknown', raw: 'left the queue', detail: 'not yet in the accounting' });
+      else this.goneSince.delete(id);
     }
   }
 

@@ -59,7 +59,7 @@ export function parseQacct(text: string): Map<string, BlockStatus> {
     const id = field('jobnumber');
     if (id === undefined) continue;
     const failed = field('failed') ?? '0';
-    const exit = Number(field('exit_status') ?? 'NaN');
+    const exit = Number((field('exit_status') ?? 'NaN').split(/\s/)[0]);
     const failCode = Number(failed.split(/\s/)[0]);
     let state: BlockState = 'completed';
     // Exit 137 with failed 100 after h_rt: killed at its limit; failed 37 ("qmaster enforced h_rt limit").
@@ -67,7 +67,7 @@ export function parseQacct(text: string): Map<string, BlockStatus> {
     else if (field('deleted_by') !== undefined && field('deleted_by') !== 'NONE') state = 'cancelled';
     else if (failCode !== 0) state = 'failed';
     else if (Number.isFinite(exit) && exit !== 0) state = 'failed';
-    const status: BlockStatus = { state, raw: `failed ${failed}`, detail: `qacct: failed ${failed}, exit_status ${field('exit_status') ?? '?'}` };
+    const status: BlockStatus = { state, raw: `failed ${failed}`, detail: `qacct: failed ${failed}, exit_status ${(field('exit_status') ?? '?').replace(/\s+/g, ' ')}` };
     if (Number.isFinite(exit)) status.exitCode = exit;
     out.set(id, status);
   }

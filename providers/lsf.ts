@@ -114,7 +114,7 @@ export class LSFProvider extends ClusterProvider {
     const notFound = new Set([...stderr.matchAll(/Job <(\d+)> is not found/g), ...stdout.matchAll(/Job <(\d+)> is not found/g)].map((m) => m[1]!));
     const complaints = err.filter((l) => !/is not found/.test(l));
     if (code !== 0 && (complaints.length > 0 || notFound.size === 0)) {
-      return this.allUnknown(ids, complaints.join(' ') || `bjobs exited with ${code}`);
+      return this.allUnknown(ids, complaints.join(' ') || stderr.trim() || `bjobs exited with ${code}`);
     }
     const seen = new Map<string, BlockStatus>();
     for (const line of out) {

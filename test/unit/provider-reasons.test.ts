@@ -95,8 +95,10 @@ describe('slurm: held, stuck and reasons from squeue %r', () => {
     const got = await p.status(['71', '72', '73', '74', '75', '76', '77', '78']);
     assert.equal(ch.commands[1], 'sacct -X -n -P -o JobID,State,ExitCode -j 71,72,73,74,75,76,77,78');
     assert.deepEqual(Object.fromEntries([...got].map(([id, s]) => [id, s.state])), {
-      71: 'failed', 72: 'timeout', 73: 'cancelled', 74: 'node_fail', 75: 'out_of_memory', 76: 'completed', 77: 'failed', 78: 'ended',
+      71: 'failed', 72: 'timeout', 73: 'cancelled', 74: 'node_fail', 75: 'out_of_memory', 76: 'completed', 77: 'failed', 78: 'unknown',
     });
+    // Accounting answered but does not know 78 yet: it waits (the tracker keeps the last known state).
+    assert.equal(got.get('78')?.raw, 'left the queue');
     assert.equal(got.get('71')?.exitCode, 3);
     ch.on(/^sacct/, { code: 1, stderr: 'Slurm accounting storage is disabled\n' });
     const off = await p.status(['71']);
@@ -256,7 +258,7 @@ describe('grid engine: qstat -xml, Eqw deleted, qacct', () => {
       '==============================================================',
       'qname        all.q', 'jobnumber    12', 'failed       0', 'exit_status  0',
       '==============================================================',
-      'qname        all.q', 'jobnumber    13', 'failed       37  : qmaster enforced h_rt, h_cpu, or h_vmem limit', 'exit_status  137',
+      'qname        all.q', 'jobnumber    13', 'failed       37  : qmaster enforced h_rt, h_cpu, or h_vmem limit', 'exit_status  137                  (Killed)',
     ].join('\n');
     const got = parseQacct(text);
     assert.deepEqual([got.get('11')?.state, got.get('12')?.state, got.get('13')?.state], ['failed', 'completed', 'timeout']);

@@ -294,6 +294,7 @@ for (const c of cases) {
     test('status: a job the scheduler no longer knows has ended (never "completed" on a guess; cancelled when we cancelled it)', async () => {
       const { channel, provider } = setup();
       channel.on(/./, c.gone.reply);
+      channel.on(/^(sacct|qacct) /, { code: 1, stderr: 'accounting storage is disabled\n' });
       const gone = (await provider.status([c.gone.id])).get(c.gone.id);
       assert.equal(gone?.state, 'ended');
       assert.equal(gone?.detail, 'unknown: left the queue');
