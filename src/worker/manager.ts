@@ -14,6 +14,7 @@ import { PROTOCOL_VERSION, type RegisterMessage, type ResultEnvelope, type TaskE
 import { SocketWriter } from '../protocol/socket-writer.js';
 import type { ManagerKeyFile } from '../protocol/keys.js';
 import { WorkerPool } from './worker-pool.js';
+import { MpiGate, type MpiGateOptions } from './mpi/mpi-gate.js';
 import { createLogger, rateLimited, type Logger } from '../logger.js';
 import { Lifecycle, Once, type Transitions } from '../lifecycle.js';
 
@@ -51,6 +52,8 @@ export interface ManagerOptions {
   /** Environment for workers. */
   workerEnv?: Record<string, string>;
   managerId?: string;
+  /** Engine mode "mpi": this one manager holds the block's nodes and packs tasks onto them. */
+  mpi?: Pick<MpiGateOptions, 'nodes' | 'launcher' | 'overrides'>;
 }
 
 const MAX_WINDOW = 512;
@@ -73,6 +76,8 @@ export class Manager {
   private avgTaskMs = 1000;
   private advertisedCapacity = 0;
   private stoppedResolve!: (code: number) => void;
+  /** Engine mode "mpi" only: tasks wait here for nodes. */
+  readonly gate?: MpiGate;
   /** Resolves with the exit code when the manager stops. */
   readonly stopped: Promise<number>;
 
@@ -82,6 +87,17 @@ export class Manager {
     this.warnBadFrame = rateLimited((m) => this.log.warn(m));
     this.life = new Lifecycle<ManagerState>('manager', 'probing', MANAGER_TRANSITIONS, { log: this.log, level: 'info' });
     this.stopped = new Promise((resolve) => (this.stoppedResolve = resolve));
+    if (options.mpi) {
+      this.gate = new MpiGate({
+        ...options.mpi,
+        endsAt: options.endsAt ?? null,
+        onReady: (tasks) => {
+          for (const t of tasks) this.queue.push(t);
+          this.fillWorkers();
+        },
+        onRefused: (results) => this.queueResults(results),
+      });
+    }
   }
 
   get state(): ManagerState {
@@ -228,6 +244,7 @@ export class Manager {
       this.warnBadFrame(`dropped a bad task batch: ${(err as Error).message}`);
       return;
     }
+    if (this.gate) return this.gate.add(tasks);
     for (const t of tasks) this.queue.push(t);
     this.fillWorkers();
   }
@@ -249,6 +266,7 @@ export class Manager {
   }
 
   private queueResults(results: ResultEnvelope[]): void {
+    this.gate?.done(results);
     for (const r of results) {
       if (r.ms !== undefined) this.avgTaskMs = this.avgTaskMs * 0.9 + r.ms * 0.1;
       this.outbox.push(r);
@@ -292,7 +310,7 @@ export class Manager {
   }
 
   private maybeFinishDrain(): void {
-    if (this.queueHead >= this.queue.length && this.pool!.inflightCount === 0 && this.outbox.length === 0) {
+    if (this.queueHead >= this.queue.length && this.pool!.inflightCount === 0 && this.outbox.length === 0 && !this.gate?.pending) {
       void this.stop('drained', 0);
     }
   }

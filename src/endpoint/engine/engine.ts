@@ -18,8 +18,9 @@ import { BlockTracker, type BlockShape, type BlockSnapshot, type SubmitHealth, t
 import { Strategy, resolveStrategyOptions, type Decision } from './strategy.js';
 import { loadOrCreateWorkerChannelKeys, type WorkerChannelKeys } from '../../protocol/keys.js';
 import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
-import { FuncxError } from '../../errors.js';
+import { ConfigError, FuncxError, IllegalStateError } from '../../errors.js';
 import { Lifecycle, Once, type Transitions } from '../../lifecycle.js';
+import { MpiAdmission } from '../mpi/mpi-admission.js';
 import type { Logger } from '../../logger.js';
 
 const MANAGER_JS = fileURLToPath(new URL('../../cli/manager.js', import.meta.url));
@@ -78,6 +79,9 @@ export class Engine {
   private managerAddresses: string[] = [];
   private managerPort = 0;
   private keyFileOnChannel = '';
+  /** Engine mode "mpi" only: reads resource specifications as tasks arrive. */
+  readonly mpi?: MpiAdmission;
+  private resultHandler: (results: ResultEnvelope[]) => void = () => {};
 
   constructor(private readonly init: EngineInit) {
     const { config, log } = init;
@@ -94,9 +98,19 @@ export class Engine {
       walltime_margin: config.strategy.walltime_margin,
       nodes_per_block: config.strategy.nodes_per_block ?? config.provider.nodesPerBlock,
       walltime: config.strategy.walltime ?? config.provider.walltimeS,
-      workers_per_node: config.engine.maxWorkersPerNode ?? Math.max(1, Math.floor(cpus().length / config.engine.coresPerWorker)),
+      // MPI mode sizes blocks by nodes: a node is the unit of work.
+      workers_per_node: config.engine.mode === 'mpi' ? 1 : config.engine.maxWorkersPerNode ?? Math.max(1, Math.floor(cpus().length / config.engine.coresPerWorker)),
       ...config.provider.limits,
     });
+    if (config.engine.mode === 'mpi') {
+      const launcher = config.provider.launcher.name;
+      if (launcher !== 'simple' && launcher !== 'single-node') {
+        throw new ConfigError(`engine.mode 'mpi' runs one manager per block: provider.launcher must be SimpleLauncher, got ${launcher}`, [
+          'set provider launcher: new SimpleLauncher()',
+        ]);
+      }
+      this.mpi = new MpiAdmission(strategyOptions.nodes.max);
+    }
     this.interchange = new Interchange({
       keys: this.keys,
       address: bindAddress,
@@ -118,7 +132,7 @@ export class Engine {
     const strategyLog = log.child('strategy');
     this.strategy = new Strategy({
       tracker: this.tracker,
-      engine: this.interchange,
+      engine: this.mpi ? this.mpi.nodeView(this.interchange) : this.interchange,
       options: strategyOptions,
       estimateMs: () => this.interchange.typicalEstimateMs(),
       log: (level, message) => strategyLog[level](message),
@@ -191,6 +205,7 @@ export class Engine {
     ];
     if (e.maxWorkersPerNode !== undefined) args.push('--max-workers', String(e.maxWorkersPerNode));
     if (e.memPerWorkerGB !== undefined) args.push('--mem-per-worker', String(e.memPerWorkerGB));
+    if (e.mpi) args.push('--mpi-launcher', e.mpi.launcher, ...(e.mpi.overrides ? ['--mpi-overrides', e.mpi.overrides] : []));
     // The manager counts walltime from its own start, a little after the job's: leave a few seconds spare.
     if (Number.isFinite(shape.walltimeS)) args.push('--walltime', String(Math.max(1, shape.walltimeS - 3)));
     return `${base} ${args.map(shellQuote).join(' ')}`;
@@ -209,19 +224,34 @@ export class Engine {
 
   /** Hand tasks to the interchange; results come through `onResults`. */
   submitMany(tasks: TaskEnvelope[]): void {
+    if (this.mpi) {
+      const { accepted, refused } = this.mpi.admit(tasks);
+      if (refused.length) this.resultHandler(refused);
+      tasks = accepted;
+    }
     this.interchange.submitMany(tasks);
     // Work arrived: decide now rather than at the next period (first block within a second of a burst).
     this.strategy.nudge();
   }
 
   submit(task: TaskEnvelope): Promise<ResultEnvelope> {
+    if (this.mpi) {
+      const { refused } = this.mpi.admit([task]);
+      if (refused.length) return Promise.resolve(refused[0]);
+      const mpi = this.mpi;
+      const result = this.interchange.submit(task).then((r) => (mpi.finished([r]), r));
+      this.strategy.nudge();
+      return result;
+    }
     const result = this.interchange.submit(task);
     this.strategy.nudge();
     return result;
   }
 
   set onResults(handler: (results: ResultEnvelope[]) => void) {
-    this.interchange.onResults = handler;
+    this.resultHandler = handler;
+    const mpi = this.mpi;
+    this.interchange.onResults = mpi ? (results) => (mpi.finished(results), handler(results)) : handler;
   }
 
   status(): EngineStatus {
