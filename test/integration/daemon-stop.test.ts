@@ -74,7 +74,7 @@ before(async () => {
   await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
   fakeUrl = `http://127.0.0.1:${(fake.address() as { port: number }).port}`;
   service = await startService({ home: join(tmp, 'service'), port: 0, log: silentLogger });
-  realToken = service.store.createUser('dana').token;
+  realToken = (await service.store.createUser('dana')).token;
 
   // sbatch that says it was called, waits until released, then submits for real.
   sbatchDir = join(tmp, 'sbatch-bin');
