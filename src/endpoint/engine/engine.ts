@@ -78,6 +78,7 @@ export class Engine {
       period: config.strategy.period,
       max_idletime: config.strategy.max_idletime,
       walltime_margin: config.strategy.walltime_margin,
+      max_pending_time: config.strategy.max_pending_time,
       nodes_per_block: config.strategy.nodes_per_block ?? config.provider.nodesPerBlock,
       walltime: config.strategy.walltime ?? config.provider.walltimeS,
       workers_per_node: config.engine.maxWorkersPerNode ?? Math.max(1, Math.floor(cpus().length / config.engine.coresPerWorker)),
