@@ -71,6 +71,9 @@ export interface BlockSnapshot {
   cancelReason?: string;
 }
 
+/** How one block ended, for `status`. */
+export interface EndedBlockView { id: string; jobId: string | null; state: TrackedState; exitCode?: number; detail?: string; cancelReason?: string }
+
 /** Submission health for `status` and for the strategy's gate. */
 export interface SubmitHealth {
   consecutiveSubmitFailures: number;
@@ -426,6 +429,16 @@ export class BlockTracker {
     } catch (err) {
       this.log('error', `cancel of block(s) ${blocks.map((b) => b.blockId).join(', ')} failed: ${(err as Error)?.message ?? err}`);
     }
+  }
+
+  /** The last ended blocks for `status`, newest last. */
+  endedSnapshot(limit = 10): EndedBlockView[] {
+    return this.ended.slice(-limit).map((b) => ({
+      id: b.blockId, jobId: b.jobId, state: b.state,
+      ...(b.exitCode === undefined ? {} : { exitCode: b.exitCode }),
+      ...(b.detail === undefined ? {} : { detail: b.detail }),
+      ...(b.cancelReason === undefined ? {} : { cancelReason: b.cancelReason }),
+    }));
   }
 
   /** Plain objects for `status` (managers and workers are added by the engine). */

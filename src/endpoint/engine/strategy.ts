@@ -14,6 +14,9 @@ import { ConfigError } from '../../errors.js';
 import { parseWalltime } from '../../../providers/script-values.js';
 import { SITE_DEFAULTS } from '../../config/defaults.js';
 import type { BlockShape, BlockTracker, Clock, LogFn, SubmitGate, TrackedBlock } from './blocks.js';
+import { stuckBlock, type StuckBlock } from './stuck-blocks.js';
+
+export { stuckBlock, type StuckBlock } from './stuck-blocks.js';
 
 /** Load of one block's managers, as the engine sees it. */
 export interface BlockLoad {
@@ -141,26 +144,6 @@ export function resolveStrategyOptions(options: StrategyOptions = {}, source = '
     fail('walltime', `(${r.walltimeS.min} s) must be longer than walltime_margin (${margin} s) + period (${period} s)`);
   }
   return r;
-}
-
-/** A block that is not coming capacity although it has not ended. */
-export interface StuckBlock { blockId: string; why: string; permanent: string | null }
-
-/**
- * Why a block will not become capacity: the scheduler holds it, it waits for a reason that waiting cannot
- * change, or it has waited past max_pending_time. Null for a block that is fine (or already leaving).
- */
-export function stuckBlock(b: Readonly<TrackedBlock>, now: number, maxPendingMs: number): StuckBlock | null {
-  if (b.phase === 'cancelling' || b.drainingSince !== null || b.jobId === null) return null;
-  const reason = b.reason ? ` (${b.reason})` : '';
-  if (b.state === 'held') return { blockId: b.blockId, why: `held by the scheduler${reason}`, permanent: null };
-  if (b.managerRegistered || b.runningSince !== null || b.state !== 'pending') return null;
-  if (b.stuck) return { blockId: b.blockId, why: `pending for a reason waiting cannot change${reason}`, permanent: b.reason ?? 'unknown reason' };
-  const waited = now - b.submittedAt;
-  if (waited >= maxPendingMs) {
-    return { blockId: b.blockId, why: `pending ${secs(waited)}, past max_pending_time ${secs(maxPendingMs)}${reason}`, permanent: null };
-  }
-  return null;
 }
 
 /** One decision, kept as `lastDecision` for status. */
