@@ -46,7 +46,7 @@ export function registerStatusCommand(program: Command, ctx: CliContext): void {
           name, id: info?.id ?? null, status: state, host: lease?.host ?? null, pid: live ? lease?.pid : null,
           port: e?.port ?? null, backlog: e?.backlog ?? 0, pending: e?.pending ?? 0,
           managers: e?.managers ?? [], blocks, missing: e?.missing ?? [], submitHealth: e?.submitHealth ?? null,
-          decision: e?.decision ?? null,
+          decision: e?.decision ?? null, ...(e?.mpiBlocks ? { mpiBlocks: e.mpiBlocks } : {}),
         }));
         return;
       }
@@ -74,6 +74,12 @@ export function registerStatusCommand(program: Command, ctx: CliContext): void {
         ['Manager', 'Block', 'Host', 'Node', 'Workers', 'In flight', 'Idle for'],
         e.managers.map((m) => [m.id.slice(0, 8), m.blockId || '-', m.hostname, m.node, String(m.workers), String(m.outstanding), age(m.idleS)]),
       ).join('\n'));
+      if (e.mpiBlocks) {
+        ctx.out('');
+        ctx.out('MPI nodes');
+        const rows = e.mpiBlocks.flatMap((b) => b.nodes.map((n) => [b.blockId || '-', n.node, n.task ?? 'free']));
+        ctx.out(rows.length === 0 ? '  (no MPI block yet)' : plainTable(['Block', 'Node', 'Task'], rows).join('\n'));
+      }
       const h = e.submitHealth;
       if (h.consecutiveSubmitFailures > 0 || h.paused || h.missingCount > 0) {
         ctx.out('');

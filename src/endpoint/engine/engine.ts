@@ -68,6 +68,8 @@ export interface EngineStatus {
   endedBlocks: EndedBlockView[];
   submitHealth: SubmitHealth;
   decision: Decision | null;
+  /** Engine mode "mpi": per block, each node and the task running on it (null: free). */
+  mpiBlocks?: Array<{ blockId: string; nodes: Array<{ node: string; task: string | null }> }>;
 }
 
 export class Engine {
@@ -283,6 +285,9 @@ export class Engine {
       endedBlocks: this.tracker.endedSnapshot(),
       submitHealth: this.tracker.submitHealth(),
       decision: this.strategy.lastDecision,
+      ...(this.mpi
+        ? { mpiBlocks: this.interchange.registry.all().filter((m) => m.mpiNodes).map((m) => ({ blockId: m.blockId, nodes: m.mpiNodes! })) }
+        : {}),
     };
   }
 
