@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
- * `funcx-service`: start (detached by default), stop (one call), status, and `user add NAME`.
- * State lives in FUNCX_SERVICE_HOME (default ~/.funcx-service): service.db, keys/, service.pid, service.log.
+ * `funcx-service`: start (detached by default), stop (one call), status, `user add NAME`, and `migrate`.
+ * State lives in FUNCX_SERVICE_HOME (default ~/.funcx-service): service.db, keys/, service.pid, service.log;
+ * with `--database postgres://…` (or FUNCX_DATABASE_URL) the tasks, users and endpoints live in PostgreSQL
+ * instead, shared by every replica.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { spawn } from 'node:child_process';
@@ -12,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { FuncxError } from '../errors.js';
 import { handle } from './handle.js';
 import { startService } from '../service/api.js';
-import { openStore } from '../service/store/index.js';
+import { isPostgresUrl, openStore, PgStore } from '../service/store/index.js';
 import { DEFAULT_LIMITS, DEFAULT_QUOTAS } from '../service/limits.js';
 
 interface PidFile {
@@ -22,6 +24,7 @@ interface PidFile {
 }
 
 interface StartFlags {
+  database?: string;
   host: string;
   port: number;
   foreground?: boolean;
@@ -40,6 +43,27 @@ const home = (): string => process.env.FUNCX_SERVICE_HOME || join(homedir(), '.f
 const pidPath = (): string => join(home(), 'service.pid');
 const logPath = (): string => join(home(), 'service.log');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Where the state lives: --database, else FUNCX_DATABASE_URL, else HOME/service.db. */
+function database(flag: string | undefined): string {
+  const location = flag || process.env.FUNCX_DATABASE_URL || join(home(), 'service.db');
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location) && !isPostgresUrl(location)) {
+    throw new FuncxError('CONFIG', `--database: "${location.split(':')[0]}:" is not a database this service knows; give a file path or postgres://USER:PASSWORD@HOST:PORT/DATABASE`);
+  }
+  return location;
+}
+
+/** A database location fit for a message: no password. */
+function describe(location: string): string {
+  if (!isPostgresUrl(location)) return location;
+  try {
+    const u = new URL(location);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://…';
+  }
+}
 
 function readPidFile(): PidFile | undefined {
   try {
@@ -94,6 +118,7 @@ async function runForeground(flags: StartFlags): Promise<void> {
   refuseIfRunning();
   const service = await startService({
     home: home(),
+    database: database(flags.database),
     host: flags.host,
     port: flags.port,
     forwarderHost: flags.forwarderHost,
@@ -139,7 +164,9 @@ async function startDetached(flags: StartFlags): Promise<void> {
   if (flags.quotaTasks !== undefined) args.push('--quota-tasks', String(flags.quotaTasks));
   if (flags.quotaFunctions !== undefined) args.push('--quota-functions', String(flags.quotaFunctions));
   if (flags.quotaEndpoints !== undefined) args.push('--quota-endpoints', String(flags.quotaEndpoints));
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'], env: process.env });
+  // The database location goes through the environment: a password on the command line is visible to every user in ps.
+  const env = flags.database ? { ...process.env, FUNCX_DATABASE_URL: database(flags.database) } : process.env;
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'], env });
   closeSync(log);
   const ready = await new Promise<{ url: string; pid: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new FuncxError('START_TIMEOUT', `funcx-service did not start within 20 s; see ${logPath()}`)), 20_000);
@@ -194,15 +221,29 @@ async function status(json: boolean): Promise<void> {
   if (!health) process.exitCode = 3;
 }
 
-async function addUser(name: string): Promise<void> {
+async function addUser(name: string, flags: { database?: string }): Promise<void> {
   if (!/^[A-Za-z0-9._@-]{1,100}$/.test(name)) throw new FuncxError('CONFIG', `user name "${name}" may only use letters, digits, ".", "_", "@" and "-"`);
   mkdirSync(home(), { recursive: true, mode: 0o700 });
-  const store = await openStore(join(home(), 'service.db'));
+  const store = await openStore(database(flags.database));
   try {
     if (await store.userByName(name)) throw new FuncxError('USER_EXISTS', `user ${name} already exists`);
     const { token } = await store.createUser(name);
     process.stderr.write(`Created user ${name}. Their token is printed once below; only its hash is kept:\n`);
     process.stdout.write(token + '\n');
+  } finally {
+    await store.close();
+  }
+}
+
+/** Bring the database's schema up to date and say what it is at (start does this too). */
+async function migrate(flags: { database?: string }): Promise<void> {
+  const location = database(flags.database);
+  if (!isPostgresUrl(location)) mkdirSync(home(), { recursive: true, mode: 0o700 });
+  const store = await openStore(location);
+  try {
+    const version = await store.schemaVersion();
+    const kind = store instanceof PgStore ? 'PostgreSQL' : 'SQLite';
+    process.stdout.write(`${kind} database ${describe(location)} is at schema version ${version}\n`);
   } finally {
     await store.close();
   }
@@ -227,6 +268,7 @@ const program = new Command('funcx-service').description('The funcX web service:
 program
   .command('start')
   .description('start the service (in the background unless --foreground)')
+  .option('--database <location>', 'SQLite file or postgres://USER:PASSWORD@HOST:PORT/DB (default: $FUNCX_DATABASE_URL, else HOME/service.db)')
   .option('--host <address>', 'address to listen on', '127.0.0.1')
   .option('--port <port>', 'HTTP port (0: any free port)', intOption('--port', 0, 65535), 8080)
   .option('--foreground', 'stay in the foreground')
@@ -254,6 +296,12 @@ const user = program.command('user').description('manage users');
 user
   .command('add <name>')
   .description('create a user and print their token (once)')
-  .action(async (name: string) => addUser(name));
+  .option('--database <location>', 'as for start')
+  .action(async (name: string, flags: { database?: string }) => addUser(name, flags));
+program
+  .command('migrate')
+  .description('bring the database schema up to date and exit (start does this too)')
+  .option('--database <location>', 'as for start')
+  .action(async (flags: { database?: string }) => migrate(flags));
 
 program.parseAsync(process.argv).catch((err: unknown) => handle(err));

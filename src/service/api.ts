@@ -30,15 +30,17 @@ import { FuncxError } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
 import { HttpError, installAuth } from './auth.js';
 import { Forwarder } from './forwarder.js';
-import { openStore, type EndpointRecord, type Store } from './store/index.js';
+import { openStore, QuotaExceededError, StoreUnavailableError, type EndpointRecord, type Store } from './store/index.js';
 import { quotaExceeded, resolveLimits, resolveQuotas, type ServiceLimits, type ServiceQuotas } from './limits.js';
-import { QuotaExceededError } from './store/index.js';
 import type { ForwarderDirectory, ServiceContext } from './routes/context.js';
 import { endpointRoutes } from './routes/endpoints.js';
 import { functionRoutes } from './routes/functions.js';
 import { ResultWaiters } from './routes/long-poll.js';
 import { taskRoutes } from './routes/tasks.js';
 import { PUBLIC_PATHS, userRoutes } from './routes/users.js';
+
+/** What a 503 tells the client to wait while the database is unavailable. */
+const RETRY_AFTER_SECONDS = 2;
 
 /** The header a client sends to say which protocol version it speaks. */
 export const PROTOCOL_HEADER = 'x-funcx-protocol';
@@ -196,6 +198,12 @@ export function buildApp(ctx: ServiceContext): FastifyInstance {
       code = 'BODY_TOO_LARGE';
       message = `the request body is larger than ${limit} bytes, the limit of ${request.method} ${request.routeOptions.url ?? request.url}`;
       details = { limit };
+    } else if (err instanceof StoreUnavailableError) {
+      // The database is restarting or unreachable: nothing was changed, the client may simply retry.
+      status = 503;
+      code = err.code;
+      void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+      ctx.log.warn(`${request.method} ${request.url}: 503: ${err.message}`);
     } else if (err instanceof FuncxError) {
       code = err.code;
       status = { ENDPOINT_NOT_CONNECTED: 409, COMMAND_TIMEOUT: 504, FORWARDER_BIND: 503 }[err.code] ?? 500;
@@ -220,7 +228,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   mkdirSync(keysDir, { recursive: true, mode: 0o700 });
   chmodSync(keysDir, 0o700);
   const keys = loadOrCreateKeyPair(join(keysDir, 'forwarder.json'));
-  const store = await openStore(options.database ?? join(options.home, 'service.db'));
+  const store = await openStore(options.database ?? join(options.home, 'service.db'), {
+    onIdleError: (err) => log.warn(`database connection lost: ${err.message}`),
+  });
   const waiters = new ResultWaiters();
   const limits = resolveLimits(options);
   const forwarders = new ForwarderPool({ store, keys, options, log, maxResultBytes: limits.maxResultBytes, onResults: (ids) => waiters.notify(ids) });

@@ -8,9 +8,10 @@ import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { hashToken, SqliteStore, type Store } from '../../src/service/store/index.js';
-import { SQLITE_MIGRATIONS } from '../../src/service/store/migrations.js';
-import { STORE_BACKENDS, tempSqlite } from '../helpers/store-backends.js';
+import { createServer, type AddressInfo } from 'node:net';
+import { hashToken, openStore, PgStore, SqliteStore, StoreUnavailableError, type Store } from '../../src/service/store/index.js';
+import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from '../../src/service/store/migrations.js';
+import { postgresBackend, STORE_BACKENDS, tempSqlite } from '../helpers/store-backends.js';
 
 const KEY = 'rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7';
 
@@ -167,7 +168,7 @@ test('sqlite: a database from before migrations gets version 1 and keeps its row
   old.prepare('INSERT INTO users (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)').run(randomUUID(), 'old', hashToken('fx_old'), 1);
   old.close();
   const store = await SqliteStore.open(path);
-  assert.equal(await store.schemaVersion(), 1);
+  assert.equal(await store.schemaVersion(), SQLITE_MIGRATIONS[SQLITE_MIGRATIONS.length - 1].version, "migrated from version 1 to the latest");
   assert.equal((await store.userByToken('fx_old'))?.name, 'old');
   await store.close();
   rmSync(dir, { recursive: true });
@@ -181,4 +182,30 @@ test('sqlite: a database migrated by a newer funcx-service is refused, naming bo
   db.close();
   await assert.rejects(SqliteStore.open(path), { code: 'SCHEMA_TOO_NEW', message: new RegExp(`schema version 99, newer than this funcx-service knows \\(${SQLITE_MIGRATIONS.length}\\)`) });
   rmSync(dir, { recursive: true });
+});
+
+test('postgres: replicas starting together migrate once; a newer schema is refused; no server is STORE_UNAVAILABLE', { skip: postgresBackend.skip }, async (t) => {
+  const db = await postgresBackend.create();
+  t.after(() => db.drop());
+  const stores = await Promise.all([db.open(), db.open(), db.open()]);
+  for (const s of stores) assert.equal(await s.schemaVersion(), POSTGRES_MIGRATIONS.length);
+  const pool = (stores[0] as PgStore).pool;
+  const { rows } = await pool.query('SELECT version FROM schema_migrations ORDER BY version');
+  assert.deepEqual(rows.map((r: { version: number }) => r.version), POSTGRES_MIGRATIONS.map((m) => m.version), 'each migration recorded once');
+  await pool.query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'from the future', 0)");
+  await Promise.all(stores.map((s) => s.close()));
+  await assert.rejects(db.open(), { code: 'SCHEMA_TOO_NEW', message: /schema version 99, newer than this funcx-service knows/ });
+
+  // A port nobody listens on (bound and closed here, so it is free).
+  const port = await new Promise<number>((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const p = (server.address() as AddressInfo).port;
+      server.close(() => resolve(p));
+    });
+  });
+  await assert.rejects(openStore(`postgres://funcx_test:funcx_test@127.0.0.1:${port}/nowhere`), (err: Error) => {
+    assert.ok(err instanceof StoreUnavailableError, `${err.name}: ${err.message}`);
+    assert.match(err.message, /the database is unavailable: .*ECONNREFUSED/);
+    return true;
+  });
 });

@@ -53,6 +53,44 @@ CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
   },
 ];
 
+/** The same schema in PostgreSQL's types; `seq` and transition ids come from identity columns. */
+export const POSTGRES_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, token_hash TEXT NOT NULL UNIQUE,
+  created_at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS groups (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, owner TEXT NOT NULL REFERENCES users(id));
+CREATE TABLE IF NOT EXISTS group_members (group_id TEXT NOT NULL REFERENCES groups(id), user_id TEXT NOT NULL REFERENCES users(id),
+  PRIMARY KEY (group_id, user_id));
+CREATE TABLE IF NOT EXISTS endpoints (id TEXT PRIMARY KEY, name TEXT NOT NULL, owner TEXT NOT NULL REFERENCES users(id),
+  public_key TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'Inactive', last_seen BIGINT, group_id TEXT REFERENCES groups(id),
+  ports TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS functions (id TEXT PRIMARY KEY, owner TEXT NOT NULL REFERENCES users(id), name TEXT NOT NULL,
+  source TEXT NOT NULL, group_id TEXT REFERENCES groups(id), created_at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id TEXT NOT NULL UNIQUE, endpoint TEXT NOT NULL,
+  function TEXT, owner TEXT NOT NULL, state TEXT NOT NULL, failed BOOLEAN, result BYTEA,
+  created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS tasks_queued ON tasks(endpoint, seq) WHERE state = 'waiting-for-endpoint';
+CREATE INDEX IF NOT EXISTS tasks_in_flight ON tasks(endpoint, seq) WHERE state IN ('waiting-for-nodes', 'running');
+CREATE TABLE IF NOT EXISTS task_payloads (seq BIGINT PRIMARY KEY, payload BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS task_transitions (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, task BIGINT NOT NULL,
+  state TEXT NOT NULL, actor TEXT NOT NULL, at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS transitions_by_task ON task_transitions(task);
+`,
+  },
+  {
+    version: 2,
+    name: 'per-user quotas: counts by owner',
+    sql: `
+CREATE INDEX IF NOT EXISTS tasks_unfinished_by_owner ON tasks(owner) WHERE state NOT IN ('success', 'failed');
+CREATE INDEX IF NOT EXISTS functions_by_owner ON functions(owner);
+CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
+`,
+  },
+];
+
 /** The table each back end keeps its applied versions in. */
 export const MIGRATIONS_TABLE = 'schema_migrations';
 
