@@ -56,7 +56,7 @@ test('engine: a stop right after start, while the first tick submits init_blocks
   await engine.stop({ graceMs: 0 }); // the first tick is under way: stop waits for it
   const jobs = submitted(lines);
   assert.equal(jobs.length, 1, `one init block: ${lines.join('\n')}`);
-  assert.ok(engine.tracker.blocks().every((b) => b.cancelRequested), 'every block was cancelled');
+  assert.ok(engine.tracker.blocks().every((b) => b.phase === 'cancelling'), 'every block was cancelled');
   const pid = Number(/^local-(\d+)$/.exec(jobs[0])?.[1]);
   assert.ok(Number.isInteger(pid), `a LocalProvider job id names its pid: ${jobs[0]}`);
   await until(`the block's process ${pid} is gone`, () => !processExists(pid));
