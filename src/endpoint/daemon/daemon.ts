@@ -7,7 +7,7 @@
  */
 import { createWriteStream } from 'node:fs';
 import { hostname } from 'node:os';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FuncxHome, writeJsonAtomic } from './home.js';
 import { acquireLease, readLease, writeLease, LEASE_REFRESH_MS } from './lease.js';
@@ -18,6 +18,7 @@ import { ForwarderClient } from '../service-link/forwarder-client.js';
 import { loadOrCreateKeyPair } from '../../protocol/keys.js';
 import { createLogger, type Logger } from '../../logger.js';
 import { FuncxError } from '../../errors.js';
+import { EndpointMetrics, serveMetrics } from './metrics.js';
 
 export type DaemonState = 'starting' | 'active' | 'stopping' | 'stopped' | 'failed';
 
@@ -43,8 +44,22 @@ export interface StatusFile {
   state: DaemonState;
   writtenAt: number;
   forwarderConnected: boolean;
+  /** The port /metrics is served on (profile `metrics_port`), null when off. */
+  metricsPort?: number | null;
   engine: EngineStatus;
 }
+
+/** The package's version, for the service's dashboard. */
+const PACKAGE_VERSION: string = (() => {
+  for (const rel of ['../../../../package.json', '../../../package.json']) {
+    try {
+      return (JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { version: string }).version;
+    } catch {
+      // try the next level
+    }
+  }
+  return 'unknown';
+})();
 
 /** How often status.json is rewritten (what `funcx-endpoint status` shows). */
 const STATUS_REFRESH_MS = 1000;
@@ -80,12 +95,14 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   let forwarder: ForwarderClient | undefined;
   let endpointId = '';
   const timers: NodeJS.Timeout[] = [];
+  let metricsServer: { port: number; close: () => Promise<void> } | undefined;
+  const startedAt = Date.now();
 
   const writeStatus = (): void => {
     if (!engine) return;
     const status: StatusFile = {
       name, id: endpointId, host: lease.host, pid: process.pid, state, writtenAt: Date.now(),
-      forwarderConnected: forwarder?.isConnected ?? false, engine: engine.status(),
+      forwarderConnected: forwarder?.isConnected ?? false, metricsPort: metricsServer?.port ?? null, engine: engine.status(),
     };
     try {
       writeJsonAtomic(statusFile, status, 0o644);
@@ -104,6 +121,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       const unfinished = (await engine?.stop({ graceMs }).catch((err: Error) => (log.error(`engine stop: ${err.message}`), []))) ?? [];
       if (unfinished.length) log.info(`${unfinished.length} unfinished task(s) left for redelivery`);
       await forwarder?.close().catch(() => {});
+      await metricsServer?.close();
       setState('stopped');
       writeStatus();
       // Give up the lease only if it is still ours.
@@ -126,7 +144,14 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     log.info(`registered as ${endpointId}; forwarder at ${registration.forwarder.host}`);
 
     engine = new Engine({ config, name, keysDir: home.keysDir(name), endpointAddress: options.endpointAddress, log });
+    const metrics = new EndpointMetrics(engine);
+    metrics.wrapProvider(config.provider);
+    metrics.wrapStrategy(engine.strategy);
     await engine.start();
+    if (config.metrics) {
+      metricsServer = await serveMetrics(metrics, config.metrics.host, config.metrics.port);
+      log.info(`metrics on http://${config.metrics.host}:${metricsServer.port}/metrics`);
+    }
     lease.port = engine.interchange.port;
     writeLease(pidFile, lease);
 
@@ -141,14 +166,25 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     });
     const fc = forwarder;
     const eng = engine;
-    fc.on('tasks', (tasks) => eng.submitMany(tasks));
+    fc.on('tasks', (tasks) => {
+      metrics.tasksReceived.inc(tasks.length);
+      eng.submitMany(tasks);
+    });
     eng.onResults = (results) => {
+      let failed = 0;
+      for (const r of results) if (r.failed) failed++;
+      if (failed) metrics.results.inc({ outcome: 'failed' }, failed);
+      if (results.length > failed) metrics.results.inc({ outcome: 'success' }, results.length - failed);
       fc.sendResults(results).catch((err: Error) => log.error(`results not stored: ${err.message}`));
     };
-    eng.interchange.onDispatched = (tasks) => fc.markRunning(tasks.map((t) => t.id));
+    eng.interchange.onDispatched = (tasks) => {
+      metrics.tasksDispatched.inc(tasks.length);
+      fc.markRunning(tasks.map((t) => t.id));
+    };
     fc.on('command', (command, reply) => {
       if (command.name === 'status') {
-        reply({ ok: true, result: eng.status() });
+        // The engine's report plus who and where we are (the service's dashboard shows both).
+        reply({ ok: true, result: { ...eng.status(), daemon: { host: lease.host, pid: process.pid, startedAt, version: PACKAGE_VERSION, metricsPort: metricsServer?.port ?? null } } });
       } else if (command.name === 'stop') {
         reply({ ok: true });
         void stop('the service asked us to stop', command.graceMs).then(() => process.exit(0));
