@@ -94,7 +94,8 @@ export class EndpointHistory {
     this.samples.push(sample);
     if (report) this.noteBlocks(now, report);
     const d = r.decision;
-    if (d && d.at !== this.decisions.last()?.at) {
+    // A new entry when what was decided changes (the strategy decides every period, mostly the same).
+    if (d && d.reason !== this.decisions.last()?.reason) {
       const kinds = (['submit', 'hold', 'release', 'cancel', 'drain'] as const).filter((k) => (d[k]?.length ?? 0) > 0);
       this.decisions.push({ at: d.at, reason: d.reason, kinds: kinds.length ? kinds : ['none'] });
     }
