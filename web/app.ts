@@ -11,7 +11,7 @@ import './style.css';
 interface Sample { t: number; backlog: number; pending: number; managers: number; workersBusy: number; workersIdle: number; blocks: number; blocksRunning: number; blocksPending: number; success: number; failed: number }
 interface BlockHistory { id: string; jobId: string | null; nodes: number; firstSeen: number; lastSeen: number; state: string; detail?: string; states: Array<{ state: string; at: number }>; ended: boolean }
 interface Daemon { host: string; pid: number; startedAt: number; version: string }
-interface Report { backlog: number; pending: number; managers: Array<{ workers: number }>; blocks: Array<{ busyWorkers: number; idleWorkers: number }>; daemon?: Daemon }
+interface Report { backlog: number; pending: number; managers: Array<{ workers: number }>; managerCount?: number; blocks: Array<{ busyWorkers: number; idleWorkers: number }>; daemon?: Daemon }
 interface EndpointView {
   endpointId: string; name: string; owner: string; mine: boolean; state: string; lastSeen: number | null; group: string | null; queued: number;
   report: Report | null; reportError: string | null; blocks: BlockHistory[]; decisions: Array<{ at: number; reason: string; kinds: string[] }>;
@@ -191,7 +191,7 @@ function endpointCard(initial: EndpointView, history: Sample[]): Card {
       r?.daemon ? el('span', {}, `up ${duration(Date.now() - r.daemon.startedAt)}, version ${r.daemon.version}`) : null,
       el('span', {}, `queued at the service ${e.queued}`),
       r ? el('span', { class: 'backlog' }, `backlog ${r.backlog}, in hand ${r.pending}`) : null,
-      r ? el('span', {}, `managers ${r.managers.length}, workers ${busy} busy / ${idle} idle`) : null,
+      r ? el('span', {}, `managers ${r.managerCount ?? r.managers.length}, workers ${busy} busy / ${idle} idle`) : null,
       e.reportError && e.state === 'Active' ? el('span', { class: 'error' }, e.reportError) : null,
       e.group ? el('span', {}, `group ${e.group}`) : null,
     ));

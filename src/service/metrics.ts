@@ -70,10 +70,10 @@ export class ServiceMetrics {
       help: 'Forwarders by endpoint connection state (Active: the endpoint is connected).',
       labelNames: ['state'],
       registers,
-      collect() {
+      async collect() {
         let active = 0;
         let inactive = 0;
-        for (const e of o.store.allEndpoints()) {
+        for (const e of await o.store.allEndpoints()) {
           const f = o.forwarders.get(e.id);
           if (!f) continue;
           if (f.state === 'Active') active++;

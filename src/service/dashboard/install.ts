@@ -48,7 +48,9 @@ export function installDashboard(app: FastifyInstance, o: DashboardOptions): Das
   const metrics = new ServiceMetrics({ store: ctx.store, forwarders: ctx.forwarders, openLongPolls: () => o.waiters.open });
   metrics.wrapStore(ctx.store);
   metrics.installHttpHooks(app);
-  metricsRoute(app, metrics, scrapeToken(o.home, o.host));
+  const token = scrapeToken(o.home, o.host);
+  metricsRoute(app, metrics, token);
+  if (token) ctx.log.info(`GET /metrics needs "Authorization: Bearer <the token in ${o.home}/metrics-token>" (the service is not on loopback)`);
   const envPeriod = Number(process.env.FUNCX_DASHBOARD_PERIOD_MS);
   const collector = new StatusCollector({
     store: ctx.store,

@@ -101,7 +101,7 @@ export function dashboardRoutes(app: FastifyInstance, d: DashboardDeps): void {
       lastSeen: e.lastSeen,
       group: e.group ? (store.group(e.group)?.name ?? e.group) : null,
       queued: store.countQueued(e.id),
-      report: mine && h ? h.report : null,
+      report: mine && h ? trimReport(h.report) : null,
       reportAt: mine && h ? h.reportAt : null,
       reportError: mine && h ? h.reportError : null,
       blocks: mine && h ? h.blockTimeline() : [],
@@ -197,6 +197,13 @@ export function dashboardRoutes(app: FastifyInstance, d: DashboardDeps): void {
     request.raw.on('close', close);
     res.on('error', close);
   }
+}
+
+/** The report as the page needs it: every block, but at most 50 managers listed (all counted). */
+function trimReport(report: unknown): unknown {
+  const r = report as { managers?: unknown[] } | null;
+  if (!r || !Array.isArray(r.managers)) return r;
+  return { ...r, managers: r.managers.slice(0, 50), managerCount: r.managers.length };
 }
 
 /** A value as JSON can carry it (bigints and typed arrays as strings), capped. */
