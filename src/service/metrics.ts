@@ -14,7 +14,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ResultEnvelope } from '../protocol/messages.js';
-import type { Store, StoredResults } from './store.js';
+import type { Store, StoredResults } from './store/index.js';
 import type { ForwarderDirectory } from './routes/context.js';
 import { countTasksByState } from './dashboard/queries.js';
 

@@ -42,9 +42,9 @@ before(async () => {
   process.env.FUNCX_DASHBOARD_PERIOD_MS = '250';
   service = await startService({ home: join(tmp, 'service'), port: 0, heartbeatPeriodMs: 100, heartbeatThresholdMs: 3000, log: silentLogger });
   delete process.env.FUNCX_DASHBOARD_PERIOD_MS;
-  const a = service.store.createUser('alice');
+  const a = await service.store.createUser('alice');
   alice = { token: a.token, sdk: new FuncXClient({ serviceUrl: service.url, token: a.token }) };
-  const b = service.store.createUser('bob');
+  const b = await service.store.createUser('bob');
   aliceEp = await FakeEndpoint.start(service.url, a.token, { name: 'alice-ep' });
   aliceEp.report = report('pending');
   bobEp = await FakeEndpoint.start(service.url, b.token, { name: 'bob-ep' });

@@ -58,7 +58,7 @@ before(async () => {
   process.env.FUNCX_DASHBOARD_PERIOD_MS = '500';
   service = await startService({ home: join(tmp, 'service'), port: 0, log: silentLogger });
   delete process.env.FUNCX_DASHBOARD_PERIOD_MS;
-  token = service.store.createUser('alice').token;
+  token = await (await service.store.createUser('alice')).token;
   const started = await cli(['start']);
   assert.equal(started.code, 0, started.stderr);
   writeFileSync(join(home, 'default', 'config.ts'), profile(join(tmp, 'scripts')));

@@ -61,7 +61,7 @@ before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'funcx-endpoint-metrics-'));
   home = join(tmp, 'home');
   service = await startService({ home: join(tmp, 'service'), port: 0, log: silentLogger });
-  token = service.store.createUser('alice').token;
+  token = await (await service.store.createUser('alice')).token;
   const started = await cli(['start']);
   assert.equal(started.code, 0, started.stderr);
   writeFileSync(join(home, 'default', 'config.ts'), PROFILE);

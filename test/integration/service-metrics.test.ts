@@ -22,15 +22,15 @@ after(() => {
   removeFakeEndpointDirs();
 });
 
-async function service(t: TestContext, host = '127.0.0.1'): Promise<RunningService> {
-  const s = await startService({ home: tmp('service'), host, port: 0, heartbeatPeriodMs: 100, heartbeatThresholdMs: 1500, log: silentLogger });
+async function service(t: TestContext, host = '127.0.0.1', home = tmp('service')): Promise<RunningService> {
+  const s = await startService({ home, host, port: 0, heartbeatPeriodMs: 100, heartbeatThresholdMs: 1500, log: silentLogger });
   t.after(() => s.close());
   return s;
 }
 
 test('/metrics on loopback: tasks by state and endpoint, results and bytes, forwarders, long-polls, HTTP latency', async (t) => {
   const s = await service(t);
-  const { token } = s.store.createUser('alice');
+  const { token } = await s.store.createUser('alice');
   const sdk = new FuncXClient({ serviceUrl: s.url, token });
   const ep = await FakeEndpoint.start(s.url, token, { name: 'm' });
   t.after(() => ep.close());
@@ -57,7 +57,7 @@ test('/metrics on loopback: tasks by state and endpoint, results and bytes, forw
   assert.equal(promValue(m, 'funcx_results_stored_total', { endpoint: ep.id, outcome: 'success' }), 3);
   assert.equal(promValue(m, 'funcx_results_stored_total', { endpoint: ep.id, outcome: 'failed' }), 1);
   // The bytes counted are the bytes stored: compare with the store's own results.
-  const stored = [...s.store.tasks(ids).values()].reduce((n, task) => n + (task.result?.length ?? 0), 0);
+  const stored = [...(await s.store.tasks(ids)).values()].reduce((n, task) => n + (task.result?.length ?? 0), 0);
   assert.equal(promValue(m, 'funcx_result_bytes_total', { endpoint: ep.id }), stored);
   assert.equal(promValue(m, 'funcx_forwarder_connections', { state: 'Active' }), 2);
   const waitingState = promValue(m, 'funcx_tasks', { endpoint: held.id, state: 'running' }) ?? promValue(m, 'funcx_tasks', { endpoint: held.id, state: 'waiting-for-nodes' });
@@ -74,15 +74,16 @@ test('/metrics on loopback: tasks by state and endpoint, results and bytes, forw
 });
 
 test('/metrics off loopback needs the scrape token from FUNCX_SERVICE_HOME/metrics-token', async (t) => {
-  const s = await service(t, '0.0.0.0');
+  const home = tmp('service');
+  const s = await service(t, '0.0.0.0', home);
   const url = `http://127.0.0.1:${s.port}/metrics`;
   const anonymous = await fetch(url);
   assert.equal(anonymous.status, 401);
   assert.match(await anonymous.text(), /scrape token/);
   // A user's API token is not the scrape token.
-  const { token } = s.store.createUser('bob');
+  const { token } = await s.store.createUser('bob');
   assert.equal((await fetch(url, { headers: { authorization: `Bearer ${token}` } })).status, 401);
-  const scrapeToken = readFileSync(join(s.store.path, '..', 'metrics-token'), 'utf8').trim();
+  const scrapeToken = readFileSync(join(home, 'metrics-token'), 'utf8').trim();
   const m = await scrape(url, { authorization: `Bearer ${scrapeToken}` });
   assert.ok(m.has('funcx_long_polls_open'));
   assert.ok([...m.keys()].every((name) => name.startsWith('funcx_')), 'every metric is named funcx_*');

@@ -27,7 +27,7 @@ before(async () => {
   s = await startService({ home: join(tmp, 'service'), port: 0, heartbeatPeriodMs: 100, heartbeatThresholdMs: 3000, log: silentLogger });
   delete process.env.FUNCX_DASHBOARD_PERIOD_MS;
   for (const name of ['alice', 'bob', 'carol']) {
-    const { token } = s.store.createUser(name);
+    const { token } = await s.store.createUser(name);
     users[name] = { token, sdk: new FuncXClient({ serviceUrl: s.url, token }) };
   }
   // carol shares her endpoint with bob through a group; alice's is hers alone.

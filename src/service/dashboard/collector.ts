@@ -7,7 +7,7 @@
  * State: running → stopped (stop() is idempotent).
  */
 import { EventEmitter } from 'node:events';
-import type { Store } from '../store.js';
+import type { Store } from '../store/index.js';
 import type { ForwarderDirectory } from '../routes/context.js';
 import type { Logger } from '../../logger.js';
 import { EndpointHistory, type ReportLike, type StatusSample } from './status-history.js';
