@@ -42,6 +42,11 @@ CREATE TABLE IF NOT EXISTS task_transitions (task INTEGER NOT NULL, state TEXT N
 CREATE INDEX IF NOT EXISTS transitions_by_task ON task_transitions(task);
 `,
   },
+  {
+    version: 2,
+    name: 'endpoints.replica: the service replica whose forwarder serves the endpoint',
+    sql: `ALTER TABLE endpoints ADD COLUMN replica TEXT;`,
+  },
 ];
 
 /** The same schema in PostgreSQL's types; `seq` and transition ids come from identity columns. */
@@ -70,6 +75,11 @@ CREATE TABLE IF NOT EXISTS task_transitions (id BIGINT GENERATED ALWAYS AS IDENT
   state TEXT NOT NULL, actor TEXT NOT NULL, at BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS transitions_by_task ON task_transitions(task);
 `,
+  },
+  {
+    version: 2,
+    name: 'endpoints.replica: the service replica whose forwarder serves the endpoint',
+    sql: `ALTER TABLE endpoints ADD COLUMN IF NOT EXISTS replica TEXT;`,
   },
 ];
 

@@ -26,6 +26,8 @@ export interface EndpointRecord {
   group: string | null;
   /** The forwarder's ports last time it ran (re-bound after a service restart when free). */
   ports: Record<ForwarderChannel, number> | null;
+  /** The service replica whose forwarder serves it (the one it last registered with), or null. */
+  replica: string | null;
   createdAt: number;
 }
 
@@ -90,8 +92,11 @@ export interface Store {
 
   // endpoints
   endpoint(id: string): Promise<EndpointRecord | undefined>;
-  /** Create the endpoint, or update name, key and group of an existing one (ownership is checked by the caller). */
-  saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null }): Promise<EndpointRecord>;
+  /**
+   * Create the endpoint, or update name, key and group of an existing one (ownership is checked by the
+   * caller); `replica`, when given, becomes the replica that serves it.
+   */
+  saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null; replica?: string | null }): Promise<EndpointRecord>;
   setEndpointPorts(id: string, ports: Record<ForwarderChannel, number>): Promise<void>;
   setEndpointState(id: string, state: EndpointState, lastSeen?: number | null): Promise<void>;
   /** Endpoints the user owns or may use through their group, by name. */
