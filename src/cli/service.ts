@@ -15,6 +15,7 @@ import { FuncxError } from '../errors.js';
 import { handle } from './handle.js';
 import { startService } from '../service/api.js';
 import { isPostgresUrl, openStore, PgStore } from '../service/store/index.js';
+import { DEFAULT_LIMITS, DEFAULT_QUOTAS } from '../service/limits.js';
 
 interface PidFile {
   pid: number;
@@ -31,6 +32,11 @@ interface StartFlags {
   forwarderPorts?: [number, number];
   heartbeatPeriodMs?: number;
   heartbeatThresholdMs?: number;
+  maxResultBytes?: number;
+  maxBatch?: number;
+  quotaTasks?: number;
+  quotaFunctions?: number;
+  quotaEndpoints?: number;
 }
 
 const home = (): string => process.env.FUNCX_SERVICE_HOME || join(homedir(), '.funcx-service');
@@ -119,6 +125,9 @@ async function runForeground(flags: StartFlags): Promise<void> {
     forwarderPortRange: flags.forwarderPorts,
     heartbeatPeriodMs: flags.heartbeatPeriodMs,
     heartbeatThresholdMs: flags.heartbeatThresholdMs,
+    maxResultBytes: flags.maxResultBytes,
+    maxBatch: flags.maxBatch,
+    quotas: { tasks: flags.quotaTasks, functions: flags.quotaFunctions, endpoints: flags.quotaEndpoints },
   });
   const pidFile: PidFile = { pid: process.pid, url: service.url, startedAt: new Date().toISOString() };
   writeFileSync(pidPath(), JSON.stringify(pidFile) + '\n', { mode: 0o600 });
@@ -150,6 +159,11 @@ async function startDetached(flags: StartFlags): Promise<void> {
   if (flags.forwarderPorts) args.push('--forwarder-ports', flags.forwarderPorts.join('-'));
   if (flags.heartbeatPeriodMs) args.push('--heartbeat-period-ms', String(flags.heartbeatPeriodMs));
   if (flags.heartbeatThresholdMs) args.push('--heartbeat-threshold-ms', String(flags.heartbeatThresholdMs));
+  if (flags.maxResultBytes) args.push('--max-result-bytes', String(flags.maxResultBytes));
+  if (flags.maxBatch) args.push('--max-batch', String(flags.maxBatch));
+  if (flags.quotaTasks !== undefined) args.push('--quota-tasks', String(flags.quotaTasks));
+  if (flags.quotaFunctions !== undefined) args.push('--quota-functions', String(flags.quotaFunctions));
+  if (flags.quotaEndpoints !== undefined) args.push('--quota-endpoints', String(flags.quotaEndpoints));
   // The database location goes through the environment: a password on the command line is visible to every user in ps.
   const env = flags.database ? { ...process.env, FUNCX_DATABASE_URL: database(flags.database) } : process.env;
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'], env });
@@ -262,6 +276,11 @@ program
   .option('--forwarder-ports <low-high>', 'port range for forwarder sockets (default: any free port)', portRange)
   .option('--heartbeat-period-ms <ms>', 'forwarder heartbeat period', intOption('--heartbeat-period-ms', 50, 3_600_000))
   .option('--heartbeat-threshold-ms <ms>', 'endpoint is Inactive after this long without a message', intOption('--heartbeat-threshold-ms', 100, 86_400_000))
+  .option('--max-result-bytes <bytes>', `largest result stored; bigger ones are stored as ResultTooLarge (default ${DEFAULT_LIMITS.maxResultBytes})`, intOption('--max-result-bytes', 1, 2 ** 31))
+  .option('--max-batch <tasks>', `most tasks in one submission (default ${DEFAULT_LIMITS.maxBatch})`, intOption('--max-batch', 1, 1_000_000))
+  .option('--quota-tasks <n>', `unfinished tasks per user (default ${DEFAULT_QUOTAS.tasks})`, intOption('--quota-tasks', 0, 1e9))
+  .option('--quota-functions <n>', `functions per user (default ${DEFAULT_QUOTAS.functions})`, intOption('--quota-functions', 0, 1e9))
+  .option('--quota-endpoints <n>', `endpoints per user (default ${DEFAULT_QUOTAS.endpoints})`, intOption('--quota-endpoints', 0, 1e9))
   .action(async (flags: StartFlags) => (flags.foreground ? runForeground(flags) : startDetached(flags)));
 program
   .command('stop')

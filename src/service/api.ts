@@ -31,7 +31,8 @@ import { FuncxError } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
 import { HttpError, installAuth } from './auth.js';
 import { Forwarder } from './forwarder.js';
-import { openStore, PgStore, StoreUnavailableError, type EndpointRecord, type Store } from './store/index.js';
+import { openStore, PgStore, QuotaExceededError, StoreUnavailableError, type EndpointRecord, type Store } from './store/index.js';
+import { quotaExceeded, resolveLimits, resolveQuotas, type ServiceLimits, type ServiceQuotas } from './limits.js';
 import { PgReplicaBus } from './store/pg-bus.js';
 import { localBus, type ReplicaBus } from './replica-bus.js';
 import type { ForwarderDirectory, ServiceContext } from './routes/context.js';
@@ -47,9 +48,11 @@ const RETRY_AFTER_SECONDS = 2;
 /** The header a client sends to say which protocol version it speaks. */
 export const PROTOCOL_HEADER = 'x-funcx-protocol';
 
-export interface ServiceOptions {
+export interface ServiceOptions extends Partial<ServiceLimits> {
   /** State folder (FUNCX_SERVICE_HOME): service.db (unless `database` says otherwise) and keys/. */
   home: string;
+  /** Per-user quotas; absent ones keep their defaults (limits.ts). */
+  quotas?: Partial<ServiceQuotas>;
   /** Where the state lives: a SQLite file path or a postgres:// URL. @default HOME/service.db */
   database?: string;
   /** @default '127.0.0.1' */
@@ -68,8 +71,6 @@ export interface ServiceOptions {
   heartbeatThresholdMs?: number;
   /** Longest long-poll, seconds. @default 60 */
   maxWaitSeconds?: number;
-  /** Most tasks per POST /v1/tasks. @default 100000 */
-  maxBatch?: number;
   /**
    * This replica's name, kept in the database next to the endpoints it serves. Stable across restarts so a
    * restarted replica takes back its endpoints. @default a UUID kept in HOME/replica-id
@@ -98,6 +99,7 @@ interface PoolOptions {
   replicaId: string;
   /** Set once the bus is up (it needs the pool to deliver its events). */
   bus: ReplicaBus;
+  maxResultBytes: number;
   keys: CurveKeyPair;
   options: ServiceOptions;
   onResults: (ids: string[]) => void;
@@ -115,13 +117,12 @@ export class ForwarderPool implements ForwarderDirectory {
     return this.forwarders.get(endpointId);
   }
 
-  async ensure(endpoint: EndpointRecord): Promise<Forwarder> {
-    if (endpoint.replica !== this.p.replicaId) {
-      // The endpoint registered here: this replica serves it now, and the one that did lets go.
-      const { id, name, owner, publicKey, group } = endpoint;
-      await this.p.store.saveEndpoint({ id, name, owner, publicKey, group, replica: this.p.replicaId });
-      void this.p.bus.publishClaim(endpoint.id).catch((err) => this.p.log.warn(`cannot tell the other replicas about ${endpoint.id}: ${(err as Error).message}`));
-    }
+  /** This replica's name (saved with the endpoints it serves). */
+  get replicaId(): string {
+    return this.p.replicaId;
+  }
+
+  async ensure(endpoint: Pick<EndpointRecord, 'id' | 'publicKey' | 'ports'>): Promise<Forwarder> {
     let forwarder = this.forwarders.get(endpoint.id);
     if (!forwarder) {
       let creating = this.creating.get(endpoint.id);
@@ -138,11 +139,14 @@ export class ForwarderPool implements ForwarderDirectory {
           portRange: o.forwarderPortRange,
           heartbeatPeriodMs: o.heartbeatPeriodMs,
           heartbeatThresholdMs: o.heartbeatThresholdMs,
+          maxResultBytes: this.p.maxResultBytes,
           onResults: this.p.onResults,
           log: this.p.log.child(`forwarder ${endpoint.id.slice(0, 8)}`),
         })
           .then((f) => {
             this.forwarders.set(endpoint.id, f);
+            // This replica serves the endpoint now: one that did before lets go of it.
+            this.tellOthers(endpoint.id);
             return f;
           })
           .finally(() => this.creating.delete(endpoint.id));
@@ -177,6 +181,19 @@ export class ForwarderPool implements ForwarderDirectory {
     await forwarder.close({ recordState: false });
   }
 
+  async remove(endpointId: string): Promise<void> {
+    await this.creating.get(endpointId)?.catch(() => undefined);
+    const forwarder = this.forwarders.get(endpointId);
+    this.forwarders.delete(endpointId);
+    this.tellOthers(endpointId);
+    await forwarder?.close();
+  }
+
+  /** Other replicas close their forwarder for this endpoint (it moved here, or was deleted). */
+  private tellOthers(endpointId: string): void {
+    void this.p.bus.publishClaim(endpointId).catch((err) => this.p.log.warn(`cannot tell the other replicas about endpoint ${endpointId}: ${(err as Error).message}`));
+  }
+
   get size(): number {
     return this.forwarders.size;
   }
@@ -190,7 +207,8 @@ export class ForwarderPool implements ForwarderDirectory {
 
 /** The fastify app with every route; `ctx` holds the state. */
 export function buildApp(ctx: ServiceContext): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 256 * 1024 * 1024, forceCloseConnections: true });
+  // Every route takes at most maxBodyBytes; the two that need more say so (tasks, functions).
+  const app = Fastify({ logger: false, bodyLimit: ctx.limits.maxBodyBytes, forceCloseConnections: true });
   // Version check first: a client speaking another protocol hears that, whatever else is wrong.
   app.addHook('onRequest', async (request) => {
     const header = request.headers[PROTOCOL_HEADER];
@@ -206,13 +224,24 @@ export function buildApp(ctx: ServiceContext): FastifyInstance {
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` });
   });
-  app.setErrorHandler((err: FastifyError | Error, request, reply) => {
+  app.setErrorHandler((thrown: FastifyError | Error, request, reply) => {
+    // The store's quota refusal becomes the API's 429.
+    const err = thrown instanceof QuotaExceededError ? quotaExceeded(thrown) : thrown;
     let status = 500;
     let code = 'INTERNAL';
     let message = err.message;
+    let details: Record<string, unknown> = {};
     if (err instanceof HttpError) {
       status = err.statusCode;
       code = err.code;
+      details = err.details;
+      for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v);
+    } else if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      const limit = request.routeOptions.bodyLimit ?? ctx.limits.maxBodyBytes;
+      status = 413;
+      code = 'BODY_TOO_LARGE';
+      message = `the request body is larger than ${limit} bytes, the limit of ${request.method} ${request.routeOptions.url ?? request.url}`;
+      details = { limit };
     } else if (err instanceof StoreUnavailableError) {
       // The database is restarting or unreachable: nothing was changed, the client may simply retry.
       status = 503;
@@ -230,7 +259,7 @@ export function buildApp(ctx: ServiceContext): FastifyInstance {
       ctx.log.error(`${request.method} ${request.url}: ${err.stack ?? err.message}`);
       message = `internal error: ${err.message}`;
     }
-    void reply.code(status).send({ statusCode: status, code, message });
+    void reply.code(status).send({ statusCode: status, code, message, ...details });
   });
   return app;
 }
@@ -248,8 +277,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   });
   const replicaId = options.replicaId ?? loadOrCreateReplicaId(options.home);
   const waiters = new ResultWaiters();
+  const limits = resolveLimits(options);
   const pool: PoolOptions = {
-    store, keys, options, log, replicaId, bus: localBus,
+    store, keys, options, log, replicaId, bus: localBus, maxResultBytes: limits.maxResultBytes,
     onResults: (ids) => {
       waiters.notify(ids);
       void pool.bus.publishResults(ids).catch((err) => log.warn(`cannot tell the other replicas about results: ${(err as Error).message}`));
@@ -278,7 +308,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     forwarders,
     waiters,
     maxWaitSeconds: options.maxWaitSeconds ?? 60,
-    maxBatch: options.maxBatch ?? 100_000,
+    limits,
+    quotas: resolveQuotas(options.quotas),
     log,
   };
   const app = buildApp(ctx);

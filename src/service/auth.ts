@@ -10,6 +10,10 @@ export class HttpError extends Error {
     readonly statusCode: number,
     readonly code: string,
     message: string,
+    /** More fields for the error body (e.g. the limit or quota at fault). */
+    readonly details: Record<string, unknown> = {},
+    /** Response headers (e.g. Retry-After). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = 'HttpError';

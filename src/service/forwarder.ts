@@ -19,12 +19,16 @@ import {
   type HelloMessage,
 } from '../protocol/forwarder-messages.js';
 import type { CurveKeyPair } from '../protocol/keys.js';
+import type { ResultEnvelope } from '../protocol/messages.js';
+import { errorOutcome } from '../protocol/payload.js';
+import { DEFAULT_LIMITS } from './limits.js';
 import { SocketWriter } from '../protocol/socket-writer.js';
 import { ZapHandler } from '../protocol/zap.js';
 import { FuncxError } from '../errors.js';
 import { rateLimited, silentLogger, type Logger } from '../logger.js';
-import type { EndpointState, Store } from './store/index.js';
+import type { EndpointState, Store, StoredResults } from './store/index.js';
 import { SerialLane } from './serial-lane.js';
+import { expandTasks, FunctionSources } from './task-payloads.js';
 
 export interface ForwarderOptions {
   endpointId: string;
@@ -45,6 +49,8 @@ export interface ForwarderOptions {
   heartbeatPeriodMs?: number;
   /** The endpoint counts as Inactive after this long without a message. @default 10000 */
   heartbeatThresholdMs?: number;
+  /** Largest result payload stored; a bigger one is stored as a ResultTooLarge error instead. @default 10 MiB */
+  maxResultBytes?: number;
   /** Most tasks in one message. @default 1000 */
   batchSize?: number;
   /** Told the ids of tasks whose results were just stored (wakes long-polls). */
@@ -63,6 +69,7 @@ export class Forwarder {
   private readonly log: Logger;
   private readonly warn: (m: string) => void;
   private allowedKey: string;
+  private readonly sources: FunctionSources;
   private credit = 0;
   private deliveryScheduled = false;
   /**
@@ -91,6 +98,7 @@ export class Forwarder {
     this.log = options.log ?? silentLogger;
     this.warn = rateLimited((m) => this.log.warn(m));
     this.allowedKey = options.endpointPublicKey;
+    this.sources = new FunctionSources(async (id) => (await options.store.function(id))?.source);
     this.heartbeatPeriodMs = options.heartbeatPeriodMs ?? 2000;
     this.heartbeatThresholdMs = options.heartbeatThresholdMs ?? 10_000;
     this.zap = new ZapHandler({
@@ -212,10 +220,13 @@ export class Forwarder {
     for (;;) {
       const peer = this.peers.tasks;
       if (!peer || this.credit <= 0 || this.closed) return;
-      const tasks = await this.options.store.takeQueued(this.options.endpointId, Math.min(this.credit, batchSize));
-      if (tasks.length === 0) return;
+      const taken = await this.options.store.takeQueued(this.options.endpointId, Math.min(this.credit, batchSize));
+      if (taken.length === 0) return;
+      const { ready: tasks, gone } = await expandTasks(taken, this.sources);
+      if (gone.length > 0) await this.storeResults(gone);
       // The connection went away meanwhile: the tasks count as delivered and the next hello requeues them.
       if (this.peers.tasks !== peer) return;
+      if (tasks.length === 0) continue;
       this.credit -= tasks.length;
       this.writers.tasks.send([peer, encode({ kind: 'tasks', tasks })]);
     }
@@ -248,10 +259,8 @@ export class Forwarder {
       this.seen();
       if (this.closed) return;
       // Not acked when the store fails: the endpoint sends the batch again.
-      const { stored, duplicates, unknown } = await this.options.store.storeResults(this.options.endpointId, m.results);
-      if (unknown > 0) this.warn(`dropped ${unknown} results for tasks that are not endpoint ${this.options.endpointId}'s`);
+      const { stored, duplicates } = await this.storeResults(this.withinLimit(m.results));
       this.writers.results.send([routingId, encode({ kind: 'ack', seq: m.seq, stored: stored.length, duplicates })]);
-      if (stored.length > 0) this.options.onResults?.(stored);
       return;
     }
     if (!known) {
@@ -277,6 +286,34 @@ export class Forwarder {
         return;
       }
     }
+  }
+
+  private async storeResults(results: ResultEnvelope[]): Promise<StoredResults> {
+    const out = await this.options.store.storeResults(this.options.endpointId, results);
+    if (out.unknown > 0) this.warn(`dropped ${out.unknown} results for tasks that are not endpoint ${this.options.endpointId}'s`);
+    if (out.stored.length > 0) this.options.onResults?.(out.stored);
+    return out;
+  }
+
+  /**
+   * The service's own size check: the worker's limit is the endpoint owner's to change, and any user may run an
+   * endpoint. An oversized result is replaced by a ResultTooLarge error for that task (nothing else is copied).
+   */
+  private withinLimit(results: ResultEnvelope[]): ResultEnvelope[] {
+    const limit = this.options.maxResultBytes ?? DEFAULT_LIMITS.maxResultBytes;
+    let out = results;
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i];
+      if (r.payload.length <= limit) continue;
+      if (out === results) out = results.slice();
+      this.warn(`endpoint ${this.options.endpointId} sent a result of ${r.payload.length} bytes for task ${r.id}: stored as ResultTooLarge`);
+      out[i] = {
+        id: r.id,
+        failed: true,
+        payload: errorOutcome('ResultTooLarge', `result of task ${r.id} is ${r.payload.length} bytes, over the service's limit of ${limit} bytes`),
+      };
+    }
+    return out;
   }
 
   private async hello(channel: ForwarderChannel, routingId: Buffer, m: HelloMessage): Promise<void> {

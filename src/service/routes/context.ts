@@ -6,12 +6,17 @@ import type { Forwarder } from '../forwarder.js';
 import type { ResultWaiters } from './long-poll.js';
 import { badRequest, forbidden, notFound } from '../auth.js';
 import type { Logger } from '../../logger.js';
+import type { ServiceLimits, ServiceQuotas } from '../limits.js';
 
 /** The forwarders of the service, by endpoint (api.ts). */
 export interface ForwarderDirectory {
   get(endpointId: string): Forwarder | undefined;
   /** Create (or update) the endpoint's forwarder and return it. */
-  ensure(endpoint: EndpointRecord): Promise<Forwarder>;
+  ensure(endpoint: Pick<EndpointRecord, 'id' | 'publicKey' | 'ports'>): Promise<Forwarder>;
+  /** Close the endpoint's forwarder (its ports are free again). */
+  remove(endpointId: string): Promise<void>;
+  /** The service replica these forwarders run in (saved with the endpoints it serves). */
+  readonly replicaId: string;
   /** Tasks were queued for the endpoint. */
   notify(endpointId: string): void;
 }
@@ -22,8 +27,10 @@ export interface ServiceContext {
   waiters: ResultWaiters;
   /** Longest `?wait=` honoured, in seconds. */
   maxWaitSeconds: number;
-  /** Most tasks accepted in one POST /v1/tasks. */
-  maxBatch: number;
+  /** Sizes and counts every route enforces (limits.ts). */
+  limits: ServiceLimits;
+  /** Per-user quotas (limits.ts). */
+  quotas: ServiceQuotas;
   log: Logger;
 }
 
@@ -89,7 +96,7 @@ export async function taskFor(store: Store, user: User, id: string): Promise<Tas
   return task;
 }
 
-export function isFinished(task: TaskRecord): boolean {
+export function isFinished(task: Pick<TaskRecord, 'state'>): boolean {
   return task.state === 'success' || task.state === 'failed';
 }
 

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { PROTOCOL_VERSION, protocolMismatchMessage } from '../../protocol/forwarder-messages.js';
 import { isZ85Key } from '../../protocol/keys.js';
+import { QuotaExceededError } from '../store/index.js';
 import { badRequest, forbidden, HttpError, notFound, userOf } from '../auth.js';
 import { bodyObject, endpointFor, endpointView, isUuid, optionalString, requireString, type ServiceContext } from './context.js';
 
@@ -35,10 +36,34 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
     if (existing && existing.owner !== user.id) {
       throw forbidden(`endpoint ${id} belongs to another user: only its owner can register or start it`);
     }
-    const record = await store.saveEndpoint({ id, name, owner: user.id, publicKey: body.publicKey, group });
-    const forwarder = await forwarders.ensure(record);
+    // Ports first: a registration that gets no forwarder saves nothing. A new endpoint's quota is checked
+    // before taking ports, and again in the transaction that saves it.
+    if (!existing) {
+      const owned = (await store.endpointsFor(user.id)).filter((e) => e.owner === user.id).length;
+      if (owned >= ctx.quotas.endpoints) throw new QuotaExceededError('endpoints', owned, ctx.quotas.endpoints, 1);
+    }
+    const forwarder = await forwarders.ensure({ id, publicKey: body.publicKey, ports: existing?.ports ?? null });
+    try {
+      await store.saveEndpoint({ id, name, owner: user.id, publicKey: body.publicKey, group, replica: forwarders.replicaId }, ctx.quotas.endpoints);
+      await store.setEndpointPorts(id, forwarder.ports);
+    } catch (err) {
+      if (!existing) await forwarders.remove(id);
+      throw err;
+    }
     ctx.log.info(`endpoint ${id} (${name}) registered by ${user.name}`);
     return { endpointId: id, forwarder: forwarder.address(), protocol: PROTOCOL_VERSION };
+  });
+
+  /** Delete an endpoint (owner only): its forwarder closes, its unfinished tasks fail with EndpointDeleted. */
+  app.delete<{ Params: { id: string } }>('/v1/endpoints/:id', async (request) => {
+    const user = userOf(request);
+    const endpoint = await endpointFor(store, user, request.params.id);
+    if (endpoint.owner !== user.id) throw forbidden(`only the owner of endpoint ${endpoint.id} can delete it`);
+    await forwarders.remove(endpoint.id);
+    const failed = (await store.deleteEndpoint(endpoint.id)) ?? [];
+    ctx.waiters.notify(failed);
+    ctx.log.info(`endpoint ${endpoint.id} (${endpoint.name}) deleted by ${user.name}; ${failed.length} unfinished tasks failed`);
+    return { endpointId: endpoint.id, deleted: true, failedTasks: failed.length };
   });
 
   app.get('/v1/endpoints', async (request) => {

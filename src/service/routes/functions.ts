@@ -23,7 +23,7 @@ export function checkFunctionSource(source: string): void {
 export function functionRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { store } = ctx;
 
-  app.post('/v1/functions', async (request) => {
+  app.post('/v1/functions', { bodyLimit: ctx.limits.maxFunctionBodyBytes }, async (request) => {
     const user = userOf(request);
     const body = bodyObject(request.body);
     const name = requireString(body, 'name', 200);
@@ -37,7 +37,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ServiceContext): void 
       if (!(await store.isGroupMember(g.id, user.id))) throw forbidden(`you are not a member of group ${g.name}, so you cannot share with it`);
       group = g.id;
     }
-    const fn = await store.createFunction({ owner: user.id, name, source, group });
+    const fn = await store.createFunction({ owner: user.id, name, source, group }, ctx.quotas.functions);
     return { functionId: fn.id };
   });
 

@@ -44,6 +44,15 @@ CREATE INDEX IF NOT EXISTS transitions_by_task ON task_transitions(task);
   },
   {
     version: 2,
+    name: 'per-user quotas: counts by owner',
+    sql: `
+CREATE INDEX IF NOT EXISTS tasks_unfinished_by_owner ON tasks(owner) WHERE state NOT IN ('success', 'failed');
+CREATE INDEX IF NOT EXISTS functions_by_owner ON functions(owner);
+CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
+`,
+  },
+  {
+    version: 3,
     name: 'endpoints.replica: the service replica whose forwarder serves the endpoint',
     sql: `ALTER TABLE endpoints ADD COLUMN replica TEXT;`,
   },
@@ -78,6 +87,15 @@ CREATE INDEX IF NOT EXISTS transitions_by_task ON task_transitions(task);
   },
   {
     version: 2,
+    name: 'per-user quotas: counts by owner',
+    sql: `
+CREATE INDEX IF NOT EXISTS tasks_unfinished_by_owner ON tasks(owner) WHERE state NOT IN ('success', 'failed');
+CREATE INDEX IF NOT EXISTS functions_by_owner ON functions(owner);
+CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
+`,
+  },
+  {
+    version: 3,
     name: 'endpoints.replica: the service replica whose forwarder serves the endpoint',
     sql: `ALTER TABLE endpoints ADD COLUMN IF NOT EXISTS replica TEXT;`,
   },

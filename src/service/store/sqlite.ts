@@ -13,9 +13,11 @@ import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
 import type { ForwarderChannel } from '../../protocol/forwarder-messages.js';
 import { MIGRATIONS_TABLE, SQLITE_MIGRATIONS, pending } from './migrations.js';
 import { hashToken, newToken } from './tokens.js';
+import { errorOutcome } from '../../protocol/payload.js';
 import type {
-  EndpointRecord, EndpointState, FunctionRecord, Group, NewTask, Store, StoredResults, TaskRecord, TaskState, Transition, User,
+  EndpointRecord, EndpointState, FunctionRecord, Group, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskState, TaskSummary, Transition, User,
 } from './types.js';
+import { QuotaExceededError } from './types.js';
 
 type Row = Record<string, unknown>;
 
@@ -109,8 +111,16 @@ function prepareStatements(db: Database.Database) {
     task: p('SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks WHERE id = ?'),
     tasks: p(`SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks
       WHERE id IN (SELECT value FROM json_each(?))`),
+    taskSummaries: p(`SELECT id, endpoint, function, owner, state, failed, COALESCE(LENGTH(result), 0) AS result_bytes, created_at, updated_at
+      FROM tasks WHERE id IN (SELECT value FROM json_each(?))`),
     transitions: p(`SELECT tr.state, tr.actor, tr.at FROM task_transitions tr JOIN tasks t ON t.seq = tr.task WHERE t.id = ? ORDER BY tr.rowid`),
     countQueued: p(`SELECT COUNT(*) AS n FROM tasks WHERE endpoint = ? AND state = 'waiting-for-endpoint'`),
+    countUnfinished: p(`SELECT COUNT(*) AS n FROM tasks WHERE owner = ? AND state NOT IN ('success', 'failed')`),
+    countFunctions: p('SELECT COUNT(*) AS n FROM functions WHERE owner = ?'),
+    countEndpoints: p('SELECT COUNT(*) AS n FROM endpoints WHERE owner = ?'),
+    unfinishedOf: p(`SELECT seq, id FROM tasks WHERE endpoint = ? AND state NOT IN ('success', 'failed')`),
+    failTask: p(`UPDATE tasks SET state = 'failed', failed = 1, result = ?, updated_at = ? WHERE seq = ?`),
+    deleteEndpoint: p('DELETE FROM endpoints WHERE id = ?'),
     schemaVersion: p(`SELECT COALESCE(MAX(version), 0) AS v FROM ${MIGRATIONS_TABLE}`),
   };
 }
@@ -209,12 +219,39 @@ export class SqliteStore implements Store {
     return r && toEndpoint(r);
   }
 
-  async saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null; replica?: string | null }): Promise<EndpointRecord> {
+  async saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null; replica?: string | null }, maxPerOwner?: number): Promise<EndpointRecord> {
     const now = Date.now();
     const replica = e.replica ?? null;
-    if (this.q.endpoint.get(e.id)) this.q.updateEndpoint.run(e.name, e.publicKey, e.group, replica, now, e.id);
-    else this.q.insertEndpoint.run(e.id, e.name, e.owner, e.publicKey, e.group, replica, now, now);
-    return toEndpoint(this.q.endpoint.get(e.id) as Row);
+    return this.db.transaction(() => {
+      if (this.q.endpoint.get(e.id)) this.q.updateEndpoint.run(e.name, e.publicKey, e.group, replica, now, e.id);
+      else {
+        this.checkQuota('endpoints', this.q.countEndpoints, e.owner, 1, maxPerOwner);
+        this.q.insertEndpoint.run(e.id, e.name, e.owner, e.publicKey, e.group, replica, now, now);
+      }
+      return toEndpoint(this.q.endpoint.get(e.id) as Row);
+    })();
+  }
+
+  async deleteEndpoint(id: string): Promise<string[] | undefined> {
+    const now = Date.now();
+    const payload = errorOutcome('EndpointDeleted', `endpoint ${id} was deleted before the task finished`);
+    return this.db.transaction(() => {
+      if (!this.q.endpoint.get(id)) return undefined;
+      const rows = this.q.unfinishedOf.all(id) as Array<{ seq: number; id: string }>;
+      for (const r of rows) {
+        this.q.failTask.run(payload, now, r.seq);
+        this.q.transition.run(r.seq, 'failed', 'service', now);
+      }
+      this.q.deleteEndpoint.run(id);
+      return rows.map((r) => r.id);
+    })();
+  }
+
+  /** Inside a transaction: throw QuotaExceededError if `adding` more would pass `limit`. */
+  private checkQuota(quota: QuotaName, count: Database.Statement, owner: string, adding: number, limit: number | undefined): void {
+    if (limit === undefined) return;
+    const used = (count.get(owner) as { n: number }).n;
+    if (used + adding > limit) throw new QuotaExceededError(quota, used, limit, adding);
   }
 
   async setEndpointPorts(id: string, ports: Record<ForwarderChannel, number>): Promise<void> {
@@ -235,9 +272,12 @@ export class SqliteStore implements Store {
 
   // ---- functions -----------------------------------------------------------------------------------------
 
-  async createFunction(f: { owner: string; name: string; source: string; group: string | null }): Promise<FunctionRecord> {
+  async createFunction(f: { owner: string; name: string; source: string; group: string | null }, maxPerOwner?: number): Promise<FunctionRecord> {
     const record: FunctionRecord = { id: randomUUID(), createdAt: Date.now(), ...f };
-    this.q.insertFunction.run(record.id, f.owner, f.name, f.source, f.group, record.createdAt);
+    this.db.transaction(() => {
+      this.checkQuota('functions', this.q.countFunctions, f.owner, 1, maxPerOwner);
+      this.q.insertFunction.run(record.id, f.owner, f.name, f.source, f.group, record.createdAt);
+    })();
     return record;
   }
 
@@ -247,9 +287,14 @@ export class SqliteStore implements Store {
 
   // ---- tasks ---------------------------------------------------------------------------------------------
 
-  async insertTasks(tasks: readonly NewTask[], actor: string): Promise<void> {
+  async insertTasks(tasks: readonly NewTask[], actor: string, maxUnfinishedPerOwner?: number): Promise<void> {
     const now = Date.now();
     this.db.transaction(() => {
+      if (maxUnfinishedPerOwner !== undefined) {
+        const perOwner = new Map<string, number>();
+        for (const t of tasks) perOwner.set(t.owner, (perOwner.get(t.owner) ?? 0) + 1);
+        for (const [owner, n] of perOwner) this.checkQuota('tasks', this.q.countUnfinished, owner, n, maxUnfinishedPerOwner);
+      }
       for (const t of tasks) {
         const seq = this.q.insertTask.run(t.id, t.endpoint, t.function, t.owner, now, now).lastInsertRowid;
         this.q.insertPayload.run(seq, t.payload);
@@ -324,6 +369,16 @@ export class SqliteStore implements Store {
     const out = new Map<string, TaskRecord>();
     if (ids.length === 0) return out;
     for (const r of this.q.tasks.all(JSON.stringify(ids)) as Row[]) out.set(r.id as string, toTask(r));
+    return out;
+  }
+
+  async taskSummaries(ids: readonly string[]): Promise<Map<string, TaskSummary>> {
+    const out = new Map<string, TaskSummary>();
+    if (ids.length === 0) return out;
+    for (const r of this.q.taskSummaries.all(JSON.stringify(ids)) as Row[]) {
+      const { result: _result, ...rest } = toTask({ ...r, result: null });
+      out.set(r.id as string, { ...rest, resultBytes: r.result_bytes as number });
+    }
     return out;
   }
 

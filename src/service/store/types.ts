@@ -54,6 +54,9 @@ export interface TaskRecord {
   updatedAt: number;
 }
 
+/** A task without its result payload, and the result's size (what a results page is planned from). */
+export type TaskSummary = Omit<TaskRecord, 'result'> & { resultBytes: number };
+
 export type Transition = { state: TaskState; actor: string; at: number };
 export type NewTask = { id: string; endpoint: string; function: string | null; owner: string; payload: Uint8Array };
 
@@ -65,6 +68,22 @@ export interface StoredResults {
   duplicates: number;
   /** Results naming tasks that are not this endpoint's (dropped). */
   unknown: number;
+}
+
+/** The quotas a store checks in the same transaction as the write they limit. */
+export type QuotaName = 'tasks' | 'functions' | 'endpoints';
+
+/** A write refused because it would take the owner over a quota; nothing of it was written. */
+export class QuotaExceededError extends Error {
+  constructor(
+    readonly quota: QuotaName,
+    readonly used: number,
+    readonly limit: number,
+    readonly adding: number,
+  ) {
+    super(`quota "${quota}" exceeded: ${used} in use, ${adding} more asked, the limit is ${limit}`);
+    this.name = 'QuotaExceededError';
+  }
 }
 
 /** The service's state. Implementations: SqliteStore (sqlite.ts), PgStore (postgres.ts). */
@@ -94,9 +113,15 @@ export interface Store {
   endpoint(id: string): Promise<EndpointRecord | undefined>;
   /**
    * Create the endpoint, or update name, key and group of an existing one (ownership is checked by the
-   * caller); `replica`, when given, becomes the replica that serves it.
+   * caller); `replica`, when given, becomes the replica that serves it. A new endpoint counts against
+   * `maxPerOwner`.
    */
-  saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null; replica?: string | null }): Promise<EndpointRecord>;
+  saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null; replica?: string | null }, maxPerOwner?: number): Promise<EndpointRecord>;
+  /**
+   * Remove an endpoint; its unfinished tasks fail with EndpointDeleted (their ids are returned). Returns
+   * undefined when there is no such endpoint.
+   */
+  deleteEndpoint(id: string): Promise<string[] | undefined>;
   setEndpointPorts(id: string, ports: Record<ForwarderChannel, number>): Promise<void>;
   setEndpointState(id: string, state: EndpointState, lastSeen?: number | null): Promise<void>;
   /** Endpoints the user owns or may use through their group, by name. */
@@ -104,12 +129,13 @@ export interface Store {
   allEndpoints(): Promise<EndpointRecord[]>;
 
   // functions
-  createFunction(f: { owner: string; name: string; source: string; group: string | null }): Promise<FunctionRecord>;
+  /** With `maxPerOwner`, throws QuotaExceededError (nothing written) when the owner has that many already. */
+  createFunction(f: { owner: string; name: string; source: string; group: string | null }, maxPerOwner?: number): Promise<FunctionRecord>;
   function(id: string): Promise<FunctionRecord | undefined>;
 
   // tasks
   /** Store accepted tasks, queued for their endpoint (transitions: received, waiting-for-endpoint). One transaction. */
-  insertTasks(tasks: readonly NewTask[], actor: string): Promise<void>;
+  insertTasks(tasks: readonly NewTask[], actor: string, maxUnfinishedPerOwner?: number): Promise<void>;
   /** Take up to `limit` queued tasks of an endpoint, oldest first, marking them delivered (waiting-for-nodes). */
   takeQueued(endpointId: string, limit: number): Promise<TaskEnvelope[]>;
   /** Put every delivered-but-unfinished task of an endpoint back in its queue; returns how many. */
@@ -121,6 +147,8 @@ export interface Store {
   task(id: string): Promise<TaskRecord | undefined>;
   /** Many tasks at once, by id (missing ids are absent from the map). */
   tasks(ids: readonly string[]): Promise<Map<string, TaskRecord>>;
+  /** Many tasks by id without their results, with the results' sizes (missing ids are absent). */
+  taskSummaries(ids: readonly string[]): Promise<Map<string, TaskSummary>>;
   transitions(taskId: string): Promise<Transition[]>;
   countQueued(endpointId: string): Promise<number>;
 
