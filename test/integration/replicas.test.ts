@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startService, type RunningService } from '../../src/service/api.js';
 import { FuncXClient } from '../../src/sdk/client.js';
+import { registerEndpoint } from '../../src/endpoint/service-link/registration.js';
 import { silentLogger } from '../../src/logger.js';
 import { FakeEndpoint, removeFakeEndpointDirs } from '../helpers/fake-endpoint.js';
 import { postgresBackend, type TestDatabase } from '../helpers/store-backends.js';
@@ -97,4 +98,55 @@ test('a task submitted on replica A runs on an endpoint connected to replica B; 
   await until('all 50 to reach the endpoint', () => ep.heldTasks.length === 50);
   await ep.answerHeld(7);
   for (const id of ids) assert.equal(await onA.getResult(id, { waitMs: 60_000 }), 7);
+});
+
+test('kill -9 the replica an endpoint is connected to with 1,000 tasks in flight: it moves to the other replica and none is lost', { skip: postgresBackend.skip }, async (t) => {
+  const db: TestDatabase = await postgresBackend.create();
+  t.after(() => db.drop());
+  const a: RunningService = await startService({
+    home: tmp('replica-a'), database: db.location, port: 0, heartbeatPeriodMs: 100, heartbeatThresholdMs: 1500, log: silentLogger,
+  });
+  t.after(() => a.close());
+  const b = await replicaProcess(db.location);
+  t.after(() => stop(b.child));
+  const { token } = await a.store.createUser('alice');
+  const onA = new FuncXClient({ serviceUrl: a.url, token });
+
+  // The endpoint is given both replicas' addresses (as a facility would give it the load balancer's):
+  // it registers again with the first that answers once its forwarder is gone.
+  let endpointId = '';
+  let keys: FakeEndpoint['keys'] | undefined;
+  const reregister = async () => {
+    let last: unknown;
+    for (const url of [b.url, a.url]) {
+      try {
+        return (await registerEndpoint(url, token, { name: 'ep', endpointId, publicKey: keys!.publicKey })).forwarder;
+      } catch (err) {
+        last = err;
+      }
+    }
+    throw last;
+  };
+  const ep = await FakeEndpoint.start(b.url, token, { name: 'ep', window: 200, reregister });
+  t.after(() => ep.close());
+  endpointId = ep.id;
+  keys = ep.keys;
+  ep.delayMs = 2;
+
+  const fn = await onA.registerFunction((x: number) => x + 1, { name: 'inc' });
+  const batch = onA.createBatch();
+  for (let i = 0; i < 1000; i++) batch.add(endpointId, fn, i);
+  const ids = await onA.batchRun(batch);
+  await until('the endpoint to be running tasks through replica B', () => ep.executed.length >= 100);
+  b.child.kill('SIGKILL');
+  await new Promise((r) => b.child.once('exit', r));
+  const doneAtKill = (await onA.getBatchResults(ids, { waitMs: 0 })).filter((r) => !r.pending).length;
+  assert.ok(doneAtKill < 1000, `tasks were still in flight when B died (${doneAtKill} done)`);
+
+  await until('A to serve the endpoint', () => a.forwarders.get(endpointId) !== undefined);
+  const results = await onA.getBatchResults<number>(ids, { waitMs: 120_000 });
+  const lost = results.filter((r) => r.pending || !r.ok);
+  assert.equal(lost.length, 0, `lost or failed: ${lost.slice(0, 3).map((r) => `${r.taskId} ${r.state}`).join(', ')}`);
+  assert.deepEqual(results.map((r) => r.value), ids.map((_, i) => i + 1));
+  assert.equal(new Set(ep.executed).size, 1000, 'every task ran (some twice: at least once across a failover)');
 });
