@@ -63,6 +63,11 @@ export class ResultWaiters {
     return { done, cancel: () => waiter.finish() };
   }
 
+  /** Every task id some request waits for (to re-read them after missed notifications). */
+  pendingIds(): string[] {
+    return [...this.byTask.keys()];
+  }
+
   /** How many requests are waiting (for tests and status). */
   get size(): number {
     return this.all.size;

@@ -261,12 +261,14 @@ export class PgStore implements Store {
     return r && toEndpoint(r);
   }
 
-  async saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null }, maxPerOwner?: number): Promise<EndpointRecord> {
+  async saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null; replica?: string | null }, maxPerOwner?: number): Promise<EndpointRecord> {
     const now = Date.now();
-    const upsert = `INSERT INTO endpoints (id, name, owner, public_key, group_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
-      ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, public_key = EXCLUDED.public_key, group_id = EXCLUDED.group_id, updated_at = EXCLUDED.updated_at
+    const upsert = `INSERT INTO endpoints (id, name, owner, public_key, group_id, replica, created_at, updated_at)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+      ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, public_key = EXCLUDED.public_key, group_id = EXCLUDED.group_id,
+        replica = COALESCE(EXCLUDED.replica, endpoints.replica), updated_at = EXCLUDED.updated_at
       RETURNING *`;
-    const values = [e.id, e.name, e.owner, e.publicKey, e.group, now];
+    const values = [e.id, e.name, e.owner, e.publicKey, e.group, e.replica ?? null, now];
     if (maxPerOwner === undefined) return toEndpoint((await this.row(upsert, values))!);
     return this.tx(async (q) => {
       if ((await q('SELECT 1 FROM endpoints WHERE id = $1', [e.id])).length === 0) await this.checkQuota(q, 'endpoints', e.owner, 1, maxPerOwner);
