@@ -90,3 +90,5 @@ manager.start().catch((err: Error) => {
   log.error(err.message);
   process.exit(2);
 });
+// The manager never exits by itself: this entry point does, with the code its stop gave.
+void manager.stopped.then((code) => process.exit(code));

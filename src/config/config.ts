@@ -9,7 +9,7 @@ import type { StrategyOptions as FullStrategyOptions } from '../endpoint/engine/
 import { resolveEngineOptions, type EngineOptions, type ResolvedEngineOptions } from './engine-options.js';
 
 /** The `strategy` section of a profile (block limits live on the provider). */
-export type StrategyOptions = Pick<FullStrategyOptions, 'period' | 'max_idletime' | 'walltime_margin' | 'nodes_per_block' | 'walltime'>;
+export type StrategyOptions = Pick<FullStrategyOptions, 'period' | 'max_idletime' | 'walltime_margin' | 'nodes_per_block' | 'walltime' | 'max_pending_time'>;
 
 export interface ConfigOptions {
   /** Shown by `list` and the service. @default the profile's folder name */
@@ -23,7 +23,7 @@ export interface ConfigOptions {
 }
 
 const FIELDS = new Set(['display_name', 'engine', 'provider', 'strategy', 'allowed_functions']);
-const STRATEGY_FIELDS = new Set(['period', 'max_idletime', 'walltime_margin', 'nodes_per_block', 'walltime']);
+const STRATEGY_FIELDS = new Set(['period', 'max_idletime', 'walltime_margin', 'nodes_per_block', 'walltime', 'max_pending_time']);
 
 export class Config {
   readonly displayName?: string;
@@ -54,6 +54,10 @@ export class Config {
     if (strategy === null || typeof strategy !== 'object') throw new ConfigError('strategy: expected an object');
     for (const key of Object.keys(strategy)) {
       if (!STRATEGY_FIELDS.has(key)) throw new ConfigError(`strategy.${key}: unknown field (known: ${[...STRATEGY_FIELDS].join(', ')})`);
+    }
+    const pendingLimit = (strategy as StrategyOptions).max_pending_time;
+    if (pendingLimit !== undefined && (typeof pendingLimit !== 'number' || !Number.isFinite(pendingLimit) || pendingLimit <= 0)) {
+      throw new ConfigError(`strategy.max_pending_time: must be a number of seconds more than 0, got ${JSON.stringify(pendingLimit)}`);
     }
     this.strategy = strategy;
     if (options.allowed_functions !== undefined) {

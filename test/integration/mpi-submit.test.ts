@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startService, type RunningService } from '../../src/service/api.js';
+import type { SqliteStore } from '../../src/service/store/sqlite.js';
 import { FuncXClient } from '../../src/sdk/client.js';
 import { MPIFunction, ShellFunction, withResources } from '../../src/sdk/functions.js';
 import { decodeTask } from '../../src/protocol/payload.js';
@@ -36,7 +37,7 @@ function run(args: string[], env: Record<string, string>): Promise<{ code: numbe
 async function setup(t: TestContext): Promise<{ s: RunningService; token: string; sdk: FuncXClient; ep: FakeEndpoint }> {
   const s = await startService({ home: tmp('service'), port: 0, heartbeatPeriodMs: 100, heartbeatThresholdMs: 1500, log: silentLogger });
   t.after(() => s.close());
-  const { token } = s.store.createUser('alice');
+  const { token } = await s.store.createUser('alice');
   const ep = await FakeEndpoint.start(s.url, token, { name: 'mpi' });
   t.after(() => ep.close());
   return { s, token, sdk: new FuncXClient({ serviceUrl: s.url, token }), ep };
@@ -44,7 +45,7 @@ async function setup(t: TestContext): Promise<{ s: RunningService; token: string
 
 /** The task bodies as the service stored them (read from its SQLite file), oldest first. */
 function storedBodies(s: RunningService): Map<string, ReturnType<typeof decodeTask>> {
-  const db = new Database(s.store.path, { readonly: true, fileMustExist: true });
+  const db = new Database((s.store as SqliteStore).path, { readonly: true, fileMustExist: true });
   try {
     const rows = db.prepare('SELECT t.id AS id, p.payload AS payload FROM tasks t JOIN task_payloads p ON p.seq = t.seq ORDER BY t.seq').all() as Array<{ id: string; payload: Buffer }>;
     return new Map(rows.map((r) => [r.id, decodeTask(r.payload)]));

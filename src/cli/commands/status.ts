@@ -9,6 +9,7 @@ import type { CliContext } from '../context.js';
 import { DEFAULT_ENDPOINT } from '../../endpoint/daemon/home.js';
 import { readLease, leaseIsLive } from '../../endpoint/daemon/lease.js';
 import type { StatusFile } from '../../endpoint/daemon/daemon.js';
+import type { EndedBlockView } from '../../endpoint/engine/blocks.js';
 import { FuncxError } from '../../errors.js';
 import { plainTable } from '../table.js';
 
@@ -38,6 +39,7 @@ export function registerStatusCommand(program: Command, ctx: CliContext): void {
       const blocks = (e?.blocks ?? []).map((b) => ({
         id: b.id, jobId: b.jobId, state: b.state, nodes: b.nodes, ageS: b.ageS, walltimeLeftS: b.walltimeLeftS,
         managers: b.managers, busyWorkers: b.busyWorkers, idleWorkers: b.idleWorkers,
+        phase: b.phase, reason: b.reason ?? null, cancelReason: b.cancelReason ?? null, detail: b.detail ?? null,
       }));
       if (options.json) {
         ctx.out(JSON.stringify({
@@ -57,9 +59,15 @@ export function registerStatusCommand(program: Command, ctx: CliContext): void {
       ctx.out('');
       ctx.out('Blocks');
       ctx.out(blocks.length === 0 ? '  (none)' : plainTable(
-        ['Block', 'Job ID', 'State', 'Nodes', 'Age', 'Walltime left', 'Managers', 'Busy', 'Idle'],
-        blocks.map((b) => [b.id, b.jobId ?? '-', b.state, String(b.nodes), age(b.ageS), age(b.walltimeLeftS), String(b.managers), String(b.busyWorkers), String(b.idleWorkers)]),
+        ['Block', 'Job ID', 'State', 'Nodes', 'Age', 'Walltime left', 'Managers', 'Busy', 'Idle', 'Why'],
+        blocks.map((b) => [b.id, b.jobId ?? '-', b.phase && b.phase !== 'serving' ? `${b.state} (${b.phase})` : b.state, String(b.nodes), age(b.ageS), age(b.walltimeLeftS), String(b.managers), String(b.busyWorkers), String(b.idleWorkers), blockWhy(b)]),
       ).join('\n'));
+      const ended = (e.endedBlocks ?? []).slice(-5);
+      if (ended.length > 0) {
+        ctx.out('');
+        ctx.out('Ended blocks (last 5)');
+        ctx.out(ended.map((b: EndedBlockView) => `  block ${b.id} (job ${b.jobId ?? '-'}): ${b.state}${b.exitCode === undefined ? '' : `, exit code ${b.exitCode}`}${b.detail ? ` (${b.detail})` : ''}${b.cancelReason ? `; cancelled: ${b.cancelReason}` : ''}`).join('\n'));
+      }
       ctx.out('');
       ctx.out('Managers');
       ctx.out(e.managers.length === 0 ? '  (none)' : plainTable(
@@ -83,4 +91,12 @@ export function registerStatusCommand(program: Command, ctx: CliContext): void {
         ctx.out(`Strategy (${age((Date.now() - e.decision.at) / 1000)} ago): ${e.decision.reason}`);
       }
     });
+}
+
+/** The scheduler's reason a block is not running, and why we cancelled it, for the status table. */
+function blockWhy(b: { state: string; reason: string | null; cancelReason: string | null; detail: string | null }): string {
+  const parts: string[] = [];
+  if (b.state !== 'running' && b.reason) parts.push(b.reason);
+  if (b.cancelReason) parts.push(`cancelling: ${b.cancelReason}`);
+  return parts.join('; ') || '-';
 }

@@ -2,7 +2,9 @@
  * The endpoint's engine: the interchange, the blocks it owns through its provider, and the strategy that
  * sizes them. The daemon feeds it tasks and takes its results; `status` reads it.
  *
- * State: created → running → stopping → stopped.
+ * State (ENGINE_TRANSITIONS): created → starting → running → stopping → stopped; a stop may come at any point
+ * (created and starting included): it waits for the start step under way, then undoes everything, so a
+ * block the first strategy tick submitted (init_blocks) is cancelled too. stop() is idempotent.
  */
 import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
@@ -12,17 +14,26 @@ import type { Config } from '../../config/config.js';
 import type { BlockRequest } from '../../../providers/provider.js';
 import { shellQuote } from '../../../providers/script-values.js';
 import { Interchange } from './interchange.js';
-import { BlockTracker, type BlockShape, type BlockSnapshot, type SubmitHealth, type MissingBlock } from './blocks.js';
+import { BlockTracker, type BlockShape, type BlockSnapshot, type EndedBlockView, type SubmitHealth, type MissingBlock } from './blocks.js';
 import { Strategy, resolveStrategyOptions, type Decision } from './strategy.js';
 import { loadOrCreateWorkerChannelKeys, type WorkerChannelKeys } from '../../protocol/keys.js';
 import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
-import { ConfigError, IllegalStateError } from '../../errors.js';
+import { ConfigError, FuncxError, IllegalStateError } from '../../errors.js';
+import { Lifecycle, Once, type Transitions } from '../../lifecycle.js';
 import { MpiAdmission } from '../mpi/mpi-admission.js';
 import type { Logger } from '../../logger.js';
 
 const MANAGER_JS = fileURLToPath(new URL('../../cli/manager.js', import.meta.url));
 
-export type EngineState = 'created' | 'running' | 'stopping' | 'stopped';
+export type EngineState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+export const ENGINE_TRANSITIONS: Transitions<EngineState> = {
+  created: ['starting', 'stopping'],
+  starting: ['running', 'stopping'],
+  running: ['stopping'],
+  stopping: ['stopped'],
+  stopped: [],
+};
 
 export interface EngineInit {
   config: Config;
@@ -53,6 +64,8 @@ export interface EngineStatus {
   managers: ManagerView[];
   blocks: Array<BlockSnapshot & { managers: number; busyWorkers: number; idleWorkers: number }>;
   missing: MissingBlock[];
+  /** How the last blocks ended (completed, failed with exit code, timeout, node_fail, ...), newest last. */
+  endedBlocks: EndedBlockView[];
   submitHealth: SubmitHealth;
   decision: Decision | null;
   /** Engine mode "mpi": per block, each node and the task running on it (null: free). */
@@ -60,7 +73,9 @@ export interface EngineStatus {
 }
 
 export class Engine {
-  state: EngineState = 'created';
+  readonly life: Lifecycle<EngineState>;
+  private starting: Promise<void> | undefined;
+  private readonly stopping = new Once<TaskEnvelope[]>();
   readonly interchange: Interchange;
   readonly tracker: BlockTracker;
   readonly strategy: Strategy;
@@ -74,6 +89,7 @@ export class Engine {
 
   constructor(private readonly init: EngineInit) {
     const { config, log } = init;
+    this.life = new Lifecycle<EngineState>('engine', 'created', ENGINE_TRANSITIONS, { log });
     this.keys = loadOrCreateWorkerChannelKeys(init.keysDir);
     const address = config.engine.address ?? init.endpointAddress ?? '127.0.0.1';
     // Managers dial `address`; a host name cannot be bound, so listen on every interface then.
@@ -84,6 +100,7 @@ export class Engine {
       period: config.strategy.period,
       max_idletime: config.strategy.max_idletime,
       walltime_margin: config.strategy.walltime_margin,
+      max_pending_time: config.strategy.max_pending_time,
       nodes_per_block: config.strategy.nodes_per_block ?? config.provider.nodesPerBlock,
       walltime: config.strategy.walltime ?? config.provider.walltimeS,
       // MPI mode sizes blocks by nodes: a node is the unit of work.
@@ -129,12 +146,31 @@ export class Engine {
     this.tracker.onBlockEnded = (blockId, state) => this.interchange.forgetBlock(blockId, state);
   }
 
-  /** Start the interchange, make it reachable to managers, and start the strategy. */
-  async start(): Promise<void> {
-    if (this.state !== 'created') throw new IllegalStateError(`engine cannot start from state ${this.state}`);
+  get state(): EngineState {
+    return this.life.state;
+  }
+
+  /**
+   * Start the interchange, make it reachable to managers, and start the strategy (whose first tick submits
+   * init_blocks). Rejects with STOPPED when stop() came first.
+   */
+  start(): Promise<void> {
+    this.life.to('starting');
+    this.starting = this.startSteps();
+    return this.starting;
+  }
+
+  /** Throw when a stop came while starting: the rest of the start is abandoned (stop() undoes the rest). */
+  private checkStarting(): void {
+    if (!this.life.is('starting')) throw new FuncxError('STOPPED', 'the engine was stopped while starting');
+  }
+
+  private async startSteps(): Promise<void> {
     const channel = this.init.config.provider.channel;
     await channel.connect?.();
+    this.checkStarting();
     const port = await this.interchange.start();
+    this.checkStarting();
     this.managerPort = port;
     if (channel.isRemote) {
       // Managers on the cluster cannot reach us: ride back through the channel (reverse forward).
@@ -151,7 +187,8 @@ export class Engine {
     });
     if (channel.isRemote) await channel.run(`mkdir -p ${shellQuote(channel.scriptDir)} && chmod 700 ${shellQuote(channel.scriptDir)}`);
     await channel.writeFile(this.keyFileOnChannel, keyFile + '\n', 0o600);
-    this.state = 'running';
+    this.checkStarting();
+    this.life.to('running');
     this.strategy.start();
   }
 
@@ -245,6 +282,7 @@ export class Engine {
         return { ...b, managers: load?.managers ?? 0, busyWorkers: load?.busyWorkers ?? 0, idleWorkers: load ? load.workers - load.busyWorkers : 0 };
       }),
       missing: [...this.tracker.missing()],
+      endedBlocks: this.tracker.endedSnapshot(),
       submitHealth: this.tracker.submitHealth(),
       decision: this.strategy.lastDecision,
       ...(this.mpi
@@ -257,20 +295,25 @@ export class Engine {
    * Stop: no new blocks, in-flight tasks get up to graceMs, managers are told to go, every block is
    * cancelled. Returns the tasks that did not finish (the forwarder redelivers them). Safe to call again.
    */
-  async stop(options: { graceMs?: number } = {}): Promise<TaskEnvelope[]> {
-    if (this.state === 'stopping' || this.state === 'stopped') return [];
-    this.state = 'stopping';
-    this.strategy.stop();
-    let unfinished: TaskEnvelope[] = [];
-    try {
-      unfinished = await this.interchange.stop({ graceMs: options.graceMs });
-    } finally {
-      const ids = this.tracker.blocks().map((b) => b.blockId);
-      await this.tracker.cancel(ids).catch((err: Error) => this.init.log.error(`cancelling blocks failed: ${err.message}`));
-      await this.init.config.provider.close().catch(() => {});
-      await this.init.config.provider.channel.close().catch(() => {});
-      this.state = 'stopped';
-    }
-    return unfinished;
+  stop(options: { graceMs?: number } = {}): Promise<TaskEnvelope[]> {
+    return this.stopping.run(async () => {
+      this.life.to('stopping');
+      // Let the start step under way settle (it sees `stopping` and gives up), then undo what it made.
+      await this.starting?.catch(() => {});
+      this.strategy.stop();
+      // A tick under way may be submitting a block (the first one: init_blocks): wait for its job id.
+      await this.strategy.idle();
+      let unfinished: TaskEnvelope[] = [];
+      try {
+        unfinished = await this.interchange.stop({ graceMs: options.graceMs });
+      } finally {
+        const ids = this.tracker.blocks().map((b) => b.blockId);
+        await this.tracker.cancel(ids).catch((err: Error) => this.init.log.error(`cancelling blocks failed: ${err.message}`));
+        await this.init.config.provider.close().catch(() => {});
+        await this.init.config.provider.channel.close().catch(() => {});
+        this.life.to('stopped');
+      }
+      return unfinished;
+    });
   }
 }
