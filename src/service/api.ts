@@ -41,6 +41,7 @@ import { functionRoutes } from './routes/functions.js';
 import { ResultWaiters } from './routes/long-poll.js';
 import { taskRoutes } from './routes/tasks.js';
 import { PUBLIC_PATHS, userRoutes } from './routes/users.js';
+import { DASHBOARD_PUBLIC_PATHS, installDashboard, type Dashboard } from './dashboard/install.js';
 
 /** What a 503 tells the client to wait while the database is unavailable. */
 const RETRY_AFTER_SECONDS = 2;
@@ -90,6 +91,8 @@ export interface RunningService {
   waiters: ResultWaiters;
   replicaId: string;
   app: FastifyInstance;
+  /** /metrics and the web dashboard's status history (src/service/dashboard). */
+  dashboard: Dashboard;
   /** Stop: answers waiting long-polls, closes HTTP, forwarders and the database. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -216,7 +219,7 @@ export function buildApp(ctx: ServiceContext): FastifyInstance {
       throw new HttpError(400, 'PROTOCOL_MISMATCH', protocolMismatchMessage('client', header, 'service'));
     }
   });
-  installAuth(app, ctx.store, PUBLIC_PATHS);
+  installAuth(app, ctx.store, [...PUBLIC_PATHS, ...DASHBOARD_PUBLIC_PATHS]);
   userRoutes(app, ctx);
   endpointRoutes(app, ctx);
   functionRoutes(app, ctx);
@@ -313,6 +316,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     log,
   };
   const app = buildApp(ctx);
+  const dashboard = installDashboard(app, { ctx, waiters, home: options.home, host });
   let closed = false;
   const close = async () => {
     if (closed) return;
@@ -348,7 +352,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 8080);
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info(`listening on ${url} (protocol ${PROTOCOL_VERSION}, ${forwarders.size} forwarders restored)`);
-  return { url, host, port, store, forwarders, waiters, replicaId, app, close };
+  return { url, host, port, store, forwarders, waiters, replicaId, app, dashboard, close };
 }
 
 /** This replica's stable name (HOME/replica-id, created once). */

@@ -15,6 +15,11 @@ export class ResultWaiters {
   private readonly all = new Set<Waiter>();
   private closed = false;
 
+  /** Long-polls waiting right now (for /metrics). */
+  get open(): number {
+    return this.all.size;
+  }
+
   /** Results of these tasks were just stored. */
   notify(taskIds: readonly string[]): void {
     for (const id of taskIds) {
