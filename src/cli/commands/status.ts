@@ -47,6 +47,7 @@ export function registerStatusCommand(program: Command, ctx: CliContext): void {
           port: e?.port ?? null, backlog: e?.backlog ?? 0, pending: e?.pending ?? 0,
           managers: e?.managers ?? [], blocks, missing: e?.missing ?? [], submitHealth: e?.submitHealth ?? null,
           decision: e?.decision ?? null,
+          scheduler_calls: e?.schedulerCalls ?? null, endedBlocks: e?.endedBlocks ?? [],
         }));
         return;
       }
