@@ -1,5 +1,5 @@
 /**
- * The funcX web service: a fastify app over the SQLite store, one forwarder per endpoint, and long-polls
+ * The funcX web service: a fastify app over the store (SQLite or PostgreSQL), one forwarder per endpoint, and long-polls
  * woken by the forwarders' "results stored" events. `startService` is what `funcx-service start` runs.
  *
  * HTTP API (JSON; `Authorization: Bearer <token>` everywhere but /v1/health; a client sending
@@ -22,7 +22,8 @@
  *   GET  /v1/tasks/:id/transitions → {taskId, transitions: [{state, actor, at}]}
  */
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { PROTOCOL_VERSION, protocolMismatchMessage } from '../protocol/forwarder-messages.js';
 import { loadOrCreateKeyPair, type CurveKeyPair } from '../protocol/keys.js';
@@ -30,20 +31,31 @@ import { FuncxError } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
 import { HttpError, installAuth } from './auth.js';
 import { Forwarder } from './forwarder.js';
-import { Store, type EndpointRecord } from './store.js';
+import { openStore, PgStore, QuotaExceededError, StoreUnavailableError, type EndpointRecord, type Store } from './store/index.js';
+import { quotaExceeded, resolveLimits, resolveQuotas, type ServiceLimits, type ServiceQuotas } from './limits.js';
+import { PgReplicaBus } from './store/pg-bus.js';
+import { localBus, type ReplicaBus } from './replica-bus.js';
 import type { ForwarderDirectory, ServiceContext } from './routes/context.js';
 import { endpointRoutes } from './routes/endpoints.js';
 import { functionRoutes } from './routes/functions.js';
 import { ResultWaiters } from './routes/long-poll.js';
 import { taskRoutes } from './routes/tasks.js';
 import { PUBLIC_PATHS, userRoutes } from './routes/users.js';
+import { DASHBOARD_PUBLIC_PATHS, installDashboard, type Dashboard } from './dashboard/install.js';
+
+/** What a 503 tells the client to wait while the database is unavailable. */
+const RETRY_AFTER_SECONDS = 2;
 
 /** The header a client sends to say which protocol version it speaks. */
 export const PROTOCOL_HEADER = 'x-funcx-protocol';
 
-export interface ServiceOptions {
-  /** State folder (FUNCX_SERVICE_HOME): service.db and keys/. */
+export interface ServiceOptions extends Partial<ServiceLimits> {
+  /** State folder (FUNCX_SERVICE_HOME): service.db (unless `database` says otherwise) and keys/. */
   home: string;
+  /** Per-user quotas; absent ones keep their defaults (limits.ts). */
+  quotas?: Partial<ServiceQuotas>;
+  /** Where the state lives: a SQLite file path or a postgres:// URL. @default HOME/service.db */
+  database?: string;
   /** @default '127.0.0.1' */
   host?: string;
   /** 0 lets the OS choose. @default 8080 */
@@ -60,8 +72,11 @@ export interface ServiceOptions {
   heartbeatThresholdMs?: number;
   /** Longest long-poll, seconds. @default 60 */
   maxWaitSeconds?: number;
-  /** Most tasks per POST /v1/tasks. @default 100000 */
-  maxBatch?: number;
+  /**
+   * This replica's name, kept in the database next to the endpoints it serves. Stable across restarts so a
+   * restarted replica takes back its endpoints. @default a UUID kept in HOME/replica-id
+   */
+  replicaId?: string;
   /** Forwarders are re-created at start for endpoints seen within this many ms. @default 7 days */
   restoreWithinMs?: number;
   log?: Logger;
@@ -74,13 +89,20 @@ export interface RunningService {
   store: Store;
   forwarders: ForwarderPool;
   waiters: ResultWaiters;
+  replicaId: string;
   app: FastifyInstance;
+  /** /metrics and the web dashboard's status history (src/service/dashboard). */
+  dashboard: Dashboard;
   /** Stop: answers waiting long-polls, closes HTTP, forwarders and the database. Safe to call twice. */
   close(): Promise<void>;
 }
 
 interface PoolOptions {
   store: Store;
+  replicaId: string;
+  /** Set once the bus is up (it needs the pool to deliver its events). */
+  bus: ReplicaBus;
+  maxResultBytes: number;
   keys: CurveKeyPair;
   options: ServiceOptions;
   onResults: (ids: string[]) => void;
@@ -98,7 +120,12 @@ export class ForwarderPool implements ForwarderDirectory {
     return this.forwarders.get(endpointId);
   }
 
-  async ensure(endpoint: EndpointRecord): Promise<Forwarder> {
+  /** This replica's name (saved with the endpoints it serves). */
+  get replicaId(): string {
+    return this.p.replicaId;
+  }
+
+  async ensure(endpoint: Pick<EndpointRecord, 'id' | 'publicKey' | 'ports'>): Promise<Forwarder> {
     let forwarder = this.forwarders.get(endpoint.id);
     if (!forwarder) {
       let creating = this.creating.get(endpoint.id);
@@ -115,11 +142,14 @@ export class ForwarderPool implements ForwarderDirectory {
           portRange: o.forwarderPortRange,
           heartbeatPeriodMs: o.heartbeatPeriodMs,
           heartbeatThresholdMs: o.heartbeatThresholdMs,
+          maxResultBytes: this.p.maxResultBytes,
           onResults: this.p.onResults,
           log: this.p.log.child(`forwarder ${endpoint.id.slice(0, 8)}`),
         })
           .then((f) => {
             this.forwarders.set(endpoint.id, f);
+            // This replica serves the endpoint now: one that did before lets go of it.
+            this.tellOthers(endpoint.id);
             return f;
           })
           .finally(() => this.creating.delete(endpoint.id));
@@ -131,8 +161,40 @@ export class ForwarderPool implements ForwarderDirectory {
     return forwarder;
   }
 
+  /** Tasks were queued for the endpoint: wake its forwarder here, or the replica that serves it. */
   notify(endpointId: string): void {
-    this.forwarders.get(endpointId)?.notify();
+    const forwarder = this.forwarders.get(endpointId);
+    if (forwarder) forwarder.notify();
+    else void this.p.bus.publishTasks([endpointId]).catch((err) => this.p.log.warn(`cannot tell the other replicas about new tasks: ${(err as Error).message}`));
+  }
+
+  /** Another replica queued tasks, or notifications may have been missed: forwarders here look at their queues. */
+  wake(endpointIds?: readonly string[]): void {
+    if (!endpointIds) for (const f of this.forwarders.values()) f.notify();
+    else for (const id of endpointIds) this.forwarders.get(id)?.notify();
+  }
+
+  /** Another replica serves the endpoint now: close ours without recording a state (the other one does). */
+  async release(endpointId: string): Promise<void> {
+    await this.creating.get(endpointId)?.catch(() => undefined);
+    const forwarder = this.forwarders.get(endpointId);
+    if (!forwarder) return;
+    this.forwarders.delete(endpointId);
+    this.p.log.info(`endpoint ${endpointId} registered with another replica: closing its forwarder here`);
+    await forwarder.close({ recordState: false });
+  }
+
+  async remove(endpointId: string): Promise<void> {
+    await this.creating.get(endpointId)?.catch(() => undefined);
+    const forwarder = this.forwarders.get(endpointId);
+    this.forwarders.delete(endpointId);
+    this.tellOthers(endpointId);
+    await forwarder?.close();
+  }
+
+  /** Other replicas close their forwarder for this endpoint (it moved here, or was deleted). */
+  private tellOthers(endpointId: string): void {
+    void this.p.bus.publishClaim(endpointId).catch((err) => this.p.log.warn(`cannot tell the other replicas about endpoint ${endpointId}: ${(err as Error).message}`));
   }
 
   get size(): number {
@@ -148,7 +210,8 @@ export class ForwarderPool implements ForwarderDirectory {
 
 /** The fastify app with every route; `ctx` holds the state. */
 export function buildApp(ctx: ServiceContext): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 256 * 1024 * 1024, forceCloseConnections: true });
+  // Every route takes at most maxBodyBytes; the two that need more say so (tasks, functions).
+  const app = Fastify({ logger: false, bodyLimit: ctx.limits.maxBodyBytes, forceCloseConnections: true });
   // Version check first: a client speaking another protocol hears that, whatever else is wrong.
   app.addHook('onRequest', async (request) => {
     const header = request.headers[PROTOCOL_HEADER];
@@ -156,7 +219,7 @@ export function buildApp(ctx: ServiceContext): FastifyInstance {
       throw new HttpError(400, 'PROTOCOL_MISMATCH', protocolMismatchMessage('client', header, 'service'));
     }
   });
-  installAuth(app, ctx.store, PUBLIC_PATHS);
+  installAuth(app, ctx.store, [...PUBLIC_PATHS, ...DASHBOARD_PUBLIC_PATHS]);
   userRoutes(app, ctx);
   endpointRoutes(app, ctx);
   functionRoutes(app, ctx);
@@ -164,13 +227,30 @@ export function buildApp(ctx: ServiceContext): FastifyInstance {
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` });
   });
-  app.setErrorHandler((err: FastifyError | Error, request, reply) => {
+  app.setErrorHandler((thrown: FastifyError | Error, request, reply) => {
+    // The store's quota refusal becomes the API's 429.
+    const err = thrown instanceof QuotaExceededError ? quotaExceeded(thrown) : thrown;
     let status = 500;
     let code = 'INTERNAL';
     let message = err.message;
+    let details: Record<string, unknown> = {};
     if (err instanceof HttpError) {
       status = err.statusCode;
       code = err.code;
+      details = err.details;
+      for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v);
+    } else if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      const limit = request.routeOptions.bodyLimit ?? ctx.limits.maxBodyBytes;
+      status = 413;
+      code = 'BODY_TOO_LARGE';
+      message = `the request body is larger than ${limit} bytes, the limit of ${request.method} ${request.routeOptions.url ?? request.url}`;
+      details = { limit };
+    } else if (err instanceof StoreUnavailableError) {
+      // The database is restarting or unreachable: nothing was changed, the client may simply retry.
+      status = 503;
+      code = err.code;
+      void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+      ctx.log.warn(`${request.method} ${request.url}: 503: ${err.message}`);
     } else if (err instanceof FuncxError) {
       code = err.code;
       status = { ENDPOINT_NOT_CONNECTED: 409, COMMAND_TIMEOUT: 504, FORWARDER_BIND: 503 }[err.code] ?? 500;
@@ -182,7 +262,7 @@ export function buildApp(ctx: ServiceContext): FastifyInstance {
       ctx.log.error(`${request.method} ${request.url}: ${err.stack ?? err.message}`);
       message = `internal error: ${err.message}`;
     }
-    void reply.code(status).send({ statusCode: status, code, message });
+    void reply.code(status).send({ statusCode: status, code, message, ...details });
   });
   return app;
 }
@@ -195,19 +275,48 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   mkdirSync(keysDir, { recursive: true, mode: 0o700 });
   chmodSync(keysDir, 0o700);
   const keys = loadOrCreateKeyPair(join(keysDir, 'forwarder.json'));
-  const store = new Store(join(options.home, 'service.db'));
+  const store = await openStore(options.database ?? join(options.home, 'service.db'), {
+    onIdleError: (err) => log.warn(`database connection lost: ${err.message}`),
+  });
+  const replicaId = options.replicaId ?? loadOrCreateReplicaId(options.home);
   const waiters = new ResultWaiters();
-  const forwarders = new ForwarderPool({ store, keys, options, log, onResults: (ids) => waiters.notify(ids) });
+  const limits = resolveLimits(options);
+  const pool: PoolOptions = {
+    store, keys, options, log, replicaId, bus: localBus, maxResultBytes: limits.maxResultBytes,
+    onResults: (ids) => {
+      waiters.notify(ids);
+      void pool.bus.publishResults(ids).catch((err) => log.warn(`cannot tell the other replicas about results: ${(err as Error).message}`));
+    },
+  };
+  const forwarders = new ForwarderPool(pool);
+  if (store instanceof PgStore) {
+    try {
+      pool.bus = await PgReplicaBus.start(store, replicaId, {
+        tasksQueued: (ids) => forwarders.wake(ids),
+        resultsStored: (ids) => waiters.notify(ids),
+        endpointClaimed: (id) => void forwarders.release(id),
+        missed: () => {
+          forwarders.wake();
+          void recheckWaiters(store, waiters).catch((err) => log.warn(`cannot re-read long-polled tasks: ${(err as Error).message}`));
+        },
+      }, log.child('bus'));
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
   const host = options.host ?? '127.0.0.1';
   const ctx: ServiceContext = {
     store,
     forwarders,
     waiters,
     maxWaitSeconds: options.maxWaitSeconds ?? 60,
-    maxBatch: options.maxBatch ?? 100_000,
+    limits,
+    quotas: resolveQuotas(options.quotas),
     log,
   };
   const app = buildApp(ctx);
+  const dashboard = installDashboard(app, { ctx, waiters, home: options.home, host });
   let closed = false;
   const close = async () => {
     if (closed) return;
@@ -215,12 +324,14 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     waiters.releaseAll();
     await app.close().catch((err) => log.warn(`closing HTTP: ${(err as Error).message}`));
     await forwarders.closeAll();
-    store.close();
+    await pool.bus.close();
+    await store.close();
   };
   try {
     // Nobody is connected to a service that is only starting.
-    const endpoints = store.allEndpoints();
-    for (const e of endpoints) if (e.state !== 'Inactive') store.setEndpointState(e.id, 'Inactive');
+    // This replica's endpoints (or, from before replicas, unclaimed ones); the others' are theirs.
+    const endpoints = (await store.allEndpoints()).filter((e) => e.replica === replicaId || e.replica === null);
+    for (const e of endpoints) if (e.state !== 'Inactive') await store.setEndpointState(e.id, 'Inactive');
     // Endpoints seen lately get their forwarder back on the same ports, so they reconnect by themselves.
     const since = Date.now() - (options.restoreWithinMs ?? 7 * 24 * 3600 * 1000);
     for (const e of endpoints) {
@@ -241,5 +352,25 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 8080);
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info(`listening on ${url} (protocol ${PROTOCOL_VERSION}, ${forwarders.size} forwarders restored)`);
-  return { url, host, port, store, forwarders, waiters, app, close };
+  return { url, host, port, store, forwarders, waiters, replicaId, app, dashboard, close };
+}
+
+/** This replica's stable name (HOME/replica-id, created once). */
+function loadOrCreateReplicaId(home: string): string {
+  const path = join(home, 'replica-id');
+  if (existsSync(path)) {
+    const id = readFileSync(path, 'utf8').trim();
+    if (/^[A-Za-z0-9._:-]{1,100}$/.test(id)) return id;
+  }
+  const id = randomUUID();
+  writeFileSync(path, id + '\n', { mode: 0o600 });
+  return id;
+}
+
+/** Wake the long-polls whose tasks finished while notifications could not arrive. */
+async function recheckWaiters(store: Store, waiters: ResultWaiters): Promise<void> {
+  const ids = waiters.pendingIds();
+  if (ids.length === 0) return;
+  const finished = [...(await store.tasks(ids)).values()].filter((t) => t.state === 'success' || t.state === 'failed');
+  if (finished.length > 0) waiters.notify(finished.map((t) => t.id));
 }
