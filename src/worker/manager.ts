@@ -8,8 +8,8 @@
 import * as zmq from 'zeromq';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { decodeFrame, encode, checkTasks } from '../protocol/codec.js';
-import { PROTOCOL_VERSION, type RegisterMessage, type ResultEnvelope, type TaskEnvelope } from '../protocol/messages.js';
+import { encode } from '../protocol/codec.js';
+import { PROTOCOL_VERSION, parseFromInterchange, type RegisterMessage, type ResultEnvelope, type ResultsMessage, type TaskEnvelope } from '../protocol/messages.js';
 import { SocketWriter } from '../protocol/socket-writer.js';
 import type { ManagerKeyFile } from '../protocol/keys.js';
 import { WorkerPool } from './worker-pool.js';
@@ -160,8 +160,8 @@ export class Manager {
       };
       await socket.send(encode(register));
       const [frame] = await socket.receive();
-      const reply = decodeFrame(frame);
-      if (reply.kind === 'refused') throw new Error(`interchange at ${address} refused us: ${String(reply.reason)}`);
+      const reply = parseFromInterchange(frame);
+      if (reply.kind === 'refused') throw new Error(`interchange at ${address} refused us: ${reply.reason}`);
       if (reply.kind !== 'registered') throw new Error(`interchange at ${address} answered ${reply.kind}`);
       socket.receiveTimeout = -1;
       return { socket, address };
@@ -178,7 +178,7 @@ export class Manager {
         this.lastHeard = Date.now();
         let message;
         try {
-          message = decodeFrame(frame);
+          message = parseFromInterchange(frame);
         } catch (err) {
           this.warnBadFrame(`dropped a bad frame from the interchange: ${(err as Error).message}`);
           continue;
@@ -196,10 +196,15 @@ export class Manager {
             void this.stop('the interchange asked us to shut down', 0);
             break;
           case 'refused':
-            void this.stop(`the interchange refused us: ${String(message.reason)}`, 5);
+            void this.stop(`the interchange refused us: ${message.reason}`, 5);
             break;
-          default:
-            this.warnBadFrame(`dropped a message of unknown kind ${JSON.stringify(message.kind)}`);
+          case 'registered':
+            this.warnBadFrame('dropped a second "registered" from the interchange');
+            break;
+          default: {
+            const unhandled: never = message;
+            this.warnBadFrame(`dropped an unhandled message ${JSON.stringify((unhandled as { kind: unknown }).kind)}`);
+          }
         }
       }
     } catch (err) {
@@ -207,14 +212,7 @@ export class Manager {
     }
   }
 
-  private onTasks(value: unknown): void {
-    let tasks: TaskEnvelope[];
-    try {
-      tasks = checkTasks(value);
-    } catch (err) {
-      this.warnBadFrame(`dropped a bad task batch: ${(err as Error).message}`);
-      return;
-    }
+  private onTasks(tasks: TaskEnvelope[]): void {
     for (const t of tasks) this.queue.push(t);
     this.fillWorkers();
   }
@@ -253,7 +251,7 @@ export class Manager {
     const pool = this.pool!;
     pool.window = this.avgTaskMs < 0.5 ? MAX_WINDOW : this.avgTaskMs < 5 ? 8 : 1;
     const capacity = this.state === 'draining' ? 0 : this.capacity;
-    const message: { kind: 'results'; results: ResultEnvelope[]; capacity?: number } = { kind: 'results', results: this.outbox };
+    const message: ResultsMessage = { kind: 'results', results: this.outbox };
     if (capacity !== this.advertisedCapacity) {
       message.capacity = capacity;
       this.advertisedCapacity = capacity;
