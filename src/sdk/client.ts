@@ -12,6 +12,17 @@ import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { decodeOutcome, encodeArgs, RemoteError, type RemoteErrorInfo } from '../protocol/payload.js';
 import { isMPIFunction, isShellFunction, renderCommand, type MPIFunction, type ShellFunction } from './functions.js';
 import { functionSource } from './serialize.js';
+import type {
+  CreateGroupRequest, CreateGroupResponse, AddMemberRequest, EndpointListResponse, ErrorBody, EndpointView, RegisterFunctionRequest,
+  RegisterFunctionResponse, SubmitTasksRequest, SubmitTasksResponse, TaskResultsRequest, TaskResultsResponse, TaskSpec,
+  TaskState, TaskView, TransitionsResponse, TransitionView, WhoamiResponse,
+} from '../protocol/http.js';
+
+export type { TaskState };
+/** A task's transition as the service records it. */
+export type Transition = TransitionView;
+/** An endpoint as the service shows it. */
+export type EndpointInfo = EndpointView;
 
 /** @default FUNCX_SERVICE_URL, else credentials.json's serviceUrl, else http://127.0.0.1:8080 */
 export interface FuncXClientOptions {
@@ -33,8 +44,6 @@ export class ServiceError extends FuncxError {
   }
 }
 
-export type TaskState = 'received' | 'waiting-for-endpoint' | 'waiting-for-nodes' | 'running' | 'success' | 'failed';
-
 /** One task of a batch result: finished (ok with value, or failed with error) or still pending. */
 export interface TaskResult<T = unknown> {
   taskId: string;
@@ -45,35 +54,7 @@ export interface TaskResult<T = unknown> {
   error?: RemoteErrorInfo;
 }
 
-export interface Transition {
-  state: TaskState;
-  actor: string;
-  at: string;
-}
-
-export interface EndpointInfo {
-  endpointId: string;
-  name: string;
-  owner: string;
-  state: 'Active' | 'Inactive';
-  lastSeen: string | null;
-  group: string | null;
-  queued: number;
-}
-
-type TaskSpec =
-  | { endpointId: string; functionId: string; args: string }
-  | { endpointId: string; shell: Omit<ShellFunction, 'kind'> }
-  | { endpointId: string; mpi: Omit<MPIFunction, 'kind'> };
-
 type Runnable = string | ShellFunction | MPIFunction;
-
-interface TaskView {
-  taskId: string;
-  state: TaskState;
-  failed?: boolean;
-  result?: string;
-}
 
 /** Tasks collected to be submitted in one request (`client.batchRun(batch)`). */
 export class Batch {
@@ -138,7 +119,8 @@ export class FuncXClient {
   /** Register a function (or its source); returns its id. `group` shares it with that group's members. */
   async registerFunction(fn: ((...args: never[]) => unknown) | string, options: { name?: string; group?: string } = {}): Promise<string> {
     const name = options.name ?? (typeof fn === 'function' && fn.name ? fn.name : 'anonymous');
-    const body = await this.request<{ functionId: string }>('POST', '/v1/functions', { name, source: functionSource(fn), group: options.group });
+    const request: RegisterFunctionRequest = { name, source: functionSource(fn), group: options.group };
+    const body = await this.request<RegisterFunctionResponse>('POST', '/v1/functions', request);
     return body.functionId;
   }
 
@@ -160,7 +142,8 @@ export class FuncXClient {
   }
 
   private async submit(tasks: TaskSpec[]): Promise<string[]> {
-    return (await this.request<{ taskIds: string[] }>('POST', '/v1/tasks', { tasks })).taskIds;
+    const request: SubmitTasksRequest = { tasks };
+    return (await this.request<SubmitTasksResponse>('POST', '/v1/tasks', request)).taskIds;
   }
 
   /** A task's state without waiting. */
@@ -201,7 +184,8 @@ export class FuncXClient {
       const waitS = first && mode === 'any' ? 0 : Math.max(0, Math.min(50, (deadline - Date.now()) / 1000));
       for (let i = 0; i < pending.length; i += 50_000) {
         const chunk = pending.slice(i, i + 50_000);
-        const body = await this.request<{ results: TaskView[] }>('POST', `/v1/tasks/results?wait=${waitS}`, { ids: chunk, mode }, waitS * 1000);
+        const request: TaskResultsRequest = { ids: chunk, mode };
+        const body = await this.request<TaskResultsResponse>('POST', `/v1/tasks/results?wait=${waitS}`, request, waitS * 1000);
         for (const view of body.results) results.set(view.taskId, toResult<T>(view));
       }
       const before = pending.length;
@@ -212,35 +196,38 @@ export class FuncXClient {
     // Mode "any" answers only finished tasks: ask once more for the states of the rest.
     const unseen = unique.filter((id) => !results.has(id));
     for (let i = 0; i < unseen.length; i += 50_000) {
-      const body = await this.request<{ results: TaskView[] }>('POST', '/v1/tasks/results', { ids: unseen.slice(i, i + 50_000), mode: 'all' });
+      const request: TaskResultsRequest = { ids: unseen.slice(i, i + 50_000), mode: 'all' };
+      const body = await this.request<TaskResultsResponse>('POST', '/v1/tasks/results', request);
       for (const view of body.results) results.set(view.taskId, toResult<T>(view));
     }
     return taskIds.map((id) => results.get(id)!);
   }
 
   async getTransitions(taskId: string): Promise<Transition[]> {
-    return (await this.request<{ transitions: Transition[] }>('GET', `/v1/tasks/${encodeURIComponent(taskId)}/transitions`)).transitions;
+    return (await this.request<TransitionsResponse>('GET', `/v1/tasks/${encodeURIComponent(taskId)}/transitions`)).transitions;
   }
 
   async listEndpoints(): Promise<EndpointInfo[]> {
-    return (await this.request<{ endpoints: EndpointInfo[] }>('GET', '/v1/endpoints')).endpoints;
+    return (await this.request<EndpointListResponse>('GET', '/v1/endpoints')).endpoints;
   }
 
   async getEndpoint(endpointId: string): Promise<EndpointInfo> {
     return this.request<EndpointInfo>('GET', `/v1/endpoints/${encodeURIComponent(endpointId)}`);
   }
 
-  async whoami(): Promise<{ userId: string; name: string; groups: string[] }> {
-    return this.request('GET', '/v1/whoami');
+  async whoami(): Promise<WhoamiResponse> {
+    return this.request<WhoamiResponse>('GET', '/v1/whoami');
   }
 
   async createGroup(name: string): Promise<string> {
-    return (await this.request<{ groupId: string }>('POST', '/v1/groups', { name })).groupId;
+    const request: CreateGroupRequest = { name };
+    return (await this.request<CreateGroupResponse>('POST', '/v1/groups', request)).groupId;
   }
 
   /** Add a user (by name) to a group you own (by id or name). */
   async addGroupMember(group: string, user: string): Promise<void> {
-    await this.request('POST', `/v1/groups/${encodeURIComponent(group)}/members`, { user });
+    const request: AddMemberRequest = { user };
+    await this.request('POST', `/v1/groups/${encodeURIComponent(group)}/members`, request);
   }
 
   private async request<T>(method: string, path: string, body?: unknown, extraTimeoutMs = 0): Promise<T> {
@@ -256,7 +243,7 @@ export class FuncXClient {
       const why = e.code === 'ECONNREFUSED' ? 'connection refused (is it running?)' : e.message;
       throw new FuncxError('SERVICE_UNREACHABLE', `cannot reach the funcX service at ${this.serviceUrl}: ${why}`, ['start it with `funcx-service start`, or set FUNCX_SERVICE_URL']);
     }
-    let parsed: Record<string, unknown> | undefined;
+    let parsed: (Partial<ErrorBody> & Record<string, unknown>) | undefined;
     try {
       parsed = response.text ? JSON.parse(response.text) : undefined;
     } catch {

@@ -290,6 +290,10 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
         else this.emit('command', m.command, reply);
         return;
       }
+      default: {
+        const unhandled: never = m;
+        throw new ProtocolError(`unhandled message ${JSON.stringify((unhandled as { kind: unknown }).kind)} on the ${channel} channel`);
+      }
     }
   }
 

@@ -8,11 +8,12 @@ import { PROTOCOL_VERSION, protocolMismatchMessage } from '../../protocol/forwar
 import { isZ85Key } from '../../protocol/keys.js';
 import { badRequest, forbidden, HttpError, notFound, userOf } from '../auth.js';
 import { bodyObject, endpointFor, endpointView, isUuid, optionalString, requireString, type ServiceContext } from './context.js';
+import type { EndpointListResponse, EndpointStatusResponse, EndpointStopResponse, EndpointView, RegisterEndpointResponse } from '../../protocol/http.js';
 
 export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { store, forwarders } = ctx;
 
-  app.post('/v1/endpoints', async (request) => {
+  app.post('/v1/endpoints', async (request): Promise<RegisterEndpointResponse> => {
     const user = userOf(request);
     const body = bodyObject(request.body);
     if (body.protocol !== PROTOCOL_VERSION) {
@@ -41,18 +42,18 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
     return { endpointId: id, forwarder: forwarder.address(), protocol: PROTOCOL_VERSION };
   });
 
-  app.get('/v1/endpoints', async (request) => {
+  app.get('/v1/endpoints', async (request): Promise<EndpointListResponse> => {
     const user = userOf(request);
     return { endpoints: store.endpointsFor(user.id).map((e) => endpointView(store, e, forwarders.get(e.id))) };
   });
 
-  app.get<{ Params: { id: string } }>('/v1/endpoints/:id', async (request) => {
+  app.get<{ Params: { id: string } }>('/v1/endpoints/:id', async (request): Promise<EndpointView> => {
     const endpoint = endpointFor(store, userOf(request), request.params.id);
     return endpointView(store, endpoint, forwarders.get(endpoint.id));
   });
 
   /** Ask the running endpoint for its own report (engine, managers, blocks, queue). Owner only. */
-  app.get<{ Params: { id: string } }>('/v1/endpoints/:id/status', async (request) => {
+  app.get<{ Params: { id: string } }>('/v1/endpoints/:id/status', async (request): Promise<EndpointStatusResponse> => {
     const user = userOf(request);
     const endpoint = endpointFor(store, user, request.params.id);
     if (endpoint.owner !== user.id) throw forbidden(`only the owner of endpoint ${endpoint.id} can ask for its status`);
@@ -61,7 +62,7 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
   });
 
   /** Ask the running endpoint to stop. Owner only. */
-  app.post<{ Params: { id: string } }>('/v1/endpoints/:id/stop', async (request) => {
+  app.post<{ Params: { id: string } }>('/v1/endpoints/:id/stop', async (request): Promise<EndpointStopResponse> => {
     const user = userOf(request);
     const endpoint = endpointFor(store, user, request.params.id);
     if (endpoint.owner !== user.id) throw forbidden(`only the owner of endpoint ${endpoint.id} can stop it`);

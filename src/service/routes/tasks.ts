@@ -12,6 +12,7 @@ import { badRequest, forbidden, notFound, userOf } from '../auth.js';
 import {
   bodyObject, endpointFor, functionFor, isFinished, taskFor, taskView, waitMs, type ServiceContext,
 } from './context.js';
+import type { SubmitTasksResponse, TaskResultsResponse, TaskView, TransitionsResponse } from '../../protocol/http.js';
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const MAX_WALLTIME_MS = 30 * 24 * 3600 * 1000;
@@ -97,7 +98,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { store } = ctx;
 
   /** Body: `{tasks: [...]}` or the array itself. Answers `{taskIds}` in the same order. */
-  app.post('/v1/tasks', async (request) => {
+  app.post('/v1/tasks', async (request): Promise<SubmitTasksResponse> => {
     const user = userOf(request);
     const specs = Array.isArray(request.body) ? request.body : bodyObject(request.body).tasks;
     if (!Array.isArray(specs) || specs.length === 0) throw badRequest('"tasks" must be a non-empty array');
@@ -110,7 +111,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   });
 
   /** One task; `?wait=SECONDS` holds the request until it finishes or the time is up. */
-  app.get<{ Params: { id: string } }>('/v1/tasks/:id', async (request, reply) => {
+  app.get<{ Params: { id: string } }>('/v1/tasks/:id', async (request, reply): Promise<TaskView> => {
     const user = userOf(request);
     const task = taskFor(store, user, request.params.id);
     await waitFor(ctx, reply, [task], 'all', waitMs(request.query, ctx.maxWaitSeconds));
@@ -123,7 +124,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
    * Mode "all" answers every id in order; mode "any" only the finished ones (and how many are pending),
    * so a client following a big batch pays per result, not per pending task.
    */
-  app.post('/v1/tasks/results', async (request, reply) => {
+  app.post('/v1/tasks/results', async (request, reply): Promise<TaskResultsResponse> => {
     const user = userOf(request);
     const body = bodyObject(request.body);
     const ids = body.ids;
@@ -146,7 +147,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     return { results: finished.map(taskView), pending: latest.length - finished.length };
   });
 
-  app.get<{ Params: { id: string } }>('/v1/tasks/:id/transitions', async (request) => {
+  app.get<{ Params: { id: string } }>('/v1/tasks/:id/transitions', async (request): Promise<TransitionsResponse> => {
     const task = taskFor(store, userOf(request), request.params.id);
     return {
       taskId: task.id,
