@@ -3,8 +3,9 @@
  */
 import { ConfigError } from '../errors.js';
 import { ENGINE_DEFAULTS } from './defaults.js';
+import { MPI_ENGINE_FIELDS, resolveMpiOptions, type EngineMode, type MpiEngineOptions, type ResolvedMpiOptions } from './mpi-options.js';
 
-export interface EngineOptions {
+export interface EngineOptions extends MpiEngineOptions {
   /** Most workers a manager starts on one node. @default cores / cores_per_worker */
   max_workers_per_node?: number;
   /** Cores each worker needs. @default 1 */
@@ -38,6 +39,9 @@ export interface EngineOptions {
 
 /** Engine options with defaults filled and durations in ms. */
 export interface ResolvedEngineOptions {
+  mode: EngineMode;
+  /** Set in mode "mpi" only. */
+  mpi?: ResolvedMpiOptions;
   maxWorkersPerNode?: number;
   coresPerWorker: number;
   memPerWorkerGB?: number;
@@ -57,7 +61,7 @@ export interface ResolvedEngineOptions {
 const FIELDS = new Set([
   'max_workers_per_node', 'cores_per_worker', 'mem_per_worker', 'prefetch_capacity', 'address', 'extra_addresses',
   'interchange_port', 'interchange_port_range', 'heartbeat_period', 'heartbeat_threshold', 'max_retries',
-  'address_probe_timeout', 'result_size_limit', 'manager_command', 'manager_log_level',
+  'address_probe_timeout', 'result_size_limit', 'manager_command', 'manager_log_level', ...MPI_ENGINE_FIELDS,
 ]);
 
 function num(where: string, value: unknown, { min = 0, integer = false, exclusiveMin = false } = {}): number {
@@ -104,6 +108,7 @@ export function resolveEngineOptions(options: EngineOptions = {}, where = 'engin
     throw new ConfigError(`${where}: set interchange_port or interchange_port_range, not both`);
   }
   return {
+    ...resolveMpiOptions(o, where),
     maxWorkersPerNode: options.max_workers_per_node,
     coresPerWorker: options.cores_per_worker ?? ENGINE_DEFAULTS.cores_per_worker,
     memPerWorkerGB: options.mem_per_worker,

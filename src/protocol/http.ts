@@ -5,6 +5,7 @@
  * opaque payloads (arguments, results) are base64.
  */
 import type { ForwarderAddress } from './forwarder-messages.js';
+import type { ResourceSpec } from './resource-spec.js';
 
 /** Where a task is in its life; `success` and `failed` are final. */
 export type TaskState = 'received' | 'waiting-for-endpoint' | 'waiting-for-nodes' | 'running' | 'success' | 'failed';
@@ -17,12 +18,19 @@ export interface ErrorBody {
   statusCode: number;
   code: string;
   message: string;
+  /** The limit that was exceeded (413 TOO_MANY_IDS, 413 body too large, 429 quotas). */
+  limit?: number;
+  /** Other details of the error (e.g. a quota's name and usage). */
+  [detail: string]: unknown;
 }
 
 // ---- tasks -------------------------------------------------------------------------------------------------
 
-/** One task to run: a registered function with its arguments, a shell command, or an MPI application. */
-export type TaskSpec =
+/**
+ * One task to run: a registered function with its arguments, a shell command, or an MPI application, with
+ * an optional resource specification (nodes, ranks) for the endpoint's MPI engine.
+ */
+export type TaskSpec = (
   | {
       endpointId: string;
       functionId: string;
@@ -30,7 +38,8 @@ export type TaskSpec =
       args: string;
     }
   | { endpointId: string; shell: ShellSpec }
-  | { endpointId: string; mpi: MpiSpec };
+  | { endpointId: string; mpi: MpiSpec }
+) & { resources?: ResourceSpec };
 
 export interface ShellSpec {
   command: string;
@@ -41,7 +50,8 @@ export interface ShellSpec {
 
 export interface MpiSpec {
   command: string;
-  ranks: number;
+  /** Ranks in all; without it, the resource specification's num_ranks. */
+  ranks?: number;
   walltimeMs?: number;
 }
 
@@ -80,6 +90,8 @@ export interface TaskResultsResponse {
   results: TaskView[];
   /** Mode "any" only: how many of the ids are not finished. */
   pending?: number;
+  /** Ids whose answers did not fit this reply (maxReplyBytes), in order: ask for them next. */
+  remaining: string[];
 }
 
 export interface TransitionView {
@@ -159,6 +171,13 @@ export interface EndpointListResponse {
 /** GET /v1/endpoints/:id/status: the view plus the endpoint's own report (engine, managers, blocks). */
 export interface EndpointStatusResponse extends EndpointView {
   report: unknown;
+}
+
+/** DELETE /v1/endpoints/:id (owner only): its unfinished tasks fail with EndpointDeleted. */
+export interface EndpointDeleteResponse {
+  endpointId: string;
+  deleted: true;
+  failedTasks: number;
 }
 
 /** POST /v1/endpoints/:id/stop. */

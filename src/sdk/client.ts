@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { FuncxError, ProtocolError } from '../errors.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { decodeOutcome, encodeArgs, RemoteError, type RemoteErrorInfo } from '../protocol/payload.js';
-import { isMPIFunction, isShellFunction, renderCommand, type MPIFunction, type ShellFunction } from './functions.js';
+import { isMPIFunction, isShellFunction, isWithResources, renderCommand, type MPIFunction, type ShellFunction, type WithResources } from './functions.js';
+import type { ResourceSpec } from '../protocol/resource-spec.js';
 import { functionSource } from './serialize.js';
 import type {
   CreateGroupRequest, CreateGroupResponse, AddMemberRequest, EndpointListResponse, ErrorBody, EndpointView, RegisterFunctionRequest,
@@ -39,9 +40,38 @@ export class ServiceError extends FuncxError {
     code: string,
     message: string,
     readonly status: number,
+    /** The error body's other fields (e.g. `limit` of a 413, `quota`/`used` of a 429). */
+    readonly details: Record<string, unknown> = {},
   ) {
     super(code, message);
   }
+
+  /** The limit a 413 names, if any. */
+  get limit(): number | undefined {
+    return typeof this.details.limit === 'number' ? this.details.limit : undefined;
+  }
+}
+
+/** Tasks per submit and ids per results call until the service names a smaller limit (its defaults). */
+const DEFAULT_CHUNK = 10_000;
+/** Submit bodies stay under the service's default 64 MiB cap. */
+const SUBMIT_BODY_BYTES = 48 * 1024 * 1024;
+
+/** Rough JSON size of a task spec (its arguments dominate). */
+function specBytes(spec: TaskSpec): number {
+  return 'args' in spec ? spec.args.length + 160 : JSON.stringify(spec).length + 40;
+}
+
+/** Split `tasks` into requests of at most `max` tasks and about SUBMIT_BODY_BYTES. */
+function chunkSpecs(tasks: readonly TaskSpec[], start: number, max: number): TaskSpec[] {
+  let bytes = 0;
+  let end = start;
+  while (end < tasks.length && end - start < max) {
+    bytes += specBytes(tasks[end]);
+    if (end > start && bytes > SUBMIT_BODY_BYTES) break;
+    end++;
+  }
+  return tasks.slice(start, end);
 }
 
 /** One task of a batch result: finished (ok with value, or failed with error) or still pending. */
@@ -54,7 +84,7 @@ export interface TaskResult<T = unknown> {
   error?: RemoteErrorInfo;
 }
 
-type Runnable = string | ShellFunction | MPIFunction;
+type Runnable = string | ShellFunction | MPIFunction | WithResources;
 
 /** Tasks collected to be submitted in one request (`client.batchRun(batch)`). */
 export class Batch {
@@ -72,14 +102,15 @@ export class Batch {
 }
 
 function taskSpec(endpointId: string, fn: Runnable, args: unknown[]): TaskSpec {
+  if (isWithResources(fn)) return { ...taskSpec(endpointId, fn.target, args), resources: fn.resources };
   if (typeof fn === 'string') return { endpointId, functionId: fn, args: Buffer.from(encodeArgs(args)).toString('base64') };
   if (isShellFunction(fn)) {
     const { kind: _kind, ...shell } = fn;
     return { endpointId, shell: { ...shell, command: renderCommand(fn.command, args[0] as Record<string, unknown> | undefined) } };
   }
   if (isMPIFunction(fn)) {
-    const { kind: _kind, ...mpi } = fn;
-    return { endpointId, mpi };
+    const { kind: _kind, resources, ...mpi } = fn;
+    return resources ? { endpointId, mpi, resources } : { endpointId, mpi };
   }
   throw new TypeError('run/add needs a function id, a ShellFunction or an MPIFunction');
 }
@@ -108,6 +139,9 @@ export class FuncXClient {
   readonly serviceUrl: string;
   private readonly token: string;
   private readonly timeoutMs: number;
+  /** Learnt from the service's 413s. */
+  private maxBatch = DEFAULT_CHUNK;
+  private maxIds = DEFAULT_CHUNK;
 
   constructor(options: FuncXClientOptions = {}) {
     const { serviceUrl, token } = resolveCredentials(options);
@@ -137,8 +171,51 @@ export class FuncXClient {
   /** Submit a whole batch in one request; task ids in the order added. */
   async batchRun(batch: Batch): Promise<string[]> {
     const ids: string[] = [];
-    for (let i = 0; i < batch.tasks.length; i += 50_000) ids.push(...(await this.submit(batch.tasks.slice(i, i + 50_000))));
+    while (ids.length < batch.tasks.length) {
+      const chunk = chunkSpecs(batch.tasks, ids.length, this.maxBatch);
+      try {
+        ids.push(...(await this.submit(chunk)));
+      } catch (err) {
+        // The service takes fewer per request than we sent: split to its limit and go on.
+        const limit = err instanceof ServiceError && err.code === 'TOO_MANY_TASKS' ? err.limit : undefined;
+        if (limit === undefined || limit >= chunk.length) throw err;
+        this.maxBatch = limit;
+      }
+    }
     return ids;
+  }
+
+  /**
+   * One results request per chunk of ids (waiting up to `waitS` for each), then the ids each reply left in
+   * `remaining` (its size cap was reached) without waiting, until every id was answered.
+   */
+  private async fetchResults(ids: readonly string[], mode: 'all' | 'any', waitS: number): Promise<TaskView[]> {
+    const out: TaskView[] = [];
+    let i = 0;
+    while (i < ids.length) {
+      const chunk = ids.slice(i, i + this.maxIds);
+      let body: TaskResultsResponse;
+      const request: TaskResultsRequest = { ids: chunk, mode };
+      try {
+        body = await this.request<TaskResultsResponse>('POST', `/v1/tasks/results?wait=${waitS}`, request, waitS * 1000);
+      } catch (err) {
+        const limit = err instanceof ServiceError && err.code === 'TOO_MANY_IDS' ? err.limit : undefined;
+        if (limit === undefined || limit >= chunk.length) throw err;
+        this.maxIds = limit;
+        continue;
+      }
+      i += chunk.length;
+      out.push(...body.results);
+      let remaining = body.remaining ?? [];
+      while (remaining.length > 0) {
+        const more: TaskResultsRequest = { ids: remaining, mode };
+        const next = await this.request<TaskResultsResponse>('POST', '/v1/tasks/results', more);
+        if (next.results.length === 0) break;
+        out.push(...next.results);
+        remaining = next.remaining ?? [];
+      }
+    }
+    return out;
   }
 
   private async submit(tasks: TaskSpec[]): Promise<string[]> {
@@ -182,12 +259,7 @@ export class FuncXClient {
     let pending = unique;
     for (let first = true; pending.length > 0; first = false) {
       const waitS = first && mode === 'any' ? 0 : Math.max(0, Math.min(50, (deadline - Date.now()) / 1000));
-      for (let i = 0; i < pending.length; i += 50_000) {
-        const chunk = pending.slice(i, i + 50_000);
-        const request: TaskResultsRequest = { ids: chunk, mode };
-        const body = await this.request<TaskResultsResponse>('POST', `/v1/tasks/results?wait=${waitS}`, request, waitS * 1000);
-        for (const view of body.results) results.set(view.taskId, toResult<T>(view));
-      }
+      for (const view of await this.fetchResults(pending, mode, waitS)) results.set(view.taskId, toResult<T>(view));
       const before = pending.length;
       pending = pending.filter((id) => results.get(id)?.pending !== false);
       if (pending.length < before || first) options.onProgress?.(unique.length - pending.length, unique.length);
@@ -195,11 +267,7 @@ export class FuncXClient {
     }
     // Mode "any" answers only finished tasks: ask once more for the states of the rest.
     const unseen = unique.filter((id) => !results.has(id));
-    for (let i = 0; i < unseen.length; i += 50_000) {
-      const request: TaskResultsRequest = { ids: unseen.slice(i, i + 50_000), mode: 'all' };
-      const body = await this.request<TaskResultsResponse>('POST', '/v1/tasks/results', request);
-      for (const view of body.results) results.set(view.taskId, toResult<T>(view));
-    }
+    for (const view of await this.fetchResults(unseen, 'all', 0)) results.set(view.taskId, toResult<T>(view));
     return taskIds.map((id) => results.get(id)!);
   }
 
@@ -252,7 +320,8 @@ export class FuncXClient {
     if (response.status < 200 || response.status >= 300) {
       const message = typeof parsed?.message === 'string' ? parsed.message : `HTTP ${response.status}`;
       if (parsed?.code === 'PROTOCOL_MISMATCH') throw new ProtocolError(message);
-      throw new ServiceError(typeof parsed?.code === 'string' ? parsed.code : `HTTP_${response.status}`, message, response.status);
+      const { statusCode: _s, code: _c, message: _m, ...details } = parsed ?? {};
+      throw new ServiceError(typeof parsed?.code === 'string' ? parsed.code : `HTTP_${response.status}`, message, response.status, details);
     }
     if (parsed === undefined) throw new ProtocolError(`the service at ${this.serviceUrl} answered ${method} ${path} with something that is not JSON`);
     return parsed as T;

@@ -1,137 +1,74 @@
 /**
- * The service's state in one SQLite file (WAL): users (tokens stored only as SHA-256 hashes), groups,
- * endpoints, functions, tasks with their opaque payloads and results, and every task transition.
+ * The embedded back end: one SQLite file (WAL) via better-sqlite3. Calls are synchronous underneath and
+ * wrapped in resolved promises, so one service process on one machine pays no round trip.
  *
  * The tasks table is also the forwarder's queue: a task waits in state `waiting-for-endpoint` until the
- * forwarder takes it, so a service restart loses nothing that was accepted. Hot paths (submit, deliver,
- * results) run in one transaction per batch and touch small rows: payloads live in their own table.
+ * forwarder takes it, so a service restart loses nothing that was accepted. Payloads live in their own
+ * table so state updates rewrite a small row.
  */
 import Database from 'better-sqlite3';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { chmodSync } from 'node:fs';
-import type { ResultEnvelope, TaskEnvelope } from '../protocol/messages.js';
-import type { ForwarderChannel } from '../protocol/forwarder-messages.js';
-import type { EndpointState, TaskState } from '../protocol/http.js';
-
-/** received → waiting-for-endpoint → waiting-for-nodes → running → success | failed (the HTTP contract's union). */
-export type { EndpointState, TaskState };
-
-export type User = { id: string; name: string; createdAt: number };
-export type Group = { id: string; name: string; owner: string };
-
-export interface EndpointRecord {
-  id: string;
-  name: string;
-  owner: string;
-  publicKey: string;
-  state: EndpointState;
-  /** Epoch ms of the last message from the endpoint, or null if never connected. */
-  lastSeen: number | null;
-  /** Group whose members may also send tasks here, or null (owner only). */
-  group: string | null;
-  /** The forwarder's ports last time it ran (re-bound after a service restart when free). */
-  ports: Record<ForwarderChannel, number> | null;
-  createdAt: number;
-}
-
-export interface FunctionRecord {
-  id: string;
-  owner: string;
-  name: string;
-  source: string;
-  group: string | null;
-  createdAt: number;
-}
-
-export interface TaskRecord {
-  id: string;
-  endpoint: string;
-  function: string | null;
-  owner: string;
-  state: TaskState;
-  /** null until finished. */
-  failed: boolean | null;
-  /** The opaque result payload (an encoded Outcome), null until finished. */
-  result: Buffer | null;
-  createdAt: number;
-  updatedAt: number;
-}
-
-export type Transition = { state: TaskState; actor: string; at: number };
-export type NewTask = { id: string; endpoint: string; function: string | null; owner: string; payload: Uint8Array };
-
-/** What storing a batch of results did. */
-export interface StoredResults {
-  /** Task ids whose result was stored now. */
-  stored: string[];
-  /** Results for tasks that were already finished (dropped). */
-  duplicates: number;
-  /** Results naming tasks that are not this endpoint's (dropped). */
-  unknown: number;
-}
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, token_hash TEXT NOT NULL UNIQUE,
-  created_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS groups (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, owner TEXT NOT NULL REFERENCES users(id));
-CREATE TABLE IF NOT EXISTS group_members (group_id TEXT NOT NULL REFERENCES groups(id), user_id TEXT NOT NULL REFERENCES users(id),
-  PRIMARY KEY (group_id, user_id));
-CREATE TABLE IF NOT EXISTS endpoints (id TEXT PRIMARY KEY, name TEXT NOT NULL, owner TEXT NOT NULL REFERENCES users(id),
-  public_key TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'Inactive', last_seen INTEGER, group_id TEXT REFERENCES groups(id),
-  ports TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS functions (id TEXT PRIMARY KEY, owner TEXT NOT NULL REFERENCES users(id), name TEXT NOT NULL,
-  source TEXT NOT NULL, group_id TEXT REFERENCES groups(id), created_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS tasks (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, endpoint TEXT NOT NULL,
-  function TEXT, owner TEXT NOT NULL, state TEXT NOT NULL, failed INTEGER, result BLOB,
-  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
--- The forwarder's queue and its delivered-but-unfinished set are partial indexes: a task has an entry only
--- while it is in that state, so state changes elsewhere cost nothing here.
-CREATE INDEX IF NOT EXISTS tasks_queued ON tasks(endpoint, seq) WHERE state = 'waiting-for-endpoint';
-CREATE INDEX IF NOT EXISTS tasks_in_flight ON tasks(endpoint, seq) WHERE state IN ('waiting-for-nodes', 'running');
--- Payloads apart, so that state updates rewrite a small row.
-CREATE TABLE IF NOT EXISTS task_payloads (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS task_transitions (task INTEGER NOT NULL, state TEXT NOT NULL, actor TEXT NOT NULL, at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS transitions_by_task ON task_transitions(task);
-`;
-
-/** Tokens: `fx_` + 32 random bytes in base64url. */
-export function newToken(): string {
-  return 'fx_' + randomBytes(32).toString('base64url');
-}
-
-/** The only form of a token the service keeps. */
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
-}
+import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
+import type { ForwarderChannel } from '../../protocol/forwarder-messages.js';
+import { MIGRATIONS_TABLE, SQLITE_MIGRATIONS, pending } from './migrations.js';
+import { hashToken, newToken } from './tokens.js';
+import { errorOutcome } from '../../protocol/payload.js';
+import type {
+  EndpointRecord, EndpointState, FunctionRecord, Group, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskState, TaskSummary, Transition, User,
+} from './types.js';
+import { QuotaExceededError } from './types.js';
 
 type Row = Record<string, unknown>;
 
-function toEndpoint(r: Row): EndpointRecord {
+export function toEndpoint(r: Row): EndpointRecord {
   return {
     id: r.id as string,
     name: r.name as string,
     owner: r.owner as string,
     publicKey: r.public_key as string,
     state: r.state as EndpointState,
-    lastSeen: (r.last_seen as number | null) ?? null,
+    lastSeen: r.last_seen === null || r.last_seen === undefined ? null : Number(r.last_seen),
     group: (r.group_id as string | null) ?? null,
     ports: r.ports ? (JSON.parse(r.ports as string) as EndpointRecord['ports']) : null,
-    createdAt: r.created_at as number,
+    createdAt: Number(r.created_at),
   };
 }
 
-function toTask(r: Row): TaskRecord {
+export function toTask(r: Row): TaskRecord {
   return {
     id: r.id as string,
     endpoint: r.endpoint as string,
     function: (r.function as string | null) ?? null,
     owner: r.owner as string,
     state: r.state as TaskState,
-    failed: r.failed === null || r.failed === undefined ? null : r.failed === 1,
+    failed: r.failed === null || r.failed === undefined ? null : Number(r.failed) === 1,
     result: (r.result as Buffer | null) ?? null,
-    createdAt: r.created_at as number,
-    updatedAt: r.updated_at as number,
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
   };
+}
+
+export function toUser(r: Row | undefined): User | undefined {
+  return r && { id: r.id as string, name: r.name as string, createdAt: Number(r.created_at) };
+}
+
+export function toFunction(r: Row | undefined): FunctionRecord | undefined {
+  return r && { id: r.id as string, owner: r.owner as string, name: r.name as string, source: r.source as string,
+    group: (r.group_id as string | null) ?? null, createdAt: Number(r.created_at) };
+}
+
+/** Apply the missing migrations (one transaction each); BEGIN IMMEDIATE keeps two processes from racing. */
+function migrate(db: Database.Database, path: string): void {
+  db.exec(`CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+  const current = () => (db.prepare(`SELECT COALESCE(MAX(version), 0) AS v FROM ${MIGRATIONS_TABLE}`).get() as { v: number }).v;
+  for (const m of pending(SQLITE_MIGRATIONS, current(), path)) {
+    db.transaction(() => {
+      if (current() >= m.version) return; // another process applied it meanwhile
+      db.exec(m.sql);
+      db.prepare(`INSERT INTO ${MIGRATIONS_TABLE} (version, name, applied_at) VALUES (?, ?, ?)`).run(m.version, m.name, Date.now());
+    }).immediate();
+  }
 }
 
 function prepareStatements(db: Database.Database) {
@@ -173,18 +110,29 @@ function prepareStatements(db: Database.Database) {
     task: p('SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks WHERE id = ?'),
     tasks: p(`SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks
       WHERE id IN (SELECT value FROM json_each(?))`),
+    taskSummaries: p(`SELECT id, endpoint, function, owner, state, failed, COALESCE(LENGTH(result), 0) AS result_bytes, created_at, updated_at
+      FROM tasks WHERE id IN (SELECT value FROM json_each(?))`),
     transitions: p(`SELECT tr.state, tr.actor, tr.at FROM task_transitions tr JOIN tasks t ON t.seq = tr.task WHERE t.id = ? ORDER BY tr.rowid`),
     countQueued: p(`SELECT COUNT(*) AS n FROM tasks WHERE endpoint = ? AND state = 'waiting-for-endpoint'`),
+    countUnfinished: p(`SELECT COUNT(*) AS n FROM tasks WHERE owner = ? AND state NOT IN ('success', 'failed')`),
+    countFunctions: p('SELECT COUNT(*) AS n FROM functions WHERE owner = ?'),
+    countEndpoints: p('SELECT COUNT(*) AS n FROM endpoints WHERE owner = ?'),
+    unfinishedOf: p(`SELECT seq, id FROM tasks WHERE endpoint = ? AND state NOT IN ('success', 'failed')`),
+    failTask: p(`UPDATE tasks SET state = 'failed', failed = 1, result = ?, updated_at = ? WHERE seq = ?`),
+    deleteEndpoint: p('DELETE FROM endpoints WHERE id = ?'),
+    schemaVersion: p(`SELECT COALESCE(MAX(version), 0) AS v FROM ${MIGRATIONS_TABLE}`),
   };
 }
 
 type Statements = ReturnType<typeof prepareStatements>;
 
-export class Store {
+/** The SQLite store. `open` runs the migrations; `db` is exposed for tests and the CLI's maintenance. */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
   readonly db: Database.Database;
   private readonly q: Statements;
 
-  constructor(readonly path: string) {
+  private constructor(readonly path: string) {
     this.db = new Database(path);
     // Results and token hashes are nobody else's business (SQLite gives -wal/-shm the same mode).
     if (path !== ':memory:' && path !== '') chmodSync(path, 0o600);
@@ -193,63 +141,70 @@ export class Store {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
-    this.db.exec(SCHEMA);
+    try {
+      migrate(this.db, path);
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
     this.q = prepareStatements(this.db);
   }
 
-  close(): void {
+  /** Open (creating if needed) and migrate the database file. */
+  static async open(path: string): Promise<SqliteStore> {
+    return new SqliteStore(path);
+  }
+
+  async close(): Promise<void> {
     if (this.db.open) this.db.close();
+  }
+
+  async schemaVersion(): Promise<number> {
+    return (this.q.schemaVersion.get() as { v: number }).v;
   }
 
   // ---- users ---------------------------------------------------------------------------------------------
 
-  /** Create a user; the returned token is the only copy (only its hash is stored). */
-  createUser(name: string): { user: User; token: string } {
+  async createUser(name: string): Promise<{ user: User; token: string }> {
     const token = newToken();
     const user: User = { id: randomUUID(), name, createdAt: Date.now() };
     this.q.insertUser.run(user.id, name, hashToken(token), user.createdAt);
     return { user, token };
   }
 
-  userByToken(token: string): User | undefined {
-    return this.user(this.q.userByHash.get(hashToken(token)) as Row | undefined);
+  async userByToken(token: string): Promise<User | undefined> {
+    return toUser(this.q.userByHash.get(hashToken(token)) as Row | undefined);
   }
 
-  userByName(name: string): User | undefined {
-    return this.user(this.q.userByName.get(name) as Row | undefined);
+  async userByName(name: string): Promise<User | undefined> {
+    return toUser(this.q.userByName.get(name) as Row | undefined);
   }
 
-  userById(id: string): User | undefined {
-    return this.user(this.q.userById.get(id) as Row | undefined);
-  }
-
-  private user(r: Row | undefined): User | undefined {
-    return r && { id: r.id as string, name: r.name as string, createdAt: r.created_at as number };
+  async userById(id: string): Promise<User | undefined> {
+    return toUser(this.q.userById.get(id) as Row | undefined);
   }
 
   // ---- groups --------------------------------------------------------------------------------------------
 
-  createGroup(name: string, owner: string): Group {
+  async createGroup(name: string, owner: string): Promise<Group> {
     const group: Group = { id: randomUUID(), name, owner };
     this.q.insertGroup.run(group.id, name, owner);
     return group;
   }
 
-  /** A group by its id or its name. */
-  group(ref: string): Group | undefined {
+  async group(ref: string): Promise<Group | undefined> {
     return this.q.groupByRef.get(ref, ref) as Group | undefined;
   }
 
-  addGroupMember(groupId: string, userId: string): void {
+  async addGroupMember(groupId: string, userId: string): Promise<void> {
     this.q.addMember.run(groupId, userId);
   }
 
-  /** The owner of a group counts as a member. */
-  isGroupMember(groupId: string, userId: string): boolean {
+  async isGroupMember(groupId: string, userId: string): Promise<boolean> {
     return this.q.isMember.get(groupId, userId, userId) !== undefined;
   }
 
-  groupsOf(userId: string): Array<Group & { members: string[] }> {
+  async groupsOf(userId: string): Promise<Array<Group & { members: string[] }>> {
     return (this.q.groupsOf.all(userId, userId) as Group[]).map((g) => ({
       ...g,
       members: (this.q.membersOf.all(g.id) as Array<{ name: string }>).map((m) => m.name),
@@ -258,56 +213,86 @@ export class Store {
 
   // ---- endpoints -----------------------------------------------------------------------------------------
 
-  endpoint(id: string): EndpointRecord | undefined {
+  async endpoint(id: string): Promise<EndpointRecord | undefined> {
     const r = this.q.endpoint.get(id) as Row | undefined;
     return r && toEndpoint(r);
   }
 
-  /** Create the endpoint, or update name, key and group of an existing one (ownership is checked by the caller). */
-  saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null }): EndpointRecord {
+  async saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null }, maxPerOwner?: number): Promise<EndpointRecord> {
     const now = Date.now();
-    if (this.q.endpoint.get(e.id)) this.q.updateEndpoint.run(e.name, e.publicKey, e.group, now, e.id);
-    else this.q.insertEndpoint.run(e.id, e.name, e.owner, e.publicKey, e.group, now, now);
-    return this.endpoint(e.id)!;
+    return this.db.transaction(() => {
+      if (this.q.endpoint.get(e.id)) this.q.updateEndpoint.run(e.name, e.publicKey, e.group, now, e.id);
+      else {
+        this.checkQuota('endpoints', this.q.countEndpoints, e.owner, 1, maxPerOwner);
+        this.q.insertEndpoint.run(e.id, e.name, e.owner, e.publicKey, e.group, now, now);
+      }
+      return toEndpoint(this.q.endpoint.get(e.id) as Row);
+    })();
   }
 
-  setEndpointPorts(id: string, ports: Record<ForwarderChannel, number>): void {
+  async deleteEndpoint(id: string): Promise<string[] | undefined> {
+    const now = Date.now();
+    const payload = errorOutcome('EndpointDeleted', `endpoint ${id} was deleted before the task finished`);
+    return this.db.transaction(() => {
+      if (!this.q.endpoint.get(id)) return undefined;
+      const rows = this.q.unfinishedOf.all(id) as Array<{ seq: number; id: string }>;
+      for (const r of rows) {
+        this.q.failTask.run(payload, now, r.seq);
+        this.q.transition.run(r.seq, 'failed', 'service', now);
+      }
+      this.q.deleteEndpoint.run(id);
+      return rows.map((r) => r.id);
+    })();
+  }
+
+  /** Inside a transaction: throw QuotaExceededError if `adding` more would pass `limit`. */
+  private checkQuota(quota: QuotaName, count: Database.Statement, owner: string, adding: number, limit: number | undefined): void {
+    if (limit === undefined) return;
+    const used = (count.get(owner) as { n: number }).n;
+    if (used + adding > limit) throw new QuotaExceededError(quota, used, limit, adding);
+  }
+
+  async setEndpointPorts(id: string, ports: Record<ForwarderChannel, number>): Promise<void> {
     this.q.endpointPorts.run(JSON.stringify(ports), id);
   }
 
-  setEndpointState(id: string, state: EndpointState, lastSeen: number | null = null): void {
+  async setEndpointState(id: string, state: EndpointState, lastSeen: number | null = null): Promise<void> {
     this.q.endpointState.run(state, lastSeen, id);
   }
 
-  /** Endpoints the user owns or may use through their group. */
-  endpointsFor(userId: string): EndpointRecord[] {
+  async endpointsFor(userId: string): Promise<EndpointRecord[]> {
     return (this.q.endpointsFor.all(userId, userId, userId) as Row[]).map(toEndpoint);
   }
 
-  allEndpoints(): EndpointRecord[] {
+  async allEndpoints(): Promise<EndpointRecord[]> {
     return (this.q.allEndpoints.all() as Row[]).map(toEndpoint);
   }
 
   // ---- functions -----------------------------------------------------------------------------------------
 
-  createFunction(f: { owner: string; name: string; source: string; group: string | null }): FunctionRecord {
+  async createFunction(f: { owner: string; name: string; source: string; group: string | null }, maxPerOwner?: number): Promise<FunctionRecord> {
     const record: FunctionRecord = { id: randomUUID(), createdAt: Date.now(), ...f };
-    this.q.insertFunction.run(record.id, f.owner, f.name, f.source, f.group, record.createdAt);
+    this.db.transaction(() => {
+      this.checkQuota('functions', this.q.countFunctions, f.owner, 1, maxPerOwner);
+      this.q.insertFunction.run(record.id, f.owner, f.name, f.source, f.group, record.createdAt);
+    })();
     return record;
   }
 
-  function(id: string): FunctionRecord | undefined {
-    const r = this.q.fn.get(id) as Row | undefined;
-    return r && { id: r.id as string, owner: r.owner as string, name: r.name as string, source: r.source as string,
-      group: (r.group_id as string | null) ?? null, createdAt: r.created_at as number };
+  async function(id: string): Promise<FunctionRecord | undefined> {
+    return toFunction(this.q.fn.get(id) as Row | undefined);
   }
 
   // ---- tasks ---------------------------------------------------------------------------------------------
 
-  /** Store accepted tasks, queued for their endpoint (transitions: received, waiting-for-endpoint). */
-  insertTasks(tasks: readonly NewTask[], actor: string): void {
+  async insertTasks(tasks: readonly NewTask[], actor: string, maxUnfinishedPerOwner?: number): Promise<void> {
     const now = Date.now();
     this.db.transaction(() => {
+      if (maxUnfinishedPerOwner !== undefined) {
+        const perOwner = new Map<string, number>();
+        for (const t of tasks) perOwner.set(t.owner, (perOwner.get(t.owner) ?? 0) + 1);
+        for (const [owner, n] of perOwner) this.checkQuota('tasks', this.q.countUnfinished, owner, n, maxUnfinishedPerOwner);
+      }
       for (const t of tasks) {
         const seq = this.q.insertTask.run(t.id, t.endpoint, t.function, t.owner, now, now).lastInsertRowid;
         this.q.insertPayload.run(seq, t.payload);
@@ -317,8 +302,7 @@ export class Store {
     })();
   }
 
-  /** Take up to `limit` queued tasks of an endpoint, oldest first, marking them delivered (waiting-for-nodes). */
-  takeQueued(endpointId: string, limit: number): TaskEnvelope[] {
+  async takeQueued(endpointId: string, limit: number): Promise<TaskEnvelope[]> {
     const now = Date.now();
     return this.db.transaction(() => {
       const rows = this.q.queued.all(endpointId, limit) as Array<{ seq: number; id: string; function: string | null; payload: Buffer }>;
@@ -330,8 +314,7 @@ export class Store {
     })();
   }
 
-  /** Put every delivered-but-unfinished task of an endpoint back in its queue (it reconnected or restarted). */
-  requeueInFlight(endpointId: string): number {
+  async requeueInFlight(endpointId: string): Promise<number> {
     const now = Date.now();
     return this.db.transaction(() => {
       const rows = this.q.inFlight.all(endpointId) as Array<{ seq: number }>;
@@ -343,7 +326,7 @@ export class Store {
     })();
   }
 
-  markRunning(endpointId: string, ids: readonly string[]): number {
+  async markRunning(endpointId: string, ids: readonly string[]): Promise<number> {
     const now = Date.now();
     return this.db.transaction(() => {
       let n = 0;
@@ -358,8 +341,7 @@ export class Store {
     })();
   }
 
-  /** Store results from an endpoint without decoding them; results of finished or foreign tasks are dropped. */
-  storeResults(endpointId: string, results: readonly ResultEnvelope[]): StoredResults {
+  async storeResults(endpointId: string, results: readonly ResultEnvelope[]): Promise<StoredResults> {
     const now = Date.now();
     return this.db.transaction(() => {
       const out: StoredResults = { stored: [], duplicates: 0, unknown: 0 };
@@ -376,23 +358,33 @@ export class Store {
     })();
   }
 
-  task(id: string): TaskRecord | undefined {
+  async task(id: string): Promise<TaskRecord | undefined> {
     const r = this.q.task.get(id) as Row | undefined;
     return r && toTask(r);
   }
 
-  /** Many tasks at once, by id (missing ids are absent from the map). */
-  tasks(ids: readonly string[]): Map<string, TaskRecord> {
+  async tasks(ids: readonly string[]): Promise<Map<string, TaskRecord>> {
     const out = new Map<string, TaskRecord>();
+    if (ids.length === 0) return out;
     for (const r of this.q.tasks.all(JSON.stringify(ids)) as Row[]) out.set(r.id as string, toTask(r));
     return out;
   }
 
-  transitions(taskId: string): Transition[] {
+  async taskSummaries(ids: readonly string[]): Promise<Map<string, TaskSummary>> {
+    const out = new Map<string, TaskSummary>();
+    if (ids.length === 0) return out;
+    for (const r of this.q.taskSummaries.all(JSON.stringify(ids)) as Row[]) {
+      const { result: _result, ...rest } = toTask({ ...r, result: null });
+      out.set(r.id as string, { ...rest, resultBytes: r.result_bytes as number });
+    }
+    return out;
+  }
+
+  async transitions(taskId: string): Promise<Transition[]> {
     return this.q.transitions.all(taskId) as Transition[];
   }
 
-  countQueued(endpointId: string): number {
+  async countQueued(endpointId: string): Promise<number> {
     return (this.q.countQueued.get(endpointId) as { n: number }).n;
   }
 }
