@@ -44,8 +44,8 @@ test(`${FRAMES} malformed frames on the worker channel: no crash, well-behaved m
     for (let i = 0; i < 20; i++) {
       const sock = connect(f.interchange.port, '127.0.0.1');
       sock.on('error', () => {});
-      sock.write(Buffer.from(Array.from({ length: 200 }, () => Math.floor(rand() * 256))));
-      setTimeout(() => sock.destroy(), 200);
+      // Hang up once the garbage is written (not after a guessed time).
+      sock.write(Buffer.from(Array.from({ length: 200 }, () => Math.floor(rand() * 256))), () => sock.destroy());
     }
     let sent = 0;
     for (let i = 0; i < FRAMES; i++) {

@@ -32,7 +32,7 @@ function cmd(s: StandInScheduler, line: string[], stdin?: string): Promise<Out> 
  * Shell lines that keep a job running until the test creates `work/name` (so the test sees it queued and
  * running however slow the machine is), bounded at 60 s.
  */
-function waitFor(name: string): string {
+function holdUntilFile(name: string): string {
   return `for i in $(seq 1200); do [ -e ${join(work, name)} ] && break; sleep 0.05; done\n`;
 }
 
@@ -59,7 +59,7 @@ describe('PBS Pro stand-in', () => {
   };
 
   test('qsub prints the id; the job runs on 2 nodes through mpiexec; qstat -x -f -F json reports Q/R then F with Exit_status', async () => {
-    const s = script('pbs.sh', `#!/bin/bash\n#PBS -N funcx-block-7\n#PBS -l select=2:ncpus=1\n#PBS -l walltime=00:05:00\n#PBS -o ${work}/pbs.out\n#PBS -j oe\necho "id=$PBS_JOBID"\nmpiexec -n 2 -ppn 1 bash -c 'echo "rank $PMI_RANK on $FUNCX_FAKE_NODE"'\n${waitFor('pbs-go')}exit 3\n`);
+    const s = script('pbs.sh', `#!/bin/bash\n#PBS -N funcx-block-7\n#PBS -l select=2:ncpus=1\n#PBS -l walltime=00:05:00\n#PBS -o ${work}/pbs.out\n#PBS -j oe\necho "id=$PBS_JOBID"\nmpiexec -n 2 -ppn 1 bash -c 'echo "rank $PMI_RANK on $FUNCX_FAKE_NODE"'\n${holdUntilFile('pbs-go')}exit 3\n`);
     const sub = await cmd('pbspro', ['qsub', s]);
     assert.equal(sub.code, 0, sub.stderr);
     assert.match(sub.stdout, /^\d+\.pbs01\n$/);
@@ -122,7 +122,7 @@ describe('PBS Pro stand-in', () => {
 
 describe('Torque stand-in', () => {
   test('qstat table: header, dashes, state in column 5; R then C; nodes=N:ppn=C in PBS_NODEFILE', async () => {
-    const s = script('torque.sh', `#!/bin/bash\n#PBS -l nodes=2:ppn=2\n#PBS -N torquejob\n#PBS -o ${work}/torque.out\n#PBS -j oe\nsort $PBS_NODEFILE | uniq -c | tr -s ' '\nmpiexec -ppn 1 bash -c 'echo "copy $PMI_RANK $FUNCX_FAKE_NODE"'\n${waitFor('torque-go')}`);
+    const s = script('torque.sh', `#!/bin/bash\n#PBS -l nodes=2:ppn=2\n#PBS -N torquejob\n#PBS -o ${work}/torque.out\n#PBS -j oe\nsort $PBS_NODEFILE | uniq -c | tr -s ' '\nmpiexec -ppn 1 bash -c 'echo "copy $PMI_RANK $FUNCX_FAKE_NODE"'\n${holdUntilFile('torque-go')}`);
     const id = (await cmd('torque', ['qsub', s])).stdout.trim();
     assert.match(id, /^\d+\.torque01$/);
     const row = async (): Promise<string[]> => {
@@ -173,7 +173,7 @@ describe('Cobalt stand-in', () => {
   };
 
   test('qsub prints the bare id; qstat -u shows queued/running; aprun starts one copy per node; done jobs vanish', async () => {
-    const s = script('cobalt.sh', `#!/bin/bash\n#COBALT -A myproject\necho "job $COBALT_JOBID on $COBALT_PARTNAME"\naprun -n 2 -N 1 bash -c 'echo "pe $ALPS_APP_PE on $FUNCX_FAKE_NODE"'\n${waitFor('cobalt-go')}`);
+    const s = script('cobalt.sh', `#!/bin/bash\n#COBALT -A myproject\necho "job $COBALT_JOBID on $COBALT_PARTNAME"\naprun -n 2 -N 1 bash -c 'echo "pe $ALPS_APP_PE on $FUNCX_FAKE_NODE"'\n${holdUntilFile('cobalt-go')}`);
     const sub = await cmd('cobalt', ['qsub', '-n', '2', '-t', '10', '-q', 'debug-flat-quad', '--mode', 'script', s]);
     assert.match(sub.stdout, /^\d+\n$/);
     const id = sub.stdout.trim();
@@ -206,7 +206,7 @@ describe('LSF stand-in', () => {
   const stat = async (id: string): Promise<Out> => cmd('lsf', ['bjobs', '-noheader', '-o', 'jobid stat', id]);
 
   test('bsub < script: the LSF message, PEND/RUN then DONE, jsrun over -nnodes, %J in -o', async () => {
-    const text = `#!/bin/bash\n#BSUB -J funcx-lsf\n#BSUB -nnodes 2\n#BSUB -W 10\n#BSUB -o ${work}/lsf.%J.out\necho "hosts $LSB_HOSTS"\njsrun -n 2 -r 1 -a 1 bash -c 'echo "rank $JSM_NAMESPACE_RANK on $FUNCX_FAKE_NODE"'\n${waitFor('lsf-go')}`;
+    const text = `#!/bin/bash\n#BSUB -J funcx-lsf\n#BSUB -nnodes 2\n#BSUB -W 10\n#BSUB -o ${work}/lsf.%J.out\necho "hosts $LSB_HOSTS"\njsrun -n 2 -r 1 -a 1 bash -c 'echo "rank $JSM_NAMESPACE_RANK on $FUNCX_FAKE_NODE"'\n${holdUntilFile('lsf-go')}`;
     const sub = await cmd('lsf', ['bsub'], text);
     const m = /^Job <(\d+)> is submitted to default queue <normal>\.\n$/.exec(sub.stdout);
     assert.ok(m, sub.stdout + sub.stderr);
