@@ -9,7 +9,7 @@ import type { StrategyOptions as FullStrategyOptions } from '../endpoint/engine/
 import { resolveEngineOptions, type EngineOptions, type ResolvedEngineOptions } from './engine-options.js';
 
 /** The `strategy` section of a profile (block limits live on the provider). */
-export type StrategyOptions = Pick<FullStrategyOptions, 'period' | 'max_idletime' | 'walltime_margin' | 'nodes_per_block' | 'walltime'>;
+export type StrategyOptions = Pick<FullStrategyOptions, 'period' | 'max_idletime' | 'walltime_margin' | 'nodes_per_block' | 'walltime' | 'max_pending_time'>;
 
 export interface ConfigOptions {
   /** Shown by `list` and the service. @default the profile's folder name */
@@ -20,10 +20,14 @@ export interface ConfigOptions {
   strategy?: StrategyOptions;
   /** Function ids this endpoint runs; any other task fails with "function not allowed". @default any */
   allowed_functions?: string[];
+  /** Serve Prometheus metrics on this port (0: any free port). @default off */
+  metrics_port?: number;
+  /** Address the metrics port binds. @default '127.0.0.1' */
+  metrics_host?: string;
 }
 
-const FIELDS = new Set(['display_name', 'engine', 'provider', 'strategy', 'allowed_functions']);
-const STRATEGY_FIELDS = new Set(['period', 'max_idletime', 'walltime_margin', 'nodes_per_block', 'walltime']);
+const FIELDS = new Set(['display_name', 'engine', 'provider', 'strategy', 'allowed_functions', 'metrics_port', 'metrics_host']);
+const STRATEGY_FIELDS = new Set(['period', 'max_idletime', 'walltime_margin', 'nodes_per_block', 'walltime', 'max_pending_time']);
 
 export class Config {
   readonly displayName?: string;
@@ -31,6 +35,8 @@ export class Config {
   readonly provider: ExecutionProvider;
   readonly strategy: StrategyOptions;
   readonly allowedFunctions: ReadonlySet<string> | null;
+  /** Where the daemon serves /metrics; null: not served. */
+  readonly metrics: { host: string; port: number } | null;
   /** The options as given (for `render` and `doctor`). */
   readonly options: ConfigOptions;
 
@@ -55,6 +61,10 @@ export class Config {
     for (const key of Object.keys(strategy)) {
       if (!STRATEGY_FIELDS.has(key)) throw new ConfigError(`strategy.${key}: unknown field (known: ${[...STRATEGY_FIELDS].join(', ')})`);
     }
+    const pendingLimit = (strategy as StrategyOptions).max_pending_time;
+    if (pendingLimit !== undefined && (typeof pendingLimit !== 'number' || !Number.isFinite(pendingLimit) || pendingLimit <= 0)) {
+      throw new ConfigError(`strategy.max_pending_time: must be a number of seconds more than 0, got ${JSON.stringify(pendingLimit)}`);
+    }
     this.strategy = strategy;
     if (options.allowed_functions !== undefined) {
       if (!Array.isArray(options.allowed_functions) || !options.allowed_functions.every((f) => typeof f === 'string' && f.length > 0)) {
@@ -64,5 +74,15 @@ export class Config {
     } else {
       this.allowedFunctions = null;
     }
+    const port = options.metrics_port;
+    if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
+      throw new ConfigError(`metrics_port: expected a port number from 0 to 65535, got ${JSON.stringify(port)}`);
+    }
+    const host = options.metrics_host;
+    if (host !== undefined && (typeof host !== 'string' || !/^[\w.:-]{1,253}$/.test(host))) {
+      throw new ConfigError(`metrics_host: expected an address such as 127.0.0.1, got ${JSON.stringify(host)}`);
+    }
+    if (host !== undefined && port === undefined) throw new ConfigError('metrics_host: set metrics_port too (metrics are off without it)');
+    this.metrics = port === undefined ? null : { host: host ?? '127.0.0.1', port };
   }
 }

@@ -18,3 +18,9 @@ export const ENGINE_DEFAULTS = {
 
 /** Walltime of a task when the profile sets none (ms); undefined means no limit. */
 export const DEFAULT_TASK_WALLTIME_MS: number | undefined = undefined;
+
+/** Strategy tunables about real sites (seconds). */
+export const SITE_DEFAULTS = {
+  /** A block pending longer than this is not counted as coming capacity: it is cancelled and replaced. */
+  max_pending_time: 600,
+} as const;

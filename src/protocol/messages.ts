@@ -58,6 +58,14 @@ export interface ResultsMessage {
   results: ResultEnvelope[];
   /** The manager's current credit window (tasks it accepts in flight); absent means unchanged. */
   capacity?: number;
+  /** Engine mode "mpi" only: every node of the block and the task holding it (null when free). */
+  nodes?: NodeUse[];
+}
+
+/** One node of an MPI block and the task that holds it. */
+export interface NodeUse {
+  node: string;
+  task: string | null;
 }
 
 export interface HeartbeatMessage {
@@ -146,6 +154,7 @@ export function parseFromManager(frame: Uint8Array): ManagerToInterchange {
     case 'results':
       checkResults(m);
       needCount(m, 'capacity', true);
+      if (m.nodes !== undefined && !Array.isArray(m.nodes)) badField(m, 'nodes', 'an array of {node, task}');
       return m as unknown as ResultsMessage;
     case 'heartbeat':
       return m as unknown as HeartbeatMessage;

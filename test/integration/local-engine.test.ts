@@ -56,6 +56,6 @@ test('stop cancels running blocks and reports unfinished tasks', async () => {
   await until('a manager', () => engine.interchange.registry.size === 1);
   const unfinished = await engine.stop({ graceMs: 100 });
   assert.equal(unfinished.length, 1);
-  await until('the block to end', () => engine.tracker.blocks().every((b) => b.cancelRequested));
+  await until('the block to end', () => engine.tracker.blocks().every((b) => b.phase === 'cancelling'));
   assert.equal(engine.state, 'stopped');
 });

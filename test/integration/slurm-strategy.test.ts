@@ -56,7 +56,7 @@ test('1-minute blocks are replaced before their walltime with no task failing; i
     const seenJobs = new Set<string>();
     const watch = setInterval(() => {
       const blocks = engine.tracker.blocks();
-      peakCounted = Math.max(peakCounted, blocks.filter((b) => !b.draining && !b.cancelRequested).length);
+      peakCounted = Math.max(peakCounted, blocks.filter((b) => b.drainingSince === null && b.phase !== 'cancelling').length);
       for (const b of blocks) if (b.jobId) seenJobs.add(b.jobId);
     }, 50);
     // 4 workers at most; 130 tasks of 2 s keep them busy past one block's walltime.
@@ -67,12 +67,12 @@ test('1-minute blocks are replaced before their walltime with no task failing; i
     assert.ok(seenJobs.size >= 3, `blocks were replaced: ${seenJobs.size} Slurm jobs used`);
     assert.ok(peakCounted <= 2, `at most max_blocks (2) blocks counted at once, saw ${peakCounted}`);
     // Scale in: down to min_blocks (1), and it stays there.
-    await until('scale-in to min_blocks', () => engine.tracker.blocks().filter((b) => !b.cancelRequested).length === 1);
+    await until('scale-in to min_blocks', () => engine.tracker.blocks().filter((b) => b.phase !== 'cancelling').length === 1);
     // Stays there: enough strategy rounds for the idle block to be held and cancelled (max_idletime 3 s,
     // period 1 s) if min_blocks were not kept. A count of rounds, not a time.
     const from = ticks;
     await until('six more strategy rounds', () => ticks >= from + 6);
-    assert.equal(engine.tracker.blocks().filter((b) => !b.cancelRequested).length, 1, 'min_blocks is kept');
+    assert.equal(engine.tracker.blocks().filter((b) => b.phase !== 'cancelling').length, 1, 'min_blocks is kept');
     clearInterval(watch);
   } finally {
     await engine.stop({ graceMs: 0 });

@@ -14,7 +14,7 @@ import type { Config } from '../../config/config.js';
 import type { BlockRequest } from '../../../providers/provider.js';
 import { shellQuote } from '../../../providers/script-values.js';
 import { Interchange } from './interchange.js';
-import { BlockTracker, type BlockShape, type BlockSnapshot, type SubmitHealth, type MissingBlock } from './blocks.js';
+import { BlockTracker, type BlockShape, type BlockSnapshot, type EndedBlockView, type SubmitHealth, type MissingBlock } from './blocks.js';
 import { Strategy, resolveStrategyOptions, type Decision } from './strategy.js';
 import { loadOrCreateWorkerChannelKeys, type WorkerChannelKeys } from '../../protocol/keys.js';
 import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
@@ -64,8 +64,12 @@ export interface EngineStatus {
   managers: ManagerView[];
   blocks: Array<BlockSnapshot & { managers: number; busyWorkers: number; idleWorkers: number }>;
   missing: MissingBlock[];
+  /** How the last blocks ended (completed, failed with exit code, timeout, node_fail, ...), newest last. */
+  endedBlocks: EndedBlockView[];
   submitHealth: SubmitHealth;
   decision: Decision | null;
+  /** Engine mode "mpi": per block, each node and the task running on it (null: free). */
+  mpiBlocks?: Array<{ blockId: string; nodes: Array<{ node: string; task: string | null }> }>;
 }
 
 export class Engine {
@@ -96,6 +100,7 @@ export class Engine {
       period: config.strategy.period,
       max_idletime: config.strategy.max_idletime,
       walltime_margin: config.strategy.walltime_margin,
+      max_pending_time: config.strategy.max_pending_time,
       nodes_per_block: config.strategy.nodes_per_block ?? config.provider.nodesPerBlock,
       walltime: config.strategy.walltime ?? config.provider.walltimeS,
       // MPI mode sizes blocks by nodes: a node is the unit of work.
@@ -277,8 +282,12 @@ export class Engine {
         return { ...b, managers: load?.managers ?? 0, busyWorkers: load?.busyWorkers ?? 0, idleWorkers: load ? load.workers - load.busyWorkers : 0 };
       }),
       missing: [...this.tracker.missing()],
+      endedBlocks: this.tracker.endedSnapshot(),
       submitHealth: this.tracker.submitHealth(),
       decision: this.strategy.lastDecision,
+      ...(this.mpi
+        ? { mpiBlocks: this.interchange.registry.all().filter((m) => m.mpiNodes).map((m) => ({ blockId: m.blockId, nodes: m.mpiNodes! })) }
+        : {}),
     };
   }
 

@@ -21,6 +21,7 @@ import { TaskQueue } from './task-queue.js';
 import { ManagerRegistry, type ManagerRecord } from './manager-registry.js';
 import type { BlockLoad, EngineView } from './strategy.js';
 import { portRange, printable } from './peer-checks.js';
+import { checkNodeUses } from '../mpi/node-uses.js';
 
 export type InterchangeState = 'created' | 'running' | 'stopping' | 'stopped';
 
@@ -330,6 +331,8 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
     m.lastSeen = Date.now();
     switch (message.kind) {
       case 'results':
+        // The node map's entries are the MPI engine's to check (the parser checked it is an array).
+        if (message.nodes !== undefined) m.mpiNodes = checkNodeUses(message.nodes);
         this.onManagerResults(m, message.results, message.capacity);
         return;
       case 'heartbeat':

@@ -51,6 +51,11 @@ CREATE INDEX IF NOT EXISTS functions_by_owner ON functions(owner);
 CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
 `,
   },
+  {
+    version: 3,
+    name: 'endpoints.replica: the service replica whose forwarder serves the endpoint',
+    sql: `ALTER TABLE endpoints ADD COLUMN replica TEXT;`,
+  },
 ];
 
 /** The same schema in PostgreSQL's types; `seq` and transition ids come from identity columns. */
@@ -88,6 +93,11 @@ CREATE INDEX IF NOT EXISTS tasks_unfinished_by_owner ON tasks(owner) WHERE state
 CREATE INDEX IF NOT EXISTS functions_by_owner ON functions(owner);
 CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
 `,
+  },
+  {
+    version: 3,
+    name: 'endpoints.replica: the service replica whose forwarder serves the endpoint',
+    sql: `ALTER TABLE endpoints ADD COLUMN IF NOT EXISTS replica TEXT;`,
   },
 ];
 
