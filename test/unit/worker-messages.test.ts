@@ -64,6 +64,7 @@ test('parseFromManager: register, results, heartbeat and bye parse to themselves
   roundTrip(parseFromManager, { ...register, endsAt: Date.now() + 60_000 });
   roundTrip(parseFromManager, { kind: 'results', results: [result, { id: 't2', failed: true, payload: bytes }] });
   roundTrip(parseFromManager, { kind: 'results', results: [], capacity: 0 });
+  roundTrip(parseFromManager, { kind: 'results', results: [result], nodes: [{ node: 'n1', task: 't1' }, { node: 'n2', task: null }] });
   roundTrip(parseFromManager, { kind: 'heartbeat' });
   roundTrip(parseFromManager, { kind: 'bye', reason: 'drained' });
 });
@@ -103,6 +104,7 @@ test('parseFromManager: each bad results field is named, down to the entry', () 
   refused(parseFromManager, m, 'results[1].payload', 'str');
   refused(parseFromManager, m, 'results[1].ms', 'fast');
   refused(parseFromManager, m, 'results[1].ms', -1);
+  refused(parseFromManager, m, 'nodes', 'n1');
   refused(parseFromManager, m, 'capacity', -1);
   refused(parseFromManager, m, 'capacity', 2.5);
   refused(parseFromManager, { kind: 'bye', reason: 'x' }, 'reason', 42);
