@@ -19,6 +19,8 @@ export type EndpointState = 'Active' | 'Inactive';
 export type User = { id: string; name: string; createdAt: number };
 export type Group = { id: string; name: string; owner: string };
 
+export interface EndpointMetadata { username: string; email: string }
+
 export interface EndpointRecord {
   id: string;
   name: string;
@@ -31,6 +33,8 @@ export interface EndpointRecord {
   group: string | null;
   /** The forwarder's ports last time it ran (re-bound after a service restart when free). */
   ports: Record<ForwarderChannel, number> | null;
+  /** What the endpoint said of its owner at registration (global options username, email), or null. */
+  metadata: EndpointMetadata | null;
   createdAt: number;
 }
 
@@ -78,7 +82,7 @@ CREATE TABLE IF NOT EXISTS group_members (group_id TEXT NOT NULL REFERENCES grou
   PRIMARY KEY (group_id, user_id));
 CREATE TABLE IF NOT EXISTS endpoints (id TEXT PRIMARY KEY, name TEXT NOT NULL, owner TEXT NOT NULL REFERENCES users(id),
   public_key TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'Inactive', last_seen INTEGER, group_id TEXT REFERENCES groups(id),
-  ports TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+  ports TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, metadata TEXT);
 CREATE TABLE IF NOT EXISTS functions (id TEXT PRIMARY KEY, owner TEXT NOT NULL REFERENCES users(id), name TEXT NOT NULL,
   source TEXT NOT NULL, group_id TEXT REFERENCES groups(id), created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, endpoint TEXT NOT NULL,
@@ -116,6 +120,7 @@ function toEndpoint(r: Row): EndpointRecord {
     lastSeen: (r.last_seen as number | null) ?? null,
     group: (r.group_id as string | null) ?? null,
     ports: r.ports ? (JSON.parse(r.ports as string) as EndpointRecord['ports']) : null,
+    metadata: r.metadata ? (JSON.parse(r.metadata as string) as EndpointMetadata) : null,
     createdAt: r.created_at as number,
   };
 }
@@ -148,8 +153,8 @@ function prepareStatements(db: Database.Database) {
     groupsOf: p('SELECT DISTINCT g.id, g.name, g.owner FROM groups g LEFT JOIN group_members m ON m.group_id = g.id WHERE g.owner = ? OR m.user_id = ? ORDER BY g.name'),
     membersOf: p('SELECT u.name FROM group_members m JOIN users u ON u.id = m.user_id WHERE m.group_id = ? ORDER BY u.name'),
     endpoint: p('SELECT * FROM endpoints WHERE id = ?'),
-    insertEndpoint: p(`INSERT INTO endpoints (id, name, owner, public_key, group_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-    updateEndpoint: p('UPDATE endpoints SET name = ?, public_key = ?, group_id = ?, updated_at = ? WHERE id = ?'),
+    insertEndpoint: p(`INSERT INTO endpoints (id, name, owner, public_key, group_id, created_at, updated_at, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+    updateEndpoint: p('UPDATE endpoints SET name = ?, public_key = ?, group_id = ?, updated_at = ?, metadata = ? WHERE id = ?'),
     endpointPorts: p('UPDATE endpoints SET ports = ? WHERE id = ?'),
     endpointState: p('UPDATE endpoints SET state = ?, last_seen = COALESCE(?, last_seen) WHERE id = ?'),
     endpointsFor: p(`SELECT e.* FROM endpoints e WHERE e.owner = ? OR (e.group_id IS NOT NULL AND EXISTS (SELECT 1 FROM groups g
@@ -194,6 +199,9 @@ export class Store {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA);
+    // Databases made before endpoints had metadata (username, email) get the column.
+    const cols = this.db.prepare('PRAGMA table_info(endpoints)').all() as Array<{ name: string }>;
+    if (!cols.some((c) => c.name === 'metadata')) this.db.exec('ALTER TABLE endpoints ADD COLUMN metadata TEXT');
     this.q = prepareStatements(this.db);
   }
 
@@ -264,10 +272,11 @@ export class Store {
   }
 
   /** Create the endpoint, or update name, key and group of an existing one (ownership is checked by the caller). */
-  saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null }): EndpointRecord {
+  saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null; metadata?: EndpointMetadata | null }): EndpointRecord {
     const now = Date.now();
-    if (this.q.endpoint.get(e.id)) this.q.updateEndpoint.run(e.name, e.publicKey, e.group, now, e.id);
-    else this.q.insertEndpoint.run(e.id, e.name, e.owner, e.publicKey, e.group, now, now);
+    const metadata = e.metadata ? JSON.stringify(e.metadata) : null;
+    if (this.q.endpoint.get(e.id)) this.q.updateEndpoint.run(e.name, e.publicKey, e.group, now, metadata, e.id);
+    else this.q.insertEndpoint.run(e.id, e.name, e.owner, e.publicKey, e.group, now, now, metadata);
     return this.endpoint(e.id)!;
   }
 

@@ -11,6 +11,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FuncxHome, writeJsonAtomic } from './home.js';
 import { acquireLease, readLease, writeLease, LEASE_REFRESH_MS } from './lease.js';
+import { loadGlobalOptions } from '../../config/global-options.js';
 import { loadProfile } from '../../config/load.js';
 import { Engine, type EngineStatus } from '../engine/engine.js';
 import { registerEndpoint } from '../service-link/registration.js';
@@ -118,11 +119,13 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     mkdirSync(home.keysDir(name), { recursive: true, mode: 0o700 });
     const keys = loadOrCreateKeyPair(join(home.keysDir(name), 'endpoint.json'));
     const previous = home.readEndpointInfo(name);
+    const { username, email } = await loadGlobalOptions(home);
+    const metadata = { username, email };
     const register = () =>
-      registerEndpoint(options.serviceUrl, options.token, { name, endpointId: previous?.id ?? (endpointId || undefined), publicKey: keys.publicKey });
+      registerEndpoint(options.serviceUrl, options.token, { name, endpointId: previous?.id ?? (endpointId || undefined), publicKey: keys.publicKey, metadata });
     const registration = await register();
     endpointId = registration.endpointId;
-    home.writeEndpointInfo(name, { id: endpointId, name, serviceUrl: options.serviceUrl });
+    home.writeEndpointInfo(name, { id: endpointId, name, serviceUrl: options.serviceUrl, metadata });
     log.info(`registered as ${endpointId}; forwarder at ${registration.forwarder.host}`);
 
     engine = new Engine({ config, name, keysDir: home.keysDir(name), endpointAddress: options.endpointAddress, log });

@@ -4,8 +4,6 @@
  *
  * State: created → running → stopping → stopped.
  */
-import { fileURLToPath } from 'node:url';
-import { cpus } from 'node:os';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Config } from '../../config/config.js';
@@ -13,13 +11,13 @@ import type { BlockRequest } from '../../../providers/provider.js';
 import { shellQuote } from '../../../providers/script-values.js';
 import { Interchange } from './interchange.js';
 import { BlockTracker, type BlockShape, type BlockSnapshot, type SubmitHealth, type MissingBlock } from './blocks.js';
-import { Strategy, resolveStrategyOptions, type Decision } from './strategy.js';
+import { Strategy, type Decision } from './strategy.js';
+import { blockRequest } from './manager-command.js';
+import { managerAddress } from '../../config/engine-options.js';
 import { loadOrCreateWorkerChannelKeys, type WorkerChannelKeys } from '../../protocol/keys.js';
 import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
 import { IllegalStateError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
-
-const MANAGER_JS = fileURLToPath(new URL('../../cli/manager.js', import.meta.url));
 
 export type EngineState = 'created' | 'running' | 'stopping' | 'stopped';
 
@@ -69,20 +67,12 @@ export class Engine {
   constructor(private readonly init: EngineInit) {
     const { config, log } = init;
     this.keys = loadOrCreateWorkerChannelKeys(init.keysDir);
-    const address = config.engine.address ?? init.endpointAddress ?? '127.0.0.1';
+    const address = managerAddress(config.engine, init.endpointAddress);
     // Managers dial `address`; a host name cannot be bound, so listen on every interface then.
     const remote = config.provider.channel.isRemote;
     const bindAddress = remote ? '127.0.0.1' : isIP(address) ? address : '0.0.0.0';
     this.managerAddresses = [address, ...config.engine.extraAddresses];
-    const strategyOptions = resolveStrategyOptions({
-      period: config.strategy.period,
-      max_idletime: config.strategy.max_idletime,
-      walltime_margin: config.strategy.walltime_margin,
-      nodes_per_block: config.strategy.nodes_per_block ?? config.provider.nodesPerBlock,
-      walltime: config.strategy.walltime ?? config.provider.walltimeS,
-      workers_per_node: config.engine.maxWorkersPerNode ?? Math.max(1, Math.floor(cpus().length / config.engine.coresPerWorker)),
-      ...config.provider.limits,
-    });
+    const strategyOptions = config.strategy;
     this.interchange = new Interchange({
       keys: this.keys,
       address: bindAddress,
@@ -139,38 +129,10 @@ export class Engine {
     this.strategy.start();
   }
 
-  /** The manager command line for a block (what the launcher starts on every node). */
-  managerCommand(blockId: string, shape: BlockShape): string {
-    const e = this.init.config.engine;
-    const base = e.managerCommand ?? `${shellQuote(process.execPath)} ${shellQuote(MANAGER_JS)}`;
-    const args = [
-      '--addresses', this.managerAddresses.join(','),
-      '--port', String(this.managerPort),
-      '--keys', this.keyFileOnChannel,
-      '--block-id', blockId,
-      '--cores-per-worker', String(e.coresPerWorker),
-      '--prefetch', String(e.prefetch),
-      '--heartbeat-period', String(e.heartbeatPeriodMs / 1000),
-      '--heartbeat-threshold', String(e.heartbeatThresholdMs / 1000),
-      '--probe-timeout', String(e.probeTimeoutMs / 1000),
-      '--log-level', e.managerLogLevel,
-    ];
-    if (e.maxWorkersPerNode !== undefined) args.push('--max-workers', String(e.maxWorkersPerNode));
-    if (e.memPerWorkerGB !== undefined) args.push('--mem-per-worker', String(e.memPerWorkerGB));
-    // The manager counts walltime from its own start, a little after the job's: leave a few seconds spare.
-    if (Number.isFinite(shape.walltimeS)) args.push('--walltime', String(Math.max(1, shape.walltimeS - 3)));
-    return `${base} ${args.map(shellQuote).join(' ')}`;
-  }
-
+  /** What the provider submits for a block (the manager command comes from the pure builder). */
   blockRequest(blockId: string, shape: BlockShape): BlockRequest {
-    return {
-      blockId,
-      command: this.managerCommand(blockId, shape),
-      jobName: `funcx-${this.init.name}-${blockId}`.replace(/[^A-Za-z0-9_.-]/g, '_'),
-      env: this.init.config.engine.resultSizeLimit ? { FUNCX_RESULT_SIZE_LIMIT: String(this.init.config.engine.resultSizeLimit) } : {},
-      nodesPerBlock: shape.nodes,
-      walltimeS: Number.isFinite(shape.walltimeS) ? shape.walltimeS : undefined,
-    };
+    const at = { addresses: this.managerAddresses, port: this.managerPort, keyFile: this.keyFileOnChannel };
+    return blockRequest(this.init.config.engine, at, this.init.name, blockId, shape);
   }
 
   /** Hand tasks to the interchange; results come through `onResults`. */

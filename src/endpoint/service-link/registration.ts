@@ -16,7 +16,12 @@ export interface RegisterRequest {
   publicKey: string;
   /** A group whose members may also send tasks to this endpoint. */
   group?: string;
+  /** The owner's username and email (the global options), stored by the service and shown by `list`. */
+  metadata?: EndpointMetadata;
 }
+
+/** What an endpoint tells the service about its owner at registration. */
+export interface EndpointMetadata { username: string; email: string }
 
 export interface Registration {
   endpointId: string;

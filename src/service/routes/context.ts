@@ -131,5 +131,6 @@ export function endpointView(store: Store, e: EndpointRecord, forwarder: Forward
     lastSeen: e.lastSeen ? new Date(e.lastSeen).toISOString() : null,
     group: e.group ? (store.group(e.group)?.name ?? e.group) : null,
     queued: store.countQueued(e.id),
+    metadata: e.metadata,
   };
 }

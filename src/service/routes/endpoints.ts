@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { PROTOCOL_VERSION, protocolMismatchMessage } from '../../protocol/forwarder-messages.js';
 import { isZ85Key } from '../../protocol/keys.js';
 import { badRequest, forbidden, HttpError, notFound, userOf } from '../auth.js';
+import type { EndpointMetadata } from '../store.js';
 import { bodyObject, endpointFor, endpointView, isUuid, optionalString, requireString, type ServiceContext } from './context.js';
 
 export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void {
@@ -30,12 +31,13 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
       if (!store.isGroupMember(g.id, user.id)) throw forbidden(`you are not a member of group ${g.name}`);
       group = g.id;
     }
+    const metadata = endpointMetadata(body.metadata);
     const id = requestedId ?? randomUUID();
     const existing = store.endpoint(id);
     if (existing && existing.owner !== user.id) {
       throw forbidden(`endpoint ${id} belongs to another user: only its owner can register or start it`);
     }
-    const record = store.saveEndpoint({ id, name, owner: user.id, publicKey: body.publicKey, group });
+    const record = store.saveEndpoint({ id, name, owner: user.id, publicKey: body.publicKey, group, metadata });
     const forwarder = await forwarders.ensure(record);
     ctx.log.info(`endpoint ${id} (${name}) registered by ${user.name}`);
     return { endpointId: id, forwarder: forwarder.address(), protocol: PROTOCOL_VERSION };
@@ -68,6 +70,19 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
     const reply = await commandOrThrow(ctx, endpoint.id, { name: 'stop' });
     return { endpointId: endpoint.id, stopping: true, result: reply.result ?? null };
   });
+}
+
+/** The endpoint's `metadata` (the owner's username and email from its global options); null when not sent. */
+function endpointMetadata(value: unknown): EndpointMetadata | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) throw badRequest('"metadata" must be an object {username, email}');
+  const m = value as Record<string, unknown>;
+  const text = (field: string, max: number): string => {
+    const v = m[field] ?? '';
+    if (typeof v !== 'string' || v.length > max) throw badRequest(`"metadata.${field}" must be a string of at most ${max} characters`);
+    return v;
+  };
+  return { username: text('username', 100), email: text('email', 254) };
 }
 
 async function commandOrThrow(ctx: ServiceContext, endpointId: string, command: { name: 'status' } | { name: 'stop' }) {
