@@ -100,6 +100,12 @@ export interface JobContext {
 
 const firstLine = (text: string): string => text.trim().split('\n')[0] ?? '';
 
+/** How long a job that left the queue may be missing from an accounting that answers before it is 'ended'. */
+const ACCOUNTING_GRACE_MS = 60_000;
+
+/** What `gone()` says before accounting is asked. */
+const GONE: Readonly<BlockStatus> = { state: 'ended', detail: 'unknown: left the queue' };
+
 /** Shared batch-scheduler provider; see the file comment. */
 export abstract class ClusterProvider implements ExecutionProvider {
   readonly label: SchedulerKind;
@@ -119,6 +125,8 @@ export abstract class ClusterProvider implements ExecutionProvider {
   private readonly warnedCodes = new Set<string>();
   /** Jobs we asked to cancel: when they end or vanish, that is why. */
   protected readonly cancelledIds = new Set<string>();
+  /** Jobs that left the queue and that accounting does not know yet: since when. */
+  private readonly goneSince = new Map<string, number>();
   private scriptDirReady = false;
   private seq = 0;
 
@@ -202,11 +210,70 @@ export abstract class ClusterProvider implements ExecutionProvider {
     return status;
   }
 
-  /** A job the scheduler no longer lists has ended: 'cancelled' when we cancelled it, else 'completed'. */
+  /**
+   * A job the scheduler no longer lists has ended: 'cancelled' when we cancelled it; otherwise the status call
+   * asks the scheduler's accounting (when the provider has one) and, without an answer, says 'ended' (left the
+   * queue, how is not known): never 'completed' on a guess.
+   */
   protected gone(id: string): BlockStatus {
     return this.cancelledIds.has(id)
       ? { state: 'cancelled', detail: 'no longer listed by the scheduler after cancel' }
-      : { state: 'completed', detail: 'no longer listed by the scheduler' };
+      : { ...GONE };
+  }
+
+  /** Whether `status` is the mark `gone()` leaves for the accounting look-up. */
+  private static isGone(status: BlockStatus): boolean {
+    return status.state === 'ended' && status.detail === GONE.detail;
+  }
+
+  /**
+   * One command asking the scheduler's accounting how `ids` ended (Slurm `sacct`, PBS `qstat -x`, ...), or
+   * undefined when this scheduler has none here.
+   */
+  protected accountingCommand(_ids: string[]): string | undefined {
+    return undefined;
+  }
+
+  /** Read the accounting command's output; ids it does not name are left out. */
+  protected parseAccounting(_stdout: string, _ids: string[]): Map<string, BlockStatus> {
+    return new Map();
+  }
+
+  /** Ask accounting about jobs that left the queue; those it cannot tell keep 'ended'. */
+  private async lookUpAccounting(ids: string[], into: Map<string, BlockStatus>): Promise<void> {
+    const command = ids.length === 0 ? undefined : this.accountingCommand(ids);
+    if (command === undefined) return;
+    const r = await this.run(command);
+    if (r.timedOut || r.code !== 0) {
+      const why = r.timedOut ? 'timed out' : firstLine(r.stderr) || `exited with ${r.code}`;
+      if (!this.warnedCodes.has(`accounting:${why}`)) {
+        this.warnedCodes.add(`accounting:${why}`);
+        this.log('warn', `accounting "${command}" gave no answer (${why}); jobs that left the queue are reported as ended, not completed`);
+      }
+      return;
+    }
+    let found: Map<string, BlockStatus>;
+    try {
+      found = this.parseAccounting(r.stdout, ids);
+    } catch (err) {
+      this.log('warn', `could not read "${command}" output: ${(err as Error).message}`);
+      return;
+    }
+    const now = Date.now();
+    for (const id of ids) {
+      const st = found.get(id);
+      if (st !== undefined && st.state !== 'unknown') {
+        into.set(id, st);
+        this.goneSince.delete(id);
+        continue;
+      }
+      // Accounting answers, but not yet about this job (Grid Engine flushes its file every 15 s): wait a
+      // little before saying 'ended'.
+      const since = this.goneSince.get(id) ?? now;
+      this.goneSince.set(id, since);
+      if (now - since < ACCOUNTING_GRACE_MS) into.set(id, { state: 'unknown', raw: 'left the queue', detail: 'not yet in the accounting' });
+      else this.goneSince.delete(id);
+    }
   }
 
   /** Every id 'unknown' with `detail` (the caller keeps its last known states). */
@@ -215,7 +282,7 @@ export abstract class ClusterProvider implements ExecutionProvider {
   }
 
   /** Lines of output, trimmed, without blank lines. */
-  protected static lines(text: string): string[] {
+  static lines(text: string): string[] {
     return text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
   }
 
@@ -283,7 +350,8 @@ export abstract class ClusterProvider implements ExecutionProvider {
   /** Run a scheduler command through the channel with cmd_timeout. */
   protected run(command: string, cwd?: string): Promise<CommandResult> {
     this.log('debug', `running: ${command}`);
-    return this.channel.run(command, { timeoutMs: this.cmdTimeoutMs, ...(cwd ? { cwd } : {}) });
+    // The C locale: the scheduler's messages and dates are those the parsers know, whatever the user's.
+    return this.channel.run(command, { timeoutMs: this.cmdTimeoutMs, env: { LC_ALL: 'C' }, ...(cwd ? { cwd } : {}) });
   }
 
   private fail(what: string, command: string, r: CommandResult): SubmitError {
@@ -339,10 +407,11 @@ export abstract class ClusterProvider implements ExecutionProvider {
         parsed = this.allUnknown(ids, `could not read "${command}" output: ${(err as Error).message}`);
       }
     }
+    await this.lookUpAccounting(ids.filter((id) => { const st = parsed.get(id); return st !== undefined && ClusterProvider.isGone(st); }), parsed);
     let logged = false;
     for (const id of ids) {
       let status = parsed.get(id) ?? { state: 'unknown', detail: `"${command}" said nothing about it` };
-      if (this.cancelledIds.has(id) && (status.state === 'completed' || status.state === 'failed')) {
+      if (this.cancelledIds.has(id) && (status.state === 'completed' || status.state === 'failed' || status.state === 'ended')) {
         status = { ...status, state: 'cancelled' };
       }
       if (status.state === 'unknown' && status.raw === undefined && !logged) {

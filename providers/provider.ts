@@ -2,10 +2,17 @@ import type { Channel } from './channels/channel.js';
 import type { Launcher } from '../launchers/launcher.js';
 
 /** Where a block (a batch job) is in its life, in our words whatever the scheduler calls it. */
-export type BlockState = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled' | 'timeout' | 'held' | 'unknown';
+export type BlockState =
+  | 'pending' | 'running' | 'held'
+  | 'completed' | 'failed' | 'cancelled' | 'timeout' | 'node_fail' | 'out_of_memory'
+  /** Left the queue, and the scheduler's accounting could not say how it ended. */
+  | 'ended'
+  | 'unknown';
 
 /** Block states after which the job will never run again. */
-export const TERMINAL_BLOCK_STATES: ReadonlySet<BlockState> = new Set(['completed', 'failed', 'cancelled', 'timeout']);
+export const TERMINAL_BLOCK_STATES: ReadonlySet<BlockState> = new Set([
+  'completed', 'failed', 'cancelled', 'timeout', 'node_fail', 'out_of_memory', 'ended',
+]);
 
 export interface BlockStatus {
   state: BlockState;
@@ -13,6 +20,15 @@ export interface BlockStatus {
   raw?: string;
   /** Why, when the scheduler says (e.g. stderr of a failed status command, a reason field). */
   detail?: string;
+  /**
+   * The scheduler's own reason for a job that is not running (Slurm `%r` such as `Priority`, `Resources`,
+   * `JobHeldAdmin`; a PBS `comment`; an LSF pending reason), shown in `status` next to the block.
+   */
+  reason?: string;
+  /** The job waits for a reason that waiting cannot change (a partition limit, an invalid account, ...). */
+  stuck?: boolean;
+  /** Exit code of a finished job, when the scheduler's accounting says. */
+  exitCode?: number;
 }
 
 /** What the endpoint asks a provider for: one block running `command` on every node. */

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
- * `funcx-service`: start (detached by default), stop (one call), status, and `user add NAME`.
- * State lives in FUNCX_SERVICE_HOME (default ~/.funcx-service): service.db, keys/, service.pid, service.log.
+ * `funcx-service`: start (detached by default), stop (one call), status, `user add NAME`, and `migrate`.
+ * State lives in FUNCX_SERVICE_HOME (default ~/.funcx-service): service.db, keys/, service.pid, service.log;
+ * with `--database postgres://…` (or FUNCX_DATABASE_URL) the tasks, users and endpoints live in PostgreSQL
+ * instead, shared by every replica.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { spawn } from 'node:child_process';
@@ -12,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { FuncxError } from '../errors.js';
 import { handle } from './handle.js';
 import { startService } from '../service/api.js';
-import { Store } from '../service/store.js';
+import { isPostgresUrl, openStore, PgStore } from '../service/store/index.js';
+import { DEFAULT_LIMITS, DEFAULT_QUOTAS } from '../service/limits.js';
 
 interface PidFile {
   pid: number;
@@ -21,6 +24,7 @@ interface PidFile {
 }
 
 interface StartFlags {
+  database?: string;
   host: string;
   port: number;
   foreground?: boolean;
@@ -28,12 +32,38 @@ interface StartFlags {
   forwarderPorts?: [number, number];
   heartbeatPeriodMs?: number;
   heartbeatThresholdMs?: number;
+  maxResultBytes?: number;
+  maxBatch?: number;
+  quotaTasks?: number;
+  quotaFunctions?: number;
+  quotaEndpoints?: number;
 }
 
 const home = (): string => process.env.FUNCX_SERVICE_HOME || join(homedir(), '.funcx-service');
 const pidPath = (): string => join(home(), 'service.pid');
 const logPath = (): string => join(home(), 'service.log');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Where the state lives: --database, else FUNCX_DATABASE_URL, else HOME/service.db. */
+function database(flag: string | undefined): string {
+  const location = flag || process.env.FUNCX_DATABASE_URL || join(home(), 'service.db');
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location) && !isPostgresUrl(location)) {
+    throw new FuncxError('CONFIG', `--database: "${location.split(':')[0]}:" is not a database this service knows; give a file path or postgres://USER:PASSWORD@HOST:PORT/DATABASE`);
+  }
+  return location;
+}
+
+/** A database location fit for a message: no password. */
+function describe(location: string): string {
+  if (!isPostgresUrl(location)) return location;
+  try {
+    const u = new URL(location);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://…';
+  }
+}
 
 function readPidFile(): PidFile | undefined {
   try {
@@ -88,12 +118,16 @@ async function runForeground(flags: StartFlags): Promise<void> {
   refuseIfRunning();
   const service = await startService({
     home: home(),
+    database: database(flags.database),
     host: flags.host,
     port: flags.port,
     forwarderHost: flags.forwarderHost,
     forwarderPortRange: flags.forwarderPorts,
     heartbeatPeriodMs: flags.heartbeatPeriodMs,
     heartbeatThresholdMs: flags.heartbeatThresholdMs,
+    maxResultBytes: flags.maxResultBytes,
+    maxBatch: flags.maxBatch,
+    quotas: { tasks: flags.quotaTasks, functions: flags.quotaFunctions, endpoints: flags.quotaEndpoints },
   });
   const pidFile: PidFile = { pid: process.pid, url: service.url, startedAt: new Date().toISOString() };
   writeFileSync(pidPath(), JSON.stringify(pidFile) + '\n', { mode: 0o600 });
@@ -125,7 +159,14 @@ async function startDetached(flags: StartFlags): Promise<void> {
   if (flags.forwarderPorts) args.push('--forwarder-ports', flags.forwarderPorts.join('-'));
   if (flags.heartbeatPeriodMs) args.push('--heartbeat-period-ms', String(flags.heartbeatPeriodMs));
   if (flags.heartbeatThresholdMs) args.push('--heartbeat-threshold-ms', String(flags.heartbeatThresholdMs));
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'], env: process.env });
+  if (flags.maxResultBytes) args.push('--max-result-bytes', String(flags.maxResultBytes));
+  if (flags.maxBatch) args.push('--max-batch', String(flags.maxBatch));
+  if (flags.quotaTasks !== undefined) args.push('--quota-tasks', String(flags.quotaTasks));
+  if (flags.quotaFunctions !== undefined) args.push('--quota-functions', String(flags.quotaFunctions));
+  if (flags.quotaEndpoints !== undefined) args.push('--quota-endpoints', String(flags.quotaEndpoints));
+  // The database location goes through the environment: a password on the command line is visible to every user in ps.
+  const env = flags.database ? { ...process.env, FUNCX_DATABASE_URL: database(flags.database) } : process.env;
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'], env });
   closeSync(log);
   const ready = await new Promise<{ url: string; pid: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new FuncxError('START_TIMEOUT', `funcx-service did not start within 20 s; see ${logPath()}`)), 20_000);
@@ -180,17 +221,31 @@ async function status(json: boolean): Promise<void> {
   if (!health) process.exitCode = 3;
 }
 
-function addUser(name: string): void {
+async function addUser(name: string, flags: { database?: string }): Promise<void> {
   if (!/^[A-Za-z0-9._@-]{1,100}$/.test(name)) throw new FuncxError('CONFIG', `user name "${name}" may only use letters, digits, ".", "_", "@" and "-"`);
   mkdirSync(home(), { recursive: true, mode: 0o700 });
-  const store = new Store(join(home(), 'service.db'));
+  const store = await openStore(database(flags.database));
   try {
-    if (store.userByName(name)) throw new FuncxError('USER_EXISTS', `user ${name} already exists`);
-    const { token } = store.createUser(name);
+    if (await store.userByName(name)) throw new FuncxError('USER_EXISTS', `user ${name} already exists`);
+    const { token } = await store.createUser(name);
     process.stderr.write(`Created user ${name}. Their token is printed once below; only its hash is kept:\n`);
     process.stdout.write(token + '\n');
   } finally {
-    store.close();
+    await store.close();
+  }
+}
+
+/** Bring the database's schema up to date and say what it is at (start does this too). */
+async function migrate(flags: { database?: string }): Promise<void> {
+  const location = database(flags.database);
+  if (!isPostgresUrl(location)) mkdirSync(home(), { recursive: true, mode: 0o700 });
+  const store = await openStore(location);
+  try {
+    const version = await store.schemaVersion();
+    const kind = store instanceof PgStore ? 'PostgreSQL' : 'SQLite';
+    process.stdout.write(`${kind} database ${describe(location)} is at schema version ${version}\n`);
+  } finally {
+    await store.close();
   }
 }
 
@@ -213,6 +268,7 @@ const program = new Command('funcx-service').description('The funcX web service:
 program
   .command('start')
   .description('start the service (in the background unless --foreground)')
+  .option('--database <location>', 'SQLite file or postgres://USER:PASSWORD@HOST:PORT/DB (default: $FUNCX_DATABASE_URL, else HOME/service.db)')
   .option('--host <address>', 'address to listen on', '127.0.0.1')
   .option('--port <port>', 'HTTP port (0: any free port)', intOption('--port', 0, 65535), 8080)
   .option('--foreground', 'stay in the foreground')
@@ -220,6 +276,11 @@ program
   .option('--forwarder-ports <low-high>', 'port range for forwarder sockets (default: any free port)', portRange)
   .option('--heartbeat-period-ms <ms>', 'forwarder heartbeat period', intOption('--heartbeat-period-ms', 50, 3_600_000))
   .option('--heartbeat-threshold-ms <ms>', 'endpoint is Inactive after this long without a message', intOption('--heartbeat-threshold-ms', 100, 86_400_000))
+  .option('--max-result-bytes <bytes>', `largest result stored; bigger ones are stored as ResultTooLarge (default ${DEFAULT_LIMITS.maxResultBytes})`, intOption('--max-result-bytes', 1, 2 ** 31))
+  .option('--max-batch <tasks>', `most tasks in one submission (default ${DEFAULT_LIMITS.maxBatch})`, intOption('--max-batch', 1, 1_000_000))
+  .option('--quota-tasks <n>', `unfinished tasks per user (default ${DEFAULT_QUOTAS.tasks})`, intOption('--quota-tasks', 0, 1e9))
+  .option('--quota-functions <n>', `functions per user (default ${DEFAULT_QUOTAS.functions})`, intOption('--quota-functions', 0, 1e9))
+  .option('--quota-endpoints <n>', `endpoints per user (default ${DEFAULT_QUOTAS.endpoints})`, intOption('--quota-endpoints', 0, 1e9))
   .action(async (flags: StartFlags) => (flags.foreground ? runForeground(flags) : startDetached(flags)));
 program
   .command('stop')
@@ -235,6 +296,12 @@ const user = program.command('user').description('manage users');
 user
   .command('add <name>')
   .description('create a user and print their token (once)')
-  .action((name: string) => addUser(name));
+  .option('--database <location>', 'as for start')
+  .action(async (name: string, flags: { database?: string }) => addUser(name, flags));
+program
+  .command('migrate')
+  .description('bring the database schema up to date and exit (start does this too)')
+  .option('--database <location>', 'as for start')
+  .action(async (flags: { database?: string }) => migrate(flags));
 
 program.parseAsync(process.argv).catch((err: unknown) => handle(err));

@@ -54,6 +54,11 @@ export class Config {
       throw new ConfigError('provider must be a provider object: new SlurmProvider({...}), new LocalProvider(), ...');
     }
     this.provider = provider;
+    if (this.engine.mode === 'mpi' && provider.launcher.name !== 'simple' && provider.launcher.name !== 'single-node') {
+      throw fieldError('provider.launcher', "SimpleLauncher with engine.mode 'mpi' (one manager per block)", provider.launcher.name, undefined, [
+        'set provider launcher: new SimpleLauncher()',
+      ]);
+    }
     this.strategy = resolveBlockOptions(provider, checkStrategySection(options.strategy), this.engine.workersPerNode);
     if (options.allowed_functions !== undefined) {
       if (!Array.isArray(options.allowed_functions) || !options.allowed_functions.every((f) => typeof f === 'string' && f.length > 0)) {

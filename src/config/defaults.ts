@@ -54,6 +54,11 @@ export const DEFAULTS = {
     /** Results larger than this fail with ResultTooLarge (bytes). */
     result_size_limit: 10 * 1024 * 1024,
     manager_log_level: 'info' as 'debug' | 'info' | 'warn' | 'error',
+    /** "htex": managers per node, tasks in worker slots; "mpi": one manager per block packing tasks onto nodes. */
+    mode: 'htex' as 'htex' | 'mpi',
+    /** The launcher MPI tasks run under (mode "mpi"). */
+    mpi_launcher: 'mpiexec' as 'srun' | 'mpiexec' | 'mpirun' | 'aprun' | 'jsrun',
+    mpi_launcher_overrides: '',
   },
   /** `$FUNCX_HOME/config.ts` (service_url and username depend on the environment: see global-options.ts). */
   global: {
@@ -69,3 +74,6 @@ export const ENGINE_DEFAULTS = DEFAULTS.engine;
 
 /** Task duration the strategy assumes when the engine has no estimate (ms). Not a user option. */
 export const DEFAULT_ESTIMATE_MS = 1000;
+
+/** Walltime of a task when the profile sets none (ms); undefined means no limit. */
+export const DEFAULT_TASK_WALLTIME_MS: number | undefined = undefined;

@@ -5,8 +5,9 @@ import { cpus } from 'node:os';
 import { ConfigError } from '../errors.js';
 import { DEFAULTS } from './defaults.js';
 import { checkNumber, fieldError, unknownField } from './field-error.js';
+import { MPI_ENGINE_FIELDS, resolveMpiOptions, type EngineMode, type MpiEngineOptions, type ResolvedMpiOptions } from './mpi-options.js';
 
-export interface EngineOptions {
+export interface EngineOptions extends MpiEngineOptions {
   /** Most workers a manager starts on one node. @default cores / cores_per_worker */
   max_workers_per_node?: number;
   /** Cores each worker needs. @default 1 */
@@ -40,6 +41,9 @@ export interface EngineOptions {
 
 /** Engine options with defaults filled and durations in ms. */
 export interface ResolvedEngineOptions {
+  mode: EngineMode;
+  /** Set in mode "mpi" only. */
+  mpi?: ResolvedMpiOptions;
   maxWorkersPerNode?: number;
   /** Workers per node the strategy plans with: max_workers_per_node, else this host's cores / cores_per_worker. */
   workersPerNode: number;
@@ -61,7 +65,7 @@ export interface ResolvedEngineOptions {
 export const ENGINE_FIELDS: readonly string[] = [
   'max_workers_per_node', 'cores_per_worker', 'mem_per_worker', 'prefetch_capacity', 'address', 'extra_addresses',
   'interchange_port', 'interchange_port_range', 'heartbeat_period', 'heartbeat_threshold', 'max_retries',
-  'address_probe_timeout', 'result_size_limit', 'manager_command', 'manager_log_level',
+  'address_probe_timeout', 'result_size_limit', 'manager_command', 'manager_log_level', ...MPI_ENGINE_FIELDS,
 ];
 
 const HOST = /^[A-Za-z0-9.:_-]+$/;
@@ -104,6 +108,7 @@ export function resolveEngineOptions(options: EngineOptions = {}, where = 'engin
   const managerCommand = optional('manager_command', test<string>((v) => typeof v === 'string' && v.trim() !== '' && !/[\n\0]/.test(v), 'a one-line command'));
   const managerLogLevel = given('manager_log_level', d.manager_log_level, test<ResolvedEngineOptions['managerLogLevel']>(
     (v) => (LEVELS as readonly unknown[]).includes(v), LEVELS.join(' | ')));
+  const mpi = resolveMpiOptions(o, where);
   if (heartbeatThreshold <= heartbeatPeriod) {
     throw fieldError(`${where}.heartbeat_threshold`, `greater than ${where}.heartbeat_period (${heartbeatPeriod} s)`, heartbeatThreshold);
   }
@@ -111,8 +116,10 @@ export function resolveEngineOptions(options: EngineOptions = {}, where = 'engin
     throw new ConfigError(`${where}.interchange_port and ${where}.interchange_port_range are both set: set one`);
   }
   return {
+    ...mpi,
     maxWorkersPerNode,
-    workersPerNode: maxWorkersPerNode ?? Math.max(1, Math.floor(cpuCount / coresPerWorker)),
+    // MPI mode sizes blocks by nodes: a node is the unit of work.
+    workersPerNode: mpi.mode === 'mpi' ? 1 : maxWorkersPerNode ?? Math.max(1, Math.floor(cpuCount / coresPerWorker)),
     coresPerWorker,
     memPerWorkerGB,
     prefetch,

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { FuncxError, ProtocolError } from '../errors.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { decodeOutcome, encodeArgs, RemoteError, type RemoteErrorInfo } from '../protocol/payload.js';
-import { isMPIFunction, isShellFunction, renderCommand, type MPIFunction, type ShellFunction } from './functions.js';
+import { isMPIFunction, isShellFunction, isWithResources, renderCommand, type MPIFunction, type ShellFunction, type WithResources } from './functions.js';
+import type { ResourceSpec } from '../protocol/resource-spec.js';
 import { functionSource } from './serialize.js';
 
 /** @default FUNCX_SERVICE_URL, else credentials.json's serviceUrl, else http://127.0.0.1:8080 */
@@ -28,9 +29,38 @@ export class ServiceError extends FuncxError {
     code: string,
     message: string,
     readonly status: number,
+    /** The error body's other fields (e.g. `limit` of a 413, `quota`/`used` of a 429). */
+    readonly details: Record<string, unknown> = {},
   ) {
     super(code, message);
   }
+
+  /** The limit a 413 names, if any. */
+  get limit(): number | undefined {
+    return typeof this.details.limit === 'number' ? this.details.limit : undefined;
+  }
+}
+
+/** Tasks per submit and ids per results call until the service names a smaller limit (its defaults). */
+const DEFAULT_CHUNK = 10_000;
+/** Submit bodies stay under the service's default 64 MiB cap. */
+const SUBMIT_BODY_BYTES = 48 * 1024 * 1024;
+
+/** Rough JSON size of a task spec (its arguments dominate). */
+function specBytes(spec: TaskSpec): number {
+  return 'args' in spec ? spec.args.length + 160 : JSON.stringify(spec).length + 40;
+}
+
+/** Split `tasks` into requests of at most `max` tasks and about SUBMIT_BODY_BYTES. */
+function chunkSpecs(tasks: readonly TaskSpec[], start: number, max: number): TaskSpec[] {
+  let bytes = 0;
+  let end = start;
+  while (end < tasks.length && end - start < max) {
+    bytes += specBytes(tasks[end]);
+    if (end > start && bytes > SUBMIT_BODY_BYTES) break;
+    end++;
+  }
+  return tasks.slice(start, end);
 }
 
 export type TaskState = 'received' | 'waiting-for-endpoint' | 'waiting-for-nodes' | 'running' | 'success' | 'failed';
@@ -61,12 +91,13 @@ export interface EndpointInfo {
   queued: number;
 }
 
-type TaskSpec =
+type TaskSpec = (
   | { endpointId: string; functionId: string; args: string }
   | { endpointId: string; shell: Omit<ShellFunction, 'kind'> }
-  | { endpointId: string; mpi: Omit<MPIFunction, 'kind'> };
+  | { endpointId: string; mpi: Omit<MPIFunction, 'kind' | 'resources'> }
+) & { resources?: ResourceSpec };
 
-type Runnable = string | ShellFunction | MPIFunction;
+type Runnable = string | ShellFunction | MPIFunction | WithResources;
 
 interface TaskView {
   taskId: string;
@@ -91,14 +122,15 @@ export class Batch {
 }
 
 function taskSpec(endpointId: string, fn: Runnable, args: unknown[]): TaskSpec {
+  if (isWithResources(fn)) return { ...taskSpec(endpointId, fn.target, args), resources: fn.resources };
   if (typeof fn === 'string') return { endpointId, functionId: fn, args: Buffer.from(encodeArgs(args)).toString('base64') };
   if (isShellFunction(fn)) {
     const { kind: _kind, ...shell } = fn;
     return { endpointId, shell: { ...shell, command: renderCommand(fn.command, args[0] as Record<string, unknown> | undefined) } };
   }
   if (isMPIFunction(fn)) {
-    const { kind: _kind, ...mpi } = fn;
-    return { endpointId, mpi };
+    const { kind: _kind, resources, ...mpi } = fn;
+    return resources ? { endpointId, mpi, resources } : { endpointId, mpi };
   }
   throw new TypeError('run/add needs a function id, a ShellFunction or an MPIFunction');
 }
@@ -127,6 +159,9 @@ export class FuncXClient {
   readonly serviceUrl: string;
   private readonly token: string;
   private readonly timeoutMs: number;
+  /** Learnt from the service's 413s. */
+  private maxBatch = DEFAULT_CHUNK;
+  private maxIds = DEFAULT_CHUNK;
 
   constructor(options: FuncXClientOptions = {}) {
     const { serviceUrl, token } = resolveCredentials(options);
@@ -155,8 +190,49 @@ export class FuncXClient {
   /** Submit a whole batch in one request; task ids in the order added. */
   async batchRun(batch: Batch): Promise<string[]> {
     const ids: string[] = [];
-    for (let i = 0; i < batch.tasks.length; i += 50_000) ids.push(...(await this.submit(batch.tasks.slice(i, i + 50_000))));
+    while (ids.length < batch.tasks.length) {
+      const chunk = chunkSpecs(batch.tasks, ids.length, this.maxBatch);
+      try {
+        ids.push(...(await this.submit(chunk)));
+      } catch (err) {
+        // The service takes fewer per request than we sent: split to its limit and go on.
+        const limit = err instanceof ServiceError && err.code === 'TOO_MANY_TASKS' ? err.limit : undefined;
+        if (limit === undefined || limit >= chunk.length) throw err;
+        this.maxBatch = limit;
+      }
+    }
     return ids;
+  }
+
+  /**
+   * One results request per chunk of ids (waiting up to `waitS` for each), then the ids each reply left in
+   * `remaining` (its size cap was reached) without waiting, until every id was answered.
+   */
+  private async fetchResults(ids: readonly string[], mode: 'all' | 'any', waitS: number): Promise<TaskView[]> {
+    const out: TaskView[] = [];
+    let i = 0;
+    while (i < ids.length) {
+      const chunk = ids.slice(i, i + this.maxIds);
+      let body: { results: TaskView[]; remaining?: string[] };
+      try {
+        body = await this.request('POST', `/v1/tasks/results?wait=${waitS}`, { ids: chunk, mode }, waitS * 1000);
+      } catch (err) {
+        const limit = err instanceof ServiceError && err.code === 'TOO_MANY_IDS' ? err.limit : undefined;
+        if (limit === undefined || limit >= chunk.length) throw err;
+        this.maxIds = limit;
+        continue;
+      }
+      i += chunk.length;
+      out.push(...body.results);
+      let remaining = body.remaining ?? [];
+      while (remaining.length > 0) {
+        const next = await this.request<{ results: TaskView[]; remaining?: string[] }>('POST', '/v1/tasks/results', { ids: remaining, mode });
+        if (next.results.length === 0) break;
+        out.push(...next.results);
+        remaining = next.remaining ?? [];
+      }
+    }
+    return out;
   }
 
   private async submit(tasks: TaskSpec[]): Promise<string[]> {
@@ -199,11 +275,7 @@ export class FuncXClient {
     let pending = unique;
     for (let first = true; pending.length > 0; first = false) {
       const waitS = first && mode === 'any' ? 0 : Math.max(0, Math.min(50, (deadline - Date.now()) / 1000));
-      for (let i = 0; i < pending.length; i += 50_000) {
-        const chunk = pending.slice(i, i + 50_000);
-        const body = await this.request<{ results: TaskView[] }>('POST', `/v1/tasks/results?wait=${waitS}`, { ids: chunk, mode }, waitS * 1000);
-        for (const view of body.results) results.set(view.taskId, toResult<T>(view));
-      }
+      for (const view of await this.fetchResults(pending, mode, waitS)) results.set(view.taskId, toResult<T>(view));
       const before = pending.length;
       pending = pending.filter((id) => results.get(id)?.pending !== false);
       if (pending.length < before || first) options.onProgress?.(unique.length - pending.length, unique.length);
@@ -211,10 +283,7 @@ export class FuncXClient {
     }
     // Mode "any" answers only finished tasks: ask once more for the states of the rest.
     const unseen = unique.filter((id) => !results.has(id));
-    for (let i = 0; i < unseen.length; i += 50_000) {
-      const body = await this.request<{ results: TaskView[] }>('POST', '/v1/tasks/results', { ids: unseen.slice(i, i + 50_000), mode: 'all' });
-      for (const view of body.results) results.set(view.taskId, toResult<T>(view));
-    }
+    for (const view of await this.fetchResults(unseen, 'all', 0)) results.set(view.taskId, toResult<T>(view));
     return taskIds.map((id) => results.get(id)!);
   }
 
@@ -265,7 +334,8 @@ export class FuncXClient {
     if (response.status < 200 || response.status >= 300) {
       const message = typeof parsed?.message === 'string' ? parsed.message : `HTTP ${response.status}`;
       if (parsed?.code === 'PROTOCOL_MISMATCH') throw new ProtocolError(message);
-      throw new ServiceError(typeof parsed?.code === 'string' ? parsed.code : `HTTP_${response.status}`, message, response.status);
+      const { statusCode: _s, code: _c, message: _m, ...details } = parsed ?? {};
+      throw new ServiceError(typeof parsed?.code === 'string' ? parsed.code : `HTTP_${response.status}`, message, response.status, details);
     }
     if (parsed === undefined) throw new ProtocolError(`the service at ${this.serviceUrl} answered ${method} ${path} with something that is not JSON`);
     return parsed as T;

@@ -1,5 +1,5 @@
 /**
- * The funcX web service: a fastify app over the SQLite store, one forwarder per endpoint, and long-polls
+ * The funcX web service: a fastify app over the store (SQLite or PostgreSQL), one forwarder per endpoint, and long-polls
  * woken by the forwarders' "results stored" events. `startService` is what `funcx-service start` runs.
  *
  * HTTP API (JSON; `Authorization: Bearer <token>` everywhere but /v1/health; a client sending
@@ -30,7 +30,8 @@ import { FuncxError } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
 import { HttpError, installAuth } from './auth.js';
 import { Forwarder } from './forwarder.js';
-import { Store, type EndpointRecord } from './store.js';
+import { openStore, QuotaExceededError, StoreUnavailableError, type EndpointRecord, type Store } from './store/index.js';
+import { quotaExceeded, resolveLimits, resolveQuotas, type ServiceLimits, type ServiceQuotas } from './limits.js';
 import type { ForwarderDirectory, ServiceContext } from './routes/context.js';
 import { endpointRoutes } from './routes/endpoints.js';
 import { functionRoutes } from './routes/functions.js';
@@ -38,12 +39,19 @@ import { ResultWaiters } from './routes/long-poll.js';
 import { taskRoutes } from './routes/tasks.js';
 import { PUBLIC_PATHS, userRoutes } from './routes/users.js';
 
+/** What a 503 tells the client to wait while the database is unavailable. */
+const RETRY_AFTER_SECONDS = 2;
+
 /** The header a client sends to say which protocol version it speaks. */
 export const PROTOCOL_HEADER = 'x-funcx-protocol';
 
-export interface ServiceOptions {
-  /** State folder (FUNCX_SERVICE_HOME): service.db and keys/. */
+export interface ServiceOptions extends Partial<ServiceLimits> {
+  /** State folder (FUNCX_SERVICE_HOME): service.db (unless `database` says otherwise) and keys/. */
   home: string;
+  /** Per-user quotas; absent ones keep their defaults (limits.ts). */
+  quotas?: Partial<ServiceQuotas>;
+  /** Where the state lives: a SQLite file path or a postgres:// URL. @default HOME/service.db */
+  database?: string;
   /** @default '127.0.0.1' */
   host?: string;
   /** 0 lets the OS choose. @default 8080 */
@@ -60,8 +68,6 @@ export interface ServiceOptions {
   heartbeatThresholdMs?: number;
   /** Longest long-poll, seconds. @default 60 */
   maxWaitSeconds?: number;
-  /** Most tasks per POST /v1/tasks. @default 100000 */
-  maxBatch?: number;
   /** Forwarders are re-created at start for endpoints seen within this many ms. @default 7 days */
   restoreWithinMs?: number;
   log?: Logger;
@@ -81,6 +87,7 @@ export interface RunningService {
 
 interface PoolOptions {
   store: Store;
+  maxResultBytes: number;
   keys: CurveKeyPair;
   options: ServiceOptions;
   onResults: (ids: string[]) => void;
@@ -98,7 +105,7 @@ export class ForwarderPool implements ForwarderDirectory {
     return this.forwarders.get(endpointId);
   }
 
-  async ensure(endpoint: EndpointRecord): Promise<Forwarder> {
+  async ensure(endpoint: Pick<EndpointRecord, 'id' | 'publicKey' | 'ports'>): Promise<Forwarder> {
     let forwarder = this.forwarders.get(endpoint.id);
     if (!forwarder) {
       let creating = this.creating.get(endpoint.id);
@@ -115,6 +122,7 @@ export class ForwarderPool implements ForwarderDirectory {
           portRange: o.forwarderPortRange,
           heartbeatPeriodMs: o.heartbeatPeriodMs,
           heartbeatThresholdMs: o.heartbeatThresholdMs,
+          maxResultBytes: this.p.maxResultBytes,
           onResults: this.p.onResults,
           log: this.p.log.child(`forwarder ${endpoint.id.slice(0, 8)}`),
         })
@@ -135,6 +143,13 @@ export class ForwarderPool implements ForwarderDirectory {
     this.forwarders.get(endpointId)?.notify();
   }
 
+  async remove(endpointId: string): Promise<void> {
+    await this.creating.get(endpointId)?.catch(() => undefined);
+    const forwarder = this.forwarders.get(endpointId);
+    this.forwarders.delete(endpointId);
+    await forwarder?.close();
+  }
+
   get size(): number {
     return this.forwarders.size;
   }
@@ -148,7 +163,8 @@ export class ForwarderPool implements ForwarderDirectory {
 
 /** The fastify app with every route; `ctx` holds the state. */
 export function buildApp(ctx: ServiceContext): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 256 * 1024 * 1024, forceCloseConnections: true });
+  // Every route takes at most maxBodyBytes; the two that need more say so (tasks, functions).
+  const app = Fastify({ logger: false, bodyLimit: ctx.limits.maxBodyBytes, forceCloseConnections: true });
   // Version check first: a client speaking another protocol hears that, whatever else is wrong.
   app.addHook('onRequest', async (request) => {
     const header = request.headers[PROTOCOL_HEADER];
@@ -164,13 +180,30 @@ export function buildApp(ctx: ServiceContext): FastifyInstance {
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` });
   });
-  app.setErrorHandler((err: FastifyError | Error, request, reply) => {
+  app.setErrorHandler((thrown: FastifyError | Error, request, reply) => {
+    // The store's quota refusal becomes the API's 429.
+    const err = thrown instanceof QuotaExceededError ? quotaExceeded(thrown) : thrown;
     let status = 500;
     let code = 'INTERNAL';
     let message = err.message;
+    let details: Record<string, unknown> = {};
     if (err instanceof HttpError) {
       status = err.statusCode;
       code = err.code;
+      details = err.details;
+      for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v);
+    } else if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      const limit = request.routeOptions.bodyLimit ?? ctx.limits.maxBodyBytes;
+      status = 413;
+      code = 'BODY_TOO_LARGE';
+      message = `the request body is larger than ${limit} bytes, the limit of ${request.method} ${request.routeOptions.url ?? request.url}`;
+      details = { limit };
+    } else if (err instanceof StoreUnavailableError) {
+      // The database is restarting or unreachable: nothing was changed, the client may simply retry.
+      status = 503;
+      code = err.code;
+      void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+      ctx.log.warn(`${request.method} ${request.url}: 503: ${err.message}`);
     } else if (err instanceof FuncxError) {
       code = err.code;
       status = { ENDPOINT_NOT_CONNECTED: 409, COMMAND_TIMEOUT: 504, FORWARDER_BIND: 503 }[err.code] ?? 500;
@@ -182,7 +215,7 @@ export function buildApp(ctx: ServiceContext): FastifyInstance {
       ctx.log.error(`${request.method} ${request.url}: ${err.stack ?? err.message}`);
       message = `internal error: ${err.message}`;
     }
-    void reply.code(status).send({ statusCode: status, code, message });
+    void reply.code(status).send({ statusCode: status, code, message, ...details });
   });
   return app;
 }
@@ -195,16 +228,20 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   mkdirSync(keysDir, { recursive: true, mode: 0o700 });
   chmodSync(keysDir, 0o700);
   const keys = loadOrCreateKeyPair(join(keysDir, 'forwarder.json'));
-  const store = new Store(join(options.home, 'service.db'));
+  const store = await openStore(options.database ?? join(options.home, 'service.db'), {
+    onIdleError: (err) => log.warn(`database connection lost: ${err.message}`),
+  });
   const waiters = new ResultWaiters();
-  const forwarders = new ForwarderPool({ store, keys, options, log, onResults: (ids) => waiters.notify(ids) });
+  const limits = resolveLimits(options);
+  const forwarders = new ForwarderPool({ store, keys, options, log, maxResultBytes: limits.maxResultBytes, onResults: (ids) => waiters.notify(ids) });
   const host = options.host ?? '127.0.0.1';
   const ctx: ServiceContext = {
     store,
     forwarders,
     waiters,
     maxWaitSeconds: options.maxWaitSeconds ?? 60,
-    maxBatch: options.maxBatch ?? 100_000,
+    limits,
+    quotas: resolveQuotas(options.quotas),
     log,
   };
   const app = buildApp(ctx);
@@ -215,12 +252,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     waiters.releaseAll();
     await app.close().catch((err) => log.warn(`closing HTTP: ${(err as Error).message}`));
     await forwarders.closeAll();
-    store.close();
+    await store.close();
   };
   try {
     // Nobody is connected to a service that is only starting.
-    const endpoints = store.allEndpoints();
-    for (const e of endpoints) if (e.state !== 'Inactive') store.setEndpointState(e.id, 'Inactive');
+    const endpoints = await store.allEndpoints();
+    for (const e of endpoints) if (e.state !== 'Inactive') await store.setEndpointState(e.id, 'Inactive');
     // Endpoints seen lately get their forwarder back on the same ports, so they reconnect by themselves.
     const since = Date.now() - (options.restoreWithinMs ?? 7 * 24 * 3600 * 1000);
     for (const e of endpoints) {

@@ -2,7 +2,7 @@
  * Bearer tokens → users, and the HTTP errors the API answers with (401 who are you, 403 not yours).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Store, User } from './store.js';
+import type { Store, User } from './store/index.js';
 
 /** An error the API turns into `{statusCode, code, message}` with that status. */
 export class HttpError extends Error {
@@ -10,6 +10,10 @@ export class HttpError extends Error {
     readonly statusCode: number,
     readonly code: string,
     message: string,
+    /** More fields for the error body (e.g. the limit or quota at fault). */
+    readonly details: Record<string, unknown> = {},
+    /** Response headers (e.g. Retry-After). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = 'HttpError';
@@ -40,13 +44,13 @@ declare module 'fastify' {
 }
 
 /** The user a request's `Authorization: Bearer <token>` header names, or a 401 saying what is wrong. */
-export function authenticate(store: Store, header: string | undefined): User {
+export async function authenticate(store: Store, header: string | undefined): Promise<User> {
   if (!header) {
     throw unauthorized('missing token: send "Authorization: Bearer <token>" (create one with `funcx-service user add NAME`)');
   }
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match) throw unauthorized('malformed Authorization header: expected "Bearer <token>"');
-  const user = store.userByToken(match[1]);
+  const user = await store.userByToken(match[1]);
   // Never echo the token back: it may be a real token of another service pasted by mistake.
   if (!user) throw unauthorized('invalid token: no user has this token (check FUNCX_TOKEN or your credentials.json)');
   return user;
@@ -58,7 +62,7 @@ export function installAuth(app: FastifyInstance, store: Store, publicPaths: rea
   app.decorateRequest('user', null);
   app.addHook('onRequest', async (request: FastifyRequest) => {
     if (open.has(request.routeOptions.url ?? '')) return;
-    request.user = authenticate(store, request.headers.authorization);
+    request.user = await authenticate(store, request.headers.authorization);
   });
 }
 

@@ -19,11 +19,16 @@ import {
   type HelloMessage,
 } from '../protocol/forwarder-messages.js';
 import type { CurveKeyPair } from '../protocol/keys.js';
+import type { ResultEnvelope } from '../protocol/messages.js';
+import { errorOutcome } from '../protocol/payload.js';
+import { DEFAULT_LIMITS } from './limits.js';
 import { SocketWriter } from '../protocol/socket-writer.js';
 import { ZapHandler } from '../protocol/zap.js';
 import { FuncxError } from '../errors.js';
 import { rateLimited, silentLogger, type Logger } from '../logger.js';
-import type { EndpointState, Store } from './store.js';
+import type { EndpointState, Store, StoredResults } from './store/index.js';
+import { SerialLane } from './serial-lane.js';
+import { expandTasks, FunctionSources } from './task-payloads.js';
 
 export interface ForwarderOptions {
   endpointId: string;
@@ -44,6 +49,8 @@ export interface ForwarderOptions {
   heartbeatPeriodMs?: number;
   /** The endpoint counts as Inactive after this long without a message. @default 10000 */
   heartbeatThresholdMs?: number;
+  /** Largest result payload stored; a bigger one is stored as a ResultTooLarge error instead. @default 10 MiB */
+  maxResultBytes?: number;
   /** Most tasks in one message. @default 1000 */
   batchSize?: number;
   /** Told the ids of tasks whose results were just stored (wakes long-polls). */
@@ -62,8 +69,18 @@ export class Forwarder {
   private readonly log: Logger;
   private readonly warn: (m: string) => void;
   private allowedKey: string;
+  private readonly sources: FunctionSources;
   private credit = 0;
   private deliveryScheduled = false;
+  /**
+   * The tasks channel's store work (requeue on hello, deliveries) runs one step at a time, so a delivery
+   * never sends tasks taken for one connection to another, nor races a requeue.
+   */
+  private readonly taskLane = new SerialLane();
+  /** Endpoint state writes, in the order they happened. */
+  private readonly stateLane = new SerialLane();
+  /** Message handlers still running (close waits for them before the store closes). */
+  private readonly receiving = new Set<Promise<void>>();
   private lastSeen = 0;
   private lastSeenSaved = 0;
   private timer?: NodeJS.Timeout;
@@ -79,6 +96,7 @@ export class Forwarder {
     this.log = options.log ?? silentLogger;
     this.warn = rateLimited((m) => this.log.warn(m));
     this.allowedKey = options.endpointPublicKey;
+    this.sources = new FunctionSources(async (id) => (await options.store.function(id))?.source);
     this.heartbeatPeriodMs = options.heartbeatPeriodMs ?? 2000;
     this.heartbeatThresholdMs = options.heartbeatThresholdMs ?? 10_000;
     this.zap = new ZapHandler({
@@ -123,7 +141,7 @@ export class Forwarder {
       this.writers[channel] = new SocketWriter(socket, (err) => this.warn(`${channel}: send failed: ${err.message}`));
       void this.receive(channel, socket);
     }
-    this.options.store.setEndpointPorts(this.options.endpointId, this.ports);
+    await this.options.store.setEndpointPorts(this.options.endpointId, this.ports);
     this.timer = setInterval(() => this.tick(), this.heartbeatPeriodMs);
     this.timer.unref();
   }
@@ -164,12 +182,17 @@ export class Forwarder {
 
   /** New tasks were queued for this endpoint: deliver what the credit allows (coalesced per tick). */
   notify(): void {
+    this.scheduleDelivery();
+  }
+
+  /** Queue one delivery pass behind the tasks channel's store work, unless one is queued and not started yet. */
+  private scheduleDelivery(): void {
     if (this.deliveryScheduled || this.closed) return;
     this.deliveryScheduled = true;
-    setImmediate(() => {
+    void this.taskLane.run(async () => {
       this.deliveryScheduled = false;
-      this.deliver();
-    });
+      await this.deliver();
+    }).catch((err) => this.warn(`tasks: delivery failed (the tasks stay queued): ${(err as Error).message}`));
   }
 
   /** Ask the connected endpoint something over the commands channel. */
@@ -189,12 +212,19 @@ export class Forwarder {
     });
   }
 
-  private deliver(): void {
-    const peer = this.peers.tasks;
+  /** Send what the credit allows. Runs only in the task lane. */
+  private async deliver(): Promise<void> {
     const batchSize = this.options.batchSize ?? 1000;
-    while (peer && this.credit > 0 && !this.closed) {
-      const tasks = this.options.store.takeQueued(this.options.endpointId, Math.min(this.credit, batchSize));
-      if (tasks.length === 0) return;
+    for (;;) {
+      const peer = this.peers.tasks;
+      if (!peer || this.credit <= 0 || this.closed) return;
+      const taken = await this.options.store.takeQueued(this.options.endpointId, Math.min(this.credit, batchSize));
+      if (taken.length === 0) return;
+      const { ready: tasks, gone } = await expandTasks(taken, this.sources);
+      if (gone.length > 0) await this.storeResults(gone);
+      // The connection went away meanwhile: the tasks count as delivered and the next hello requeues them.
+      if (this.peers.tasks !== peer) return;
+      if (tasks.length === 0) continue;
       this.credit -= tasks.length;
       this.writers.tasks.send([peer, encode({ kind: 'tasks', tasks })]);
     }
@@ -202,19 +232,21 @@ export class Forwarder {
 
   private async receive(channel: ForwarderChannel, socket: zmq.Router): Promise<void> {
     try {
+      // One message at a time per channel: results are stored (and acked) in the order they came.
       for await (const [routingId, frame] of socket) {
-        try {
-          this.handle(channel, routingId, frame);
-        } catch (err) {
+        const handling = this.handle(channel, routingId, frame).catch((err) => {
           this.warn(`${channel}: dropped a message: ${(err as Error).message}`);
-        }
+        });
+        this.receiving.add(handling);
+        await handling;
+        this.receiving.delete(handling);
       }
     } catch (err) {
       if (!this.closed) this.log.error(`${channel}: receive loop failed: ${(err as Error).message}`);
     }
   }
 
-  private handle(channel: ForwarderChannel, routingId: Buffer, frame: Buffer | undefined): void {
+  private async handle(channel: ForwarderChannel, routingId: Buffer, frame: Buffer | undefined): Promise<void> {
     if (!frame) throw new Error('message without a body frame');
     const m = parseFromEndpoint(channel, frame);
     if (m.kind === 'hello') return this.hello(channel, routingId, m);
@@ -223,10 +255,10 @@ export class Forwarder {
     // session for, so a reconnect never delays a result.
     if (m.kind === 'results') {
       this.seen();
-      const { stored, duplicates, unknown } = this.options.store.storeResults(this.options.endpointId, m.results);
-      if (unknown > 0) this.warn(`dropped ${unknown} results for tasks that are not endpoint ${this.options.endpointId}'s`);
+      if (this.closed) return;
+      // Not acked when the store fails: the endpoint sends the batch again.
+      const { stored, duplicates } = await this.storeResults(this.withinLimit(m.results));
       this.writers.results.send([routingId, encode({ kind: 'ack', seq: m.seq, stored: stored.length, duplicates })]);
-      if (stored.length > 0) this.options.onResults?.(stored);
       return;
     }
     if (!known) {
@@ -239,9 +271,9 @@ export class Forwarder {
         return;
       case 'credit':
         this.credit += m.n;
-        return this.deliver();
+        return this.scheduleDelivery();
       case 'running':
-        this.options.store.markRunning(this.options.endpointId, m.ids);
+        if (!this.closed) await this.options.store.markRunning(this.options.endpointId, m.ids);
         return;
       case 'command-reply': {
         const pending = this.pendingCommands.get(m.id);
@@ -254,7 +286,35 @@ export class Forwarder {
     }
   }
 
-  private hello(channel: ForwarderChannel, routingId: Buffer, m: HelloMessage): void {
+  private async storeResults(results: ResultEnvelope[]): Promise<StoredResults> {
+    const out = await this.options.store.storeResults(this.options.endpointId, results);
+    if (out.unknown > 0) this.warn(`dropped ${out.unknown} results for tasks that are not endpoint ${this.options.endpointId}'s`);
+    if (out.stored.length > 0) this.options.onResults?.(out.stored);
+    return out;
+  }
+
+  /**
+   * The service's own size check: the worker's limit is the endpoint owner's to change, and any user may run an
+   * endpoint. An oversized result is replaced by a ResultTooLarge error for that task (nothing else is copied).
+   */
+  private withinLimit(results: ResultEnvelope[]): ResultEnvelope[] {
+    const limit = this.options.maxResultBytes ?? DEFAULT_LIMITS.maxResultBytes;
+    let out = results;
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i];
+      if (r.payload.length <= limit) continue;
+      if (out === results) out = results.slice();
+      this.warn(`endpoint ${this.options.endpointId} sent a result of ${r.payload.length} bytes for task ${r.id}: stored as ResultTooLarge`);
+      out[i] = {
+        id: r.id,
+        failed: true,
+        payload: errorOutcome('ResultTooLarge', `result of task ${r.id} is ${r.payload.length} bytes, over the service's limit of ${limit} bytes`),
+      };
+    }
+    return out;
+  }
+
+  private async hello(channel: ForwarderChannel, routingId: Buffer, m: HelloMessage): Promise<void> {
     const refuse = (reason: string) => {
       // Rate-limited, and the peer's own values quoted: a peer holding the key must not flood or forge log lines.
       this.warn(`${channel}: refused hello: ${JSON.stringify(reason)}`);
@@ -264,24 +324,33 @@ export class Forwarder {
     if (m.endpointId !== this.options.endpointId) {
       return refuse(`this forwarder serves endpoint ${this.options.endpointId}, not ${m.endpointId}`);
     }
+    if (channel === 'tasks') return this.taskLane.run(() => this.welcome(channel, routingId, m));
+    return this.welcome(channel, routingId, m);
+  }
+
+  /** Accept a checked hello; on the tasks channel this runs in the task lane. */
+  private async welcome(channel: ForwarderChannel, routingId: Buffer, m: HelloMessage): Promise<void> {
+    if (this.closed) return;
     // A second hello on the same connection (the endpoint's retry crossed our welcome): nothing was lost
     // on it, so keep the credit count and the deliveries as they are.
     const sameConnection = this.peers[channel]?.equals(routingId) ?? false;
-    this.peers[channel] = routingId;
     let requeued = 0;
     if (channel === 'tasks' && !sameConnection) {
       // Whatever was delivered without a result may be lost with the old connection: send it again
       // (the endpoint drops ids it already holds), within the credit the endpoint says it has now.
-      requeued = this.options.store.requeueInFlight(this.options.endpointId);
+      this.peers.tasks = null;
+      requeued = await this.options.store.requeueInFlight(this.options.endpointId);
+      if (this.closed) return;
       this.credit = m.credit ?? 0;
     }
+    this.peers[channel] = routingId;
     this.writers[channel].send([
       routingId,
       encode({ kind: 'welcome', protocol: PROTOCOL_VERSION, channel, heartbeatPeriodMs: this.heartbeatPeriodMs, heartbeatThresholdMs: this.heartbeatThresholdMs }),
     ]);
     this.log.info(`${channel}: endpoint session ${m.session.slice(0, 8)} connected${requeued ? `, ${requeued} unfinished tasks to send again` : ''}`);
     this.seen();
-    if (channel === 'tasks') this.deliver();
+    if (channel === 'tasks') await this.deliver();
   }
 
   private seen(): void {
@@ -290,12 +359,18 @@ export class Forwarder {
     if (this.endpointState !== 'Active') {
       this.endpointState = 'Active';
       this.lastSeenSaved = now;
-      this.options.store.setEndpointState(this.options.endpointId, 'Active', now);
+      this.saveState('Active', now);
       this.log.info(`endpoint ${this.options.endpointId} is Active`);
     } else if (now - this.lastSeenSaved >= this.heartbeatPeriodMs) {
       this.lastSeenSaved = now;
-      this.options.store.setEndpointState(this.options.endpointId, 'Active', now);
+      this.saveState('Active', now);
     }
+  }
+
+  /** Record the endpoint's state (in order, without holding up the message that caused it). */
+  private saveState(state: EndpointState, lastSeen: number | null = null): void {
+    void this.stateLane.run(() => this.options.store.setEndpointState(this.options.endpointId, state, lastSeen))
+      .catch((err) => this.warn(`cannot record endpoint ${this.options.endpointId} as ${state}: ${(err as Error).message}`));
   }
 
   private tick(): void {
@@ -315,7 +390,7 @@ export class Forwarder {
     this.endpointState = 'Inactive';
     this.peers.tasks = this.peers.results = this.peers.commands = null;
     this.credit = 0;
-    this.options.store.setEndpointState(this.options.endpointId, 'Inactive');
+    this.saveState('Inactive');
     this.log.info(`endpoint ${this.options.endpointId} is Inactive (${why})`);
     for (const [id, pending] of this.pendingCommands) {
       clearTimeout(pending.timer);
@@ -324,9 +399,18 @@ export class Forwarder {
     }
   }
 
-  /** Stop serving; the endpoint is marked Inactive. Safe to call twice. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /**
+   * Stop serving; the endpoint is marked Inactive. Resolves once no store call of this forwarder is left
+   * running, so the store can close after. Safe to call twice (every caller awaits the same promise).
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private closing?: Promise<void>;
+
+  private async shutdown(): Promise<void> {
     if (this.endpointState === 'Active') this.markInactive('forwarder closed');
     this.closed = true;
     clearInterval(this.timer);
@@ -335,5 +419,6 @@ export class Forwarder {
       this.sockets[channel]?.close();
     }
     this.zap.close();
+    await Promise.allSettled([...this.receiving, this.taskLane.idle(), this.stateLane.idle()]);
   }
 }

@@ -3,7 +3,8 @@
  * up to its credit window, runs them in worker processes, returns results in batches, heartbeats, and exits
  * when the interchange has been silent past the threshold, so a lost endpoint never burns an allocation.
  *
- * State: probing → registered → (draining →) stopped.
+ * State (MANAGER_TRANSITIONS): probing → registered → (draining →) stopping → stopped. stop() is idempotent (every
+ * caller awaits one stop) and never exits the process: the CLI entry point exits with `stopped`'s code.
  */
 import * as zmq from 'zeromq';
 import { hostname } from 'node:os';
@@ -13,9 +14,19 @@ import { PROTOCOL_VERSION, type RegisterMessage, type ResultEnvelope, type TaskE
 import { SocketWriter } from '../protocol/socket-writer.js';
 import type { ManagerKeyFile } from '../protocol/keys.js';
 import { WorkerPool } from './worker-pool.js';
+import { MpiGate, type MpiGateOptions } from './mpi/mpi-gate.js';
 import { createLogger, rateLimited, type Logger } from '../logger.js';
+import { Lifecycle, Once, type Transitions } from '../lifecycle.js';
 
-export type ManagerState = 'probing' | 'registered' | 'draining' | 'stopped';
+export type ManagerState = 'probing' | 'registered' | 'draining' | 'stopping' | 'stopped';
+
+export const MANAGER_TRANSITIONS: Transitions<ManagerState> = {
+  probing: ['registered', 'stopping'],
+  registered: ['draining', 'stopping'],
+  draining: ['stopping'],
+  stopping: ['stopped'],
+  stopped: [],
+};
 
 export interface ManagerOptions {
   /** Interchange addresses to try (host names or IPs); the first that answers wins. */
@@ -40,15 +51,16 @@ export interface ManagerOptions {
   log?: Logger;
   /** Environment for workers. */
   workerEnv?: Record<string, string>;
-  /** Exit the process when stopped. @default true */
-  exitProcess?: boolean;
   managerId?: string;
+  /** Engine mode "mpi": this one manager holds the block's nodes and packs tasks onto them. */
+  mpi?: Pick<MpiGateOptions, 'nodes' | 'launcher' | 'overrides'>;
 }
 
 const MAX_WINDOW = 512;
 
 export class Manager {
-  state: ManagerState = 'probing';
+  private readonly life: Lifecycle<ManagerState>;
+  private readonly stopping = new Once();
   readonly id: string;
   private socket?: zmq.Dealer;
   private writer?: SocketWriter;
@@ -64,6 +76,8 @@ export class Manager {
   private avgTaskMs = 1000;
   private advertisedCapacity = 0;
   private stoppedResolve!: (code: number) => void;
+  /** Engine mode "mpi" only: tasks wait here for nodes. */
+  readonly gate?: MpiGate;
   /** Resolves with the exit code when the manager stops. */
   readonly stopped: Promise<number>;
 
@@ -71,12 +85,27 @@ export class Manager {
     this.id = options.managerId ?? randomUUID();
     this.log = options.log ?? createLogger(`manager ${this.id.slice(0, 8)}`);
     this.warnBadFrame = rateLimited((m) => this.log.warn(m));
+    this.life = new Lifecycle<ManagerState>('manager', 'probing', MANAGER_TRANSITIONS, { log: this.log, level: 'info' });
     this.stopped = new Promise((resolve) => (this.stoppedResolve = resolve));
+    if (options.mpi) {
+      this.gate = new MpiGate({
+        ...options.mpi,
+        endsAt: options.endsAt ?? null,
+        onReady: (tasks) => {
+          for (const t of tasks) this.queue.push(t);
+          this.fillWorkers();
+        },
+        onRefused: (results) => this.queueResults(results),
+      });
+    }
+  }
+
+  get state(): ManagerState {
+    return this.life.state;
   }
 
   private setState(next: ManagerState): void {
-    this.log.info(`state ${this.state} → ${next}`);
-    this.state = next;
+    this.life.to(next);
   }
 
   private get capacity(): number {
@@ -203,7 +232,7 @@ export class Manager {
         }
       }
     } catch (err) {
-      if (this.state !== 'stopped') this.log.error(`receive failed: ${(err as Error).message}`);
+      if (!this.life.is('stopping', 'stopped')) this.log.error(`receive failed: ${(err as Error).message}`);
     }
   }
 
@@ -215,6 +244,7 @@ export class Manager {
       this.warnBadFrame(`dropped a bad task batch: ${(err as Error).message}`);
       return;
     }
+    if (this.gate) return this.gate.add(tasks);
     for (const t of tasks) this.queue.push(t);
     this.fillWorkers();
   }
@@ -236,6 +266,7 @@ export class Manager {
   }
 
   private queueResults(results: ResultEnvelope[]): void {
+    this.gate?.done(results);
     for (const r of results) {
       if (r.ms !== undefined) this.avgTaskMs = this.avgTaskMs * 0.9 + r.ms * 0.1;
       this.outbox.push(r);
@@ -279,16 +310,19 @@ export class Manager {
   }
 
   private maybeFinishDrain(): void {
-    if (this.queueHead >= this.queue.length && this.pool!.inflightCount === 0 && this.outbox.length === 0) {
+    if (this.queueHead >= this.queue.length && this.pool!.inflightCount === 0 && this.outbox.length === 0 && !this.gate?.pending) {
       void this.stop('drained', 0);
     }
   }
 
   /** Stop: say bye (naming tasks still held, so they are retried at once), stop workers, close. */
-  async stop(reason: string, exitCode: number): Promise<void> {
-    if (this.state === 'stopped') return;
+  stop(reason: string, exitCode: number): Promise<void> {
+    return this.stopping.run(() => this.stopSteps(reason, exitCode));
+  }
+
+  private async stopSteps(reason: string, exitCode: number): Promise<void> {
+    this.setState('stopping');
     this.log.info(`stopping: ${reason}`);
-    this.setState('stopped');
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.pool?.stop();
     if (this.writer && this.outbox.length > 0) this.flush();
@@ -298,8 +332,8 @@ export class Manager {
     // Give ZeroMQ a moment to put the bye on the wire before the socket goes.
     await new Promise((r) => setTimeout(r, 50));
     this.socket?.close();
+    this.setState('stopped');
     this.stoppedResolve(exitCode);
-    if (this.options.exitProcess !== false) process.exit(exitCode);
   }
 }
 

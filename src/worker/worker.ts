@@ -20,7 +20,10 @@ export interface WorkerOptions {
   mpiLauncher?: string;
 }
 
-export function runWorker(options: WorkerOptions = {}): void {
+/** Run the worker loop; resolves with the exit code once the worker is done (the CLI entry point exits). */
+export function runWorker(options: WorkerOptions = {}): Promise<number> {
+  let done!: (code: number) => void;
+  const finished = new Promise<number>((resolve) => (done = resolve));
   const pipe = new Socket({ fd: options.fd ?? 3, readable: true, writable: true });
   const limit = options.resultSizeLimit ?? 10 * 1024 * 1024;
   const mpiLauncher = options.mpiLauncher ?? 'mpiexec -n {ranks}';
@@ -93,7 +96,7 @@ export function runWorker(options: WorkerOptions = {}): void {
         if (!running) void drain();
       } else if (message.kind === 'shutdown') {
         flush();
-        pipe.end(() => process.exit(0));
+        pipe.end(() => done(0));
       }
     }
   });
@@ -101,9 +104,10 @@ export function runWorker(options: WorkerOptions = {}): void {
   // workers: it says bye so the interchange retries their tasks, rather than us failing them with WorkerLost.
   process.on('SIGTERM', () => {});
   // The manager is gone: nobody will read our results, so stop.
-  pipe.on('end', () => process.exit(0));
-  pipe.on('error', () => process.exit(1));
+  pipe.on('end', () => done(0));
+  pipe.on('error', () => done(1));
   pipe.write(encodeLengthPrefixed({ kind: 'ready', pid: process.pid }));
+  return finished;
 }
 
 function pickMessage(err: unknown): { message: string; stack?: string } {

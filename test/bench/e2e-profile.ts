@@ -15,7 +15,7 @@ import { percentile } from './engine-bench.js';
 
 const root = mkdtempSync(join(tmpdir(), 'funcx-e2e-prof-'));
 const service = await startService({ home: join(root, 'service'), port: 0, log: silentLogger });
-const { token } = service.store.createUser('prof');
+const { token } = await service.store.createUser('prof');
 const env = { ...process.env, FUNCX_HOME: join(root, 'home'), FUNCX_SERVICE_URL: service.url, FUNCX_TOKEN: token };
 const cli = fileURLToPath(new URL('../../src/cli/endpoint.js', import.meta.url));
 // Async: the service answers from this very process.

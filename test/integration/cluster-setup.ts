@@ -94,3 +94,20 @@ export async function ensureSshd(): Promise<SshdInfo> {
   process.env.FUNCX_TEST_SSH_KNOWN_HOSTS = knownHostsPath;
   return { host: '127.0.0.1', port: 2222, username: 'root', keyPath, knownHostsPath };
 }
+
+/** Start (or find running) the test PostgreSQL on 127.0.0.1:55432; returns (and exports) FUNCX_TEST_DATABASE_URL. */
+export async function ensurePostgres(): Promise<string> {
+  const out = await runScript('start-postgres.sh', 'PostgreSQL on 127.0.0.1:55432');
+  const m = /^FUNCX_TEST_DATABASE_URL=(.+)$/m.exec(out);
+  if (!m) throw new Error(`start-postgres.sh did not print FUNCX_TEST_DATABASE_URL=...; output was:\n${out}`);
+  process.env.FUNCX_TEST_DATABASE_URL = m[1];
+  return m[1];
+}
+
+/** Install Open MPI (when missing) and compile the MPI test program into MPI_HELLO. */
+export async function ensureMpi(): Promise<void> {
+  await runScript('start-mpi.sh', 'Open MPI (openmpi-bin, libopenmpi-dev) and the compiled test program');
+}
+
+/** The MPI test program start-mpi.sh compiles: `MPI_HELLO SECONDS [RANK_THAT_DIES]`. */
+export const MPI_HELLO = '/opt/funcx-test/mpi-hello';

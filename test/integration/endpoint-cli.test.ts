@@ -341,7 +341,7 @@ describe('init (against a real funcX service)', () => {
 
   before(async () => {
     service = await startService({ home: join(tmp, 'service'), host: '127.0.0.1', port: 0, log: silentLogger });
-    token = service.store.createUser('alice').token;
+    token = (await service.store.createUser('alice')).token;
   });
 
   after(async () => {

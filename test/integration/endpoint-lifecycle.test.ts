@@ -50,8 +50,8 @@ const alive = processExists;
 before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'funcx-lifecycle-'));
   service = await startService({ home: join(tmp, 'service'), port: 0, log: silentLogger });
-  tokenA = service.store.createUser('alice').token;
-  tokenB = service.store.createUser('bob').token;
+  tokenA = (await service.store.createUser('alice')).token;
+  tokenB = (await service.store.createUser('bob')).token;
 });
 after(async () => {
   await service.close();

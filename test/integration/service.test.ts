@@ -1,6 +1,7 @@
 /**
  * The real web service (fastify, SQLite, forwarders on ZeroMQ with CURVE) driven through the SDK, a fake
  * endpoint built from the real ForwarderClient, raw ZeroMQ peers and the real CLIs as child processes.
+ * service-postgres.test.ts runs the same tests with the state in PostgreSQL (FUNCX_TEST_STORE=postgres).
  */
 import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,11 +22,13 @@ import { newKeyPair } from '../../src/protocol/keys.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
 import { silentLogger } from '../../src/logger.js';
 import { FakeEndpoint, removeFakeEndpointDirs } from '../helpers/fake-endpoint.js';
+import { databaseEnv, databaseFor, dropTestDatabases } from '../helpers/store-backends.js';
 
 const TIMINGS = { heartbeatPeriodMs: 100, heartbeatThresholdMs: 1500 };
 const dirs: string[] = [];
 const tmp = (p: string) => dirs[dirs.push(mkdtempSync(join(tmpdir(), `funcx-${p}-`))) - 1];
-after(() => {
+after(async () => {
+  await dropTestDatabases();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   removeFakeEndpointDirs();
 });
@@ -34,7 +37,7 @@ const CLI = (name: string) => fileURLToPath(new URL(`../../src/cli/${name}.js`, 
 
 /** A service closed when the test ends, however it ends. */
 async function service(t: TestContext, home = tmp('service')): Promise<RunningService> {
-  const s = await startService({ home, port: 0, ...TIMINGS, log: silentLogger });
+  const s = await startService({ home, database: await databaseFor(home), port: 0, ...TIMINGS, log: silentLogger });
   t.after(() => s.close());
   return s;
 }
@@ -45,8 +48,8 @@ async function endpoint(t: TestContext, ...args: Parameters<typeof FakeEndpoint.
   return ep;
 }
 
-function user(s: RunningService, name: string): { token: string; sdk: FuncXClient } {
-  const { token } = s.store.createUser(name);
+async function user(s: RunningService, name: string): Promise<{ token: string; sdk: FuncXClient }> {
+  const { token } = await s.store.createUser(name);
   return { token, sdk: new FuncXClient({ serviceUrl: s.url, token }) };
 }
 
@@ -73,7 +76,7 @@ async function http(s: RunningService, path: string, init: RequestInit = {}) {
 
 test('tokens: 401 without or with a wrong token, whoami with the right one; protocol mismatch names both versions', async (t) => {
   const s = await service(t);
-  const { token, sdk } = user(s, 'alice');
+  const { token, sdk } = await user(s, 'alice');
   const missing = await http(s, '/v1/whoami');
   assert.equal(missing.status, 401);
   assert.match(String(missing.body.message), /missing token.*Bearer/);
@@ -95,8 +98,8 @@ test('tokens: 401 without or with a wrong token, whoami with the right one; prot
 
 test('registration returns id, ports and key; someone else re-registering gets 403; service down is named', async (t) => {
   const s = await service(t);
-  const alice = user(s, 'alice');
-  const bob = user(s, 'bob');
+  const alice = await user(s, 'alice');
+  const bob = await user(s, 'bob');
   const keys = newKeyPair();
   const reg = await registerEndpoint(s.url, alice.token, { name: 'default', publicKey: keys.publicKey });
   assert.match(reg.endpointId, /^[0-9a-f-]{36}$/);
@@ -124,7 +127,7 @@ test('registration returns id, ports and key; someone else re-registering gets 4
 
 test('the forwarder refuses a peer with the wrong CURVE key: it gets nothing and nothing it sends counts', async (t) => {
   const s = await service(t);
-  const alice = user(s, 'alice');
+  const alice = await user(s, 'alice');
   const keys = newKeyPair();
   const reg = await registerEndpoint(s.url, alice.token, { name: 'ep', publicKey: keys.publicKey });
   const fn = await alice.sdk.registerFunction((x: number) => x, { name: 'id' });
@@ -148,8 +151,10 @@ test('the forwarder refuses a peer with the wrong CURVE key: it gets nothing and
   // The same bytes from the registered key are accepted: the refusal above was the key.
   const right = await dial(keys, false);
   const [welcome] = await right.d.receive();
-  const [tasks] = await right.d.receive();
   assert.match(welcome.toString('latin1'), /welcome/);
+  // Heartbeats may come before the tasks (the store is a round trip away on PostgreSQL).
+  let [tasks] = await right.d.receive();
+  while (tasks.toString('latin1').includes('heartbeat')) [tasks] = await right.d.receive();
   assert.ok(tasks.includes(Buffer.from(taskId)));
   right.d.close();
   right.r.close();
@@ -157,7 +162,7 @@ test('the forwarder refuses a peer with the wrong CURVE key: it gets nothing and
 
 test('tasks run through a real ForwarderClient; results come back by long-poll, with transitions', async (t) => {
   const s = await service(t);
-  const alice = user(s, 'alice');
+  const alice = await user(s, 'alice');
   const ep = await endpoint(t, s.url, alice.token, { delayMs: 300 });
   const add = await alice.sdk.registerFunction(async function add(a: number, b: number) { return a + b; }, { name: 'add' });
   const boom = await alice.sdk.registerFunction(() => { throw new TypeError('boom'); }, { name: 'boom' });
@@ -190,7 +195,7 @@ test('tasks run through a real ForwarderClient; results come back by long-poll, 
 
 test('tasks queued while the endpoint is away are delivered when it connects; state follows heartbeats', async (t) => {
   const s = await service(t);
-  const alice = user(s, 'alice');
+  const alice = await user(s, 'alice');
   const keys = newKeyPair();
   const reg = await registerEndpoint(s.url, alice.token, { name: 'ep', publicKey: keys.publicKey });
   const sq = await alice.sdk.registerFunction((x: number) => x * x, { name: 'sq' });
@@ -215,7 +220,7 @@ test('tasks queued while the endpoint is away are delivered when it connects; st
 
 test('an endpoint restarted without answering gets its tasks again, and runs each once', async (t) => {
   const s = await service(t);
-  const alice = user(s, 'alice');
+  const alice = await user(s, 'alice');
   const fn = await alice.sdk.registerFunction((x: number) => x + 100, { name: 'f' });
   const first = await endpoint(t, s.url, alice.token, { hold: true });
   const ids = [await alice.sdk.run(first.id, fn, 1), await alice.sdk.run(first.id, fn, 2)];
@@ -229,7 +234,7 @@ test('an endpoint restarted without answering gets its tasks again, and runs eac
 test('results not acknowledged survive an endpoint and service restart, are sent again and not run twice', async (t) => {
   const home = tmp('service');
   const s1 = await service(t, home);
-  const alice = user(s1, 'alice');
+  const alice = await user(s1, 'alice');
   const fn = await alice.sdk.registerFunction((x: number) => `fresh ${x}`, { name: 'f' });
   const a = await endpoint(t, s1.url, alice.token, { hold: true });
   const ids = await Promise.all([1, 2, 3].map((x) => alice.sdk.run(a.id, fn, x)));
@@ -257,7 +262,7 @@ test('results not acknowledged survive an endpoint and service restart, are sent
 test('a service restart with queued tasks loses none', async (t) => {
   const home = tmp('service');
   const s1 = await service(t, home);
-  const alice = user(s1, 'alice');
+  const alice = await user(s1, 'alice');
   const keys = newKeyPair();
   const reg = await registerEndpoint(s1.url, alice.token, { name: 'ep', publicKey: keys.publicKey });
   const fn = await alice.sdk.registerFunction((x: number) => -x, { name: 'neg' });
@@ -274,7 +279,7 @@ test('a service restart with queued tasks loses none', async (t) => {
 test('an endpoint whose forwarder moved (service restarted on other ports) registers again by itself', async (t) => {
   const home = tmp('service');
   const s1 = await service(t, home);
-  const alice = user(s1, 'alice');
+  const alice = await user(s1, 'alice');
   const keys = newKeyPair();
   let url = s1.url;
   const reregister = async () => (await registerEndpoint(url, alice.token, { name: 'ep', endpointId: ep.id, publicKey: keys.publicKey })).forwarder;
@@ -296,9 +301,9 @@ test('an endpoint whose forwarder moved (service restarted on other ports) regis
 
 test('a function shared with a group runs for its members only', async (t) => {
   const s = await service(t);
-  const alice = user(s, 'alice');
-  const bob = user(s, 'bob');
-  const carol = user(s, 'carol');
+  const alice = await user(s, 'alice');
+  const bob = await user(s, 'bob');
+  const carol = await user(s, 'carol');
   const group = await alice.sdk.createGroup('lab');
   await alice.sdk.addGroupMember('lab', 'bob');
   await assert.rejects(bob.sdk.addGroupMember(group, 'carol'), { status: 403, message: /only the owner of group lab/ });
@@ -316,8 +321,13 @@ test('a function shared with a group runs for its members only', async (t) => {
 });
 
 test('funcx-service start/status/user add/stop as a user runs them', async (t) => {
-  const env = { FUNCX_SERVICE_HOME: tmp('cli-service') };
+  const home = tmp('cli-service');
+  const env = { FUNCX_SERVICE_HOME: home, ...(await databaseEnv(home)) };
   t.after(() => run('service', ['stop', '--grace', '1'], env)); // even when an assertion below fails
+  const migrated = await run('service', ['migrate'], env);
+  assert.equal(migrated.code, 0, migrated.stderr);
+  assert.match(migrated.stdout, /(SQLite|PostgreSQL) database .* is at schema version \d+/);
+  assert.ok(!/funcx_test:funcx_test@/.test(migrated.stdout), 'the password is not printed');
   const started = await run('service', ['start', '--port', '0'], env);
   assert.equal(started.code, 0, started.stderr);
   const url = /running at (http:\/\/\S+) /.exec(started.stdout)?.[1];
@@ -338,7 +348,7 @@ test('funcx-service start/status/user add/stop as a user runs them', async (t) =
 
 test('funcx register-function / run / shell / endpoints / whoami against a live endpoint', async (t) => {
   const s = await service(t);
-  const alice = user(s, 'alice');
+  const alice = await user(s, 'alice');
   const ep = await endpoint(t, s.url, alice.token, { name: 'laptop' });
   const home = tmp('funcx-home');
   writeFileSync(join(home, 'credentials.json'), JSON.stringify({ serviceUrl: s.url, token: alice.token }), { mode: 0o600 });

@@ -65,8 +65,8 @@ test('worker channel: no key, an unknown key, or the manager public key without 
 
 test('forwarder channels: no key, an unknown key, the endpoint public key without its secret, or another endpoint key get nothing', async (t) => {
   const s = await inProcessService(t);
-  const alice = addUser(s, 'alice');
-  const bob = addUser(s, 'bob');
+  const alice = await addUser(s, 'alice');
+  const bob = await addUser(s, 'bob');
   const keys = newKeyPair();
   const reg = await registerEndpoint(s.url, alice.token, { name: 'alice-ep', publicKey: keys.publicKey });
   const bobKeys = newKeyPair();
@@ -100,9 +100,9 @@ test('forwarder channels: no key, an unknown key, the endpoint public key withou
   t.after(() => intruders.forEach(([, p]) => p.close()));
   await sleep(QUIET_MS);
   for (const [name, p] of intruders) assert.deepEqual(p.kinds(), [], `${name} received ${p.kinds().join(', ')}`);
-  const task = s.store.task(taskId)!;
+  const task = (await s.store.task(taskId))!;
   assert.equal(task.state, 'waiting-for-endpoint', 'the task was neither delivered nor finished by an intruder');
-  assert.deepEqual(s.store.transitions(taskId).map((x) => x.state), ['received', 'waiting-for-endpoint']);
+  assert.deepEqual((await s.store.transitions(taskId)).map((x) => x.state), ['received', 'waiting-for-endpoint']);
   assert.equal(forwarder.state, 'Inactive', 'no intruder made the endpoint look connected');
   const status = await api(s.url, alice.token, 'GET', `/v1/endpoints/${reg.endpointId}/status`);
   assert.equal(status.status, 409, 'no intruder answers commands for the endpoint');

@@ -51,19 +51,19 @@ export interface TestUser {
 }
 
 /** Create a user directly in the service's store (as `funcx-service user add` does). */
-export function addUser(s: RunningService, name: string): TestUser {
-  const { token } = s.store.createUser(name);
+export async function addUser(s: RunningService, name: string): Promise<TestUser> {
+  const { token } = await s.store.createUser(name);
   return { name, token, sdk: new FuncXClient({ serviceUrl: s.url, token }) };
 }
 
 /** One raw HTTP call; the body is parsed JSON (or {} when there is none). */
-export async function api(url: string, token: string | undefined, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+export async function api(url: string, token: string | undefined, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown>; headers: Record<string, string> }> {
   const headers: Record<string, string> = {};
   if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
   const r = await fetch(url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();
-  return { status: r.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  return { status: r.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {}, headers: Object.fromEntries(r.headers) };
 }
 
 export interface PeerOptions {

@@ -30,8 +30,8 @@ async function refused(call: Promise<unknown>, status: number, what: string): Pr
 
 test("bob's token cannot start, stop, query or submit to alice's endpoint, nor read her tasks", async (t) => {
   const s = await inProcessService(t);
-  const alice = addUser(s, 'alice');
-  const bob = addUser(s, 'bob');
+  const alice = await addUser(s, 'alice');
+  const bob = await addUser(s, 'bob');
   const ea = await endpoint(t, s, alice);
   const eb = await endpoint(t, s, bob);
   const aliceFn = await alice.sdk.registerFunction((x: number) => x * 2, { name: 'double' });
@@ -43,8 +43,8 @@ test("bob's token cannot start, stop, query or submit to alice's endpoint, nor r
   for (const publicKey of [newKeyPair().publicKey, ea.keys.publicKey]) {
     await assert.rejects(registerEndpoint(s.url, bob.token, { name: 'default', endpointId: ea.id, publicKey }), { code: 'FORBIDDEN', message: /belongs to another user/ });
   }
-  assert.equal(s.store.endpoint(ea.id)!.owner, s.store.userByName('alice')!.id);
-  assert.equal(s.store.endpoint(ea.id)!.publicKey, ea.keys.publicKey);
+  assert.equal((await s.store.endpoint(ea.id))!.owner, (await s.store.userByName('alice'))!.id);
+  assert.equal((await s.store.endpoint(ea.id))!.publicKey, ea.keys.publicKey);
 
   // Submit: a function, a shell command, and a batch that mixes bob's own endpoint with alice's (all or nothing).
   await refused(bob.sdk.run(ea.id, bobFn), 403, 'bob runs his function on alice\'s endpoint');
@@ -53,7 +53,7 @@ test("bob's token cannot start, stop, query or submit to alice's endpoint, nor r
   batch.add(eb.id, bobFn);
   batch.add(ea.id, bobFn);
   await refused(bob.sdk.batchRun(batch), 403, 'a batch with one task for alice\'s endpoint');
-  assert.equal(s.store.countQueued(eb.id), 0, 'nothing of the refused batch was queued');
+  assert.equal(await s.store.countQueued(eb.id), 0, 'nothing of the refused batch was queued');
   await refused(bob.sdk.run(eb.id, aliceFn, 1), 403, 'bob runs alice\'s unshared function on his own endpoint');
 
   // Read: the task, its transitions, a long-poll, the batch results route, the function, the endpoint.
@@ -92,14 +92,16 @@ test("bob's token cannot start, stop, query or submit to alice's endpoint, nor r
 
   // Alice's endpoint still works with her key after all this.
   assert.equal(await alice.sdk.getResult(await alice.sdk.run(ea.id, aliceFn, 5), { waitMs: 10_000 }), 10);
-  assert.ok(!ea.executed.some((id) => s.store.task(id)?.owner === s.store.userByName('bob')!.id), "none of bob's tasks ran on alice's endpoint");
+  const bobId = (await s.store.userByName('bob'))!.id;
+  const executed = await s.store.tasks(ea.executed);
+  assert.ok(![...executed.values()].some((t) => t.owner === bobId), "none of bob's tasks ran on alice's endpoint");
 });
 
 test('a function shared with a group runs for its members only; only the owner adds members', async (t) => {
   const s = await inProcessService(t);
-  const alice = addUser(s, 'alice');
-  const carol = addUser(s, 'carol');
-  const bob = addUser(s, 'bob');
+  const alice = await addUser(s, 'alice');
+  const carol = await addUser(s, 'carol');
+  const bob = await addUser(s, 'bob');
   await alice.sdk.createGroup('lab');
   await alice.sdk.addGroupMember('lab', 'carol');
   const shared = await alice.sdk.registerFunction((x: number) => `shared:${x}`, { name: 'shared', group: 'lab' });

@@ -2,7 +2,9 @@
  * The endpoint's engine: the interchange, the blocks it owns through its provider, and the strategy that
  * sizes them. The daemon feeds it tasks and takes its results; `status` reads it.
  *
- * State: created → running → stopping → stopped.
+ * State (ENGINE_TRANSITIONS): created → starting → running → stopping → stopped; a stop may come at any point
+ * (created and starting included): it waits for the start step under way, then undoes everything, so a
+ * block the first strategy tick submitted (init_blocks) is cancelled too. stop() is idempotent.
  */
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -16,10 +18,20 @@ import { blockRequest } from './manager-command.js';
 import { managerAddress } from '../../config/engine-options.js';
 import { loadOrCreateWorkerChannelKeys, type WorkerChannelKeys } from '../../protocol/keys.js';
 import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
-import { IllegalStateError } from '../../errors.js';
+import { FuncxError, IllegalStateError } from '../../errors.js';
+import { Lifecycle, Once, type Transitions } from '../../lifecycle.js';
+import { MpiAdmission } from '../mpi/mpi-admission.js';
 import type { Logger } from '../../logger.js';
 
-export type EngineState = 'created' | 'running' | 'stopping' | 'stopped';
+export type EngineState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+export const ENGINE_TRANSITIONS: Transitions<EngineState> = {
+  created: ['starting', 'stopping'],
+  starting: ['running', 'stopping'],
+  running: ['stopping'],
+  stopping: ['stopped'],
+  stopped: [],
+};
 
 export interface EngineInit {
   config: Config;
@@ -55,7 +67,9 @@ export interface EngineStatus {
 }
 
 export class Engine {
-  state: EngineState = 'created';
+  readonly life: Lifecycle<EngineState>;
+  private starting: Promise<void> | undefined;
+  private readonly stopping = new Once<TaskEnvelope[]>();
   readonly interchange: Interchange;
   readonly tracker: BlockTracker;
   readonly strategy: Strategy;
@@ -63,9 +77,13 @@ export class Engine {
   private managerAddresses: string[] = [];
   private managerPort = 0;
   private keyFileOnChannel = '';
+  /** Engine mode "mpi" only: reads resource specifications as tasks arrive. */
+  readonly mpi?: MpiAdmission;
+  private resultHandler: (results: ResultEnvelope[]) => void = () => {};
 
   constructor(private readonly init: EngineInit) {
     const { config, log } = init;
+    this.life = new Lifecycle<EngineState>('engine', 'created', ENGINE_TRANSITIONS, { log });
     this.keys = loadOrCreateWorkerChannelKeys(init.keysDir);
     const address = managerAddress(config.engine, init.endpointAddress);
     // Managers dial `address`; a host name cannot be bound, so listen on every interface then.
@@ -73,6 +91,10 @@ export class Engine {
     const bindAddress = remote ? '127.0.0.1' : isIP(address) ? address : '0.0.0.0';
     this.managerAddresses = [address, ...config.engine.extraAddresses];
     const strategyOptions = config.strategy;
+    if (config.engine.mode === 'mpi') {
+      // The launcher was checked by the config layer (one manager per block).
+      this.mpi = new MpiAdmission(strategyOptions.nodes.max);
+    }
     this.interchange = new Interchange({
       keys: this.keys,
       address: bindAddress,
@@ -94,7 +116,7 @@ export class Engine {
     const strategyLog = log.child('strategy');
     this.strategy = new Strategy({
       tracker: this.tracker,
-      engine: this.interchange,
+      engine: this.mpi ? this.mpi.nodeView(this.interchange) : this.interchange,
       options: strategyOptions,
       estimateMs: () => this.interchange.typicalEstimateMs(),
       log: (level, message) => strategyLog[level](message),
@@ -103,12 +125,31 @@ export class Engine {
     this.tracker.onBlockEnded = (blockId, state) => this.interchange.forgetBlock(blockId, state);
   }
 
-  /** Start the interchange, make it reachable to managers, and start the strategy. */
-  async start(): Promise<void> {
-    if (this.state !== 'created') throw new IllegalStateError(`engine cannot start from state ${this.state}`);
+  get state(): EngineState {
+    return this.life.state;
+  }
+
+  /**
+   * Start the interchange, make it reachable to managers, and start the strategy (whose first tick submits
+   * init_blocks). Rejects with STOPPED when stop() came first.
+   */
+  start(): Promise<void> {
+    this.life.to('starting');
+    this.starting = this.startSteps();
+    return this.starting;
+  }
+
+  /** Throw when a stop came while starting: the rest of the start is abandoned (stop() undoes the rest). */
+  private checkStarting(): void {
+    if (!this.life.is('starting')) throw new FuncxError('STOPPED', 'the engine was stopped while starting');
+  }
+
+  private async startSteps(): Promise<void> {
     const channel = this.init.config.provider.channel;
     await channel.connect?.();
+    this.checkStarting();
     const port = await this.interchange.start();
+    this.checkStarting();
     this.managerPort = port;
     if (channel.isRemote) {
       // Managers on the cluster cannot reach us: ride back through the channel (reverse forward).
@@ -125,7 +166,8 @@ export class Engine {
     });
     if (channel.isRemote) await channel.run(`mkdir -p ${shellQuote(channel.scriptDir)} && chmod 700 ${shellQuote(channel.scriptDir)}`);
     await channel.writeFile(this.keyFileOnChannel, keyFile + '\n', 0o600);
-    this.state = 'running';
+    this.checkStarting();
+    this.life.to('running');
     this.strategy.start();
   }
 
@@ -137,19 +179,34 @@ export class Engine {
 
   /** Hand tasks to the interchange; results come through `onResults`. */
   submitMany(tasks: TaskEnvelope[]): void {
+    if (this.mpi) {
+      const { accepted, refused } = this.mpi.admit(tasks);
+      if (refused.length) this.resultHandler(refused);
+      tasks = accepted;
+    }
     this.interchange.submitMany(tasks);
     // Work arrived: decide now rather than at the next period (first block within a second of a burst).
     this.strategy.nudge();
   }
 
   submit(task: TaskEnvelope): Promise<ResultEnvelope> {
+    if (this.mpi) {
+      const { refused } = this.mpi.admit([task]);
+      if (refused.length) return Promise.resolve(refused[0]);
+      const mpi = this.mpi;
+      const result = this.interchange.submit(task).then((r) => (mpi.finished([r]), r));
+      this.strategy.nudge();
+      return result;
+    }
     const result = this.interchange.submit(task);
     this.strategy.nudge();
     return result;
   }
 
   set onResults(handler: (results: ResultEnvelope[]) => void) {
-    this.interchange.onResults = handler;
+    this.resultHandler = handler;
+    const mpi = this.mpi;
+    this.interchange.onResults = mpi ? (results) => (mpi.finished(results), handler(results)) : handler;
   }
 
   status(): EngineStatus {
@@ -184,20 +241,25 @@ export class Engine {
    * Stop: no new blocks, in-flight tasks get up to graceMs, managers are told to go, every block is
    * cancelled. Returns the tasks that did not finish (the forwarder redelivers them). Safe to call again.
    */
-  async stop(options: { graceMs?: number } = {}): Promise<TaskEnvelope[]> {
-    if (this.state === 'stopping' || this.state === 'stopped') return [];
-    this.state = 'stopping';
-    this.strategy.stop();
-    let unfinished: TaskEnvelope[] = [];
-    try {
-      unfinished = await this.interchange.stop({ graceMs: options.graceMs });
-    } finally {
-      const ids = this.tracker.blocks().map((b) => b.blockId);
-      await this.tracker.cancel(ids).catch((err: Error) => this.init.log.error(`cancelling blocks failed: ${err.message}`));
-      await this.init.config.provider.close().catch(() => {});
-      await this.init.config.provider.channel.close().catch(() => {});
-      this.state = 'stopped';
-    }
-    return unfinished;
+  stop(options: { graceMs?: number } = {}): Promise<TaskEnvelope[]> {
+    return this.stopping.run(async () => {
+      this.life.to('stopping');
+      // Let the start step under way settle (it sees `stopping` and gives up), then undo what it made.
+      await this.starting?.catch(() => {});
+      this.strategy.stop();
+      // A tick under way may be submitting a block (the first one: init_blocks): wait for its job id.
+      await this.strategy.idle();
+      let unfinished: TaskEnvelope[] = [];
+      try {
+        unfinished = await this.interchange.stop({ graceMs: options.graceMs });
+      } finally {
+        const ids = this.tracker.blocks().map((b) => b.blockId);
+        await this.tracker.cancel(ids).catch((err: Error) => this.init.log.error(`cancelling blocks failed: ${err.message}`));
+        await this.init.config.provider.close().catch(() => {});
+        await this.init.config.provider.channel.close().catch(() => {});
+        this.life.to('stopped');
+      }
+      return unfinished;
+    });
   }
 }

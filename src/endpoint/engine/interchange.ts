@@ -4,7 +4,7 @@
  * retries the tasks of lost managers (bounded) and never sends a task to a manager whose block is about to
  * hit its walltime.
  *
- * State: created → running → stopping → stopped.
+ * State (INTERCHANGE_TRANSITIONS): created → running → stopping → stopped (created → stopped when never started).
  */
 import * as zmq from 'zeromq';
 import { EventEmitter } from 'node:events';
@@ -15,6 +15,7 @@ import { SocketWriter } from '../../protocol/socket-writer.js';
 import { ZapHandler } from '../../protocol/zap.js';
 import type { WorkerChannelKeys } from '../../protocol/keys.js';
 import { IllegalStateError } from '../../errors.js';
+import { Lifecycle, Once, type Transitions } from '../../lifecycle.js';
 import { rateLimited, silentLogger, type Logger } from '../../logger.js';
 import { TaskQueue } from './task-queue.js';
 import { ManagerRegistry, type ManagerRecord } from './manager-registry.js';
@@ -22,6 +23,13 @@ import type { BlockLoad, EngineView } from './strategy.js';
 import { checkRegistration, portRange, printable } from './peer-checks.js';
 
 export type InterchangeState = 'created' | 'running' | 'stopping' | 'stopped';
+
+export const INTERCHANGE_TRANSITIONS: Transitions<InterchangeState> = {
+  created: ['running', 'stopped'],
+  running: ['stopping'],
+  stopping: ['stopped'],
+  stopped: [],
+};
 
 export interface InterchangeOptions {
   keys: WorkerChannelKeys;
@@ -54,7 +62,8 @@ export interface InterchangeEvents {
 }
 
 export class Interchange extends EventEmitter<InterchangeEvents> implements EngineView {
-  state: InterchangeState = 'created';
+  private readonly life: Lifecycle<InterchangeState>;
+  private readonly stopping = new Once<TaskEnvelope[]>();
   port = 0;
   /** Called with every batch of results of tasks submitted with `submitMany` (not those of `submit`). */
   onResults: (results: ResultEnvelope[]) => void = () => {};
@@ -78,6 +87,7 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
   constructor(private readonly options: InterchangeOptions) {
     super();
     this.log = options.log ?? silentLogger;
+    this.life = new Lifecycle<InterchangeState>('interchange', 'created', INTERCHANGE_TRANSITIONS, { log: this.log });
     this.warnPeer = rateLimited((m) => this.log.warn(m));
     this.registry = new ManagerRegistry();
     this.zap = new ZapHandler({
@@ -98,9 +108,12 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
     this.writer = new SocketWriter(this.router, (err) => this.warnPeer(`send failed: ${err.message}`));
   }
 
+  get state(): InterchangeState {
+    return this.life.state;
+  }
+
   private setState(next: InterchangeState): void {
-    this.log.info(`state ${this.state} → ${next}`);
-    this.state = next;
+    this.life.to(next);
   }
 
   /** Bind and start serving; returns the port bound. */
@@ -439,13 +452,19 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
    * Tasks still held are returned so the caller can hand them back (the forwarder redelivers them).
    * Safe to call again.
    */
-  async stop(options: { graceMs?: number } = {}): Promise<TaskEnvelope[]> {
-    if (this.state === 'stopped' || this.state === 'stopping' || this.state === 'created') {
-      if (this.state === 'created') this.state = 'stopped';
+  stop(options: { graceMs?: number } = {}): Promise<TaskEnvelope[]> {
+    return this.stopping.run(() => this.stopSteps(options.graceMs ?? 0));
+  }
+
+  private async stopSteps(graceMs: number): Promise<TaskEnvelope[]> {
+    if (this.state === 'created') {
+      this.setState('stopped');
+      this.router.close();
+      this.zap.close();
       return [];
     }
     this.setState('stopping');
-    const deadline = Date.now() + (options.graceMs ?? 0);
+    const deadline = Date.now() + graceMs;
     while (Date.now() < deadline && this.registry.inflightTotal() > 0) await new Promise((r) => setTimeout(r, 50));
     const unfinished = [...this.tasks.values()].map((r) => r.env);
     const bye = encode({ kind: 'shutdown' });

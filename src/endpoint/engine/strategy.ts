@@ -227,6 +227,8 @@ export class Strategy {
   private readonly log: LogFn;
   private handle: unknown = null;
   private ticking = false;
+  /** The tick under way (a block submission may be in it), for idle(). */
+  private current: Promise<Decision | null> | null = null;
   private ticks = 0;
   private lastTickAt = -Infinity;
   private nudgeTimer: NodeJS.Timeout | null = null;
@@ -274,9 +276,23 @@ export class Strategy {
     this.nudgeTimer.unref?.();
   }
 
+  /** Resolves once no tick is under way: after stop(), nothing more will be submitted. */
+  async idle(): Promise<void> {
+    while (this.current) await this.current;
+  }
+
   /** One round: poll the blocks, decide, apply. Never throws; returns null when a tick is already running. */
   async tick(): Promise<Decision | null> {
     if (this.ticking) return null;
+    this.current = this.runTick();
+    try {
+      return await this.current;
+    } finally {
+      this.current = null;
+    }
+  }
+
+  private async runTick(): Promise<Decision | null> {
     this.ticking = true;
     this.lastTickAt = this.clock.now();
     try {

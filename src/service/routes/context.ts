@@ -1,17 +1,20 @@
 /**
  * What every route file gets, and the small checks they share (body fields, access rules, views).
  */
-import type { EndpointRecord, FunctionRecord, Store, TaskRecord, User } from '../store.js';
+import type { EndpointRecord, FunctionRecord, Store, TaskRecord, User } from '../store/index.js';
 import type { Forwarder } from '../forwarder.js';
 import type { ResultWaiters } from './long-poll.js';
 import { badRequest, forbidden, notFound } from '../auth.js';
 import type { Logger } from '../../logger.js';
+import type { ServiceLimits, ServiceQuotas } from '../limits.js';
 
 /** The forwarders of the service, by endpoint (api.ts). */
 export interface ForwarderDirectory {
   get(endpointId: string): Forwarder | undefined;
   /** Create (or update) the endpoint's forwarder and return it. */
-  ensure(endpoint: EndpointRecord): Promise<Forwarder>;
+  ensure(endpoint: Pick<EndpointRecord, 'id' | 'publicKey' | 'ports'>): Promise<Forwarder>;
+  /** Close the endpoint's forwarder (its ports are free again). */
+  remove(endpointId: string): Promise<void>;
   /** Tasks were queued for the endpoint. */
   notify(endpointId: string): void;
 }
@@ -22,8 +25,10 @@ export interface ServiceContext {
   waiters: ResultWaiters;
   /** Longest `?wait=` honoured, in seconds. */
   maxWaitSeconds: number;
-  /** Most tasks accepted in one POST /v1/tasks. */
-  maxBatch: number;
+  /** Sizes and counts every route enforces (limits.ts). */
+  limits: ServiceLimits;
+  /** Per-user quotas (limits.ts). */
+  quotas: ServiceQuotas;
   log: Logger;
 }
 
@@ -61,35 +66,35 @@ export function waitMs(query: unknown, maxSeconds: number): number {
 }
 
 /** Owner, or member of the endpoint's group. */
-export function mayUseEndpoint(store: Store, user: User, endpoint: EndpointRecord): boolean {
-  return endpoint.owner === user.id || (endpoint.group !== null && store.isGroupMember(endpoint.group, user.id));
+export async function mayUseEndpoint(store: Store, user: User, endpoint: EndpointRecord): Promise<boolean> {
+  return endpoint.owner === user.id || (endpoint.group !== null && (await store.isGroupMember(endpoint.group, user.id)));
 }
 
-export function endpointFor(store: Store, user: User, id: string): EndpointRecord {
-  const endpoint = isUuid(id) ? store.endpoint(id) : undefined;
+export async function endpointFor(store: Store, user: User, id: string): Promise<EndpointRecord> {
+  const endpoint = isUuid(id) ? await store.endpoint(id) : undefined;
   if (!endpoint) throw notFound(`no endpoint ${id}`);
-  if (!mayUseEndpoint(store, user, endpoint)) throw forbidden(`endpoint ${id} belongs to another user and is not shared with you`);
+  if (!(await mayUseEndpoint(store, user, endpoint))) throw forbidden(`endpoint ${id} belongs to another user and is not shared with you`);
   return endpoint;
 }
 
 /** Owner, or member of the function's group. */
-export function functionFor(store: Store, user: User, id: string): FunctionRecord {
-  const fn = isUuid(id) ? store.function(id) : undefined;
+export async function functionFor(store: Store, user: User, id: string): Promise<FunctionRecord> {
+  const fn = isUuid(id) ? await store.function(id) : undefined;
   if (!fn) throw notFound(`no function ${id}`);
-  if (fn.owner !== user.id && !(fn.group !== null && store.isGroupMember(fn.group, user.id))) {
+  if (fn.owner !== user.id && !(fn.group !== null && (await store.isGroupMember(fn.group, user.id)))) {
     throw forbidden(`function ${id} belongs to another user and is not shared with you (ask its owner to add you to its group)`);
   }
   return fn;
 }
 
-export function taskFor(store: Store, user: User, id: string): TaskRecord {
-  const task = isUuid(id) ? store.task(id) : undefined;
+export async function taskFor(store: Store, user: User, id: string): Promise<TaskRecord> {
+  const task = isUuid(id) ? await store.task(id) : undefined;
   if (!task) throw notFound(`no task ${id}`);
   if (task.owner !== user.id) throw forbidden(`task ${id} belongs to another user`);
   return task;
 }
 
-export function isFinished(task: TaskRecord): boolean {
+export function isFinished(task: Pick<TaskRecord, 'state'>): boolean {
   return task.state === 'success' || task.state === 'failed';
 }
 
@@ -121,16 +126,21 @@ export function taskView(task: TaskRecord): TaskView {
   return view;
 }
 
-export function endpointView(store: Store, e: EndpointRecord, forwarder: Forwarder | undefined) {
+export async function endpointView(store: Store, e: EndpointRecord, forwarder: Forwarder | undefined) {
+  const [owner, group, queued] = await Promise.all([
+    store.userById(e.owner),
+    e.group ? store.group(e.group) : undefined,
+    store.countQueued(e.id),
+  ]);
   return {
     endpointId: e.id,
     name: e.name,
-    owner: store.userById(e.owner)?.name ?? e.owner,
+    owner: owner?.name ?? e.owner,
     // The forwarder knows best; without one (service just restarted) nothing is connected.
     state: forwarder ? forwarder.state : 'Inactive',
     lastSeen: e.lastSeen ? new Date(e.lastSeen).toISOString() : null,
-    group: e.group ? (store.group(e.group)?.name ?? e.group) : null,
-    queued: store.countQueued(e.id),
+    group: e.group ? (group?.name ?? e.group) : null,
+    queued,
     metadata: e.metadata,
   };
 }

@@ -6,8 +6,9 @@ import type { FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { PROTOCOL_VERSION, protocolMismatchMessage } from '../../protocol/forwarder-messages.js';
 import { isZ85Key } from '../../protocol/keys.js';
+import { QuotaExceededError } from '../store/index.js';
 import { badRequest, forbidden, HttpError, notFound, userOf } from '../auth.js';
-import type { EndpointMetadata } from '../store.js';
+import type { EndpointMetadata } from '../store/index.js';
 import { bodyObject, endpointFor, endpointView, isUuid, optionalString, requireString, type ServiceContext } from './context.js';
 
 export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void {
@@ -26,46 +27,72 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
     const groupRef = optionalString(body, 'group');
     let group: string | null = null;
     if (groupRef !== undefined) {
-      const g = store.group(groupRef);
+      const g = await store.group(groupRef);
       if (!g) throw notFound(`no group ${groupRef}`);
-      if (!store.isGroupMember(g.id, user.id)) throw forbidden(`you are not a member of group ${g.name}`);
+      if (!(await store.isGroupMember(g.id, user.id))) throw forbidden(`you are not a member of group ${g.name}`);
       group = g.id;
     }
     const metadata = endpointMetadata(body.metadata);
     const id = requestedId ?? randomUUID();
-    const existing = store.endpoint(id);
+    const existing = await store.endpoint(id);
     if (existing && existing.owner !== user.id) {
       throw forbidden(`endpoint ${id} belongs to another user: only its owner can register or start it`);
     }
-    const record = store.saveEndpoint({ id, name, owner: user.id, publicKey: body.publicKey, group, metadata });
-    const forwarder = await forwarders.ensure(record);
+    // Ports first: a registration that gets no forwarder saves nothing. A new endpoint's quota is checked
+    // before taking ports, and again in the transaction that saves it.
+    if (!existing) {
+      const owned = (await store.endpointsFor(user.id)).filter((e) => e.owner === user.id).length;
+      if (owned >= ctx.quotas.endpoints) throw new QuotaExceededError('endpoints', owned, ctx.quotas.endpoints, 1);
+    }
+    const forwarder = await forwarders.ensure({ id, publicKey: body.publicKey, ports: existing?.ports ?? null });
+    try {
+      await store.saveEndpoint({ id, name, owner: user.id, publicKey: body.publicKey, group }, ctx.quotas.endpoints);
+      await store.setEndpointMetadata(id, metadata);
+      await store.setEndpointPorts(id, forwarder.ports);
+    } catch (err) {
+      if (!existing) await forwarders.remove(id);
+      throw err;
+    }
     ctx.log.info(`endpoint ${id} (${name}) registered by ${user.name}`);
     return { endpointId: id, forwarder: forwarder.address(), protocol: PROTOCOL_VERSION };
   });
 
+  /** Delete an endpoint (owner only): its forwarder closes, its unfinished tasks fail with EndpointDeleted. */
+  app.delete<{ Params: { id: string } }>('/v1/endpoints/:id', async (request) => {
+    const user = userOf(request);
+    const endpoint = await endpointFor(store, user, request.params.id);
+    if (endpoint.owner !== user.id) throw forbidden(`only the owner of endpoint ${endpoint.id} can delete it`);
+    await forwarders.remove(endpoint.id);
+    const failed = (await store.deleteEndpoint(endpoint.id)) ?? [];
+    ctx.waiters.notify(failed);
+    ctx.log.info(`endpoint ${endpoint.id} (${endpoint.name}) deleted by ${user.name}; ${failed.length} unfinished tasks failed`);
+    return { endpointId: endpoint.id, deleted: true, failedTasks: failed.length };
+  });
+
   app.get('/v1/endpoints', async (request) => {
     const user = userOf(request);
-    return { endpoints: store.endpointsFor(user.id).map((e) => endpointView(store, e, forwarders.get(e.id))) };
+    const endpoints = await store.endpointsFor(user.id);
+    return { endpoints: await Promise.all(endpoints.map((e) => endpointView(store, e, forwarders.get(e.id)))) };
   });
 
   app.get<{ Params: { id: string } }>('/v1/endpoints/:id', async (request) => {
-    const endpoint = endpointFor(store, userOf(request), request.params.id);
+    const endpoint = await endpointFor(store, userOf(request), request.params.id);
     return endpointView(store, endpoint, forwarders.get(endpoint.id));
   });
 
   /** Ask the running endpoint for its own report (engine, managers, blocks, queue). Owner only. */
   app.get<{ Params: { id: string } }>('/v1/endpoints/:id/status', async (request) => {
     const user = userOf(request);
-    const endpoint = endpointFor(store, user, request.params.id);
+    const endpoint = await endpointFor(store, user, request.params.id);
     if (endpoint.owner !== user.id) throw forbidden(`only the owner of endpoint ${endpoint.id} can ask for its status`);
     const reply = await commandOrThrow(ctx, endpoint.id, { name: 'status' });
-    return { ...endpointView(store, endpoint, forwarders.get(endpoint.id)), report: reply.result ?? null };
+    return { ...(await endpointView(store, endpoint, forwarders.get(endpoint.id))), report: reply.result ?? null };
   });
 
   /** Ask the running endpoint to stop. Owner only. */
   app.post<{ Params: { id: string } }>('/v1/endpoints/:id/stop', async (request) => {
     const user = userOf(request);
-    const endpoint = endpointFor(store, user, request.params.id);
+    const endpoint = await endpointFor(store, user, request.params.id);
     if (endpoint.owner !== user.id) throw forbidden(`only the owner of endpoint ${endpoint.id} can stop it`);
     const reply = await commandOrThrow(ctx, endpoint.id, { name: 'stop' });
     return { endpointId: endpoint.id, stopping: true, result: reply.result ?? null };

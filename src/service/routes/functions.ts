@@ -23,7 +23,7 @@ export function checkFunctionSource(source: string): void {
 export function functionRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { store } = ctx;
 
-  app.post('/v1/functions', async (request) => {
+  app.post('/v1/functions', { bodyLimit: ctx.limits.maxFunctionBodyBytes }, async (request) => {
     const user = userOf(request);
     const body = bodyObject(request.body);
     const name = requireString(body, 'name', 200);
@@ -32,22 +32,23 @@ export function functionRoutes(app: FastifyInstance, ctx: ServiceContext): void 
     const groupRef = optionalString(body, 'group');
     let group: string | null = null;
     if (groupRef !== undefined) {
-      const g = store.group(groupRef);
+      const g = await store.group(groupRef);
       if (!g) throw notFound(`no group ${groupRef}`);
-      if (!store.isGroupMember(g.id, user.id)) throw forbidden(`you are not a member of group ${g.name}, so you cannot share with it`);
+      if (!(await store.isGroupMember(g.id, user.id))) throw forbidden(`you are not a member of group ${g.name}, so you cannot share with it`);
       group = g.id;
     }
-    const fn = store.createFunction({ owner: user.id, name, source, group });
+    const fn = await store.createFunction({ owner: user.id, name, source, group }, ctx.quotas.functions);
     return { functionId: fn.id };
   });
 
   app.get<{ Params: { id: string } }>('/v1/functions/:id', async (request) => {
-    const fn = functionFor(store, userOf(request), request.params.id);
+    const fn = await functionFor(store, userOf(request), request.params.id);
+    const [owner, group] = await Promise.all([store.userById(fn.owner), fn.group ? store.group(fn.group) : undefined]);
     return {
       functionId: fn.id,
       name: fn.name,
-      owner: store.userById(fn.owner)?.name ?? fn.owner,
-      group: fn.group ? (store.group(fn.group)?.name ?? fn.group) : null,
+      owner: owner?.name ?? fn.owner,
+      group: fn.group ? (group?.name ?? fn.group) : null,
       source: fn.source,
       createdAt: new Date(fn.createdAt).toISOString(),
     };

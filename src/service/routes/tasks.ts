@@ -7,7 +7,10 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { encodeTask, type TaskBody } from '../../protocol/payload.js';
-import type { NewTask, TaskRecord, User } from '../store.js';
+import type { FunctionRecord, NewTask, TaskRecord, TaskSummary, User } from '../store/index.js';
+import { tooLarge } from '../limits.js';
+import { isArgsOnly } from '../task-payloads.js';
+import { checkResourceSpec, type ResourceSpec } from '../../protocol/resource-spec.js';
 import { badRequest, forbidden, notFound, userOf } from '../auth.js';
 import {
   bodyObject, endpointFor, functionFor, isFinished, taskFor, taskView, waitMs, type ServiceContext,
@@ -30,27 +33,72 @@ function command(v: unknown, where: string): string {
   return v;
 }
 
-/** Turn one submitted task into a stored task, checking access to its endpoint and function. */
-function buildTask(ctx: ServiceContext, user: User, spec: unknown, i: number, checked: Map<string, unknown>): NewTask {
+function resources(v: unknown, where: string): ResourceSpec {
+  try {
+    return checkResourceSpec(v, `${where}.resources`);
+  } catch (err) {
+    throw badRequest((err as Error).message);
+  }
+}
+
+/** An access check done once per distinct endpoint or function of a batch: its record, or the error to throw. */
+type Checked = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/**
+ * Resolve every distinct endpoint and function a batch names (concurrently), keeping each failure to throw
+ * where the batch first names it, so the error is the one a one-by-one check would give.
+ */
+async function checkAccess(ctx: ServiceContext, user: User, specs: readonly unknown[]): Promise<Map<string, Checked>> {
+  const checks = new Map<string, Promise<unknown>>();
+  for (const spec of specs) {
+    if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) continue;
+    const s = spec as Record<string, unknown>;
+    if (typeof s.endpointId === 'string' && !checks.has(s.endpointId)) checks.set(s.endpointId, endpointFor(ctx.store, user, s.endpointId));
+    if (typeof s.functionId === 'string' && !checks.has(`fn:${s.functionId}`)) {
+      checks.set(`fn:${s.functionId}`, functionFor(ctx.store, user, s.functionId));
+    }
+  }
+  const out = new Map<string, Checked>();
+  await Promise.all([...checks].map(async ([key, p]) => {
+    try {
+      out.set(key, { ok: true, value: await p });
+    } catch (error) {
+      out.set(key, { ok: false, error });
+    }
+  }));
+  return out;
+}
+
+function checkedValue<T>(checked: Map<string, Checked>, key: string): T {
+  const c = checked.get(key)!;
+  if (!c.ok) throw c.error;
+  return c.value as T;
+}
+
+/** Turn one submitted task into a stored task; access to its endpoint and function was resolved by checkAccess. */
+function buildTask(user: User, spec: unknown, i: number, checked: Map<string, Checked>): NewTask {
   const where = `tasks[${i}]`;
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) throw badRequest(`${where} must be an object`);
   const s = spec as Record<string, unknown>;
   if (typeof s.endpointId !== 'string') throw badRequest(`${where}.endpointId must be a string`);
-  if (!checked.has(s.endpointId)) checked.set(s.endpointId, endpointFor(ctx.store, user, s.endpointId));
+  checkedValue(checked, s.endpointId);
   let body: TaskBody;
-  let functionId: string | null = null;
   if (s.functionId !== undefined) {
     if (typeof s.functionId !== 'string') throw badRequest(`${where}.functionId must be a string`);
-    const key = `fn:${s.functionId}`;
-    if (!checked.has(key)) checked.set(key, functionFor(ctx.store, user, s.functionId));
-    const fn = checked.get(key) as ReturnType<typeof functionFor>;
+    const fn = checkedValue<FunctionRecord>(checked, `fn:${s.functionId}`);
     // encodeArgs([]) is zero bytes, so "" (or no args at all) is a call without arguments.
     const args = s.args ?? '';
     if (typeof args !== 'string' || !BASE64.test(args)) {
       throw badRequest(`${where}.args must be the base64 of encodeArgs(...) (an array of arguments)`);
     }
-    functionId = fn.id;
-    body = { kind: 'js', functionId: fn.id, source: fn.source, args: Buffer.from(args, 'base64') };
+    const bytes = Buffer.from(args, 'base64');
+    // Stored as is, the function named by id (task-payloads.ts): only encodeArgs' output is accepted, so
+    // arguments can never pass for a whole task payload.
+    if (!isArgsOnly(bytes)) throw badRequest(`${where}.args must be the base64 of encodeArgs(...) (an array of arguments)`);
+    if (s.resources === undefined) return { id: randomUUID(), endpoint: s.endpointId, function: fn.id, owner: user.id, payload: bytes };
+    // A resource specification travels in the task itself: this one is stored whole (source included).
+    const full: TaskBody = { kind: 'js', functionId: fn.id, source: fn.source, args: bytes, resources: resources(s.resources, where) };
+    return { id: randomUUID(), endpoint: s.endpointId, function: fn.id, owner: user.id, payload: encodeTask(full) };
   } else if (s.shell !== undefined) {
     const sh = (s.shell ?? {}) as Record<string, unknown>;
     body = { kind: 'shell', command: command(sh.command, `${where}.shell`) };
@@ -69,24 +117,31 @@ function buildTask(ctx: ServiceContext, user: User, spec: unknown, i: number, ch
     }
   } else if (s.mpi !== undefined) {
     const mpi = (s.mpi ?? {}) as Record<string, unknown>;
-    if (typeof mpi.ranks !== 'number' || !Number.isInteger(mpi.ranks) || mpi.ranks < 1) {
+    if (mpi.ranks !== undefined && (typeof mpi.ranks !== 'number' || !Number.isInteger(mpi.ranks) || mpi.ranks < 1)) {
       throw badRequest(`${where}.mpi.ranks must be a whole number ≥ 1`);
     }
-    body = { kind: 'mpi', command: command(mpi.command, `${where}.mpi`), ranks: mpi.ranks };
+    const ranks = (mpi.ranks as number | undefined) ?? resources(s.resources ?? {}, where).num_ranks;
+    body = { kind: 'mpi', command: command(mpi.command, `${where}.mpi`), ranks };
+    // The older form (ranks only) means ranks on one node's worth of the specification.
+    if (s.resources === undefined) body.resources = resources({ num_ranks: ranks }, where);
     const wt = walltime(mpi.walltimeMs, `${where}.mpi`);
     if (wt !== undefined) body.walltimeMs = wt;
   } else {
     throw badRequest(`${where} needs "functionId" and "args", "shell" or "mpi"`);
   }
-  return { id: randomUUID(), endpoint: s.endpointId, function: functionId, owner: user.id, payload: encodeTask(body) };
+  if (s.resources !== undefined) body.resources = resources(s.resources, where);
+  return { id: randomUUID(), endpoint: s.endpointId, function: null, owner: user.id, payload: encodeTask(body) };
 }
 
 /** Wait for tasks to finish (long-poll) unless the client goes away first. */
-async function waitFor(ctx: ServiceContext, reply: FastifyReply, tasks: TaskRecord[], mode: 'all' | 'any', ms: number): Promise<void> {
+async function waitFor(ctx: ServiceContext, reply: FastifyReply, tasks: ReadonlyArray<Pick<TaskRecord, 'id' | 'state'>>, mode: 'all' | 'any', ms: number): Promise<void> {
   const pending = tasks.filter((t) => !isFinished(t)).map((t) => t.id);
   if (pending.length === 0 || ms <= 0 || (mode === 'any' && pending.length < tasks.length)) return;
-  // Registered synchronously after reading the states above: no result can be stored in between.
+  // Register first, then read again: a result stored while the first read was on its way has woken nobody,
+  // and the second read sees it. A result stored after registering wakes the waiter.
   const waiting = ctx.waiters.wait(pending, mode, ms);
+  const finished = [...(await ctx.store.taskSummaries(pending)).values()].filter(isFinished).map((t) => t.id);
+  if (finished.length > 0) ctx.waiters.notify(finished);
   const onClose = () => waiting.cancel();
   reply.raw.once('close', onClose);
   await waiting.done;
@@ -97,14 +152,15 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { store } = ctx;
 
   /** Body: `{tasks: [...]}` or the array itself. Answers `{taskIds}` in the same order. */
-  app.post('/v1/tasks', async (request) => {
+  app.post('/v1/tasks', { bodyLimit: ctx.limits.maxSubmitBodyBytes }, async (request) => {
     const user = userOf(request);
     const specs = Array.isArray(request.body) ? request.body : bodyObject(request.body).tasks;
     if (!Array.isArray(specs) || specs.length === 0) throw badRequest('"tasks" must be a non-empty array');
-    if (specs.length > ctx.maxBatch) throw badRequest(`at most ${ctx.maxBatch} tasks per request (got ${specs.length})`);
-    const checked = new Map<string, unknown>();
-    const tasks = specs.map((spec, i) => buildTask(ctx, user, spec, i, checked));
-    store.insertTasks(tasks, `user:${user.name}`);
+    const { maxBatch } = ctx.limits;
+    if (specs.length > maxBatch) throw tooLarge('TOO_MANY_TASKS', `at most ${maxBatch} tasks per request (got ${specs.length}): submit in several requests`, maxBatch);
+    const checked = await checkAccess(ctx, user, specs);
+    const tasks = specs.map((spec, i) => buildTask(user, spec, i, checked));
+    await store.insertTasks(tasks, `user:${user.name}`, ctx.quotas.tasks);
     for (const endpointId of new Set(tasks.map((t) => t.endpoint))) ctx.forwarders.notify(endpointId);
     return { taskIds: tasks.map((t) => t.id) };
   });
@@ -112,45 +168,70 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   /** One task; `?wait=SECONDS` holds the request until it finishes or the time is up. */
   app.get<{ Params: { id: string } }>('/v1/tasks/:id', async (request, reply) => {
     const user = userOf(request);
-    const task = taskFor(store, user, request.params.id);
-    await waitFor(ctx, reply, [task], 'all', waitMs(request.query, ctx.maxWaitSeconds));
-    return taskView(store.task(task.id)!);
+    const task = await taskFor(store, user, request.params.id);
+    const ms = waitMs(request.query, ctx.maxWaitSeconds);
+    if (isFinished(task)) return taskView(task);
+    await waitFor(ctx, reply, [task], 'all', ms);
+    return taskView((await store.task(task.id))!);
   });
 
   /**
    * Many tasks: body `{ids, mode?}`; with `?wait=SECONDS` the request returns when all of them
    * (mode "all", the default) or at least one (mode "any") finished, or when the time is up.
-   * Mode "all" answers every id in order; mode "any" only the finished ones (and how many are pending),
+   * Mode "all" answers the ids in order; mode "any" only the finished ones (and how many are pending),
    * so a client following a big batch pays per result, not per pending task.
+   * Each id counts once, at most maxResultIds per call (413), and one reply carries at most maxReplyBytes of
+   * results (at least one): the ids that did not fit are in `remaining`, in order, for the next call.
    */
   app.post('/v1/tasks/results', async (request, reply) => {
     const user = userOf(request);
     const body = bodyObject(request.body);
     const ids = body.ids;
     if (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string')) throw badRequest('"ids" must be an array of task ids');
-    if (ids.length > ctx.maxBatch) throw badRequest(`at most ${ctx.maxBatch} ids per request (got ${ids.length})`);
+    const unique = [...new Set(ids as string[])];
+    const { maxResultIds, maxReplyBytes } = ctx.limits;
+    if (unique.length > maxResultIds) {
+      throw tooLarge('TOO_MANY_IDS', `at most ${maxResultIds} ids per request (got ${unique.length} distinct ids): ask in several requests`, maxResultIds);
+    }
     const mode = body.mode ?? 'all';
     if (mode !== 'all' && mode !== 'any') throw badRequest('"mode" must be "all" or "any"');
-    const found = store.tasks(ids as string[]);
-    const tasks = (ids as string[]).map((id) => {
+    // States first, results only for the page: a reply never loads more results than it sends.
+    const found = await store.taskSummaries(unique);
+    const tasks = unique.map((id) => {
       const task = found.get(id);
       if (!task) throw notFound(`no task ${id}`);
       if (task.owner !== user.id) throw forbidden(`task ${id} belongs to another user`);
       return task;
     });
     await waitFor(ctx, reply, tasks, mode, waitMs(request.query, ctx.maxWaitSeconds));
-    const now = store.tasks(tasks.filter((t) => !isFinished(t)).map((t) => t.id));
+    const now = await store.taskSummaries(tasks.filter((t) => !isFinished(t)).map((t) => t.id));
     const latest = tasks.map((t) => now.get(t.id) ?? t);
-    if (mode === 'all') return { results: latest.map(taskView) };
-    const finished = latest.filter(isFinished);
-    return { results: finished.map(taskView), pending: latest.length - finished.length };
+    const page: TaskSummary[] = [];
+    const remaining: string[] = [];
+    let bytes = 0;
+    for (const t of latest) {
+      const finished = isFinished(t);
+      if (mode === 'any' && !finished) continue;
+      // base64 in the JSON reply.
+      const size = finished ? Math.ceil(t.resultBytes / 3) * 4 : 0;
+      if (remaining.length > 0 || (page.length > 0 && bytes + size > maxReplyBytes)) {
+        remaining.push(t.id);
+        continue;
+      }
+      bytes += size;
+      page.push(t);
+    }
+    const withResults = await store.tasks(page.filter(isFinished).map((t) => t.id));
+    const results = page.map((t) => taskView(withResults.get(t.id) ?? { ...t, result: null }));
+    if (mode === 'all') return { results, remaining };
+    return { results, pending: latest.filter((t) => !isFinished(t)).length, remaining };
   });
 
   app.get<{ Params: { id: string } }>('/v1/tasks/:id/transitions', async (request) => {
-    const task = taskFor(store, userOf(request), request.params.id);
+    const task = await taskFor(store, userOf(request), request.params.id);
     return {
       taskId: task.id,
-      transitions: store.transitions(task.id).map((t) => ({ state: t.state, actor: t.actor, at: new Date(t.at).toISOString() })),
+      transitions: (await store.transitions(task.id)).map((t) => ({ state: t.state, actor: t.actor, at: new Date(t.at).toISOString() })),
     };
   });
 }

@@ -16,34 +16,36 @@ export function userRoutes(app: FastifyInstance, ctx: ServiceContext): void {
 
   app.get('/v1/whoami', async (request) => {
     const user = userOf(request);
-    return { userId: user.id, name: user.name, groups: store.groupsOf(user.id).map((g) => g.name) };
+    return { userId: user.id, name: user.name, groups: (await store.groupsOf(user.id)).map((g) => g.name) };
   });
 
   app.post('/v1/groups', async (request) => {
     const user = userOf(request);
     const name = requireString(bodyObject(request.body), 'name', 100);
-    if (store.group(name)) throw new HttpError(409, 'CONFLICT', `a group named ${name} already exists`);
-    const group = store.createGroup(name, user.id);
+    if (await store.group(name)) throw new HttpError(409, 'CONFLICT', `a group named ${name} already exists`);
+    const group = await store.createGroup(name, user.id);
     return { groupId: group.id, name: group.name };
   });
 
   app.get('/v1/groups', async (request) => {
     const user = userOf(request);
+    const groups = await store.groupsOf(user.id);
+    const owners = await Promise.all(groups.map((g) => store.userById(g.owner)));
     return {
-      groups: store.groupsOf(user.id).map((g) => ({ groupId: g.id, name: g.name, owner: store.userById(g.owner)?.name ?? g.owner, members: g.members })),
+      groups: groups.map((g, i) => ({ groupId: g.id, name: g.name, owner: owners[i]?.name ?? g.owner, members: g.members })),
     };
   });
 
   /** Add a user (by name) to a group; only the group's owner may. */
   app.post<{ Params: { id: string } }>('/v1/groups/:id/members', async (request) => {
     const user = userOf(request);
-    const group = store.group(request.params.id);
+    const group = await store.group(request.params.id);
     if (!group) throw notFound(`no group ${request.params.id}`);
     if (group.owner !== user.id) throw forbidden(`only the owner of group ${group.name} can add members`);
     const memberName = requireString(bodyObject(request.body), 'user', 100);
-    const member = store.userByName(memberName);
+    const member = await store.userByName(memberName);
     if (!member) throw notFound(`no user named ${memberName}`);
-    store.addGroupMember(group.id, member.id);
+    await store.addGroupMember(group.id, member.id);
     return { groupId: group.id, name: group.name, added: member.name };
   });
 }

@@ -1,0 +1,89 @@
+/**
+ * Every limit the service enforces, with its default, in one place. `funcx-service start` flags and
+ * ServiceOptions override them; routes read them from the context.
+ */
+import { HttpError } from './auth.js';
+import type { QuotaExceededError } from './store/index.js';
+
+export interface ServiceLimits {
+  /** Largest result payload stored; a bigger one is stored as a ResultTooLarge error. @default 10 MiB */
+  maxResultBytes: number;
+  /** Most tasks in one POST /v1/tasks. @default 10,000 */
+  maxBatch: number;
+  /** Largest POST /v1/tasks body. @default 64 MiB */
+  maxSubmitBodyBytes: number;
+  /** Largest POST /v1/functions body (a source may be 1M characters). @default 8 MiB */
+  maxFunctionBodyBytes: number;
+  /** Largest body on every other route. @default 1 MiB */
+  maxBodyBytes: number;
+  /** Most task ids in one POST /v1/tasks/results. @default 10,000 */
+  maxResultIds: number;
+  /** Result bytes in one results reply; the ids that did not fit are named in `remaining`. @default 32 MiB */
+  maxReplyBytes: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<ServiceLimits> = Object.freeze({
+  maxResultBytes: 10 * 1024 * 1024,
+  maxBatch: 10_000,
+  maxSubmitBodyBytes: 64 * 1024 * 1024,
+  maxFunctionBodyBytes: 8 * 1024 * 1024,
+  maxBodyBytes: 1024 * 1024,
+  maxResultIds: 10_000,
+  maxReplyBytes: 32 * 1024 * 1024,
+});
+
+/** The defaults with what was given (undefined keeps the default); a value that is not a positive integer is refused by name. */
+export function resolveLimits(given: Partial<ServiceLimits>): ServiceLimits {
+  const out = { ...DEFAULT_LIMITS };
+  for (const key of Object.keys(DEFAULT_LIMITS) as Array<keyof ServiceLimits>) {
+    const v = given[key];
+    if (v === undefined) continue;
+    if (!Number.isInteger(v) || v < 1) throw new TypeError(`service option ${key} must be a whole number ≥ 1 (got ${String(v)})`);
+    out[key] = v;
+  }
+  return out;
+}
+
+/** 413 naming the limit (also as `limit` in the body, so a client can split its request to fit). */
+export function tooLarge(code: string, message: string, limit: number): HttpError {
+  return new HttpError(413, code, message, { limit });
+}
+
+/** How much one user may hold at once. */
+export interface ServiceQuotas {
+  /** Tasks submitted and not yet finished. @default 100,000 */
+  tasks: number;
+  /** Registered functions. @default 1,000 */
+  functions: number;
+  /** Registered endpoints. @default 50 */
+  endpoints: number;
+}
+
+export const DEFAULT_QUOTAS: Readonly<ServiceQuotas> = Object.freeze({ tasks: 100_000, functions: 1_000, endpoints: 50 });
+
+/** Seconds a client is told to wait before trying again, per quota (functions and endpoints free up only by deletion). */
+export const QUOTA_RETRY_AFTER_S: Readonly<Record<keyof ServiceQuotas, number>> = Object.freeze({ tasks: 5, functions: 60, endpoints: 60 });
+
+export function resolveQuotas(given: Partial<ServiceQuotas> = {}): ServiceQuotas {
+  const out = { ...DEFAULT_QUOTAS };
+  for (const key of Object.keys(DEFAULT_QUOTAS) as Array<keyof ServiceQuotas>) {
+    const v = given[key];
+    if (v === undefined) continue;
+    if (!Number.isInteger(v) || v < 0) throw new TypeError(`service option quotas.${key} must be a whole number ≥ 0 (got ${String(v)})`);
+    out[key] = v;
+  }
+  return out;
+}
+
+/** The 429 a client sees for a quota the store refused. */
+export function quotaExceeded(err: QuotaExceededError): HttpError {
+  const retryAfter = QUOTA_RETRY_AFTER_S[err.quota];
+  return new HttpError(
+    429,
+    'QUOTA_EXCEEDED',
+    `over your quota of ${err.quota}: ${err.used} in use, ${err.adding} more asked, the limit is ${err.limit}` +
+      (err.quota === 'tasks' ? ' (wait for tasks to finish)' : ` (delete some ${err.quota}, or ask the service's operator for more)`),
+    { quota: err.quota, used: err.used, limit: err.limit },
+    { 'retry-after': String(retryAfter) },
+  );
+}

@@ -1,0 +1,424 @@
+/**
+ * The facility back end: PostgreSQL through a `pg` connection pool, shared by every service replica.
+ *
+ * Hot paths are one statement each (data-modifying CTEs over `unnest`ed arrays), so a batch of any size is
+ * one round trip and atomic without an explicit transaction. `takeQueued` claims rows with
+ * `FOR UPDATE SKIP LOCKED`: only the forwarder that holds an endpoint delivers its tasks, but two claims
+ * can never hand out the same task even if two forwarders overlapped for a moment during a failover.
+ * A connection failure surfaces as StoreUnavailableError (the API answers 503).
+ */
+import pg from 'pg';
+import { randomUUID } from 'node:crypto';
+import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
+import type { ForwarderChannel } from '../../protocol/forwarder-messages.js';
+import { MIGRATIONS_TABLE, POSTGRES_MIGRATIONS, pending } from './migrations.js';
+import { toEndpoint, toFunction, toTask, toUser } from './sqlite.js';
+import { hashToken, newToken } from './tokens.js';
+import { unavailableOr } from './unavailable.js';
+import { errorOutcome } from '../../protocol/payload.js';
+import type {
+  EndpointMetadata, EndpointRecord, EndpointState, FunctionRecord, Group, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskSummary, Transition, User,
+} from './types.js';
+import { QuotaExceededError } from './types.js';
+
+// BIGINT columns hold epoch ms and sequence numbers, all well inside 2^53: read them as numbers.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+type Row = Record<string, unknown>;
+
+export interface PgStoreOptions {
+  /** Most connections this process opens. @default 10 */
+  poolSize?: number;
+  /** How long a request waits for a connection before the database counts as unavailable. @default 5000 */
+  connectTimeoutMs?: number;
+  /** Told about errors on idle connections (a database restart), which would otherwise crash the process. */
+  onIdleError?: (err: Error) => void;
+}
+
+/** What each quota counts, by owner ($1). */
+const QUOTA_COUNT: Record<QuotaName, string> = {
+  tasks: `SELECT count(*)::int AS n FROM tasks WHERE owner = $1 AND state NOT IN ('success', 'failed')`,
+  functions: 'SELECT count(*)::int AS n FROM functions WHERE owner = $1',
+  endpoints: 'SELECT count(*)::int AS n FROM endpoints WHERE owner = $1',
+};
+
+/** A key for pg_advisory_xact_lock: the migrations of one database run one process at a time. */
+const MIGRATION_LOCK = 0x66756e63; // "func"
+
+const SQL = {
+  insertTasks: `WITH input AS (
+      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[]) WITH ORDINALITY AS u(id, endpoint, function, owner, payload, ord)),
+    ins AS (INSERT INTO tasks (id, endpoint, function, owner, state, created_at, updated_at)
+      SELECT id, endpoint, function, owner, 'waiting-for-endpoint', $6, $6 FROM input ORDER BY ord RETURNING seq, id),
+    pay AS (INSERT INTO task_payloads (seq, payload) SELECT ins.seq, input.payload FROM ins JOIN input USING (id))
+    INSERT INTO task_transitions (task, state, actor, at)
+      SELECT ins.seq, s.state, s.actor, $6 FROM ins CROSS JOIN (VALUES (1, 'received', $7::text), (2, 'waiting-for-endpoint', 'service')) AS s(n, state, actor)
+      ORDER BY ins.seq, s.n`,
+  takeQueued: `WITH picked AS (
+      SELECT seq FROM tasks WHERE endpoint = $1 AND state = 'waiting-for-endpoint' ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED),
+    upd AS (UPDATE tasks t SET state = 'waiting-for-nodes', updated_at = $3 FROM picked WHERE t.seq = picked.seq RETURNING t.seq, t.id, t.function),
+    tr AS (INSERT INTO task_transitions (task, state, actor, at) SELECT seq, 'waiting-for-nodes', 'forwarder', $3 FROM upd ORDER BY seq)
+    SELECT upd.seq, upd.id, upd.function, p.payload FROM upd JOIN task_payloads p ON p.seq = upd.seq ORDER BY upd.seq`,
+  requeue: `WITH upd AS (UPDATE tasks SET state = 'waiting-for-endpoint', updated_at = $2
+      WHERE endpoint = $1 AND state IN ('waiting-for-nodes', 'running') RETURNING seq),
+    tr AS (INSERT INTO task_transitions (task, state, actor, at) SELECT seq, 'waiting-for-endpoint', 'forwarder', $2 FROM upd ORDER BY seq)
+    SELECT count(*)::int AS n FROM upd`,
+  running: `WITH upd AS (UPDATE tasks SET state = 'running', updated_at = $3
+      WHERE endpoint = $1 AND id = ANY($2::text[]) AND state = 'waiting-for-nodes' RETURNING seq),
+    tr AS (INSERT INTO task_transitions (task, state, actor, at) SELECT seq, 'running', 'endpoint', $3 FROM upd ORDER BY seq)
+    SELECT count(*)::int AS n FROM upd`,
+  // One input row per result; `stored` when this statement finished the task, else `known` tells a duplicate
+  // (the endpoint's own finished task) from an unknown id.
+  storeResults: `WITH input AS (
+      SELECT * FROM unnest($2::text[], $3::boolean[], $4::bytea[]) WITH ORDINALITY AS u(id, failed, payload, ord)),
+    first AS (SELECT DISTINCT ON (id) * FROM input ORDER BY id, ord),
+    upd AS (UPDATE tasks t SET state = CASE WHEN first.failed THEN 'failed' ELSE 'success' END, failed = first.failed,
+        result = first.payload, updated_at = $5
+      FROM first WHERE t.id = first.id AND t.endpoint = $1 AND t.state NOT IN ('success', 'failed') RETURNING t.seq, t.id, t.state, first.ord),
+    tr AS (INSERT INTO task_transitions (task, state, actor, at) SELECT seq, state, 'endpoint', $5 FROM upd ORDER BY ord)
+    SELECT input.id, upd.ord IS NOT NULL AND upd.ord = input.ord AS stored,
+      EXISTS (SELECT 1 FROM tasks k WHERE k.id = input.id AND k.endpoint = $1) AS known
+    FROM input LEFT JOIN upd ON upd.id = input.id ORDER BY input.ord`,
+  task: 'SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks WHERE id = $1',
+  tasks: 'SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks WHERE id = ANY($1::text[])',
+};
+
+export class PgStore implements Store {
+  readonly kind = 'postgres' as const;
+  readonly pool: pg.Pool;
+  private closing?: Promise<void>;
+
+  private constructor(readonly url: string, options: PgStoreOptions) {
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: options.poolSize ?? 10,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+      idleTimeoutMillis: 30_000,
+      application_name: 'funcx-service',
+    });
+    // An idle connection dropped by a database restart: the pool discards it; say so, do not crash.
+    this.pool.on('error', (err) => options.onIdleError?.(err));
+  }
+
+  /** Connect and bring the schema up to date. */
+  static async open(url: string, options: PgStoreOptions = {}): Promise<PgStore> {
+    const store = new PgStore(url, options);
+    try {
+      await store.migrate();
+    } catch (err) {
+      await store.close();
+      unavailableOr(err);
+    }
+    return store;
+  }
+
+  /** Apply missing migrations, each in a transaction under an advisory lock (replicas may start together). */
+  private async migrate(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      const version = async () => (await client.query(`SELECT COALESCE(MAX(version), 0)::int AS v FROM ${MIGRATIONS_TABLE}`)).rows[0].v as number;
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      await client.query(`CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`);
+      await client.query('COMMIT');
+      for (const m of pending(POSTGRES_MIGRATIONS, await version(), this.describe())) {
+        await client.query('BEGIN');
+        try {
+          await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+          if ((await version()) < m.version) {
+            await client.query(m.sql);
+            await client.query(`INSERT INTO ${MIGRATIONS_TABLE} (version, name, applied_at) VALUES ($1, $2, $3)`, [m.version, m.name, Date.now()]);
+          }
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        }
+      }
+    } finally {
+      client.release();
+    }
+  }
+
+  /** The URL without its password, for messages. */
+  describe(): string {
+    try {
+      const u = new URL(this.url);
+      if (u.password) u.password = '***';
+      return u.toString();
+    } catch {
+      return 'the PostgreSQL database';
+    }
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.pool.end().catch(() => undefined);
+    return this.closing;
+  }
+
+  private async rows(text: string, values: unknown[] = [], name?: string): Promise<Row[]> {
+    try {
+      return (await this.pool.query(name ? { name, text, values } : { text, values })).rows as Row[];
+    } catch (err) {
+      return unavailableOr(err);
+    }
+  }
+
+  private async row(text: string, values: unknown[] = [], name?: string): Promise<Row | undefined> {
+    return (await this.rows(text, values, name))[0];
+  }
+
+  async schemaVersion(): Promise<number> {
+    return (await this.row(`SELECT COALESCE(MAX(version), 0)::int AS v FROM ${MIGRATIONS_TABLE}`))!.v as number;
+  }
+
+  // ---- users ---------------------------------------------------------------------------------------------
+
+  async createUser(name: string): Promise<{ user: User; token: string }> {
+    const token = newToken();
+    const user: User = { id: randomUUID(), name, createdAt: Date.now() };
+    await this.rows('INSERT INTO users (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)', [user.id, name, hashToken(token), user.createdAt]);
+    return { user, token };
+  }
+
+  async userByToken(token: string): Promise<User | undefined> {
+    return toUser(await this.row('SELECT id, name, created_at FROM users WHERE token_hash = $1', [hashToken(token)], 'user-by-hash'));
+  }
+
+  async userByName(name: string): Promise<User | undefined> {
+    return toUser(await this.row('SELECT id, name, created_at FROM users WHERE name = $1', [name]));
+  }
+
+  async userById(id: string): Promise<User | undefined> {
+    return toUser(await this.row('SELECT id, name, created_at FROM users WHERE id = $1', [id]));
+  }
+
+  // ---- groups --------------------------------------------------------------------------------------------
+
+  async createGroup(name: string, owner: string): Promise<Group> {
+    const group: Group = { id: randomUUID(), name, owner };
+    await this.rows('INSERT INTO groups (id, name, owner) VALUES ($1, $2, $3)', [group.id, name, owner]);
+    return group;
+  }
+
+  async group(ref: string): Promise<Group | undefined> {
+    return (await this.row('SELECT id, name, owner FROM groups WHERE id = $1 OR name = $1', [ref])) as Group | undefined;
+  }
+
+  async addGroupMember(groupId: string, userId: string): Promise<void> {
+    await this.rows('INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [groupId, userId]);
+  }
+
+  async isGroupMember(groupId: string, userId: string): Promise<boolean> {
+    const r = await this.row(`SELECT 1 FROM groups g WHERE g.id = $1 AND (g.owner = $2
+      OR EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id AND m.user_id = $2))`, [groupId, userId], 'is-member');
+    return r !== undefined;
+  }
+
+  async groupsOf(userId: string): Promise<Array<Group & { members: string[] }>> {
+    // COLLATE "C": names sort by code point, as SQLite sorts them.
+    const rows = await this.rows(`SELECT g.id, g.name, g.owner,
+        ARRAY(SELECT u.name FROM group_members m JOIN users u ON u.id = m.user_id WHERE m.group_id = g.id ORDER BY u.name COLLATE "C") AS members
+      FROM groups g WHERE g.owner = $1 OR EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id AND m.user_id = $1)
+      ORDER BY g.name COLLATE "C"`, [userId]);
+    return rows.map((r) => ({ id: r.id as string, name: r.name as string, owner: r.owner as string, members: r.members as string[] }));
+  }
+
+  // ---- endpoints -----------------------------------------------------------------------------------------
+
+  async endpoint(id: string): Promise<EndpointRecord | undefined> {
+    const r = await this.row('SELECT * FROM endpoints WHERE id = $1', [id], 'endpoint');
+    return r && toEndpoint(r);
+  }
+
+  async saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null }, maxPerOwner?: number): Promise<EndpointRecord> {
+    const now = Date.now();
+    return this.transaction(async (c) => {
+      const exists = (await c.query('SELECT 1 FROM endpoints WHERE id = $1', [e.id])).rowCount! > 0;
+      if (!exists) await this.checkQuota(c, 'endpoints', e.owner, 1, maxPerOwner);
+      const r = (await c.query(`INSERT INTO endpoints (id, name, owner, public_key, group_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
+        ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, public_key = EXCLUDED.public_key, group_id = EXCLUDED.group_id, updated_at = EXCLUDED.updated_at
+        RETURNING *`, [e.id, e.name, e.owner, e.publicKey, e.group, now])).rows[0] as Row;
+      return toEndpoint(r);
+    });
+  }
+
+  async deleteEndpoint(id: string): Promise<string[] | undefined> {
+    const now = Date.now();
+    const payload = errorOutcome('EndpointDeleted', `endpoint ${id} was deleted before the task finished`);
+    return this.transaction(async (c) => {
+      if ((await c.query('SELECT 1 FROM endpoints WHERE id = $1 FOR UPDATE', [id])).rowCount === 0) return undefined;
+      const failed = (await c.query(`WITH upd AS (UPDATE tasks SET state = 'failed', failed = true, result = $2, updated_at = $3
+          WHERE endpoint = $1 AND state NOT IN ('success', 'failed') RETURNING seq, id),
+        tr AS (INSERT INTO task_transitions (task, state, actor, at) SELECT seq, 'failed', 'service', $3 FROM upd ORDER BY seq)
+        SELECT id FROM upd ORDER BY seq`, [id, Buffer.from(payload), now])).rows as Array<{ id: string }>;
+      await c.query('DELETE FROM endpoints WHERE id = $1', [id]);
+      return failed.map((r) => r.id);
+    });
+  }
+
+  /** Run `work` in one transaction on one pooled connection; a connection failure is StoreUnavailableError. */
+  private async transaction<T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      return unavailableOr(err);
+    }
+    try {
+      await client.query('BEGIN');
+      const out = await work(client);
+      await client.query('COMMIT');
+      return out;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      if (err instanceof QuotaExceededError) throw err;
+      return unavailableOr(err);
+    } finally {
+      client.release();
+    }
+  }
+
+  /**
+   * Inside a transaction: throw QuotaExceededError if `adding` more would pass `limit`. An advisory lock per
+   * owner and quota serialises concurrent writers of one owner (on any replica), so two cannot both pass.
+   */
+  private async checkQuota(c: pg.PoolClient, quota: QuotaName, owner: string, adding: number, limit: number | undefined): Promise<void> {
+    if (limit === undefined) return;
+    await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`quota:${quota}:${owner}`]);
+    const used = (await c.query(QUOTA_COUNT[quota], [owner])).rows[0].n as number;
+    if (used + adding > limit) throw new QuotaExceededError(quota, used, limit, adding);
+  }
+
+  async setEndpointPorts(id: string, ports: Record<ForwarderChannel, number>): Promise<void> {
+    await this.rows('UPDATE endpoints SET ports = $1 WHERE id = $2', [JSON.stringify(ports), id]);
+  }
+
+  async setEndpointMetadata(id: string, metadata: EndpointMetadata | null): Promise<void> {
+    await this.rows('UPDATE endpoints SET metadata = $1 WHERE id = $2', [metadata ? JSON.stringify(metadata) : null, id]);
+  }
+
+  async setEndpointState(id: string, state: EndpointState, lastSeen: number | null = null): Promise<void> {
+    await this.rows('UPDATE endpoints SET state = $1, last_seen = COALESCE($2, last_seen) WHERE id = $3', [state, lastSeen, id], 'endpoint-state');
+  }
+
+  async endpointsFor(userId: string): Promise<EndpointRecord[]> {
+    const rows = await this.rows(`SELECT e.* FROM endpoints e WHERE e.owner = $1 OR (e.group_id IS NOT NULL AND EXISTS (SELECT 1 FROM groups g
+      WHERE g.id = e.group_id AND (g.owner = $1 OR EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id AND m.user_id = $1))))
+      ORDER BY e.name COLLATE "C"`, [userId]);
+    return rows.map(toEndpoint);
+  }
+
+  async allEndpoints(): Promise<EndpointRecord[]> {
+    return (await this.rows('SELECT * FROM endpoints')).map(toEndpoint);
+  }
+
+  // ---- functions -----------------------------------------------------------------------------------------
+
+  async createFunction(f: { owner: string; name: string; source: string; group: string | null }, maxPerOwner?: number): Promise<FunctionRecord> {
+    const record: FunctionRecord = { id: randomUUID(), createdAt: Date.now(), ...f };
+    await this.transaction(async (c) => {
+      await this.checkQuota(c, 'functions', f.owner, 1, maxPerOwner);
+      await c.query('INSERT INTO functions (id, owner, name, source, group_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
+        [record.id, f.owner, f.name, f.source, f.group, record.createdAt]);
+    });
+    return record;
+  }
+
+  async function(id: string): Promise<FunctionRecord | undefined> {
+    return toFunction(await this.row('SELECT * FROM functions WHERE id = $1', [id], 'function'));
+  }
+
+  // ---- tasks ---------------------------------------------------------------------------------------------
+
+  async insertTasks(tasks: readonly NewTask[], actor: string, maxUnfinishedPerOwner?: number): Promise<void> {
+    if (tasks.length === 0) return;
+    const values = [
+      tasks.map((t) => t.id),
+      tasks.map((t) => t.endpoint),
+      tasks.map((t) => t.function),
+      tasks.map((t) => t.owner),
+      tasks.map((t) => Buffer.from(t.payload.buffer, t.payload.byteOffset, t.payload.byteLength)),
+      Date.now(),
+      actor,
+    ];
+    if (maxUnfinishedPerOwner === undefined) {
+      await this.rows(SQL.insertTasks, values, 'insert-tasks');
+      return;
+    }
+    const perOwner = new Map<string, number>();
+    for (const t of tasks) perOwner.set(t.owner, (perOwner.get(t.owner) ?? 0) + 1);
+    await this.transaction(async (c) => {
+      for (const [owner, n] of perOwner) await this.checkQuota(c, 'tasks', owner, n, maxUnfinishedPerOwner);
+      await c.query({ name: 'insert-tasks', text: SQL.insertTasks, values });
+    });
+  }
+
+  async takeQueued(endpointId: string, limit: number): Promise<TaskEnvelope[]> {
+    const rows = await this.rows(SQL.takeQueued, [endpointId, limit, Date.now()], 'take-queued');
+    return rows.map((r) => (r.function
+      ? { id: r.id as string, fn: r.function as string, payload: r.payload as Buffer }
+      : { id: r.id as string, payload: r.payload as Buffer }));
+  }
+
+  async requeueInFlight(endpointId: string): Promise<number> {
+    return (await this.row(SQL.requeue, [endpointId, Date.now()], 'requeue'))!.n as number;
+  }
+
+  async markRunning(endpointId: string, ids: readonly string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    return (await this.row(SQL.running, [endpointId, ids, Date.now()], 'running'))!.n as number;
+  }
+
+  async storeResults(endpointId: string, results: readonly ResultEnvelope[]): Promise<StoredResults> {
+    const out: StoredResults = { stored: [], duplicates: 0, unknown: 0 };
+    if (results.length === 0) return out;
+    const rows = await this.rows(SQL.storeResults, [
+      endpointId,
+      results.map((r) => r.id),
+      results.map((r) => r.failed),
+      results.map((r) => Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength)),
+      Date.now(),
+    ], 'store-results');
+    for (const r of rows) {
+      if (r.stored) out.stored.push(r.id as string);
+      else if (r.known) out.duplicates++;
+      else out.unknown++;
+    }
+    return out;
+  }
+
+  async task(id: string): Promise<TaskRecord | undefined> {
+    const r = await this.row(SQL.task, [id], 'task');
+    return r && toTask(r);
+  }
+
+  async tasks(ids: readonly string[]): Promise<Map<string, TaskRecord>> {
+    const out = new Map<string, TaskRecord>();
+    if (ids.length === 0) return out;
+    for (const r of await this.rows(SQL.tasks, [ids], 'tasks')) out.set(r.id as string, toTask(r));
+    return out;
+  }
+
+  async taskSummaries(ids: readonly string[]): Promise<Map<string, TaskSummary>> {
+    const out = new Map<string, TaskSummary>();
+    if (ids.length === 0) return out;
+    const rows = await this.rows(`SELECT id, endpoint, function, owner, state, failed, COALESCE(octet_length(result), 0)::int AS result_bytes,
+      created_at, updated_at FROM tasks WHERE id = ANY($1::text[])`, [ids], 'task-summaries');
+    for (const r of rows) {
+      const { result: _result, ...rest } = toTask({ ...r, result: null });
+      out.set(r.id as string, { ...rest, resultBytes: r.result_bytes as number });
+    }
+    return out;
+  }
+
+  async transitions(taskId: string): Promise<Transition[]> {
+    const rows = await this.rows(`SELECT tr.state, tr.actor, tr.at FROM task_transitions tr JOIN tasks t ON t.seq = tr.task
+      WHERE t.id = $1 ORDER BY tr.id`, [taskId]);
+    return rows as unknown as Transition[];
+  }
+
+  async countQueued(endpointId: string): Promise<number> {
+    return (await this.row(`SELECT count(*)::int AS n FROM tasks WHERE endpoint = $1 AND state = 'waiting-for-endpoint'`, [endpointId], 'count-queued'))!.n as number;
+  }
+}

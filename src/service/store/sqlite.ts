@@ -1,0 +1,396 @@
+/**
+ * The embedded back end: one SQLite file (WAL) via better-sqlite3. Calls are synchronous underneath and
+ * wrapped in resolved promises, so one service process on one machine pays no round trip.
+ *
+ * The tasks table is also the forwarder's queue: a task waits in state `waiting-for-endpoint` until the
+ * forwarder takes it, so a service restart loses nothing that was accepted. Payloads live in their own
+ * table so state updates rewrite a small row.
+ */
+import Database from 'better-sqlite3';
+import { randomUUID } from 'node:crypto';
+import { chmodSync } from 'node:fs';
+import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
+import type { ForwarderChannel } from '../../protocol/forwarder-messages.js';
+import { MIGRATIONS_TABLE, SQLITE_MIGRATIONS, pending } from './migrations.js';
+import { hashToken, newToken } from './tokens.js';
+import { errorOutcome } from '../../protocol/payload.js';
+import type {
+  EndpointMetadata, EndpointRecord, EndpointState, FunctionRecord, Group, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskState, TaskSummary, Transition, User,
+} from './types.js';
+import { QuotaExceededError } from './types.js';
+
+type Row = Record<string, unknown>;
+
+export function toEndpoint(r: Row): EndpointRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    owner: r.owner as string,
+    publicKey: r.public_key as string,
+    state: r.state as EndpointState,
+    lastSeen: r.last_seen === null || r.last_seen === undefined ? null : Number(r.last_seen),
+    group: (r.group_id as string | null) ?? null,
+    ports: r.ports ? (JSON.parse(r.ports as string) as EndpointRecord['ports']) : null,
+    metadata: r.metadata ? (JSON.parse(r.metadata as string) as EndpointRecord['metadata']) : null,
+    createdAt: Number(r.created_at),
+  };
+}
+
+export function toTask(r: Row): TaskRecord {
+  return {
+    id: r.id as string,
+    endpoint: r.endpoint as string,
+    function: (r.function as string | null) ?? null,
+    owner: r.owner as string,
+    state: r.state as TaskState,
+    failed: r.failed === null || r.failed === undefined ? null : Number(r.failed) === 1,
+    result: (r.result as Buffer | null) ?? null,
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+  };
+}
+
+export function toUser(r: Row | undefined): User | undefined {
+  return r && { id: r.id as string, name: r.name as string, createdAt: Number(r.created_at) };
+}
+
+export function toFunction(r: Row | undefined): FunctionRecord | undefined {
+  return r && { id: r.id as string, owner: r.owner as string, name: r.name as string, source: r.source as string,
+    group: (r.group_id as string | null) ?? null, createdAt: Number(r.created_at) };
+}
+
+/** Apply the missing migrations (one transaction each); BEGIN IMMEDIATE keeps two processes from racing. */
+function migrate(db: Database.Database, path: string): void {
+  db.exec(`CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+  const current = () => (db.prepare(`SELECT COALESCE(MAX(version), 0) AS v FROM ${MIGRATIONS_TABLE}`).get() as { v: number }).v;
+  for (const m of pending(SQLITE_MIGRATIONS, current(), path)) {
+    db.transaction(() => {
+      if (current() >= m.version) return; // another process applied it meanwhile
+      db.exec(m.sql);
+      db.prepare(`INSERT INTO ${MIGRATIONS_TABLE} (version, name, applied_at) VALUES (?, ?, ?)`).run(m.version, m.name, Date.now());
+    }).immediate();
+  }
+}
+
+function prepareStatements(db: Database.Database) {
+  const p = (sql: string) => db.prepare(sql);
+  return {
+    insertUser: p('INSERT INTO users (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)'),
+    userByHash: p('SELECT id, name, created_at FROM users WHERE token_hash = ?'),
+    userByName: p('SELECT id, name, created_at FROM users WHERE name = ?'),
+    userById: p('SELECT id, name, created_at FROM users WHERE id = ?'),
+    insertGroup: p('INSERT INTO groups (id, name, owner) VALUES (?, ?, ?)'),
+    groupByRef: p('SELECT id, name, owner FROM groups WHERE id = ? OR name = ?'),
+    addMember: p('INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?, ?)'),
+    isMember: p('SELECT 1 FROM groups g WHERE g.id = ? AND (g.owner = ? OR EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id AND m.user_id = ?))'),
+    groupsOf: p('SELECT DISTINCT g.id, g.name, g.owner FROM groups g LEFT JOIN group_members m ON m.group_id = g.id WHERE g.owner = ? OR m.user_id = ? ORDER BY g.name'),
+    membersOf: p('SELECT u.name FROM group_members m JOIN users u ON u.id = m.user_id WHERE m.group_id = ? ORDER BY u.name'),
+    endpoint: p('SELECT * FROM endpoints WHERE id = ?'),
+    insertEndpoint: p(`INSERT INTO endpoints (id, name, owner, public_key, group_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+    updateEndpoint: p('UPDATE endpoints SET name = ?, public_key = ?, group_id = ?, updated_at = ? WHERE id = ?'),
+    endpointPorts: p('UPDATE endpoints SET ports = ? WHERE id = ?'),
+    endpointMetadata: p('UPDATE endpoints SET metadata = ? WHERE id = ?'),
+    endpointState: p('UPDATE endpoints SET state = ?, last_seen = COALESCE(?, last_seen) WHERE id = ?'),
+    endpointsFor: p(`SELECT e.* FROM endpoints e WHERE e.owner = ? OR (e.group_id IS NOT NULL AND EXISTS (SELECT 1 FROM groups g
+      WHERE g.id = e.group_id AND (g.owner = ? OR EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id AND m.user_id = ?))))
+      ORDER BY e.name`),
+    allEndpoints: p('SELECT * FROM endpoints'),
+    insertFunction: p('INSERT INTO functions (id, owner, name, source, group_id, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
+    fn: p('SELECT * FROM functions WHERE id = ?'),
+    insertTask: p(`INSERT INTO tasks (id, endpoint, function, owner, state, created_at, updated_at)
+      VALUES (?, ?, ?, ?, 'waiting-for-endpoint', ?, ?)`),
+    insertPayload: p('INSERT INTO task_payloads (seq, payload) VALUES (?, ?)'),
+    transition: p('INSERT INTO task_transitions (task, state, actor, at) VALUES (?, ?, ?, ?)'),
+    queued: p(`SELECT t.seq, t.id, t.function, p.payload FROM tasks t JOIN task_payloads p ON p.seq = t.seq
+      WHERE t.endpoint = ? AND t.state = 'waiting-for-endpoint' ORDER BY t.seq LIMIT ?`),
+    setState: p('UPDATE tasks SET state = ?, updated_at = ? WHERE seq = ?'),
+    inFlight: p(`SELECT seq FROM tasks WHERE endpoint = ? AND state IN ('waiting-for-nodes', 'running') ORDER BY seq`),
+    running: p(`UPDATE tasks SET state = 'running', updated_at = ? WHERE id = ? AND endpoint = ? AND state = 'waiting-for-nodes' RETURNING seq`),
+    finish: p(`UPDATE tasks SET state = ?, failed = ?, result = ?, updated_at = ?
+      WHERE id = ? AND endpoint = ? AND state NOT IN ('success', 'failed') RETURNING seq`),
+    taskExists: p('SELECT 1 FROM tasks WHERE id = ? AND endpoint = ?'),
+    task: p('SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks WHERE id = ?'),
+    tasks: p(`SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks
+      WHERE id IN (SELECT value FROM json_each(?))`),
+    taskSummaries: p(`SELECT id, endpoint, function, owner, state, failed, COALESCE(LENGTH(result), 0) AS result_bytes, created_at, updated_at
+      FROM tasks WHERE id IN (SELECT value FROM json_each(?))`),
+    transitions: p(`SELECT tr.state, tr.actor, tr.at FROM task_transitions tr JOIN tasks t ON t.seq = tr.task WHERE t.id = ? ORDER BY tr.rowid`),
+    countQueued: p(`SELECT COUNT(*) AS n FROM tasks WHERE endpoint = ? AND state = 'waiting-for-endpoint'`),
+    countUnfinished: p(`SELECT COUNT(*) AS n FROM tasks WHERE owner = ? AND state NOT IN ('success', 'failed')`),
+    countFunctions: p('SELECT COUNT(*) AS n FROM functions WHERE owner = ?'),
+    countEndpoints: p('SELECT COUNT(*) AS n FROM endpoints WHERE owner = ?'),
+    unfinishedOf: p(`SELECT seq, id FROM tasks WHERE endpoint = ? AND state NOT IN ('success', 'failed')`),
+    failTask: p(`UPDATE tasks SET state = 'failed', failed = 1, result = ?, updated_at = ? WHERE seq = ?`),
+    deleteEndpoint: p('DELETE FROM endpoints WHERE id = ?'),
+    schemaVersion: p(`SELECT COALESCE(MAX(version), 0) AS v FROM ${MIGRATIONS_TABLE}`),
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+/** The SQLite store. `open` runs the migrations; `db` is exposed for tests and the CLI's maintenance. */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  readonly db: Database.Database;
+  private readonly q: Statements;
+
+  private constructor(readonly path: string) {
+    this.db = new Database(path);
+    // Results and token hashes are nobody else's business (SQLite gives -wal/-shm the same mode).
+    if (path !== ':memory:' && path !== '') chmodSync(path, 0o600);
+    this.db.pragma('journal_mode = WAL');
+    // NORMAL is durable across process crashes in WAL mode; only a power cut can lose the last commits.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+    try {
+      migrate(this.db, path);
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+    this.q = prepareStatements(this.db);
+  }
+
+  /** Open (creating if needed) and migrate the database file. */
+  static async open(path: string): Promise<SqliteStore> {
+    return new SqliteStore(path);
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  async schemaVersion(): Promise<number> {
+    return (this.q.schemaVersion.get() as { v: number }).v;
+  }
+
+  // ---- users ---------------------------------------------------------------------------------------------
+
+  async createUser(name: string): Promise<{ user: User; token: string }> {
+    const token = newToken();
+    const user: User = { id: randomUUID(), name, createdAt: Date.now() };
+    this.q.insertUser.run(user.id, name, hashToken(token), user.createdAt);
+    return { user, token };
+  }
+
+  async userByToken(token: string): Promise<User | undefined> {
+    return toUser(this.q.userByHash.get(hashToken(token)) as Row | undefined);
+  }
+
+  async userByName(name: string): Promise<User | undefined> {
+    return toUser(this.q.userByName.get(name) as Row | undefined);
+  }
+
+  async userById(id: string): Promise<User | undefined> {
+    return toUser(this.q.userById.get(id) as Row | undefined);
+  }
+
+  // ---- groups --------------------------------------------------------------------------------------------
+
+  async createGroup(name: string, owner: string): Promise<Group> {
+    const group: Group = { id: randomUUID(), name, owner };
+    this.q.insertGroup.run(group.id, name, owner);
+    return group;
+  }
+
+  async group(ref: string): Promise<Group | undefined> {
+    return this.q.groupByRef.get(ref, ref) as Group | undefined;
+  }
+
+  async addGroupMember(groupId: string, userId: string): Promise<void> {
+    this.q.addMember.run(groupId, userId);
+  }
+
+  async isGroupMember(groupId: string, userId: string): Promise<boolean> {
+    return this.q.isMember.get(groupId, userId, userId) !== undefined;
+  }
+
+  async groupsOf(userId: string): Promise<Array<Group & { members: string[] }>> {
+    return (this.q.groupsOf.all(userId, userId) as Group[]).map((g) => ({
+      ...g,
+      members: (this.q.membersOf.all(g.id) as Array<{ name: string }>).map((m) => m.name),
+    }));
+  }
+
+  // ---- endpoints -----------------------------------------------------------------------------------------
+
+  async endpoint(id: string): Promise<EndpointRecord | undefined> {
+    const r = this.q.endpoint.get(id) as Row | undefined;
+    return r && toEndpoint(r);
+  }
+
+  async saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null }, maxPerOwner?: number): Promise<EndpointRecord> {
+    const now = Date.now();
+    return this.db.transaction(() => {
+      if (this.q.endpoint.get(e.id)) this.q.updateEndpoint.run(e.name, e.publicKey, e.group, now, e.id);
+      else {
+        this.checkQuota('endpoints', this.q.countEndpoints, e.owner, 1, maxPerOwner);
+        this.q.insertEndpoint.run(e.id, e.name, e.owner, e.publicKey, e.group, now, now);
+      }
+      return toEndpoint(this.q.endpoint.get(e.id) as Row);
+    })();
+  }
+
+  async deleteEndpoint(id: string): Promise<string[] | undefined> {
+    const now = Date.now();
+    const payload = errorOutcome('EndpointDeleted', `endpoint ${id} was deleted before the task finished`);
+    return this.db.transaction(() => {
+      if (!this.q.endpoint.get(id)) return undefined;
+      const rows = this.q.unfinishedOf.all(id) as Array<{ seq: number; id: string }>;
+      for (const r of rows) {
+        this.q.failTask.run(payload, now, r.seq);
+        this.q.transition.run(r.seq, 'failed', 'service', now);
+      }
+      this.q.deleteEndpoint.run(id);
+      return rows.map((r) => r.id);
+    })();
+  }
+
+  /** Inside a transaction: throw QuotaExceededError if `adding` more would pass `limit`. */
+  private checkQuota(quota: QuotaName, count: Database.Statement, owner: string, adding: number, limit: number | undefined): void {
+    if (limit === undefined) return;
+    const used = (count.get(owner) as { n: number }).n;
+    if (used + adding > limit) throw new QuotaExceededError(quota, used, limit, adding);
+  }
+
+  async setEndpointPorts(id: string, ports: Record<ForwarderChannel, number>): Promise<void> {
+    this.q.endpointPorts.run(JSON.stringify(ports), id);
+  }
+
+  async setEndpointMetadata(id: string, metadata: EndpointMetadata | null): Promise<void> {
+    this.q.endpointMetadata.run(metadata ? JSON.stringify(metadata) : null, id);
+  }
+
+  async setEndpointState(id: string, state: EndpointState, lastSeen: number | null = null): Promise<void> {
+    this.q.endpointState.run(state, lastSeen, id);
+  }
+
+  async endpointsFor(userId: string): Promise<EndpointRecord[]> {
+    return (this.q.endpointsFor.all(userId, userId, userId) as Row[]).map(toEndpoint);
+  }
+
+  async allEndpoints(): Promise<EndpointRecord[]> {
+    return (this.q.allEndpoints.all() as Row[]).map(toEndpoint);
+  }
+
+  // ---- functions -----------------------------------------------------------------------------------------
+
+  async createFunction(f: { owner: string; name: string; source: string; group: string | null }, maxPerOwner?: number): Promise<FunctionRecord> {
+    const record: FunctionRecord = { id: randomUUID(), createdAt: Date.now(), ...f };
+    this.db.transaction(() => {
+      this.checkQuota('functions', this.q.countFunctions, f.owner, 1, maxPerOwner);
+      this.q.insertFunction.run(record.id, f.owner, f.name, f.source, f.group, record.createdAt);
+    })();
+    return record;
+  }
+
+  async function(id: string): Promise<FunctionRecord | undefined> {
+    return toFunction(this.q.fn.get(id) as Row | undefined);
+  }
+
+  // ---- tasks ---------------------------------------------------------------------------------------------
+
+  async insertTasks(tasks: readonly NewTask[], actor: string, maxUnfinishedPerOwner?: number): Promise<void> {
+    const now = Date.now();
+    this.db.transaction(() => {
+      if (maxUnfinishedPerOwner !== undefined) {
+        const perOwner = new Map<string, number>();
+        for (const t of tasks) perOwner.set(t.owner, (perOwner.get(t.owner) ?? 0) + 1);
+        for (const [owner, n] of perOwner) this.checkQuota('tasks', this.q.countUnfinished, owner, n, maxUnfinishedPerOwner);
+      }
+      for (const t of tasks) {
+        const seq = this.q.insertTask.run(t.id, t.endpoint, t.function, t.owner, now, now).lastInsertRowid;
+        this.q.insertPayload.run(seq, t.payload);
+        this.q.transition.run(seq, 'received', actor, now);
+        this.q.transition.run(seq, 'waiting-for-endpoint', 'service', now);
+      }
+    })();
+  }
+
+  async takeQueued(endpointId: string, limit: number): Promise<TaskEnvelope[]> {
+    const now = Date.now();
+    return this.db.transaction(() => {
+      const rows = this.q.queued.all(endpointId, limit) as Array<{ seq: number; id: string; function: string | null; payload: Buffer }>;
+      for (const r of rows) {
+        this.q.setState.run('waiting-for-nodes', now, r.seq);
+        this.q.transition.run(r.seq, 'waiting-for-nodes', 'forwarder', now);
+      }
+      return rows.map((r) => (r.function ? { id: r.id, fn: r.function, payload: r.payload } : { id: r.id, payload: r.payload }));
+    })();
+  }
+
+  async requeueInFlight(endpointId: string): Promise<number> {
+    const now = Date.now();
+    return this.db.transaction(() => {
+      const rows = this.q.inFlight.all(endpointId) as Array<{ seq: number }>;
+      for (const r of rows) {
+        this.q.setState.run('waiting-for-endpoint', now, r.seq);
+        this.q.transition.run(r.seq, 'waiting-for-endpoint', 'forwarder', now);
+      }
+      return rows.length;
+    })();
+  }
+
+  async markRunning(endpointId: string, ids: readonly string[]): Promise<number> {
+    const now = Date.now();
+    return this.db.transaction(() => {
+      let n = 0;
+      for (const id of ids) {
+        const row = this.q.running.get(now, id, endpointId) as { seq: number } | undefined;
+        if (row) {
+          this.q.transition.run(row.seq, 'running', 'endpoint', now);
+          n++;
+        }
+      }
+      return n;
+    })();
+  }
+
+  async storeResults(endpointId: string, results: readonly ResultEnvelope[]): Promise<StoredResults> {
+    const now = Date.now();
+    return this.db.transaction(() => {
+      const out: StoredResults = { stored: [], duplicates: 0, unknown: 0 };
+      for (const r of results) {
+        const state: TaskState = r.failed ? 'failed' : 'success';
+        const row = this.q.finish.get(state, r.failed ? 1 : 0, r.payload, now, r.id, endpointId) as { seq: number } | undefined;
+        if (row) {
+          this.q.transition.run(row.seq, state, 'endpoint', now);
+          out.stored.push(r.id);
+        } else if (this.q.taskExists.get(r.id, endpointId)) out.duplicates++;
+        else out.unknown++;
+      }
+      return out;
+    })();
+  }
+
+  async task(id: string): Promise<TaskRecord | undefined> {
+    const r = this.q.task.get(id) as Row | undefined;
+    return r && toTask(r);
+  }
+
+  async tasks(ids: readonly string[]): Promise<Map<string, TaskRecord>> {
+    const out = new Map<string, TaskRecord>();
+    if (ids.length === 0) return out;
+    for (const r of this.q.tasks.all(JSON.stringify(ids)) as Row[]) out.set(r.id as string, toTask(r));
+    return out;
+  }
+
+  async taskSummaries(ids: readonly string[]): Promise<Map<string, TaskSummary>> {
+    const out = new Map<string, TaskSummary>();
+    if (ids.length === 0) return out;
+    for (const r of this.q.taskSummaries.all(JSON.stringify(ids)) as Row[]) {
+      const { result: _result, ...rest } = toTask({ ...r, result: null });
+      out.set(r.id as string, { ...rest, resultBytes: r.result_bytes as number });
+    }
+    return out;
+  }
+
+  async transitions(taskId: string): Promise<Transition[]> {
+    return this.q.transitions.all(taskId) as Transition[];
+  }
+
+  async countQueued(endpointId: string): Promise<number> {
+    return (this.q.countQueued.get(endpointId) as { n: number }).n;
+  }
+}

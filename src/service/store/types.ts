@@ -1,0 +1,159 @@
+/**
+ * What the service keeps, and the `Store` interface every back end (SQLite, PostgreSQL) implements.
+ *
+ * Every method returns a Promise, so the service never depends on a back end being synchronous. Hot paths
+ * (insertTasks, takeQueued, storeResults, markRunning) take batches and run one transaction per call.
+ */
+import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
+import type { ForwarderChannel } from '../../protocol/forwarder-messages.js';
+
+/** received → waiting-for-endpoint → waiting-for-nodes → running → success | failed. */
+export type TaskState = 'received' | 'waiting-for-endpoint' | 'waiting-for-nodes' | 'running' | 'success' | 'failed';
+export type EndpointState = 'Active' | 'Inactive';
+
+export type User = { id: string; name: string; createdAt: number };
+export type Group = { id: string; name: string; owner: string };
+
+export interface EndpointMetadata { username: string; email: string }
+
+export interface EndpointRecord {
+  id: string;
+  name: string;
+  owner: string;
+  publicKey: string;
+  state: EndpointState;
+  /** Epoch ms of the last message from the endpoint, or null if never connected. */
+  lastSeen: number | null;
+  /** Group whose members may also send tasks here, or null (owner only). */
+  group: string | null;
+  /** The forwarder's ports last time it ran (re-bound after a service restart when free). */
+  ports: Record<ForwarderChannel, number> | null;
+  /** What the endpoint said of its owner at registration (global options username, email), or null. */
+  metadata: EndpointMetadata | null;
+  createdAt: number;
+}
+
+export interface FunctionRecord {
+  id: string;
+  owner: string;
+  name: string;
+  source: string;
+  group: string | null;
+  createdAt: number;
+}
+
+export interface TaskRecord {
+  id: string;
+  endpoint: string;
+  function: string | null;
+  owner: string;
+  state: TaskState;
+  /** null until finished. */
+  failed: boolean | null;
+  /** The opaque result payload (an encoded Outcome), null until finished. */
+  result: Buffer | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A task without its result payload, and the result's size (what a results page is planned from). */
+export type TaskSummary = Omit<TaskRecord, 'result'> & { resultBytes: number };
+
+export type Transition = { state: TaskState; actor: string; at: number };
+export type NewTask = { id: string; endpoint: string; function: string | null; owner: string; payload: Uint8Array };
+
+/** What storing a batch of results did. */
+export interface StoredResults {
+  /** Task ids whose result was stored now. */
+  stored: string[];
+  /** Results for tasks that were already finished (dropped). */
+  duplicates: number;
+  /** Results naming tasks that are not this endpoint's (dropped). */
+  unknown: number;
+}
+
+/** The quotas a store checks in the same transaction as the write they limit. */
+export type QuotaName = 'tasks' | 'functions' | 'endpoints';
+
+/** A write refused because it would take the owner over a quota; nothing of it was written. */
+export class QuotaExceededError extends Error {
+  constructor(
+    readonly quota: QuotaName,
+    readonly used: number,
+    readonly limit: number,
+    readonly adding: number,
+  ) {
+    super(`quota "${quota}" exceeded: ${used} in use, ${adding} more asked, the limit is ${limit}`);
+    this.name = 'QuotaExceededError';
+  }
+}
+
+/** The service's state. Implementations: SqliteStore (sqlite.ts), PgStore (postgres.ts). */
+export interface Store {
+  /** 'sqlite' or 'postgres', for logs and tests. */
+  readonly kind: StoreKind;
+  /** Close connections. Safe to call twice; every caller awaits the same promise. */
+  close(): Promise<void>;
+
+  // users
+  /** Create a user; the returned token is the only copy (only its SHA-256 hash is stored). */
+  createUser(name: string): Promise<{ user: User; token: string }>;
+  userByToken(token: string): Promise<User | undefined>;
+  userByName(name: string): Promise<User | undefined>;
+  userById(id: string): Promise<User | undefined>;
+
+  // groups
+  createGroup(name: string, owner: string): Promise<Group>;
+  /** A group by its id or its name. */
+  group(ref: string): Promise<Group | undefined>;
+  addGroupMember(groupId: string, userId: string): Promise<void>;
+  /** The owner of a group counts as a member. */
+  isGroupMember(groupId: string, userId: string): Promise<boolean>;
+  groupsOf(userId: string): Promise<Array<Group & { members: string[] }>>;
+
+  // endpoints
+  endpoint(id: string): Promise<EndpointRecord | undefined>;
+  /** Create the endpoint, or update name, key and group of an existing one (ownership is checked by the caller). */
+  saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null }, maxPerOwner?: number): Promise<EndpointRecord>;
+  /**
+   * Remove an endpoint; its unfinished tasks fail with EndpointDeleted (their ids are returned). Returns
+   * undefined when there is no such endpoint.
+   */
+  deleteEndpoint(id: string): Promise<string[] | undefined>;
+  setEndpointPorts(id: string, ports: Record<ForwarderChannel, number>): Promise<void>;
+  setEndpointMetadata(id: string, metadata: EndpointMetadata | null): Promise<void>;
+  setEndpointState(id: string, state: EndpointState, lastSeen?: number | null): Promise<void>;
+  /** Endpoints the user owns or may use through their group, by name. */
+  endpointsFor(userId: string): Promise<EndpointRecord[]>;
+  allEndpoints(): Promise<EndpointRecord[]>;
+
+  // functions
+  /** With `maxPerOwner`, throws QuotaExceededError (nothing written) when the owner has that many already. */
+  createFunction(f: { owner: string; name: string; source: string; group: string | null }, maxPerOwner?: number): Promise<FunctionRecord>;
+  function(id: string): Promise<FunctionRecord | undefined>;
+
+  // tasks
+  /** Store accepted tasks, queued for their endpoint (transitions: received, waiting-for-endpoint). One transaction. */
+  insertTasks(tasks: readonly NewTask[], actor: string, maxUnfinishedPerOwner?: number): Promise<void>;
+  /** Take up to `limit` queued tasks of an endpoint, oldest first, marking them delivered (waiting-for-nodes). */
+  takeQueued(endpointId: string, limit: number): Promise<TaskEnvelope[]>;
+  /** Put every delivered-but-unfinished task of an endpoint back in its queue; returns how many. */
+  requeueInFlight(endpointId: string): Promise<number>;
+  /** Mark delivered tasks running; returns how many changed. */
+  markRunning(endpointId: string, ids: readonly string[]): Promise<number>;
+  /** Store results without decoding them; results of finished or foreign tasks are dropped. One transaction. */
+  storeResults(endpointId: string, results: readonly ResultEnvelope[]): Promise<StoredResults>;
+  task(id: string): Promise<TaskRecord | undefined>;
+  /** Many tasks at once, by id (missing ids are absent from the map). */
+  tasks(ids: readonly string[]): Promise<Map<string, TaskRecord>>;
+  /** Many tasks by id without their results, with the results' sizes (missing ids are absent). */
+  taskSummaries(ids: readonly string[]): Promise<Map<string, TaskSummary>>;
+  transitions(taskId: string): Promise<Transition[]>;
+  countQueued(endpointId: string): Promise<number>;
+
+  // schema
+  /** The schema version the database is at (the highest migration applied). */
+  schemaVersion(): Promise<number>;
+}
+
+export type StoreKind = 'sqlite' | 'postgres';

@@ -1,0 +1,117 @@
+/**
+ * Per-user quotas and forwarder ports: one user cannot take what the service has for everyone. Over a quota
+ * is a 429 naming the quota, its use and limit, with Retry-After, and nothing of the request is written;
+ * a registration that gets no forwarder ports saves nothing; deleting an endpoint frees its ports.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import type { RunningService } from '../../src/service/api.js';
+import { registerEndpoint } from '../../src/endpoint/service-link/registration.js';
+import { newKeyPair } from '../../src/protocol/keys.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/forwarder-messages.js';
+import { ServiceError } from '../../src/sdk/client.js';
+import { FakeEndpoint, removeFakeEndpointDirs } from '../helpers/fake-endpoint.js';
+import { until } from '../helpers/wait.js';
+import { addUser, api, inProcessService, type TestUser } from './harness.js';
+
+test.after(() => removeFakeEndpointDirs());
+
+async function endpoint(t: TestContext, s: RunningService, user: TestUser, hold = false): Promise<FakeEndpoint> {
+  const ep = await FakeEndpoint.start(s.url, user.token, { name: `${user.name}-ep`, hold });
+  t.after(() => ep.close());
+  return ep;
+}
+
+/** The SDK call fails with 429 naming this quota. */
+async function overQuota(call: Promise<unknown>, quota: string, used: number, limit: number): Promise<void> {
+  await assert.rejects(call, (err: unknown) => {
+    assert.ok(err instanceof ServiceError, `expected a ServiceError, got ${String(err)}`);
+    assert.equal(err.status, 429, err.message);
+    assert.equal(err.code, 'QUOTA_EXCEEDED');
+    assert.equal(err.details.quota, quota);
+    assert.equal(err.details.used, used);
+    assert.equal(err.details.limit, limit);
+    assert.match(err.message, new RegExp(`${quota}`));
+    return true;
+  });
+}
+
+/** Three consecutive loopback ports nobody listens on now. */
+async function freeRange(): Promise<[number, number]> {
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+  for (let base = 20_000 + (process.pid % 1000) * 30; base < 60_000; base += 7) {
+    if ((await free(base)) && (await free(base + 1)) && (await free(base + 2))) return [base, base + 2];
+  }
+  throw new Error('no three free consecutive ports');
+}
+
+test('quotas on unfinished tasks, functions and endpoints: 429 naming the quota, nothing half-written', async (t) => {
+  const s = await inProcessService(t, { quotas: { tasks: 5, functions: 2, endpoints: 1 } });
+  const alice = await addUser(s, 'alice');
+  const bob = await addUser(s, 'bob');
+
+  const f1 = await alice.sdk.registerFunction((x: number) => x, { name: 'f1' });
+  await alice.sdk.registerFunction((x: number) => x, { name: 'f2' });
+  await overQuota(alice.sdk.registerFunction((x: number) => x, { name: 'f3' }), 'functions', 2, 2);
+
+  const ep = await endpoint(t, s, alice, true);
+  // The same endpoint registering again is no new endpoint; another one is.
+  await registerEndpoint(s.url, alice.token, { name: 'again', endpointId: ep.id, publicKey: ep.keys.publicKey });
+  await assert.rejects(registerEndpoint(s.url, alice.token, { name: 'second', publicKey: newKeyPair().publicKey }), /answered 429: over your quota of endpoints: 1 in use/);
+  const second = await api(s.url, alice.token, 'POST', '/v1/endpoints', { name: 'second', publicKey: newKeyPair().publicKey, protocol: PROTOCOL_VERSION });
+  assert.equal(second.status, 429);
+  assert.deepEqual([second.body.quota, second.body.used, second.body.limit], ['endpoints', 1, 1]);
+  assert.equal((await alice.sdk.listEndpoints()).length, 1, 'the refused endpoint was not saved');
+
+  const batch = alice.sdk.createBatch();
+  for (let i = 0; i < 4; i++) batch.add(ep.id, f1, i);
+  await alice.sdk.batchRun(batch);
+  const over = alice.sdk.createBatch();
+  for (let i = 0; i < 3; i++) over.add(ep.id, f1, i);
+  await overQuota(alice.sdk.batchRun(over), 'tasks', 4, 5);
+  const raw = await api(s.url, alice.token, 'POST', '/v1/tasks', { tasks: over.tasks });
+  assert.equal(raw.status, 429);
+  assert.ok(Number(raw.headers['retry-after']) >= 1, `Retry-After: ${raw.headers['retry-after']}`);
+  await until('4 tasks held by the endpoint', () => ep.heldTasks.length === 4);
+  assert.equal(await s.store.countQueued(ep.id), 0, 'none of the refused batch was queued');
+  await alice.sdk.run(ep.id, f1, 5);
+  await overQuota(alice.sdk.run(ep.id, f1, 6), 'tasks', 5, 5);
+
+  // Finished tasks free the quota; other users have their own.
+  await until('5 tasks held', () => ep.heldTasks.length === 5);
+  await ep.answerHeld(1);
+  await alice.sdk.run(ep.id, f1, 7);
+  await bob.sdk.registerFunction((x: number) => x, { name: 'b1' });
+  await bob.sdk.registerFunction((x: number) => x, { name: 'b2' });
+});
+
+test('a registration that gets no forwarder ports saves nothing; deleting an endpoint frees its ports', async (t) => {
+  const s = await inProcessService(t, { forwarderPortRange: await freeRange() });
+  const alice = await addUser(s, 'alice');
+  const bob = await addUser(s, 'bob');
+  const ea = await endpoint(t, s, alice);
+  const fn = await alice.sdk.registerFunction((x: number) => x + 1, { name: 'inc' });
+  assert.equal(await alice.sdk.getResult(await alice.sdk.run(ea.id, fn, 1), { waitMs: 30_000 }), 2);
+
+  const bobKeys = newKeyPair();
+  await assert.rejects(registerEndpoint(s.url, bob.token, { name: 'bob-ep', publicKey: bobKeys.publicKey }), (err: unknown) => {
+    assert.match(String((err as Error).message), /no free forwarder port/);
+    return true;
+  });
+  assert.deepEqual(await bob.sdk.listEndpoints(), [], "bob's refused registration left no endpoint behind");
+
+  // Only the owner deletes; then the ports are free for bob.
+  assert.equal((await api(s.url, bob.token, 'DELETE', `/v1/endpoints/${ea.id}`)).status, 403);
+  const del = await api(s.url, alice.token, 'DELETE', `/v1/endpoints/${ea.id}`);
+  assert.equal(del.status, 200, JSON.stringify(del.body));
+  assert.equal((await api(s.url, alice.token, 'GET', `/v1/endpoints/${ea.id}`)).status, 404);
+  assert.equal(s.forwarders.get(ea.id), undefined, 'its forwarder is closed');
+  const reg = await registerEndpoint(s.url, bob.token, { name: 'bob-ep', publicKey: bobKeys.publicKey });
+  assert.equal((await bob.sdk.getEndpoint(reg.endpointId)).name, 'bob-ep');
+});
