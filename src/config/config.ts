@@ -9,7 +9,8 @@ import type { ExecutionProvider } from '../../providers/provider.js';
 import { LocalProvider } from '../../providers/local.js';
 import { resolveEngineOptions, type EngineOptions, type ResolvedEngineOptions } from './engine-options.js';
 import { checkStrategySection, resolveBlockOptions, type ResolvedStrategyOptions, type StrategySection } from './strategy-options.js';
-import { fieldError, unknownField } from './field-error.js';
+import { checkNumber, fieldError, unknownField } from './field-error.js';
+import { DEFAULTS } from './defaults.js';
 
 /** The `strategy` section of a profile (block limits, nodes_per_block and walltime live on the provider). */
 export type StrategyOptions = StrategySection;
@@ -23,9 +24,13 @@ export interface ConfigOptions {
   strategy?: StrategyOptions;
   /** Function ids this endpoint runs; any other task fails with "function not allowed". @default any */
   allowed_functions?: string[];
+  /** Serve Prometheus metrics on this port (0: any free port). @default off */
+  metrics_port?: number;
+  /** Address the metrics port binds. @default '127.0.0.1' */
+  metrics_host?: string;
 }
 
-export const CONFIG_FIELDS: readonly string[] = ['display_name', 'engine', 'provider', 'strategy', 'allowed_functions'];
+export const CONFIG_FIELDS: readonly string[] = ['display_name', 'engine', 'provider', 'strategy', 'allowed_functions', 'metrics_port', 'metrics_host'];
 
 export class Config {
   readonly displayName?: string;
@@ -34,6 +39,8 @@ export class Config {
   /** Strategy and block options resolved (the provider's block fields + the strategy section). */
   readonly strategy: ResolvedStrategyOptions;
   readonly allowedFunctions: ReadonlySet<string> | null;
+  /** Where the daemon serves /metrics; null: not served. */
+  readonly metrics: { host: string; port: number } | null;
   /** The options as given (for `render` and `doctor`). */
   readonly options: ConfigOptions;
 
@@ -68,5 +75,11 @@ export class Config {
     } else {
       this.allowedFunctions = null;
     }
+    const port = options.metrics_port;
+    if (port !== undefined) checkNumber('metrics_port', port, { integer: true, max: 65535 });
+    const host = options.metrics_host;
+    if (host !== undefined && (typeof host !== 'string' || !/^[\w.:-]{1,253}$/.test(host))) throw fieldError('metrics_host', 'an address such as 127.0.0.1', host);
+    if (host !== undefined && port === undefined) throw new ConfigError('metrics_host is set without metrics_port: set metrics_port too (metrics are off without it)');
+    this.metrics = port === undefined ? null : { host: host ?? DEFAULTS.metrics_host, port };
   }
 }

@@ -31,6 +31,8 @@ export const DEFAULTS = {
     max_idletime: 120,
     /** Seconds before a block's end at which its managers drain (and get no task without an estimate). */
     walltime_margin: 60,
+    /** Seconds a block may stay pending before it no longer counts as coming capacity (cancelled, replaced). */
+    max_pending_time: 600,
   },
   /** The `engine` section: interchange, managers and workers. */
   engine: {
@@ -60,6 +62,8 @@ export const DEFAULTS = {
     mpi_launcher: 'mpiexec' as 'srun' | 'mpiexec' | 'mpirun' | 'aprun' | 'jsrun',
     mpi_launcher_overrides: '',
   },
+  /** Address the daemon's /metrics binds when metrics_port is set. */
+  metrics_host: '127.0.0.1',
   /** `$FUNCX_HOME/config.ts` (service_url and username depend on the environment: see global-options.ts). */
   global: {
     service_url: 'http://127.0.0.1:8080',
@@ -77,3 +81,7 @@ export const DEFAULT_ESTIMATE_MS = 1000;
 
 /** Walltime of a task when the profile sets none (ms); undefined means no limit. */
 export const DEFAULT_TASK_WALLTIME_MS: number | undefined = undefined;
+
+
+/** Strategy tunables about real sites (seconds): the same values as DEFAULTS.strategy. */
+export const SITE_DEFAULTS = { max_pending_time: DEFAULTS.strategy.max_pending_time } as const;

@@ -22,13 +22,15 @@ export interface StrategySection {
   max_idletime?: number;
   /** Seconds before a block's end at which its managers drain. @default 60 */
   walltime_margin?: number;
+  /** Seconds a block may stay pending before it no longer counts as coming capacity (cancelled, replaced). @default 600 */
+  max_pending_time?: number;
   /** Bounds the strategy sizes blocks within (a fixed size belongs on the provider). */
   nodes_per_block?: number | Bounds<number>;
   /** Walltime bounds ("HH:MM:SS" or seconds) the strategy chooses within (a fixed one belongs on the provider). */
   walltime?: number | string | Bounds<number | string>;
 }
 
-export const STRATEGY_SECTION_FIELDS: readonly string[] = ['period', 'max_idletime', 'walltime_margin', 'nodes_per_block', 'walltime'];
+export const STRATEGY_SECTION_FIELDS: readonly string[] = ['period', 'max_idletime', 'walltime_margin', 'max_pending_time', 'nodes_per_block', 'walltime'];
 
 /** Every strategy and block option in one flat object (what the resolver checks). */
 export interface StrategyOptions extends StrategySection {
@@ -42,7 +44,7 @@ export interface StrategyOptions extends StrategySection {
 
 /** Options with defaults filled and checked; durations in ms, walltime bounds in seconds. */
 export interface ResolvedStrategyOptions {
-  periodMs: number; maxIdleMs: number; walltimeMarginMs: number; workersPerNode: number;
+  periodMs: number; maxIdleMs: number; walltimeMarginMs: number; workersPerNode: number; maxPendingMs: number;
   initBlocks: number; minBlocks: number; maxBlocks: number; parallelism: number;
   nodes: Bounds<number>;
   walltimeS: Bounds<number>;
@@ -50,7 +52,7 @@ export interface ResolvedStrategyOptions {
 
 /** Which section owns each field (what error messages call it). */
 const OWNER: Record<keyof StrategyOptions, string> = {
-  period: 'strategy', max_idletime: 'strategy', walltime_margin: 'strategy', workers_per_node: 'engine',
+  period: 'strategy', max_idletime: 'strategy', walltime_margin: 'strategy', max_pending_time: 'strategy', workers_per_node: 'engine',
   init_blocks: 'provider', min_blocks: 'provider', max_blocks: 'provider', parallelism: 'provider',
   nodes_per_block: 'provider', walltime: 'provider',
 };
@@ -100,6 +102,7 @@ export function resolveStrategyOptions(
     maxIdleMs: num('max_idletime', {}) * 1000,
     walltimeMarginMs: margin * 1000,
     workersPerNode: num('workers_per_node', { min: 1, integer: true }),
+    maxPendingMs: num('max_pending_time', { exclusiveMin: true }) * 1000,
     initBlocks: num('init_blocks', { integer: true }),
     minBlocks: num('min_blocks', { integer: true }),
     maxBlocks: num('max_blocks', { min: 1, integer: true }),
@@ -168,6 +171,7 @@ export function resolveBlockOptions(
       period: strategy.period,
       max_idletime: strategy.max_idletime,
       walltime_margin: strategy.walltime_margin,
+      max_pending_time: strategy.max_pending_time,
       workers_per_node: workersPerNode,
       init_blocks: raw.init_blocks,
       min_blocks: raw.min_blocks,

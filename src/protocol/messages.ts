@@ -53,6 +53,14 @@ export interface ResultsMessage {
   results: ResultEnvelope[];
   /** The manager's current credit window (tasks it accepts in flight); absent means unchanged. */
   capacity?: number;
+  /** Engine mode "mpi" only: every node of the block and the task holding it (null when free). */
+  nodes?: NodeUse[];
+}
+
+/** One node of an MPI block and the task that holds it. */
+export interface NodeUse {
+  node: string;
+  task: string | null;
 }
 
 export interface HeartbeatMessage {

@@ -10,7 +10,7 @@ import * as zmq from 'zeromq';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { decodeFrame, encode, checkTasks } from '../protocol/codec.js';
-import { PROTOCOL_VERSION, type RegisterMessage, type ResultEnvelope, type TaskEnvelope } from '../protocol/messages.js';
+import { PROTOCOL_VERSION, type RegisterMessage, type ResultEnvelope, type ResultsMessage, type TaskEnvelope } from '../protocol/messages.js';
 import { SocketWriter } from '../protocol/socket-writer.js';
 import type { ManagerKeyFile } from '../protocol/keys.js';
 import { WorkerPool } from './worker-pool.js';
@@ -76,6 +76,8 @@ export class Manager {
   private avgTaskMs = 1000;
   private advertisedCapacity = 0;
   private stoppedResolve!: (code: number) => void;
+  /** MPI mode: the node map changed since it was last sent. */
+  private nodesDirty = false;
   /** Engine mode "mpi" only: tasks wait here for nodes. */
   readonly gate?: MpiGate;
   /** Resolves with the exit code when the manager stops. */
@@ -94,6 +96,7 @@ export class Manager {
         onReady: (tasks) => {
           for (const t of tasks) this.queue.push(t);
           this.fillWorkers();
+          this.queueResults([]); // report the node map (status shows which task runs where)
         },
         onRefused: (results) => this.queueResults(results),
       });
@@ -266,7 +269,10 @@ export class Manager {
   }
 
   private queueResults(results: ResultEnvelope[]): void {
-    this.gate?.done(results);
+    if (this.gate) {
+      this.gate.done(results);
+      this.nodesDirty = true;
+    }
     for (const r of results) {
       if (r.ms !== undefined) this.avgTaskMs = this.avgTaskMs * 0.9 + r.ms * 0.1;
       this.outbox.push(r);
@@ -279,12 +285,16 @@ export class Manager {
 
   private flush = (): void => {
     this.flushScheduled = false;
-    if (this.outbox.length === 0) return;
+    if (this.outbox.length === 0 && !this.nodesDirty) return;
     // Short tasks get a wider window per worker so results travel in batches; long ones keep it at 1.
     const pool = this.pool!;
     pool.window = this.avgTaskMs < 0.5 ? MAX_WINDOW : this.avgTaskMs < 5 ? 8 : 1;
     const capacity = this.state === 'draining' ? 0 : this.capacity;
-    const message: { kind: 'results'; results: ResultEnvelope[]; capacity?: number } = { kind: 'results', results: this.outbox };
+    const message: ResultsMessage = { kind: 'results', results: this.outbox };
+    if (this.gate && this.nodesDirty) {
+      message.nodes = this.gate.snapshot().nodes;
+      this.nodesDirty = false;
+    }
     if (capacity !== this.advertisedCapacity) {
       message.capacity = capacity;
       this.advertisedCapacity = capacity;

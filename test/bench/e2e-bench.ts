@@ -26,6 +26,21 @@ export default new Config({
 });
 `;
 
+/** Sign in to the dashboard and keep its server-sent events stream read, as an open page does. */
+async function openDashboardFeed(url: string, token: string, progress: (m: string) => void): Promise<{ close: () => void }> {
+  const signin = await fetch(`${url}/ui/api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) });
+  const cookie = (signin.headers.get('set-cookie') ?? '').split(';')[0];
+  const abort = new AbortController();
+  const feed = await fetch(`${url}/ui/api/events`, { headers: { cookie }, signal: abort.signal });
+  if (!feed.ok || !feed.body) throw new Error(`dashboard events: ${feed.status}`);
+  let events = 0;
+  void (async () => {
+    for await (const chunk of feed.body!) events += (Buffer.from(chunk as Uint8Array).toString().match(/^event: /gm) ?? []).length;
+  })().catch(() => {});
+  progress('end to end: a dashboard feed is open');
+  return { close: () => (progress(`end to end: the dashboard feed got ${events} events`), abort.abort()) };
+}
+
 export async function benchEndToEnd(progress: (m: string) => void = () => {}): Promise<EndToEndFigures> {
   const root = mkdtempSync(join(tmpdir(), 'funcx-e2e-'));
   const env: NodeJS.ProcessEnv = { ...process.env, FUNCX_HOME: join(root, 'home'), FUNCX_SERVICE_HOME: join(root, 'service') };
@@ -33,6 +48,7 @@ export async function benchEndToEnd(progress: (m: string) => void = () => {}): P
   const run = (program: string, args: string[]): string =>
     execFileSync(process.execPath, [cli(program), ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   let started = false;
+  let dashboard: { close: () => void } | undefined;
   try {
     const url = /running at (\S+)/.exec(run('service', ['start', '--port', '0']))![1];
     env.FUNCX_SERVICE_URL = url;
@@ -46,6 +62,8 @@ export async function benchEndToEnd(progress: (m: string) => void = () => {}): P
     const startToActive = (performance.now() - t0) / 1000;
     progress(`end to end: start → Active ${startToActive.toFixed(2)} s`);
     const endpointId = JSON.parse(run('endpoint', ['list', '--json']))[0].id as string;
+    // FUNCX_BENCH_DASHBOARD=1: a dashboard page stays open (signed in, live events connected) during the run.
+    if (process.env.FUNCX_BENCH_DASHBOARD === '1') dashboard = await openDashboardFeed(url, token, progress);
     const client = new FuncXClient({ serviceUrl: url, token });
     const noop = await client.registerFunction(() => null, { name: 'noop' });
     await client.getResult(await client.run(endpointId, noop), { waitMs: 30_000 }); // warm: block up
@@ -80,6 +98,7 @@ export async function benchEndToEnd(progress: (m: string) => void = () => {}): P
       e2e_start_to_active_s: startToActive,
     };
   } finally {
+    dashboard?.close();
     try {
       if (started) run('endpoint', ['stop']);
     } finally {

@@ -55,6 +55,6 @@ test('stop cancels running blocks and reports unfinished tasks', async () => {
   await waitFor('a manager', () => engine.interchange.registry.size === 1, 10000);
   const unfinished = await engine.stop({ graceMs: 100 });
   assert.equal(unfinished.length, 1);
-  await waitFor('the block to end', () => engine.tracker.blocks().every((b) => b.cancelRequested), 5000);
+  await waitFor('the block to end', () => engine.tracker.blocks().every((b) => b.phase === 'cancelling'), 5000);
   assert.equal(engine.state, 'stopped');
 });

@@ -106,6 +106,13 @@ test('a 2-node × 2-rank task and a 1-node task share one 3-node block at the sa
   const big = mpiTask(`${MPI_HELLO} 2`, { num_nodes: 2, ranks_per_node: 2 });
   const small = mpiTask(`${MPI_HELLO} 2`, { num_nodes: 1, ranks_per_node: 2 });
   engine.submitMany([big, small]);
+  // Status shows which nodes run which task while they run.
+  const running = await untilValue('status to show both tasks on the block\'s nodes', () => {
+    const block = engine.status().mpiBlocks?.[0];
+    const on = (id: string) => block?.nodes.filter((x) => x.task === id).length;
+    return block && on(big.id) === 2 && on(small.id) === 1 ? block : undefined;
+  });
+  assert.deepEqual(running!.nodes.map((x) => x.node).sort(), ['n1', 'n2', 'n3']);
   const a = ranks(value(await result(big.id, 'the 2-node task')).stdout);
   const b = ranks(value(await result(small.id, 'the 1-node task')).stdout);
   assert.equal(a.ranks.length, 4);
@@ -123,6 +130,7 @@ test('a 2-node × 2-rank task and a 1-node task share one 3-node block at the sa
   const aStart = Math.min(...a.ranks.map((r) => r.start));
   const bStart = Math.min(...b.ranks.map((r) => r.start));
   assert.ok(aStart < b.end && bStart < a.end, `overlap: a ${aStart}..${a.end}, b ${bStart}..${b.end}`);
+  await untilValue('status to show every node free again', () => engine.status().mpiBlocks?.[0]?.nodes.every((x) => x.task === null));
 });
 
 test('a task with a resource spec gets FUNCX_MPI_PREFIX and its nodes, and a real 2-node Slurm step runs on them', async () => {

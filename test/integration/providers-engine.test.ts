@@ -170,7 +170,7 @@ for (const c of CASES) {
         await waitFor('the idle block to be cancelled and confirmed by status', () => engine.tracker.blocks().length === 0, 30_000);
         const ended = engine.tracker.history().find((b) => b.jobId === jobId);
         assert.equal(ended?.state, 'cancelled', `the block ended cancelled: ${JSON.stringify(ended)}`);
-        assert.equal(ended?.cancelRequested, true, 'the strategy asked for the cancel');
+        assert.equal(ended?.phase, 'cancelling', 'the strategy asked for the cancel');
         assert.equal(engine.tracker.missing().length, 0, 'no missing block');
         await c.confirmGone(jobId, schedDir);
         await waitFor(c.managersLeave.what, () => engine.interchange.registry.all().length === 0, c.managersLeave.withinMs);

@@ -47,7 +47,7 @@ test('1-minute blocks are replaced before their walltime with no task failing; i
     const seenJobs = new Set<string>();
     const watch = setInterval(() => {
       const blocks = engine.tracker.blocks();
-      peakCounted = Math.max(peakCounted, blocks.filter((b) => !b.draining && !b.cancelRequested).length);
+      peakCounted = Math.max(peakCounted, blocks.filter((b) => b.drainingSince === null && b.phase !== 'cancelling').length);
       for (const b of blocks) if (b.jobId) seenJobs.add(b.jobId);
     }, 50);
     // 4 workers at most; 130 tasks of 2 s keep them busy past one block's walltime.
@@ -58,9 +58,9 @@ test('1-minute blocks are replaced before their walltime with no task failing; i
     assert.ok(seenJobs.size >= 3, `blocks were replaced: ${seenJobs.size} Slurm jobs used`);
     assert.ok(peakCounted <= 2, `at most max_blocks (2) blocks counted at once, saw ${peakCounted}`);
     // Scale in: down to min_blocks (1), and it stays there.
-    await waitFor('scale-in to min_blocks', () => engine.tracker.blocks().filter((b) => !b.cancelRequested).length === 1, 60_000);
+    await waitFor('scale-in to min_blocks', () => engine.tracker.blocks().filter((b) => b.phase !== 'cancelling').length === 1, 60_000);
     await new Promise((r) => setTimeout(r, 5000));
-    assert.equal(engine.tracker.blocks().filter((b) => !b.cancelRequested).length, 1, 'min_blocks is kept');
+    assert.equal(engine.tracker.blocks().filter((b) => b.phase !== 'cancelling').length, 1, 'min_blocks is kept');
     clearInterval(watch);
   } finally {
     await engine.stop({ graceMs: 0 });

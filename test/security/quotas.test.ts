@@ -13,7 +13,9 @@ import { PROTOCOL_VERSION } from '../../src/protocol/forwarder-messages.js';
 import { ServiceError } from '../../src/sdk/client.js';
 import { FakeEndpoint, removeFakeEndpointDirs } from '../helpers/fake-endpoint.js';
 import { until } from '../helpers/wait.js';
-import { addUser, api, inProcessService, type TestUser } from './harness.js';
+import { addUser, api, CliStack, inProcessService, localProfile, runCli, type TestUser } from './harness.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 
 test.after(() => removeFakeEndpointDirs());
 
@@ -114,4 +116,27 @@ test('a registration that gets no forwarder ports saves nothing; deleting an end
   assert.equal(s.forwarders.get(ea.id), undefined, 'its forwarder is closed');
   const reg = await registerEndpoint(s.url, bob.token, { name: 'bob-ep', publicKey: bobKeys.publicKey });
   assert.equal((await bob.sdk.getEndpoint(reg.endpointId)).name, 'bob-ep');
+});
+
+test('`funcx-endpoint delete` unregisters the endpoint at the service, and says so when it cannot', async (t) => {
+  const stack = await CliStack.start();
+  t.after(() => stack.stop());
+  stack.writeProfile(localProfile());
+  const id = await stack.startEndpoint();
+  await runCli('endpoint', ['stop'], stack.env);
+  assert.deepEqual((await stack.sdk.listEndpoints()).map((e) => e.endpointId), [id]);
+  const deleted = await runCli('endpoint', ['delete', 'default', '--yes'], stack.env);
+  assert.match(deleted.stdout, new RegExp(`unregistered ${id}`));
+  assert.deepEqual(await stack.sdk.listEndpoints(), [], 'the service forgot the endpoint');
+
+  // A second endpoint, registered, then the service goes away: the folder is kept unless --local-only.
+  await runCli('endpoint', ['configure', 'second'], stack.env);
+  await runCli('endpoint', ['start', 'second'], { ...stack.env, FUNCX_TOKEN: stack.token });
+  await runCli('endpoint', ['stop', 'second'], stack.env);
+  await stack.stopProcesses();
+  await assert.rejects(runCli('endpoint', ['delete', 'second', '--yes'], stack.env), /was not deleted: the service could not be told: cannot reach the funcX service/);
+  assert.ok(existsSync(join(stack.home, 'second')));
+  const local = await runCli('endpoint', ['delete', 'second', '--yes', '--local-only'], stack.env);
+  assert.match(local.stderr, /stays registered there/);
+  assert.equal(existsSync(join(stack.home, 'second')), false);
 });

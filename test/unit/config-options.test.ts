@@ -62,8 +62,11 @@ const ROWS: Row[] = [
   { path: 'strategy.period', make: strategy('period'), read: (c) => c.strategy.periodMs, default: DEFAULTS.strategy.period * 1000, valid: [2, 2000], invalid: 0 },
   { path: 'strategy.max_idletime', make: strategy('max_idletime'), read: (c) => c.strategy.maxIdleMs, default: DEFAULTS.strategy.max_idletime * 1000, valid: [30, 30_000], invalid: -5 },
   { path: 'strategy.walltime_margin', make: strategy('walltime_margin'), read: (c) => c.strategy.walltimeMarginMs, default: DEFAULTS.strategy.walltime_margin * 1000, valid: [10, 10_000], invalid: 'soon' },
+  { path: 'strategy.max_pending_time', make: strategy('max_pending_time'), read: (c) => c.strategy.maxPendingMs, default: DEFAULTS.strategy.max_pending_time * 1000, valid: [20, 20_000], invalid: 0 },
   { path: 'strategy.nodes_per_block', make: strategy('nodes_per_block'), read: (c) => c.strategy.nodes, default: { min: 1, max: 1 }, valid: [{ min: 1, max: 4 }, { min: 1, max: 4 }], invalid: { min: 0, max: 2 }, message: /strategy\.nodes_per_block\.min must be a whole number ≥ 1 \(got 0\)/ },
   { path: 'strategy.walltime', make: strategy('walltime'), read: (c) => c.strategy.walltimeS, default: { min: Infinity, max: Infinity }, valid: [{ min: '00:10:00', max: 7200 }, { min: 600, max: 7200 }], invalid: { min: 600, max: 'later' }, message: /strategy\.walltime\.max must be a walltime/ },
+  { path: 'metrics_port', make: (v) => (v === undefined ? {} : { metrics_port: v as number }), read: (c) => c.metrics, default: null, valid: [9100, { host: DEFAULTS.metrics_host, port: 9100 }], invalid: 70000 },
+  { path: 'metrics_host', make: (v) => ({ metrics_port: 9100, ...(v === undefined ? {} : { metrics_host: v as string }) }), read: (c) => c.metrics?.host, default: DEFAULTS.metrics_host, valid: ['0.0.0.0', '0.0.0.0'], invalid: 'a b' },
   // provider block fields: kept raw by the provider, resolved here
   { path: 'provider.init_blocks', make: local('init_blocks'), read: (c) => c.strategy.initBlocks, default: DEFAULTS.provider.init_blocks, valid: [1, 1], invalid: -1 },
   { path: 'provider.min_blocks', make: local('min_blocks'), read: (c) => c.strategy.minBlocks, default: DEFAULTS.provider.min_blocks, valid: [1, 1], invalid: 2, message: /provider\.min_blocks must be ≤ provider\.max_blocks \(1\) \(got 2\)/ },

@@ -56,7 +56,7 @@ test('running MPI tasks keep their block: no scale-in while node demand remains'
   const view = a.nodeView(engine(new Map([['b1', idle]])));
   const block = {
     blockId: 'b1', jobId: '1', state: 'running' as const, submittedAt: 0, runningSince: 0, endsAt: null, nodes: 3, walltimeS: Infinity,
-    managerRegistered: true, held: false, draining: false, cancelRequested: false,
+    managerRegistered: true, phase: 'serving' as const, drainingSince: null,
   };
   const options = resolveStrategyOptions({ workers_per_node: 1, nodes_per_block: 3, max_blocks: 1, max_idletime: 1 });
   const at = (now: number) => decide({ now, backlog: view.backlog(), firstTick: false, gate: { ok: true }, blocks: [block], load: view.loadByBlock(), options });

@@ -1,6 +1,7 @@
 /**
- * `funcx-endpoint delete NAME [--yes]`: remove an endpoint's folder (profile, keys, logs, endpoint.json).
- * Refuses while its daemon holds a live lease, on this host or another one sharing the home.
+ * `funcx-endpoint delete NAME [--yes]`: unregister the endpoint at the service, then remove its folder
+ * (profile, keys, logs, endpoint.json). Refuses while its daemon holds a live lease, on this host or another
+ * one sharing the home. When the service cannot be reached the folder is kept unless --local-only is given.
  */
 import { existsSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
@@ -9,6 +10,8 @@ import { ConfigError, FuncxError, IllegalStateError } from '../../errors.js';
 import { FuncxHome } from '../../endpoint/daemon/home.js';
 import { describeLease, leaseIsLive, readLease } from '../../endpoint/daemon/lease.js';
 import type { CliContext } from '../context.js';
+import { unregisterEndpoint } from '../../endpoint/service-link/registration.js';
+import { serviceAccess } from './start.js';
 
 async function confirm(question: string): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
@@ -25,7 +28,8 @@ export function registerDeleteCommand(program: Command, ctx: CliContext): void {
     .description("delete an endpoint's folder (profile, keys, logs); it must be stopped")
     .argument('<name>', 'endpoint name')
     .option('-y, --yes', 'do not ask for confirmation')
-    .action(async (name: string, opts: { yes?: boolean }) => {
+    .option('--local-only', 'delete the folder even when the service cannot be told (the endpoint stays registered there)')
+    .action(async (name: string, opts: { yes?: boolean; localOnly?: boolean }) => {
       const { home } = ctx;
       FuncxHome.checkName(name);
       const dir = home.endpointDir(name);
@@ -54,8 +58,22 @@ export function registerDeleteCommand(program: Command, ctx: CliContext): void {
       } catch {
         // A broken endpoint.json is no reason to keep the folder.
       }
+      let registered = '';
+      if (id) {
+        try {
+          const access = await serviceAccess(ctx);
+          const outcome = await unregisterEndpoint(access.serviceUrl, access.token, id);
+          registered = outcome === 'deleted' ? `; unregistered ${id} at ${access.serviceUrl}` : `; the service did not know ${id}`;
+        } catch (err) {
+          if (!opts.localOnly) {
+            throw new FuncxError('UNREGISTER_FAILED', `endpoint ${name} (${id}) was not deleted: the service could not be told: ${(err as Error).message}`, [
+              `run \`funcx-endpoint delete ${name} --local-only\` to delete the folder anyway (the endpoint stays registered at the service)`,
+            ]);
+          }
+          ctx.err(`Warning: the service could not be told (${(err as Error).message}); endpoint ${id} stays registered there.`);
+        }
+      }
       rmSync(dir, { recursive: true, force: true });
-      ctx.out(`Deleted endpoint ${name} (${dir}).`);
-      if (id) ctx.err(`Note: the service still knows it as endpoint ${id}.`);
+      ctx.out(`Deleted endpoint ${name} (${dir})${registered}.`);
     });
 }

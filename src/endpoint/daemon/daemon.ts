@@ -14,7 +14,7 @@
  * failed, or a stop for a reason that is an error (the forwarder refused us), ends in `failed`, never
  * overwritten by `stopped`. This class never exits the process: the CLI entry point awaits `finished`.
  */
-import { createWriteStream, mkdirSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { FuncxHome, writeJsonAtomic } from './home.js';
@@ -28,6 +28,7 @@ import { loadOrCreateKeyPair } from '../../protocol/keys.js';
 import { createLogger, type Logger } from '../../logger.js';
 import { FuncxError } from '../../errors.js';
 import { Lifecycle, Once, type Transitions } from '../../lifecycle.js';
+import { EndpointMetrics, serveMetrics } from './metrics.js';
 
 export type DaemonState =
   | 'starting' // lease, profile, keys
@@ -76,8 +77,22 @@ export interface StatusFile {
   state: DaemonState;
   writtenAt: number;
   forwarderConnected: boolean;
+  /** The port /metrics is served on (profile `metrics_port`), null when off. */
+  metricsPort?: number | null;
   engine: EngineStatus;
 }
+
+/** The package's version, for the service's dashboard. */
+const PACKAGE_VERSION: string = (() => {
+  for (const rel of ['../../../../package.json', '../../../package.json']) {
+    try {
+      return (JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { version: string }).version;
+    } catch {
+      // try the next level
+    }
+  }
+  return 'unknown';
+})();
 
 /** How often status.json is rewritten (what `funcx-endpoint status` shows). */
 const STATUS_REFRESH_MS = 1000;
@@ -105,6 +120,9 @@ export class EndpointDaemon {
   private readonly signalHandlers: Array<[NodeJS.Signals, () => void]> = [];
   private engine: Engine | undefined;
   private forwarder: ForwarderClient | undefined;
+  private metrics: EndpointMetrics | undefined;
+  private metricsServer: { port: number; close: () => Promise<void> } | undefined;
+  private readonly startedAt = Date.now();
   private endpointId = '';
   private failure: FuncxError | undefined;
   private stopReason = '';
@@ -197,7 +215,15 @@ export class EndpointDaemon {
     // From here on stop() undoes the engine (its blocks cancelled) whatever point of its start it reached.
     const engine = new Engine({ config, name, keysDir: home.keysDir(name), endpointAddress: this.options.endpointAddress, log: this.log });
     this.engine = engine;
+    const metrics = new EndpointMetrics(engine);
+    metrics.wrapProvider(config.provider);
+    metrics.wrapStrategy(engine.strategy);
+    this.metrics = metrics;
     await engine.start();
+    if (config.metrics) {
+      this.metricsServer = await serveMetrics(metrics, config.metrics.host, config.metrics.port);
+      this.log.info(`metrics on http://${config.metrics.host}:${this.metricsServer.port}/metrics`);
+    }
     this.step('connecting');
     this.lease.port = engine.interchange.port;
     writeLease(this.pidFile, this.lease);
@@ -232,14 +258,29 @@ export class EndpointDaemon {
 
   /** Tasks from the forwarder to the engine, results back, and the service's commands. */
   private wire(engine: Engine, fc: ForwarderClient): void {
-    fc.on('tasks', (tasks) => engine.submitMany(tasks));
+    const metrics = this.metrics;
+    fc.on('tasks', (tasks) => {
+      metrics?.tasksReceived.inc(tasks.length);
+      engine.submitMany(tasks);
+    });
     engine.onResults = (results) => {
+      if (metrics) {
+        let failed = 0;
+        for (const r of results) if (r.failed) failed++;
+        if (failed) metrics.results.inc({ outcome: 'failed' }, failed);
+        if (results.length > failed) metrics.results.inc({ outcome: 'success' }, results.length - failed);
+      }
       fc.sendResults(results).catch((err: Error) => this.log.error(`results not stored: ${err.message}`));
     };
-    engine.interchange.onDispatched = (tasks) => fc.markRunning(tasks.map((t) => t.id));
+    engine.interchange.onDispatched = (tasks) => {
+      metrics?.tasksDispatched.inc(tasks.length);
+      fc.markRunning(tasks.map((t) => t.id));
+    };
     fc.on('command', (command, reply) => {
       if (command.name === 'status') {
-        reply({ ok: true, result: engine.status() });
+        // The engine's report plus who and where we are (the service's dashboard shows both).
+        const daemon = { host: this.lease.host, pid: process.pid, startedAt: this.startedAt, version: PACKAGE_VERSION, metricsPort: this.metricsServer?.port ?? null };
+        reply({ ok: true, result: { ...engine.status(), daemon } });
       } else if (command.name === 'stop') {
         reply({ ok: true });
         void this.stop('the service asked us to stop', command.graceMs);
@@ -285,7 +326,8 @@ export class EndpointDaemon {
     if (!engine) return;
     const status: StatusFile = {
       name: this.options.name, id: this.endpointId, host: this.lease.host, pid: process.pid, state: this.life.state,
-      writtenAt: Date.now(), forwarderConnected: this.forwarder?.isConnected ?? false, engine: engine.status(),
+      writtenAt: Date.now(), forwarderConnected: this.forwarder?.isConnected ?? false,
+      metricsPort: this.metricsServer?.port ?? null, engine: engine.status(),
     };
     try {
       writeJsonAtomic(this.statusFile, status, 0o644);
@@ -307,6 +349,7 @@ export class EndpointDaemon {
       const unfinished = (await this.engine?.stop({ graceMs }).catch((err: Error) => (this.log.error(`engine stop: ${err.message}`), []))) ?? [];
       if (unfinished.length) this.log.info(`${unfinished.length} unfinished task(s) left for redelivery`);
       await this.forwarder?.close().catch((err: Error) => this.log.error(`forwarder close: ${err.message}`));
+      await this.metricsServer?.close();
       const end: DaemonState = this.failure ? 'failed' : 'stopped';
       this.life.to(end, this.failure?.message);
       this.writeStatus();

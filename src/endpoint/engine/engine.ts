@@ -12,7 +12,7 @@ import type { Config } from '../../config/config.js';
 import type { BlockRequest } from '../../../providers/provider.js';
 import { shellQuote } from '../../../providers/script-values.js';
 import { Interchange } from './interchange.js';
-import { BlockTracker, type BlockShape, type BlockSnapshot, type SubmitHealth, type MissingBlock } from './blocks.js';
+import { BlockTracker, type BlockShape, type BlockSnapshot, type EndedBlockView, type SubmitHealth, type MissingBlock } from './blocks.js';
 import { Strategy, type Decision } from './strategy.js';
 import { blockRequest } from './manager-command.js';
 import { managerAddress } from '../../config/engine-options.js';
@@ -62,8 +62,12 @@ export interface EngineStatus {
   managers: ManagerView[];
   blocks: Array<BlockSnapshot & { managers: number; busyWorkers: number; idleWorkers: number }>;
   missing: MissingBlock[];
+  /** How the last blocks ended (completed, failed with exit code, timeout, node_fail, ...), newest last. */
+  endedBlocks: EndedBlockView[];
   submitHealth: SubmitHealth;
   decision: Decision | null;
+  /** Engine mode "mpi": per block, each node and the task running on it (null: free). */
+  mpiBlocks?: Array<{ blockId: string; nodes: Array<{ node: string; task: string | null }> }>;
 }
 
 export class Engine {
@@ -232,8 +236,12 @@ export class Engine {
         return { ...b, managers: load?.managers ?? 0, busyWorkers: load?.busyWorkers ?? 0, idleWorkers: load ? load.workers - load.busyWorkers : 0 };
       }),
       missing: [...this.tracker.missing()],
+      endedBlocks: this.tracker.endedSnapshot(),
       submitHealth: this.tracker.submitHealth(),
       decision: this.strategy.lastDecision,
+      ...(this.mpi
+        ? { mpiBlocks: this.interchange.registry.all().filter((m) => m.mpiNodes).map((m) => ({ blockId: m.blockId, nodes: m.mpiNodes! })) }
+        : {}),
     };
   }
 

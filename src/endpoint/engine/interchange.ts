@@ -21,6 +21,7 @@ import { TaskQueue } from './task-queue.js';
 import { ManagerRegistry, type ManagerRecord } from './manager-registry.js';
 import type { BlockLoad, EngineView } from './strategy.js';
 import { checkRegistration, portRange, printable } from './peer-checks.js';
+import { checkNodeUses } from '../mpi/node-uses.js';
 
 export type InterchangeState = 'created' | 'running' | 'stopping' | 'stopped';
 
@@ -323,6 +324,7 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
     m.lastSeen = Date.now();
     switch (message.kind) {
       case 'results':
+        if (Array.isArray(message.nodes)) m.mpiNodes = checkNodeUses(message.nodes);
         this.onManagerResults(m, checkResults(message.results), message.capacity);
         return;
       case 'heartbeat':

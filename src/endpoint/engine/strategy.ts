@@ -13,6 +13,9 @@
 import type { ResolvedStrategyOptions } from '../../config/strategy-options.js';
 import { DEFAULT_ESTIMATE_MS } from '../../config/defaults.js';
 import type { BlockShape, BlockTracker, Clock, LogFn, SubmitGate, TrackedBlock } from './blocks.js';
+import { stuckBlock, type StuckBlock } from './stuck-blocks.js';
+
+export { stuckBlock, type StuckBlock } from './stuck-blocks.js';
 
 /** Load of one block's managers, as the engine sees it. */
 export interface BlockLoad {
@@ -49,6 +52,8 @@ export interface Decision {
   at: number;
   submit: BlockShape[];
   hold: string[]; release: string[]; cancel: string[]; drain: string[];
+  /** Blocks cancelled because they cannot start, why, and the scheduler's reason when waiting cannot change it. */
+  stuck: StuckBlock[];
   /** What was decided and why, in words. */
   reason: string;
 }
@@ -75,7 +80,9 @@ const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.m
 /** Decide what to do now. Pure: the same input gives the same decision. */
 export function decide(input: StrategyInput): Decision {
   const { now, options: o, backlog } = input;
-  const d: Decision = { at: now, submit: [], hold: [], release: [], cancel: [], drain: [], reason: '' };
+  const d: Decision = { at: now, submit: [], hold: [], release: [], cancel: [], drain: [], stuck: [], reason: '' };
+  const cancelling = (b: Readonly<TrackedBlock>): boolean => b.phase === 'cancelling';
+  const drained = (b: Readonly<TrackedBlock>): boolean => b.drainingSince !== null;
   const why: string[] = [];
   const load = (b: Readonly<TrackedBlock>): BlockLoad => input.load.get(b.blockId) ?? NO_LOAD;
   const left = (b: Readonly<TrackedBlock>): number => (b.endsAt === null ? Infinity : b.endsAt - now);
@@ -83,17 +90,26 @@ export function decide(input: StrategyInput): Decision {
 
   // 1. Walltime: managers of a block about to end drain now, while they can still finish cleanly.
   for (const b of input.blocks) {
-    if (!b.draining && !b.cancelRequested && left(b) < o.walltimeMarginMs) d.drain.push(b.blockId);
+    if (!drained(b) && !cancelling(b) && left(b) < o.walltimeMarginMs) d.drain.push(b.blockId);
   }
   if (d.drain.length > 0) why.push(`drain ${d.drain.join(', ')}: walltime left < walltime_margin ${secs(o.walltimeMarginMs)}`);
   // A drained block whose managers have all left holds an allocation for nothing.
   for (const b of input.blocks) {
-    if (b.draining && !b.cancelRequested && b.managerRegistered && load(b).managers === 0) d.cancel.push(b.blockId);
+    if (b.phase === 'draining' && b.managerRegistered && load(b).managers === 0) d.cancel.push(b.blockId);
   }
+  // Stuck blocks are not capacity: cancelled now (and replaced below when the work needs it).
+  for (const b of input.blocks) {
+    const stuck = stuckBlock(b, now, o.maxPendingMs);
+    if (stuck === null) continue;
+    d.stuck.push(stuck);
+    d.cancel.push(b.blockId);
+  }
+  if (d.stuck.length > 0) why.push(d.stuck.map((s) => `cancel ${s.blockId}: ${s.why}`).join('; '));
+  const stuckIds = new Set(d.stuck.map((s) => s.blockId));
 
   const drainNow = new Set(d.drain);
-  const staying = input.blocks.filter((b) => !b.draining && !drainNow.has(b.blockId));
-  const usable = staying.filter((b) => !b.cancelRequested);
+  const staying = input.blocks.filter((b) => !drained(b) && !drainNow.has(b.blockId));
+  const usable = staying.filter((b) => !cancelling(b) && !stuckIds.has(b.blockId));
   const busy = usable.reduce((n, b) => n + Math.min(load(b).busyWorkers, load(b).workers), 0);
   const demand = backlog + busy;
   const neededWorkers = demand > 0 ? Math.max(1, Math.ceil(o.parallelism * demand)) : 0;
@@ -101,7 +117,7 @@ export function decide(input: StrategyInput): Decision {
   // 2. Scale in, block by block: hold on one tick, cancel on a later one if nothing came back.
   let keep = usable.filter((b) => !expiring(b)).length; // blocks still here after the next period
   const leaving = new Set<string>();
-  for (const b of usable.filter((x) => x.held)) {
+  for (const b of usable.filter((x) => x.phase === 'held')) {
     if (backlog > 0 || load(b).busyWorkers > 0) d.release.push(b.blockId);
     else if (expiring(b) || keep - 1 >= o.minBlocks) {
       d.cancel.push(b.blockId);
@@ -113,7 +129,7 @@ export function decide(input: StrategyInput): Decision {
     const idle = usable
       .filter((b) => {
         const l = load(b);
-        return !b.held && l.managers > 0 && l.busyWorkers === 0 && l.idleSinceMs !== null && now - l.idleSinceMs >= o.maxIdleMs;
+        return b.phase !== 'held' && l.managers > 0 && l.busyWorkers === 0 && l.idleSinceMs !== null && now - l.idleSinceMs >= o.maxIdleMs;
       })
       // The block with the least walltime left goes first: the others can serve longer.
       .sort((a, b) => left(a) - left(b) || a.submittedAt - b.submittedAt);
@@ -326,6 +342,10 @@ export class Strategy {
     for (const id of d.release) { tracker.release(id); engine.releaseBlock(id); }
     for (const id of d.hold) { tracker.hold(id); engine.holdBlock(id); }
     for (const id of d.drain) { tracker.markDraining(id); engine.drainBlock(id); }
+    for (const s of d.stuck) {
+      this.log('warn', `block ${s.blockId} is not capacity: ${s.why}; cancelling it`);
+      tracker.noteStuck(s.blockId, s.why, s.permanent);
+    }
     if (d.cancel.length > 0) {
       await tracker.cancel(d.cancel);
       // Confirm the cancel by status soon rather than a whole period later (once this tick is over).

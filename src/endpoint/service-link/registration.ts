@@ -65,3 +65,20 @@ export async function registerEndpoint(serviceUrl: string, token: string, reques
   }
   return { endpointId: body.endpointId, forwarder, protocol: typeof body.protocol === 'number' ? body.protocol : PROTOCOL_VERSION };
 }
+
+/**
+ * Delete the endpoint at the service (its forwarder closes, its unfinished tasks fail). Resolves 'deleted',
+ * or 'unknown' when the service has no such endpoint; throws SERVICE_UNREACHABLE, UNAUTHORIZED, FORBIDDEN...
+ */
+export async function unregisterEndpoint(serviceUrl: string, token: string, endpointId: string, options: RegisterOptions = {}): Promise<'deleted' | 'unknown'> {
+  const { status, ok, message } = await callService(serviceUrl, `/v1/endpoints/${encodeURIComponent(endpointId)}`, {
+    method: 'DELETE',
+    token,
+    timeoutMs: options.timeoutMs ?? 10_000,
+  });
+  if (status === 404) return 'unknown';
+  if (status === 401) throw new FuncxError('UNAUTHORIZED', `the funcX service at ${serviceUrl} refused the token: ${message}`);
+  if (status === 403) throw new FuncxError('FORBIDDEN', message);
+  if (!ok) throw new FuncxError('SERVICE_ERROR', `the funcX service at ${serviceUrl} answered ${status}: ${message}`);
+  return 'deleted';
+}

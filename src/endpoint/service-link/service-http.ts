@@ -21,7 +21,7 @@ export interface ServiceAnswer {
 export async function callService(
   serviceUrl: string,
   path: string,
-  options: { token: string; method?: 'GET' | 'POST'; json?: unknown; timeoutMs: number },
+  options: { token: string; method?: 'GET' | 'POST' | 'DELETE'; json?: unknown; timeoutMs: number },
 ): Promise<ServiceAnswer> {
   const url = `${serviceUrl.replace(/\/+$/, '')}${path}`;
   let response: Response;

@@ -15,6 +15,8 @@ export interface ForwarderDirectory {
   ensure(endpoint: Pick<EndpointRecord, 'id' | 'publicKey' | 'ports'>): Promise<Forwarder>;
   /** Close the endpoint's forwarder (its ports are free again). */
   remove(endpointId: string): Promise<void>;
+  /** The service replica these forwarders run in (saved with the endpoints it serves). */
+  readonly replicaId: string;
   /** Tasks were queued for the endpoint. */
   notify(endpointId: string): void;
 }
@@ -136,8 +138,9 @@ export async function endpointView(store: Store, e: EndpointRecord, forwarder: F
     endpointId: e.id,
     name: e.name,
     owner: owner?.name ?? e.owner,
-    // The forwarder knows best; without one (service just restarted) nothing is connected.
-    state: forwarder ? forwarder.state : 'Inactive',
+    // The forwarder knows best; without one here, the replica serving the endpoint recorded its state
+    // (a replica marks its own endpoints Inactive when it starts).
+    state: forwarder ? forwarder.state : e.state,
     lastSeen: e.lastSeen ? new Date(e.lastSeen).toISOString() : null,
     group: e.group ? (group?.name ?? e.group) : null,
     queued,

@@ -46,7 +46,7 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
     }
     const forwarder = await forwarders.ensure({ id, publicKey: body.publicKey, ports: existing?.ports ?? null });
     try {
-      await store.saveEndpoint({ id, name, owner: user.id, publicKey: body.publicKey, group }, ctx.quotas.endpoints);
+      await store.saveEndpoint({ id, name, owner: user.id, publicKey: body.publicKey, group, replica: forwarders.replicaId }, ctx.quotas.endpoints);
       await store.setEndpointMetadata(id, metadata);
       await store.setEndpointPorts(id, forwarder.ports);
     } catch (err) {

@@ -15,11 +15,19 @@ import { MIGRATIONS_TABLE, POSTGRES_MIGRATIONS, pending } from './migrations.js'
 import { toEndpoint, toFunction, toTask, toUser } from './sqlite.js';
 import { hashToken, newToken } from './tokens.js';
 import { unavailableOr } from './unavailable.js';
-import { errorOutcome } from '../../protocol/payload.js';
 import type {
   EndpointMetadata, EndpointRecord, EndpointState, FunctionRecord, Group, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskSummary, Transition, User,
 } from './types.js';
 import { QuotaExceededError } from './types.js';
+import { errorOutcome } from '../../protocol/payload.js';
+
+type Query = (text: string, values?: unknown[]) => Promise<Row[]>;
+
+const QUOTA_COUNT: Record<QuotaName, string> = {
+  tasks: `SELECT count(*)::int AS n FROM tasks WHERE owner = $1 AND state NOT IN ('success', 'failed')`,
+  functions: 'SELECT count(*)::int AS n FROM functions WHERE owner = $1',
+  endpoints: 'SELECT count(*)::int AS n FROM endpoints WHERE owner = $1',
+};
 
 // BIGINT columns hold epoch ms and sequence numbers, all well inside 2^53: read them as numbers.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
@@ -34,13 +42,6 @@ export interface PgStoreOptions {
   /** Told about errors on idle connections (a database restart), which would otherwise crash the process. */
   onIdleError?: (err: Error) => void;
 }
-
-/** What each quota counts, by owner ($1). */
-const QUOTA_COUNT: Record<QuotaName, string> = {
-  tasks: `SELECT count(*)::int AS n FROM tasks WHERE owner = $1 AND state NOT IN ('success', 'failed')`,
-  functions: 'SELECT count(*)::int AS n FROM functions WHERE owner = $1',
-  endpoints: 'SELECT count(*)::int AS n FROM endpoints WHERE owner = $1',
-};
 
 /** A key for pg_advisory_xact_lock: the migrations of one database run one process at a time. */
 const MIGRATION_LOCK = 0x66756e63; // "func"
@@ -168,6 +169,35 @@ export class PgStore implements Store {
     return (await this.rows(text, values, name))[0];
   }
 
+  /** Run `fn` in one transaction on one connection. */
+  private async tx<T>(fn: (q: Query) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      return unavailableOr(err);
+    }
+    try {
+      await client.query('BEGIN');
+      const out = await fn(async (text, values = []) => (await client.query(text, values)).rows as Row[]);
+      await client.query('COMMIT');
+      return out;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      if (err instanceof QuotaExceededError) throw err;
+      return unavailableOr(err);
+    } finally {
+      client.release();
+    }
+  }
+
+  /** In a transaction: one writer per owner and quota at a time, then refuse if `adding` more would pass `limit`. */
+  private async checkQuota(q: Query, quota: QuotaName, owner: string, adding: number, limit: number): Promise<void> {
+    await q('SELECT pg_advisory_xact_lock(hashtext($1))', [`funcx-quota:${quota}:${owner}`]);
+    const used = (await q(QUOTA_COUNT[quota], [owner]))[0].n as number;
+    if (used + adding > limit) throw new QuotaExceededError(quota, used, limit, adding);
+  }
+
   async schemaVersion(): Promise<number> {
     return (await this.row(`SELECT COALESCE(MAX(version), 0)::int AS v FROM ${MIGRATIONS_TABLE}`))!.v as number;
   }
@@ -231,63 +261,33 @@ export class PgStore implements Store {
     return r && toEndpoint(r);
   }
 
-  async saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null }, maxPerOwner?: number): Promise<EndpointRecord> {
+  async saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null; replica?: string | null }, maxPerOwner?: number): Promise<EndpointRecord> {
     const now = Date.now();
-    return this.transaction(async (c) => {
-      const exists = (await c.query('SELECT 1 FROM endpoints WHERE id = $1', [e.id])).rowCount! > 0;
-      if (!exists) await this.checkQuota(c, 'endpoints', e.owner, 1, maxPerOwner);
-      const r = (await c.query(`INSERT INTO endpoints (id, name, owner, public_key, group_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
-        ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, public_key = EXCLUDED.public_key, group_id = EXCLUDED.group_id, updated_at = EXCLUDED.updated_at
-        RETURNING *`, [e.id, e.name, e.owner, e.publicKey, e.group, now])).rows[0] as Row;
-      return toEndpoint(r);
+    const upsert = `INSERT INTO endpoints (id, name, owner, public_key, group_id, replica, created_at, updated_at)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+      ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, public_key = EXCLUDED.public_key, group_id = EXCLUDED.group_id,
+        replica = COALESCE(EXCLUDED.replica, endpoints.replica), updated_at = EXCLUDED.updated_at
+      RETURNING *`;
+    const values = [e.id, e.name, e.owner, e.publicKey, e.group, e.replica ?? null, now];
+    if (maxPerOwner === undefined) return toEndpoint((await this.row(upsert, values))!);
+    return this.tx(async (q) => {
+      if ((await q('SELECT 1 FROM endpoints WHERE id = $1', [e.id])).length === 0) await this.checkQuota(q, 'endpoints', e.owner, 1, maxPerOwner);
+      return toEndpoint((await q(upsert, values))[0]);
     });
   }
 
   async deleteEndpoint(id: string): Promise<string[] | undefined> {
     const now = Date.now();
     const payload = errorOutcome('EndpointDeleted', `endpoint ${id} was deleted before the task finished`);
-    return this.transaction(async (c) => {
-      if ((await c.query('SELECT 1 FROM endpoints WHERE id = $1 FOR UPDATE', [id])).rowCount === 0) return undefined;
-      const failed = (await c.query(`WITH upd AS (UPDATE tasks SET state = 'failed', failed = true, result = $2, updated_at = $3
+    return this.tx(async (q) => {
+      if ((await q('SELECT 1 FROM endpoints WHERE id = $1 FOR UPDATE', [id])).length === 0) return undefined;
+      const failed = await q(`WITH upd AS (UPDATE tasks SET state = 'failed', failed = true, result = $2, updated_at = $3
           WHERE endpoint = $1 AND state NOT IN ('success', 'failed') RETURNING seq, id),
         tr AS (INSERT INTO task_transitions (task, state, actor, at) SELECT seq, 'failed', 'service', $3 FROM upd ORDER BY seq)
-        SELECT id FROM upd ORDER BY seq`, [id, Buffer.from(payload), now])).rows as Array<{ id: string }>;
-      await c.query('DELETE FROM endpoints WHERE id = $1', [id]);
-      return failed.map((r) => r.id);
+        SELECT id FROM upd`, [id, payload, now]);
+      await q('DELETE FROM endpoints WHERE id = $1', [id]);
+      return failed.map((r) => r.id as string);
     });
-  }
-
-  /** Run `work` in one transaction on one pooled connection; a connection failure is StoreUnavailableError. */
-  private async transaction<T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (err) {
-      return unavailableOr(err);
-    }
-    try {
-      await client.query('BEGIN');
-      const out = await work(client);
-      await client.query('COMMIT');
-      return out;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      if (err instanceof QuotaExceededError) throw err;
-      return unavailableOr(err);
-    } finally {
-      client.release();
-    }
-  }
-
-  /**
-   * Inside a transaction: throw QuotaExceededError if `adding` more would pass `limit`. An advisory lock per
-   * owner and quota serialises concurrent writers of one owner (on any replica), so two cannot both pass.
-   */
-  private async checkQuota(c: pg.PoolClient, quota: QuotaName, owner: string, adding: number, limit: number | undefined): Promise<void> {
-    if (limit === undefined) return;
-    await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`quota:${quota}:${owner}`]);
-    const used = (await c.query(QUOTA_COUNT[quota], [owner])).rows[0].n as number;
-    if (used + adding > limit) throw new QuotaExceededError(quota, used, limit, adding);
   }
 
   async setEndpointPorts(id: string, ports: Record<ForwarderChannel, number>): Promise<void> {
@@ -317,11 +317,15 @@ export class PgStore implements Store {
 
   async createFunction(f: { owner: string; name: string; source: string; group: string | null }, maxPerOwner?: number): Promise<FunctionRecord> {
     const record: FunctionRecord = { id: randomUUID(), createdAt: Date.now(), ...f };
-    await this.transaction(async (c) => {
-      await this.checkQuota(c, 'functions', f.owner, 1, maxPerOwner);
-      await c.query('INSERT INTO functions (id, owner, name, source, group_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
-        [record.id, f.owner, f.name, f.source, f.group, record.createdAt]);
-    });
+    const insert = 'INSERT INTO functions (id, owner, name, source, group_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)';
+    const values = [record.id, f.owner, f.name, f.source, f.group, record.createdAt];
+    if (maxPerOwner === undefined) await this.rows(insert, values);
+    else {
+      await this.tx(async (q) => {
+        await this.checkQuota(q, 'functions', f.owner, 1, maxPerOwner);
+        await q(insert, values);
+      });
+    }
     return record;
   }
 
@@ -348,9 +352,9 @@ export class PgStore implements Store {
     }
     const perOwner = new Map<string, number>();
     for (const t of tasks) perOwner.set(t.owner, (perOwner.get(t.owner) ?? 0) + 1);
-    await this.transaction(async (c) => {
-      for (const [owner, n] of perOwner) await this.checkQuota(c, 'tasks', owner, n, maxUnfinishedPerOwner);
-      await c.query({ name: 'insert-tasks', text: SQL.insertTasks, values });
+    await this.tx(async (q) => {
+      for (const [owner, n] of perOwner) await this.checkQuota(q, 'tasks', owner, n, maxUnfinishedPerOwner);
+      await q(SQL.insertTasks, values);
     });
   }
 

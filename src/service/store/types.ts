@@ -28,6 +28,8 @@ export interface EndpointRecord {
   group: string | null;
   /** The forwarder's ports last time it ran (re-bound after a service restart when free). */
   ports: Record<ForwarderChannel, number> | null;
+  /** The service replica whose forwarder serves it (the one it last registered with), or null. */
+  replica: string | null;
   /** What the endpoint said of its owner at registration (global options username, email), or null. */
   metadata: EndpointMetadata | null;
   createdAt: number;
@@ -113,8 +115,12 @@ export interface Store {
 
   // endpoints
   endpoint(id: string): Promise<EndpointRecord | undefined>;
-  /** Create the endpoint, or update name, key and group of an existing one (ownership is checked by the caller). */
-  saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null }, maxPerOwner?: number): Promise<EndpointRecord>;
+  /**
+   * Create the endpoint, or update name, key and group of an existing one (ownership is checked by the
+   * caller); `replica`, when given, becomes the replica that serves it. A new endpoint counts against
+   * `maxPerOwner`.
+   */
+  saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null; replica?: string | null }, maxPerOwner?: number): Promise<EndpointRecord>;
   /**
    * Remove an endpoint; its unfinished tasks fail with EndpointDeleted (their ids are returned). Returns
    * undefined when there is no such endpoint.
