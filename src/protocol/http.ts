@@ -142,7 +142,12 @@ export interface RegisterEndpointRequest {
   /** Register again under this id (only its owner may). */
   endpointId?: string;
   group?: string;
+  /** The owner's username and email (the profile's global options), stored by the service and shown by `list`. */
+  metadata?: EndpointMetadata;
 }
+
+/** What an endpoint tells the service about its owner at registration. */
+export interface EndpointMetadata { username: string; email: string }
 
 export interface RegisterEndpointResponse {
   endpointId: string;
@@ -162,6 +167,8 @@ export interface EndpointView {
   group: string | null;
   /** Tasks waiting for the endpoint. */
   queued: number;
+  /** The owner's username and email as the endpoint registered them, or null. */
+  metadata: EndpointMetadata | null;
 }
 
 export interface EndpointListResponse {

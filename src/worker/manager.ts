@@ -40,12 +40,12 @@ export interface ManagerOptions {
   cores?: number;
   /** @default 0 (unknown) */
   memoryMiB?: number;
-  /** Tasks accepted beyond one per worker. @default 0 */
-  prefetch?: number;
+  /** Tasks accepted beyond one per worker (engine.prefetch_capacity, resolved by the config layer). */
+  prefetch: number;
   heartbeatPeriodMs: number;
   heartbeatThresholdMs: number;
-  /** How long one round of probing waits for an answer. @default 5000 */
-  probeTimeoutMs?: number;
+  /** How long one round of probing waits for an answer (engine.address_probe_timeout, resolved by the config layer). */
+  probeTimeoutMs: number;
   /** Epoch ms when the block ends, or null. */
   endsAt?: number | null;
   log?: Logger;
@@ -112,7 +112,7 @@ export class Manager {
   }
 
   private get capacity(): number {
-    return (this.options.workers * this.pool!.window) + (this.options.prefetch ?? 0);
+    return (this.options.workers * this.pool!.window) + this.options.prefetch;
   }
 
   async start(): Promise<void> {
@@ -143,7 +143,7 @@ export class Manager {
 
   /** Connect to every address at once, send the registration on each, keep the first that answers. */
   private async probe(): Promise<{ socket: zmq.Dealer; address: string }> {
-    const probeTimeoutMs = this.options.probeTimeoutMs ?? 5000;
+    const probeTimeoutMs = this.options.probeTimeoutMs;
     const giveUpAt = Date.now() + Math.max(this.options.heartbeatThresholdMs, probeTimeoutMs);
     for (let round = 1; ; round++) {
       const attempts = this.options.addresses.map((address) => this.tryAddress(address, probeTimeoutMs));
@@ -186,7 +186,7 @@ export class Manager {
         workers: this.options.workers,
         cores: this.options.cores ?? this.options.workers,
         memoryMiB: this.options.memoryMiB ?? 0,
-        capacity: this.options.workers + (this.options.prefetch ?? 0),
+        capacity: this.options.workers + this.options.prefetch,
         endsAt: this.options.endsAt ?? null,
         pid: process.pid,
       };

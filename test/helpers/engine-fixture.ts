@@ -10,6 +10,7 @@ import { encodeArgs, encodeTask } from '../../src/protocol/payload.js';
 import type { TaskEnvelope } from '../../src/protocol/messages.js';
 import { profilingArgs } from '../../src/worker/worker-pool.js';
 import { untilEvent } from './wait.js';
+import { DEFAULTS } from '../../src/config/defaults.js';
 
 export const MANAGER_CLI = fileURLToPath(new URL('../../src/cli/manager.js', import.meta.url));
 
@@ -34,6 +35,8 @@ export async function startEngine(options: Partial<InterchangeOptions> = {}): Pr
     port: 0,
     heartbeatPeriodMs: 1000,
     heartbeatThresholdMs: 5000,
+    maxRetries: DEFAULTS.engine.max_retries,
+    walltimeMarginMs: DEFAULTS.strategy.walltime_margin * 1000,
     ...options,
   });
   await interchange.start();
@@ -52,6 +55,11 @@ export async function startEngine(options: Partial<InterchangeOptions> = {}): Pr
         '--port', String(interchange.port),
         '--keys', keyFile,
         '--max-workers', '2',
+        // funcx-manager has no defaults: every option comes from the resolved config (here: DEFAULTS).
+        '--block-id', '',
+        '--cores-per-worker', String(DEFAULTS.engine.cores_per_worker),
+        '--prefetch', String(DEFAULTS.engine.prefetch_capacity),
+        '--probe-timeout', String(DEFAULTS.engine.address_probe_timeout),
         '--heartbeat-period', String((options.heartbeatPeriodMs ?? 1000) / 1000),
         '--heartbeat-threshold', String((options.heartbeatThresholdMs ?? 5000) / 1000),
         '--log-level', process.env.FUNCX_LOG_LEVEL ?? 'warn',

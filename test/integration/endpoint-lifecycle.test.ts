@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -155,4 +155,39 @@ test('a broken profile: exit 1, the file and field named, nothing started', asyn
   assert.match(r.stderr, /broken\/config\.ts/);
   assert.match(r.stderr, /engine\.max_workers_per_node/);
   assert.ok(!existsSync(join(home, 'broken', 'daemon.pid')));
+});
+
+test('username and email of the global options reach the service as endpoint metadata and show in list --json; broker_* warn', async () => {
+  const home = join(tmp, 'home-m');
+  mkdirSync(home, { recursive: true });
+  writeFileSync(join(home, 'config.ts'), `export default {
+  service_url: ${JSON.stringify(service.url)},
+  username: 'alice-hpc',
+  email: 'alice@example.org',
+  broker_address: '10.0.0.1',
+  broker_port: 8088,
+};
+`);
+  const started = await cli(home, ['start']);
+  assert.equal(started.code, 0, started.stderr);
+  assert.match(started.stderr, /broker_address has no effect here/);
+  assert.match(started.stderr, /broker_port has no effect here/);
+  const [row] = JSON.parse((await cli(home, ['list', '--json'])).stdout) as Array<{ id: string; username: string; email: string }>;
+  assert.deepEqual([row!.username, row!.email], ['alice-hpc', 'alice@example.org']);
+  const res = await fetch(`${service.url}/v1/endpoints/${row!.id}`, { headers: { authorization: `Bearer ${tokenA}` } });
+  assert.equal(res.status, 200);
+  const view = (await res.json()) as { metadata: unknown };
+  assert.deepEqual(view.metadata, { username: 'alice-hpc', email: 'alice@example.org' });
+  assert.equal((await cli(home, ['stop'])).code, 0);
+});
+
+test('provider max_blocks: 0 fails at load naming provider.max_blocks, before any registration', async () => {
+  const home = join(tmp, 'home-z');
+  assert.equal((await cli(home, ['configure', 'zero'])).code, 0);
+  writeFileSync(join(home, 'zero', 'config.ts'), `import { Config, LocalProvider } from 'funcx-endpoint';\nexport default new Config({ provider: new LocalProvider({ max_blocks: 0 }) });\n`);
+  const r = await cli(home, ['start', 'zero']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /zero\/config\.ts: provider\.max_blocks must be a whole number ≥ 1 \(got 0\)/);
+  assert.ok(!existsSync(join(home, 'zero', 'endpoint.json')), 'never registered');
+  assert.ok(!existsSync(join(home, 'zero', 'daemon.pid')));
 });

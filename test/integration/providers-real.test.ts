@@ -110,7 +110,7 @@ const CASES: Case[] = [
 ];
 
 const request = (blockId: string, command: string): BlockRequest => ({
-  blockId, command, jobName: `funcx-conf-${blockId}`, env: { FUNCX_BLOCK: blockId },
+  blockId, command, jobName: `funcx-conf-${blockId}`, env: { FUNCX_BLOCK: blockId }, nodesPerBlock: 1, walltimeS: 600, // the profile's walltime: '00:10:00'
 });
 
 /** A fake command printing `f.stderr` on stderr and exiting with `f.code`. */

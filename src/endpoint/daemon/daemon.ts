@@ -19,6 +19,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { FuncxHome, writeJsonAtomic } from './home.js';
 import { acquireLease, readLease, writeLease, LEASE_REFRESH_MS, type Lease } from './lease.js';
+import { loadGlobalOptions } from '../../config/global-options.js';
 import { loadProfile } from '../../config/load.js';
 import { Engine, type EngineStatus } from '../engine/engine.js';
 import { registerEndpoint } from '../service-link/registration.js';
@@ -198,16 +199,18 @@ export class EndpointDaemon {
     mkdirSync(home.keysDir(name), { recursive: true, mode: 0o700 });
     const keys = loadOrCreateKeyPair(join(home.keysDir(name), 'endpoint.json'));
     const previous = home.readEndpointInfo(name);
+    const { username, email } = await loadGlobalOptions(home);
+    const metadata = { username, email };
     const register = () =>
       registerEndpoint(this.options.serviceUrl, this.options.token, {
-        name, endpointId: previous?.id ?? (this.endpointId || undefined), publicKey: keys.publicKey,
+        name, endpointId: previous?.id ?? (this.endpointId || undefined), publicKey: keys.publicKey, metadata,
       });
 
     this.step('registering');
     const registration = await register();
     this.step('engine-starting');
     this.endpointId = registration.endpointId;
-    home.writeEndpointInfo(name, { id: this.endpointId, name, serviceUrl: this.options.serviceUrl });
+    home.writeEndpointInfo(name, { id: this.endpointId, name, serviceUrl: this.options.serviceUrl, metadata });
     this.log.info(`registered as ${this.endpointId}; forwarder at ${registration.forwarder.host}`);
 
     // From here on stop() undoes the engine (its blocks cancelled) whatever point of its start it reached.

@@ -112,8 +112,8 @@ export interface BlockTrackerOptions {
   provider: ExecutionProvider;
   /** Builds the request for a new block (the engine knows the manager command). */
   makeRequest: (blockId: string, shape: BlockShape) => BlockRequest;
-  /** Hard cap on blocks in the scheduler. @default provider.limits.max_blocks */
-  maxBlocks?: number;
+  /** Hard cap on blocks in the scheduler (the resolved provider.max_blocks). */
+  maxBlocks: number;
   clock?: Clock;
   policy?: Partial<SubmitPolicy>;
   log?: LogFn;
@@ -161,7 +161,7 @@ export class BlockTracker {
     this.clock = options.clock ?? { now: () => Date.now() };
     this.policy = { ...SUBMIT_POLICY_DEFAULTS, ...options.policy };
     this.log = options.log ?? (() => {});
-    this.maxBlocks = options.maxBlocks ?? options.provider.limits.max_blocks;
+    this.maxBlocks = options.maxBlocks;
   }
 
   /** Live blocks, oldest first. */

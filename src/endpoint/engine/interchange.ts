@@ -40,10 +40,10 @@ export interface InterchangeOptions {
   port: number | [number, number];
   heartbeatPeriodMs: number;
   heartbeatThresholdMs: number;
-  /** Times a task is retried after its manager was lost. @default 1 */
-  maxRetries?: number;
-  /** A manager whose block has less walltime left than this gets no task without a duration estimate. @default 60000 */
-  walltimeMarginMs?: number;
+  /** Times a task is retried after its manager was lost (engine.max_retries, resolved by the config layer). */
+  maxRetries: number;
+  /** A manager whose block has less walltime left than this gets no task without a duration estimate (strategy.walltime_margin). */
+  walltimeMarginMs: number;
   /** When set, only these function ids run; anything else fails with FunctionNotAllowed. */
   allowedFunctions?: ReadonlySet<string> | null;
   log?: Logger;
@@ -242,7 +242,7 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
     this.dispatchScheduled = false;
     if (this.state !== 'running' || this.queue.length === 0) return;
     const now = Date.now();
-    const eligible = this.registry.withCredit(now, this.options.walltimeMarginMs ?? 60_000);
+    const eligible = this.registry.withCredit(now, this.options.walltimeMarginMs);
     if (eligible.length === 0) return;
     const start = this.rotate++ % eligible.length;
     let remainingManagers = eligible.length;
@@ -275,7 +275,7 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
   /** Whether a task is expected to finish in the walltime a manager has left. */
   private fits(rec: TaskRecord, leftMs: number): boolean {
     const estimate = rec.env.fn === undefined ? undefined : this.estimates.get(rec.env.fn);
-    const needed = estimate === undefined ? (this.options.walltimeMarginMs ?? 60_000) : Math.max(estimate * 1.5, 1000);
+    const needed = estimate === undefined ? this.options.walltimeMarginMs : Math.max(estimate * 1.5, 1000);
     return leftMs > needed;
   }
 
@@ -422,7 +422,7 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
       for (const rec of this.tasks.values()) {
         if (rec.manager !== m) continue;
         rec.manager = null;
-        if (++rec.attempts > (this.options.maxRetries ?? 1)) {
+        if (++rec.attempts > this.options.maxRetries) {
           this.tasks.delete(rec.env.id);
           const message = `task ${rec.env.id} was lost with manager ${m.id} (block ${m.blockId || '-'}, host ${m.hostname}, node ${m.node}), which ${reason}; tried ${rec.attempts} times`;
           failed.push([rec, { id: rec.env.id, failed: true, payload: errorOutcome('ManagerLost', message) }]);

@@ -14,6 +14,8 @@ export type RegisterRequest = Omit<RegisterEndpointRequest, 'protocol'>;
 /** The service's answer (protocol/http.ts), checked. */
 export type Registration = RegisterEndpointResponse;
 
+export type { EndpointMetadata } from '../../protocol/http.js';
+
 export interface RegisterOptions {
   /** Give up when the service has not answered by then. @default 10000 */
   timeoutMs?: number;

@@ -8,6 +8,7 @@ import { PROTOCOL_VERSION, protocolMismatchMessage } from '../../protocol/forwar
 import { isZ85Key } from '../../protocol/keys.js';
 import { QuotaExceededError } from '../store/index.js';
 import { badRequest, forbidden, HttpError, notFound, userOf } from '../auth.js';
+import type { EndpointMetadata } from '../store/index.js';
 import { bodyObject, endpointFor, endpointView, isUuid, optionalString, requireString, type ServiceContext } from './context.js';
 import type { EndpointDeleteResponse, EndpointListResponse, EndpointStatusResponse, EndpointStopResponse, EndpointView, RegisterEndpointResponse } from '../../protocol/http.js';
 
@@ -32,6 +33,7 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
       if (!(await store.isGroupMember(g.id, user.id))) throw forbidden(`you are not a member of group ${g.name}`);
       group = g.id;
     }
+    const metadata = endpointMetadata(body.metadata);
     const id = requestedId ?? randomUUID();
     const existing = await store.endpoint(id);
     if (existing && existing.owner !== user.id) {
@@ -46,6 +48,7 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
     const forwarder = await forwarders.ensure({ id, publicKey: body.publicKey, ports: existing?.ports ?? null });
     try {
       await store.saveEndpoint({ id, name, owner: user.id, publicKey: body.publicKey, group, replica: forwarders.replicaId }, ctx.quotas.endpoints);
+      await store.setEndpointMetadata(id, metadata);
       await store.setEndpointPorts(id, forwarder.ports);
     } catch (err) {
       if (!existing) await forwarders.remove(id);
@@ -95,6 +98,19 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
     const reply = await commandOrThrow(ctx, endpoint.id, { name: 'stop' });
     return { endpointId: endpoint.id, stopping: true, result: reply.result ?? null };
   });
+}
+
+/** The endpoint's `metadata` (the owner's username and email from its global options); null when not sent. */
+function endpointMetadata(value: unknown): EndpointMetadata | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) throw badRequest('"metadata" must be an object {username, email}');
+  const m = value as Record<string, unknown>;
+  const text = (field: string, max: number): string => {
+    const v = m[field] ?? '';
+    if (typeof v !== 'string' || v.length > max) throw badRequest(`"metadata.${field}" must be a string of at most ${max} characters`);
+    return v;
+  };
+  return { username: text('username', 100), email: text('email', 254) };
 }
 
 async function commandOrThrow(ctx: ServiceContext, endpointId: string, command: { name: 'status' } | { name: 'stop' }) {
