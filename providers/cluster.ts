@@ -4,6 +4,7 @@
  * SubmitError or 'unknown' states) so that each scheduler's file only says how its commands look and how to
  * read their output.
  */
+import PQueue from 'p-queue';
 import type { Channel, CommandResult } from './channels/channel.js';
 import { LocalChannel } from './channels/local.js';
 import type { Launcher } from '../launchers/launcher.js';
@@ -128,6 +129,12 @@ export abstract class ClusterProvider implements ExecutionProvider {
   /** Jobs that left the queue and that accounting does not know yet: since when. */
   private readonly goneSince = new Map<string, number>();
   private scriptDirReady = false;
+  /** Every scheduler command of this provider goes through this queue. */
+  private readonly commands = new PQueue({ concurrency: 2 });
+  /** Status polls: one in flight; callers that ask meanwhile share the next one. */
+  private readonly statusQueue = new PQueue({ concurrency: 1 });
+  /** Scheduler commands run so far (for `status --json` and the bench). */
+  schedulerCalls = 0;
   private seq = 0;
 
   /** File name of the scheduler's default template, e.g. "slurm.sh.hbs". */
@@ -349,6 +356,12 @@ export abstract class ClusterProvider implements ExecutionProvider {
 
   /** Run a scheduler command through the channel with cmd_timeout. */
   protected run(command: string, cwd?: string): Promise<CommandResult> {
+    // Sites throttle users who hammer the scheduler: at most two of our commands at once, whatever asks.
+    return this.commands.add(() => this.runNow(command, cwd));
+  }
+
+  private runNow(command: string, cwd?: string): Promise<CommandResult> {
+    this.schedulerCalls++;
     this.log('debug', `running: ${command}`);
     // The C locale: the scheduler's messages and dates are those the parsers know, whatever the user's.
     return this.channel.run(command, { timeoutMs: this.cmdTimeoutMs, env: { LC_ALL: 'C' }, ...(cwd ? { cwd } : {}) });
@@ -388,6 +401,10 @@ export abstract class ClusterProvider implements ExecutionProvider {
   }
 
   async status(jobIds: string[]): Promise<Map<string, BlockStatus>> {
+    return this.statusQueue.add(() => this.statusNow(jobIds));
+  }
+
+  private async statusNow(jobIds: string[]): Promise<Map<string, BlockStatus>> {
     const result = new Map<string, BlockStatus>();
     const ids = [...new Set(jobIds)].filter((id) => {
       if (isSafeJobId(id)) return true;

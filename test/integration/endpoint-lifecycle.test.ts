@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { startService, type RunningService } from '../../src/service/api.js';
 import { silentLogger } from '../../src/logger.js';
 import { processExists } from '../../src/endpoint/daemon/lease.js';
+import { until, untilValue } from '../helpers/wait.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/endpoint.js', import.meta.url));
 let tmp = '';
@@ -76,13 +77,11 @@ test('start runs init, is Active, refuses a second start, shows status, stops in
   const newLease = JSON.parse(readFileSync(join(home, 'default', 'daemon.pid'), 'utf8')) as { pid: number };
   assert.notEqual(newLease.pid, lease.pid);
   assert.ok(!alive(lease.pid), 'the old daemon is gone after restart');
-  let status: { status: string; blocks: Array<{ state: string; managers: number }> } = { status: '', blocks: [] };
-  for (let i = 0; i < 40; i++) {
-    const s = await cli(home, ['status', '--json']);
-    status = JSON.parse(s.stdout);
-    if (status.blocks.some((b) => b.managers > 0)) break;
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  const status = await untilValue(
+    'a block with a manager in status --json',
+    async () => JSON.parse((await cli(home, ['status', '--json'])).stdout) as { status: string; blocks: Array<{ state: string; managers: number }> },
+    { ok: (st) => st.blocks.some((b) => b.managers > 0), everyMs: 250 },
+  );
   assert.equal(status.status, 'Active');
   assert.ok(status.blocks.some((b) => b.state === 'running' && b.managers === 1), JSON.stringify(status.blocks));
   const table = await cli(home, ['status']);
@@ -108,7 +107,7 @@ test('a stale lease (crash, reboot) does not block start; a fresh one from anoth
   assert.equal((await cli(home, ['start'])).code, 0);
   const { pid } = JSON.parse(readFileSync(join(home, 'default', 'daemon.pid'), 'utf8')) as { pid: number };
   process.kill(pid, 'SIGKILL');
-  await new Promise((r) => setTimeout(r, 200));
+  await until(`daemon ${pid} to die`, () => !alive(pid));
   const listed = JSON.parse((await cli(home, ['list', '--json'])).stdout) as Array<{ status: string }>;
   assert.equal(listed[0].status, 'Inactive', 'a dead daemon is not Active');
   const started = await cli(home, ['start']);

@@ -31,6 +31,7 @@ const EXPECTED: Record<string, { label: string; lines: RegExp[] }> = {
   'cobalt.ts': { label: 'cobalt', lines: [/-n 2 -t 30 -q debug-cache-quad -A MYPROJECT/, /^aprun -n 2 -N 1 -d 64 -cc depth -j 1 /m] },
   'lsf.ts': { label: 'lsf', lines: [/^#BSUB -nnodes 2$/m, /^#BSUB -P ABC123$/m, /^#BSUB -W 30$/m, /^jsrun -n 2 -r 1 -a 1 -c 42 /m] },
   'gridengine.ts': { label: 'gridengine', lines: [/^#\$ -pe smp 2$/m, /^#\$ -q all\.q$/m, /^#\$ -l h_rt=00:10:00$/m] },
+  'slurm-mpi.ts': { label: 'slurm', lines: [/^#SBATCH --nodes=3$/m, /^funcx-manager --block-id 0$/m] },
   'local.ts': { label: 'local', lines: [/^#!\/bin\/bash$/m, /funcx-manager --block-id 0/] },
   'templates/default.ts': { label: 'local', lines: [/^#!\/bin\/bash$/m, /funcx-manager --block-id 0/] },
   'templates/default.yaml': { label: 'local', lines: [/^#!\/bin\/bash$/m, /funcx-manager --block-id 0/] },

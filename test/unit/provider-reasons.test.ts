@@ -265,3 +265,24 @@ describe('grid engine: qstat -xml, Eqw deleted, qacct', () => {
     assert.equal(got.get('11')?.exitCode, 3);
   });
 });
+
+describe('polite polling', () => {
+  test('status calls run one at a time and every scheduler command is counted', async () => {
+    let inFlight = 0;
+    let peak = 0;
+    const ch = new Fake();
+    const run = ch.run.bind(ch);
+    ch.run = async (command: string, options?: RunOptions) => {
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      await new Promise((r) => setImmediate(r));
+      try { return await run(command, options); } finally { inFlight--; }
+    };
+    ch.on(/^squeue/, { stdout: '1|R|None\n' });
+    const p = new SlurmProvider({ channel: ch, launcher, logger: quiet });
+    const all = await Promise.all(Array.from({ length: 5 }, () => p.status(['1'])));
+    assert.ok(all.every((m) => m.get('1')?.state === 'running'));
+    assert.equal(peak, 1, 'never two status commands at once');
+    assert.equal(p.schedulerCalls, 5);
+  });
+});

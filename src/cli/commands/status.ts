@@ -80,7 +80,7 @@ function statusLines(ctx: CliContext, name: string, json: boolean): string[] {
       name, id: info?.id ?? null, status: state, host: lease?.host ?? null, pid: live ? lease?.pid : null,
       port: e?.port ?? null, backlog: e?.backlog ?? 0, pending: e?.pending ?? 0,
       managers: e?.managers ?? [], blocks, missing: e?.missing ?? [], submitHealth: e?.submitHealth ?? null,
-      decision: e?.decision ?? null, metricsPort: status?.metricsPort ?? null, ...(e?.mpiBlocks ? { mpiBlocks: e.mpiBlocks } : {}),
+      decision: e?.decision ?? null, scheduler_calls: e?.schedulerCalls ?? null, endedBlocks: e?.endedBlocks ?? [], metricsPort: status?.metricsPort ?? null, ...(e?.mpiBlocks ? { mpiBlocks: e.mpiBlocks } : {}),
     }));
     return lines;
   }

@@ -122,6 +122,7 @@ export class EndpointDaemon {
   private forwarder: ForwarderClient | undefined;
   private metrics: EndpointMetrics | undefined;
   private metricsServer: { port: number; close: () => Promise<void> } | undefined;
+  private readonly metricsClosing = new Once();
   private readonly startedAt = Date.now();
   private endpointId = '';
   private failure: FuncxError | undefined;
@@ -220,9 +221,11 @@ export class EndpointDaemon {
     metrics.wrapStrategy(engine.strategy);
     this.metrics = metrics;
     await engine.start();
-    if (config.metrics) {
+    if (config.metrics && !this.stopping.started) {
       this.metricsServer = await serveMetrics(metrics, config.metrics.host, config.metrics.port);
       this.log.info(`metrics on http://${config.metrics.host}:${this.metricsServer.port}/metrics`);
+      // A stop that came while it opened may have passed its close already: close it (once) here.
+      if (this.stopping.started) await this.closeMetrics();
     }
     this.step('connecting');
     this.lease.port = engine.interchange.port;
@@ -321,6 +324,11 @@ export class EndpointDaemon {
     writeLease(this.pidFile, this.lease);
   }
 
+  private closeMetrics(): Promise<void> {
+    const server = this.metricsServer;
+    return server ? this.metricsClosing.run(() => server.close()) : Promise.resolve();
+  }
+
   private writeStatus(): void {
     const engine = this.engine;
     if (!engine) return;
@@ -349,7 +357,7 @@ export class EndpointDaemon {
       const unfinished = (await this.engine?.stop({ graceMs }).catch((err: Error) => (this.log.error(`engine stop: ${err.message}`), []))) ?? [];
       if (unfinished.length) this.log.info(`${unfinished.length} unfinished task(s) left for redelivery`);
       await this.forwarder?.close().catch((err: Error) => this.log.error(`forwarder close: ${err.message}`));
-      await this.metricsServer?.close();
+      await this.closeMetrics();
       const end: DaemonState = this.failure ? 'failed' : 'stopped';
       this.life.to(end, this.failure?.message);
       this.writeStatus();

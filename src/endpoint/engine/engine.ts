@@ -64,6 +64,8 @@ export interface EngineStatus {
   missing: MissingBlock[];
   /** How the last blocks ended (completed, failed with exit code, timeout, node_fail, ...), newest last. */
   endedBlocks: EndedBlockView[];
+  /** Scheduler commands the provider has run (status, submit, cancel, accounting); null when it does not count. */
+  schedulerCalls: number | null;
   submitHealth: SubmitHealth;
   decision: Decision | null;
   /** Engine mode "mpi": per block, each node and the task running on it (null: free). */
@@ -237,6 +239,7 @@ export class Engine {
       }),
       missing: [...this.tracker.missing()],
       endedBlocks: this.tracker.endedSnapshot(),
+      schedulerCalls: (this.init.config.provider as { schedulerCalls?: number }).schedulerCalls ?? null,
       submitHealth: this.tracker.submitHealth(),
       decision: this.strategy.lastDecision,
       ...(this.mpi

@@ -10,11 +10,12 @@ import { QuotaExceededError } from '../store/index.js';
 import { badRequest, forbidden, HttpError, notFound, userOf } from '../auth.js';
 import type { EndpointMetadata } from '../store/index.js';
 import { bodyObject, endpointFor, endpointView, isUuid, optionalString, requireString, type ServiceContext } from './context.js';
+import type { EndpointDeleteResponse, EndpointListResponse, EndpointStatusResponse, EndpointStopResponse, EndpointView, RegisterEndpointResponse } from '../../protocol/http.js';
 
 export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { store, forwarders } = ctx;
 
-  app.post('/v1/endpoints', async (request) => {
+  app.post('/v1/endpoints', async (request): Promise<RegisterEndpointResponse> => {
     const user = userOf(request);
     const body = bodyObject(request.body);
     if (body.protocol !== PROTOCOL_VERSION) {
@@ -58,7 +59,7 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
   });
 
   /** Delete an endpoint (owner only): its forwarder closes, its unfinished tasks fail with EndpointDeleted. */
-  app.delete<{ Params: { id: string } }>('/v1/endpoints/:id', async (request) => {
+  app.delete<{ Params: { id: string } }>('/v1/endpoints/:id', async (request): Promise<EndpointDeleteResponse> => {
     const user = userOf(request);
     const endpoint = await endpointFor(store, user, request.params.id);
     if (endpoint.owner !== user.id) throw forbidden(`only the owner of endpoint ${endpoint.id} can delete it`);
@@ -69,19 +70,19 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
     return { endpointId: endpoint.id, deleted: true, failedTasks: failed.length };
   });
 
-  app.get('/v1/endpoints', async (request) => {
+  app.get('/v1/endpoints', async (request): Promise<EndpointListResponse> => {
     const user = userOf(request);
     const endpoints = await store.endpointsFor(user.id);
     return { endpoints: await Promise.all(endpoints.map((e) => endpointView(store, e, forwarders.get(e.id)))) };
   });
 
-  app.get<{ Params: { id: string } }>('/v1/endpoints/:id', async (request) => {
+  app.get<{ Params: { id: string } }>('/v1/endpoints/:id', async (request): Promise<EndpointView> => {
     const endpoint = await endpointFor(store, userOf(request), request.params.id);
     return endpointView(store, endpoint, forwarders.get(endpoint.id));
   });
 
   /** Ask the running endpoint for its own report (engine, managers, blocks, queue). Owner only. */
-  app.get<{ Params: { id: string } }>('/v1/endpoints/:id/status', async (request) => {
+  app.get<{ Params: { id: string } }>('/v1/endpoints/:id/status', async (request): Promise<EndpointStatusResponse> => {
     const user = userOf(request);
     const endpoint = await endpointFor(store, user, request.params.id);
     if (endpoint.owner !== user.id) throw forbidden(`only the owner of endpoint ${endpoint.id} can ask for its status`);
@@ -90,7 +91,7 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
   });
 
   /** Ask the running endpoint to stop. Owner only. */
-  app.post<{ Params: { id: string } }>('/v1/endpoints/:id/stop', async (request) => {
+  app.post<{ Params: { id: string } }>('/v1/endpoints/:id/stop', async (request): Promise<EndpointStopResponse> => {
     const user = userOf(request);
     const endpoint = await endpointFor(store, user, request.params.id);
     if (endpoint.owner !== user.id) throw forbidden(`only the owner of endpoint ${endpoint.id} can stop it`);

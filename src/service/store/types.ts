@@ -6,15 +6,16 @@
  */
 import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
 import type { ForwarderChannel } from '../../protocol/forwarder-messages.js';
+import type { EndpointState, TaskState } from '../../protocol/http.js';
 
-/** received → waiting-for-endpoint → waiting-for-nodes → running → success | failed. */
-export type TaskState = 'received' | 'waiting-for-endpoint' | 'waiting-for-nodes' | 'running' | 'success' | 'failed';
-export type EndpointState = 'Active' | 'Inactive';
+/** received → waiting-for-endpoint → waiting-for-nodes → running → success | failed (the HTTP contract's union). */
+export type { EndpointState, TaskState };
 
 export type User = { id: string; name: string; createdAt: number };
 export type Group = { id: string; name: string; owner: string };
 
-export interface EndpointMetadata { username: string; email: string }
+export type { EndpointMetadata } from '../../protocol/http.js';
+import type { EndpointMetadata } from '../../protocol/http.js';
 
 export interface EndpointRecord {
   id: string;
