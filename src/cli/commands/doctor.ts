@@ -13,6 +13,7 @@ import type { Command } from 'commander';
 import { FuncxError } from '../../errors.js';
 import { DEFAULT_ENDPOINT, type GlobalOptions } from '../../endpoint/daemon/home.js';
 import { defaultGlobalOptions, loadGlobalOptions } from '../../config/global-options.js';
+import { managerAddress } from '../../config/engine-options.js';
 import type { Config } from '../../config/config.js';
 import type { FoundTemplate } from '../../../providers/templates.js';
 import type { CliContext } from '../context.js';
@@ -96,7 +97,7 @@ async function checkAddress(config: Config, globals: GlobalOptions): Promise<Che
       ? { check, result: 'fail', detail: `cannot listen on 127.0.0.1 for the reverse forward: ${why}` }
       : { check, result: 'ok', detail: `managers dial back through the ${config.provider.channel.kind} connection (reverse forward to 127.0.0.1)` };
   }
-  const address = config.engine.address ?? globals.endpoint_address;
+  const address = managerAddress(config.engine, globals.endpoint_address);
   const source = config.engine.address ? 'engine.address' : 'endpoint_address (global options)';
   let resolved: string[];
   try {
