@@ -8,8 +8,9 @@ import PQueue from 'p-queue';
 import type { Channel, CommandResult } from './channels/channel.js';
 import { LocalChannel } from './channels/local.js';
 import type { Launcher } from '../launchers/launcher.js';
-import type { BlockLimits, BlockRequest, BlockState, BlockStatus, ExecutionProvider, SubmittedBlock } from './provider.js';
+import { blockOptionsOf, type BlockRequest, type BlockState, type BlockStatus, type ExecutionProvider, type ProviderBlockOptions, type SubmittedBlock } from './provider.js';
 import { ConfigError, SubmitError } from '../src/errors.js';
+import { DEFAULTS } from '../src/config/defaults.js';
 import {
   checkName, checkNonNegativeInt, checkPath, checkPositiveInt, checkPositiveNumber, checkSchedulerOptions,
   checkWorkerInit, envExports, formatHms, formatWalltime, isSafeJobId, parseWalltime, shellQuote,
@@ -21,19 +22,15 @@ import { findTemplate, markValidated, renderJobTemplate, type FoundTemplate } fr
 export type ProviderLogger = (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void;
 
 /** Options every batch-scheduler provider takes (Parsl's names). */
-export interface ClusterProviderOptions extends BlockLimits {
+export interface ClusterProviderOptions extends ProviderBlockOptions {
   /** Where scheduler commands run. @default new LocalChannel() */
   channel?: Channel;
   /** How the manager command is started on every node of a block. @default the scheduler's usual launcher */
   launcher?: Launcher;
-  /** Nodes in each block (batch job). @default 1 */
-  nodes_per_block?: number;
   /** Cores to ask for on each node. @default not requested (the scheduler's default) */
   cores_per_node?: number;
   /** Memory to ask for on each node, in GB. @default not requested */
   mem_per_node?: number;
-  /** Walltime of a block: "HH:MM:SS" or seconds. @default "00:30:00" */
-  walltime?: string | number;
   /** Ask for whole nodes, not shared with other jobs. @default false */
   exclusive?: boolean;
   /** Raw header lines added to the script, each starting with the scheduler's prefix (e.g. "#SBATCH --gres=gpu:1"). @default none */
@@ -115,9 +112,7 @@ export abstract class ClusterProvider implements ExecutionProvider {
   readonly label: SchedulerKind;
   readonly channel: Channel;
   readonly launcher: Launcher;
-  readonly nodesPerBlock: number;
-  readonly walltimeS: number;
-  readonly limits: Required<BlockLimits>;
+  readonly blockOptions: Readonly<ProviderBlockOptions>;
   readonly coresPerNode: number | undefined;
   readonly memPerNode: number | undefined;
   readonly exclusive: boolean;
@@ -158,18 +153,17 @@ export abstract class ClusterProvider implements ExecutionProvider {
       if (!allowed.has(key)) throw new ConfigError(`provider.${key}: unknown option for the ${kind} provider`, [known]);
     }
     const opt = (name: string): string => `provider.${name}`;
-    this.nodesPerBlock = checkPositiveInt(opt('nodes_per_block'), options.nodes_per_block ?? 1);
+    // Block fields (limits, nodes_per_block, walltime) are kept raw: src/config/ fills and checks them.
+    this.blockOptions = blockOptionsOf(options);
     const { cores_per_node: cores, mem_per_node: mem } = options;
     this.coresPerNode = cores === undefined ? undefined : checkPositiveInt(opt('cores_per_node'), cores);
     this.memPerNode = mem === undefined ? undefined : checkPositiveNumber(opt('mem_per_node'), mem);
-    this.walltimeS = parseWalltime(opt('walltime'), options.walltime ?? '00:30:00');
     const badExclusive = options.exclusive !== undefined && typeof options.exclusive !== 'boolean';
     if (badExclusive) throw new ConfigError(`${opt('exclusive')}: must be true or false`);
     this.exclusive = options.exclusive ?? false;
     this.schedulerOptions = checkSchedulerOptions(opt('scheduler_options'), options.scheduler_options, kind);
     this.workerInit = checkWorkerInit(opt('worker_init'), options.worker_init);
-    this.cmdTimeoutMs = checkPositiveNumber(opt('cmd_timeout'), options.cmd_timeout ?? 30) * 1000;
-    this.limits = ClusterProvider.checkLimits(options);
+    this.cmdTimeoutMs = checkPositiveNumber(opt('cmd_timeout'), options.cmd_timeout ?? DEFAULTS.provider.cmd_timeout) * 1000;
     const badTemplate = options.template !== undefined && (typeof options.template !== 'string' || !options.template);
     if (badTemplate) throw new ConfigError(`${opt('template')}: must be a file name or path`);
     this.templateOption = options.template;
@@ -178,26 +172,6 @@ export abstract class ClusterProvider implements ExecutionProvider {
     this.logger = options.logger;
     this.channel = options.channel ?? new LocalChannel();
     this.launcher = options.launcher ?? spec.defaultLauncher();
-  }
-
-  /** Block limits with defaults filled (0/0/1/1) and checked against each other. */
-  static checkLimits(options: BlockLimits): Required<BlockLimits> {
-    const limits = {
-      init_blocks: checkNonNegativeInt('provider.init_blocks', options.init_blocks ?? 0),
-      min_blocks: checkNonNegativeInt('provider.min_blocks', options.min_blocks ?? 0),
-      max_blocks: checkNonNegativeInt('provider.max_blocks', options.max_blocks ?? 1),
-      parallelism: options.parallelism ?? 1,
-    };
-    if (typeof limits.parallelism !== 'number' || !(limits.parallelism >= 0 && limits.parallelism <= 1)) {
-      throw new ConfigError(`provider.parallelism: ${String(limits.parallelism)} must be between 0 and 1`);
-    }
-    if (limits.min_blocks > limits.max_blocks) {
-      throw new ConfigError(`provider.min_blocks (${limits.min_blocks}) is more than max_blocks (${limits.max_blocks})`);
-    }
-    if (limits.init_blocks > limits.max_blocks) {
-      throw new ConfigError(`provider.init_blocks (${limits.init_blocks}) is more than max_blocks (${limits.max_blocks})`);
-    }
-    return limits;
   }
 
   /** Scheduler-specific template values (partition, queue, select line, ...), already checked. */
@@ -330,8 +304,8 @@ export abstract class ClusterProvider implements ExecutionProvider {
 
   /** The validated template context for `request`. */
   buildContext(request: BlockRequest): JobContext {
-    const nodes = checkPositiveInt('block request nodesPerBlock', request.nodesPerBlock ?? this.nodesPerBlock);
-    const walltimeS = request.walltimeS === undefined ? this.walltimeS : parseWalltime('block request walltimeS', request.walltimeS);
+    const nodes = checkPositiveInt('block request nodesPerBlock', request.nodesPerBlock);
+    const walltimeS = parseWalltime(`block request walltimeS (${this.kind} blocks need one)`, request.walltimeS);
     const jobName = checkName('job name', this.adjustJobName(request.jobName));
     const blockId = checkName('block id', request.blockId);
     const scriptDir = checkPath('script_dir', this.channel.scriptDir.replace(/\/+$/, '') || '/');

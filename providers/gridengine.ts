@@ -96,7 +96,8 @@ export class GridEngineProvider extends ClusterProvider {
       },
       options,
     );
-    if (this.nodesPerBlock !== 1) throw GridEngineProvider.oneNode(this.nodesPerBlock);
+    const nodes = this.blockOptions.nodes_per_block;
+    if (nodes !== undefined && nodes !== 1) throw GridEngineProvider.oneNode(nodes);
     this.queue = checkOptionalName('provider.queue', options.queue);
     this.project = checkOptionalName('provider.project', options.project);
     this.parallelEnvironment = checkName('provider.parallel_environment', options.parallel_environment ?? 'smp');

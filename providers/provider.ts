@@ -41,9 +41,9 @@ export interface BlockRequest {
   jobName: string;
   /** Environment variables the job must export before the command (no secrets: key material goes in files). */
   env?: Record<string, string>;
-  /** Override the profile's nodes per block for this block (the strategy may size blocks). */
-  nodesPerBlock?: number;
-  /** Override the profile's walltime for this block, in seconds. */
+  /** Nodes of this block (the resolved config's nodes_per_block, or the strategy's choice within its bounds). */
+  nodesPerBlock: number;
+  /** Walltime of this block in seconds; undefined: none (only a provider without a scheduler, `local`, accepts that). */
   walltimeS?: number;
 }
 
@@ -56,7 +56,10 @@ export interface SubmittedBlock {
   stdoutPath?: string;
 }
 
-/** Block-count limits shared by all providers (Parsl's names). */
+/**
+ * Block-count limits shared by all providers (Parsl's names). The provider keeps them as given; defaults
+ * (src/config/defaults.ts) and checks belong to the config layer (src/config/strategy-options.ts).
+ */
 export interface BlockLimits {
   /** Blocks submitted at start. @default 0 */
   init_blocks?: number;
@@ -68,6 +71,21 @@ export interface BlockLimits {
   parallelism?: number;
 }
 
+/** The block fields of a provider, raw as the profile wrote them (resolved once by src/config/). */
+export interface ProviderBlockOptions extends BlockLimits {
+  /** Nodes in each block. @default 1 */
+  nodes_per_block?: number;
+  /** Walltime of a block: "HH:MM:SS" or seconds. @default "00:30:00" (local: none) */
+  walltime?: string | number;
+}
+
+/** Pick the block fields out of a provider's options, as given. */
+export function blockOptionsOf(options: ProviderBlockOptions): Readonly<ProviderBlockOptions> {
+  const { init_blocks, min_blocks, max_blocks, parallelism, nodes_per_block, walltime } = options;
+  const all = { init_blocks, min_blocks, max_blocks, parallelism, nodes_per_block, walltime };
+  return Object.freeze(Object.fromEntries(Object.entries(all).filter(([, v]) => v !== undefined)) as ProviderBlockOptions);
+}
+
 /**
  * A provider knows one scheduler: how to render its submit script, submit it, ask status of many blocks in
  * one command, and cancel. It knows nothing of tasks or strategy.
@@ -77,11 +95,8 @@ export interface ExecutionProvider {
   readonly label: string;
   readonly channel: Channel;
   readonly launcher: Launcher;
-  /** Nodes per block (default shape). */
-  readonly nodesPerBlock: number;
-  /** Walltime of a block in seconds; Infinity when the scheduler has none (local). */
-  readonly walltimeS: number;
-  readonly limits: Required<BlockLimits>;
+  /** The block fields as the profile gave them (Parsl's names); the config layer resolves them. */
+  readonly blockOptions: Readonly<ProviderBlockOptions>;
   /** The exact script that `submit` would submit, without submitting (dry run). */
   render(request: BlockRequest): Promise<string>;
   submit(request: BlockRequest): Promise<SubmittedBlock>;

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * funcx-manager: started once per node by a block's launcher. Key material comes from a 0600 file, never
- * from the command line (which `ps` shows to everyone).
+ * from the command line (which `ps` shows to everyone). It has no defaults of its own: the engine's command
+ * builder (src/endpoint/engine/manager-command.ts) passes every option from the resolved config.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { cpus, totalmem } from 'node:os';
@@ -19,21 +20,29 @@ function positive(name: string) {
   };
 }
 
+function nonNegativeInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number ≥ 0, got ${JSON.stringify(value)}`);
+    return n;
+  };
+}
+
 const program = new Command('funcx-manager')
   .description('Runs tasks from a funcX endpoint on this node (started by a block; not usually run by hand).')
   .requiredOption('--addresses <list>', 'comma-separated interchange addresses to try')
   .requiredOption('--port <port>', 'interchange port', positive('--port'))
   .requiredOption('--keys <file>', 'manager key file (JSON, 0600)')
-  .option('--block-id <id>', 'our block id', process.env.FUNCX_BLOCK_ID ?? '')
+  .requiredOption('--block-id <id>', 'our block id')
   .option('--max-workers <n>', 'most workers on this node', positive('--max-workers'))
-  .option('--cores-per-worker <n>', 'cores each worker needs', positive('--cores-per-worker'), 1)
+  .requiredOption('--cores-per-worker <n>', 'cores each worker needs', positive('--cores-per-worker'))
   .option('--mem-per-worker <gb>', 'memory each worker needs (GB)', positive('--mem-per-worker'))
-  .option('--prefetch <n>', 'tasks accepted beyond one per worker', (v) => Math.max(0, Math.floor(Number(v)) || 0), 0)
-  .option('--heartbeat-period <s>', 'seconds between heartbeats', positive('--heartbeat-period'), 30)
-  .option('--heartbeat-threshold <s>', 'seconds of silence before the interchange counts as gone', positive('--heartbeat-threshold'), 120)
-  .option('--probe-timeout <s>', 'seconds to wait for an address to answer in one probe round', positive('--probe-timeout'), 10)
+  .requiredOption('--prefetch <n>', 'tasks accepted beyond one per worker', nonNegativeInt('--prefetch'))
+  .requiredOption('--heartbeat-period <s>', 'seconds between heartbeats', positive('--heartbeat-period'))
+  .requiredOption('--heartbeat-threshold <s>', 'seconds of silence before the interchange counts as gone', positive('--heartbeat-threshold'))
+  .requiredOption('--probe-timeout <s>', 'seconds to wait for an address to answer in one probe round', positive('--probe-timeout'))
   .option('--walltime <s>', "the block's walltime in seconds, counted from this manager's start", positive('--walltime'))
-  .option('--log-level <level>', 'debug | info | warn | error', 'info')
+  .requiredOption('--log-level <level>', 'debug | info | warn | error')
   .option('--mpi-launcher <name>', `engine mode "mpi": one manager per block packs tasks onto the block's nodes, launching with ${MPI_LAUNCHERS.join(' | ')}`)
   .option('--mpi-overrides <flags>', 'one line appended to every MPI launch prefix', '');
 

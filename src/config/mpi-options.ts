@@ -8,6 +8,8 @@
  * A second class would duplicate the lifecycle for those three differences.
  */
 import { ConfigError } from '../errors.js';
+import { DEFAULTS } from './defaults.js';
+import { fieldError } from './field-error.js';
 
 export const ENGINE_MODES = ['htex', 'mpi'] as const;
 export type EngineMode = (typeof ENGINE_MODES)[number];
@@ -33,15 +35,14 @@ export interface ResolvedMpiOptions {
 
 /** Check the MPI fields; `mpi` is set only in mode "mpi". Errors name `${where}.field`. */
 export function resolveMpiOptions(o: Record<string, unknown>, where: string): { mode: EngineMode; mpi?: ResolvedMpiOptions } {
-  const mode = (o.mode ?? 'htex') as EngineMode;
-  if (!ENGINE_MODES.includes(mode)) throw new ConfigError(`${where}.mode: expected ${ENGINE_MODES.join(' | ')}, got ${JSON.stringify(o.mode)}`);
-  const launcher = (o.mpi_launcher ?? 'mpiexec') as MpiLauncherChoice;
-  if (!MPI_LAUNCHER_NAMES.includes(launcher)) {
-    throw new ConfigError(`${where}.mpi_launcher: expected ${MPI_LAUNCHER_NAMES.join(' | ')}, got ${JSON.stringify(o.mpi_launcher)}`);
-  }
-  const overrides = o.mpi_launcher_overrides ?? '';
+  const d = DEFAULTS.engine;
+  const mode = (o.mode ?? d.mode) as EngineMode;
+  if (!ENGINE_MODES.includes(mode)) throw fieldError(`${where}.mode`, ENGINE_MODES.join(' | '), o.mode);
+  const launcher = (o.mpi_launcher ?? d.mpi_launcher) as MpiLauncherChoice;
+  if (!MPI_LAUNCHER_NAMES.includes(launcher)) throw fieldError(`${where}.mpi_launcher`, MPI_LAUNCHER_NAMES.join(' | '), o.mpi_launcher);
+  const overrides = o.mpi_launcher_overrides ?? d.mpi_launcher_overrides;
   if (typeof overrides !== 'string' || /[\n\r\0]/.test(overrides)) {
-    throw new ConfigError(`${where}.mpi_launcher_overrides: expected one line of flags, got ${JSON.stringify(o.mpi_launcher_overrides)}`);
+    throw fieldError(`${where}.mpi_launcher_overrides`, 'one line of flags', o.mpi_launcher_overrides);
   }
   if (mode !== 'mpi') {
     const stray = (['mpi_launcher', 'mpi_launcher_overrides'] as const).find((f) => o[f] !== undefined);

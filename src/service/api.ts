@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import { PROTOCOL_VERSION, protocolMismatchMessage } from '../protocol/forwarder-messages.js';
 import { loadOrCreateKeyPair, type CurveKeyPair } from '../protocol/keys.js';
 import { FuncxError } from '../errors.js';
+import type { ErrorBody } from '../protocol/http.js';
 import { createLogger, type Logger } from '../logger.js';
 import { HttpError, installAuth } from './auth.js';
 import { Forwarder } from './forwarder.js';
@@ -225,7 +226,8 @@ export function buildApp(ctx: ServiceContext): FastifyInstance {
   functionRoutes(app, ctx);
   taskRoutes(app, ctx);
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` });
+    const body: ErrorBody = { statusCode: 404, code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` };
+    void reply.code(404).send(body);
   });
   app.setErrorHandler((thrown: FastifyError | Error, request, reply) => {
     // The store's quota refusal becomes the API's 429.
@@ -262,7 +264,8 @@ export function buildApp(ctx: ServiceContext): FastifyInstance {
       ctx.log.error(`${request.method} ${request.url}: ${err.stack ?? err.message}`);
       message = `internal error: ${err.message}`;
     }
-    void reply.code(status).send({ statusCode: status, code, message, ...details });
+    const body: ErrorBody = { statusCode: status, code, message, ...details };
+    void reply.code(status).send(body);
   });
   return app;
 }

@@ -285,6 +285,10 @@ export class Forwarder {
         pending.resolve(m);
         return;
       }
+      default: {
+        const unhandled: never = m;
+        this.warn(`${channel}: dropped an unhandled message ${JSON.stringify((unhandled as { kind: unknown }).kind)}`);
+      }
     }
   }
 

@@ -9,8 +9,8 @@
 import * as zmq from 'zeromq';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { decodeFrame, encode, checkTasks } from '../protocol/codec.js';
-import { PROTOCOL_VERSION, type RegisterMessage, type ResultEnvelope, type ResultsMessage, type TaskEnvelope } from '../protocol/messages.js';
+import { encode } from '../protocol/codec.js';
+import { PROTOCOL_VERSION, parseFromInterchange, type RegisterMessage, type ResultEnvelope, type ResultsMessage, type TaskEnvelope } from '../protocol/messages.js';
 import { SocketWriter } from '../protocol/socket-writer.js';
 import type { ManagerKeyFile } from '../protocol/keys.js';
 import { WorkerPool } from './worker-pool.js';
@@ -40,12 +40,12 @@ export interface ManagerOptions {
   cores?: number;
   /** @default 0 (unknown) */
   memoryMiB?: number;
-  /** Tasks accepted beyond one per worker. @default 0 */
-  prefetch?: number;
+  /** Tasks accepted beyond one per worker (engine.prefetch_capacity, resolved by the config layer). */
+  prefetch: number;
   heartbeatPeriodMs: number;
   heartbeatThresholdMs: number;
-  /** How long one round of probing waits for an answer. @default 5000 */
-  probeTimeoutMs?: number;
+  /** How long one round of probing waits for an answer (engine.address_probe_timeout, resolved by the config layer). */
+  probeTimeoutMs: number;
   /** Epoch ms when the block ends, or null. */
   endsAt?: number | null;
   log?: Logger;
@@ -112,7 +112,7 @@ export class Manager {
   }
 
   private get capacity(): number {
-    return (this.options.workers * this.pool!.window) + (this.options.prefetch ?? 0);
+    return (this.options.workers * this.pool!.window) + this.options.prefetch;
   }
 
   async start(): Promise<void> {
@@ -143,7 +143,7 @@ export class Manager {
 
   /** Connect to every address at once, send the registration on each, keep the first that answers. */
   private async probe(): Promise<{ socket: zmq.Dealer; address: string }> {
-    const probeTimeoutMs = this.options.probeTimeoutMs ?? 5000;
+    const probeTimeoutMs = this.options.probeTimeoutMs;
     const giveUpAt = Date.now() + Math.max(this.options.heartbeatThresholdMs, probeTimeoutMs);
     for (let round = 1; ; round++) {
       const attempts = this.options.addresses.map((address) => this.tryAddress(address, probeTimeoutMs));
@@ -186,14 +186,14 @@ export class Manager {
         workers: this.options.workers,
         cores: this.options.cores ?? this.options.workers,
         memoryMiB: this.options.memoryMiB ?? 0,
-        capacity: this.options.workers + (this.options.prefetch ?? 0),
+        capacity: this.options.workers + this.options.prefetch,
         endsAt: this.options.endsAt ?? null,
         pid: process.pid,
       };
       await socket.send(encode(register));
       const [frame] = await socket.receive();
-      const reply = decodeFrame(frame);
-      if (reply.kind === 'refused') throw new Error(`interchange at ${address} refused us: ${String(reply.reason)}`);
+      const reply = parseFromInterchange(frame);
+      if (reply.kind === 'refused') throw new Error(`interchange at ${address} refused us: ${reply.reason}`);
       if (reply.kind !== 'registered') throw new Error(`interchange at ${address} answered ${reply.kind}`);
       socket.receiveTimeout = -1;
       return { socket, address };
@@ -210,7 +210,7 @@ export class Manager {
         this.lastHeard = Date.now();
         let message;
         try {
-          message = decodeFrame(frame);
+          message = parseFromInterchange(frame);
         } catch (err) {
           this.warnBadFrame(`dropped a bad frame from the interchange: ${(err as Error).message}`);
           continue;
@@ -228,10 +228,15 @@ export class Manager {
             void this.stop('the interchange asked us to shut down', 0);
             break;
           case 'refused':
-            void this.stop(`the interchange refused us: ${String(message.reason)}`, 5);
+            void this.stop(`the interchange refused us: ${message.reason}`, 5);
             break;
-          default:
-            this.warnBadFrame(`dropped a message of unknown kind ${JSON.stringify(message.kind)}`);
+          case 'registered':
+            this.warnBadFrame('dropped a second "registered" from the interchange');
+            break;
+          default: {
+            const unhandled: never = message;
+            this.warnBadFrame(`dropped an unhandled message ${JSON.stringify((unhandled as { kind: unknown }).kind)}`);
+          }
         }
       }
     } catch (err) {
@@ -239,14 +244,7 @@ export class Manager {
     }
   }
 
-  private onTasks(value: unknown): void {
-    let tasks: TaskEnvelope[];
-    try {
-      tasks = checkTasks(value);
-    } catch (err) {
-      this.warnBadFrame(`dropped a bad task batch: ${(err as Error).message}`);
-      return;
-    }
+  private onTasks(tasks: TaskEnvelope[]): void {
     if (this.gate) return this.gate.add(tasks);
     for (const t of tasks) this.queue.push(t);
     this.fillWorkers();

@@ -9,6 +9,7 @@ import { zmqRoundTripsPerSecond } from './zmq-baseline.js';
 import { benchStrategy } from './strategy-bench.js';
 import { benchScale } from './scale-bench.js';
 import { benchEndToEnd } from './e2e-bench.js';
+import { benchPostgres } from './e2e-pg-bench.js';
 import { benchMpi } from './mpi-bench.js';
 
 const args = process.argv.slice(2);
@@ -60,6 +61,14 @@ if (only.has('e2e')) {
   add('end to end: single round trip p50 (ms)', 'e2e_latency_p50_ms', 'target ≤ 3');
   add('end to end: single round trip p99 (ms)', 'e2e_latency_p99_ms');
   add('end to end: start → Active (s)', 'e2e_start_to_active_s', 'target ≤ 2; funcX 3.6 cold');
+  const pg = await benchPostgres(progress);
+  if (pg) {
+    Object.assign(figures, pg);
+    const zmq = figures.zmq_roundtrips_per_s;
+    add('end to end on PostgreSQL: batch of 10,000 tasks/s', 'e2e_pg_batch_tasks_per_s', `${(pg.e2e_pg_batch_tasks_per_s / zmq).toFixed(2)}× baseline; target ≥ 0.15×`);
+    add('end to end on PostgreSQL: single round trip p50 (ms)', 'e2e_pg_latency_p50_ms');
+    add('end to end on PostgreSQL, SDK on a second replica: batch tasks/s', 'e2e_pg_replicas_batch_tasks_per_s', 'target: no slower than one replica');
+  }
 }
 
 if (only.has('scale')) {

@@ -8,6 +8,8 @@
 # qsub/qstat/qdel/qconf wrappers in /usr/bin fall back to exactly these values, so tests and providers work
 # without them; export them anyway when calling /usr/lib/gridengine/* directly.
 set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 fail() { echo "start-gridengine: ERROR: $*" >&2; exit 1; }
 log() { echo "start-gridengine: $*"; }
@@ -16,7 +18,7 @@ log() { echo "start-gridengine: $*"; }
 
 # One run at a time: test files run in parallel and each may call this script.
 mkdir -p /run/lock
-# Daemons started below get `9>&-` so they do not keep the lock.
+# Daemons started below run under without_fds (lib.sh) so they keep no lock.
 exec 9>/run/lock/funcx-start-gridengine.lock
 flock -w 300 9 || fail "another start-gridengine.sh run holds /run/lock/funcx-start-gridengine.lock"
 
@@ -60,7 +62,7 @@ write_if_changed "$COMMON/host_aliases" "$HOST localhost"
 QMASTER_PID=/var/spool/gridengine/qmaster/qmaster.pid
 if ! pid_alive "$QMASTER_PID"; then
   log "starting sge_qmaster"
-  /usr/sbin/sge_qmaster 9>&- || fail "sge_qmaster did not start (see /var/spool/gridengine/qmaster/messages)"
+  without_fds /usr/sbin/sge_qmaster || fail "sge_qmaster did not start (see /var/spool/gridengine/qmaster/messages)"
   started=1
 fi
 for _ in $(seq 1 100); do qconf -sh >/dev/null 2>&1 && break; sleep 0.2; done
@@ -149,7 +151,7 @@ execd_alive=0
 for pf in /var/spool/gridengine/execd/*/execd.pid; do pid_alive "$pf" && execd_alive=1; done
 if [ "$execd_alive" = 0 ]; then
   log "starting sge_execd"
-  /usr/sbin/sge_execd 9>&- || fail "sge_execd did not start (see /var/spool/gridengine/execd/*/messages)"
+  without_fds /usr/sbin/sge_execd || fail "sge_execd did not start (see /var/spool/gridengine/execd/*/messages)"
   started=1
 fi
 

@@ -9,6 +9,8 @@
 # Prints FUNCX_TEST_DATABASE_URL=postgres://funcx_test:funcx_test@127.0.0.1:55432/funcx_test
 # The role funcx_test may create databases: the tests make a fresh one per test and drop it after.
 set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 fail() { echo "start-postgres: ERROR: $*" >&2; exit 1; }
 log() { echo "start-postgres: $*"; }
@@ -16,7 +18,7 @@ log() { echo "start-postgres: $*"; }
 [ "$(id -u)" = 0 ] || fail "must run as root (it runs initdb and the server as the postgres user)"
 
 mkdir -p /run/lock
-# The server started below gets `9>&-` so it does not keep the lock.
+# The server started below runs under without_fds (lib.sh) so it keeps no lock.
 exec 9>/run/lock/funcx-start-postgres.lock
 flock -w 300 9 || fail "another start-postgres.sh run holds /run/lock/funcx-start-postgres.lock"
 
@@ -73,10 +75,10 @@ grep -q "^include_if_exists = 'funcx.conf'" "$DIR/data/postgresql.conf" \
 
 ready() { as_pg "$BIN/pg_isready" -q -h "$DIR/run" -p "$PORT"; }
 if as_pg "$BIN/pg_ctl" -D "$DIR/data" status >/dev/null 2>&1; then
-  if [ "$config_changed" = 1 ]; then log "restarting PostgreSQL (settings changed)"; as_pg "$BIN/pg_ctl" -D "$DIR/data" -w -m fast restart -l "$DIR/postgres.log" 9>&- >/dev/null; fi
+  if [ "$config_changed" = 1 ]; then log "restarting PostgreSQL (settings changed)"; without_fds as_pg "$BIN/pg_ctl" -D "$DIR/data" -w -m fast restart -l "$DIR/postgres.log" >/dev/null; fi
 else
   log "starting PostgreSQL on $ADDR:$PORT"
-  as_pg "$BIN/pg_ctl" -D "$DIR/data" -w -t 60 -l "$DIR/postgres.log" start 9>&- >/dev/null \
+  without_fds as_pg "$BIN/pg_ctl" -D "$DIR/data" -w -t 60 -l "$DIR/postgres.log" start >/dev/null \
     || fail "PostgreSQL did not start (is port $PORT taken?): $(tail -n 5 "$DIR/postgres.log")"
 fi
 deadline=$((SECONDS + 60))

@@ -7,6 +7,8 @@
 # After it: sinfo shows partition `debug` with 3 idle nodes (and `tiny`, the same nodes but at most 1 per job:
 # a job asking for more pends with reason PartitionNodeLimit); `sbatch`, `squeue`, `scancel`, `sacct` work as root.
 set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 fail() { echo "start-slurm: ERROR: $*" >&2; exit 1; }
 log() { echo "start-slurm: $*"; }
@@ -15,7 +17,7 @@ log() { echo "start-slurm: $*"; }
 
 # One run at a time: test files run in parallel and each may call this script.
 mkdir -p /run/lock
-# Daemons started below get `9>&-` so they do not keep the lock.
+# Daemons started below run under without_fds (lib.sh) so they keep no lock.
 exec 9>/run/lock/funcx-start-slurm.lock
 flock -w 300 9 || fail "another start-slurm.sh run holds /run/lock/funcx-start-slurm.lock"
 
@@ -53,7 +55,7 @@ if ! pid_alive /run/munge/munged.pid; then
   log "starting munged"
   # Stale socket/pid files from a killed munged make the new one refuse to start.
   rm -f /run/munge/munged.pid /run/munge/munge.socket.2 /run/munge/munge.socket.2.lock
-  runuser -u munge -- /usr/sbin/munged 9>&- || fail "munged did not start (see /var/log/munge/munged.log)"
+  without_fds runuser -u munge -- /usr/sbin/munged || fail "munged did not start (see /var/log/munge/munged.log)"
 fi
 for _ in $(seq 1 50); do
   munge -n </dev/null | unmunge >/dev/null 2>&1 && break
@@ -71,7 +73,7 @@ if ! mysqladmin --protocol=socket ping >/dev/null 2>&1; then
     mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null || fail "mariadb-install-db failed"
   fi
   log "starting MariaDB"
-  setsid nohup /usr/bin/mysqld_safe --bind-address=127.0.0.1 >/var/log/mysql/funcx-mysqld_safe.log 2>&1 9>&- </dev/null &
+  without_fds setsid nohup /usr/bin/mysqld_safe --bind-address=127.0.0.1 >/var/log/mysql/funcx-mysqld_safe.log 2>&1 </dev/null &
   for _ in $(seq 1 120); do
     mysqladmin --protocol=socket ping >/dev/null 2>&1 && break
     sleep 0.5
@@ -112,7 +114,7 @@ chown slurm:slurm "$DBD_CONF"
 chmod 0600 "$DBD_CONF"
 if ! pid_alive /run/slurm/slurmdbd.pid; then
   log "starting slurmdbd"
-  /usr/sbin/slurmdbd 9>&- || fail "slurmdbd did not start (see /var/log/slurm/slurmdbd.log)"
+  without_fds /usr/sbin/slurmdbd || fail "slurmdbd did not start (see /var/log/slurm/slurmdbd.log)"
 fi
 # 3. slurm.conf for three emulated nodes on loopback. CPUs come from the machine (slurmd -C).
 CPUS=$(/usr/sbin/slurmd -C | sed -n 's/.*CPUs=\([0-9]*\).*/\1/p' | head -n1)
@@ -177,12 +179,12 @@ fi
 # 4. slurmctld, then the three slurmd (each forks into the background and writes its pid file).
 if ! pid_alive /run/slurm/slurmctld.pid; then
   log "starting slurmctld"
-  /usr/sbin/slurmctld 9>&- || fail "slurmctld did not start (see /var/log/slurm/slurmctld.log)"
+  without_fds /usr/sbin/slurmctld || fail "slurmctld did not start (see /var/log/slurm/slurmctld.log)"
 fi
 for n in n1 n2 n3; do
   if ! pid_alive "/run/slurm/slurmd-$n.pid"; then
     log "starting slurmd -N $n"
-    /usr/sbin/slurmd -N "$n" 9>&- || fail "slurmd -N $n did not start (see /var/log/slurm/slurmd-$n.log)"
+    without_fds /usr/sbin/slurmd -N "$n" || fail "slurmd -N $n did not start (see /var/log/slurm/slurmd-$n.log)"
   fi
 done
 

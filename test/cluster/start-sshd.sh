@@ -9,6 +9,8 @@
 #   known_hosts         "[127.0.0.1]:2222 ssh-ed25519 AAAA..." -> FUNCX_TEST_SSH_KNOWN_HOSTS
 #   host_ed25519, sshd_config, sshd.pid, sshd.log
 set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 fail() { echo "start-sshd: ERROR: $*" >&2; exit 1; }
 log() { echo "start-sshd: $*"; }
@@ -17,7 +19,7 @@ log() { echo "start-sshd: $*"; }
 
 # One run at a time: test files run in parallel and each may call this script.
 mkdir -p /run/lock
-# Daemons started below get `9>&-` so they do not keep the lock.
+# Daemons started below run under without_fds (lib.sh) so they keep no lock.
 exec 9>/run/lock/funcx-start-sshd.lock
 flock -w 300 9 || fail "another start-sshd.sh run holds /run/lock/funcx-start-sshd.lock"
 
@@ -82,7 +84,7 @@ if [ -s "$DIR/sshd.pid" ] && kill -0 "$(cat "$DIR/sshd.pid")" 2>/dev/null; then
   if [ "$config_changed" = 1 ]; then log "reloading sshd"; kill -HUP "$(cat "$DIR/sshd.pid")"; fi
 else
   log "starting sshd on $ADDR:$PORT"
-  /usr/sbin/sshd -f "$DIR/sshd_config" -E "$DIR/sshd.log" 9>&- \
+  without_fds /usr/sbin/sshd -f "$DIR/sshd_config" -E "$DIR/sshd.log" \
     || fail "sshd did not start (is port $PORT taken? see $DIR/sshd.log)"
 fi
 

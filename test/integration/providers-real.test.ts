@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import { ensureGridEngine, ensureSlurm, fixtureBin, type StandInScheduler } from './cluster-setup.js';
 import {
-  RecordingChannel, eventually, pollStatus, processAlive, readIfThere, setEnv, writeFakeCommands,
+  RecordingChannel, pollStatus, processAlive, readIfThere, setEnv, writeFakeCommands,
 } from './provider-harness.js';
 import type { ClusterProvider, ClusterProviderOptions } from '../../providers/cluster.js';
 import { TERMINAL_BLOCK_STATES, type BlockRequest, type BlockState } from '../../providers/provider.js';
@@ -24,6 +24,7 @@ import { TorqueProvider } from '../../providers/torque.js';
 import { CobaltProvider } from '../../providers/cobalt.js';
 import { LSFProvider } from '../../providers/lsf.js';
 import { SubmitError } from '../../src/errors.js';
+import { until } from '../helpers/wait.js';
 
 /** A scheduler command's failure as the fake prints it. */
 interface Failure {
@@ -109,7 +110,7 @@ const CASES: Case[] = [
 ];
 
 const request = (blockId: string, command: string): BlockRequest => ({
-  blockId, command, jobName: `funcx-conf-${blockId}`, env: { FUNCX_BLOCK: blockId },
+  blockId, command, jobName: `funcx-conf-${blockId}`, env: { FUNCX_BLOCK: blockId }, nodesPerBlock: 1, walltimeS: 600, // the profile's walltime: '00:10:00'
 });
 
 /** A fake command printing `f.stderr` on stderr and exiting with `f.code`. */
@@ -219,7 +220,7 @@ for (const c of CASES) {
       const block = await p.submit(request('long', `sleep 300 & echo $! > ${pidFile}; wait`));
       open.add(block.jobId);
       await pollStatus(p, [block.jobId], (s) => s.state === 'running' || TERMINAL_BLOCK_STATES.has(s.state), 60_000);
-      assert.ok(await eventually(() => /^\d+\n$/.test(readIfThere(pidFile) ?? ''), 15_000), `the block wrote ${pidFile}`);
+      await until(`the block to write ${pidFile}`, () => /^\d+\n$/.test(readIfThere(pidFile) ?? ''));
       const pid = Number(readIfThere(pidFile));
       assert.ok(processAlive(pid), `sleep 300 (pid ${pid}) runs inside the block`);
 
@@ -229,7 +230,7 @@ for (const c of CASES) {
       const last = trails.get(block.jobId)!.last;
       assert.equal(last.state, 'cancelled', `after cancel: ${JSON.stringify(last)}`);
       if (c.cancelledRaw) assert.match(last.raw ?? '', c.cancelledRaw);
-      assert.ok(await eventually(() => !processAlive(pid), 15_000), `sleep 300 (pid ${pid}) is gone after the cancel`);
+      await until(`sleep 300 (pid ${pid}) to be gone after the cancel`, () => !processAlive(pid));
     });
 
     test('submit and cancel commands that fail, print garbage or are missing give SubmitError with stderr and exit code', async () => {

@@ -14,16 +14,18 @@ import { silentLogger } from '../../src/logger.js';
 import { FakeEndpoint, removeFakeEndpointDirs } from '../helpers/fake-endpoint.js';
 import { histogramCount, promValue, scrape } from '../helpers/prometheus.js';
 import { until, untilValue } from '../helpers/wait.js';
+import { databaseFor, dropTestDatabases } from '../helpers/store-backends.js';
 
 const dirs: string[] = [];
 const tmp = (p: string) => dirs[dirs.push(mkdtempSync(join(tmpdir(), `funcx-${p}-`))) - 1];
-after(() => {
+after(async () => {
+  await dropTestDatabases();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   removeFakeEndpointDirs();
 });
 
 async function service(t: TestContext, host = '127.0.0.1', home = tmp('service')): Promise<RunningService> {
-  const s = await startService({ home, host, port: 0, heartbeatPeriodMs: 100, heartbeatThresholdMs: 1500, log: silentLogger });
+  const s = await startService({ home, database: await databaseFor(home), host, port: 0, heartbeatPeriodMs: 100, heartbeatThresholdMs: 1500, log: silentLogger });
   t.after(() => s.close());
   return s;
 }

@@ -13,6 +13,7 @@ import { FuncXClient } from '../../src/sdk/client.js';
 import { silentLogger } from '../../src/logger.js';
 import { FakeEndpoint, removeFakeEndpointDirs } from '../helpers/fake-endpoint.js';
 import { until } from '../helpers/wait.js';
+import { databaseFor, dropTestDatabases } from '../helpers/store-backends.js';
 import { newKeyPair } from '../../src/protocol/keys.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/forwarder-messages.js';
 
@@ -24,7 +25,8 @@ const eps: Record<string, FakeEndpoint> = {};
 before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'funcx-dashboard-sec-'));
   process.env.FUNCX_DASHBOARD_PERIOD_MS = '200';
-  s = await startService({ home: join(tmp, 'service'), port: 0, heartbeatPeriodMs: 100, heartbeatThresholdMs: 3000, log: silentLogger });
+  const home = join(tmp, 'service');
+  s = await startService({ home, database: await databaseFor(home), port: 0, heartbeatPeriodMs: 100, heartbeatThresholdMs: 3000, log: silentLogger });
   delete process.env.FUNCX_DASHBOARD_PERIOD_MS;
   for (const name of ['alice', 'bob', 'carol']) {
     const { token } = await s.store.createUser(name);
@@ -47,6 +49,7 @@ before(async () => {
 after(async () => {
   for (const ep of Object.values(eps)) await ep.close();
   await s.close();
+  await dropTestDatabases();
   removeFakeEndpointDirs();
   rmSync(tmp, { recursive: true, force: true });
 });

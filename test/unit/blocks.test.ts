@@ -10,9 +10,7 @@ import { SubmitError } from '../../src/errors.js';
 class FakeProvider implements ExecutionProvider {
   readonly label = 'fake';
   readonly launcher = new SimpleLauncher();
-  readonly nodesPerBlock = 1;
-  readonly walltimeS = 600;
-  readonly limits = { init_blocks: 0, min_blocks: 0, max_blocks: 2, parallelism: 1 };
+  readonly blockOptions = { max_blocks: 2, walltime: 600 };
   readonly files = new Map<string, string>();
   readonly channel: Channel;
   submits: BlockRequest[] = [];
@@ -69,6 +67,7 @@ function setup(extra: Partial<BlockTrackerOptions> = {}) {
   const tracker = new BlockTracker({
     provider,
     clock,
+    maxBlocks: 2,
     makeRequest: (blockId, shape) => ({ blockId, command: `funcx-manager --block ${blockId}`, jobName: `funcx-block-${blockId}`, nodesPerBlock: 99, walltimeS: shape.walltimeS }),
     log: (level, msg) => logs.push(`${level}: ${msg}`),
     ...extra,

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MpiAdmission } from '../../src/endpoint/mpi/mpi-admission.js';
-import { decide, resolveStrategyOptions, type BlockLoad, type EngineView } from '../../src/endpoint/engine/strategy.js';
+import { decide, type BlockLoad, type EngineView } from '../../src/endpoint/engine/strategy.js';
+import { resolveStrategyOptions } from '../../src/config/strategy-options.js';
 import { decodeOutcome, encodeTask } from '../../src/protocol/payload.js';
 import { checkResourceSpec } from '../../src/protocol/resource-spec.js';
 import type { TaskEnvelope } from '../../src/protocol/messages.js';

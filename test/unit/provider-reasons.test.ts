@@ -40,7 +40,7 @@ class Fake implements Channel {
 }
 
 const launcher: Launcher = { name: 'fake', wrap: (cmd: string) => cmd };
-const request = { blockId: '0', command: 'funcx-manager', jobName: 'funcx-block-0' };
+const request = { blockId: '0', command: 'funcx-manager', jobName: 'funcx-block-0', nodesPerBlock: 1, walltimeS: 1800 };
 const quiet = () => {};
 
 describe('slurm: held, stuck and reasons from squeue %r', () => {

@@ -18,6 +18,7 @@ import { TorqueProvider } from '../../providers/torque.js';
 import { CobaltProvider } from '../../providers/cobalt.js';
 import { LSFProvider } from '../../providers/lsf.js';
 import { GridEngineProvider } from '../../providers/gridengine.js';
+import { requestFor } from '../helpers/block-request.js';
 import { sgeXml } from '../helpers/sge-xml.js';
 
 type Reply = Partial<CommandResult>;
@@ -56,7 +57,6 @@ class FakeChannel implements Channel {
 }
 
 const launcher: Launcher = { name: 'fake', wrap: (cmd: string, ctx: LaunchContext) => `fake-launch -N ${ctx.nodesPerBlock} ${cmd}` };
-const request = { blockId: '3', command: 'funcx-manager --block 3', jobName: 'funcx-block-3' };
 
 interface Case {
   name: string;
@@ -228,7 +228,7 @@ for (const c of cases) {
     test('submit writes the script 0700 in script_dir, runs the submit command there and reads the job id', async () => {
       const { channel, provider } = setup();
       channel.on(c.submit.pattern, { stdout: c.submit.stdout });
-      const block = await provider.submit(request);
+      const block = await provider.submit(requestFor(provider));
       assert.equal(block.jobId, c.submit.jobId);
       assert.match(block.scriptPath, /^\/home\/alice\/\.funcx\/ep\/submit_scripts\/funcx-block-3\.[a-z0-9]+\.sh$/);
       assert.equal(block.stdoutPath, block.scriptPath.replace(/\.sh$/, '.stdout'));
@@ -245,7 +245,7 @@ for (const c of cases) {
     test('submit: garbage output, non-zero exit and timeout give SubmitError with command, code and stderr', async () => {
       const { channel, provider } = setup();
       channel.on(c.submit.pattern, { stdout: 'Welcome to the cluster!\n', stderr: 'warning: motd\n' });
-      await assert.rejects(provider.submit(request), (err: unknown) => {
+      await assert.rejects(provider.submit(requestFor(provider)), (err: unknown) => {
         assert.ok(err instanceof SubmitError);
         assert.match(err.message, /no job id/);
         assert.equal(err.stderr, 'warning: motd\n');
@@ -253,7 +253,7 @@ for (const c of cases) {
         return true;
       });
       channel.on(c.submit.pattern, { code: 1, stderr: 'error: invalid partition/queue specified\n' });
-      await assert.rejects(provider.submit(request), (err: unknown) => {
+      await assert.rejects(provider.submit(requestFor(provider)), (err: unknown) => {
         assert.ok(err instanceof SubmitError);
         assert.equal(err.exitCode, 1);
         assert.equal(err.stderr, 'error: invalid partition/queue specified\n');
@@ -261,7 +261,7 @@ for (const c of cases) {
         return true;
       });
       channel.on(c.submit.pattern, { code: null, timedOut: true });
-      await assert.rejects(provider.submit(request), (err: unknown) => err instanceof SubmitError && /timed out after 30s/.test(err.message));
+      await assert.rejects(provider.submit(requestFor(provider)), (err: unknown) => err instanceof SubmitError && /timed out after 30s/.test(err.message));
     });
 
     test('status asks for all ids in one command and maps the recorded output', async () => {
@@ -347,9 +347,9 @@ describe('scheduler details', () => {
   test('slurm reads --parsable output too; squeue failure that is not "invalid id" is unknown', async () => {
     const channel = new FakeChannel().on(/^sbatch/, { stdout: '77;cluster1\n' });
     const p = new SlurmProvider({ channel, launcher });
-    assert.equal((await p.submit(request)).jobId, '77.cluster1');
+    assert.equal((await p.submit(requestFor(p))).jobId, '77.cluster1');
     channel.on(/^sbatch/, { stdout: '78\n' });
-    assert.equal((await p.submit(request)).jobId, '78');
+    assert.equal((await p.submit(requestFor(p))).jobId, '78');
     channel.on(/^squeue/, { code: 1, stderr: 'slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n' });
     const got = (await p.status(['77'])).get('77');
     assert.equal(got?.state, 'unknown');
@@ -382,7 +382,7 @@ describe('scheduler details', () => {
   test('gridengine reads qsub output without -terse too', async () => {
     const channel = new FakeChannel().on(/^qsub/, { stdout: 'Your job 1234 ("funcx-block-3") has been submitted\n' });
     const p = new GridEngineProvider({ channel, launcher });
-    assert.equal((await p.submit(request)).jobId, '1234');
+    assert.equal((await p.submit(requestFor(p))).jobId, '1234');
   });
 
   test('cmd_timeout reaches every command', async () => {

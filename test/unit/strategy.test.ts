@@ -1,9 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BlockTracker } from '../../src/endpoint/engine/blocks.js';
-import {
-  type BlockLoad, type EngineView, type StrategyOptions, Strategy, decide, resolveStrategyOptions,
-} from '../../src/endpoint/engine/strategy.js';
+import { type BlockLoad, type EngineView, Strategy, decide } from '../../src/endpoint/engine/strategy.js';
+import { type StrategyOptions, resolveStrategyOptions } from '../../src/config/strategy-options.js';
 import type { BlockRequest, BlockStatus, ExecutionProvider, SubmittedBlock } from '../../providers/provider.js';
 import { SimpleLauncher } from '../../launchers/simple.js';
 import { ConfigError, SubmitError } from '../../src/errors.js';
@@ -12,9 +11,7 @@ import { ConfigError, SubmitError } from '../../src/errors.js';
 class FakeProvider implements ExecutionProvider {
   readonly label = 'fake';
   readonly launcher = new SimpleLauncher();
-  readonly nodesPerBlock = 1;
-  readonly walltimeS = 600;
-  readonly limits = { init_blocks: 0, min_blocks: 0, max_blocks: 1, parallelism: 1 };
+  readonly blockOptions = { max_blocks: 1, walltime: 600 };
   readonly channel = {
     kind: 'local', scriptDir: '/s', isRemote: false,
     run: async () => ({ code: 0, stdout: '', stderr: '', timedOut: false }),
@@ -69,7 +66,7 @@ function setup(opts: StrategyOptions, estimateMs?: number) {
   const clock = { t: 1_000_000, now() { return this.t; } };
   const tracker = new BlockTracker({
     provider, clock, maxBlocks: options.maxBlocks,
-    makeRequest: (blockId) => ({ blockId, command: 'funcx-manager', jobName: `b${blockId}` }),
+    makeRequest: (blockId, shape) => ({ blockId, command: 'funcx-manager', jobName: `b${blockId}`, nodesPerBlock: shape.nodes }),
   });
   const strategy = new Strategy({ tracker, engine, options, clock, estimateMs: () => estimateMs });
   /** Make a block run, with its managers registered and the given load. */
@@ -98,18 +95,18 @@ test('resolveStrategyOptions fills defaults from one const and converts to ms', 
 
 test('contradictory or bad limits are ConfigErrors naming the field', () => {
   const cases: Array<[StrategyOptions, RegExp]> = [
-    [{ min_blocks: 3, max_blocks: 2 }, /min_blocks \(3\) is greater than max_blocks \(2\)/],
-    [{ init_blocks: 3, max_blocks: 2 }, /init_blocks \(3\) is greater than max_blocks/],
-    [{ nodes_per_block: 0 }, /nodes_per_block must be a whole number of at least 1/],
-    [{ nodes_per_block: { min: 3, max: 2 } }, /nodes_per_block min \(3\) is greater than max \(2\)/],
-    [{ nodes_per_block: { min: 0, max: 2 } }, /nodes_per_block\.min/],
-    [{ walltime: 'soon' }, /walltime: "soon" is not a walltime/],
-    [{ walltime: { min: '00:10:00', max: 'later' } }, /walltime\.max/],
-    [{ walltime: { min: 7200, max: 600 } }, /walltime min \(7200 s\) is greater than max \(600 s\)/],
-    [{ walltime: 60 }, /walltime \(60 s\) must be longer than walltime_margin \(60 s\) \+ period \(5 s\)/],
-    [{ parallelism: 1.5 }, /parallelism must be between 0 and 1/],
-    [{ max_blocks: 0 }, /max_blocks must be a whole number of at least 1/],
-    [{ period: 0 }, /period must be more than 0 seconds/],
+    [{ min_blocks: 3, max_blocks: 2 }, /provider\.min_blocks must be ≤ provider\.max_blocks \(2\) \(got 3\)/],
+    [{ init_blocks: 3, max_blocks: 2 }, /provider\.init_blocks must be ≤ provider\.max_blocks \(2\) \(got 3\)/],
+    [{ nodes_per_block: 0 }, /provider\.nodes_per_block must be a whole number ≥ 1 \(got 0\)/],
+    [{ nodes_per_block: { min: 3, max: 2 } }, /provider\.nodes_per_block\.min must be ≤ its max \(2\) \(got 3\)/],
+    [{ nodes_per_block: { min: 0, max: 2 } }, /provider\.nodes_per_block\.min must be a whole number ≥ 1 \(got 0\)/],
+    [{ walltime: 'soon' }, /provider\.walltime must be a walltime: "HH:MM:SS", "D-HH:MM:SS" or whole seconds ≥ 1 \(got "soon"\)/],
+    [{ walltime: { min: '00:10:00', max: 'later' } }, /provider\.walltime\.max must be a walltime/],
+    [{ walltime: { min: 7200, max: 600 } }, /provider\.walltime\.min must be ≤ its max \(600 s\) \(got 7200\)/],
+    [{ walltime: 60 }, /provider\.walltime must be longer than strategy\.walltime_margin \(60 s\) \+ strategy\.period \(5 s\) \(got 60\)/],
+    [{ parallelism: 1.5 }, /provider\.parallelism must be a number ≥ 0 and ≤ 1 \(got 1\.5\)/],
+    [{ max_blocks: 0 }, /provider\.max_blocks must be a whole number ≥ 1 \(got 0\)/],
+    [{ period: 0 }, /strategy\.period must be a number > 0 \(got 0\)/],
     [{ workers_per_node: 2.5 }, /workers_per_node/],
   ];
   for (const [opts, re] of cases) {

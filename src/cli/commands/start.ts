@@ -16,7 +16,7 @@ import { createDefaultProfile } from './configure.js';
 /** Service URL and token: environment first, then the home's credentials, then the global options. */
 export async function serviceAccess(ctx: CliContext): Promise<{ serviceUrl: string; token: string; endpointAddress?: string }> {
   const credentials = ctx.home.readCredentials();
-  const global = await loadGlobalOptions(ctx.home);
+  const global = await loadGlobalOptions(ctx.home, ctx.err);
   const serviceUrl = process.env.FUNCX_SERVICE_URL || credentials?.serviceUrl || global.service_url;
   const token = process.env.FUNCX_TOKEN || credentials?.token;
   if (!token) throw new FuncxError('UNAUTHORIZED', 'no token: set FUNCX_TOKEN or run `funcx-endpoint init`');

@@ -19,6 +19,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { FuncxHome, writeJsonAtomic } from './home.js';
 import { acquireLease, readLease, writeLease, LEASE_REFRESH_MS, type Lease } from './lease.js';
+import { loadGlobalOptions } from '../../config/global-options.js';
 import { loadProfile } from '../../config/load.js';
 import { Engine, type EngineStatus } from '../engine/engine.js';
 import { registerEndpoint } from '../service-link/registration.js';
@@ -121,6 +122,7 @@ export class EndpointDaemon {
   private forwarder: ForwarderClient | undefined;
   private metrics: EndpointMetrics | undefined;
   private metricsServer: { port: number; close: () => Promise<void> } | undefined;
+  private readonly metricsClosing = new Once();
   private readonly startedAt = Date.now();
   private endpointId = '';
   private failure: FuncxError | undefined;
@@ -197,16 +199,18 @@ export class EndpointDaemon {
     mkdirSync(home.keysDir(name), { recursive: true, mode: 0o700 });
     const keys = loadOrCreateKeyPair(join(home.keysDir(name), 'endpoint.json'));
     const previous = home.readEndpointInfo(name);
+    const { username, email } = await loadGlobalOptions(home);
+    const metadata = { username, email };
     const register = () =>
       registerEndpoint(this.options.serviceUrl, this.options.token, {
-        name, endpointId: previous?.id ?? (this.endpointId || undefined), publicKey: keys.publicKey,
+        name, endpointId: previous?.id ?? (this.endpointId || undefined), publicKey: keys.publicKey, metadata,
       });
 
     this.step('registering');
     const registration = await register();
     this.step('engine-starting');
     this.endpointId = registration.endpointId;
-    home.writeEndpointInfo(name, { id: this.endpointId, name, serviceUrl: this.options.serviceUrl });
+    home.writeEndpointInfo(name, { id: this.endpointId, name, serviceUrl: this.options.serviceUrl, metadata });
     this.log.info(`registered as ${this.endpointId}; forwarder at ${registration.forwarder.host}`);
 
     // From here on stop() undoes the engine (its blocks cancelled) whatever point of its start it reached.
@@ -217,9 +221,11 @@ export class EndpointDaemon {
     metrics.wrapStrategy(engine.strategy);
     this.metrics = metrics;
     await engine.start();
-    if (config.metrics) {
+    if (config.metrics && !this.stopping.started) {
       this.metricsServer = await serveMetrics(metrics, config.metrics.host, config.metrics.port);
       this.log.info(`metrics on http://${config.metrics.host}:${this.metricsServer.port}/metrics`);
+      // A stop that came while it opened may have passed its close already: close it (once) here.
+      if (this.stopping.started) await this.closeMetrics();
     }
     this.step('connecting');
     this.lease.port = engine.interchange.port;
@@ -318,6 +324,11 @@ export class EndpointDaemon {
     writeLease(this.pidFile, this.lease);
   }
 
+  private closeMetrics(): Promise<void> {
+    const server = this.metricsServer;
+    return server ? this.metricsClosing.run(() => server.close()) : Promise.resolve();
+  }
+
   private writeStatus(): void {
     const engine = this.engine;
     if (!engine) return;
@@ -346,7 +357,7 @@ export class EndpointDaemon {
       const unfinished = (await this.engine?.stop({ graceMs }).catch((err: Error) => (this.log.error(`engine stop: ${err.message}`), []))) ?? [];
       if (unfinished.length) this.log.info(`${unfinished.length} unfinished task(s) left for redelivery`);
       await this.forwarder?.close().catch((err: Error) => this.log.error(`forwarder close: ${err.message}`));
-      await this.metricsServer?.close();
+      await this.closeMetrics();
       const end: DaemonState = this.failure ? 'failed' : 'stopped';
       this.life.to(end, this.failure?.message);
       this.writeStatus();

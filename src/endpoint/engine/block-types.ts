@@ -105,8 +105,8 @@ export interface BlockTrackerOptions {
   provider: ExecutionProvider;
   /** Builds the request for a new block (the engine knows the manager command). */
   makeRequest: (blockId: string, shape: BlockShape) => BlockRequest;
-  /** Hard cap on blocks in the scheduler. @default provider.limits.max_blocks */
-  maxBlocks?: number;
+  /** Hard cap on blocks in the scheduler (the resolved provider.max_blocks). */
+  maxBlocks: number;
   clock?: Clock;
   policy?: Partial<SubmitPolicy>;
   log?: LogFn;

@@ -53,7 +53,7 @@ export class BlockTracker {
     this.clock = options.clock ?? { now: () => Date.now() };
     this.policy = { ...SUBMIT_POLICY_DEFAULTS, ...options.policy };
     this.log = options.log ?? (() => {});
-    this.maxBlocks = options.maxBlocks ?? options.provider.limits.max_blocks;
+    this.maxBlocks = options.maxBlocks;
   }
 
   /** Live blocks, oldest first. */

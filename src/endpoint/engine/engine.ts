@@ -6,8 +6,6 @@
  * (created and starting included): it waits for the start step under way, then undoes everything, so a
  * block the first strategy tick submitted (init_blocks) is cancelled too. stop() is idempotent.
  */
-import { fileURLToPath } from 'node:url';
-import { cpus } from 'node:os';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Config } from '../../config/config.js';
@@ -15,15 +13,15 @@ import type { BlockRequest } from '../../../providers/provider.js';
 import { shellQuote } from '../../../providers/script-values.js';
 import { Interchange } from './interchange.js';
 import { BlockTracker, type BlockShape, type BlockSnapshot, type EndedBlockView, type SubmitHealth, type MissingBlock } from './blocks.js';
-import { Strategy, resolveStrategyOptions, type Decision } from './strategy.js';
+import { Strategy, type Decision } from './strategy.js';
+import { blockRequest } from './manager-command.js';
+import { managerAddress } from '../../config/engine-options.js';
 import { loadOrCreateWorkerChannelKeys, type WorkerChannelKeys } from '../../protocol/keys.js';
 import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
-import { ConfigError, FuncxError, IllegalStateError } from '../../errors.js';
+import { FuncxError, IllegalStateError } from '../../errors.js';
 import { Lifecycle, Once, type Transitions } from '../../lifecycle.js';
 import { MpiAdmission } from '../mpi/mpi-admission.js';
 import type { Logger } from '../../logger.js';
-
-const MANAGER_JS = fileURLToPath(new URL('../../cli/manager.js', import.meta.url));
 
 export type EngineState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -93,29 +91,14 @@ export class Engine {
     const { config, log } = init;
     this.life = new Lifecycle<EngineState>('engine', 'created', ENGINE_TRANSITIONS, { log });
     this.keys = loadOrCreateWorkerChannelKeys(init.keysDir);
-    const address = config.engine.address ?? init.endpointAddress ?? '127.0.0.1';
+    const address = managerAddress(config.engine, init.endpointAddress);
     // Managers dial `address`; a host name cannot be bound, so listen on every interface then.
     const remote = config.provider.channel.isRemote;
     const bindAddress = remote ? '127.0.0.1' : isIP(address) ? address : '0.0.0.0';
     this.managerAddresses = [address, ...config.engine.extraAddresses];
-    const strategyOptions = resolveStrategyOptions({
-      period: config.strategy.period,
-      max_idletime: config.strategy.max_idletime,
-      walltime_margin: config.strategy.walltime_margin,
-      max_pending_time: config.strategy.max_pending_time,
-      nodes_per_block: config.strategy.nodes_per_block ?? config.provider.nodesPerBlock,
-      walltime: config.strategy.walltime ?? config.provider.walltimeS,
-      // MPI mode sizes blocks by nodes: a node is the unit of work.
-      workers_per_node: config.engine.mode === 'mpi' ? 1 : config.engine.maxWorkersPerNode ?? Math.max(1, Math.floor(cpus().length / config.engine.coresPerWorker)),
-      ...config.provider.limits,
-    });
+    const strategyOptions = config.strategy;
     if (config.engine.mode === 'mpi') {
-      const launcher = config.provider.launcher.name;
-      if (launcher !== 'simple' && launcher !== 'single-node') {
-        throw new ConfigError(`engine.mode 'mpi' runs one manager per block: provider.launcher must be SimpleLauncher, got ${launcher}`, [
-          'set provider launcher: new SimpleLauncher()',
-        ]);
-      }
+      // The launcher was checked by the config layer (one manager per block).
       this.mpi = new MpiAdmission(strategyOptions.nodes.max);
     }
     this.interchange = new Interchange({
@@ -194,39 +177,10 @@ export class Engine {
     this.strategy.start();
   }
 
-  /** The manager command line for a block (what the launcher starts on every node). */
-  managerCommand(blockId: string, shape: BlockShape): string {
-    const e = this.init.config.engine;
-    const base = e.managerCommand ?? `${shellQuote(process.execPath)} ${shellQuote(MANAGER_JS)}`;
-    const args = [
-      '--addresses', this.managerAddresses.join(','),
-      '--port', String(this.managerPort),
-      '--keys', this.keyFileOnChannel,
-      '--block-id', blockId,
-      '--cores-per-worker', String(e.coresPerWorker),
-      '--prefetch', String(e.prefetch),
-      '--heartbeat-period', String(e.heartbeatPeriodMs / 1000),
-      '--heartbeat-threshold', String(e.heartbeatThresholdMs / 1000),
-      '--probe-timeout', String(e.probeTimeoutMs / 1000),
-      '--log-level', e.managerLogLevel,
-    ];
-    if (e.maxWorkersPerNode !== undefined) args.push('--max-workers', String(e.maxWorkersPerNode));
-    if (e.memPerWorkerGB !== undefined) args.push('--mem-per-worker', String(e.memPerWorkerGB));
-    if (e.mpi) args.push('--mpi-launcher', e.mpi.launcher, ...(e.mpi.overrides ? ['--mpi-overrides', e.mpi.overrides] : []));
-    // The manager counts walltime from its own start, a little after the job's: leave a few seconds spare.
-    if (Number.isFinite(shape.walltimeS)) args.push('--walltime', String(Math.max(1, shape.walltimeS - 3)));
-    return `${base} ${args.map(shellQuote).join(' ')}`;
-  }
-
+  /** What the provider submits for a block (the manager command comes from the pure builder). */
   blockRequest(blockId: string, shape: BlockShape): BlockRequest {
-    return {
-      blockId,
-      command: this.managerCommand(blockId, shape),
-      jobName: `funcx-${this.init.name}-${blockId}`.replace(/[^A-Za-z0-9_.-]/g, '_'),
-      env: this.init.config.engine.resultSizeLimit ? { FUNCX_RESULT_SIZE_LIMIT: String(this.init.config.engine.resultSizeLimit) } : {},
-      nodesPerBlock: shape.nodes,
-      walltimeS: Number.isFinite(shape.walltimeS) ? shape.walltimeS : undefined,
-    };
+    const at = { addresses: this.managerAddresses, port: this.managerPort, keyFile: this.keyFileOnChannel };
+    return blockRequest(this.init.config.engine, at, this.init.name, blockId, shape);
   }
 
   /** Hand tasks to the interchange; results come through `onResults`. */

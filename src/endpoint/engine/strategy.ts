@@ -10,9 +10,8 @@
  * scheduler may then see max_blocks + 1 jobs for at most walltime_margin, the old one finishing its last
  * tasks; in exchange the work never waits for a whole block's queue time.
  */
-import { ConfigError } from '../../errors.js';
-import { parseWalltime } from '../../../providers/script-values.js';
-import { SITE_DEFAULTS } from '../../config/defaults.js';
+import type { ResolvedStrategyOptions } from '../../config/strategy-options.js';
+import { DEFAULT_ESTIMATE_MS } from '../../config/defaults.js';
 import type { BlockShape, BlockTracker, Clock, LogFn, SubmitGate, TrackedBlock } from './blocks.js';
 import { stuckBlock, type StuckBlock } from './stuck-blocks.js';
 import { planShapes } from './plan-shapes.js';
@@ -45,107 +44,9 @@ export interface EngineView {
   drainBlock(blockId: string): void;
 }
 
-/** A range the strategy may choose within. */
-export interface Bounds<T> { min: T; max: T }
-
-/** Strategy options as a profile writes them (Parsl's names). */
-export interface StrategyOptions {
-  /** Seconds between decisions. @default 5 */
-  period?: number;
-  /** Seconds a block's managers must be idle before it is given back. @default 120 */
-  max_idletime?: number;
-  /** Seconds before a block's end at which its managers drain. @default 60 */
-  walltime_margin?: number;
-  /** Seconds a block may stay pending before it no longer counts as coming capacity (cancelled, replaced). @default 600 */
-  max_pending_time?: number;
-  /** Workers per node (from the engine's config). @default 1 */
-  workers_per_node?: number;
-  /** Blocks submitted on the first tick. @default 0 */
-  init_blocks?: number;
-  /** Blocks kept even when idle. @default 0 */
-  min_blocks?: number;
-  /** Hard cap on submitting + pending + running blocks. @default 1 */
-  max_blocks?: number;
-  /** Share of the work to cover with workers, 0..1. @default 1 */
-  parallelism?: number;
-  /** Nodes per block, or bounds the strategy sizes within. @default 1 */
-  nodes_per_block?: number | Bounds<number>;
-  /** Walltime per block ("HH:MM:SS" or seconds), or bounds; Infinity when the scheduler has none. @default Infinity */
-  walltime?: number | string | Bounds<number | string>;
-}
-
-/** Every strategy default, in one place. */
-export const STRATEGY_DEFAULTS = {
-  period: 5, max_idletime: 120, walltime_margin: 60, workers_per_node: 1, init_blocks: 0, min_blocks: 0,
-  max_blocks: 1, parallelism: 1, nodes_per_block: 1, walltime: Infinity,
-  max_pending_time: SITE_DEFAULTS.max_pending_time,
-} as const;
-
-/** Task duration assumed when the engine has no estimate. */
-export const DEFAULT_ESTIMATE_MS = 1000;
-
-/** Options with defaults filled and checked; durations in ms, walltime bounds in seconds. */
-export interface ResolvedStrategyOptions {
-  periodMs: number; maxIdleMs: number; walltimeMarginMs: number; workersPerNode: number; maxPendingMs: number;
-  initBlocks: number; minBlocks: number; maxBlocks: number; parallelism: number;
-  nodes: Bounds<number>;
-  walltimeS: Bounds<number>;
-}
-
-/**
- * Fill defaults and check that the limits agree. `source` (the profile's file) prefixes every message.
- * @throws ConfigError naming the field.
- */
-export function resolveStrategyOptions(options: StrategyOptions = {}, source = 'strategy'): ResolvedStrategyOptions {
-  // An option given as undefined (a profile field left out) takes its default.
-  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
-  const o = { ...STRATEGY_DEFAULTS, ...given } as Required<StrategyOptions>;
-  const fail = (field: string, why: string): never => {
-    throw new ConfigError(`${source}: ${field} ${why}`, [`fix ${field} in the profile`]);
-  };
-  const num = (field: string, v: unknown, min: number, int: boolean): number => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (int && !Number.isInteger(v))) {
-      fail(field, `must be ${int ? 'a whole number' : 'a number'} of at least ${min}, got ${JSON.stringify(v)}`);
-    }
-    return v as number;
-  };
-  // A single value is a fixed size; {min, max} lets the strategy choose. `field` names what is wrong.
-  const bounds = <T>(name: string, v: T | Bounds<T>): { min: T; max: T; fields: [string, string] } => {
-    if (v === null || typeof v !== 'object') return { min: v as T, max: v as T, fields: [name, name] };
-    const b = v as Partial<Bounds<T>>;
-    if (b.min === undefined || b.max === undefined) fail(name, 'must be a value or {min, max} with both set');
-    return { min: b.min as T, max: b.max as T, fields: [`${name}.min`, `${name}.max`] };
-  };
-  const period = num('period', o.period, 0, false) || fail('period', 'must be more than 0 seconds');
-  const margin = num('walltime_margin', o.walltime_margin, 0, false);
-  const r: ResolvedStrategyOptions = {
-    periodMs: period * 1000,
-    maxIdleMs: num('max_idletime', o.max_idletime, 0, false) * 1000,
-    walltimeMarginMs: margin * 1000,
-    workersPerNode: num('workers_per_node', o.workers_per_node, 1, true),
-    maxPendingMs: (num('max_pending_time', o.max_pending_time, 0, false) || fail('max_pending_time', 'must be more than 0 seconds')) * 1000,
-    initBlocks: num('init_blocks', o.init_blocks, 0, true),
-    minBlocks: num('min_blocks', o.min_blocks, 0, true),
-    maxBlocks: num('max_blocks', o.max_blocks, 1, true),
-    parallelism: num('parallelism', o.parallelism, 0, false),
-    nodes: { min: 0, max: 0 }, walltimeS: { min: 0, max: 0 }, // filled below
-  };
-  if (r.parallelism > 1) fail('parallelism', `must be between 0 and 1, got ${r.parallelism}`);
-  if (r.minBlocks > r.maxBlocks) fail('min_blocks', `(${r.minBlocks}) is greater than max_blocks (${r.maxBlocks})`);
-  if (r.initBlocks > r.maxBlocks) fail('init_blocks', `(${r.initBlocks}) is greater than max_blocks (${r.maxBlocks})`);
-  const nb = bounds('nodes_per_block', o.nodes_per_block);
-  r.nodes = { min: num(nb.fields[0], nb.min, 1, true), max: num(nb.fields[1], nb.max, 1, true) };
-  if (r.nodes.min > r.nodes.max) fail('nodes_per_block', `min (${r.nodes.min}) is greater than max (${r.nodes.max})`);
-  const wb = bounds<unknown>('walltime', o.walltime);
-  const wall = (f: string, v: unknown): number => (v === Infinity ? Infinity : parseWalltime(`${source}: ${f}`, v));
-  r.walltimeS = { min: wall(wb.fields[0], wb.min), max: wall(wb.fields[1], wb.max) };
-  if (r.walltimeS.min > r.walltimeS.max) fail('walltime', `min (${r.walltimeS.min} s) is greater than max (${r.walltimeS.max} s)`);
-  // A block shorter than this would be drained the moment it starts, and replaced forever.
-  if (r.walltimeS.min * 1000 <= r.walltimeMarginMs + r.periodMs) {
-    fail('walltime', `(${r.walltimeS.min} s) must be longer than walltime_margin (${margin} s) + period (${period} s)`);
-  }
-  return r;
-}
+// Options are resolved once by the config layer (src/config/strategy-options.ts); re-exported for callers.
+export type { Bounds, ResolvedStrategyOptions, StrategyOptions } from '../../config/strategy-options.js';
+export { DEFAULT_ESTIMATE_MS } from '../../config/defaults.js';
 
 /** One decision, kept as `lastDecision` for status. */
 export interface Decision {

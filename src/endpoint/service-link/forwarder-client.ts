@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { encode, MAX_FRAME_BYTES } from '../../protocol/codec.js';
 import {
   FORWARDER_CHANNELS, PROTOCOL_VERSION, parseFromForwarder,
-  type CommandReply, type EndpointCommand, type ForwarderAddress, type ForwarderChannel,
+  type CommandReply, type EndpointCommand, type EndpointToForwarder, type ForwarderAddress, type ForwarderChannel, type HelloMessage,
 } from '../../protocol/forwarder-messages.js';
 import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
 import type { CurveKeyPair } from '../../protocol/keys.js';
@@ -308,6 +308,10 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
         else this.emit('command', m.command, reply);
         return;
       }
+      default: {
+        const unhandled: never = m;
+        throw new ProtocolError(`unhandled message ${JSON.stringify((unhandled as { kind: unknown }).kind)} on the ${channel} channel`);
+      }
     }
   }
 
@@ -330,12 +334,12 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
 
   private sendHello(channel: ForwarderChannel): void {
     this.helloAt[channel] = Date.now();
-    const hello = { kind: 'hello', protocol: PROTOCOL_VERSION, endpointId: this.options.endpointId, channel, session: this.session };
+    const hello: HelloMessage = { kind: 'hello', protocol: PROTOCOL_VERSION, endpointId: this.options.endpointId, channel, session: this.session };
     this.send(channel, channel === 'tasks' ? { ...hello, credit: this.outstanding } : hello);
   }
 
   /** zeromq.js allows one send at a time per socket: chain them. A message that cannot go now is dropped. */
-  private send(channel: ForwarderChannel, message: object | Buffer, onFail?: () => void): void {
+  private send(channel: ForwarderChannel, message: EndpointToForwarder[ForwarderChannel] | Buffer, onFail?: () => void): void {
     const socket = this.sockets[channel];
     if (!socket || this.closed) return onFail?.();
     const frame = Buffer.isBuffer(message) ? message : encode(message);

@@ -6,6 +6,9 @@ import type { Forwarder } from '../forwarder.js';
 import type { ResultWaiters } from './long-poll.js';
 import { badRequest, forbidden, notFound } from '../auth.js';
 import type { Logger } from '../../logger.js';
+import type { EndpointView, TaskView } from '../../protocol/http.js';
+
+export type { TaskView };
 import type { ServiceLimits, ServiceQuotas } from '../limits.js';
 
 /** The forwarders of the service, by endpoint (api.ts). */
@@ -100,18 +103,6 @@ export function isFinished(task: Pick<TaskRecord, 'state'>): boolean {
   return task.state === 'success' || task.state === 'failed';
 }
 
-/** A task as the API shows it; `result` is the base64 of the opaque result payload (an encoded Outcome). */
-export interface TaskView {
-  taskId: string;
-  state: TaskRecord['state'];
-  endpointId: string;
-  functionId: string | null;
-  failed?: boolean;
-  result?: string;
-  createdAt: string;
-  updatedAt: string;
-}
-
 export function taskView(task: TaskRecord): TaskView {
   const view: TaskView = {
     taskId: task.id,
@@ -128,7 +119,7 @@ export function taskView(task: TaskRecord): TaskView {
   return view;
 }
 
-export async function endpointView(store: Store, e: EndpointRecord, forwarder: Forwarder | undefined) {
+export async function endpointView(store: Store, e: EndpointRecord, forwarder: Forwarder | undefined): Promise<EndpointView> {
   const [owner, group, queued] = await Promise.all([
     store.userById(e.owner),
     e.group ? store.group(e.group) : undefined,
@@ -144,5 +135,6 @@ export async function endpointView(store: Store, e: EndpointRecord, forwarder: F
     lastSeen: e.lastSeen ? new Date(e.lastSeen).toISOString() : null,
     group: e.group ? (group?.name ?? e.group) : null,
     queued,
+    metadata: e.metadata,
   };
 }

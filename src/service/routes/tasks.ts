@@ -15,6 +15,7 @@ import { badRequest, forbidden, notFound, userOf } from '../auth.js';
 import {
   bodyObject, endpointFor, functionFor, isFinished, taskFor, taskView, waitMs, type ServiceContext,
 } from './context.js';
+import type { SubmitTasksResponse, TaskResultsResponse, TaskView, TransitionsResponse } from '../../protocol/http.js';
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const MAX_WALLTIME_MS = 30 * 24 * 3600 * 1000;
@@ -152,7 +153,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { store } = ctx;
 
   /** Body: `{tasks: [...]}` or the array itself. Answers `{taskIds}` in the same order. */
-  app.post('/v1/tasks', { bodyLimit: ctx.limits.maxSubmitBodyBytes }, async (request) => {
+  app.post('/v1/tasks', { bodyLimit: ctx.limits.maxSubmitBodyBytes }, async (request): Promise<SubmitTasksResponse> => {
     const user = userOf(request);
     const specs = Array.isArray(request.body) ? request.body : bodyObject(request.body).tasks;
     if (!Array.isArray(specs) || specs.length === 0) throw badRequest('"tasks" must be a non-empty array');
@@ -166,7 +167,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   });
 
   /** One task; `?wait=SECONDS` holds the request until it finishes or the time is up. */
-  app.get<{ Params: { id: string } }>('/v1/tasks/:id', async (request, reply) => {
+  app.get<{ Params: { id: string } }>('/v1/tasks/:id', async (request, reply): Promise<TaskView> => {
     const user = userOf(request);
     const task = await taskFor(store, user, request.params.id);
     const ms = waitMs(request.query, ctx.maxWaitSeconds);
@@ -183,7 +184,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
    * Each id counts once, at most maxResultIds per call (413), and one reply carries at most maxReplyBytes of
    * results (at least one): the ids that did not fit are in `remaining`, in order, for the next call.
    */
-  app.post('/v1/tasks/results', async (request, reply) => {
+  app.post('/v1/tasks/results', async (request, reply): Promise<TaskResultsResponse> => {
     const user = userOf(request);
     const body = bodyObject(request.body);
     const ids = body.ids;
@@ -227,7 +228,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     return { results, pending: latest.filter((t) => !isFinished(t)).length, remaining };
   });
 
-  app.get<{ Params: { id: string } }>('/v1/tasks/:id/transitions', async (request) => {
+  app.get<{ Params: { id: string } }>('/v1/tasks/:id/transitions', async (request): Promise<TransitionsResponse> => {
     const task = await taskFor(store, userOf(request), request.params.id);
     return {
       taskId: task.id,

@@ -56,6 +56,11 @@ CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
     name: 'endpoints.replica: the service replica whose forwarder serves the endpoint',
     sql: `ALTER TABLE endpoints ADD COLUMN replica TEXT;`,
   },
+  {
+    version: 4,
+    name: 'endpoint metadata (username, email from the global options)',
+    sql: `ALTER TABLE endpoints ADD COLUMN metadata TEXT;`,
+  },
 ];
 
 /** The same schema in PostgreSQL's types; `seq` and transition ids come from identity columns. */
@@ -98,6 +103,11 @@ CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
     version: 3,
     name: 'endpoints.replica: the service replica whose forwarder serves the endpoint',
     sql: `ALTER TABLE endpoints ADD COLUMN IF NOT EXISTS replica TEXT;`,
+  },
+  {
+    version: 4,
+    name: 'endpoint metadata (username, email from the global options)',
+    sql: `ALTER TABLE endpoints ADD COLUMN IF NOT EXISTS metadata TEXT;`,
   },
 ];
 

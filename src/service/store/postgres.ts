@@ -16,7 +16,7 @@ import { toEndpoint, toFunction, toTask, toUser } from './sqlite.js';
 import { hashToken, newToken } from './tokens.js';
 import { unavailableOr } from './unavailable.js';
 import type {
-  EndpointRecord, EndpointState, FunctionRecord, Group, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskSummary, Transition, User,
+  EndpointMetadata, EndpointRecord, EndpointState, FunctionRecord, Group, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskSummary, Transition, User,
 } from './types.js';
 import { QuotaExceededError } from './types.js';
 import { errorOutcome } from '../../protocol/payload.js';
@@ -292,6 +292,10 @@ export class PgStore implements Store {
 
   async setEndpointPorts(id: string, ports: Record<ForwarderChannel, number>): Promise<void> {
     await this.rows('UPDATE endpoints SET ports = $1 WHERE id = $2', [JSON.stringify(ports), id]);
+  }
+
+  async setEndpointMetadata(id: string, metadata: EndpointMetadata | null): Promise<void> {
+    await this.rows('UPDATE endpoints SET metadata = $1 WHERE id = $2', [metadata ? JSON.stringify(metadata) : null, id]);
   }
 
   async setEndpointState(id: string, state: EndpointState, lastSeen: number | null = null): Promise<void> {

@@ -15,7 +15,7 @@ import { MIGRATIONS_TABLE, SQLITE_MIGRATIONS, pending } from './migrations.js';
 import { hashToken, newToken } from './tokens.js';
 import { errorOutcome } from '../../protocol/payload.js';
 import type {
-  EndpointRecord, EndpointState, FunctionRecord, Group, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskState, TaskSummary, Transition, User,
+  EndpointMetadata, EndpointRecord, EndpointState, FunctionRecord, Group, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskState, TaskSummary, Transition, User,
 } from './types.js';
 import { QuotaExceededError } from './types.js';
 
@@ -32,6 +32,7 @@ export function toEndpoint(r: Row): EndpointRecord {
     group: (r.group_id as string | null) ?? null,
     ports: r.ports ? (JSON.parse(r.ports as string) as EndpointRecord['ports']) : null,
     replica: (r.replica as string | null | undefined) ?? null,
+    metadata: r.metadata ? (JSON.parse(r.metadata as string) as EndpointRecord['metadata']) : null,
     createdAt: Number(r.created_at),
   };
 }
@@ -89,6 +90,7 @@ function prepareStatements(db: Database.Database) {
     insertEndpoint: p(`INSERT INTO endpoints (id, name, owner, public_key, group_id, replica, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
     updateEndpoint: p('UPDATE endpoints SET name = ?, public_key = ?, group_id = ?, replica = COALESCE(?, replica), updated_at = ? WHERE id = ?'),
     endpointPorts: p('UPDATE endpoints SET ports = ? WHERE id = ?'),
+    endpointMetadata: p('UPDATE endpoints SET metadata = ? WHERE id = ?'),
     endpointState: p('UPDATE endpoints SET state = ?, last_seen = COALESCE(?, last_seen) WHERE id = ?'),
     endpointsFor: p(`SELECT e.* FROM endpoints e WHERE e.owner = ? OR (e.group_id IS NOT NULL AND EXISTS (SELECT 1 FROM groups g
       WHERE g.id = e.group_id AND (g.owner = ? OR EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id AND m.user_id = ?))))
@@ -256,6 +258,10 @@ export class SqliteStore implements Store {
 
   async setEndpointPorts(id: string, ports: Record<ForwarderChannel, number>): Promise<void> {
     this.q.endpointPorts.run(JSON.stringify(ports), id);
+  }
+
+  async setEndpointMetadata(id: string, metadata: EndpointMetadata | null): Promise<void> {
+    this.q.endpointMetadata.run(metadata ? JSON.stringify(metadata) : null, id);
   }
 
   async setEndpointState(id: string, state: EndpointState, lastSeen: number | null = null): Promise<void> {
