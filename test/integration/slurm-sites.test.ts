@@ -45,6 +45,7 @@ test('a block held with scontrol hold is not capacity: cancelled, said why, and 
   const dir = mkdtempSync(join(tmpdir(), 'funcx-slurm-held-'));
   // Another user's job holds every node, so our block waits in the queue long enough to be held.
   const blocker = sbatch('--exclusive', '-N', '3', '-p', 'debug', '-o', '/dev/null', '--wrap', 'sleep 600');
+  await until('the blocker holds every node', () => squeueLine(blocker).startsWith('R|'), { timeoutMs: 60_000 });
   const engine = engineFor(dir, { partition: 'debug' });
   await engine.start();
   try {
