@@ -177,5 +177,38 @@ group
     await client().addGroupMember(g, user);
     out(`added ${user} to ${g}\n`);
   });
+group
+  .command('delete <group>')
+  .description('delete a group you own: what was shared with it is no longer shared')
+  .action(async (g: string) => {
+    await client().deleteGroup(g);
+    out(`deleted group ${g}\n`);
+  });
+
+program
+  .command('delete-function <functionId>')
+  .description('delete a function you own (tasks still queued for it fail with FunctionNotFound)')
+  .action(async (id: string) => {
+    await client().deleteFunction(id);
+    out(`deleted function ${id}\n`);
+  });
+
+program
+  .command('delete-endpoint <endpointId>')
+  .description('delete an endpoint you own at the service (its unfinished tasks fail)')
+  .action(async (id: string) => {
+    await client().deleteEndpoint(id);
+    out(`deleted endpoint ${id}\n`);
+  });
+
+const token = program.command('token').description('your API token');
+token
+  .command('rotate')
+  .description('get a new token (printed once); the current one stops working at once')
+  .action(async () => {
+    const fresh = await client().rotateToken();
+    process.stderr.write('Your new token is printed below; the old one no longer works (update FUNCX_TOKEN or credentials.json):\n');
+    out(fresh + '\n');
+  });
 
 program.parseAsync(process.argv).catch((err: unknown) => handle(err));

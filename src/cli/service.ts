@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { FuncxError } from '../errors.js';
 import { handle } from './handle.js';
 import { startService } from '../service/api.js';
-import { isPostgresUrl, openStore, PgStore } from '../service/store/index.js';
+import { isPostgresUrl, openStore, PgStore, type Store, type User } from '../service/store/index.js';
 import { DEFAULT_LIMITS, DEFAULT_QUOTAS } from '../service/limits.js';
 
 interface PidFile {
@@ -235,6 +235,18 @@ async function addUser(name: string, flags: { database?: string }): Promise<void
   }
 }
 
+/** Run `fn` on the user named `name` in the service's database (the running service sees the change at once). */
+async function withUser(name: string, flags: { database?: string }, fn: (store: Store, user: User) => Promise<void>): Promise<void> {
+  const store = await openStore(database(flags.database));
+  try {
+    const user = await store.userByName(name);
+    if (!user) throw new FuncxError('NO_SUCH_USER', `no user named ${name}`);
+    await fn(store, user);
+  } finally {
+    await store.close();
+  }
+}
+
 /** Bring the database's schema up to date and say what it is at (start does this too). */
 async function migrate(flags: { database?: string }): Promise<void> {
   const location = database(flags.database);
@@ -298,6 +310,44 @@ user
   .description('create a user and print their token (once)')
   .option('--database <location>', 'as for start')
   .action(async (name: string, flags: { database?: string }) => addUser(name, flags));
+user
+  .command('disable <name>')
+  .description("refuse the user's token until enabled again (nothing of theirs is deleted)")
+  .option('--database <location>', 'as for start')
+  .action(async (name: string, flags: { database?: string }) =>
+    withUser(name, flags, async (store, u) => {
+      await store.setUserDisabled(u.id, true);
+      process.stdout.write(`User ${name} is disabled: their token is refused.\n`);
+    }));
+user
+  .command('enable <name>')
+  .description('accept the user\'s token again')
+  .option('--database <location>', 'as for start')
+  .action(async (name: string, flags: { database?: string }) =>
+    withUser(name, flags, async (store, u) => {
+      await store.setUserDisabled(u.id, false);
+      process.stdout.write(`User ${name} is enabled.\n`);
+    }));
+user
+  .command('remove <name>')
+  .description('remove the user with their endpoints, functions, groups and tasks')
+  .option('--database <location>', 'as for start')
+  .action(async (name: string, flags: { database?: string }) =>
+    withUser(name, flags, async (store, u) => {
+      const { endpoints, failedTasks } = await store.removeUser(u.id);
+      process.stdout.write(`Removed user ${name} (${endpoints.length} endpoints, ${failedTasks.length} unfinished tasks on them failed).\n`);
+    }));
+const token = program.command('token').description("manage users' tokens");
+token
+  .command('rotate <user>')
+  .description('give the user a new token (printed once); the old one stops working at once')
+  .option('--database <location>', 'as for start')
+  .action(async (name: string, flags: { database?: string }) =>
+    withUser(name, flags, async (store, u) => {
+      const fresh = await store.rotateToken(u.id);
+      process.stderr.write(`New token of ${name}, printed once below; the old one no longer works:\n`);
+      process.stdout.write(fresh + '\n');
+    }));
 program
   .command('migrate')
   .description('bring the database schema up to date and exit (start does this too)')

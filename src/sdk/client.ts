@@ -154,7 +154,7 @@ export function resolveCredentials(options: FuncXClientOptions = {}): { serviceU
 
 export class FuncXClient {
   readonly serviceUrl: string;
-  private readonly token: string;
+  private token: string;
   private readonly timeoutMs: number;
   /** Learnt from the service's 413s. */
   private maxBatch = DEFAULT_CHUNK;
@@ -307,6 +307,28 @@ export class FuncXClient {
   /** Add a user (by name) to a group you own (by id or name). */
   async addGroupMember(group: string, user: string): Promise<void> {
     await this.request('POST', `/v1/groups/${encodeURIComponent(group)}/members`, { user });
+  }
+
+  /** Replace this client's token with a new one (the old one stops working at once); returns the new token. */
+  async rotateToken(): Promise<string> {
+    const { token } = await this.request<{ token: string }>('POST', '/v1/tokens/rotate');
+    this.token = token;
+    return token;
+  }
+
+  /** Delete a function you own; tasks still queued for it fail with FunctionNotFound. */
+  async deleteFunction(functionId: string): Promise<void> {
+    await this.request('DELETE', `/v1/functions/${encodeURIComponent(functionId)}`);
+  }
+
+  /** Delete an endpoint you own at the service (its unfinished tasks fail with EndpointDeleted). */
+  async deleteEndpoint(endpointId: string): Promise<void> {
+    await this.request('DELETE', `/v1/endpoints/${encodeURIComponent(endpointId)}`);
+  }
+
+  /** Delete a group you own (by id or name): what was shared with it is no longer shared. */
+  async deleteGroup(group: string): Promise<void> {
+    await this.request('DELETE', `/v1/groups/${encodeURIComponent(group)}`);
   }
 
   private async request<T>(method: string, path: string, body?: unknown, extraTimeoutMs = 0): Promise<T> {

@@ -143,6 +143,10 @@ export class ForwarderPool implements ForwarderDirectory {
     this.forwarders.get(endpointId)?.notify();
   }
 
+  forgetFunction(functionId: string): void {
+    for (const f of this.forwarders.values()) f.forgetFunction(functionId);
+  }
+
   async remove(endpointId: string): Promise<void> {
     await this.creating.get(endpointId)?.catch(() => undefined);
     const forwarder = this.forwarders.get(endpointId);

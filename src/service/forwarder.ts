@@ -180,6 +180,11 @@ export class Forwarder {
     this.allowedKey = key;
   }
 
+  /** The function was deleted: tasks still queued for it fail at delivery. */
+  forgetFunction(functionId: string): void {
+    this.sources.forget(functionId);
+  }
+
   /** New tasks were queued for this endpoint: deliver what the credit allows (coalesced per tick). */
   notify(): void {
     this.scheduleDelivery();

@@ -15,6 +15,7 @@ import { FuncXClient } from '../../src/sdk/client.js';
 import { decodeFrame, encode } from '../../src/protocol/codec.js';
 import type { CurveKeyPair } from '../../src/protocol/keys.js';
 import { silentLogger } from '../../src/logger.js';
+import { databaseFor, dropTestDatabases } from '../helpers/store-backends.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -39,8 +40,14 @@ export async function until(what: string, check: () => boolean | Promise<boolean
 
 /** A service in this process on a free loopback port, closed when the test ends. */
 export async function inProcessService(t: TestContext, options: Partial<ServiceOptions> = {}): Promise<RunningService> {
-  const s = await startService({ home: tmpDir('service'), port: 0, heartbeatPeriodMs: 200, heartbeatThresholdMs: 3000, log: silentLogger, ...options });
-  t.after(() => s.close());
+  // FUNCX_TEST_STORE=postgres runs the same test with the state in PostgreSQL (test/helpers/store-backends.ts).
+  const home = options.home ?? tmpDir('service');
+  const database = await databaseFor(home);
+  const s = await startService({ home, database, port: 0, heartbeatPeriodMs: 200, heartbeatThresholdMs: 3000, log: silentLogger, ...options });
+  t.after(async () => {
+    await s.close();
+    if (database) await dropTestDatabases();
+  });
   return s;
 }
 

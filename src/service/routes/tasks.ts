@@ -10,7 +10,7 @@ import { encodeTask, type TaskBody } from '../../protocol/payload.js';
 import type { FunctionRecord, NewTask, TaskRecord, TaskSummary, User } from '../store/index.js';
 import { tooLarge } from '../limits.js';
 import { isArgsOnly } from '../task-payloads.js';
-import { badRequest, forbidden, notFound, userOf } from '../auth.js';
+import { authenticate, badRequest, forbidden, notFound, userOf } from '../auth.js';
 import {
   bodyObject, endpointFor, functionFor, isFinished, taskFor, taskView, waitMs, type ServiceContext,
 } from './context.js';
@@ -130,6 +130,8 @@ async function waitFor(ctx: ServiceContext, reply: FastifyReply, tasks: Readonly
   reply.raw.once('close', onClose);
   await waiting.done;
   reply.raw.off('close', onClose);
+  // The token may have been rotated, or its user disabled, while the request waited: check it again.
+  await authenticate(ctx.store, reply.request.headers.authorization);
 }
 
 export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {

@@ -27,6 +27,25 @@ export function userRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     return { groupId: group.id, name: group.name };
   });
 
+  /** A new token for the caller; the one this request used stops working at once. */
+  app.post('/v1/tokens/rotate', async (request) => {
+    const user = userOf(request);
+    const token = await store.rotateToken(user.id);
+    ctx.log.info(`user ${user.name} rotated their token`);
+    return { token };
+  });
+
+  /** Delete a group (owner only): members leave, and what was shared with it is no longer shared. */
+  app.delete<{ Params: { id: string } }>('/v1/groups/:id', async (request) => {
+    const user = userOf(request);
+    const group = await store.group(request.params.id);
+    // Unknown and not yours answer alike: the name of someone else's group is not confirmed.
+    if (!group || group.owner !== user.id) throw forbidden(`you own no group ${request.params.id}: only a group's owner can delete it`);
+    await store.deleteGroup(group.id);
+    ctx.log.info(`group ${group.id} (${group.name}) deleted by ${user.name}`);
+    return { groupId: group.id, deleted: true };
+  });
+
   app.get('/v1/groups', async (request) => {
     const user = userOf(request);
     const groups = await store.groupsOf(user.id);

@@ -51,6 +51,11 @@ CREATE INDEX IF NOT EXISTS functions_by_owner ON functions(owner);
 CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
 `,
   },
+  {
+    version: 3,
+    name: 'users can be disabled',
+    sql: `ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;`,
+  },
 ];
 
 /** The same schema in PostgreSQL's types; `seq` and transition ids come from identity columns. */
@@ -88,6 +93,11 @@ CREATE INDEX IF NOT EXISTS tasks_unfinished_by_owner ON tasks(owner) WHERE state
 CREATE INDEX IF NOT EXISTS functions_by_owner ON functions(owner);
 CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
 `,
+  },
+  {
+    version: 3,
+    name: 'users can be disabled',
+    sql: `ALTER TABLE users ADD COLUMN IF NOT EXISTS disabled BOOLEAN NOT NULL DEFAULT false;`,
   },
 ];
 
