@@ -296,7 +296,7 @@ export class FuncXClient {
     return this.request<EndpointInfo>('GET', `/v1/endpoints/${encodeURIComponent(endpointId)}`);
   }
 
-  async whoami(): Promise<{ userId: string; name: string; groups: string[] }> {
+  async whoami(): Promise<{ userId: string; name: string; groups: string[]; memberships: Array<{ groupId: string; name: string; owner: string }> }> {
     return this.request('GET', '/v1/whoami');
   }
 
@@ -304,9 +304,32 @@ export class FuncXClient {
     return (await this.request<{ groupId: string }>('POST', '/v1/groups', { name })).groupId;
   }
 
-  /** Add a user (by name) to a group you own (by id or name). */
+  /** Invite a user (by name) to a group you own (by id or name); they are a member once they accept. */
   async addGroupMember(group: string, user: string): Promise<void> {
     await this.request('POST', `/v1/groups/${encodeURIComponent(group)}/members`, { user });
+  }
+
+  /** Groups you were invited to and have not answered. */
+  async listInvitations(): Promise<Array<{ groupId: string; name: string; owner: string }>> {
+    return (await this.request<{ invitations: Array<{ groupId: string; name: string; owner: string }> }>('GET', '/v1/invitations')).invitations;
+  }
+
+  async acceptInvitation(group: string): Promise<void> {
+    await this.request('POST', `/v1/groups/${encodeURIComponent(group)}/accept`);
+  }
+
+  async declineInvitation(group: string): Promise<void> {
+    await this.request('POST', `/v1/groups/${encodeURIComponent(group)}/decline`);
+  }
+
+  /** Leave a group you are a member of. */
+  async leaveGroup(group: string): Promise<void> {
+    await this.request('POST', `/v1/groups/${encodeURIComponent(group)}/leave`);
+  }
+
+  /** Remove a member from a group you own. */
+  async removeGroupMember(group: string, user: string): Promise<void> {
+    await this.request('DELETE', `/v1/groups/${encodeURIComponent(group)}/members/${encodeURIComponent(user)}`);
   }
 
   /** Replace this client's token with a new one (the old one stops working at once); returns the new token. */

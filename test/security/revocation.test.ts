@@ -37,6 +37,7 @@ test('a rotated token stops working at once, also for a long-poll already waitin
   const waiting = api(s.url, alice.token, 'GET', `/v1/tasks/${task}?wait=30`);
   await until('the long-poll waits', () => s.waiters.size === 1);
 
+  await until('the endpoint holds the task', () => ep.heldTasks.length === 1);
   const fresh = await alice.sdk.rotateToken();
   assert.notEqual(fresh, alice.token);
   await ep.answerHeld('secret result');
@@ -57,6 +58,7 @@ test('owners delete functions and groups; others cannot; sharing through them en
   const ec = await endpoint(t, s, carol, true);
   await alice.sdk.createGroup('lab');
   await alice.sdk.addGroupMember('lab', 'carol');
+  await carol.sdk.acceptInvitation('lab');
   const shared = await alice.sdk.registerFunction((x: number) => x * 3, { name: 'shared', group: 'lab' });
   const queued = await carol.sdk.run(ec.id, shared, 1);
   await until('carol holds the task', () => ec.heldTasks.length === 1);

@@ -56,6 +56,12 @@ CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
     name: 'users can be disabled',
     sql: `ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;`,
   },
+  {
+    version: 4,
+    name: 'group invitations',
+    sql: `CREATE TABLE IF NOT EXISTS group_invites (group_id TEXT NOT NULL REFERENCES groups(id), user_id TEXT NOT NULL REFERENCES users(id),
+  created_at INTEGER NOT NULL, PRIMARY KEY (group_id, user_id));`,
+  },
 ];
 
 /** The same schema in PostgreSQL's types; `seq` and transition ids come from identity columns. */
@@ -98,6 +104,12 @@ CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
     version: 3,
     name: 'users can be disabled',
     sql: `ALTER TABLE users ADD COLUMN IF NOT EXISTS disabled BOOLEAN NOT NULL DEFAULT false;`,
+  },
+  {
+    version: 4,
+    name: 'group invitations',
+    sql: `CREATE TABLE IF NOT EXISTS group_invites (group_id TEXT NOT NULL REFERENCES groups(id), user_id TEXT NOT NULL REFERENCES users(id),
+  created_at BIGINT NOT NULL, PRIMARY KEY (group_id, user_id));`,
   },
 ];
 

@@ -237,6 +237,8 @@ export class PgStore implements Store {
         `UPDATE endpoints SET group_id = NULL WHERE group_id IN (${owned})`,
         `UPDATE functions SET group_id = NULL WHERE group_id IN (${owned})`,
         `DELETE FROM group_members WHERE group_id IN (${owned})`,
+        `DELETE FROM group_invites WHERE group_id IN (${owned})`,
+        'DELETE FROM group_invites WHERE user_id = $1',
         'DELETE FROM groups WHERE owner = $1',
         'DELETE FROM group_members WHERE user_id = $1',
         'DELETE FROM functions WHERE owner = $1',
@@ -249,9 +251,35 @@ export class PgStore implements Store {
     });
   }
 
+  async inviteToGroup(groupId: string, userId: string): Promise<void> {
+    await this.rows(`INSERT INTO group_invites (group_id, user_id, created_at) SELECT $1, $2, $3
+      WHERE NOT EXISTS (SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2) ON CONFLICT DO NOTHING`, [groupId, userId, Date.now()]);
+  }
+
+  async invitationsOf(userId: string): Promise<Group[]> {
+    return (await this.rows(`SELECT g.id, g.name, g.owner FROM group_invites i JOIN groups g ON g.id = i.group_id
+      WHERE i.user_id = $1 ORDER BY g.name COLLATE "C"`, [userId])) as unknown as Group[];
+  }
+
+  async acceptInvitation(groupId: string, userId: string): Promise<boolean> {
+    return this.tx(async (q) => {
+      if ((await q('DELETE FROM group_invites WHERE group_id = $1 AND user_id = $2 RETURNING 1', [groupId, userId])).length === 0) return false;
+      await q('INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [groupId, userId]);
+      return true;
+    });
+  }
+
+  async declineInvitation(groupId: string, userId: string): Promise<boolean> {
+    return (await this.rows('DELETE FROM group_invites WHERE group_id = $1 AND user_id = $2 RETURNING 1', [groupId, userId])).length > 0;
+  }
+
+  async removeGroupMember(groupId: string, userId: string): Promise<boolean> {
+    return (await this.rows('DELETE FROM group_members WHERE group_id = $1 AND user_id = $2 RETURNING 1', [groupId, userId])).length > 0;
+  }
+
   async deleteGroup(groupId: string): Promise<void> {
     await this.tx(async (q) => {
-      for (const sql of ['UPDATE endpoints SET group_id = NULL WHERE group_id = $1', 'UPDATE functions SET group_id = NULL WHERE group_id = $1',
+      for (const sql of ['DELETE FROM group_invites WHERE group_id = $1','UPDATE endpoints SET group_id = NULL WHERE group_id = $1', 'UPDATE functions SET group_id = NULL WHERE group_id = $1',
         'DELETE FROM group_members WHERE group_id = $1', 'DELETE FROM groups WHERE id = $1']) await q(sql, [groupId]);
     });
   }

@@ -200,6 +200,8 @@ export class SqliteStore implements Store {
       run(`UPDATE endpoints SET group_id = NULL WHERE group_id IN (${owned})`);
       run(`UPDATE functions SET group_id = NULL WHERE group_id IN (${owned})`);
       run(`DELETE FROM group_members WHERE group_id IN (${owned})`);
+      run(`DELETE FROM group_invites WHERE group_id IN (${owned})`);
+      run('DELETE FROM group_invites WHERE user_id = ?');
       run('DELETE FROM groups WHERE owner = ?');
       run('DELETE FROM group_members WHERE user_id = ?');
       run('DELETE FROM functions WHERE owner = ?');
@@ -286,9 +288,35 @@ export class SqliteStore implements Store {
     return rows.map((r) => r.id);
   }
 
+  async inviteToGroup(groupId: string, userId: string): Promise<void> {
+    this.db.prepare(`INSERT OR IGNORE INTO group_invites (group_id, user_id, created_at) SELECT ?, ?, ?
+      WHERE NOT EXISTS (SELECT 1 FROM group_members WHERE group_id = ? AND user_id = ?)`).run(groupId, userId, Date.now(), groupId, userId);
+  }
+
+  async invitationsOf(userId: string): Promise<Group[]> {
+    return this.db.prepare(`SELECT g.id, g.name, g.owner FROM group_invites i JOIN groups g ON g.id = i.group_id
+      WHERE i.user_id = ? ORDER BY g.name`).all(userId) as Group[];
+  }
+
+  async acceptInvitation(groupId: string, userId: string): Promise<boolean> {
+    return this.db.transaction(() => {
+      if (this.db.prepare('DELETE FROM group_invites WHERE group_id = ? AND user_id = ?').run(groupId, userId).changes === 0) return false;
+      this.q.addMember.run(groupId, userId);
+      return true;
+    })();
+  }
+
+  async declineInvitation(groupId: string, userId: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM group_invites WHERE group_id = ? AND user_id = ?').run(groupId, userId).changes > 0;
+  }
+
+  async removeGroupMember(groupId: string, userId: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM group_members WHERE group_id = ? AND user_id = ?').run(groupId, userId).changes > 0;
+  }
+
   async deleteGroup(groupId: string): Promise<void> {
     this.db.transaction(() => {
-      for (const sql of ['UPDATE endpoints SET group_id = NULL WHERE group_id = ?', 'UPDATE functions SET group_id = NULL WHERE group_id = ?',
+      for (const sql of ['DELETE FROM group_invites WHERE group_id = ?','UPDATE endpoints SET group_id = NULL WHERE group_id = ?', 'UPDATE functions SET group_id = NULL WHERE group_id = ?',
         'DELETE FROM group_members WHERE group_id = ?', 'DELETE FROM groups WHERE id = ?']) this.db.prepare(sql).run(groupId);
     })();
   }

@@ -113,6 +113,15 @@ export interface Store {
   /** A group by its id or its name. */
   group(ref: string): Promise<Group | undefined>;
   addGroupMember(groupId: string, userId: string): Promise<void>;
+  /** Invite a user; they become a member with acceptInvitation. Inviting a member again does nothing. */
+  inviteToGroup(groupId: string, userId: string): Promise<void>;
+  /** Groups the user was invited to and has not answered. */
+  invitationsOf(userId: string): Promise<Group[]>;
+  /** Turn the invitation into a membership; false when there is no such invitation. */
+  acceptInvitation(groupId: string, userId: string): Promise<boolean>;
+  declineInvitation(groupId: string, userId: string): Promise<boolean>;
+  /** False when the user was not a member. */
+  removeGroupMember(groupId: string, userId: string): Promise<boolean>;
   /** Delete a group: its members leave, what was shared with it is no longer shared. */
   deleteGroup(groupId: string): Promise<void>;
   /** The owner of a group counts as a member. */
