@@ -106,7 +106,17 @@ export class ForwarderPool implements ForwarderDirectory {
   }
 
   async ensure(endpoint: Pick<EndpointRecord, 'id' | 'publicKey' | 'ports'>): Promise<Forwarder> {
+    await this.creating.get(endpoint.id)?.catch(() => undefined);
     let forwarder = this.forwarders.get(endpoint.id);
+    if (forwarder && forwarder.endpointPublicKey !== endpoint.publicKey) {
+      // A new key: ZAP only vets new connections, and those made with the old key would stay served. Close
+      // them all with the forwarder and open a new one (on the same ports when they are free again).
+      this.p.log.info(`endpoint ${endpoint.id} has a new key: closing every connection made with the old one`);
+      endpoint = { ...endpoint, ports: { ...forwarder.ports } };
+      this.forwarders.delete(endpoint.id);
+      await forwarder.close();
+      forwarder = undefined;
+    }
     if (!forwarder) {
       let creating = this.creating.get(endpoint.id);
       if (!creating) {
@@ -135,7 +145,6 @@ export class ForwarderPool implements ForwarderDirectory {
       }
       forwarder = await creating;
     }
-    forwarder.setEndpointPublicKey(endpoint.publicKey);
     return forwarder;
   }
 

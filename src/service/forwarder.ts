@@ -68,7 +68,7 @@ export class Forwarder {
   private readonly pendingCommands = new Map<string, { resolve: (r: CommandReplyMessage) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private readonly log: Logger;
   private readonly warn: (m: string) => void;
-  private allowedKey: string;
+  private readonly allowedKey: string;
   private readonly sources: FunctionSources;
   private credit = 0;
   private deliveryScheduled = false;
@@ -175,9 +175,9 @@ export class Forwarder {
     return this.endpointState;
   }
 
-  /** The endpoint re-registered with another key: let only the new one in from now on. */
-  setEndpointPublicKey(key: string): void {
-    this.allowedKey = key;
+  /** The only CURVE key let in (a new key means a new forwarder: see ForwarderPool.ensure). */
+  get endpointPublicKey(): string {
+    return this.allowedKey;
   }
 
   /** The function was deleted: tasks still queued for it fail at delivery. */
