@@ -9,7 +9,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, closeSync, readSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FuncxError } from '../errors.js';
 import { handle } from './handle.js';
@@ -37,6 +37,8 @@ interface StartFlags {
   quotaTasks?: number;
   quotaFunctions?: number;
   quotaEndpoints?: number;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 const home = (): string => process.env.FUNCX_SERVICE_HOME || join(homedir(), '.funcx-service');
@@ -114,6 +116,13 @@ function tail(path: string, bytes = 2000): string {
   }
 }
 
+/** Both TLS files or neither. */
+function tlsFiles(flags: StartFlags): { cert: string; key: string } | undefined {
+  if (!flags.tlsCert && !flags.tlsKey) return undefined;
+  if (!flags.tlsCert || !flags.tlsKey) throw new FuncxError('CONFIG', '--tls-cert and --tls-key go together: give both');
+  return { cert: flags.tlsCert, key: flags.tlsKey };
+}
+
 async function runForeground(flags: StartFlags): Promise<void> {
   refuseIfRunning();
   const service = await startService({
@@ -128,6 +137,7 @@ async function runForeground(flags: StartFlags): Promise<void> {
     maxResultBytes: flags.maxResultBytes,
     maxBatch: flags.maxBatch,
     quotas: { tasks: flags.quotaTasks, functions: flags.quotaFunctions, endpoints: flags.quotaEndpoints },
+    tls: tlsFiles(flags),
   });
   const pidFile: PidFile = { pid: process.pid, url: service.url, startedAt: new Date().toISOString() };
   writeFileSync(pidPath(), JSON.stringify(pidFile) + '\n', { mode: 0o600 });
@@ -161,6 +171,9 @@ async function startDetached(flags: StartFlags): Promise<void> {
   if (flags.heartbeatThresholdMs) args.push('--heartbeat-threshold-ms', String(flags.heartbeatThresholdMs));
   if (flags.maxResultBytes) args.push('--max-result-bytes', String(flags.maxResultBytes));
   if (flags.maxBatch) args.push('--max-batch', String(flags.maxBatch));
+  if (flags.tlsCert) args.push('--tls-cert', resolve(flags.tlsCert));
+  if (flags.tlsKey) args.push('--tls-key', resolve(flags.tlsKey));
+  tlsFiles(flags);
   if (flags.quotaTasks !== undefined) args.push('--quota-tasks', String(flags.quotaTasks));
   if (flags.quotaFunctions !== undefined) args.push('--quota-functions', String(flags.quotaFunctions));
   if (flags.quotaEndpoints !== undefined) args.push('--quota-endpoints', String(flags.quotaEndpoints));
@@ -293,6 +306,8 @@ program
   .option('--quota-tasks <n>', `unfinished tasks per user (default ${DEFAULT_QUOTAS.tasks})`, intOption('--quota-tasks', 0, 1e9))
   .option('--quota-functions <n>', `functions per user (default ${DEFAULT_QUOTAS.functions})`, intOption('--quota-functions', 0, 1e9))
   .option('--quota-endpoints <n>', `endpoints per user (default ${DEFAULT_QUOTAS.endpoints})`, intOption('--quota-endpoints', 0, 1e9))
+  .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM; with --tls-key)')
+  .option('--tls-key <file>', "the certificate's private key (PEM)")
   .action(async (flags: StartFlags) => (flags.foreground ? runForeground(flags) : startDetached(flags)));
 program
   .command('stop')

@@ -22,7 +22,7 @@
  *   GET  /v1/tasks/:id/transitions → {taskId, transitions: [{state, actor, at}]}
  */
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROTOCOL_VERSION, protocolMismatchMessage } from '../protocol/forwarder-messages.js';
 import { loadOrCreateKeyPair, type CurveKeyPair } from '../protocol/keys.js';
@@ -48,6 +48,8 @@ export const PROTOCOL_HEADER = 'x-funcx-protocol';
 export interface ServiceOptions extends Partial<ServiceLimits> {
   /** State folder (FUNCX_SERVICE_HOME): service.db (unless `database` says otherwise) and keys/. */
   home: string;
+  /** Serve HTTPS with this certificate and key (PEM files). */
+  tls?: { cert: string; key: string };
   /** Per-user quotas; absent ones keep their defaults (limits.ts). */
   quotas?: Partial<ServiceQuotas>;
   /** Where the state lives: a SQLite file path or a postgres:// URL. @default HOME/service.db */
@@ -175,9 +177,9 @@ export class ForwarderPool implements ForwarderDirectory {
 }
 
 /** The fastify app with every route; `ctx` holds the state. */
-export function buildApp(ctx: ServiceContext): FastifyInstance {
+export function buildApp(ctx: ServiceContext, tls?: { cert: Buffer; key: Buffer }): FastifyInstance {
   // Every route takes at most maxBodyBytes; the two that need more say so (tasks, functions).
-  const app = Fastify({ logger: false, bodyLimit: ctx.limits.maxBodyBytes, forceCloseConnections: true });
+  const app = Fastify({ logger: false, bodyLimit: ctx.limits.maxBodyBytes, forceCloseConnections: true, ...(tls ? { https: tls } : {}) }) as unknown as FastifyInstance;
   // Version check first: a client speaking another protocol hears that, whatever else is wrong.
   app.addHook('onRequest', async (request) => {
     const header = request.headers[PROTOCOL_HEADER];
@@ -233,6 +235,18 @@ export function buildApp(ctx: ServiceContext): FastifyInstance {
   return app;
 }
 
+/** The PEM files of `--tls-cert/--tls-key`, or an error naming the one that cannot be read. */
+function readTls(tls: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new FuncxError('CONFIG', `cannot read the TLS ${what} ${path}: ${(err as Error).message}`);
+    }
+  };
+  return { cert: read(tls.cert, 'certificate'), key: read(tls.key, 'key') };
+}
+
 /** Open the state, re-create recent forwarders, and listen. */
 export async function startService(options: ServiceOptions): Promise<RunningService> {
   const log = options.log ?? createLogger('service');
@@ -257,7 +271,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     quotas: resolveQuotas(options.quotas),
     log,
   };
-  const app = buildApp(ctx);
+  const app = buildApp(ctx, options.tls ? readTls(options.tls) : undefined);
   let closed = false;
   const close = async () => {
     if (closed) return;
@@ -289,7 +303,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 8080);
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info(`listening on ${url} (protocol ${PROTOCOL_VERSION}, ${forwarders.size} forwarders restored)`);
   return { url, host, port, store, forwarders, waiters, app, close };
 }
