@@ -4,11 +4,13 @@
  * SubmitError or 'unknown' states) so that each scheduler's file only says how its commands look and how to
  * read their output.
  */
+import PQueue from 'p-queue';
 import type { Channel, CommandResult } from './channels/channel.js';
 import { LocalChannel } from './channels/local.js';
 import type { Launcher } from '../launchers/launcher.js';
-import type { BlockLimits, BlockRequest, BlockState, BlockStatus, ExecutionProvider, SubmittedBlock } from './provider.js';
+import { blockOptionsOf, type BlockRequest, type BlockState, type BlockStatus, type ExecutionProvider, type ProviderBlockOptions, type SubmittedBlock } from './provider.js';
 import { ConfigError, SubmitError } from '../src/errors.js';
+import { DEFAULTS } from '../src/config/defaults.js';
 import {
   checkName, checkNonNegativeInt, checkPath, checkPositiveInt, checkPositiveNumber, checkSchedulerOptions,
   checkWorkerInit, envExports, formatHms, formatWalltime, isSafeJobId, parseWalltime, shellQuote,
@@ -20,19 +22,15 @@ import { findTemplate, markValidated, renderJobTemplate, type FoundTemplate } fr
 export type ProviderLogger = (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void;
 
 /** Options every batch-scheduler provider takes (Parsl's names). */
-export interface ClusterProviderOptions extends BlockLimits {
+export interface ClusterProviderOptions extends ProviderBlockOptions {
   /** Where scheduler commands run. @default new LocalChannel() */
   channel?: Channel;
   /** How the manager command is started on every node of a block. @default the scheduler's usual launcher */
   launcher?: Launcher;
-  /** Nodes in each block (batch job). @default 1 */
-  nodes_per_block?: number;
   /** Cores to ask for on each node. @default not requested (the scheduler's default) */
   cores_per_node?: number;
   /** Memory to ask for on each node, in GB. @default not requested */
   mem_per_node?: number;
-  /** Walltime of a block: "HH:MM:SS" or seconds. @default "00:30:00" */
-  walltime?: string | number;
   /** Ask for whole nodes, not shared with other jobs. @default false */
   exclusive?: boolean;
   /** Raw header lines added to the script, each starting with the scheduler's prefix (e.g. "#SBATCH --gres=gpu:1"). @default none */
@@ -103,14 +101,18 @@ export interface JobContext {
 
 const firstLine = (text: string): string => text.trim().split('\n')[0] ?? '';
 
+/** How long a job that left the queue may be missing from an accounting that answers before it is 'ended'. */
+const ACCOUNTING_GRACE_MS = 60_000;
+
+/** What `gone()` says before accounting is asked. */
+const GONE: Readonly<BlockStatus> = { state: 'ended', detail: 'unknown: left the queue' };
+
 /** Shared batch-scheduler provider; see the file comment. */
 export abstract class ClusterProvider implements ExecutionProvider {
   readonly label: SchedulerKind;
   readonly channel: Channel;
   readonly launcher: Launcher;
-  readonly nodesPerBlock: number;
-  readonly walltimeS: number;
-  readonly limits: Required<BlockLimits>;
+  readonly blockOptions: Readonly<ProviderBlockOptions>;
   readonly coresPerNode: number | undefined;
   readonly memPerNode: number | undefined;
   readonly exclusive: boolean;
@@ -124,7 +126,15 @@ export abstract class ClusterProvider implements ExecutionProvider {
   private readonly warnedCodes = new Set<string>();
   /** Jobs we asked to cancel: when they end or vanish, that is why. */
   protected readonly cancelledIds = new Set<string>();
+  /** Jobs that left the queue and that accounting does not know yet: since when. */
+  private readonly goneSince = new Map<string, number>();
   private scriptDirReady = false;
+  /** Every scheduler command of this provider goes through this queue. */
+  private readonly commands = new PQueue({ concurrency: 2 });
+  /** Status polls: one in flight; callers that ask meanwhile share the next one. */
+  private readonly statusQueue = new PQueue({ concurrency: 1 });
+  /** Scheduler commands run so far (for `status --json` and the bench). */
+  schedulerCalls = 0;
   private seq = 0;
 
   /** File name of the scheduler's default template, e.g. "slurm.sh.hbs". */
@@ -143,18 +153,17 @@ export abstract class ClusterProvider implements ExecutionProvider {
       if (!allowed.has(key)) throw new ConfigError(`provider.${key}: unknown option for the ${kind} provider`, [known]);
     }
     const opt = (name: string): string => `provider.${name}`;
-    this.nodesPerBlock = checkPositiveInt(opt('nodes_per_block'), options.nodes_per_block ?? 1);
+    // Block fields (limits, nodes_per_block, walltime) are kept raw: src/config/ fills and checks them.
+    this.blockOptions = blockOptionsOf(options);
     const { cores_per_node: cores, mem_per_node: mem } = options;
     this.coresPerNode = cores === undefined ? undefined : checkPositiveInt(opt('cores_per_node'), cores);
     this.memPerNode = mem === undefined ? undefined : checkPositiveNumber(opt('mem_per_node'), mem);
-    this.walltimeS = parseWalltime(opt('walltime'), options.walltime ?? '00:30:00');
     const badExclusive = options.exclusive !== undefined && typeof options.exclusive !== 'boolean';
     if (badExclusive) throw new ConfigError(`${opt('exclusive')}: must be true or false`);
     this.exclusive = options.exclusive ?? false;
     this.schedulerOptions = checkSchedulerOptions(opt('scheduler_options'), options.scheduler_options, kind);
     this.workerInit = checkWorkerInit(opt('worker_init'), options.worker_init);
-    this.cmdTimeoutMs = checkPositiveNumber(opt('cmd_timeout'), options.cmd_timeout ?? 30) * 1000;
-    this.limits = ClusterProvider.checkLimits(options);
+    this.cmdTimeoutMs = checkPositiveNumber(opt('cmd_timeout'), options.cmd_timeout ?? DEFAULTS.provider.cmd_timeout) * 1000;
     const badTemplate = options.template !== undefined && (typeof options.template !== 'string' || !options.template);
     if (badTemplate) throw new ConfigError(`${opt('template')}: must be a file name or path`);
     this.templateOption = options.template;
@@ -163,26 +172,6 @@ export abstract class ClusterProvider implements ExecutionProvider {
     this.logger = options.logger;
     this.channel = options.channel ?? new LocalChannel();
     this.launcher = options.launcher ?? spec.defaultLauncher();
-  }
-
-  /** Block limits with defaults filled (0/0/1/1) and checked against each other. */
-  static checkLimits(options: BlockLimits): Required<BlockLimits> {
-    const limits = {
-      init_blocks: checkNonNegativeInt('provider.init_blocks', options.init_blocks ?? 0),
-      min_blocks: checkNonNegativeInt('provider.min_blocks', options.min_blocks ?? 0),
-      max_blocks: checkNonNegativeInt('provider.max_blocks', options.max_blocks ?? 1),
-      parallelism: options.parallelism ?? 1,
-    };
-    if (typeof limits.parallelism !== 'number' || !(limits.parallelism >= 0 && limits.parallelism <= 1)) {
-      throw new ConfigError(`provider.parallelism: ${String(limits.parallelism)} must be between 0 and 1`);
-    }
-    if (limits.min_blocks > limits.max_blocks) {
-      throw new ConfigError(`provider.min_blocks (${limits.min_blocks}) is more than max_blocks (${limits.max_blocks})`);
-    }
-    if (limits.init_blocks > limits.max_blocks) {
-      throw new ConfigError(`provider.init_blocks (${limits.init_blocks}) is more than max_blocks (${limits.max_blocks})`);
-    }
-    return limits;
   }
 
   /** Scheduler-specific template values (partition, queue, select line, ...), already checked. */
@@ -228,11 +217,70 @@ export abstract class ClusterProvider implements ExecutionProvider {
     return status;
   }
 
-  /** A job the scheduler no longer lists has ended: 'cancelled' when we cancelled it, else 'completed'. */
+  /**
+   * A job the scheduler no longer lists has ended: 'cancelled' when we cancelled it; otherwise the status call
+   * asks the scheduler's accounting (when the provider has one) and, without an answer, says 'ended' (left the
+   * queue, how is not known): never 'completed' on a guess.
+   */
   protected gone(id: string): BlockStatus {
     return this.cancelledIds.has(id)
       ? { state: 'cancelled', detail: 'no longer listed by the scheduler after cancel' }
-      : { state: 'completed', detail: 'no longer listed by the scheduler' };
+      : { ...GONE };
+  }
+
+  /** Whether `status` is the mark `gone()` leaves for the accounting look-up. */
+  private static isGone(status: BlockStatus): boolean {
+    return status.state === 'ended' && status.detail === GONE.detail;
+  }
+
+  /**
+   * One command asking the scheduler's accounting how `ids` ended (Slurm `sacct`, PBS `qstat -x`, ...), or
+   * undefined when this scheduler has none here.
+   */
+  protected accountingCommand(_ids: string[]): string | undefined {
+    return undefined;
+  }
+
+  /** Read the accounting command's output; ids it does not name are left out. */
+  protected parseAccounting(_stdout: string, _ids: string[]): Map<string, BlockStatus> {
+    return new Map();
+  }
+
+  /** Ask accounting about jobs that left the queue; those it cannot tell keep 'ended'. */
+  private async lookUpAccounting(ids: string[], into: Map<string, BlockStatus>): Promise<void> {
+    const command = ids.length === 0 ? undefined : this.accountingCommand(ids);
+    if (command === undefined) return;
+    const r = await this.run(command);
+    if (r.timedOut || r.code !== 0) {
+      const why = r.timedOut ? 'timed out' : firstLine(r.stderr) || `exited with ${r.code}`;
+      if (!this.warnedCodes.has(`accounting:${why}`)) {
+        this.warnedCodes.add(`accounting:${why}`);
+        this.log('warn', `accounting "${command}" gave no answer (${why}); jobs that left the queue are reported as ended, not completed`);
+      }
+      return;
+    }
+    let found: Map<string, BlockStatus>;
+    try {
+      found = this.parseAccounting(r.stdout, ids);
+    } catch (err) {
+      this.log('warn', `could not read "${command}" output: ${(err as Error).message}`);
+      return;
+    }
+    const now = Date.now();
+    for (const id of ids) {
+      const st = found.get(id);
+      if (st !== undefined && st.state !== 'unknown') {
+        into.set(id, st);
+        this.goneSince.delete(id);
+        continue;
+      }
+      // Accounting answers, but not yet about this job (Grid Engine flushes its file every 15 s): wait a
+      // little before saying 'ended'.
+      const since = this.goneSince.get(id) ?? now;
+      this.goneSince.set(id, since);
+      if (now - since < ACCOUNTING_GRACE_MS) into.set(id, { state: 'unknown', raw: 'left the queue', detail: 'not yet in the accounting' });
+      else this.goneSince.delete(id);
+    }
   }
 
   /** Every id 'unknown' with `detail` (the caller keeps its last known states). */
@@ -241,7 +289,7 @@ export abstract class ClusterProvider implements ExecutionProvider {
   }
 
   /** Lines of output, trimmed, without blank lines. */
-  protected static lines(text: string): string[] {
+  static lines(text: string): string[] {
     return text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
   }
 
@@ -256,8 +304,8 @@ export abstract class ClusterProvider implements ExecutionProvider {
 
   /** The validated template context for `request`. */
   buildContext(request: BlockRequest): JobContext {
-    const nodes = checkPositiveInt('block request nodesPerBlock', request.nodesPerBlock ?? this.nodesPerBlock);
-    const walltimeS = request.walltimeS === undefined ? this.walltimeS : parseWalltime('block request walltimeS', request.walltimeS);
+    const nodes = checkPositiveInt('block request nodesPerBlock', request.nodesPerBlock);
+    const walltimeS = parseWalltime(`block request walltimeS (${this.kind} blocks need one)`, request.walltimeS);
     const jobName = checkName('job name', this.adjustJobName(request.jobName));
     const blockId = checkName('block id', request.blockId);
     const scriptDir = checkPath('script_dir', this.channel.scriptDir.replace(/\/+$/, '') || '/');
@@ -308,8 +356,15 @@ export abstract class ClusterProvider implements ExecutionProvider {
 
   /** Run a scheduler command through the channel with cmd_timeout. */
   protected run(command: string, cwd?: string): Promise<CommandResult> {
+    // Sites throttle users who hammer the scheduler: at most two of our commands at once, whatever asks.
+    return this.commands.add(() => this.runNow(command, cwd));
+  }
+
+  private runNow(command: string, cwd?: string): Promise<CommandResult> {
+    this.schedulerCalls++;
     this.log('debug', `running: ${command}`);
-    return this.channel.run(command, { timeoutMs: this.cmdTimeoutMs, ...(cwd ? { cwd } : {}) });
+    // The C locale: the scheduler's messages and dates are those the parsers know, whatever the user's.
+    return this.channel.run(command, { timeoutMs: this.cmdTimeoutMs, env: { LC_ALL: 'C' }, ...(cwd ? { cwd } : {}) });
   }
 
   private fail(what: string, command: string, r: CommandResult): SubmitError {
@@ -346,6 +401,10 @@ export abstract class ClusterProvider implements ExecutionProvider {
   }
 
   async status(jobIds: string[]): Promise<Map<string, BlockStatus>> {
+    return this.statusQueue.add(() => this.statusNow(jobIds));
+  }
+
+  private async statusNow(jobIds: string[]): Promise<Map<string, BlockStatus>> {
     const result = new Map<string, BlockStatus>();
     const ids = [...new Set(jobIds)].filter((id) => {
       if (isSafeJobId(id)) return true;
@@ -365,10 +424,11 @@ export abstract class ClusterProvider implements ExecutionProvider {
         parsed = this.allUnknown(ids, `could not read "${command}" output: ${(err as Error).message}`);
       }
     }
+    await this.lookUpAccounting(ids.filter((id) => { const st = parsed.get(id); return st !== undefined && ClusterProvider.isGone(st); }), parsed);
     let logged = false;
     for (const id of ids) {
       let status = parsed.get(id) ?? { state: 'unknown', detail: `"${command}" said nothing about it` };
-      if (this.cancelledIds.has(id) && (status.state === 'completed' || status.state === 'failed')) {
+      if (this.cancelledIds.has(id) && (status.state === 'completed' || status.state === 'failed' || status.state === 'ended')) {
         status = { ...status, state: 'cancelled' };
       }
       if (status.state === 'unknown' && status.raw === undefined && !logged) {

@@ -1,6 +1,8 @@
 /**
  * Cobalt (ALCF): options go on the qsub line, `qsub -n NODES -t MINUTES -q QUEUE -A PROJECT --mode script
- * SCRIPT` → the job id alone; `qstat -u $USER` lists the user's jobs (state in column 5); `qdel ID...`.
+ * SCRIPT` → the job id alone; `qstat --header=JobId:State ID...` with QSTAT_HEADER set to the same (the
+ * user's QSTAT_HEADER would otherwise choose and order the columns); `qdel ID...`. Finished jobs vanish, and
+ * Cobalt keeps no accounting a user can query: they end as 'ended'.
  */
 import type { BlockState, BlockStatus } from './provider.js';
 import { ClusterProvider, type ClusterProviderOptions, type JobContext } from './cluster.js';
@@ -15,10 +17,17 @@ export interface CobaltProviderOptions extends ClusterProviderOptions {
   account?: string;
 }
 
+/** Every job state Cobalt's qstat prints. */
 const COBALT_STATES: Readonly<Record<string, BlockState>> = {
-  queued: 'pending', starting: 'pending',
-  user_hold: 'held', dep_hold: 'held', admin_hold: 'held', hold: 'held',
-  running: 'running', exiting: 'running', killing: 'running',
+  queued: 'pending',
+  // Nodes allocated, the job launching: it holds its allocation.
+  starting: 'running',
+  running: 'running',
+  // The script ended or was killed; the allocation is being freed.
+  exiting: 'running', killing: 'running',
+  user_hold: 'held', admin_hold: 'held', dep_hold: 'held', maxrun_hold: 'held', hold: 'held',
+  // A job it depends on failed: it will never run.
+  dep_fail: 'held',
   done: 'completed',
 };
 
@@ -66,17 +75,30 @@ export class CobaltProvider extends ClusterProvider {
     return last && /^\d+$/.test(last) ? last : undefined;
   }
 
-  protected statusCommand(): string {
-    return 'qstat -u "${USER:-$(id -un)}"';
+  protected statusCommand(ids: string[]): string {
+    return `QSTAT_HEADER=JobId:State qstat --header=JobId:State ${ids.join(' ')}`;
   }
 
   protected parseStatus(stdout: string, stderr: string, code: number, ids: string[]): Map<string, BlockStatus> {
     if (code !== 0) return this.allUnknown(ids, stderr.trim() || `qstat exited with ${code}`);
+    const lines = ClusterProvider.lines(stdout);
+    // Cobalt prints nothing at all when none of the jobs is left; anything else must be our two columns.
+    if (lines.length > 0 && !/^JobI[dD]\s+State$/.test(lines[0]!)) {
+      return this.allUnknown(ids, `qstat did not print the columns asked for: ${JSON.stringify(lines[0]!.slice(0, 120))}`);
+    }
     const seen = new Map<string, BlockStatus>();
-    for (const line of ClusterProvider.lines(stdout)) {
+    for (const line of lines.slice(1)) {
       const cols = line.split(/\s+/);
-      if (cols.length < 5 || !/^\d+$/.test(cols[0]!)) continue; // header and the "====" line
-      seen.set(cols[0]!, this.mapState(cols[4]!));
+      if (/^=+$/.test(line)) continue;
+      if (cols.length !== 2 || !/^\d+$/.test(cols[0]!)) {
+        return this.allUnknown(ids, `qstat printed a line it was not asked for: ${JSON.stringify(line.slice(0, 120))}`);
+      }
+      const status = this.mapState(cols[1]!);
+      if (cols[1] === 'dep_fail') {
+        status.stuck = true;
+        status.reason = 'a job it depends on failed';
+      } else if (status.state === 'held' || status.state === 'pending') status.reason = cols[1]!;
+      seen.set(cols[0]!, status);
     }
     return new Map(ids.map((id) => [id, seen.get(id) ?? this.gone(id)]));
   }

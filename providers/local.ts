@@ -6,21 +6,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../src/errors.js';
-import type { BlockLimits, BlockRequest, BlockStatus, ExecutionProvider, SubmittedBlock } from './provider.js';
+import { blockOptionsOf, type BlockRequest, type BlockStatus, type ExecutionProvider, type ProviderBlockOptions, type SubmittedBlock } from './provider.js';
 import type { Channel } from './channels/channel.js';
 import type { Launcher } from '../launchers/launcher.js';
 import { LocalChannel } from './channels/local.js';
 import { SingleNodeLauncher } from '../launchers/single-node.js';
-import { ClusterProvider } from './cluster.js';
-import { checkPositiveInt, checkWorkerInit, envExports, parseWalltime } from './script-values.js';
+import { checkPositiveInt, checkWorkerInit, envExports } from './script-values.js';
 
-export interface LocalProviderOptions extends BlockLimits {
-  /** Managers started per block (each behaves like one node). @default 1 */
-  nodes_per_block?: number;
+export interface LocalProviderOptions extends ProviderBlockOptions {
   /** Lines run before the managers start (e.g. `source venv/bin/activate`). @default none */
   worker_init?: string | string[];
-  /** Walltime of a block ("HH:MM:SS" or seconds); the block is killed after it. @default none */
-  walltime?: string | number;
   /** Must be a LocalChannel. @default new LocalChannel() */
   channel?: Channel;
   /** @default new SingleNodeLauncher() */
@@ -40,9 +35,7 @@ export class LocalProvider implements ExecutionProvider {
   readonly label = 'local';
   readonly channel: Channel;
   readonly launcher: Launcher;
-  readonly nodesPerBlock: number;
-  readonly walltimeS: number;
-  readonly limits: Required<BlockLimits>;
+  readonly blockOptions: Readonly<ProviderBlockOptions>;
   private readonly workerInit: string[];
   private readonly jobs = new Map<string, LocalJob>();
 
@@ -53,14 +46,13 @@ export class LocalProvider implements ExecutionProvider {
     this.channel = options.channel ?? new LocalChannel();
     if (this.channel.isRemote) throw new ConfigError('provider.channel: LocalProvider runs blocks on this machine; use a cluster provider for a remote channel');
     this.launcher = options.launcher ?? new SingleNodeLauncher();
-    this.nodesPerBlock = checkPositiveInt('provider.nodes_per_block', options.nodes_per_block ?? 1);
-    this.walltimeS = options.walltime === undefined ? Infinity : parseWalltime('provider.walltime', options.walltime);
     this.workerInit = checkWorkerInit('provider.worker_init', options.worker_init);
-    this.limits = ClusterProvider.checkLimits({ max_blocks: 1, ...options });
+    // Block fields (limits, nodes_per_block, walltime) are kept raw: src/config/ fills and checks them.
+    this.blockOptions = blockOptionsOf(options);
   }
 
   async render(request: BlockRequest): Promise<string> {
-    const nodes = request.nodesPerBlock ?? this.nodesPerBlock;
+    const nodes = checkPositiveInt('block request nodesPerBlock', request.nodesPerBlock);
     return [
       '#!/bin/bash',
       `# funcX block ${request.blockId} (${request.jobName}): ${nodes} manager(s) on this machine`,
@@ -88,8 +80,8 @@ export class LocalProvider implements ExecutionProvider {
       if (job.timer) clearTimeout(job.timer);
       job.state = job.cancelled ? 'cancelled' : job.state === 'timeout' ? 'timeout' : code === 0 ? 'completed' : 'failed';
     });
-    if (Number.isFinite(this.walltimeS)) {
-      const walltimeS = request.walltimeS ?? this.walltimeS;
+    const walltimeS = request.walltimeS;
+    if (walltimeS !== undefined && Number.isFinite(walltimeS)) {
       job.timer = setTimeout(() => {
         job.state = 'timeout';
         killGroup(child.pid!, 'SIGKILL');

@@ -1,6 +1,8 @@
 /**
  * IBM Spectrum LSF: `bsub < SCRIPT` (so bsub reads the #BSUB lines) → `Job <1234> is submitted to queue
- * <normal>.`; `bjobs -noheader -o 'jobid stat' ID...`; `bkill ID...`.
+ * <normal>.`; `bjobs -noheader -o "jobid stat exit_code pend_reason delimiter='|'" ID...` (LSF 9.1 and later;
+ * older LSF, which has no `-o`, gets `bjobs -w ID...` from then on); `bkill ID...`. Lines such as "LSF is
+ * processing your request. Please wait ..." may come first on either stream.
  */
 import type { BlockState, BlockStatus } from './provider.js';
 import { ClusterProvider, type ClusterProviderOptions, type JobContext } from './cluster.js';
@@ -22,15 +24,24 @@ export interface LSFProviderOptions extends ClusterProviderOptions {
   request_by_nodes?: boolean;
 }
 
+/** Every job state of the bjobs manual. */
 const LSF_STATES: Readonly<Record<string, BlockState>> = {
   PEND: 'pending', WAIT: 'pending', PROV: 'pending',
   RUN: 'running',
   DONE: 'completed',
   EXIT: 'failed',
+  // Held while pending (bstop), suspended by the user, by LSF (load, a preempting job).
   PSUSP: 'held', USUSP: 'held', SSUSP: 'held',
-  // LSF itself does not know these jobs' state; not a code we failed to learn.
-  ZOMBI: 'unknown', UNKWN: 'unknown',
+  // Killed while its host was unreachable: it has ended, and not well.
+  ZOMBI: 'failed',
+  // Its host is unreachable: LSF does not know.
+  UNKWN: 'unknown',
 };
+
+/** Lines LSF prints while the master is busy, on either stream. */
+const PREAMBLE = /^(LSF is processing your request|LSF daemon \(LIM\) not responding|Please wait|Cannot connect to LSF\. Please wait)/i;
+/** Pending reasons that waiting will not change. */
+const STUCK_REASON = /never satisfied|is not used by the queue|not a valid|invalid|User has no access/i;
 
 /** LSF. */
 export class LSFProvider extends ClusterProvider {
@@ -82,25 +93,67 @@ export class LSFProvider extends ClusterProvider {
     return /Job <(\d+)> is submitted/.exec(stdout)?.[1];
   }
 
+  /** Set once bjobs refuses `-o` (LSF before 9.1): `bjobs -w` from then on. */
+  private plainOnly = false;
+
   protected statusCommand(ids: string[]): string {
-    return `bjobs -noheader -o 'jobid stat' ${ids.join(' ')}`;
+    return this.plainOnly
+      ? `bjobs -w ${ids.join(' ')}`
+      : `bjobs -noheader -o "jobid stat exit_code pend_reason delimiter='|'" ${ids.join(' ')}`;
   }
 
   protected parseStatus(stdout: string, stderr: string, code: number, ids: string[]): Map<string, BlockStatus> {
-    // "Job <N> is not found" (exit 255) means the job left LSF's memory: it ended.
-    const complaints = ClusterProvider.lines(stderr).filter((l) => !/is not found/.test(l));
-    if (code !== 0 && complaints.length > 0) {
-      return this.allUnknown(ids, stderr.trim());
+    const out = ClusterProvider.lines(stdout).filter((l) => !PREAMBLE.test(l));
+    const err = ClusterProvider.lines(stderr).filter((l) => !PREAMBLE.test(l));
+    if (!this.plainOnly && code !== 0 && err.some((l) => /-o: Illegal option|Illegal option.*-o|Unknown field name/i.test(l))) {
+      this.plainOnly = true;
+      this.log('info', 'bjobs has no -o here: reading bjobs -w from now on');
+      return this.allUnknown(ids, 'bjobs has no -o: asking with -w next time');
     }
-    if (code !== 0 && !/is not found/.test(stderr + stdout)) {
-      return this.allUnknown(ids, `bjobs exited with ${code}`);
+    // "Job <N> is not found" (exit 255) means the job left LSF's memory: it ended.
+    const notFound = new Set([...stderr.matchAll(/Job <(\d+)> is not found/g), ...stdout.matchAll(/Job <(\d+)> is not found/g)].map((m) => m[1]!));
+    const complaints = err.filter((l) => !/is not found/.test(l));
+    if (code !== 0 && (complaints.length > 0 || notFound.size === 0)) {
+      return this.allUnknown(ids, complaints.join(' ') || stderr.trim() || `bjobs exited with ${code}`);
     }
     const seen = new Map<string, BlockStatus>();
-    for (const line of ClusterProvider.lines(stdout)) {
-      const cols = line.split(/\s+/);
-      if (cols.length >= 2 && /^\d+$/.test(cols[0]!)) seen.set(cols[0]!, this.mapState(cols[1]!));
+    for (const line of out) {
+      if (/is not found/.test(line) || /^JOBID\s/.test(line)) continue;
+      const row = this.plainOnly ? this.plainRow(line) : this.formatRow(line);
+      if (row === undefined) return this.allUnknown(ids, `bjobs printed a line it was not asked for: ${JSON.stringify(line.slice(0, 120))}`);
+      seen.set(row.id, row.status);
     }
-    return new Map(ids.map((id) => [id, seen.get(id) ?? this.gone(id)]));
+    const result = new Map<string, BlockStatus>();
+    for (const id of ids) {
+      const st = seen.get(id);
+      if (st !== undefined) result.set(id, st);
+      else if (notFound.has(id)) result.set(id, this.gone(id));
+    }
+    return result;
+  }
+
+  /** "1234|PEND|-|New job is waiting for scheduling;" */
+  private formatRow(line: string): { id: string; status: BlockStatus } | undefined {
+    const [id, stat, exitText, ...reasonParts] = line.split('|').map((x) => x.trim());
+    if (!id || !/^\d+$/.test(id) || !stat) return undefined;
+    const status = this.mapState(stat);
+    const reason = reasonParts.join('|').replace(/;\s*$/, '').trim();
+    if (reason && reason !== '-' && status.state !== 'running' && status.state !== 'completed') {
+      status.reason = reason;
+      if (status.state === 'pending' && STUCK_REASON.test(reason)) status.stuck = true;
+    }
+    if (exitText && /^\d+$/.test(exitText) && (status.state === 'failed' || status.state === 'completed')) {
+      status.exitCode = Number(exitText);
+      status.detail = `exit code ${exitText}`;
+    }
+    return { id, status };
+  }
+
+  /** `bjobs -w`: "JOBID USER STAT QUEUE FROM_HOST EXEC_HOST JOB_NAME SUBMIT_TIME"; the name may hold spaces. */
+  private plainRow(line: string): { id: string; status: BlockStatus } | undefined {
+    const cols = line.split(/\s+/);
+    if (cols.length < 3 || !/^\d+$/.test(cols[0]!)) return undefined;
+    return { id: cols[0]!, status: this.mapState(cols[2]!) };
   }
 
   protected cancelCommand(ids: string[]): string {

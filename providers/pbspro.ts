@@ -1,11 +1,13 @@
 /**
  * PBS Pro: `qsub SCRIPT` → `1234.pbs01`; `qstat -x -f -F json ID...` (with -x finished jobs stay listed with
- * state F and their Exit_status); `qdel ID...`.
+ * state F and their Exit_status, so this is also the accounting), falling back to `qstat -x -f` text on
+ * versions without JSON; `qdel ID...`. A waiting job's `comment` is its reason.
  */
 import type { BlockState, BlockStatus } from './provider.js';
 import { ClusterProvider, type ClusterProviderOptions, type JobContext } from './cluster.js';
 import { checkOptionalName, shellQuote } from './script-values.js';
 import { MpiExecLauncher } from '../launchers/mpiexec.js';
+import { PBSPRO_EXITS, parseFullText, parseJobsJson, parsePbsJobId, pbsJobStatus, shortJobId, type PbsJob } from './pbs-common.js';
 
 /** Options of the PBS Pro provider. */
 export interface PBSProProviderOptions extends ClusterProviderOptions {
@@ -15,27 +17,17 @@ export interface PBSProProviderOptions extends ClusterProviderOptions {
   account?: string;
 }
 
+/** Every job state of the qstat(1B) manual. */
 const PBS_STATES: Readonly<Record<string, BlockState>> = {
-  Q: 'pending', W: 'pending', T: 'pending', M: 'pending',
+  Q: 'pending', W: 'pending', T: 'pending',
   R: 'running', E: 'running', B: 'running',
   F: 'completed', X: 'completed',
   H: 'held', S: 'held', U: 'held',
+  // Moved to another server: this one no longer speaks for it.
+  M: 'unknown',
 };
 
-/** PBS Pro Exit_status values that say why a finished job ended. */
-const EXIT_WALLTIME = -29;
-const EXIT_KILLED_BY_QDEL = 271; // 256 + SIGTERM
-
-/** The short id ("1234" of "1234.pbs01"): qstat may key its JSON by either. */
-export function shortJobId(id: string): string {
-  return id.split('.')[0]!;
-}
-
-/** Read `qsub` output: the last line, "1234.server" or "1234[].server". */
-export function parsePbsJobId(stdout: string): string | undefined {
-  const last = stdout.split('\n').map((l) => l.trim()).filter(Boolean).at(-1);
-  return last && /^\d+(\[\d*\])?(\.[A-Za-z0-9_.-]+)?$/.test(last) ? last : undefined;
-}
+export { shortJobId, parsePbsJobId };
 
 /** PBS Pro and its JSON status. */
 export class PBSProProvider extends ClusterProvider {
@@ -76,36 +68,37 @@ export class PBSProProvider extends ClusterProvider {
     return parsePbsJobId(stdout);
   }
 
+  /** Set once qstat refuses `-F json` (PBS before 14): text from then on. */
+  private textOnly = false;
+
   protected statusCommand(ids: string[]): string {
-    return `qstat -x -f -F json ${ids.join(' ')}`;
+    return `qstat -x -f${this.textOnly ? '' : ' -F json'} ${ids.join(' ')}`;
   }
 
   protected parseStatus(stdout: string, stderr: string, code: number, ids: string[]): Map<string, BlockStatus> {
+    if (code !== 0 && !this.textOnly && /invalid format|illegal option|invalid option|unrecognized option/i.test(stderr)) {
+      this.textOnly = true;
+      this.log('info', 'qstat has no -F json here: reading qstat -f text from now on');
+      return this.allUnknown(ids, 'qstat has no -F json: asking for text next time');
+    }
     // qstat exits non-zero when any id is unknown (e.g. history purged) yet still prints the others.
-    if (code !== 0 && !/Unknown Job Id/i.test(stderr)) {
+    const unknown = ClusterProvider.lines(stderr).filter((l) => /Unknown Job Id|Job has finished/i.test(l));
+    const complaints = ClusterProvider.lines(stderr).filter((l) => !/Unknown Job Id|Job has finished/i.test(l));
+    if (code !== 0 && (unknown.length === 0 || complaints.length > 0)) {
       return this.allUnknown(ids, stderr.trim() || `qstat exited with ${code}`);
     }
-    const jobs = parseJobsJson(stdout);
+    const jobs = this.textOnly ? parseFullText(stdout) : parseJobsJson(stdout);
     const byShort = new Map<string, PbsJob>();
     for (const [key, job] of Object.entries(jobs)) byShort.set(shortJobId(key), job);
+    // Only an id qstat itself called unknown has left; one it is silent about is a broken answer.
+    const saidGone = new Set(unknown.flatMap((l) => /\b(\d+)(?:\[\d*\])?(?:\.[\w.-]+)?/.exec(l)?.[1] ?? []));
     const out = new Map<string, BlockStatus>();
     for (const id of ids) {
       const job = jobs[id] ?? byShort.get(shortJobId(id));
-      out.set(id, job ? this.jobStatus(job) : this.gone(id));
+      if (job) out.set(id, pbsJobStatus(job, (c) => this.mapState(c), PBSPRO_EXITS));
+      else if (saidGone.has(shortJobId(id))) out.set(id, this.gone(id));
     }
     return out;
-  }
-
-  private jobStatus(job: PbsJob): BlockStatus {
-    const raw = String(job.job_state ?? '');
-    const status = this.mapState(raw);
-    if (raw !== 'F' || job.Exit_status === undefined) return status;
-    const exit = Number(job.Exit_status);
-    const detail = `Exit_status ${exit}`;
-    if (exit === 0) return { ...status, detail };
-    if (exit === EXIT_WALLTIME) return { state: 'timeout', raw, detail };
-    if (exit === EXIT_KILLED_BY_QDEL) return { state: 'cancelled', raw, detail };
-    return { state: 'failed', raw, detail };
   }
 
   protected cancelCommand(ids: string[]): string {
@@ -113,30 +106,3 @@ export class PBSProProvider extends ClusterProvider {
   }
 }
 
-interface PbsJob {
-  job_state?: string;
-  Exit_status?: number | string;
-}
-
-/** The "Jobs" object of `qstat -F json`; empty output means no jobs. */
-function parseJobsJson(stdout: string): Record<string, PbsJob> {
-  if (stdout.trim() === '') return {};
-  try {
-    const doc = JSON.parse(stdout) as { Jobs?: Record<string, PbsJob> };
-    return doc.Jobs ?? {};
-  } catch {
-    // Some PBS versions print invalid JSON (unescaped values in Variable_List); the fields we need are
-    // simple, so read them by pattern rather than fail.
-    // Job keys are the only keys that start with a digit; each job's fields follow its key.
-    const jobs: Record<string, PbsJob> = {};
-    const keys = [...stdout.matchAll(/"(\d+(?:\[\d*\])?(?:\.[^"]*)?)"\s*:\s*\{/g)];
-    keys.forEach((m, i) => {
-      const part = stdout.slice(m.index, keys[i + 1]?.index ?? stdout.length);
-      const state = /"job_state"\s*:\s*"([A-Z])"/.exec(part)?.[1];
-      const exit = /"Exit_status"\s*:\s*(-?\d+)/.exec(part)?.[1];
-      if (state) jobs[m[1]!] = { job_state: state, ...(exit !== undefined ? { Exit_status: Number(exit) } : {}) };
-    });
-    if (Object.keys(jobs).length === 0) throw new Error('not JSON and no job_state found');
-    return jobs;
-  }
-}

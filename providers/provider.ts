@@ -2,10 +2,17 @@ import type { Channel } from './channels/channel.js';
 import type { Launcher } from '../launchers/launcher.js';
 
 /** Where a block (a batch job) is in its life, in our words whatever the scheduler calls it. */
-export type BlockState = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled' | 'timeout' | 'held' | 'unknown';
+export type BlockState =
+  | 'pending' | 'running' | 'held'
+  | 'completed' | 'failed' | 'cancelled' | 'timeout' | 'node_fail' | 'out_of_memory'
+  /** Left the queue, and the scheduler's accounting could not say how it ended. */
+  | 'ended'
+  | 'unknown';
 
 /** Block states after which the job will never run again. */
-export const TERMINAL_BLOCK_STATES: ReadonlySet<BlockState> = new Set(['completed', 'failed', 'cancelled', 'timeout']);
+export const TERMINAL_BLOCK_STATES: ReadonlySet<BlockState> = new Set([
+  'completed', 'failed', 'cancelled', 'timeout', 'node_fail', 'out_of_memory', 'ended',
+]);
 
 export interface BlockStatus {
   state: BlockState;
@@ -13,6 +20,15 @@ export interface BlockStatus {
   raw?: string;
   /** Why, when the scheduler says (e.g. stderr of a failed status command, a reason field). */
   detail?: string;
+  /**
+   * The scheduler's own reason for a job that is not running (Slurm `%r` such as `Priority`, `Resources`,
+   * `JobHeldAdmin`; a PBS `comment`; an LSF pending reason), shown in `status` next to the block.
+   */
+  reason?: string;
+  /** The job waits for a reason that waiting cannot change (a partition limit, an invalid account, ...). */
+  stuck?: boolean;
+  /** Exit code of a finished job, when the scheduler's accounting says. */
+  exitCode?: number;
 }
 
 /** What the endpoint asks a provider for: one block running `command` on every node. */
@@ -25,9 +41,9 @@ export interface BlockRequest {
   jobName: string;
   /** Environment variables the job must export before the command (no secrets: key material goes in files). */
   env?: Record<string, string>;
-  /** Override the profile's nodes per block for this block (the strategy may size blocks). */
-  nodesPerBlock?: number;
-  /** Override the profile's walltime for this block, in seconds. */
+  /** Nodes of this block (the resolved config's nodes_per_block, or the strategy's choice within its bounds). */
+  nodesPerBlock: number;
+  /** Walltime of this block in seconds; undefined: none (only a provider without a scheduler, `local`, accepts that). */
   walltimeS?: number;
 }
 
@@ -40,7 +56,10 @@ export interface SubmittedBlock {
   stdoutPath?: string;
 }
 
-/** Block-count limits shared by all providers (Parsl's names). */
+/**
+ * Block-count limits shared by all providers (Parsl's names). The provider keeps them as given; defaults
+ * (src/config/defaults.ts) and checks belong to the config layer (src/config/strategy-options.ts).
+ */
 export interface BlockLimits {
   /** Blocks submitted at start. @default 0 */
   init_blocks?: number;
@@ -52,6 +71,21 @@ export interface BlockLimits {
   parallelism?: number;
 }
 
+/** The block fields of a provider, raw as the profile wrote them (resolved once by src/config/). */
+export interface ProviderBlockOptions extends BlockLimits {
+  /** Nodes in each block. @default 1 */
+  nodes_per_block?: number;
+  /** Walltime of a block: "HH:MM:SS" or seconds. @default "00:30:00" (local: none) */
+  walltime?: string | number;
+}
+
+/** Pick the block fields out of a provider's options, as given. */
+export function blockOptionsOf(options: ProviderBlockOptions): Readonly<ProviderBlockOptions> {
+  const { init_blocks, min_blocks, max_blocks, parallelism, nodes_per_block, walltime } = options;
+  const all = { init_blocks, min_blocks, max_blocks, parallelism, nodes_per_block, walltime };
+  return Object.freeze(Object.fromEntries(Object.entries(all).filter(([, v]) => v !== undefined)) as ProviderBlockOptions);
+}
+
 /**
  * A provider knows one scheduler: how to render its submit script, submit it, ask status of many blocks in
  * one command, and cancel. It knows nothing of tasks or strategy.
@@ -61,11 +95,8 @@ export interface ExecutionProvider {
   readonly label: string;
   readonly channel: Channel;
   readonly launcher: Launcher;
-  /** Nodes per block (default shape). */
-  readonly nodesPerBlock: number;
-  /** Walltime of a block in seconds; Infinity when the scheduler has none (local). */
-  readonly walltimeS: number;
-  readonly limits: Required<BlockLimits>;
+  /** The block fields as the profile gave them (Parsl's names); the config layer resolves them. */
+  readonly blockOptions: Readonly<ProviderBlockOptions>;
   /** The exact script that `submit` would submit, without submitting (dry run). */
   render(request: BlockRequest): Promise<string>;
   submit(request: BlockRequest): Promise<SubmittedBlock>;

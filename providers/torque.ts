@@ -1,11 +1,12 @@
 /**
- * Torque: `qsub SCRIPT` → `1234.server`; `qstat ID...` prints a table (state in column 5); `qdel ID...`.
- * Completed jobs stay listed as C for a while (keep_completed), then vanish.
+ * Torque: `qsub SCRIPT` → `1234.server`; `qstat -f ID...` prints each job's attributes (job_state, comment,
+ * exit_status); `qdel ID...`. Completed jobs stay listed as C with their exit_status for a while
+ * (keep_completed), then vanish: Torque keeps no accounting a user can query, so those end as 'ended'.
  */
 import type { BlockState, BlockStatus } from './provider.js';
 import { ClusterProvider, type ClusterProviderOptions, type JobContext } from './cluster.js';
 import { checkOptionalName, shellQuote } from './script-values.js';
-import { parsePbsJobId, shortJobId } from './pbspro.js';
+import { TORQUE_EXITS, parseFullText, parsePbsJobId, pbsJobStatus, shortJobId, type PbsJob } from './pbs-common.js';
 import { MpiExecLauncher } from '../launchers/mpiexec.js';
 
 /** Options of the Torque provider. */
@@ -16,6 +17,7 @@ export interface TorqueProviderOptions extends ClusterProviderOptions {
   account?: string;
 }
 
+/** Every job state of Torque's qstat manual. */
 const TORQUE_STATES: Readonly<Record<string, BlockState>> = {
   Q: 'pending', W: 'pending', T: 'pending',
   R: 'running', E: 'running',
@@ -59,22 +61,27 @@ export class TorqueProvider extends ClusterProvider {
   }
 
   protected statusCommand(ids: string[]): string {
-    return `qstat ${ids.join(' ')}`;
+    return `qstat -f ${ids.join(' ')}`;
   }
 
   protected parseStatus(stdout: string, stderr: string, code: number, ids: string[]): Map<string, BlockStatus> {
     // Unknown ids (purged jobs) make qstat exit non-zero; the known ones are still printed.
-    if (code !== 0 && !/Unknown Job Id/i.test(stderr)) {
+    const unknown = ClusterProvider.lines(stderr).filter((l) => /Unknown Job Id/i.test(l));
+    const complaints = ClusterProvider.lines(stderr).filter((l) => !/Unknown Job Id/i.test(l));
+    if (code !== 0 && (unknown.length === 0 || complaints.length > 0)) {
       return this.allUnknown(ids, stderr.trim() || `qstat exited with ${code}`);
     }
-    const seen = new Map<string, BlockStatus>();
-    for (const line of ClusterProvider.lines(stdout)) {
-      const cols = line.split(/\s+/);
-      // Rows start with the id (maybe cut short); the header and the dashed line do not start with a digit.
-      if (cols.length < 6 || !/^\d/.test(cols[0]!)) continue;
-      seen.set(shortJobId(cols[0]!), this.mapState(cols[4]!));
+    const jobs = parseFullText(stdout);
+    const byShort = new Map<string, PbsJob>();
+    for (const [key, job] of Object.entries(jobs)) byShort.set(shortJobId(key), job);
+    const saidGone = new Set(unknown.flatMap((l) => /\b(\d+)(?:\[\d*\])?(?:\.[\w.-]+)?/.exec(l)?.[1] ?? []));
+    const out = new Map<string, BlockStatus>();
+    for (const id of ids) {
+      const job = jobs[id] ?? byShort.get(shortJobId(id));
+      if (job) out.set(id, pbsJobStatus(job, (c) => this.mapState(c), TORQUE_EXITS));
+      else if (saidGone.has(shortJobId(id))) out.set(id, this.gone(id));
     }
-    return new Map(ids.map((id) => [id, seen.get(shortJobId(id)) ?? this.gone(id)]));
+    return out;
   }
 
   protected cancelCommand(ids: string[]): string {

@@ -34,8 +34,11 @@ export class SubmitError extends FuncxError {
 
 /** A wire message we cannot accept (malformed, unknown kind, wrong version). */
 export class ProtocolError extends FuncxError {
-  constructor(message: string) {
+  /** The `kind` of the message at fault, when the frame got that far (e.g. "register"). */
+  readonly messageKind: string | undefined;
+  constructor(message: string, messageKind?: string) {
     super('PROTOCOL', message);
+    this.messageKind = messageKind;
   }
 }
 

@@ -32,4 +32,5 @@ export { RemoteError } from './protocol/payload.js';
 export { FuncxError, ConfigError } from './errors.js';
 
 export { FuncXClient, type FuncXClientOptions, type TaskResult } from './sdk/client.js';
-export { ShellFunction, MPIFunction } from './sdk/functions.js';
+export { ShellFunction, MPIFunction, withResources } from './sdk/functions.js';
+export { checkResourceSpec, ResourceSpecError, type ResourceSpec, type ResourceSpecification } from './protocol/resource-spec.js';

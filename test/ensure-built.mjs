@@ -18,7 +18,7 @@ function newest(dir) {
   return t;
 }
 const stamp = join(root, 'dist', 'src', 'index.js');
-const sources = Math.max(...['src', 'providers', 'launchers', 'test', 'examples'].filter((d) => existsSync(join(root, d))).map((d) => newest(join(root, d))));
+const sources = Math.max(...['src', 'providers', 'launchers', 'test', 'examples', 'web'].filter((d) => existsSync(join(root, d))).map((d) => newest(join(root, d))));
 if (!existsSync(stamp) || statSync(stamp).mtimeMs < sources) {
   console.error('building (tsc)…');
   execSync('npm run build', { cwd: root, stdio: 'inherit' });

@@ -12,7 +12,8 @@ import { tsImport } from 'tsx/esm/api';
 import { FuncxError } from '../errors.js';
 import { handle } from './handle.js';
 import { FuncXClient, type EndpointInfo } from '../sdk/client.js';
-import { ShellFunction, shellQuote } from '../sdk/functions.js';
+import { MPIFunction, ShellFunction, shellQuote, withResources } from '../sdk/functions.js';
+import { addResourceOptions, resourcesFromFlags, type ResourceFlags } from './resource-options.js';
 import { RemoteError, type ShellResult } from '../sdk/serialize.js';
 
 /** JSON for any result value: BigInt as string, Map as object, Set as array, undefined as null. */
@@ -91,16 +92,17 @@ program
     out((await client().registerFunction(fn, { name: o.name, group: o.group })) + '\n');
   });
 
-program
-  .command('run')
+addResourceOptions(program
+  .command('run'))
   .description('run a registered function and print its result as JSON')
   .requiredOption('--endpoint <id>', 'endpoint id')
   .requiredOption('--function <id>', 'function id')
   .option('--args <json>', 'JSON array of arguments', parseArgs, [])
   .option('--timeout <seconds>', 'give up waiting after this long', seconds)
-  .action(async (o: { endpoint: string; function: string; args: unknown[]; timeout?: number }) => {
+  .action(async (o: { endpoint: string; function: string; args: unknown[]; timeout?: number } & ResourceFlags) => {
+    const resources = resourcesFromFlags(o);
     const c = client();
-    const taskId = await c.run(o.endpoint, o.function, ...o.args);
+    const taskId = await c.run(o.endpoint, resources ? withResources(o.function, resources) : o.function, ...o.args);
     try {
       out(toJson(await c.getResult(taskId, { waitMs: o.timeout ? o.timeout * 1000 : undefined })) + '\n');
     } catch (err) {
@@ -109,17 +111,23 @@ program
     }
   });
 
-program
-  .command('shell')
+addResourceOptions(program
+  .command('shell'))
   .description('run a shell command on an endpoint; prints its output and exits with its code')
+  .option('--mpi', 'run the command under the MPI launch prefix of its nodes (an MPIFunction)')
   .requiredOption('--endpoint <id>', 'endpoint id')
   .option('--walltime-ms <ms>', 'kill the command after this long', positiveInt)
   .option('--timeout <seconds>', 'give up waiting after this long', seconds)
   .argument('<command...>', 'the command (after --); one argument is a command line, several are quoted words')
-  .action(async (words: string[], o: { endpoint: string; walltimeMs?: number; timeout?: number }) => {
+  .action(async (words: string[], o: { endpoint: string; walltimeMs?: number; timeout?: number; mpi?: boolean } & ResourceFlags) => {
     const command = words.length === 1 ? words[0] : words.map(shellQuote).join(' ');
+    const resources = resourcesFromFlags(o);
     const c = client();
-    const taskId = await c.run(o.endpoint, ShellFunction(command, { walltimeMs: o.walltimeMs }));
+    const shell = ShellFunction(command, { walltimeMs: o.walltimeMs });
+    const runnable = o.mpi
+      ? MPIFunction(command, { resources: resources ?? {}, walltimeMs: o.walltimeMs })
+      : resources ? withResources(shell, resources) : shell;
+    const taskId = await c.run(o.endpoint, runnable);
     let result: ShellResult;
     try {
       result = await c.getResult<ShellResult>(taskId, { waitMs: o.timeout ? o.timeout * 1000 : undefined });

@@ -1,13 +1,16 @@
 #!/usr/bin/env node
 /**
  * funcx-manager: started once per node by a block's launcher. Key material comes from a 0600 file, never
- * from the command line (which `ps` shows to everyone).
+ * from the command line (which `ps` shows to everyone). It has no defaults of its own: the engine's command
+ * builder (src/endpoint/engine/manager-command.ts) passes every option from the resolved config.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { cpus, totalmem } from 'node:os';
 import { Manager } from '../worker/manager.js';
 import { readManagerKeyFile } from '../protocol/keys.js';
 import { createLogger } from '../logger.js';
+import { blockNodesFromEnv } from '../worker/mpi/nodelist.js';
+import { MPI_LAUNCHERS, type MpiLauncherName } from '../worker/mpi/prefix.js';
 
 function positive(name: string) {
   return (value: string): number => {
@@ -17,21 +20,31 @@ function positive(name: string) {
   };
 }
 
+function nonNegativeInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number ≥ 0, got ${JSON.stringify(value)}`);
+    return n;
+  };
+}
+
 const program = new Command('funcx-manager')
   .description('Runs tasks from a funcX endpoint on this node (started by a block; not usually run by hand).')
   .requiredOption('--addresses <list>', 'comma-separated interchange addresses to try')
   .requiredOption('--port <port>', 'interchange port', positive('--port'))
   .requiredOption('--keys <file>', 'manager key file (JSON, 0600)')
-  .option('--block-id <id>', 'our block id', process.env.FUNCX_BLOCK_ID ?? '')
+  .requiredOption('--block-id <id>', 'our block id')
   .option('--max-workers <n>', 'most workers on this node', positive('--max-workers'))
-  .option('--cores-per-worker <n>', 'cores each worker needs', positive('--cores-per-worker'), 1)
+  .requiredOption('--cores-per-worker <n>', 'cores each worker needs', positive('--cores-per-worker'))
   .option('--mem-per-worker <gb>', 'memory each worker needs (GB)', positive('--mem-per-worker'))
-  .option('--prefetch <n>', 'tasks accepted beyond one per worker', (v) => Math.max(0, Math.floor(Number(v)) || 0), 0)
-  .option('--heartbeat-period <s>', 'seconds between heartbeats', positive('--heartbeat-period'), 30)
-  .option('--heartbeat-threshold <s>', 'seconds of silence before the interchange counts as gone', positive('--heartbeat-threshold'), 120)
-  .option('--probe-timeout <s>', 'seconds to wait for an address to answer in one probe round', positive('--probe-timeout'), 10)
+  .requiredOption('--prefetch <n>', 'tasks accepted beyond one per worker', nonNegativeInt('--prefetch'))
+  .requiredOption('--heartbeat-period <s>', 'seconds between heartbeats', positive('--heartbeat-period'))
+  .requiredOption('--heartbeat-threshold <s>', 'seconds of silence before the interchange counts as gone', positive('--heartbeat-threshold'))
+  .requiredOption('--probe-timeout <s>', 'seconds to wait for an address to answer in one probe round', positive('--probe-timeout'))
   .option('--walltime <s>', "the block's walltime in seconds, counted from this manager's start", positive('--walltime'))
-  .option('--log-level <level>', 'debug | info | warn | error', 'info');
+  .requiredOption('--log-level <level>', 'debug | info | warn | error')
+  .option('--mpi-launcher <name>', `engine mode "mpi": one manager per block packs tasks onto the block's nodes, launching with ${MPI_LAUNCHERS.join(' | ')}`)
+  .option('--mpi-overrides <flags>', 'one line appended to every MPI launch prefix', '');
 
 program.parse();
 const o = program.opts();
@@ -48,6 +61,24 @@ if (workers < 1) {
   process.exit(2);
 }
 
+let mpi: { nodes: string[]; launcher: MpiLauncherName; overrides: string } | undefined;
+if (o.mpiLauncher !== undefined) {
+  if (!(MPI_LAUNCHERS as readonly string[]).includes(o.mpiLauncher)) {
+    log.error(`--mpi-launcher must be one of ${MPI_LAUNCHERS.join(', ')}, got ${JSON.stringify(o.mpiLauncher)}`);
+    process.exit(2);
+  }
+  try {
+    const found = blockNodesFromEnv();
+    mpi = { nodes: found.nodes, launcher: o.mpiLauncher as MpiLauncherName, overrides: String(o.mpiOverrides ?? '') };
+    log.info(`MPI block of ${found.nodes.length} nodes (${found.nodes.join(',')}) from ${found.source}; launcher ${o.mpiLauncher}`);
+  } catch (err) {
+    log.error(`cannot find this block's nodes: ${(err as Error).message}`);
+    process.exit(2);
+  }
+  // One task per node at most runs at once; tasks beyond that wait here so the packer can choose (backfill).
+  workers = mpi.nodes.length;
+}
+
 const manager = new Manager({
   addresses: String(o.addresses).split(',').map((a) => a.trim()).filter(Boolean),
   port: o.port,
@@ -56,14 +87,17 @@ const manager = new Manager({
   workers,
   cores,
   memoryMiB: Math.floor(totalmem() / 2 ** 20),
-  prefetch: o.prefetch,
+  prefetch: mpi ? Math.max(o.prefetch, 2 * mpi.nodes.length) : o.prefetch,
   heartbeatPeriodMs: o.heartbeatPeriod * 1000,
   heartbeatThresholdMs: o.heartbeatThreshold * 1000,
   probeTimeoutMs: o.probeTimeout * 1000,
   endsAt: o.walltime ? Date.now() + o.walltime * 1000 : null,
   log,
+  mpi,
 });
 manager.start().catch((err: Error) => {
   log.error(err.message);
   process.exit(2);
 });
+// The manager never exits by itself: this entry point does, with the code its stop gave.
+void manager.stopped.then((code) => process.exit(code));

@@ -3,7 +3,7 @@
 import { runWorker } from '../worker/worker.js';
 
 const limit = Number(process.env.FUNCX_RESULT_SIZE_LIMIT ?? '');
-runWorker({
+void runWorker({
   resultSizeLimit: Number.isFinite(limit) && limit > 0 ? limit : undefined,
   mpiLauncher: process.env.FUNCX_MPI_LAUNCHER || undefined,
-});
+}).then((code) => process.exit(code));

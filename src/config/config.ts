@@ -1,15 +1,19 @@
 /**
  * The Config a profile exports: engine shape, provider (with its launcher and channel), strategy, and the
- * functions this endpoint may run. Checked when built, so a broken profile fails at `start` with the field named.
+ * functions this endpoint may run. Every option is resolved here, once, when the Config is built: defaults
+ * from DEFAULTS (defaults.ts), one message style naming the field path (field-error.ts). A broken profile
+ * fails at load, before the endpoint registers, with e.g. `config.ts: provider.max_blocks must be … (got 0)`.
  */
 import { ConfigError } from '../errors.js';
 import type { ExecutionProvider } from '../../providers/provider.js';
 import { LocalProvider } from '../../providers/local.js';
-import type { StrategyOptions as FullStrategyOptions } from '../endpoint/engine/strategy.js';
 import { resolveEngineOptions, type EngineOptions, type ResolvedEngineOptions } from './engine-options.js';
+import { checkStrategySection, resolveBlockOptions, type ResolvedStrategyOptions, type StrategySection } from './strategy-options.js';
+import { checkNumber, fieldError, unknownField } from './field-error.js';
+import { DEFAULTS } from './defaults.js';
 
-/** The `strategy` section of a profile (block limits live on the provider). */
-export type StrategyOptions = Pick<FullStrategyOptions, 'period' | 'max_idletime' | 'walltime_margin' | 'nodes_per_block' | 'walltime'>;
+/** The `strategy` section of a profile (block limits, nodes_per_block and walltime live on the provider). */
+export type StrategyOptions = StrategySection;
 
 export interface ConfigOptions {
   /** Shown by `list` and the service. @default the profile's folder name */
@@ -20,49 +24,62 @@ export interface ConfigOptions {
   strategy?: StrategyOptions;
   /** Function ids this endpoint runs; any other task fails with "function not allowed". @default any */
   allowed_functions?: string[];
+  /** Serve Prometheus metrics on this port (0: any free port). @default off */
+  metrics_port?: number;
+  /** Address the metrics port binds. @default '127.0.0.1' */
+  metrics_host?: string;
 }
 
-const FIELDS = new Set(['display_name', 'engine', 'provider', 'strategy', 'allowed_functions']);
-const STRATEGY_FIELDS = new Set(['period', 'max_idletime', 'walltime_margin', 'nodes_per_block', 'walltime']);
+export const CONFIG_FIELDS: readonly string[] = ['display_name', 'engine', 'provider', 'strategy', 'allowed_functions', 'metrics_port', 'metrics_host'];
 
 export class Config {
   readonly displayName?: string;
   readonly engine: ResolvedEngineOptions;
   readonly provider: ExecutionProvider;
-  readonly strategy: StrategyOptions;
+  /** Strategy and block options resolved (the provider's block fields + the strategy section). */
+  readonly strategy: ResolvedStrategyOptions;
   readonly allowedFunctions: ReadonlySet<string> | null;
+  /** Where the daemon serves /metrics; null: not served. */
+  readonly metrics: { host: string; port: number } | null;
   /** The options as given (for `render` and `doctor`). */
   readonly options: ConfigOptions;
 
   constructor(options: ConfigOptions = {}) {
-    if (options === null || typeof options !== 'object') throw new ConfigError('Config: expected an options object');
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) throw fieldError('Config', 'an options object', options);
     for (const key of Object.keys(options)) {
-      if (!FIELDS.has(key)) throw new ConfigError(`${key}: unknown field of Config (known: ${[...FIELDS].join(', ')})`);
+      if (!CONFIG_FIELDS.includes(key)) throw unknownField(key, CONFIG_FIELDS);
     }
     this.options = options;
     if (options.display_name !== undefined && (typeof options.display_name !== 'string' || !/^[\w .-]{1,64}$/.test(options.display_name))) {
-      throw new ConfigError(`display_name: expected up to 64 letters, digits, spaces, "_", "." or "-", got ${JSON.stringify(options.display_name)}`);
+      throw fieldError('display_name', 'up to 64 letters, digits, spaces, "_", "." or "-"', options.display_name);
     }
     this.displayName = options.display_name;
     this.engine = resolveEngineOptions(options.engine ?? {});
     const provider = options.provider ?? new LocalProvider();
-    if (typeof (provider as Partial<ExecutionProvider>).submit !== 'function' || typeof (provider as Partial<ExecutionProvider>).status !== 'function') {
-      throw new ConfigError('provider: expected a provider object (new SlurmProvider({...}), new LocalProvider(), ...)');
+    const p = provider as Partial<ExecutionProvider>;
+    if (typeof p.submit !== 'function' || typeof p.status !== 'function' || typeof p.blockOptions !== 'object') {
+      throw new ConfigError('provider must be a provider object: new SlurmProvider({...}), new LocalProvider(), ...');
     }
     this.provider = provider;
-    const strategy = options.strategy ?? {};
-    if (strategy === null || typeof strategy !== 'object') throw new ConfigError('strategy: expected an object');
-    for (const key of Object.keys(strategy)) {
-      if (!STRATEGY_FIELDS.has(key)) throw new ConfigError(`strategy.${key}: unknown field (known: ${[...STRATEGY_FIELDS].join(', ')})`);
+    if (this.engine.mode === 'mpi' && provider.launcher.name !== 'simple' && provider.launcher.name !== 'single-node') {
+      throw fieldError('provider.launcher', "SimpleLauncher with engine.mode 'mpi' (one manager per block)", provider.launcher.name, undefined, [
+        'set provider launcher: new SimpleLauncher()',
+      ]);
     }
-    this.strategy = strategy;
+    this.strategy = resolveBlockOptions(provider, checkStrategySection(options.strategy), this.engine.workersPerNode);
     if (options.allowed_functions !== undefined) {
       if (!Array.isArray(options.allowed_functions) || !options.allowed_functions.every((f) => typeof f === 'string' && f.length > 0)) {
-        throw new ConfigError('allowed_functions: expected an array of function ids');
+        throw fieldError('allowed_functions', 'an array of function ids', options.allowed_functions);
       }
       this.allowedFunctions = new Set(options.allowed_functions);
     } else {
       this.allowedFunctions = null;
     }
+    const port = options.metrics_port;
+    if (port !== undefined) checkNumber('metrics_port', port, { integer: true, max: 65535 });
+    const host = options.metrics_host;
+    if (host !== undefined && (typeof host !== 'string' || !/^[\w.:-]{1,253}$/.test(host))) throw fieldError('metrics_host', 'an address such as 127.0.0.1', host);
+    if (host !== undefined && port === undefined) throw new ConfigError('metrics_host is set without metrics_port: set metrics_port too (metrics are off without it)');
+    this.metrics = port === undefined ? null : { host: host ?? DEFAULTS.metrics_host, port };
   }
 }

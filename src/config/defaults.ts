@@ -1,20 +1,87 @@
-/** Every tunable of the endpoint and its default, in one place. Durations in seconds as users write them. */
-export const ENGINE_DEFAULTS = {
-  /** Cores each worker needs; workers per node = cores / cores_per_worker, capped by max_workers_per_node. */
-  cores_per_worker: 1,
-  /** Tasks a manager accepts beyond one per worker (it widens its window by itself for short tasks). */
-  prefetch_capacity: 0,
-  heartbeat_period: 30,
-  heartbeat_threshold: 120,
-  /** Retries of a task whose manager was lost before it fails with ManagerLost. */
-  max_retries: 1,
-  /** Seconds one round of manager address probing waits. */
-  address_probe_timeout: 10,
-  /** Results larger than this fail with ResultTooLarge (bytes). */
-  result_size_limit: 10 * 1024 * 1024,
-  /** Interchange port: 0 lets the OS choose. */
-  interchange_port: 0,
+/**
+ * Every default of the endpoint, in one table. Durations in seconds as users write them. Below the config
+ * layer (engine, strategy, blocks, interchange, providers, manager) every option is required: the values
+ * here reach them only through `src/config/`.
+ */
+export const DEFAULTS = {
+  /** The provider's block fields (Parsl's names), resolved by the config layer, not by the provider. */
+  provider: {
+    /** Blocks submitted at start. */
+    init_blocks: 0,
+    /** Blocks kept even when idle. */
+    min_blocks: 0,
+    /** Hard cap on submitting + pending + running blocks. */
+    max_blocks: 1,
+    /** Share of the work to cover with workers, 0..1. */
+    parallelism: 1,
+    /** Nodes in each block (batch job). */
+    nodes_per_block: 1,
+    /** Walltime of a batch scheduler's block. */
+    walltime: '00:30:00',
+    /** Walltime of a LocalProvider block: none. */
+    local_walltime: Infinity,
+    /** Seconds before a scheduler command (submit, status, cancel) is killed. */
+    cmd_timeout: 30,
+  },
+  /** The `strategy` section. */
+  strategy: {
+    /** Seconds between decisions. */
+    period: 5,
+    /** Seconds a block's managers must be idle before it is given back. */
+    max_idletime: 120,
+    /** Seconds before a block's end at which its managers drain (and get no task without an estimate). */
+    walltime_margin: 60,
+    /** Seconds a block may stay pending before it no longer counts as coming capacity (cancelled, replaced). */
+    max_pending_time: 600,
+  },
+  /** The `engine` section: interchange, managers and workers. */
+  engine: {
+    /** Cores each worker needs; workers per node = cores / cores_per_worker, capped by max_workers_per_node. */
+    cores_per_worker: 1,
+    /** Tasks a manager accepts beyond one per worker (it widens its window by itself for short tasks). */
+    prefetch_capacity: 0,
+    /** Address managers dial when neither the profile nor the global endpoint_address names one. */
+    address: '127.0.0.1',
+    extra_addresses: [] as readonly string[],
+    /** Interchange port: 0 lets the OS choose. */
+    interchange_port: 0,
+    /** Seconds between heartbeats, both ways (interchange and manager use this one value). */
+    heartbeat_period: 30,
+    /** Seconds of silence after which a peer is lost. */
+    heartbeat_threshold: 120,
+    /** Retries of a task whose manager was lost before it fails with ManagerLost. */
+    max_retries: 1,
+    /** Seconds one round of manager address probing waits (the manager and the engine use this one value). */
+    address_probe_timeout: 10,
+    /** Results larger than this fail with ResultTooLarge (bytes). */
+    result_size_limit: 10 * 1024 * 1024,
+    manager_log_level: 'info' as 'debug' | 'info' | 'warn' | 'error',
+    /** "htex": managers per node, tasks in worker slots; "mpi": one manager per block packing tasks onto nodes. */
+    mode: 'htex' as 'htex' | 'mpi',
+    /** The launcher MPI tasks run under (mode "mpi"). */
+    mpi_launcher: 'mpiexec' as 'srun' | 'mpiexec' | 'mpirun' | 'aprun' | 'jsrun',
+    mpi_launcher_overrides: '',
+  },
+  /** Address the daemon's /metrics binds when metrics_port is set. */
+  metrics_host: '127.0.0.1',
+  /** `$FUNCX_HOME/config.ts` (service_url and username depend on the environment: see global-options.ts). */
+  global: {
+    service_url: 'http://127.0.0.1:8080',
+    email: '',
+    broker_address: '127.0.0.1',
+    broker_port: 8088,
+  },
 } as const;
+
+/** Back-compatible name of the engine section. */
+export const ENGINE_DEFAULTS = DEFAULTS.engine;
+
+/** Task duration the strategy assumes when the engine has no estimate (ms). Not a user option. */
+export const DEFAULT_ESTIMATE_MS = 1000;
 
 /** Walltime of a task when the profile sets none (ms); undefined means no limit. */
 export const DEFAULT_TASK_WALLTIME_MS: number | undefined = undefined;
+
+
+/** Strategy tunables about real sites (seconds): the same values as DEFAULTS.strategy. */
+export const SITE_DEFAULTS = { max_pending_time: DEFAULTS.strategy.max_pending_time } as const;

@@ -1,10 +1,13 @@
 /**
  * The `engine` section of a profile: how managers and workers are shaped and how the interchange talks to them.
  */
+import { cpus } from 'node:os';
 import { ConfigError } from '../errors.js';
-import { ENGINE_DEFAULTS } from './defaults.js';
+import { DEFAULTS } from './defaults.js';
+import { checkNumber, fieldError, unknownField } from './field-error.js';
+import { MPI_ENGINE_FIELDS, resolveMpiOptions, type EngineMode, type MpiEngineOptions, type ResolvedMpiOptions } from './mpi-options.js';
 
-export interface EngineOptions {
+export interface EngineOptions extends MpiEngineOptions {
   /** Most workers a manager starts on one node. @default cores / cores_per_worker */
   max_workers_per_node?: number;
   /** Cores each worker needs. @default 1 */
@@ -26,7 +29,7 @@ export interface EngineOptions {
   heartbeat_threshold?: number;
   /** Retries of a task whose manager was lost. @default 1 */
   max_retries?: number;
-  /** Seconds a manager waits for an address to answer per probe round. @default 10 */
+  /** Seconds a manager waits for an address to answer per probe round (the one value: manager and engine). @default 10 */
   address_probe_timeout?: number;
   /** Result size limit in bytes. @default 10485760 (10 MiB) */
   result_size_limit?: number;
@@ -38,7 +41,12 @@ export interface EngineOptions {
 
 /** Engine options with defaults filled and durations in ms. */
 export interface ResolvedEngineOptions {
+  mode: EngineMode;
+  /** Set in mode "mpi" only. */
+  mpi?: ResolvedMpiOptions;
   maxWorkersPerNode?: number;
+  /** Workers per node the strategy plans with: max_workers_per_node, else this host's cores / cores_per_worker. */
+  workersPerNode: number;
   coresPerWorker: number;
   memPerWorkerGB?: number;
   prefetch: number;
@@ -54,73 +62,81 @@ export interface ResolvedEngineOptions {
   managerLogLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
-const FIELDS = new Set([
+export const ENGINE_FIELDS: readonly string[] = [
   'max_workers_per_node', 'cores_per_worker', 'mem_per_worker', 'prefetch_capacity', 'address', 'extra_addresses',
   'interchange_port', 'interchange_port_range', 'heartbeat_period', 'heartbeat_threshold', 'max_retries',
-  'address_probe_timeout', 'result_size_limit', 'manager_command', 'manager_log_level',
-]);
+  'address_probe_timeout', 'result_size_limit', 'manager_command', 'manager_log_level', ...MPI_ENGINE_FIELDS,
+];
 
-function num(where: string, value: unknown, { min = 0, integer = false, exclusiveMin = false } = {}): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || (exclusiveMin && value === min)) {
-    const what = integer ? 'an integer' : 'a number';
-    throw new ConfigError(`${where}: expected ${what} ${exclusiveMin ? '>' : '≥'} ${min}, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
+const HOST = /^[A-Za-z0-9.:_-]+$/;
+const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
-/** Fill defaults and check every field; errors name `${where}.field`. */
-export function resolveEngineOptions(options: EngineOptions = {}, where = 'engine'): ResolvedEngineOptions {
-  if (options === null || typeof options !== 'object') throw new ConfigError(`${where}: expected an object`);
+/** Fill defaults (DEFAULTS.engine) and check every field; errors name `${where}.field`. */
+export function resolveEngineOptions(options: EngineOptions = {}, where = 'engine', cpuCount = cpus().length): ResolvedEngineOptions {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw fieldError(where, 'an object', options);
   for (const key of Object.keys(options)) {
-    if (!FIELDS.has(key)) throw new ConfigError(`${where}.${key}: unknown field (known: ${[...FIELDS].join(', ')})`);
+    if (!ENGINE_FIELDS.includes(key)) throw unknownField(`${where}.${key}`, ENGINE_FIELDS);
   }
+  const d = DEFAULTS.engine;
   const o = options as Record<string, unknown>;
-  const opt = (key: string, check: (v: unknown) => unknown): void => {
-    if (o[key] !== undefined) check(o[key]);
+  const given = <T>(key: string, fallback: T, check: (path: string, v: unknown) => T): T =>
+    o[key] === undefined ? fallback : check(`${where}.${key}`, o[key]);
+  const optional = <T>(key: string, check: (path: string, v: unknown) => T): T | undefined =>
+    o[key] === undefined ? undefined : check(`${where}.${key}`, o[key]);
+  const rule = (r: Parameters<typeof checkNumber>[2]) => (path: string, v: unknown): number => checkNumber(path, v, r);
+  const test = <T>(ok: (v: unknown) => boolean, expected: string) => (path: string, v: unknown): T => {
+    if (!ok(v)) throw fieldError(path, expected, v);
+    return v as T;
   };
-  opt('max_workers_per_node', (v) => num(`${where}.max_workers_per_node`, v, { min: 1, integer: true }));
-  opt('cores_per_worker', (v) => num(`${where}.cores_per_worker`, v, { min: 0, exclusiveMin: true }));
-  opt('mem_per_worker', (v) => num(`${where}.mem_per_worker`, v, { min: 0, exclusiveMin: true }));
-  opt('prefetch_capacity', (v) => num(`${where}.prefetch_capacity`, v, { integer: true }));
-  opt('heartbeat_period', (v) => num(`${where}.heartbeat_period`, v, { exclusiveMin: true }));
-  opt('heartbeat_threshold', (v) => num(`${where}.heartbeat_threshold`, v, { exclusiveMin: true }));
-  opt('max_retries', (v) => num(`${where}.max_retries`, v, { integer: true }));
-  opt('address_probe_timeout', (v) => num(`${where}.address_probe_timeout`, v, { exclusiveMin: true }));
-  opt('result_size_limit', (v) => num(`${where}.result_size_limit`, v, { min: 1, integer: true }));
-  opt('interchange_port', (v) => num(`${where}.interchange_port`, v, { integer: true }) <= 65535 || bad(`${where}.interchange_port`, 'a port ≤ 65535', v));
-  opt('address', (v) => (typeof v === 'string' && /^[A-Za-z0-9.:_-]+$/.test(v)) || bad(`${where}.address`, 'a host name or IP address', v));
-  opt('extra_addresses', (v) => (Array.isArray(v) && v.every((a) => typeof a === 'string' && /^[A-Za-z0-9.:_-]+$/.test(a))) || bad(`${where}.extra_addresses`, 'an array of host names or IPs', v));
-  opt('interchange_port_range', (v) =>
-    (Array.isArray(v) && v.length === 2 && v.every((p) => Number.isInteger(p) && p > 0 && p <= 65535) && v[0] <= v[1]) ||
-    bad(`${where}.interchange_port_range`, '[low, high] ports with low ≤ high', v));
-  opt('manager_command', (v) => (typeof v === 'string' && v.trim() !== '' && !/[\n\0]/.test(v)) || bad(`${where}.manager_command`, 'a one-line command', v));
-  opt('manager_log_level', (v) => ['debug', 'info', 'warn', 'error'].includes(v as string) || bad(`${where}.manager_log_level`, 'debug | info | warn | error', v));
-  const heartbeatPeriod = (o.heartbeat_period as number | undefined) ?? ENGINE_DEFAULTS.heartbeat_period;
-  const heartbeatThreshold = (o.heartbeat_threshold as number | undefined) ?? ENGINE_DEFAULTS.heartbeat_threshold;
+
+  const maxWorkersPerNode = optional('max_workers_per_node', rule({ min: 1, integer: true }));
+  const coresPerWorker = given('cores_per_worker', d.cores_per_worker, rule({ exclusiveMin: true }));
+  const memPerWorkerGB = optional('mem_per_worker', rule({ exclusiveMin: true }));
+  const prefetch = given('prefetch_capacity', d.prefetch_capacity, rule({ integer: true }));
+  const heartbeatPeriod = given('heartbeat_period', d.heartbeat_period, rule({ exclusiveMin: true }));
+  const heartbeatThreshold = given('heartbeat_threshold', d.heartbeat_threshold, rule({ exclusiveMin: true }));
+  const maxRetries = given('max_retries', d.max_retries, rule({ integer: true }));
+  const probeTimeout = given('address_probe_timeout', d.address_probe_timeout, rule({ exclusiveMin: true }));
+  const resultSizeLimit = given('result_size_limit', d.result_size_limit, rule({ min: 1, integer: true }));
+  const port = given<number | [number, number]>('interchange_port', d.interchange_port, rule({ integer: true, max: 65535 }));
+  const range = optional('interchange_port_range', test<[number, number]>(
+    (v) => Array.isArray(v) && v.length === 2 && v.every((p) => Number.isInteger(p) && p > 0 && p <= 65535) && v[0] <= v[1],
+    '[low, high] ports (1-65535) with low ≤ high'));
+  const address = optional('address', test<string>((v) => typeof v === 'string' && HOST.test(v), 'a host name or IP address'));
+  const extraAddresses = given('extra_addresses', [...d.extra_addresses], test<string[]>(
+    (v) => Array.isArray(v) && v.every((a) => typeof a === 'string' && HOST.test(a)), 'an array of host names or IP addresses'));
+  const managerCommand = optional('manager_command', test<string>((v) => typeof v === 'string' && v.trim() !== '' && !/[\n\0]/.test(v), 'a one-line command'));
+  const managerLogLevel = given('manager_log_level', d.manager_log_level, test<ResolvedEngineOptions['managerLogLevel']>(
+    (v) => (LEVELS as readonly unknown[]).includes(v), LEVELS.join(' | ')));
+  const mpi = resolveMpiOptions(o, where);
   if (heartbeatThreshold <= heartbeatPeriod) {
-    throw new ConfigError(`${where}.heartbeat_threshold (${heartbeatThreshold} s) must be greater than heartbeat_period (${heartbeatPeriod} s)`);
+    throw fieldError(`${where}.heartbeat_threshold`, `greater than ${where}.heartbeat_period (${heartbeatPeriod} s)`, heartbeatThreshold);
   }
-  if (o.interchange_port !== undefined && o.interchange_port_range !== undefined) {
-    throw new ConfigError(`${where}: set interchange_port or interchange_port_range, not both`);
+  if (o.interchange_port !== undefined && range !== undefined) {
+    throw new ConfigError(`${where}.interchange_port and ${where}.interchange_port_range are both set: set one`);
   }
   return {
-    maxWorkersPerNode: options.max_workers_per_node,
-    coresPerWorker: options.cores_per_worker ?? ENGINE_DEFAULTS.cores_per_worker,
-    memPerWorkerGB: options.mem_per_worker,
-    prefetch: options.prefetch_capacity ?? ENGINE_DEFAULTS.prefetch_capacity,
-    address: options.address,
-    extraAddresses: options.extra_addresses ?? [],
-    port: options.interchange_port_range ?? options.interchange_port ?? ENGINE_DEFAULTS.interchange_port,
+    ...mpi,
+    maxWorkersPerNode,
+    // MPI mode sizes blocks by nodes: a node is the unit of work.
+    workersPerNode: mpi.mode === 'mpi' ? 1 : maxWorkersPerNode ?? Math.max(1, Math.floor(cpuCount / coresPerWorker)),
+    coresPerWorker,
+    memPerWorkerGB,
+    prefetch,
+    address,
+    extraAddresses,
+    port: range ?? port,
     heartbeatPeriodMs: heartbeatPeriod * 1000,
     heartbeatThresholdMs: heartbeatThreshold * 1000,
-    maxRetries: options.max_retries ?? ENGINE_DEFAULTS.max_retries,
-    probeTimeoutMs: (options.address_probe_timeout ?? ENGINE_DEFAULTS.address_probe_timeout) * 1000,
-    resultSizeLimit: options.result_size_limit ?? ENGINE_DEFAULTS.result_size_limit,
-    managerCommand: options.manager_command,
-    managerLogLevel: options.manager_log_level ?? 'info',
+    maxRetries,
+    probeTimeoutMs: probeTimeout * 1000,
+    resultSizeLimit,
+    managerCommand,
+    managerLogLevel,
   };
 }
 
-function bad(where: string, expected: string, value: unknown): never {
-  throw new ConfigError(`${where}: expected ${expected}, got ${JSON.stringify(value)}`);
+/** The address managers dial: the profile's engine.address, else the global endpoint_address, else DEFAULTS. */
+export function managerAddress(engine: ResolvedEngineOptions, endpointAddress: string | undefined): string {
+  return engine.address ?? endpointAddress ?? DEFAULTS.engine.address;
 }

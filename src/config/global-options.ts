@@ -10,10 +10,12 @@ import { pathToFileURL } from 'node:url';
 import { ConfigError } from '../errors.js';
 import { registerPackageResolver } from './load.js';
 import { addressByHostname } from './addresses.js';
+import { DEFAULTS } from './defaults.js';
+import { fieldError, unknownField } from './field-error.js';
 import type { FuncxHome, GlobalOptions } from '../endpoint/daemon/home.js';
 
 /** Service URL used when neither FUNCX_SERVICE_URL nor the home says otherwise. @default "http://127.0.0.1:8080" */
-export const DEFAULT_SERVICE_URL = 'http://127.0.0.1:8080';
+export const DEFAULT_SERVICE_URL = DEFAULTS.global.service_url;
 
 /** The service URL for a new home: FUNCX_SERVICE_URL, else DEFAULT_SERVICE_URL. */
 export function defaultServiceUrl(env: NodeJS.ProcessEnv = process.env): string {
@@ -29,9 +31,9 @@ export function defaultGlobalOptions(env: NodeJS.ProcessEnv = process.env): Glob
   return {
     service_url: defaultServiceUrl(env),
     username: userInfo().username,
-    email: '',
-    broker_address: '127.0.0.1',
-    broker_port: 8088,
+    email: DEFAULTS.global.email,
+    broker_address: DEFAULTS.global.broker_address,
+    broker_port: DEFAULTS.global.broker_port,
     endpoint_address: addressByHostname(),
   };
 }
@@ -61,25 +63,39 @@ const RULES: Record<keyof GlobalOptions, Check> = {
 /** Check a loaded options object; ConfigError names `file` and the field. Missing fields take the defaults. */
 export function checkGlobalOptions(value: unknown, file: string, defaults: GlobalOptions = defaultGlobalOptions()): GlobalOptions {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new ConfigError(`${file}: expected \`export default { service_url, username, ... }\`, got ${value === undefined ? 'no default export' : typeof value}`);
+    throw fieldError('the default export', '`export default { service_url, username, ... }`', value === undefined ? 'no default export' : typeof value, file);
   }
   const given = value as Record<string, unknown>;
   const known = Object.keys(RULES);
   for (const key of Object.keys(given)) {
-    if (!known.includes(key)) throw new ConfigError(`${file}: ${key}: unknown global option (known: ${known.join(', ')})`);
+    if (!known.includes(key)) throw unknownField(key, known, file);
   }
   const result = { ...defaults };
   for (const key of known as Array<keyof GlobalOptions>) {
     if (given[key] === undefined) continue;
     const expected = RULES[key](given[key]);
-    if (expected) throw new ConfigError(`${file}: ${key}: expected ${expected}, got ${JSON.stringify(given[key])}`);
+    if (expected) throw fieldError(key, expected, given[key], file);
     (result as Record<string, unknown>)[key] = given[key];
   }
   return result;
 }
 
-/** Load and check `$FUNCX_HOME/config.ts`; the defaults when it does not exist. */
-export async function loadGlobalOptions(home: FuncxHome): Promise<GlobalOptions> {
+/** Options accepted for the seed's sake that do nothing here; setting one earns a one-line warning. */
+export const NO_EFFECT_OPTIONS: readonly (keyof GlobalOptions)[] = ['broker_address', 'broker_port'];
+
+/** One line per no-effect option the file sets. */
+export function globalOptionWarnings(value: unknown, file: string): string[] {
+  if (value === null || typeof value !== 'object') return [];
+  return NO_EFFECT_OPTIONS.filter((k) => (value as Record<string, unknown>)[k] !== undefined).map(
+    (k) => `${file}: ${k} has no effect here (tasks reach endpoints through the service's forwarder); remove it to silence this warning`,
+  );
+}
+
+/**
+ * Load and check `$FUNCX_HOME/config.ts`; the defaults when it does not exist. `warn` gets one line per
+ * option that is accepted but has no effect here (broker_address, broker_port).
+ */
+export async function loadGlobalOptions(home: FuncxHome, warn: (line: string) => void = () => {}): Promise<GlobalOptions> {
   const file = home.globalConfigFile;
   if (!existsSync(file)) return defaultGlobalOptions();
   registerPackageResolver();
@@ -97,5 +113,7 @@ export async function loadGlobalOptions(home: FuncxHome): Promise<GlobalOptions>
   if (inner && typeof inner === 'object' && !('service_url' in inner) && (inner.default ?? inner.global_options) !== undefined) {
     value = inner.default ?? inner.global_options;
   }
-  return checkGlobalOptions(value, file);
+  const options = checkGlobalOptions(value, file);
+  for (const line of globalOptionWarnings(value, file)) warn(line);
+  return options;
 }

@@ -177,7 +177,7 @@ export function parseFromEndpoint<C extends ForwarderChannel>(channel: C, frame:
       break;
     case 'results':
       if (!isCount(m.seq)) throw new ProtocolError('results "seq" must be a non-negative integer');
-      checkResults(m.results);
+      checkResults(m);
       break;
     case 'running':
       if (!isStringArray(m.ids)) throw new ProtocolError('running "ids" must be an array of strings');
@@ -202,7 +202,7 @@ export function parseFromForwarder<C extends ForwarderChannel>(channel: C, frame
       if (typeof m.reason !== 'string') throw new ProtocolError(`${m.kind} needs a reason`);
       break;
     case 'tasks':
-      checkTasks(m.tasks);
+      checkTasks(m);
       break;
     case 'ack':
       if (!isCount(m.seq)) throw new ProtocolError('ack "seq" must be a non-negative integer');

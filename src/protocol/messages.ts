@@ -1,9 +1,14 @@
 /**
  * Every message on the worker channel (interchange ⇄ manager over ZeroMQ) and on the worker pipe
- * (manager ⇄ worker process), tagged by a string `kind`. Encoded with msgpack (codec.ts).
+ * (manager ⇄ worker process), tagged by a string `kind`, and one parser per direction that turns a frame into
+ * that direction's closed union or throws a ProtocolError naming the message and field at fault (the model is
+ * forwarder-messages.ts). Encoded with msgpack (codec.ts).
  *
- * Task and result payloads are opaque bytes (payload.ts): routers never decode them.
+ * Task and result payloads are opaque bytes (payload.ts): routers never decode them; parsers check only that
+ * they are bytes.
  */
+import { ProtocolError } from '../errors.js';
+import { badField, checkResults, checkTasks, decodeFrame, isCount, needCount, needString, type RawMessage } from './codec.js';
 
 /** Bumped on any incompatible change; a peer with another version is refused with both versions named. */
 export const PROTOCOL_VERSION = 1;
@@ -53,6 +58,14 @@ export interface ResultsMessage {
   results: ResultEnvelope[];
   /** The manager's current credit window (tasks it accepts in flight); absent means unchanged. */
   capacity?: number;
+  /** Engine mode "mpi" only: every node of the block and the task holding it (null when free). */
+  nodes?: NodeUse[];
+}
+
+/** One node of an MPI block and the task that holds it. */
+export interface NodeUse {
+  node: string;
+  task: string | null;
 }
 
 export interface HeartbeatMessage {
@@ -113,3 +126,114 @@ export interface WorkerReadyMessage {
 
 export type ManagerToWorker = TasksMessage | ShutdownMessage;
 export type WorkerToManager = WorkerReadyMessage | ResultsMessage;
+
+/** Every message of the worker channel and the worker pipe (what `encode` accepts besides the forwarder's). */
+export type WorkerChannelMessage = ManagerToInterchange | InterchangeToManager | ManagerToWorker | WorkerToManager;
+
+// ---- parsers, one per direction ------------------------------------------------------------------------------
+
+/** The one wording of a version mismatch on the worker channel. */
+export function workerProtocolMismatch(managerVersion: unknown): string {
+  return `protocol version mismatch: manager speaks ${String(managerVersion)}, interchange speaks ${PROTOCOL_VERSION}`;
+}
+
+function unexpected(m: RawMessage, from: string): never {
+  throw new ProtocolError(`unexpected message kind ${JSON.stringify(m.kind)} from ${from}`, m.kind);
+}
+
+/**
+ * manager → interchange. A `register` with another protocol version throws the mismatch (naming both
+ * versions) before its other fields are looked at: its `messageKind` is "register", so the interchange can
+ * answer `refused` with the message.
+ */
+export function parseFromManager(frame: Uint8Array): ManagerToInterchange {
+  const m = decodeFrame(frame);
+  switch (m.kind) {
+    case 'register':
+      return checkRegister(m);
+    case 'results':
+      checkResults(m);
+      needCount(m, 'capacity', true);
+      if (m.nodes !== undefined && !Array.isArray(m.nodes)) badField(m, 'nodes', 'an array of {node, task}');
+      return m as unknown as ResultsMessage;
+    case 'heartbeat':
+      return m as unknown as HeartbeatMessage;
+    case 'bye':
+      needString(m, 'reason');
+      return m as unknown as ByeMessage;
+    default:
+      return unexpected(m, 'a manager');
+  }
+}
+
+function checkRegister(m: RawMessage): RegisterMessage {
+  if (m.protocol !== PROTOCOL_VERSION) throw new ProtocolError(workerProtocolMismatch(m.protocol), 'register');
+  needString(m, 'managerId', true);
+  needString(m, 'hostname');
+  needString(m, 'blockId');
+  needString(m, 'node');
+  const workers = m.workers;
+  if (!isCount(workers) || workers < 1 || workers > 100_000) badField(m, 'workers', 'an integer from 1 to 100000');
+  needCount(m, 'cores');
+  if (typeof m.memoryMiB !== 'number' || !(m.memoryMiB >= 0)) badField(m, 'memoryMiB', 'a non-negative number');
+  if (!isCount(m.capacity) || m.capacity < 1) badField(m, 'capacity', 'a positive integer');
+  if (m.endsAt !== null && (typeof m.endsAt !== 'number' || !Number.isFinite(m.endsAt))) badField(m, 'endsAt', 'null or epoch milliseconds');
+  needCount(m, 'pid');
+  return m as unknown as RegisterMessage;
+}
+
+/** interchange → manager. */
+export function parseFromInterchange(frame: Uint8Array): InterchangeToManager {
+  const m = decodeFrame(frame);
+  switch (m.kind) {
+    case 'registered':
+      if (typeof m.protocol !== 'number') badField(m, 'protocol', 'a number');
+      needCount(m, 'heartbeatPeriodMs');
+      needCount(m, 'heartbeatThresholdMs');
+      return m as unknown as RegisteredMessage;
+    case 'refused':
+      needString(m, 'reason');
+      return m as unknown as RefusedMessage;
+    case 'tasks':
+      checkTasks(m);
+      return m as unknown as TasksMessage;
+    case 'heartbeat':
+      return m as unknown as HeartbeatMessage;
+    case 'drain':
+      return m as unknown as DrainMessage;
+    case 'shutdown':
+      return m as unknown as ShutdownMessage;
+    default:
+      return unexpected(m, 'the interchange');
+  }
+}
+
+/** manager → worker process (on the worker's pipe). */
+export function parseToWorker(frame: Uint8Array): ManagerToWorker {
+  const m = decodeFrame(frame);
+  switch (m.kind) {
+    case 'tasks':
+      checkTasks(m);
+      return m as unknown as TasksMessage;
+    case 'shutdown':
+      return m as unknown as ShutdownMessage;
+    default:
+      return unexpected(m, 'the manager');
+  }
+}
+
+/** worker process → manager (on the worker's pipe). */
+export function parseFromWorker(frame: Uint8Array): WorkerToManager {
+  const m = decodeFrame(frame);
+  switch (m.kind) {
+    case 'ready':
+      needCount(m, 'pid');
+      return m as unknown as WorkerReadyMessage;
+    case 'results':
+      checkResults(m);
+      needCount(m, 'capacity', true);
+      return m as unknown as ResultsMessage;
+    default:
+      return unexpected(m, 'a worker');
+  }
+}

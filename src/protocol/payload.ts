@@ -12,14 +12,31 @@
 import { serialize, deserialize } from 'node:v8';
 import { Packr } from 'msgpackr';
 import { ProtocolError } from '../errors.js';
+import type { ResourceSpec } from './resource-spec.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const EMPTY = new Uint8Array(0);
 /** First byte of an outcome in the compact (msgpack) form. */
 const COMPACT_OUTCOME = 0x01;
 
+/**
+ * Where an MPI engine placed a task: the nodes it holds while it runs and the launch prefix for them
+ * (`FUNCX_MPI_PREFIX`). Added by the block's manager, never by a user.
+ */
+export interface Placement {
+  nodes: string[];
+  prefix: string;
+}
+
+/** Fields every task body may carry besides its own. */
+export interface TaskResources {
+  /** The task's resource specification (checked at submit); only an MPI engine acts on it. */
+  resources?: ResourceSpec;
+  placement?: Placement;
+}
+
 /** A JavaScript function given as source, run with arguments. */
-export interface JsTaskBody {
+export interface JsTaskBody extends TaskResources {
   kind: 'js';
   /** Stable id of the function (the service's function UUID); the worker compiles once per id and caches. */
   functionId: string;
@@ -30,7 +47,7 @@ export interface JsTaskBody {
 }
 
 /** A shell command line run with /bin/sh -c. */
-export interface ShellTaskBody {
+export interface ShellTaskBody extends TaskResources {
   kind: 'shell';
   command: string;
   /** Kill the command after this long; the result then has returncode 124 and `timedOut`. */
@@ -40,7 +57,7 @@ export interface ShellTaskBody {
 }
 
 /** An MPI application: `command` is run under the launcher named by the manager (e.g. srun/mpiexec) with `ranks` ranks. */
-export interface MpiTaskBody {
+export interface MpiTaskBody extends TaskResources {
   kind: 'mpi';
   command: string;
   ranks: number;

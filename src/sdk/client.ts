@@ -10,8 +10,20 @@ import { join } from 'node:path';
 import { FuncxError, ProtocolError } from '../errors.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { decodeOutcome, encodeArgs, RemoteError, type RemoteErrorInfo } from '../protocol/payload.js';
-import { isMPIFunction, isShellFunction, renderCommand, type MPIFunction, type ShellFunction } from './functions.js';
+import { isMPIFunction, isShellFunction, isWithResources, renderCommand, type MPIFunction, type ShellFunction, type WithResources } from './functions.js';
+import type { ResourceSpec } from '../protocol/resource-spec.js';
 import { functionSource } from './serialize.js';
+import type {
+  CreateGroupRequest, CreateGroupResponse, AddMemberRequest, EndpointListResponse, ErrorBody, EndpointView, RegisterFunctionRequest,
+  RegisterFunctionResponse, SubmitTasksRequest, SubmitTasksResponse, TaskResultsRequest, TaskResultsResponse, TaskSpec,
+  TaskState, TaskView, TransitionsResponse, TransitionView, WhoamiResponse,
+} from '../protocol/http.js';
+
+export type { TaskState };
+/** A task's transition as the service records it. */
+export type Transition = TransitionView;
+/** An endpoint as the service shows it. */
+export type EndpointInfo = EndpointView;
 
 /** @default FUNCX_SERVICE_URL, else credentials.json's serviceUrl, else http://127.0.0.1:8080 */
 export interface FuncXClientOptions {
@@ -88,8 +100,6 @@ function chunkSpecs(tasks: readonly TaskSpec[], start: number, max: number): Tas
   return tasks.slice(start, end);
 }
 
-export type TaskState = 'received' | 'waiting-for-endpoint' | 'waiting-for-nodes' | 'running' | 'success' | 'failed';
-
 /** One task of a batch result: finished (ok with value, or failed with error) or still pending. */
 export interface TaskResult<T = unknown> {
   taskId: string;
@@ -100,35 +110,7 @@ export interface TaskResult<T = unknown> {
   error?: RemoteErrorInfo;
 }
 
-export interface Transition {
-  state: TaskState;
-  actor: string;
-  at: string;
-}
-
-export interface EndpointInfo {
-  endpointId: string;
-  name: string;
-  owner: string;
-  state: 'Active' | 'Inactive';
-  lastSeen: string | null;
-  group: string | null;
-  queued: number;
-}
-
-type TaskSpec =
-  | { endpointId: string; functionId: string; args: string }
-  | { endpointId: string; shell: Omit<ShellFunction, 'kind'> }
-  | { endpointId: string; mpi: Omit<MPIFunction, 'kind'> };
-
-type Runnable = string | ShellFunction | MPIFunction;
-
-interface TaskView {
-  taskId: string;
-  state: TaskState;
-  failed?: boolean;
-  result?: string;
-}
+type Runnable = string | ShellFunction | MPIFunction | WithResources;
 
 /** Tasks collected to be submitted in one request (`client.batchRun(batch)`). */
 export class Batch {
@@ -146,14 +128,15 @@ export class Batch {
 }
 
 function taskSpec(endpointId: string, fn: Runnable, args: unknown[]): TaskSpec {
+  if (isWithResources(fn)) return { ...taskSpec(endpointId, fn.target, args), resources: fn.resources };
   if (typeof fn === 'string') return { endpointId, functionId: fn, args: Buffer.from(encodeArgs(args)).toString('base64') };
   if (isShellFunction(fn)) {
     const { kind: _kind, ...shell } = fn;
     return { endpointId, shell: { ...shell, command: renderCommand(fn.command, args[0] as Record<string, unknown> | undefined) } };
   }
   if (isMPIFunction(fn)) {
-    const { kind: _kind, ...mpi } = fn;
-    return { endpointId, mpi };
+    const { kind: _kind, resources, ...mpi } = fn;
+    return resources ? { endpointId, mpi, resources } : { endpointId, mpi };
   }
   throw new TypeError('run/add needs a function id, a ShellFunction or an MPIFunction');
 }
@@ -208,7 +191,8 @@ export class FuncXClient {
   /** Register a function (or its source); returns its id. `group` shares it with that group's members. */
   async registerFunction(fn: ((...args: never[]) => unknown) | string, options: { name?: string; group?: string } = {}): Promise<string> {
     const name = options.name ?? (typeof fn === 'function' && fn.name ? fn.name : 'anonymous');
-    const body = await this.request<{ functionId: string }>('POST', '/v1/functions', { name, source: functionSource(fn), group: options.group });
+    const request: RegisterFunctionRequest = { name, source: functionSource(fn), group: options.group };
+    const body = await this.request<RegisterFunctionResponse>('POST', '/v1/functions', request);
     return body.functionId;
   }
 
@@ -248,9 +232,10 @@ export class FuncXClient {
     let i = 0;
     while (i < ids.length) {
       const chunk = ids.slice(i, i + this.maxIds);
-      let body: { results: TaskView[]; remaining?: string[] };
+      let body: TaskResultsResponse;
+      const request: TaskResultsRequest = { ids: chunk, mode };
       try {
-        body = await this.request('POST', `/v1/tasks/results?wait=${waitS}`, { ids: chunk, mode }, waitS * 1000);
+        body = await this.request<TaskResultsResponse>('POST', `/v1/tasks/results?wait=${waitS}`, request, waitS * 1000);
       } catch (err) {
         const limit = err instanceof ServiceError && err.code === 'TOO_MANY_IDS' ? err.limit : undefined;
         if (limit === undefined || limit >= chunk.length) throw err;
@@ -261,7 +246,8 @@ export class FuncXClient {
       out.push(...body.results);
       let remaining = body.remaining ?? [];
       while (remaining.length > 0) {
-        const next = await this.request<{ results: TaskView[]; remaining?: string[] }>('POST', '/v1/tasks/results', { ids: remaining, mode });
+        const more: TaskResultsRequest = { ids: remaining, mode };
+        const next = await this.request<TaskResultsResponse>('POST', '/v1/tasks/results', more);
         if (next.results.length === 0) break;
         out.push(...next.results);
         remaining = next.remaining ?? [];
@@ -271,7 +257,8 @@ export class FuncXClient {
   }
 
   private async submit(tasks: TaskSpec[]): Promise<string[]> {
-    return (await this.request<{ taskIds: string[] }>('POST', '/v1/tasks', { tasks })).taskIds;
+    const request: SubmitTasksRequest = { tasks };
+    return (await this.request<SubmitTasksResponse>('POST', '/v1/tasks', request)).taskIds;
   }
 
   /** A task's state without waiting. */
@@ -323,28 +310,30 @@ export class FuncXClient {
   }
 
   async getTransitions(taskId: string): Promise<Transition[]> {
-    return (await this.request<{ transitions: Transition[] }>('GET', `/v1/tasks/${encodeURIComponent(taskId)}/transitions`)).transitions;
+    return (await this.request<TransitionsResponse>('GET', `/v1/tasks/${encodeURIComponent(taskId)}/transitions`)).transitions;
   }
 
   async listEndpoints(): Promise<EndpointInfo[]> {
-    return (await this.request<{ endpoints: EndpointInfo[] }>('GET', '/v1/endpoints')).endpoints;
+    return (await this.request<EndpointListResponse>('GET', '/v1/endpoints')).endpoints;
   }
 
   async getEndpoint(endpointId: string): Promise<EndpointInfo> {
     return this.request<EndpointInfo>('GET', `/v1/endpoints/${encodeURIComponent(endpointId)}`);
   }
 
-  async whoami(): Promise<{ userId: string; name: string; groups: string[]; memberships: Array<{ groupId: string; name: string; owner: string }> }> {
-    return this.request('GET', '/v1/whoami');
+  async whoami(): Promise<WhoamiResponse> {
+    return this.request<WhoamiResponse>('GET', '/v1/whoami');
   }
 
   async createGroup(name: string): Promise<string> {
-    return (await this.request<{ groupId: string }>('POST', '/v1/groups', { name })).groupId;
+    const request: CreateGroupRequest = { name };
+    return (await this.request<CreateGroupResponse>('POST', '/v1/groups', request)).groupId;
   }
 
   /** Invite a user (by name) to a group you own (by id or name); they are a member once they accept. */
   async addGroupMember(group: string, user: string): Promise<void> {
-    await this.request('POST', `/v1/groups/${encodeURIComponent(group)}/members`, { user });
+    const request: AddMemberRequest = { user };
+    await this.request('POST', `/v1/groups/${encodeURIComponent(group)}/members`, request);
   }
 
   /** Groups you were invited to and have not answered. */
@@ -405,7 +394,7 @@ export class FuncXClient {
       const why = e.code === 'ECONNREFUSED' ? 'connection refused (is it running?)' : e.message;
       throw new FuncxError('SERVICE_UNREACHABLE', `cannot reach the funcX service at ${this.serviceUrl}: ${why}`, ['start it with `funcx-service start`, or set FUNCX_SERVICE_URL']);
     }
-    let parsed: Record<string, unknown> | undefined;
+    let parsed: (Partial<ErrorBody> & Record<string, unknown>) | undefined;
     try {
       parsed = response.text ? JSON.parse(response.text) : undefined;
     } catch {

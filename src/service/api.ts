@@ -22,22 +22,27 @@
  *   GET  /v1/tasks/:id/transitions → {taskId, transitions: [{state, actor, at}]}
  */
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { PROTOCOL_VERSION, protocolMismatchMessage } from '../protocol/forwarder-messages.js';
 import { loadOrCreateKeyPair, type CurveKeyPair } from '../protocol/keys.js';
 import { FuncxError } from '../errors.js';
+import type { ErrorBody } from '../protocol/http.js';
 import { createLogger, type Logger } from '../logger.js';
 import { HttpError, installAuth } from './auth.js';
 import { Forwarder } from './forwarder.js';
-import { openStore, QuotaExceededError, StoreUnavailableError, type EndpointRecord, type Store } from './store/index.js';
+import { openStore, PgStore, QuotaExceededError, StoreUnavailableError, type EndpointRecord, type Store } from './store/index.js';
 import { quotaExceeded, resolveLimits, resolveQuotas, type ServiceLimits, type ServiceQuotas } from './limits.js';
+import { PgReplicaBus } from './store/pg-bus.js';
+import { localBus, type ReplicaBus } from './replica-bus.js';
 import type { ForwarderDirectory, ServiceContext } from './routes/context.js';
 import { endpointRoutes } from './routes/endpoints.js';
 import { functionRoutes } from './routes/functions.js';
 import { ResultWaiters } from './routes/long-poll.js';
 import { taskRoutes } from './routes/tasks.js';
 import { PUBLIC_PATHS, userRoutes } from './routes/users.js';
+import { DASHBOARD_PUBLIC_PATHS, installDashboard, type Dashboard } from './dashboard/install.js';
 
 /** What a 503 tells the client to wait while the database is unavailable. */
 const RETRY_AFTER_SECONDS = 2;
@@ -70,6 +75,11 @@ export interface ServiceOptions extends Partial<ServiceLimits> {
   heartbeatThresholdMs?: number;
   /** Longest long-poll, seconds. @default 60 */
   maxWaitSeconds?: number;
+  /**
+   * This replica's name, kept in the database next to the endpoints it serves. Stable across restarts so a
+   * restarted replica takes back its endpoints. @default a UUID kept in HOME/replica-id
+   */
+  replicaId?: string;
   /** Forwarders are re-created at start for endpoints seen within this many ms. @default 7 days */
   restoreWithinMs?: number;
   log?: Logger;
@@ -82,13 +92,19 @@ export interface RunningService {
   store: Store;
   forwarders: ForwarderPool;
   waiters: ResultWaiters;
+  replicaId: string;
   app: FastifyInstance;
+  /** /metrics and the web dashboard's status history (src/service/dashboard). */
+  dashboard: Dashboard;
   /** Stop: answers waiting long-polls, closes HTTP, forwarders and the database. Safe to call twice. */
   close(): Promise<void>;
 }
 
 interface PoolOptions {
   store: Store;
+  replicaId: string;
+  /** Set once the bus is up (it needs the pool to deliver its events). */
+  bus: ReplicaBus;
   maxResultBytes: number;
   keys: CurveKeyPair;
   options: ServiceOptions;
@@ -105,6 +121,11 @@ export class ForwarderPool implements ForwarderDirectory {
 
   get(endpointId: string): Forwarder | undefined {
     return this.forwarders.get(endpointId);
+  }
+
+  /** This replica's name (saved with the endpoints it serves). */
+  get replicaId(): string {
+    return this.p.replicaId;
   }
 
   async ensure(endpoint: Pick<EndpointRecord, 'id' | 'publicKey' | 'ports'>): Promise<Forwarder> {
@@ -140,6 +161,8 @@ export class ForwarderPool implements ForwarderDirectory {
         })
           .then((f) => {
             this.forwarders.set(endpoint.id, f);
+            // This replica serves the endpoint now: one that did before lets go of it.
+            this.tellOthers(endpoint.id);
             return f;
           })
           .finally(() => this.creating.delete(endpoint.id));
@@ -150,8 +173,27 @@ export class ForwarderPool implements ForwarderDirectory {
     return forwarder;
   }
 
+  /** Tasks were queued for the endpoint: wake its forwarder here, or the replica that serves it. */
   notify(endpointId: string): void {
-    this.forwarders.get(endpointId)?.notify();
+    const forwarder = this.forwarders.get(endpointId);
+    if (forwarder) forwarder.notify();
+    else void this.p.bus.publishTasks([endpointId]).catch((err) => this.p.log.warn(`cannot tell the other replicas about new tasks: ${(err as Error).message}`));
+  }
+
+  /** Another replica queued tasks, or notifications may have been missed: forwarders here look at their queues. */
+  wake(endpointIds?: readonly string[]): void {
+    if (!endpointIds) for (const f of this.forwarders.values()) f.notify();
+    else for (const id of endpointIds) this.forwarders.get(id)?.notify();
+  }
+
+  /** Another replica serves the endpoint now: close ours without recording a state (the other one does). */
+  async release(endpointId: string): Promise<void> {
+    await this.creating.get(endpointId)?.catch(() => undefined);
+    const forwarder = this.forwarders.get(endpointId);
+    if (!forwarder) return;
+    this.forwarders.delete(endpointId);
+    this.p.log.info(`endpoint ${endpointId} registered with another replica: closing its forwarder here`);
+    await forwarder.close({ recordState: false });
   }
 
   forgetFunction(functionId: string): void {
@@ -162,7 +204,13 @@ export class ForwarderPool implements ForwarderDirectory {
     await this.creating.get(endpointId)?.catch(() => undefined);
     const forwarder = this.forwarders.get(endpointId);
     this.forwarders.delete(endpointId);
+    this.tellOthers(endpointId);
     await forwarder?.close();
+  }
+
+  /** Other replicas close their forwarder for this endpoint (it moved here, or was deleted). */
+  private tellOthers(endpointId: string): void {
+    void this.p.bus.publishClaim(endpointId).catch((err) => this.p.log.warn(`cannot tell the other replicas about endpoint ${endpointId}: ${(err as Error).message}`));
   }
 
   get size(): number {
@@ -187,13 +235,14 @@ export function buildApp(ctx: ServiceContext, tls?: { cert: Buffer; key: Buffer 
       throw new HttpError(400, 'PROTOCOL_MISMATCH', protocolMismatchMessage('client', header, 'service'));
     }
   });
-  installAuth(app, ctx.store, PUBLIC_PATHS);
+  installAuth(app, ctx.store, [...PUBLIC_PATHS, ...DASHBOARD_PUBLIC_PATHS]);
   userRoutes(app, ctx);
   endpointRoutes(app, ctx);
   functionRoutes(app, ctx);
   taskRoutes(app, ctx);
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` });
+    const body: ErrorBody = { statusCode: 404, code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` };
+    void reply.code(404).send(body);
   });
   app.setErrorHandler((thrown: FastifyError | Error, request, reply) => {
     // The store's quota refusal becomes the API's 429.
@@ -230,7 +279,8 @@ export function buildApp(ctx: ServiceContext, tls?: { cert: Buffer; key: Buffer 
       ctx.log.error(`${request.method} ${request.url}: ${err.stack ?? err.message}`);
       message = `internal error: ${err.message}`;
     }
-    void reply.code(status).send({ statusCode: status, code, message, ...details });
+    const body: ErrorBody = { statusCode: status, code, message, ...details };
+    void reply.code(status).send(body);
   });
   return app;
 }
@@ -258,9 +308,33 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const store = await openStore(options.database ?? join(options.home, 'service.db'), {
     onIdleError: (err) => log.warn(`database connection lost: ${err.message}`),
   });
+  const replicaId = options.replicaId ?? loadOrCreateReplicaId(options.home);
   const waiters = new ResultWaiters();
   const limits = resolveLimits(options);
-  const forwarders = new ForwarderPool({ store, keys, options, log, maxResultBytes: limits.maxResultBytes, onResults: (ids) => waiters.notify(ids) });
+  const pool: PoolOptions = {
+    store, keys, options, log, replicaId, bus: localBus, maxResultBytes: limits.maxResultBytes,
+    onResults: (ids) => {
+      waiters.notify(ids);
+      void pool.bus.publishResults(ids).catch((err) => log.warn(`cannot tell the other replicas about results: ${(err as Error).message}`));
+    },
+  };
+  const forwarders = new ForwarderPool(pool);
+  if (store instanceof PgStore) {
+    try {
+      pool.bus = await PgReplicaBus.start(store, replicaId, {
+        tasksQueued: (ids) => forwarders.wake(ids),
+        resultsStored: (ids) => waiters.notify(ids),
+        endpointClaimed: (id) => void forwarders.release(id),
+        missed: () => {
+          forwarders.wake();
+          void recheckWaiters(store, waiters).catch((err) => log.warn(`cannot re-read long-polled tasks: ${(err as Error).message}`));
+        },
+      }, log.child('bus'));
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
   const host = options.host ?? '127.0.0.1';
   const ctx: ServiceContext = {
     store,
@@ -272,6 +346,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     log,
   };
   const app = buildApp(ctx, options.tls ? readTls(options.tls) : undefined);
+  const dashboard = installDashboard(app, { ctx, waiters, home: options.home, host });
   let closed = false;
   const close = async () => {
     if (closed) return;
@@ -279,11 +354,13 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     waiters.releaseAll();
     await app.close().catch((err) => log.warn(`closing HTTP: ${(err as Error).message}`));
     await forwarders.closeAll();
+    await pool.bus.close();
     await store.close();
   };
   try {
     // Nobody is connected to a service that is only starting.
-    const endpoints = await store.allEndpoints();
+    // This replica's endpoints (or, from before replicas, unclaimed ones); the others' are theirs.
+    const endpoints = (await store.allEndpoints()).filter((e) => e.replica === replicaId || e.replica === null);
     for (const e of endpoints) if (e.state !== 'Inactive') await store.setEndpointState(e.id, 'Inactive');
     // Endpoints seen lately get their forwarder back on the same ports, so they reconnect by themselves.
     const since = Date.now() - (options.restoreWithinMs ?? 7 * 24 * 3600 * 1000);
@@ -305,5 +382,25 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 8080);
   const url = `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info(`listening on ${url} (protocol ${PROTOCOL_VERSION}, ${forwarders.size} forwarders restored)`);
-  return { url, host, port, store, forwarders, waiters, app, close };
+  return { url, host, port, store, forwarders, waiters, replicaId, app, dashboard, close };
+}
+
+/** This replica's stable name (HOME/replica-id, created once). */
+function loadOrCreateReplicaId(home: string): string {
+  const path = join(home, 'replica-id');
+  if (existsSync(path)) {
+    const id = readFileSync(path, 'utf8').trim();
+    if (/^[A-Za-z0-9._:-]{1,100}$/.test(id)) return id;
+  }
+  const id = randomUUID();
+  writeFileSync(path, id + '\n', { mode: 0o600 });
+  return id;
+}
+
+/** Wake the long-polls whose tasks finished while notifications could not arrive. */
+async function recheckWaiters(store: Store, waiters: ResultWaiters): Promise<void> {
+  const ids = waiters.pendingIds();
+  if (ids.length === 0) return;
+  const finished = [...(await store.tasks(ids)).values()].filter((t) => t.state === 'success' || t.state === 'failed');
+  if (finished.length > 0) waiters.notify(finished.map((t) => t.id));
 }

@@ -79,6 +79,8 @@ export class Forwarder {
   private readonly taskLane = new SerialLane();
   /** Endpoint state writes, in the order they happened. */
   private readonly stateLane = new SerialLane();
+  /** False once another replica serves the endpoint: its state is that replica's to record. */
+  private stateRecorded = true;
   /** Message handlers still running (close waits for them before the store closes). */
   private readonly receiving = new Set<Promise<void>>();
   private lastSeen = 0;
@@ -288,6 +290,10 @@ export class Forwarder {
         pending.resolve(m);
         return;
       }
+      default: {
+        const unhandled: never = m;
+        this.warn(`${channel}: dropped an unhandled message ${JSON.stringify((unhandled as { kind: unknown }).kind)}`);
+      }
     }
   }
 
@@ -374,6 +380,7 @@ export class Forwarder {
 
   /** Record the endpoint's state (in order, without holding up the message that caused it). */
   private saveState(state: EndpointState, lastSeen: number | null = null): void {
+    if (!this.stateRecorded) return;
     void this.stateLane.run(() => this.options.store.setEndpointState(this.options.endpointId, state, lastSeen))
       .catch((err) => this.warn(`cannot record endpoint ${this.options.endpointId} as ${state}: ${(err as Error).message}`));
   }
@@ -408,14 +415,15 @@ export class Forwarder {
    * Stop serving; the endpoint is marked Inactive. Resolves once no store call of this forwarder is left
    * running, so the store can close after. Safe to call twice (every caller awaits the same promise).
    */
-  close(): Promise<void> {
-    this.closing ??= this.shutdown();
+  close(options: { recordState?: boolean } = {}): Promise<void> {
+    this.closing ??= this.shutdown(options.recordState ?? true);
     return this.closing;
   }
 
   private closing?: Promise<void>;
 
-  private async shutdown(): Promise<void> {
+  private async shutdown(recordState: boolean): Promise<void> {
+    if (!recordState) this.stateRecorded = false;
     if (this.endpointState === 'Active') this.markInactive('forwarder closed');
     this.closed = true;
     clearInterval(this.timer);

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { decodeArgs, type Outcome, type ShellResult, type TaskBody } from '../protocol/payload.js';
+import { placementEnv, runPlacedMpi } from './mpi/run-mpi.js';
 
 type AnyFunction = (...args: unknown[]) => unknown;
 
@@ -43,6 +44,8 @@ export function execute(body: TaskBody, mpiLauncher: string): Outcome | Promise<
     switch (body.kind) {
       case 'js': {
         const fn = compile(body.functionId, body.source);
+        // On an MPI block the function may spawn its own MPI program under $FUNCX_MPI_PREFIX (one task per worker).
+        if (body.placement) Object.assign(process.env, placementEnv(body.placement, body.resources?.num_ranks));
         const value = fn(...decodeArgs(body.args));
         if (value instanceof Promise) {
           return value.then(
@@ -53,8 +56,9 @@ export function execute(body: TaskBody, mpiLauncher: string): Outcome | Promise<
         return { ok: true, value };
       }
       case 'shell':
-        return runShell(body.command, body.walltimeMs, body.cwd, body.env).then((value) => ({ ok: true as const, value }));
+        return runShell(body.command, body.walltimeMs, body.cwd, body.placement ? { ...body.env, ...placementEnv(body.placement, body.resources?.num_ranks) } : body.env).then((value) => ({ ok: true as const, value }));
       case 'mpi':
+        if (body.placement) return runPlacedMpi({ ...body, placement: body.placement }, runShell);
         return runShell(`${mpiLauncher.replace('{ranks}', String(body.ranks))} ${body.command}`, body.walltimeMs).then(
           (value) => ({ ok: true as const, value }),
         );

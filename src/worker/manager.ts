@@ -3,19 +3,30 @@
  * up to its credit window, runs them in worker processes, returns results in batches, heartbeats, and exits
  * when the interchange has been silent past the threshold, so a lost endpoint never burns an allocation.
  *
- * State: probing → registered → (draining →) stopped.
+ * State (MANAGER_TRANSITIONS): probing → registered → (draining →) stopping → stopped. stop() is idempotent (every
+ * caller awaits one stop) and never exits the process: the CLI entry point exits with `stopped`'s code.
  */
 import * as zmq from 'zeromq';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { decodeFrame, encode, checkTasks } from '../protocol/codec.js';
-import { PROTOCOL_VERSION, type RegisterMessage, type ResultEnvelope, type TaskEnvelope } from '../protocol/messages.js';
+import { encode } from '../protocol/codec.js';
+import { PROTOCOL_VERSION, parseFromInterchange, type RegisterMessage, type ResultEnvelope, type ResultsMessage, type TaskEnvelope } from '../protocol/messages.js';
 import { SocketWriter } from '../protocol/socket-writer.js';
 import type { ManagerKeyFile } from '../protocol/keys.js';
 import { WorkerPool } from './worker-pool.js';
+import { MpiGate, type MpiGateOptions } from './mpi/mpi-gate.js';
 import { createLogger, rateLimited, type Logger } from '../logger.js';
+import { Lifecycle, Once, type Transitions } from '../lifecycle.js';
 
-export type ManagerState = 'probing' | 'registered' | 'draining' | 'stopped';
+export type ManagerState = 'probing' | 'registered' | 'draining' | 'stopping' | 'stopped';
+
+export const MANAGER_TRANSITIONS: Transitions<ManagerState> = {
+  probing: ['registered', 'stopping'],
+  registered: ['draining', 'stopping'],
+  draining: ['stopping'],
+  stopping: ['stopped'],
+  stopped: [],
+};
 
 export interface ManagerOptions {
   /** Interchange addresses to try (host names or IPs); the first that answers wins. */
@@ -29,26 +40,27 @@ export interface ManagerOptions {
   cores?: number;
   /** @default 0 (unknown) */
   memoryMiB?: number;
-  /** Tasks accepted beyond one per worker. @default 0 */
-  prefetch?: number;
+  /** Tasks accepted beyond one per worker (engine.prefetch_capacity, resolved by the config layer). */
+  prefetch: number;
   heartbeatPeriodMs: number;
   heartbeatThresholdMs: number;
-  /** How long one round of probing waits for an answer. @default 5000 */
-  probeTimeoutMs?: number;
+  /** How long one round of probing waits for an answer (engine.address_probe_timeout, resolved by the config layer). */
+  probeTimeoutMs: number;
   /** Epoch ms when the block ends, or null. */
   endsAt?: number | null;
   log?: Logger;
   /** Environment for workers. */
   workerEnv?: Record<string, string>;
-  /** Exit the process when stopped. @default true */
-  exitProcess?: boolean;
   managerId?: string;
+  /** Engine mode "mpi": this one manager holds the block's nodes and packs tasks onto them. */
+  mpi?: Pick<MpiGateOptions, 'nodes' | 'launcher' | 'overrides'>;
 }
 
 const MAX_WINDOW = 512;
 
 export class Manager {
-  state: ManagerState = 'probing';
+  private readonly life: Lifecycle<ManagerState>;
+  private readonly stopping = new Once();
   readonly id: string;
   private socket?: zmq.Dealer;
   private writer?: SocketWriter;
@@ -64,6 +76,10 @@ export class Manager {
   private avgTaskMs = 1000;
   private advertisedCapacity = 0;
   private stoppedResolve!: (code: number) => void;
+  /** MPI mode: the node map changed since it was last sent. */
+  private nodesDirty = false;
+  /** Engine mode "mpi" only: tasks wait here for nodes. */
+  readonly gate?: MpiGate;
   /** Resolves with the exit code when the manager stops. */
   readonly stopped: Promise<number>;
 
@@ -71,16 +87,32 @@ export class Manager {
     this.id = options.managerId ?? randomUUID();
     this.log = options.log ?? createLogger(`manager ${this.id.slice(0, 8)}`);
     this.warnBadFrame = rateLimited((m) => this.log.warn(m));
+    this.life = new Lifecycle<ManagerState>('manager', 'probing', MANAGER_TRANSITIONS, { log: this.log, level: 'info' });
     this.stopped = new Promise((resolve) => (this.stoppedResolve = resolve));
+    if (options.mpi) {
+      this.gate = new MpiGate({
+        ...options.mpi,
+        endsAt: options.endsAt ?? null,
+        onReady: (tasks) => {
+          for (const t of tasks) this.queue.push(t);
+          this.fillWorkers();
+          this.queueResults([]); // report the node map (status shows which task runs where)
+        },
+        onRefused: (results) => this.queueResults(results),
+      });
+    }
+  }
+
+  get state(): ManagerState {
+    return this.life.state;
   }
 
   private setState(next: ManagerState): void {
-    this.log.info(`state ${this.state} → ${next}`);
-    this.state = next;
+    this.life.to(next);
   }
 
   private get capacity(): number {
-    return (this.options.workers * this.pool!.window) + (this.options.prefetch ?? 0);
+    return (this.options.workers * this.pool!.window) + this.options.prefetch;
   }
 
   async start(): Promise<void> {
@@ -111,7 +143,7 @@ export class Manager {
 
   /** Connect to every address at once, send the registration on each, keep the first that answers. */
   private async probe(): Promise<{ socket: zmq.Dealer; address: string }> {
-    const probeTimeoutMs = this.options.probeTimeoutMs ?? 5000;
+    const probeTimeoutMs = this.options.probeTimeoutMs;
     const giveUpAt = Date.now() + Math.max(this.options.heartbeatThresholdMs, probeTimeoutMs);
     for (let round = 1; ; round++) {
       const attempts = this.options.addresses.map((address) => this.tryAddress(address, probeTimeoutMs));
@@ -154,14 +186,14 @@ export class Manager {
         workers: this.options.workers,
         cores: this.options.cores ?? this.options.workers,
         memoryMiB: this.options.memoryMiB ?? 0,
-        capacity: this.options.workers + (this.options.prefetch ?? 0),
+        capacity: this.options.workers + this.options.prefetch,
         endsAt: this.options.endsAt ?? null,
         pid: process.pid,
       };
       await socket.send(encode(register));
       const [frame] = await socket.receive();
-      const reply = decodeFrame(frame);
-      if (reply.kind === 'refused') throw new Error(`interchange at ${address} refused us: ${String(reply.reason)}`);
+      const reply = parseFromInterchange(frame);
+      if (reply.kind === 'refused') throw new Error(`interchange at ${address} refused us: ${reply.reason}`);
       if (reply.kind !== 'registered') throw new Error(`interchange at ${address} answered ${reply.kind}`);
       socket.receiveTimeout = -1;
       return { socket, address };
@@ -178,7 +210,7 @@ export class Manager {
         this.lastHeard = Date.now();
         let message;
         try {
-          message = decodeFrame(frame);
+          message = parseFromInterchange(frame);
         } catch (err) {
           this.warnBadFrame(`dropped a bad frame from the interchange: ${(err as Error).message}`);
           continue;
@@ -196,25 +228,24 @@ export class Manager {
             void this.stop('the interchange asked us to shut down', 0);
             break;
           case 'refused':
-            void this.stop(`the interchange refused us: ${String(message.reason)}`, 5);
+            void this.stop(`the interchange refused us: ${message.reason}`, 5);
             break;
-          default:
-            this.warnBadFrame(`dropped a message of unknown kind ${JSON.stringify(message.kind)}`);
+          case 'registered':
+            this.warnBadFrame('dropped a second "registered" from the interchange');
+            break;
+          default: {
+            const unhandled: never = message;
+            this.warnBadFrame(`dropped an unhandled message ${JSON.stringify((unhandled as { kind: unknown }).kind)}`);
+          }
         }
       }
     } catch (err) {
-      if (this.state !== 'stopped') this.log.error(`receive failed: ${(err as Error).message}`);
+      if (!this.life.is('stopping', 'stopped')) this.log.error(`receive failed: ${(err as Error).message}`);
     }
   }
 
-  private onTasks(value: unknown): void {
-    let tasks: TaskEnvelope[];
-    try {
-      tasks = checkTasks(value);
-    } catch (err) {
-      this.warnBadFrame(`dropped a bad task batch: ${(err as Error).message}`);
-      return;
-    }
+  private onTasks(tasks: TaskEnvelope[]): void {
+    if (this.gate) return this.gate.add(tasks);
     for (const t of tasks) this.queue.push(t);
     this.fillWorkers();
   }
@@ -236,6 +267,10 @@ export class Manager {
   }
 
   private queueResults(results: ResultEnvelope[]): void {
+    if (this.gate) {
+      this.gate.done(results);
+      this.nodesDirty = true;
+    }
     for (const r of results) {
       if (r.ms !== undefined) this.avgTaskMs = this.avgTaskMs * 0.9 + r.ms * 0.1;
       this.outbox.push(r);
@@ -248,12 +283,16 @@ export class Manager {
 
   private flush = (): void => {
     this.flushScheduled = false;
-    if (this.outbox.length === 0) return;
+    if (this.outbox.length === 0 && !this.nodesDirty) return;
     // Short tasks get a wider window per worker so results travel in batches; long ones keep it at 1.
     const pool = this.pool!;
     pool.window = this.avgTaskMs < 0.5 ? MAX_WINDOW : this.avgTaskMs < 5 ? 8 : 1;
     const capacity = this.state === 'draining' ? 0 : this.capacity;
-    const message: { kind: 'results'; results: ResultEnvelope[]; capacity?: number } = { kind: 'results', results: this.outbox };
+    const message: ResultsMessage = { kind: 'results', results: this.outbox };
+    if (this.gate && this.nodesDirty) {
+      message.nodes = this.gate.snapshot().nodes;
+      this.nodesDirty = false;
+    }
     if (capacity !== this.advertisedCapacity) {
       message.capacity = capacity;
       this.advertisedCapacity = capacity;
@@ -279,16 +318,19 @@ export class Manager {
   }
 
   private maybeFinishDrain(): void {
-    if (this.queueHead >= this.queue.length && this.pool!.inflightCount === 0 && this.outbox.length === 0) {
+    if (this.queueHead >= this.queue.length && this.pool!.inflightCount === 0 && this.outbox.length === 0 && !this.gate?.pending) {
       void this.stop('drained', 0);
     }
   }
 
   /** Stop: say bye (naming tasks still held, so they are retried at once), stop workers, close. */
-  async stop(reason: string, exitCode: number): Promise<void> {
-    if (this.state === 'stopped') return;
+  stop(reason: string, exitCode: number): Promise<void> {
+    return this.stopping.run(() => this.stopSteps(reason, exitCode));
+  }
+
+  private async stopSteps(reason: string, exitCode: number): Promise<void> {
+    this.setState('stopping');
     this.log.info(`stopping: ${reason}`);
-    this.setState('stopped');
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.pool?.stop();
     if (this.writer && this.outbox.length > 0) this.flush();
@@ -298,8 +340,8 @@ export class Manager {
     // Give ZeroMQ a moment to put the bye on the wire before the socket goes.
     await new Promise((r) => setTimeout(r, 50));
     this.socket?.close();
+    this.setState('stopped');
     this.stoppedResolve(exitCode);
-    if (this.options.exitProcess !== false) process.exit(exitCode);
   }
 }
 

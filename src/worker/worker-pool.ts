@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Socket } from 'node:net';
 import { encodeLengthPrefixed, FrameReader } from '../protocol/frames.js';
-import { checkResults } from '../protocol/codec.js';
+import { parseFromWorker } from '../protocol/messages.js';
 import type { ResultEnvelope, TaskEnvelope } from '../protocol/messages.js';
 import { errorOutcome } from '../protocol/payload.js';
 import type { Logger } from '../logger.js';
@@ -92,7 +92,7 @@ export class WorkerPool {
     });
     const pipe = child.stdio[3] as Socket;
     const slot: Slot = { index, child, pipe, ready: false, inflight: [], headStartedAt: 0 };
-    const reader = new FrameReader();
+    const reader = new FrameReader(parseFromWorker);
     pipe.on('data', (chunk: Buffer) => {
       let frames;
       try {
@@ -103,12 +103,19 @@ export class WorkerPool {
         return;
       }
       for (const message of frames) {
-        if (message.kind === 'ready') {
-          slot.ready = true;
-          this.startFailures = 0;
-          this.options.onIdle();
-        } else if (message.kind === 'results') {
-          this.onWorkerResults(slot, checkResults(message.results));
+        switch (message.kind) {
+          case 'ready':
+            slot.ready = true;
+            this.startFailures = 0;
+            this.options.onIdle();
+            break;
+          case 'results':
+            this.onWorkerResults(slot, message.results);
+            break;
+          default: {
+            const unhandled: never = message;
+            throw new Error(`unhandled message ${JSON.stringify(unhandled)}`);
+          }
         }
       }
     });

@@ -6,8 +6,7 @@
 import { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { encodeLengthPrefixed, FrameReader } from '../protocol/frames.js';
-import { checkTasks } from '../protocol/codec.js';
-import type { ResultEnvelope, TaskEnvelope } from '../protocol/messages.js';
+import { parseToWorker, type ResultEnvelope, type TaskEnvelope } from '../protocol/messages.js';
 import { decodeTask, encodeOutcome, errorOutcome, type Outcome } from '../protocol/payload.js';
 import { execute, errorInfo } from './execute.js';
 
@@ -20,11 +19,14 @@ export interface WorkerOptions {
   mpiLauncher?: string;
 }
 
-export function runWorker(options: WorkerOptions = {}): void {
+/** Run the worker loop; resolves with the exit code once the worker is done (the CLI entry point exits). */
+export function runWorker(options: WorkerOptions = {}): Promise<number> {
+  let done!: (code: number) => void;
+  const finished = new Promise<number>((resolve) => (done = resolve));
   const pipe = new Socket({ fd: options.fd ?? 3, readable: true, writable: true });
   const limit = options.resultSizeLimit ?? 10 * 1024 * 1024;
   const mpiLauncher = options.mpiLauncher ?? 'mpiexec -n {ranks}';
-  const reader = new FrameReader();
+  const reader = new FrameReader(parseToWorker);
   const queue: TaskEnvelope[] = [];
   let queueHead = 0;
   let running = false;
@@ -88,12 +90,19 @@ export function runWorker(options: WorkerOptions = {}): void {
 
   pipe.on('data', (chunk: Buffer) => {
     for (const message of reader.push(chunk)) {
-      if (message.kind === 'tasks') {
-        for (const task of checkTasks(message.tasks)) queue.push(task);
-        if (!running) void drain();
-      } else if (message.kind === 'shutdown') {
-        flush();
-        pipe.end(() => process.exit(0));
+      switch (message.kind) {
+        case 'tasks':
+          for (const task of message.tasks) queue.push(task);
+          if (!running) void drain();
+          break;
+        case 'shutdown':
+          flush();
+          pipe.end(() => done(0));
+          break;
+        default: {
+          const unhandled: never = message;
+          throw new Error(`unhandled message ${JSON.stringify(unhandled)}`);
+        }
       }
     }
   });
@@ -101,9 +110,10 @@ export function runWorker(options: WorkerOptions = {}): void {
   // workers: it says bye so the interchange retries their tasks, rather than us failing them with WorkerLost.
   process.on('SIGTERM', () => {});
   // The manager is gone: nobody will read our results, so stop.
-  pipe.on('end', () => process.exit(0));
-  pipe.on('error', () => process.exit(1));
+  pipe.on('end', () => done(0));
+  pipe.on('error', () => done(1));
   pipe.write(encodeLengthPrefixed({ kind: 'ready', pid: process.pid }));
+  return finished;
 }
 
 function pickMessage(err: unknown): { message: string; stack?: string } {

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json] [--only engine,e2e,scale,strategy] [--no-slurm]`: every figure of the project,
+ * `npm run bench [-- --json] [--only engine,e2e,scale,strategy,mpi] [--no-slurm]`: every figure of the project,
  * each beside its baseline measured in the same run (raw ZeroMQ round trips) or the peer's published figure.
  * With --json the last line is one JSON object.
  */
@@ -9,6 +9,8 @@ import { zmqRoundTripsPerSecond } from './zmq-baseline.js';
 import { benchStrategy } from './strategy-bench.js';
 import { benchScale } from './scale-bench.js';
 import { benchEndToEnd } from './e2e-bench.js';
+import { benchPostgres } from './e2e-pg-bench.js';
+import { benchMpi } from './mpi-bench.js';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -59,6 +61,14 @@ if (only.has('e2e')) {
   add('end to end: single round trip p50 (ms)', 'e2e_latency_p50_ms', 'target ≤ 3');
   add('end to end: single round trip p99 (ms)', 'e2e_latency_p99_ms');
   add('end to end: start → Active (s)', 'e2e_start_to_active_s', 'target ≤ 2; funcX 3.6 cold');
+  const pg = await benchPostgres(progress);
+  if (pg) {
+    Object.assign(figures, pg);
+    const zmq = figures.zmq_roundtrips_per_s;
+    add('end to end on PostgreSQL: batch of 10,000 tasks/s', 'e2e_pg_batch_tasks_per_s', `${(pg.e2e_pg_batch_tasks_per_s / zmq).toFixed(2)}× baseline; target ≥ 0.15×`);
+    add('end to end on PostgreSQL: single round trip p50 (ms)', 'e2e_pg_latency_p50_ms');
+    add('end to end on PostgreSQL, SDK on a second replica: batch tasks/s', 'e2e_pg_replicas_batch_tasks_per_s', 'target: no slower than one replica');
+  }
 }
 
 if (only.has('scale')) {
@@ -99,6 +109,16 @@ if (only.has('strategy')) {
   } else {
     progress(args.includes('--no-slurm') ? 'strategy workloads skipped (--no-slurm)' : 'strategy workloads NOT measured: no Slurm test cluster answers sinfo (run test/cluster/start-slurm.sh as root)');
   }
+}
+
+if (only.has('mpi')) {
+  // Needs the Slurm test cluster and Open MPI (test/cluster/start-slurm.sh, start-mpi.sh).
+  progress('mpi: mixed MPI workload on the Slurm test cluster (about 2 minutes)');
+  const m = await benchMpi(progress);
+  for (const [k, v] of Object.entries(m)) figures[k] = round(v);
+  add('mpi: makespan (s)', 'mpi_makespan_s', `60 tasks of 1-3 nodes × 2 ranks × 2 s on one 3-node block; ideal ${figures.mpi_ideal_makespan_s} s`);
+  add('mpi: node utilisation', 'mpi_node_utilisation', 'busy / allocated node-seconds while work waits; target ≥ 0.85');
+  add('mpi: task start p50 (ms)', 'mpi_task_start_ms_p50', 'nodes given → first rank after MPI_Init (mpirun + orted via Slurm); target ≤ 300');
 }
 
 const w0 = Math.max(...rows.map((r) => r[0].length));

@@ -26,16 +26,52 @@ export default new Config({
 });
 `;
 
-export async function benchEndToEnd(progress: (m: string) => void = () => {}): Promise<EndToEndFigures> {
+/** Sign in to the dashboard and keep its server-sent events stream read, as an open page does. */
+async function openDashboardFeed(url: string, token: string, progress: (m: string) => void): Promise<{ close: () => void }> {
+  const signin = await fetch(`${url}/ui/api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) });
+  const cookie = (signin.headers.get('set-cookie') ?? '').split(';')[0];
+  const abort = new AbortController();
+  const feed = await fetch(`${url}/ui/api/events`, { headers: { cookie }, signal: abort.signal });
+  if (!feed.ok || !feed.body) throw new Error(`dashboard events: ${feed.status}`);
+  let events = 0;
+  void (async () => {
+    for await (const chunk of feed.body!) events += (Buffer.from(chunk as Uint8Array).toString().match(/^event: /gm) ?? []).length;
+  })().catch(() => {});
+  progress('end to end: a dashboard feed is open');
+  return { close: () => (progress(`end to end: the dashboard feed got ${events} events`), abort.abort()) };
+}
+
+export interface EndToEndOptions {
+  /** The service's database (a postgres:// URL); SQLite in the service home when absent. */
+  database?: string;
+  /** Run a second replica on the same database and send the SDK's requests there (the endpoint stays on the first). */
+  secondReplica?: boolean;
+  /** Label for progress lines. */
+  label?: string;
+}
+
+export async function benchEndToEnd(progress: (m: string) => void = () => {}, options: EndToEndOptions = {}): Promise<EndToEndFigures> {
   const root = mkdtempSync(join(tmpdir(), 'funcx-e2e-'));
   const env: NodeJS.ProcessEnv = { ...process.env, FUNCX_HOME: join(root, 'home'), FUNCX_SERVICE_HOME: join(root, 'service') };
+  if (options.database) env.FUNCX_DATABASE_URL = options.database;
+  else delete env.FUNCX_DATABASE_URL;
   mkdirSync(env.FUNCX_SERVICE_HOME!, { recursive: true, mode: 0o700 });
-  const run = (program: string, args: string[]): string =>
-    execFileSync(process.execPath, [cli(program), ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const replicaEnv: NodeJS.ProcessEnv = { ...env, FUNCX_SERVICE_HOME: join(root, 'service-2') };
+  const run = (program: string, args: string[], e: NodeJS.ProcessEnv = env): string =>
+    execFileSync(process.execPath, [cli(program), ...args], { env: e, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const label = options.label ?? 'end to end';
   let started = false;
+  let secondStarted = false;
+  let dashboard: { close: () => void } | undefined;
   try {
     const url = /running at (\S+)/.exec(run('service', ['start', '--port', '0']))![1];
     env.FUNCX_SERVICE_URL = url;
+    let clientUrl = url;
+    if (options.secondReplica) {
+      mkdirSync(replicaEnv.FUNCX_SERVICE_HOME!, { recursive: true, mode: 0o700 });
+      clientUrl = /running at (\S+)/.exec(run('service', ['start', '--port', '0'], replicaEnv))![1];
+      secondStarted = true;
+    }
     const token = /fx_[A-Za-z0-9_-]+/.exec(run('service', ['user', 'add', 'bench']))![0];
     env.FUNCX_TOKEN = token;
     run('endpoint', ['init', '--service', url]);
@@ -44,9 +80,11 @@ export async function benchEndToEnd(progress: (m: string) => void = () => {}): P
     run('endpoint', ['start']);
     started = true;
     const startToActive = (performance.now() - t0) / 1000;
-    progress(`end to end: start → Active ${startToActive.toFixed(2)} s`);
+    progress(`${label}: start → Active ${startToActive.toFixed(2)} s`);
     const endpointId = JSON.parse(run('endpoint', ['list', '--json']))[0].id as string;
-    const client = new FuncXClient({ serviceUrl: url, token });
+    // FUNCX_BENCH_DASHBOARD=1: a dashboard page stays open (signed in, live events connected) during the run.
+    if (process.env.FUNCX_BENCH_DASHBOARD === '1') dashboard = await openDashboardFeed(url, token, progress);
+    const client = new FuncXClient({ serviceUrl: clientUrl, token });
     const noop = await client.registerFunction(() => null, { name: 'noop' });
     await client.getResult(await client.run(endpointId, noop), { waitMs: 30_000 }); // warm: block up
 
@@ -57,7 +95,7 @@ export async function benchEndToEnd(progress: (m: string) => void = () => {}): P
       if (i >= 20) latencies.push(performance.now() - s);
     }
     latencies.sort((a, b) => a - b);
-    progress(`end to end: single round trip p50 ${percentile(latencies, 50).toFixed(2)} ms`);
+    progress(`${label}: single round trip p50 ${percentile(latencies, 50).toFixed(2)} ms`);
 
     const runBatch = async (n: number): Promise<number> => {
       const batch = client.createBatch();
@@ -72,7 +110,7 @@ export async function benchEndToEnd(progress: (m: string) => void = () => {}): P
     };
     await runBatch(2000);
     const rate = await runBatch(10_000);
-    progress(`end to end: batch of 10,000 at ${rate.toFixed(0)} tasks/s`);
+    progress(`${label}: batch of 10,000 at ${rate.toFixed(0)} tasks/s`);
     return {
       e2e_batch_tasks_per_s: rate,
       e2e_latency_p50_ms: percentile(latencies, 50),
@@ -80,9 +118,11 @@ export async function benchEndToEnd(progress: (m: string) => void = () => {}): P
       e2e_start_to_active_s: startToActive,
     };
   } finally {
+    dashboard?.close();
     try {
       if (started) run('endpoint', ['stop']);
     } finally {
+      if (secondStarted) run('service', ['stop'], replicaEnv);
       run('service', ['stop']);
       rmSync(root, { recursive: true, force: true });
     }

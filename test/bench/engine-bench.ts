@@ -1,7 +1,8 @@
 /**
  * The engine's figures: no-op tasks through interchange → one manager → 2 workers, with CURVE on.
  */
-import { startEngine, jsTask, waitFor, type EngineFixture } from '../helpers/engine-fixture.js';
+import { startEngine, jsTask, type EngineFixture } from '../helpers/engine-fixture.js';
+import { until } from '../helpers/wait.js';
 import type { TaskEnvelope } from '../../src/protocol/messages.js';
 
 export interface EngineFigures {
@@ -27,7 +28,7 @@ async function throughput(f: EngineFixture, n: number): Promise<number> {
   };
   const t0 = performance.now();
   f.interchange.submitMany(tasks);
-  await waitFor('throughput batch', () => done >= n, 120_000);
+  await until('throughput batch', () => done >= n, { timeoutMs: 120_000, everyMs: 20 });
   return n / ((performance.now() - t0) / 1000);
 }
 

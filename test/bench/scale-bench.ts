@@ -5,7 +5,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startEngine, jsTask, waitFor } from '../helpers/engine-fixture.js';
+import { startEngine, jsTask } from '../helpers/engine-fixture.js';
+import { until } from '../helpers/wait.js';
 import type { TaskEnvelope } from '../../src/protocol/messages.js';
 
 export interface ScaleFigures {
@@ -36,7 +37,7 @@ export async function benchScale(progress: (m: string) => void = () => {}, manag
       ready.push(new Promise((resolve) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve())));
     }
     await Promise.all(ready);
-    await waitFor('every simulated manager registered', () => f.interchange.registry.size === managers, 60_000);
+    await until('every simulated manager registered', () => f.interchange.registry.size === managers, { timeoutMs: 60_000, everyMs: 20 });
     const registerS = (performance.now() - t0) / 1000;
     progress(`${managers} managers (${managers * workersEach} workers) registered in ${registerS.toFixed(2)} s`);
 
@@ -50,7 +51,7 @@ export async function benchScale(progress: (m: string) => void = () => {}, manag
       f.interchange.onResults = (rs) => (done += rs.length);
       const start = performance.now();
       f.interchange.submitMany(tasks);
-      await waitFor('scale batch', () => done >= n, 120_000);
+      await until('scale batch', () => done >= n, { timeoutMs: 120_000, everyMs: 20 });
       return n / ((performance.now() - start) / 1000);
     };
     await runBatch(50_000);

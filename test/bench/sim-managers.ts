@@ -6,8 +6,8 @@
  * Prints "ready N" on stdout once every manager is registered.
  */
 import * as zmq from 'zeromq';
-import { encode, decodeFrame, checkTasks } from '../../src/protocol/codec.js';
-import { PROTOCOL_VERSION, type ResultEnvelope } from '../../src/protocol/messages.js';
+import { encode } from '../../src/protocol/codec.js';
+import { PROTOCOL_VERSION, parseFromInterchange, type ResultEnvelope } from '../../src/protocol/messages.js';
 import { readManagerKeyFile } from '../../src/protocol/keys.js';
 import { encodeOutcome } from '../../src/protocol/payload.js';
 
@@ -37,11 +37,11 @@ async function serve(i: number): Promise<void> {
     encode({ kind: 'register', protocol: PROTOCOL_VERSION, managerId: id, hostname: 'sim', blockId: prefix, node: id, workers, cores: workers, memoryMiB: 0, capacity: workers, endsAt: null, pid: process.pid }),
   );
   for await (const [frame] of socket) {
-    const message = decodeFrame(frame);
+    const message = parseFromInterchange(frame);
     if (message.kind === 'registered') {
       if (++registered === count) process.stdout.write(`ready ${count}\n`);
     } else if (message.kind === 'tasks') {
-      const results: ResultEnvelope[] = checkTasks(message.tasks).map((t) => ({ id: t.id, failed: false, payload: NULL_RESULT }));
+      const results: ResultEnvelope[] = message.tasks.map((t) => ({ id: t.id, failed: false, payload: NULL_RESULT }));
       await socket.send(encode({ kind: 'results', results }));
     } else if (message.kind === 'shutdown') {
       break;

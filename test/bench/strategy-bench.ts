@@ -12,7 +12,8 @@ import { LocalChannel } from '../../providers/channels/local.js';
 import { SrunLauncher } from '../../launchers/srun.js';
 import { Engine } from '../../src/endpoint/engine/engine.js';
 import { createLogger } from '../../src/logger.js';
-import { jsTask, waitFor } from '../helpers/engine-fixture.js';
+import { jsTask } from '../helpers/engine-fixture.js';
+import { until } from '../helpers/wait.js';
 import type { ResultEnvelope } from '../../src/protocol/messages.js';
 
 export interface StrategyFigures {
@@ -56,7 +57,7 @@ async function run(engine: Engine, count: number, ms: number, onTick: () => void
   engine.submitMany(Array.from({ length: count }, () => jsTask(SLEEP, [ms], `sleep-${ms}`)));
   const timer = setInterval(onTick, 50);
   try {
-    await waitFor(`${count} results`, () => results.length >= count, 600_000);
+    await until(`${count} results`, () => results.length >= count, { timeoutMs: 600_000, everyMs: 20 });
   } finally {
     clearInterval(timer);
   }
@@ -75,7 +76,7 @@ export async function benchStrategy(progress: (m: string) => void = () => {}): P
     peak = Math.max(peak, burst.tracker.blocks().filter((x) => x.jobId !== null || x.state === 'submitting').length);
   });
   progress(`burst: makespan ${((b.lastAt - b.t0) / 1000).toFixed(1)} s; waiting for scale-in`);
-  await waitFor('scale-in to zero blocks', () => burst.tracker.blocks().length === 0, 120_000);
+  await until('scale-in to zero blocks', () => burst.tracker.blocks().length === 0, { timeoutMs: 120_000, everyMs: 20 });
   const scaleIn = (performance.now() - b.lastAt) / 1000;
   await burst.stop({ graceMs: 0 });
 

@@ -3,14 +3,15 @@
  * nothing, the system heals itself). Every break happens while tasks are in flight; `ctx.broke` checks it.
  */
 import { HEARTBEAT, WORKERS_PER_NODE, localProfile, slurmProfile } from './profiles.js';
-import { kill9, managersOf, procInfo, signal, sleep, until, workersOf, isAlive, type ProcInfo } from './procs.js';
+import { kill9, managersOf, procInfo, signal, until, workersOf, isAlive, type ProcInfo } from './procs.js';
+import { untilValue } from '../helpers/wait.js';
 import { run, slurmJobsNamed, type EndpointStatusJson } from './harness.js';
 import type { ChaosCase, CaseContext } from './run-case.js';
 
 /** How long a case waits for its first results (blocks starting, on Slurm too). */
 const FIRST_RESULTS_MS = 120_000;
-/** How long the service stays dead in the service-kill case. */
-const SERVICE_DOWN_MS = 12_000;
+/** The longest the service-kill case waits for the endpoint to notice the service is gone. */
+const SERVICE_DOWN_MAX_MS = 60_000;
 
 function pick<T>(items: T[], what: string): T {
   if (items.length === 0) throw new Error(`found no ${what} to break`);
@@ -38,7 +39,7 @@ const workerKill: ChaosCase = {
     }
     // Recovery is the manager's: it starts a new worker in the dead one's place.
     const managers = managersOf(home).length;
-    await until('every manager to have its workers back', () => workersOf(home).length >= managers * WORKERS_PER_NODE, 15_000).catch(() => {});
+    await until('every manager to have its workers back', () => workersOf(home).length >= managers * WORKERS_PER_NODE, { timeoutMs: 15_000 }).catch(() => {});
     ctx.note(`after the kills: ${managersOf(home).length} managers, ${workersOf(home).length} workers`);
   },
 };
@@ -52,14 +53,20 @@ const managerKill: ChaosCase = {
     await ctx.collector.waitFor(0.25, FIRST_RESULTS_MS);
     const victim = pick(busyManagers(home), 'busy manager');
     const orphans = workersOf(home).filter((w) => w.ppid === victim.pid);
+    const before = new Set((await ctx.rig.status()).managers.map((m) => m.id));
     await kill9(victim.pid, 'manager');
     ctx.broke(`kill -9 manager pid ${victim.pid} (${orphans.length} workers)`);
     // Nothing to do by hand: the interchange notices the silence and retries the tasks; the strategy replaces the block.
-    const gone = await until("the dead manager's workers to exit", () => orphans.every((w) => !isAlive(w.pid)), 10_000).then(() => true, () => false);
+    const gone = await until("the dead manager's workers to exit", () => orphans.every((w) => !isAlive(w.pid)), { timeoutMs: 10_000 }).then(() => true, () => false);
     ctx.note(gone ? "the dead manager's workers exited by themselves" : `workers of the dead manager still alive: ${orphans.filter((w) => isAlive(w.pid)).map((w) => w.pid).join(', ')}`);
-    await sleep((HEARTBEAT.threshold + 2) * 1000);
-    const s = await ctx.rig.status();
-    ctx.note(`${HEARTBEAT.threshold + 2} s later: ${s.managers.length} managers registered, blocks ${s.blocks.map((b) => `${b.id}:${b.state}`).join(' ')}`);
+    // The endpoint declares the silent manager lost after heartbeat_threshold: wait for it to drop from status.
+    const t0 = Date.now();
+    const s = await untilValue('the endpoint to declare the killed manager lost', () => ctx.rig.status(), {
+      ok: (st) => [...before].some((id) => !st.managers.some((m) => m.id === id)),
+      timeoutMs: (HEARTBEAT.threshold + 30) * 1000,
+      everyMs: 250,
+    });
+    ctx.note(`declared lost ${((Date.now() - t0) / 1000).toFixed(1)} s after the kill: ${s.managers.length} managers registered, blocks ${s.blocks.map((b) => `${b.id}:${b.state}`).join(' ')}`);
   },
 };
 
@@ -74,7 +81,7 @@ const slurmBlockCancel: ChaosCase = {
     await until('two Slurm blocks running with their managers', async () => {
       running = (await ctx.rig.status()).blocks.filter((b) => b.jobId !== null && b.state === 'running' && b.managers >= b.nodes);
       return running.length >= 2;
-    }, FIRST_RESULTS_MS, 250);
+    }, { timeoutMs: FIRST_RESULTS_MS, everyMs: 250 });
     const block = pick(running, 'running Slurm block');
     await ctx.collector.waitFor(0.2, FIRST_RESULTS_MS);
     const queued = await slurmJobsNamed(`funcx-${ctx.rig.name}-`);
@@ -86,7 +93,7 @@ const slurmBlockCancel: ChaosCase = {
     await until(`Slurm job ${block.jobId} to leave the running state`, async () => {
       const jobs = await slurmJobsNamed(`funcx-${ctx.rig.name}-`);
       return !jobs.some((j) => j.id === block.jobId && j.state === 'R');
-    }, 60_000, 250);
+    }, { timeoutMs: 60_000, everyMs: 250 });
     ctx.note(`job ${block.jobId} is no longer running; nothing else done by hand`);
   },
 };
@@ -116,16 +123,21 @@ const serviceKill: ChaosCase = {
     await ctx.collector.waitFor(0.25, FIRST_RESULTS_MS);
     const pid = rig.servicePid();
     const port = rig.port;
+    const failedRegistrations = () => rig.logTail(Number.MAX_SAFE_INTEGER).split('\n').filter((l) => l.includes('cannot register again')).length;
+    const seenBefore = failedRegistrations();
+    const down = Date.now();
     await kill9(pid, 'funcx-service');
     ctx.broke(`kill -9 funcx-service pid ${pid}`);
-    // Down longer than the forwarder's heartbeat threshold (10 s by default), so the endpoint declares the
-    // forwarder lost and tries to register again while nobody answers; meanwhile it keeps working and keeps
-    // its results on disk.
-    await sleep(SERVICE_DOWN_MS);
+    // Down until the endpoint has declared the forwarder lost (heartbeat threshold, 10 s by default) and
+    // tried to register again while nobody answers; meanwhile it keeps working and keeps its results on disk.
+    await until('the endpoint to try to register again with the dead service', () => failedRegistrations() > seenBefore, {
+      timeoutMs: SERVICE_DOWN_MAX_MS,
+      everyMs: 250,
+    });
     const t0 = Date.now();
     await rig.startService(port);
     if (rig.port !== port) throw new Error(`the service came back on port ${rig.port}, not ${port}`);
-    ctx.note(`${SERVICE_DOWN_MS / 1000} s later: funcx-service start --port ${port} (pid ${rig.servicePid()})`);
+    ctx.note(`${((t0 - down) / 1000).toFixed(1)} s later (the endpoint had tried to register again): funcx-service start --port ${port} (pid ${rig.servicePid()})`);
     // Nothing is done on the endpoint's side: it reconnects by itself.
     const client = rig.client();
     await until('the endpoint to reconnect to the restarted service', async () => {
@@ -134,7 +146,7 @@ const serviceKill: ChaosCase = {
       } catch {
         return false;
       }
-    }, 60_000, 200);
+    }, { timeoutMs: 60_000, everyMs: 200 });
     ctx.note(`the endpoint was Active again ${((Date.now() - t0) / 1000).toFixed(1)} s after the restart`);
   },
 };
@@ -147,17 +159,23 @@ const managerStop: ChaosCase = {
     const home = ctx.rig.funcxHome;
     await ctx.collector.waitFor(0.25, FIRST_RESULTS_MS);
     const victim = pick(busyManagers(home), 'busy manager');
-    const cutMs = (HEARTBEAT.threshold + 3) * 1000;
+    const before = new Set((await ctx.rig.status()).managers.map((m) => m.id));
     signal(victim.pid, 'SIGSTOP');
     try {
-      await until(`manager pid ${victim.pid} to be stopped`, () => procInfo(victim.pid)?.state === 'T', 5000, 20);
-      ctx.broke(`SIGSTOP manager pid ${victim.pid} for ${cutMs / 1000} s (threshold ${HEARTBEAT.threshold} s)`);
-      await sleep(cutMs);
+      await until(`manager pid ${victim.pid} to be stopped`, () => procInfo(victim.pid)?.state === 'T', { timeoutMs: 5000, everyMs: 20 });
+      const t0 = Date.now();
+      ctx.broke(`SIGSTOP manager pid ${victim.pid} until the endpoint declares it lost (threshold ${HEARTBEAT.threshold} s)`);
+      // Cut off until the endpoint has given up on it (it drops from status), not for a guessed time.
+      await until('the endpoint to declare the stopped manager lost', async () => {
+        const st = await ctx.rig.status();
+        return [...before].some((id) => !st.managers.some((m) => m.id === id));
+      }, { timeoutMs: (HEARTBEAT.threshold + 30) * 1000, everyMs: 250 });
+      ctx.note(`declared lost ${((Date.now() - t0) / 1000).toFixed(1)} s after SIGSTOP`);
     } finally {
       signal(victim.pid, 'SIGCONT');
     }
     // Declared lost while it was silent: when it speaks again it is told to go (or sees the silence itself).
-    const exited = await until(`manager pid ${victim.pid} to exit after SIGCONT`, () => !isAlive(victim.pid), 15_000).then(() => true, () => false);
+    const exited = await until(`manager pid ${victim.pid} to exit after SIGCONT`, () => !isAlive(victim.pid), { timeoutMs: 15_000 }).then(() => true, () => false);
     ctx.note(exited ? `after SIGCONT, manager pid ${victim.pid} exited by itself` : `after SIGCONT, manager pid ${victim.pid} is still running`);
   },
 };

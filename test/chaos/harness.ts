@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FuncXClient } from '../../src/sdk/client.js';
-import { isAlive, managersOf, signal, sleep, until, workersOf } from './procs.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import { isAlive, managersOf, signal, until, workersOf } from './procs.js';
 
 const CLI = (program: 'service' | 'endpoint'): string => fileURLToPath(new URL(`../../src/cli/${program}.js`, import.meta.url));
 
@@ -180,7 +181,7 @@ export class Rig {
     if (existsSync(this.endpointDir)) await this.cli('endpoint', ['stop', this.name, '--grace', '5'], 60_000).catch(() => {});
     if (existsSync(join(this.serviceHome, 'service.pid'))) await this.cli('service', ['stop', '--grace', '5'], 60_000).catch(() => {});
     // Managers leave when told to (stop) or when the interchange has been silent past the threshold.
-    await until('managers and workers of this endpoint to exit', () => managersOf(this.funcxHome).length + workersOf(this.funcxHome).length === 0, 10_000).catch(() => {});
+    await until('managers and workers of this endpoint to exit', () => managersOf(this.funcxHome).length + workersOf(this.funcxHome).length === 0, { timeoutMs: 10_000 }).catch(() => {});
     for (const p of [...workersOf(this.funcxHome), ...managersOf(this.funcxHome)]) {
       this.leftovers.push(`pid ${p.pid} (${p.cmdline.includes('manager.js') ? 'manager' : 'worker'}, state ${p.state}) still running 10 s after stop`);
       signal(p.pid, 'SIGCONT');
@@ -191,7 +192,7 @@ export class Rig {
       if (job.state === 'R' || job.state === 'PD') this.leftovers.push(`Slurm job ${job.id} (${job.name}, ${job.state}) still queued after stop`);
       await run('scancel', [job.id]).catch(() => {});
     }
-    await until('the leftovers to die', () => [...managersOf(this.funcxHome), ...workersOf(this.funcxHome)].every((p) => !isAlive(p.pid)), 5000).catch(() => {});
+    await until('the leftovers to die', () => [...managersOf(this.funcxHome), ...workersOf(this.funcxHome)].every((p) => !isAlive(p.pid)), { timeoutMs: 5000 }).catch(() => {});
     if (removeFolder) rmSync(this.root, { recursive: true, force: true });
   }
 }
@@ -301,7 +302,7 @@ export class Collector {
   /** Wait until at least `fraction` of the tasks have a result. */
   async waitFor(fraction: number, timeoutMs: number): Promise<void> {
     const target = Math.ceil(this.ids.length * fraction);
-    await until(`${target} of ${this.ids.length} results (have ${this.finished})`, () => this.finished >= target, timeoutMs, 50);
+    await until(`${target} of ${this.ids.length} results (have ${this.finished})`, () => this.finished >= target, { timeoutMs: timeoutMs, everyMs: 50 });
   }
 
   private async collect(): Promise<Counts> {
@@ -315,7 +316,7 @@ export class Collector {
       } catch (err) {
         // The service is down (a chaos case did it): keep asking.
         this.lastError = (err as Error).message;
-        await sleep(250);
+        await delay(250); // the service is down: ask again a little later (a retry pace, not a wait for an event)
       }
     }
     return this.count();

@@ -5,6 +5,9 @@
  * Other people's endpoints on the same machine are never seen, let alone signalled.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { until } from '../helpers/wait.js';
+
+export { until };
 
 /** One process, as /proc shows it. */
 export interface ProcInfo {
@@ -68,19 +71,8 @@ export function signal(pid: number, sig: NodeJS.Signals): boolean {
   }
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Wait until `check()` holds; throws naming `what` after `timeoutMs`. */
-export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 100): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${(timeoutMs / 1000).toFixed(0)} s waiting for ${what}`);
-    await sleep(stepMs);
-  }
-}
-
 /** `kill -9` and wait until the process is really gone. */
 export async function kill9(pid: number, what: string): Promise<void> {
   if (!signal(pid, 'SIGKILL')) throw new Error(`${what} (pid ${pid}) was already gone before kill -9`);
-  await until(`${what} (pid ${pid}) to die after kill -9`, () => !isAlive(pid), 10_000, 20);
+  await until(`${what} (pid ${pid}) to die after kill -9`, () => !isAlive(pid), { timeoutMs: 10_000, everyMs: 20 });
 }

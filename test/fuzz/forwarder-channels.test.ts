@@ -13,7 +13,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { encode } from '../../src/protocol/codec.js';
+import { encodeRaw as encode } from '../helpers/raw-frame.js';
 import { newKeyPair } from '../../src/protocol/keys.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
 import { FORWARDER_CHANNELS, type ForwarderChannel } from '../../src/protocol/forwarder-messages.js';
@@ -21,7 +21,8 @@ import { encodeOutcome } from '../../src/protocol/payload.js';
 import { registerEndpoint } from '../../src/endpoint/service-link/registration.js';
 import { FuncXClient } from '../../src/sdk/client.js';
 import { FakeEndpoint } from '../helpers/fake-endpoint.js';
-import { cliPath, Peer, runCli, sleep, tmpDir, until } from '../security/harness.js';
+import { setTimeout as pace } from 'node:timers/promises';
+import { cliPath, Peer, runCli, tmpDir, until } from '../security/harness.js';
 import { malformedFrame, prng } from './frames.js';
 
 const FRAMES = Number(process.env.FUZZ_FRAMES ?? 10_000);
@@ -122,10 +123,10 @@ test(`${FRAMES} malformed frames on each forwarder channel: no crash, the good e
   t.after(async () => {
     if (exited === null) {
       service.kill('SIGTERM');
-      await until('the service to exit', () => exited !== null, 10_000).catch(() => service.kill('SIGKILL'));
+      await until('the service to exit', () => exited !== null, { timeoutMs: 10_000 }).catch(() => service.kill('SIGKILL'));
     }
   });
-  await until('the service to listen', () => /listening on (\S+)/.test(stdout) || exited !== null, 20_000);
+  await until('the service to listen', () => /listening on (\S+)/.test(stdout) || exited !== null);
   assert.equal(exited, null, `the service exited at start: ${logLines.join('\n')}`);
   const url = /listening on (\S+)/.exec(stdout)![1];
   const token = /fx_[A-Za-z0-9_-]+/.exec((await runCli('service', ['user', 'add', 'alice'], env)).stdout)![0];
@@ -163,7 +164,7 @@ test(`${FRAMES} malformed frames on each forwarder channel: no crash, the good e
     for (let tries = 0; !(await p.send(frame)); tries++) {
       blockedSends++;
       if (tries > 200) throw new Error('a fuzz peer could not send for 2 s');
-      await sleep(10);
+      await pace(10); // back-pressure: ZeroMQ would not take the frame yet
     }
   };
 
@@ -173,7 +174,7 @@ test(`${FRAMES} malformed frames on each forwarder channel: no crash, the good e
   const executedBefore = good.executed.length;
   for (let i = 0; i < FRAMES; i++) {
     const due = started + (i * SPREAD_MS) / FRAMES;
-    if (Date.now() < due - 20) await sleep(due - Date.now());
+    if (Date.now() < due - 20) await pace(due - Date.now()); // spread the fuzz over SPREAD_MS (a rate, not a wait for an event)
     for (const c of FORWARDER_CHANNELS) {
       await sendSurely(keyed[c][i % 2], forwarderFrame(rand, c, good.id, seqs[c]));
       if (i % 100 === 0) await wrong[c].send({ kind: 'hello', protocol: PROTOCOL_VERSION, endpointId: good.id, channel: c, session: 'wrong', credit: 100 });

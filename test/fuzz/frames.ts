@@ -1,5 +1,5 @@
 /** Generators of malformed frames for the fuzz tests: seeded, so a failure can be replayed. */
-import { encode } from '../../src/protocol/codec.js';
+import { encodeRaw as encode } from '../helpers/raw-frame.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
 
 /** A small seeded PRNG (mulberry32). */

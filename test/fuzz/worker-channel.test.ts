@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import * as zmq from 'zeromq';
-import { startEngine, jsTask, waitFor } from '../helpers/engine-fixture.js';
+import { startEngine, jsTask } from '../helpers/engine-fixture.js';
+import { until } from '../helpers/wait.js';
 import { decodeOutcome } from '../../src/protocol/payload.js';
 import type { ResultEnvelope } from '../../src/protocol/messages.js';
 import { malformedFrame, prng } from './frames.js';
@@ -20,7 +21,7 @@ test(`${FRAMES} malformed frames on the worker channel: no crash, well-behaved m
   const f = await startEngine({ heartbeatPeriodMs: 500, heartbeatThresholdMs: 5000, log: createLogger('fuzz', 'warn', (l) => warnings.push(l)) });
   try {
     f.startManager(['--max-workers', '2', '--block-id', 'good']);
-    await waitFor('the good manager', () => f.interchange.registry.size === 1);
+    await until('the good manager', () => f.interchange.registry.size === 1);
     const results: ResultEnvelope[] = [];
     f.interchange.onResults = (rs) => results.push(...rs);
     const rssBefore = process.memoryUsage().rss;
@@ -43,8 +44,8 @@ test(`${FRAMES} malformed frames on the worker channel: no crash, well-behaved m
     for (let i = 0; i < 20; i++) {
       const sock = connect(f.interchange.port, '127.0.0.1');
       sock.on('error', () => {});
-      sock.write(Buffer.from(Array.from({ length: 200 }, () => Math.floor(rand() * 256))));
-      setTimeout(() => sock.destroy(), 200);
+      // Hang up once the garbage is written (not after a guessed time).
+      sock.write(Buffer.from(Array.from({ length: 200 }, () => Math.floor(rand() * 256))), () => sock.destroy());
     }
     let sent = 0;
     for (let i = 0; i < FRAMES; i++) {
@@ -55,7 +56,7 @@ test(`${FRAMES} malformed frames on the worker channel: no crash, well-behaved m
     }
     assert.equal(sent, FRAMES);
     const expected = Math.ceil(FRAMES / 500) * 20;
-    await waitFor('every task of the good manager', () => results.length >= expected, 60_000);
+    await until('every task of the good manager', () => results.length >= expected);
     assert.ok(results.every((r) => !r.failed), 'no task of the well-behaved manager failed');
     assert.ok(results.every((r) => [0, 3, 6].includes(((decodeOutcome(r.payload) as { value: number }).value) % 3) ));
     for (const s of fuzzers) s.close();

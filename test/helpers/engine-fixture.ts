@@ -9,6 +9,8 @@ import { loadOrCreateWorkerChannelKeys, writeManagerKeyFile, type WorkerChannelK
 import { encodeArgs, encodeTask } from '../../src/protocol/payload.js';
 import type { TaskEnvelope } from '../../src/protocol/messages.js';
 import { profilingArgs } from '../../src/worker/worker-pool.js';
+import { untilEvent } from './wait.js';
+import { DEFAULTS } from '../../src/config/defaults.js';
 
 export const MANAGER_CLI = fileURLToPath(new URL('../../src/cli/manager.js', import.meta.url));
 
@@ -33,6 +35,8 @@ export async function startEngine(options: Partial<InterchangeOptions> = {}): Pr
     port: 0,
     heartbeatPeriodMs: 1000,
     heartbeatThresholdMs: 5000,
+    maxRetries: DEFAULTS.engine.max_retries,
+    walltimeMarginMs: DEFAULTS.strategy.walltime_margin * 1000,
     ...options,
   });
   await interchange.start();
@@ -51,6 +55,11 @@ export async function startEngine(options: Partial<InterchangeOptions> = {}): Pr
         '--port', String(interchange.port),
         '--keys', keyFile,
         '--max-workers', '2',
+        // funcx-manager has no defaults: every option comes from the resolved config (here: DEFAULTS).
+        '--block-id', '',
+        '--cores-per-worker', String(DEFAULTS.engine.cores_per_worker),
+        '--prefetch', String(DEFAULTS.engine.prefetch_capacity),
+        '--probe-timeout', String(DEFAULTS.engine.address_probe_timeout),
         '--heartbeat-period', String((options.heartbeatPeriodMs ?? 1000) / 1000),
         '--heartbeat-threshold', String((options.heartbeatThresholdMs ?? 5000) / 1000),
         '--log-level', process.env.FUNCX_LOG_LEVEL ?? 'warn',
@@ -62,10 +71,14 @@ export async function startEngine(options: Partial<InterchangeOptions> = {}): Pr
     },
     async stop() {
       await interchange.stop({ graceMs: 0 });
-      // Managers leave on the interchange's shutdown; give them a moment (profiles are written at exit).
-      const deadline = Date.now() + 2000;
-      while (managers.some((m) => m.exitCode === null && m.signalCode === null) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      for (const m of managers) if (m.exitCode === null && m.signalCode === null) m.kill('SIGKILL');
+      // Managers leave on the interchange's shutdown (profiles are written at exit); one that has not left
+      // by the deadline is killed.
+      await Promise.all(
+        managers.map(async (m) => {
+          if (m.exitCode !== null || m.signalCode !== null) return;
+          await untilEvent(m, 'exit', { timeoutMs: 5000 }).catch(() => m.kill('SIGKILL'));
+        }),
+      );
     },
   };
   return fixture;
@@ -86,13 +99,4 @@ function hash(s: string): string {
   let h = 0;
   for (let i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) | 0;
   return (h >>> 0).toString(16);
-}
-
-/** Wait until `check` is true, or fail after timeoutMs naming what was awaited. */
-export async function waitFor(what: string, check: () => boolean, timeoutMs = 15000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }

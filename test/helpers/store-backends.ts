@@ -108,3 +108,57 @@ export async function dropTestDatabases(): Promise<void> {
   byHome.clear();
   await Promise.allSettled(dbs.map(async (db) => (await db).drop()));
 }
+
+/**
+ * A PostgreSQL server of its own (initdb in a temporary folder, loopback, a free port, trust auth) for
+ * tests that stop and start the server itself, so no other test's database goes away. Needs root.
+ */
+export interface PrivatePostgres {
+  url: string;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+export async function privatePostgres(): Promise<PrivatePostgres> {
+  await ensurePostgres(); // installs the packages when missing
+  const { execFile } = await import('node:child_process');
+  const { readdirSync, chownSync, writeFileSync } = await import('node:fs');
+  const { createServer } = await import('node:net');
+  const version = readdirSync('/usr/lib/postgresql').sort((x, y) => Number(y) - Number(x))[0];
+  const bin = (name: string) => `/usr/lib/postgresql/${version}/bin/${name}`;
+  const dir = mkdtempSync(join(tmpdir(), 'funcx-private-pg-'));
+  const uid = Number((await runAs('id', ['-u', 'postgres'])).trim());
+  const gid = Number((await runAs('id', ['-g', 'postgres'])).trim());
+  chownSync(dir, uid, gid);
+  const port = await new Promise<number>((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const p = (server.address() as { port: number }).port;
+      server.close(() => resolve(p));
+    });
+  });
+  const data = join(dir, 'data');
+  await runAs('runuser', ['-u', 'postgres', '--', bin('initdb'), '-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8']);
+  writeFileSync(join(data, 'postgresql.auto.conf'), [
+    "listen_addresses = '127.0.0.1'", `port = ${port}`, `unix_socket_directories = '${dir}'`, 'fsync = off', 'full_page_writes = off',
+  ].join('\n') + '\n');
+  const ctl = (...args: string[]) => runAs('runuser', ['-u', 'postgres', '--', bin('pg_ctl'), '-D', data, '-w', '-t', '60', ...args]);
+  const start = async () => void (await ctl('-l', join(dir, 'postgres.log'), 'start'));
+  const stop = async () => void (await ctl('-m', 'fast', 'stop'));
+  await start();
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    start,
+    stop,
+    destroy: async () => {
+      await stop().catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+
+  function runAs(cmd: string, args: string[]): Promise<string> {
+    return new Promise((resolve, reject) => {
+      execFile(cmd, args, { timeout: 120_000, cwd: '/' }, (err, stdout, stderr) => (err ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || stdout || err.message}`)) : resolve(stdout)));
+    });
+  }
+}

@@ -15,6 +15,7 @@ import { LocalChannel } from '../../providers/channels/local.js';
 import { SSHChannel, type SSHChannelOptions } from '../../providers/channels/ssh.js';
 import { knownHostName } from '../../providers/channels/known-hosts.js';
 import { ensureSshd, type SshdInfo } from './cluster-setup.js';
+import { until } from '../helpers/wait.js';
 
 const work = mkdtempSync(join(tmpdir(), 'funcx-channels-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -27,15 +28,6 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-async function waitFor(check: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return check();
 }
 
 /** A loopback server answering each line with "pong:<line>". */
@@ -66,12 +58,12 @@ describe('LocalChannel', () => {
   test('a timeout kills the whole process group', async () => {
     const pidFile = join(work, 'bg.pid');
     const t0 = Date.now();
-    const r = await ch.run(`sleep 30 & echo $! > ${pidFile}; sleep 30`, { timeoutMs: 300 });
+    const r = await ch.run(`sleep 30 & echo $! > ${pidFile}; sleep 30`, { timeoutMs: 1000 });
     assert.equal(r.timedOut, true);
     assert.equal(r.code, null);
     assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
     const bgPid = Number(readFileSync(pidFile, 'utf8'));
-    assert.ok(await waitFor(() => !alive(bgPid), 3000), `background sleep ${bgPid} survived the timeout`);
+    await until(`background sleep ${bgPid} to be killed with its group at the timeout`, () => !alive(bgPid), { timeoutMs: 20_000 }); // well before the sleep ends by itself (30 s)
   });
 
   test('a background process holding stdout does not keep run() waiting', async () => {
@@ -133,12 +125,14 @@ describe('SSHChannel (real sshd on 127.0.0.1:2222)', () => {
   });
 
   test('a timeout kills the remote process group', async () => {
-    const r = await ch.run('sleep 30 & echo $!; wait', { timeoutMs: 500 });
+    // The timeout must leave the remote shell time to start and print the pid (an SSH exec on a loaded machine
+    // can take a second); the sleep outlives it by far.
+    const r = await ch.run('sleep 30 & echo $!; wait', { timeoutMs: 3000 });
     assert.equal(r.timedOut, true);
     assert.equal(r.code, null);
     const pid = Number(r.stdout.trim());
     assert.ok(pid > 0, `no pid in ${JSON.stringify(r.stdout)}`);
-    assert.ok(await waitFor(() => !alive(pid), 4000), `remote sleep ${pid} survived the timeout`);
+    await until(`remote sleep ${pid} to be killed with its group at the timeout`, () => !alive(pid), { timeoutMs: 20_000 }); // well before the sleep ends by itself (30 s)
   });
 
   test('writeFile and readFile over SFTP, relative paths in script_dir, mode applied', async () => {
@@ -197,8 +191,7 @@ describe('SSHChannel (real sshd on 127.0.0.1:2222)', () => {
       assert.equal(dropped.code, null);
       assert.match(dropped.stderr, /connection .* lost/);
       const probe = `bash -c 'exec 3<>/dev/tcp/127.0.0.1/${exposed.port}; echo back >&3; head -n1 <&3'`;
-      const ok = await waitFor(async () => (await c.run(probe, { timeoutMs: 5000 })).stdout === 'pong:back\n', 15_000);
-      assert.ok(ok, 'the forward did not come back after the reconnect');
+      await until('the forward to come back after the reconnect', async () => (await c.run(probe, { timeoutMs: 5000 })).stdout === 'pong:back\n');
     } finally {
       await c.close();
       server.close();

@@ -103,3 +103,11 @@ export async function ensurePostgres(): Promise<string> {
   process.env.FUNCX_TEST_DATABASE_URL = m[1];
   return m[1];
 }
+
+/** Install Open MPI (when missing) and compile the MPI test program into MPI_HELLO. */
+export async function ensureMpi(): Promise<void> {
+  await runScript('start-mpi.sh', 'Open MPI (openmpi-bin, libopenmpi-dev) and the compiled test program');
+}
+
+/** The MPI test program start-mpi.sh compiles: `MPI_HELLO SECONDS [RANK_THAT_DIES]`. */
+export const MPI_HELLO = '/opt/funcx-test/mpi-hello';

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ensureGridEngine, ensureSlurm } from './cluster-setup.js';
+import { untilValue } from '../helpers/wait.js';
 
 const work = mkdtempSync(join(tmpdir(), 'funcx-smoke-'));
 chmodSync(work, 0o755);
@@ -22,17 +23,6 @@ function run(file: string, args: string[]): Promise<{ code: number; stdout: stri
   });
 }
 
-async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last = await get();
-  while (!ok(last)) {
-    if (Date.now() > end) assert.fail(`${what}: still ${JSON.stringify(last)} after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-    last = await get();
-  }
-  return last;
-}
-
 describe('Slurm test cluster', () => {
   test('a 2-node job runs srun --ntasks-per-node=1 once on each of two different nodes', async () => {
     await ensureSlurm();
@@ -42,8 +32,7 @@ describe('Slurm test cluster', () => {
     assert.equal(sub.code, 0, sub.stderr);
     const id = sub.stdout.trim().split(';')[0];
     assert.match(id, /^\d+$/);
-    const state = await until('job done', async () => (await run('squeue', ['--noheader', '--states=all', '--format=%t', `--job=${id}`])).stdout.trim(),
-      (s) => ['CD', 'F', 'CA', 'TO', 'NF', 'OOM'].includes(s));
+    const state = await untilValue('job done', async () => (await run('squeue', ['--noheader', '--states=all', '--format=%t', `--job=${id}`])).stdout.trim(), { ok: (s) => ['CD', 'F', 'CA', 'TO', 'NF', 'OOM'].includes(s) });
     assert.equal(state, 'CD');
     const lines = readFileSync(out.replace('%j', id), 'utf8').trim().split('\n').sort();
     // Other tests may hold a node, so the pair is not always n1+n2: two distinct emulated nodes is the point.
@@ -66,7 +55,7 @@ describe('Grid Engine test cluster', () => {
     assert.match(id, /^\d+$/);
     const listed = await run('qstat', []);
     assert.match(listed.stdout, new RegExp(`^\\s*${id}\\s+\\S+\\s+funcx-smo\\S*\\s+\\S+\\s+(qw|t|r)\\s`, 'm'));
-    await until('job gone from qstat', async () => (await run('qstat', ['-j', id])).code, (c) => c !== 0);
+    await untilValue('job gone from qstat', async () => (await run('qstat', ['-j', id])).code, { ok: (c) => c !== 0 });
     assert.equal(readFileSync(out, 'utf8').trim(), `slots=2 job=${id}`);
   });
 });

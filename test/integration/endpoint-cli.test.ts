@@ -180,8 +180,8 @@ describe('list', () => {
     const j = await cli(home, ['list', '--json']);
     assert.equal(j.code, 0);
     assert.deepEqual(JSON.parse(j.stdout), [
-      { name: 'default', status: 'Initialized', id: null },
-      { name: 'gpu_cluster', status: 'Initialized', id: null },
+      { name: 'default', status: 'Initialized', id: null, username: null, email: null },
+      { name: 'gpu_cluster', status: 'Initialized', id: null, username: null, email: null },
     ]);
   });
 
@@ -228,8 +228,9 @@ describe('list', () => {
 describe('broken profiles', () => {
   const cases: Array<[string, string, string, RegExp]> = [
     ['syntax error', 'config.ts', "import { Config } from 'funcx-endpoint';\nexport default new Config({ engine: { ,, } });\n", /cannot load the profile/],
-    ['unknown field', 'config.ts', "import { Config } from 'funcx-endpoint';\nexport default new Config({ bogus_field: 1 } as never);\n", /bogus_field: unknown field/],
-    ['wrong type', 'config.ts', "import { Config } from 'funcx-endpoint';\nexport default new Config({ engine: { heartbeat_period: 'ten' as never } });\n", /engine\.heartbeat_period: expected a number/],
+    ['unknown field', 'config.ts', "import { Config } from 'funcx-endpoint';\nexport default new Config({ bogus_field: 1 } as never);\n", /bogus_field is not a known field/],
+    ['wrong type', 'config.ts', "import { Config } from 'funcx-endpoint';\nexport default new Config({ engine: { heartbeat_period: 'ten' as never } });\n", /engine\.heartbeat_period must be a number > 0 \(got "ten"\)/],
+    ['max_blocks: 0 (before any registration)', 'config.ts', "import { Config, SlurmProvider } from 'funcx-endpoint';\nexport default new Config({ provider: new SlurmProvider({ max_blocks: 0 }) });\n", /provider\.max_blocks must be a whole number ≥ 1 \(got 0\)/],
     ['wrong type in YAML', 'config.yaml', 'provider:\n  type: slurm\n  nodes_per_block: two\n', /provider\.nodes_per_block/],
     ['unknown provider option', 'config.ts', "import { Config, SlurmProvider } from 'funcx-endpoint';\nexport default new Config({ provider: new SlurmProvider({ partiton: 'debug' } as never) });\n", /provider\.partiton: unknown option/],
   ];

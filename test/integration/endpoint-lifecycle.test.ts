@@ -6,13 +6,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startService, type RunningService } from '../../src/service/api.js';
 import { silentLogger } from '../../src/logger.js';
 import { processExists } from '../../src/endpoint/daemon/lease.js';
+import { until, untilValue } from '../helpers/wait.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/endpoint.js', import.meta.url));
 let tmp = '';
@@ -76,13 +77,11 @@ test('start runs init, is Active, refuses a second start, shows status, stops in
   const newLease = JSON.parse(readFileSync(join(home, 'default', 'daemon.pid'), 'utf8')) as { pid: number };
   assert.notEqual(newLease.pid, lease.pid);
   assert.ok(!alive(lease.pid), 'the old daemon is gone after restart');
-  let status: { status: string; blocks: Array<{ state: string; managers: number }> } = { status: '', blocks: [] };
-  for (let i = 0; i < 40; i++) {
-    const s = await cli(home, ['status', '--json']);
-    status = JSON.parse(s.stdout);
-    if (status.blocks.some((b) => b.managers > 0)) break;
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  const status = await untilValue(
+    'a block with a manager in status --json',
+    async () => JSON.parse((await cli(home, ['status', '--json'])).stdout) as { status: string; blocks: Array<{ state: string; managers: number }> },
+    { ok: (st) => st.blocks.some((b) => b.managers > 0), everyMs: 250 },
+  );
   assert.equal(status.status, 'Active');
   assert.ok(status.blocks.some((b) => b.state === 'running' && b.managers === 1), JSON.stringify(status.blocks));
   const table = await cli(home, ['status']);
@@ -108,7 +107,7 @@ test('a stale lease (crash, reboot) does not block start; a fresh one from anoth
   assert.equal((await cli(home, ['start'])).code, 0);
   const { pid } = JSON.parse(readFileSync(join(home, 'default', 'daemon.pid'), 'utf8')) as { pid: number };
   process.kill(pid, 'SIGKILL');
-  await new Promise((r) => setTimeout(r, 200));
+  await until(`daemon ${pid} to die`, () => !alive(pid));
   const listed = JSON.parse((await cli(home, ['list', '--json'])).stdout) as Array<{ status: string }>;
   assert.equal(listed[0].status, 'Inactive', 'a dead daemon is not Active');
   const started = await cli(home, ['start']);
@@ -156,4 +155,39 @@ test('a broken profile: exit 1, the file and field named, nothing started', asyn
   assert.match(r.stderr, /broken\/config\.ts/);
   assert.match(r.stderr, /engine\.max_workers_per_node/);
   assert.ok(!existsSync(join(home, 'broken', 'daemon.pid')));
+});
+
+test('username and email of the global options reach the service as endpoint metadata and show in list --json; broker_* warn', async () => {
+  const home = join(tmp, 'home-m');
+  mkdirSync(home, { recursive: true });
+  writeFileSync(join(home, 'config.ts'), `export default {
+  service_url: ${JSON.stringify(service.url)},
+  username: 'alice-hpc',
+  email: 'alice@example.org',
+  broker_address: '10.0.0.1',
+  broker_port: 8088,
+};
+`);
+  const started = await cli(home, ['start']);
+  assert.equal(started.code, 0, started.stderr);
+  assert.match(started.stderr, /broker_address has no effect here/);
+  assert.match(started.stderr, /broker_port has no effect here/);
+  const [row] = JSON.parse((await cli(home, ['list', '--json'])).stdout) as Array<{ id: string; username: string; email: string }>;
+  assert.deepEqual([row!.username, row!.email], ['alice-hpc', 'alice@example.org']);
+  const res = await fetch(`${service.url}/v1/endpoints/${row!.id}`, { headers: { authorization: `Bearer ${tokenA}` } });
+  assert.equal(res.status, 200);
+  const view = (await res.json()) as { metadata: unknown };
+  assert.deepEqual(view.metadata, { username: 'alice-hpc', email: 'alice@example.org' });
+  assert.equal((await cli(home, ['stop'])).code, 0);
+});
+
+test('provider max_blocks: 0 fails at load naming provider.max_blocks, before any registration', async () => {
+  const home = join(tmp, 'home-z');
+  assert.equal((await cli(home, ['configure', 'zero'])).code, 0);
+  writeFileSync(join(home, 'zero', 'config.ts'), `import { Config, LocalProvider } from 'funcx-endpoint';\nexport default new Config({ provider: new LocalProvider({ max_blocks: 0 }) });\n`);
+  const r = await cli(home, ['start', 'zero']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /zero\/config\.ts: provider\.max_blocks must be a whole number ≥ 1 \(got 0\)/);
+  assert.ok(!existsSync(join(home, 'zero', 'endpoint.json')), 'never registered');
+  assert.ok(!existsSync(join(home, 'zero', 'daemon.pid')));
 });

@@ -5,11 +5,13 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as zmq from 'zeromq';
-import { startEngine, jsTask, shellTask, waitFor, type EngineFixture } from '../helpers/engine-fixture.js';
+import { startEngine, jsTask, shellTask, type EngineFixture } from '../helpers/engine-fixture.js';
+import { until, untilEvent, untilValue } from '../helpers/wait.js';
+import { EventEmitter } from 'node:events';
+import type { ManagerRecord } from '../../src/endpoint/engine/manager-registry.js';
 import { decodeOutcome, type ShellResult } from '../../src/protocol/payload.js';
-import { encode } from '../../src/protocol/codec.js';
+import { encodeRaw } from '../helpers/raw-frame.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
-import { untilValue } from '../helpers/wait.js';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,9 +19,11 @@ import { join } from 'node:path';
 let f: EngineFixture;
 
 before(async () => {
-  f = await startEngine({ heartbeatPeriodMs: 300, heartbeatThresholdMs: 1500, maxRetries: 1 });
+  // A generous threshold: building 5,000 tasks below blocks this process's event loop for a second or more
+  // on a loaded machine, and a 1.5 s threshold then made the manager leave (the interchange looked silent).
+  f = await startEngine({ heartbeatPeriodMs: 300, heartbeatThresholdMs: 10_000, maxRetries: 1 });
   f.startManager(['--max-workers', '2', '--block-id', 'b0']);
-  await waitFor('a manager to register', () => f.interchange.registry.size === 1);
+  await until('a manager to register', () => f.interchange.registry.size === 1);
 });
 after(async () => {
   await f.stop();
@@ -115,7 +119,7 @@ test('many tasks in flight all come back exactly once', async () => {
   };
   const tasks = Array.from({ length: n }, (_, i) => jsTask('(i) => i * i', [i], 'square'));
   f.interchange.submitMany(tasks);
-  await waitFor('all results', () => seen.size === n, 30000);
+  await until('all results', () => seen.size === n);
   assert.ok([...seen.values()].every((c) => c === 1));
   assert.equal(f.interchange.pending, 0);
 });
@@ -131,20 +135,23 @@ test('malformed frames, impostors and unknown kinds are dropped; the interchange
   });
   rogue.connect(`tcp://127.0.0.1:${f.interchange.port}`);
   await rogue.send(Buffer.from([0xc1, 0xff, 0x00])); // not msgpack
-  await rogue.send(encode({ kind: 'results', results: [{ id: 'x', failed: false, payload: Buffer.from('') }] })); // not registered
-  await rogue.send(encode({ nokind: true }));
+  await rogue.send(encodeRaw({ kind: 'results', results: [{ id: 'x', failed: false, payload: Buffer.from('') }] })); // not registered
+  await rogue.send(encodeRaw({ nokind: true }));
   await rogue.send(Buffer.alloc(0));
-  await rogue.send([encode({ kind: 'heartbeat' }), Buffer.from('extra')]);
+  await rogue.send([encodeRaw({ kind: 'heartbeat' }), Buffer.from('extra')]);
   const reg = { kind: 'register', protocol: PROTOCOL_VERSION, managerId: 'rogue-1', hostname: 'h', blockId: 'rb', node: 'n', workers: 1, cores: 1, memoryMiB: 0, capacity: 1, endsAt: null, pid: 1 };
-  await rogue.send(encode(reg));
+  await rogue.send(encodeRaw(reg));
   const [frame] = await rogue.receive();
   assert.ok(frame.length > 0);
-  await rogue.send(encode(reg)); // registers twice
-  await rogue.send(encode({ kind: 'results', results: [{ id: 'never-given', failed: false, payload: Buffer.from('x') }] }));
-  await rogue.send(encode({ kind: 'mystery' }));
-  await rogue.send(encode({ kind: 'results', results: 'nope' }));
-  await rogue.send(encode({ kind: 'bye', reason: 'test over' }));
-  await new Promise((r) => setTimeout(r, 200));
+  await rogue.send(encodeRaw(reg)); // registers twice
+  await rogue.send(encodeRaw({ kind: 'results', results: [{ id: 'never-given', failed: false, payload: Buffer.from('x') }] }));
+  await rogue.send(encodeRaw({ kind: 'mystery' }));
+  await rogue.send(encodeRaw({ kind: 'results', results: 'nope' }));
+  // Frames of one connection are handled in order: once its bye is handled, so is everything before it.
+  const gone = untilEvent<[ManagerRecord, string]>(f.interchange, 'manager-gone', { filter: (m) => m.id === 'rogue-1' });
+  await rogue.send(encodeRaw({ kind: 'bye', reason: 'test over' }));
+  const [, why] = await gone;
+  assert.match(why, /test over/);
   rogue.close();
   const r = await f.interchange.submit(jsTask('() => "still serving"'));
   assert.deepEqual(decodeOutcome(r.payload), { ok: true, value: 'still serving' });
@@ -155,15 +162,20 @@ test('a peer without the manager key is refused by CURVE and gets nothing', asyn
   const peer = new zmq.Dealer({
     routingId: 'stranger',
     linger: 0,
-    receiveTimeout: 800,
+    receiveTimeout: 0,
     curveServerKey: f.keys.interchange.publicKey,
     curvePublicKey: stranger.publicKey,
     curveSecretKey: stranger.secretKey,
   });
+  // The positive event: the interchange's ZAP handler refuses the key, and the peer sees its handshake fail.
+  const events = new EventEmitter();
+  peer.events.on('handshake:error:auth', (e) => events.emit('refused', e));
+  const refused = untilEvent(events, 'refused');
   peer.connect(`tcp://127.0.0.1:${f.interchange.port}`);
   const reg = { kind: 'register', protocol: PROTOCOL_VERSION, managerId: 'stranger', hostname: 'h', blockId: '', node: 'n', workers: 1, cores: 1, memoryMiB: 0, capacity: 1, endsAt: null, pid: 1 };
-  await peer.send(encode(reg)).catch(() => {});
-  await assert.rejects(peer.receive(), /timed out|Socket temporarily unavailable/i);
+  void peer.send(encodeRaw(reg)).catch(() => {});
+  await refused;
+  await assert.rejects(peer.receive(), /Socket temporarily unavailable|timed out/i, 'nothing came back');
   peer.close();
   assert.equal(f.interchange.registry.get('stranger'), undefined);
 });
@@ -178,7 +190,7 @@ test('a manager with another protocol version is refused with both versions name
     curveSecretKey: f.keys.manager.secretKey,
   });
   peer.connect(`tcp://127.0.0.1:${f.interchange.port}`);
-  await peer.send(encode({ kind: 'register', protocol: 999, managerId: 'old-manager', hostname: 'h', blockId: '', node: 'n', workers: 1, cores: 1, memoryMiB: 0, capacity: 1, endsAt: null, pid: 1 }));
+  await peer.send(encodeRaw({ kind: 'register', protocol: 999, managerId: 'old-manager', hostname: 'h', blockId: '', node: 'n', workers: 1, cores: 1, memoryMiB: 0, capacity: 1, endsAt: null, pid: 1 }));
   const { decodeFrame } = await import('../../src/protocol/codec.js');
   const reply = decodeFrame((await peer.receive())[0]);
   peer.close();

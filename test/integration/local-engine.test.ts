@@ -12,7 +12,8 @@ import { LocalProvider } from '../../providers/local.js';
 import { LocalChannel } from '../../providers/channels/local.js';
 import { Engine } from '../../src/endpoint/engine/engine.js';
 import { createLogger } from '../../src/logger.js';
-import { jsTask, waitFor } from '../helpers/engine-fixture.js';
+import { jsTask } from '../helpers/engine-fixture.js';
+import { until } from '../helpers/wait.js';
 import type { ResultEnvelope } from '../../src/protocol/messages.js';
 import { decodeOutcome } from '../../src/protocol/payload.js';
 
@@ -33,13 +34,13 @@ test('a burst brings up one block, runs everything, and the idle block is cancel
     const results: ResultEnvelope[] = [];
     engine.onResults = (rs) => results.push(...rs);
     engine.submitMany(Array.from({ length: 50 }, (_, i) => jsTask('(i) => i + 1', [i], 'inc')));
-    await waitFor('a block to be submitted', () => engine.tracker.blocks().length === 1, 3000);
-    await waitFor('all 50 results', () => results.length === 50, 20000);
+    await until('a block to be submitted', () => engine.tracker.blocks().length === 1);
+    await until('all 50 results', () => results.length === 50);
     assert.ok(results.every((r) => !r.failed));
     const sum = results.reduce((s, r) => s + (decodeOutcome(r.payload) as { value: number }).value, 0);
     assert.equal(sum, (50 * 51) / 2);
     assert.ok(engine.tracker.blocks().length <= 1, 'max_blocks is 1');
-    await waitFor('the idle block to be given back', () => engine.tracker.blocks().length === 0, 15000);
+    await until('the idle block to be given back', () => engine.tracker.blocks().length === 0);
     assert.equal(engine.interchange.registry.size, 0, 'its manager left');
   } finally {
     await engine.stop({ graceMs: 0 });
@@ -52,9 +53,9 @@ test('stop cancels running blocks and reports unfinished tasks', async () => {
   await engine.start();
   const pending = engine.submit(jsTask('() => new Promise(() => {})', [], 'hang'));
   void pending;
-  await waitFor('a manager', () => engine.interchange.registry.size === 1, 10000);
+  await until('a manager', () => engine.interchange.registry.size === 1);
   const unfinished = await engine.stop({ graceMs: 100 });
   assert.equal(unfinished.length, 1);
-  await waitFor('the block to end', () => engine.tracker.blocks().every((b) => b.cancelRequested), 5000);
+  await until('the block to end', () => engine.tracker.blocks().every((b) => b.phase === 'cancelling'));
   assert.equal(engine.state, 'stopped');
 });

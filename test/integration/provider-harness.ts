@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { LocalChannel, type LocalChannelOptions } from '../../providers/channels/local.js';
 import type { Channel, CommandResult, RunOptions } from '../../providers/channels/channel.js';
 import type { BlockState, BlockStatus, ExecutionProvider } from '../../providers/provider.js';
+import { until } from '../helpers/wait.js';
 
 /** A LocalChannel that remembers every command line it ran, so a test can count scheduler calls. */
 export class RecordingChannel implements Channel {
@@ -94,38 +95,26 @@ export async function pollStatus(
   onCall?: (statuses: Map<string, BlockStatus>) => void,
 ): Promise<Map<string, StateTrail>> {
   const trails = new Map<string, StateTrail>();
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const statuses = await provider.status(ids);
-    onCall?.(statuses);
-    for (const id of ids) {
-      const st = statuses.get(id) ?? { state: 'unknown' as const, detail: 'status() returned nothing for this id' };
-      const trail = trails.get(id) ?? { states: [], last: st };
-      if (trail.states.at(-1) !== st.state) trail.states.push(st.state);
-      trail.last = st;
-      trails.set(id, trail);
-    }
-    if (ids.every((id) => done(trails.get(id)!.last))) return trails;
-    if (Date.now() > deadline) {
-      const shown = ids.map((id) => `${id}: ${trails.get(id)!.states.join(' -> ')} (${JSON.stringify(trails.get(id)!.last)})`);
-      throw new Error(`timed out after ${timeoutMs} ms waiting on the status of ${ids.join(', ')}; seen: ${shown.join('; ')}`);
-    }
-    await sleep(250);
-  }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Wait until `check()` holds; returns false when `timeoutMs` passes first. */
-export async function eventually(check: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await sleep(100);
-  }
-  return true;
+  const shown = () => ids.map((id) => `${id}: ${trails.get(id)?.states.join(' -> ')} (${JSON.stringify(trails.get(id)?.last)})`).join('; ');
+  await until(
+    `the status of ${ids.join(', ')}`,
+    async () => {
+      const statuses = await provider.status(ids);
+      onCall?.(statuses);
+      for (const id of ids) {
+        const st = statuses.get(id) ?? { state: 'unknown' as const, detail: 'status() returned nothing for this id' };
+        const trail = trails.get(id) ?? { states: [], last: st };
+        if (trail.states.at(-1) !== st.state) trail.states.push(st.state);
+        trail.last = st;
+        trails.set(id, trail);
+      }
+      return ids.every((id) => done(trails.get(id)!.last));
+    },
+    { timeoutMs, everyMs: 250 },
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; seen: ${shown()}`);
+  });
+  return trails;
 }
 
 /** True while the process exists and is not a zombie (an orphan may wait a moment to be reaped). */

@@ -15,7 +15,8 @@ import { LocalChannel } from '../../providers/channels/local.js';
 import { SrunLauncher } from '../../launchers/srun.js';
 import { Engine } from '../../src/endpoint/engine/engine.js';
 import { createLogger } from '../../src/logger.js';
-import { jsTask, waitFor } from '../helpers/engine-fixture.js';
+import { jsTask } from '../helpers/engine-fixture.js';
+import { until } from '../helpers/wait.js';
 import { decodeOutcome } from '../../src/protocol/payload.js';
 import type { ResultEnvelope } from '../../src/protocol/messages.js';
 
@@ -44,15 +45,15 @@ test('a 2-node Slurm block runs managers on n1 and n2 through srun; tasks run on
     engine.onResults = (rs) => results.push(...rs);
     const source = 'async () => { await new Promise((r) => setTimeout(r, 300)); return process.env.SLURMD_NODENAME; }';
     engine.submitMany(Array.from({ length: 40 }, () => jsTask(source, [], 'where')));
-    await waitFor('the block to be submitted', () => engine.tracker.blocks().some((b) => b.jobId !== null), 10000);
+    await until('the block to be submitted', () => engine.tracker.blocks().some((b) => b.jobId !== null));
     const jobId = engine.tracker.blocks()[0].jobId!;
     assert.match(jobId, /^\d+$/);
-    await waitFor('40 results', () => results.length === 40, 60000);
+    await until('40 results', () => results.length === 40);
     assert.ok(results.every((r) => !r.failed), 'no task failed');
     const nodes = new Set(results.map((r) => (decodeOutcome(r.payload) as { value: string }).value));
     assert.deepEqual([...nodes].sort(), ['n1', 'n2']);
     assert.equal(engine.tracker.blocks().length, 1, 'max_blocks 1: one job');
-    await waitFor('the idle block to be cancelled', () => engine.tracker.blocks().length === 0, 30000);
+    await until('the idle block to be cancelled', () => engine.tracker.blocks().length === 0);
     const left = execSync(`squeue --noheader --states=PD,R,CG --job=${jobId} 2>/dev/null || true`).toString().trim();
     assert.equal(left, '', `job ${jobId} is gone from the queue`);
   } finally {

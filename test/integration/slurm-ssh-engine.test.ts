@@ -15,7 +15,8 @@ import { SSHChannel } from '../../providers/channels/ssh.js';
 import { SrunLauncher } from '../../launchers/srun.js';
 import { Engine } from '../../src/endpoint/engine/engine.js';
 import { createLogger } from '../../src/logger.js';
-import { jsTask, waitFor } from '../helpers/engine-fixture.js';
+import { jsTask } from '../helpers/engine-fixture.js';
+import { until } from '../helpers/wait.js';
 import { decodeOutcome } from '../../src/protocol/payload.js';
 import type { ResultEnvelope } from '../../src/protocol/messages.js';
 
@@ -50,7 +51,7 @@ test('a 2-node Slurm block over SSH: managers dial back through the reverse forw
     engine.onResults = (rs) => results.push(...rs);
     const source = 'async () => { await new Promise((r) => setTimeout(r, 300)); return process.env.SLURMD_NODENAME; }';
     engine.submitMany(Array.from({ length: 24 }, () => jsTask(source, [], 'where-ssh')));
-    await waitFor('24 results', () => results.length === 24, 90_000);
+    await until('24 results', () => results.length === 24, { timeoutMs: 90_000 });
     assert.ok(results.every((r) => !r.failed));
     const nodes = new Set(results.map((r) => (decodeOutcome(r.payload) as { value: string }).value));
     assert.equal(nodes.size, 2, `tasks ran on two nodes: ${[...nodes].join(', ')}`);

@@ -12,10 +12,7 @@ import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
 import { FORWARDER_CHANNELS, type ForwarderChannel } from '../../src/protocol/forwarder-messages.js';
 import { decodeOutcome, encodeOutcome } from '../../src/protocol/payload.js';
 import { registerEndpoint } from '../../src/endpoint/service-link/registration.js';
-import { addUser, api, inProcessService, Peer, sleep, until } from './harness.js';
-
-/** How long an intruder is given to get anything through. */
-const QUIET_MS = 1500;
+import { addUser, api, inProcessService, Peer, until } from './harness.js';
 
 const forged = () => encodeOutcome({ ok: true, value: 'forged by an intruder' });
 
@@ -46,7 +43,8 @@ test('worker channel: no key, an unknown key, or the manager public key without 
     await p.send({ kind: 'heartbeat' });
     await p.send({ kind: 'results', results: [{ id: task.id, failed: false, payload: forged() }] });
   }
-  await sleep(QUIET_MS);
+  // Each intruder is turned away by CURVE (or ZAP) at the handshake: nothing it sent can arrive after that.
+  await until('every intruder to be turned away at the handshake', () => intruders.every(([, p]) => p.refused));
   for (const [name, p] of intruders) assert.deepEqual(p.kinds(), [], `${name} received ${p.kinds().join(', ')}`);
   assert.equal(f.interchange.registry.size, 0, 'no intruder is registered as a manager');
   assert.equal(settled, false, 'no forged result was taken for the task');
@@ -98,7 +96,7 @@ test('forwarder channels: no key, an unknown key, the endpoint public key withou
     }
   }
   t.after(() => intruders.forEach(([, p]) => p.close()));
-  await sleep(QUIET_MS);
+  await until('every intruder to be turned away at the handshake', () => intruders.every(([, p]) => p.refused));
   for (const [name, p] of intruders) assert.deepEqual(p.kinds(), [], `${name} received ${p.kinds().join(', ')}`);
   const task = (await s.store.task(taskId))!;
   assert.equal(task.state, 'waiting-for-endpoint', 'the task was neither delivered nor finished by an intruder');

@@ -12,12 +12,13 @@ import { fileURLToPath } from 'node:url';
 import * as zmq from 'zeromq';
 import { startService, type RunningService, type ServiceOptions } from '../../src/service/api.js';
 import { FuncXClient } from '../../src/sdk/client.js';
-import { decodeFrame, encode } from '../../src/protocol/codec.js';
+import { decodeFrame } from '../../src/protocol/codec.js';
+import { encodeRaw } from '../helpers/raw-frame.js';
 import type { CurveKeyPair } from '../../src/protocol/keys.js';
 import { silentLogger } from '../../src/logger.js';
 import { databaseFor, dropTestDatabases } from '../helpers/store-backends.js';
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { until } from '../helpers/wait.js';
 
 /** A fresh temporary folder. */
 export function tmpDir(prefix: string): string {
@@ -27,15 +28,6 @@ export function tmpDir(prefix: string): string {
 /** The built CLI program `name` (service, endpoint, funcx). */
 export function cliPath(name: string): string {
   return fileURLToPath(new URL(`../../src/cli/${name}.js`, import.meta.url));
-}
-
-/** Wait until `check` holds, or fail naming what was awaited. */
-export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
 }
 
 /** A service in this process on a free loopback port, closed when the test ends. */
@@ -87,6 +79,8 @@ export class Peer {
   readonly received: Buffer[] = [];
   authFailures = 0;
   handshakes = 0;
+  /** Connections the server closed (a CURVE handshake it failed ends that way too). */
+  disconnects = 0;
   private closed = false;
 
   private constructor(readonly socket: zmq.Dealer) {}
@@ -110,6 +104,7 @@ export class Peer {
       for await (const event of this.socket.events) {
         if (event.type === 'handshake') this.handshakes++;
         if (event.type.startsWith('handshake:error')) this.authFailures++;
+        if (event.type === 'disconnect') this.disconnects++;
       }
     } catch {
       // closed
@@ -124,11 +119,16 @@ export class Peer {
     }
   }
 
+  /** The server turned this peer away at least once (its handshake failed, or the server hung up). */
+  get refused(): boolean {
+    return this.authFailures > 0 || (this.disconnects > 0 && this.handshakes === 0);
+  }
+
   /** Send a message (an object is msgpack-encoded); false when ZeroMQ would not take it. */
   async send(message: object | Buffer | Buffer[]): Promise<boolean> {
     if (this.closed) return false;
     try {
-      await this.socket.send(Buffer.isBuffer(message) || Array.isArray(message) ? message : encode(message));
+      await this.socket.send(Buffer.isBuffer(message) || Array.isArray(message) ? message : encodeRaw(message));
       return true;
     } catch {
       return false;

@@ -138,7 +138,7 @@ test('env values and quoted worker_init lines: bash -n accepts the scripts, and 
   execFileSync('bash', ['-n', join(dir, 'local.sh')]);
   const block = await local.submit(request(dumpEnvCommand(localOut)));
   try {
-    await until('the LocalProvider block to write its environment', async () => existsSync(localOut) && (await local.status([block.jobId])).get(block.jobId)?.state !== 'running', 20_000);
+    await until('the LocalProvider block to write its environment', async () => existsSync(localOut) && (await local.status([block.jobId])).get(block.jobId)?.state !== 'running');
     assert.equal((await local.status([block.jobId])).get(block.jobId)?.state, 'completed', readFileSync(block.stdoutPath!, 'utf8'));
     checkDump(localOut, env, init.expected, marker, 'the LocalProvider block');
   } finally {

@@ -10,9 +10,7 @@ import { SubmitError } from '../../src/errors.js';
 class FakeProvider implements ExecutionProvider {
   readonly label = 'fake';
   readonly launcher = new SimpleLauncher();
-  readonly nodesPerBlock = 1;
-  readonly walltimeS = 600;
-  readonly limits = { init_blocks: 0, min_blocks: 0, max_blocks: 2, parallelism: 1 };
+  readonly blockOptions = { max_blocks: 2, walltime: 600 };
   readonly files = new Map<string, string>();
   readonly channel: Channel;
   submits: BlockRequest[] = [];
@@ -69,6 +67,7 @@ function setup(extra: Partial<BlockTrackerOptions> = {}) {
   const tracker = new BlockTracker({
     provider,
     clock,
+    maxBlocks: 2,
     makeRequest: (blockId, shape) => ({ blockId, command: `funcx-manager --block ${blockId}`, jobName: `funcx-block-${blockId}`, nodesPerBlock: 99, walltimeS: shape.walltimeS }),
     log: (level, msg) => logs.push(`${level}: ${msg}`),
     ...extra,
@@ -120,8 +119,8 @@ test('one status call polls every block; running sets the end time; snapshot rep
   assert.equal(b0.endsAt, clock.t + 600_000);
   clock.t += 100_000;
   assert.deepEqual(tracker.snapshot(), [
-    { id: '0', jobId: '100', state: 'running', nodes: 2, ageS: 110, walltimeLeftS: 500, held: false, draining: false },
-    { id: '1', jobId: '101', state: 'pending', nodes: 2, ageS: 110, walltimeLeftS: null, held: false, draining: false },
+    { id: '0', jobId: '100', state: 'running', nodes: 2, ageS: 110, walltimeLeftS: 500, phase: 'serving' },
+    { id: '1', jobId: '101', state: 'pending', nodes: 2, ageS: 110, walltimeLeftS: null, phase: 'serving' },
   ]);
 });
 
@@ -269,11 +268,11 @@ test('cancel uses one call, waits for status to confirm, retries after a failure
   await tracker.submit(SHAPE);
   provider.failCancel = true;
   await tracker.cancel(['0', '1']);
-  assert.equal(tracker.get('0')?.cancelRequested, false, 'a failed cancel is asked again later');
+  assert.equal(tracker.get('0')?.phase === 'cancelling', false, 'a failed cancel is asked again later');
   provider.failCancel = false;
   await tracker.cancel(['0', '1', 'nope']);
   assert.deepEqual(provider.cancels, [['100', '101'], ['100', '101']]);
-  assert.equal(tracker.get('0')?.cancelRequested, true);
+  assert.equal(tracker.get('0')?.phase, 'cancelling');
   assert.equal(tracker.get('0')?.state, 'pending', 'state changes only when status says so');
   // 'unknown' (e.g. a failed squeue) keeps a cancelled block counted; 'cancelled' retires it, not as missing.
   provider.states.set('100', { state: 'unknown', detail: 'squeue: timeout' });
@@ -296,7 +295,7 @@ test('cancel uses one call, waits for status to confirm, retries after a failure
   open();
   await sub;
   assert.deepEqual(provider.cancels.at(-1), ['102']);
-  assert.equal(tracker.get('2')?.cancelRequested, true);
+  assert.equal(tracker.get('2')?.phase, 'cancelling');
 });
 
 test('draining blocks do not count against max_blocks; holds are recorded', async () => {
@@ -308,7 +307,7 @@ test('draining blocks do not count against max_blocks; holds are recorded', asyn
   assert.equal(tracker.countedBlocks(), 1);
   assert.equal(tracker.canSubmit().ok, true);
   tracker.hold('1');
-  assert.equal(tracker.get('1')?.held, true);
+  assert.equal(tracker.get('1')?.phase, 'held');
   tracker.release('1');
-  assert.equal(tracker.get('1')?.held, false);
+  assert.equal(tracker.get('1')?.phase, 'serving');
 });

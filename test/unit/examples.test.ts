@@ -11,12 +11,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfigFile } from '../../src/config/load.js';
 import type { Config } from '../../src/config/config.js';
-import type { BlockRequest } from '../../providers/provider.js';
+import { requestFor } from '../helpers/block-request.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const EXAMPLES = join(ROOT, 'examples');
 
-const request: BlockRequest = {
+const request = {
   blockId: '0',
   command: 'funcx-manager --block-id 0',
   jobName: 'funcx-example-0',
@@ -31,6 +31,7 @@ const EXPECTED: Record<string, { label: string; lines: RegExp[] }> = {
   'cobalt.ts': { label: 'cobalt', lines: [/-n 2 -t 30 -q debug-cache-quad -A MYPROJECT/, /^aprun -n 2 -N 1 -d 64 -cc depth -j 1 /m] },
   'lsf.ts': { label: 'lsf', lines: [/^#BSUB -nnodes 2$/m, /^#BSUB -P ABC123$/m, /^#BSUB -W 30$/m, /^jsrun -n 2 -r 1 -a 1 -c 42 /m] },
   'gridengine.ts': { label: 'gridengine', lines: [/^#\$ -pe smp 2$/m, /^#\$ -q all\.q$/m, /^#\$ -l h_rt=00:10:00$/m] },
+  'slurm-mpi.ts': { label: 'slurm', lines: [/^#SBATCH --nodes=3$/m, /^funcx-manager --block-id 0$/m] },
   'local.ts': { label: 'local', lines: [/^#!\/bin\/bash$/m, /funcx-manager --block-id 0/] },
   'templates/default.ts': { label: 'local', lines: [/^#!\/bin\/bash$/m, /funcx-manager --block-id 0/] },
   'templates/default.yaml': { label: 'local', lines: [/^#!\/bin\/bash$/m, /funcx-manager --block-id 0/] },
@@ -59,7 +60,7 @@ after(() => {
 async function loadAndRender(file: string): Promise<{ config: Config; script: string }> {
   const config = await loadConfigFile(file);
   try {
-    return { config, script: await config.provider.render(request) };
+    return { config, script: await config.provider.render(requestFor(config.provider, request)) };
   } finally {
     await config.provider.close();
   }
@@ -77,9 +78,9 @@ describe('examples/', () => {
 
   test('slurm-local.ts is the test cluster profile: 2 nodes per block, at most 2 blocks, loopback address', async () => {
     const config = await loadConfigFile(join(EXAMPLES, 'slurm-local.ts'));
-    assert.equal(config.provider.nodesPerBlock, 2);
-    assert.equal(config.provider.limits.max_blocks, 2);
-    assert.equal(config.provider.walltimeS, 600);
+    assert.deepEqual(config.strategy.nodes, { min: 2, max: 2 });
+    assert.equal(config.strategy.maxBlocks, 2);
+    assert.deepEqual(config.strategy.walltimeS, { min: 600, max: 600 });
     assert.equal(config.provider.launcher.name, 'srun');
     assert.equal(config.engine.address, '127.0.0.1');
   });
@@ -117,7 +118,7 @@ describe('examples/site-templates/', () => {
       const config = await loadConfigFile(join(EXAMPLES, 'site-templates', 'profiles', 'campus-slurm.ts'));
       const found = (config.provider as unknown as { findTemplate(): { path: string; origin: string } }).findTemplate();
       assert.deepEqual(found, { path: join(EXAMPLES, 'site-templates', 'job-templates', 'slurm.sh.hbs'), origin: 'site' });
-      const script = await config.provider.render(request);
+      const script = await config.provider.render(requestFor(config.provider, request));
       assert.match(script, /^#SBATCH --qos=normal$/m);
       assert.match(script, /^#SBATCH --exclusive$/m);
       assert.match(script, /^#SBATCH --partition=debug$/m);

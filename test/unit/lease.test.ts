@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,4 +60,43 @@ test('six processes racing for one lease: exactly one gets it', async () => {
   assert.equal(outcomes.filter((o) => o === 'won').length, 1, outcomes.join(','));
   assert.equal(outcomes.filter((o) => o === 'lost').length, 5);
   assert.ok(JSON.parse(readFileSync(file, 'utf8')).pid > 0);
+});
+
+test('stale-lease takeover is atomic: 4 processes racing over 1,000 stale leases, exactly one winner for each', async () => {
+  const TRIALS = 1000;
+  const RACERS = 4;
+  const root = mkdtempSync(join(tmpdir(), 'funcx-lease-stale-race-'));
+  const stale = JSON.stringify(lease(2 ** 22 + 12345, hostname(), new Date(Date.now() - 60_000).toISOString()));
+  for (let i = 0; i < TRIALS; i++) {
+    mkdirSync(join(root, String(i)));
+    writeFileSync(join(root, String(i), 'daemon.pid'), stale);
+  }
+  const leaseModule = fileURLToPath(new URL('../../src/endpoint/daemon/lease.js', import.meta.url));
+  const script = `
+    const { acquireLease } = await import(${JSON.stringify(leaseModule)});
+    const t = new Date().toISOString();
+    const me = { pid: process.pid, host: ${JSON.stringify(hostname())}, startedAt: t, refreshedAt: t, port: 0 };
+    while (Date.now() < ${Date.now() + 2000});
+    const won = [];
+    for (let i = 0; i < ${TRIALS}; i++) if (acquireLease(${JSON.stringify(root)} + '/' + i + '/daemon.pid', me).ok) won.push(i);
+    console.log(JSON.stringify(won));
+    // Stay alive until told: our leases must stay live while the others still look at them.
+    process.stdin.on('data', () => process.exit(0));
+  `;
+  const children = Array.from({ length: RACERS }, () => spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  const outcomes = await Promise.all(children.map((child) => new Promise<number[]>((resolve) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+      if (out.endsWith('\n')) resolve(JSON.parse(out) as number[]);
+    });
+  })));
+  for (const child of children) child.stdin.end('done\n');
+  const winners = new Map<number, number>();
+  for (const won of outcomes) for (const i of won) winners.set(i, (winners.get(i) ?? 0) + 1);
+  const doubles = [...winners].filter(([, n]) => n > 1).map(([i]) => i);
+  const none = Array.from({ length: TRIALS }, (_, i) => i).filter((i) => !winners.has(i));
+  assert.deepEqual(doubles, [], `two daemons both won these stale leases: ${doubles.slice(0, 20).join(', ')}`);
+  assert.deepEqual(none, [], 'every stale lease is taken by someone');
+  assert.ok(outcomes.filter((w) => w.length > 0).length >= 2, `the racers really raced: ${outcomes.map((w) => w.length).join('/')}`);
 });

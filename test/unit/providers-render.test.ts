@@ -19,6 +19,9 @@ import { CobaltProvider } from '../../providers/cobalt.js';
 import { LSFProvider } from '../../providers/lsf.js';
 import { GridEngineProvider } from '../../providers/gridengine.js';
 import { builtinTemplateDir, renderTemplate } from '../../providers/templates.js';
+import type { BlockRequest, ExecutionProvider } from '../../providers/provider.js';
+import { Config } from '../../src/config/config.js';
+import { requestFor as resolvedRequest } from '../helpers/block-request.js';
 
 /** Only scriptDir is read when rendering; submit answers "Submitted batch job 7" for slurm tests. */
 function fakeChannel(scriptDir = '/scratch/alice/funcx/scripts'): Channel & { written: string[] } {
@@ -52,6 +55,9 @@ const request = {
   jobName: 'funcx-block-3',
   env: { FUNCX_BLOCK_ID: '3', TRICKY: "it's $(whoami) `id`" },
 };
+/** `request` with the nodes and walltime the config layer resolves from `p`'s own fields. */
+const requestFor = (p: ExecutionProvider): BlockRequest => resolvedRequest(p, request);
+const renderFor = async (p: ExecutionProvider): Promise<string> => p.render(requestFor(p));
 const common = { channel: fakeChannel(), launcher, walltime: '01:30:00', worker_init: 'module load nodejs' };
 
 const siteDir = mkdtempSync(join(tmpdir(), 'funcx-site-'));
@@ -115,7 +121,7 @@ const renders: Array<{ name: string; make: () => ClusterProvider; expect: RegExp
 describe('render: the headers users expect, then worker_init, exports and the launch line', () => {
   for (const r of renders) {
     test(r.name, async () => {
-      const script = await r.make().render(request);
+      const script = await renderFor(r.make());
       for (const re of r.expect) assert.match(script, re);
       for (const re of r.absent ?? []) assert.doesNotMatch(script, re);
       assert.match(script, /^module load nodejs$/m);
@@ -133,18 +139,19 @@ describe('render: the headers users expect, then worker_init, exports and the la
   test('the launcher gets nodes, one task per node and cores; block overrides win', async () => {
     contexts.length = 0;
     const p = new SlurmProvider({ ...common, nodes_per_block: 2, cores_per_node: 8 });
-    const script = await p.render({ ...request, nodesPerBlock: 3, walltimeS: 600 });
+    const script = await p.render({ ...requestFor(p), nodesPerBlock: 3, walltimeS: 600 });
     assert.deepEqual(contexts.at(-1), { nodesPerBlock: 3, tasksPerNode: 1, coresPerNode: 8 });
     assert.match(script, /^#SBATCH --nodes=3$/m);
     assert.match(script, /^#SBATCH --time=00:10:00$/m);
   });
 
-  test('defaults: 1 node, 30 minutes, limits 0/0/1/1, no optional headers', async () => {
+  test('defaults (resolved by the config layer): 1 node, 30 minutes, limits 0/0/1/1, no optional headers', async () => {
     const p = new SlurmProvider({ channel: fakeChannel(), launcher });
-    assert.equal(p.nodesPerBlock, 1);
-    assert.equal(p.walltimeS, 1800);
-    assert.deepEqual(p.limits, { init_blocks: 0, min_blocks: 0, max_blocks: 1, parallelism: 1 });
-    const script = await p.render(request);
+    assert.deepEqual(p.blockOptions, {}, 'the provider keeps its block fields raw');
+    const s = new Config({ provider: p }).strategy;
+    assert.deepEqual([s.nodes, s.walltimeS], [{ min: 1, max: 1 }, { min: 1800, max: 1800 }]);
+    assert.deepEqual([s.initBlocks, s.minBlocks, s.maxBlocks, s.parallelism], [0, 0, 1, 1]);
+    const script = await p.render(requestFor(p));
     assert.match(script, /^#SBATCH --time=00:30:00$/m);
     for (const opt of ['partition', 'account', 'qos', 'constraint', 'exclusive', 'mem', 'cpus-per-task']) {
       assert.doesNotMatch(script, new RegExp(`--${opt}`));
@@ -154,8 +161,8 @@ describe('render: the headers users expect, then worker_init, exports and the la
   test('render is what submit writes', async () => {
     const channel = fakeChannel();
     const p = new SlurmProvider({ channel, launcher, partition: 'debug' });
-    const dry = await p.render(request);
-    await p.submit(request);
+    const dry = await p.render(requestFor(p));
+    await p.submit(requestFor(p));
     const strip = (s: string) => s.replace(/funcx-block-3\.\w+\./g, 'funcx-block-3.X.');
     assert.equal(strip(channel.written[0]!), strip(dry));
   });
@@ -173,25 +180,25 @@ describe('template lookup: profile folder, then $FUNCX_SITE_TEMPLATES, then buil
   });
 
   test('order of precedence, and an explicit template by name or path', async () => {
-    assert.match(await make().render(request), /^#SBATCH --job-name=funcx-block-3$/m);
+    assert.match(await renderFor(make()), /^#SBATCH --job-name=funcx-block-3$/m);
     assert.equal(make().findTemplate().origin, 'builtin');
 
     writeFileSync(join(siteDir, 'slurm.sh.hbs'), '#!/bin/bash\n# SITE {{job_name}}\n{{launch_command}}\n');
-    assert.match(await make().render(request), /^# SITE funcx-block-3$/m);
+    assert.match(await renderFor(make()), /^# SITE funcx-block-3$/m);
     assert.equal(make().findTemplate().origin, 'site');
 
     writeFileSync(join(profileDir, 'slurm.sh.hbs'), '#!/bin/bash\n# PROFILE {{job_name}} {{partition}}\n{{launch_command}}\n');
-    assert.match(await make({ partition: 'gpu' }).render(request), /^# PROFILE funcx-block-3 gpu$/m);
+    assert.match(await renderFor(make({ partition: 'gpu' })), /^# PROFILE funcx-block-3 gpu$/m);
     assert.equal(make().findTemplate().origin, 'profile');
 
     writeFileSync(join(siteDir, 'slurm-gpu.sh.hbs'), '#!/bin/bash\n# SITE GPU\n');
-    assert.match(await make({ template: 'slurm-gpu.sh.hbs' }).render(request), /# SITE GPU/);
+    assert.match(await renderFor(make({ template: 'slurm-gpu.sh.hbs' })), /# SITE GPU/);
     const elsewhere = mkdtempSync(join(tmpdir(), 'funcx-tpl-'));
     writeFileSync(join(elsewhere, 'mine.hbs'), '# MINE {{nodes}}\n');
-    assert.equal(await make({ template: join(elsewhere, 'mine.hbs') }).render(request), '# MINE 1\n');
+    assert.equal(await renderFor(make({ template: join(elsewhere, 'mine.hbs') })), '# MINE 1\n');
     rmSync(elsewhere, { recursive: true, force: true });
 
-    await assert.rejects(make({ template: 'nope.sh.hbs' }).render(request), (err: unknown) =>
+    await assert.rejects(renderFor(make({ template: 'nope.sh.hbs' })), (err: unknown) =>
       err instanceof ConfigError && err.message.includes('nope.sh.hbs') && err.message.includes(profileDir) && err.message.includes(siteDir));
     rmSync(join(siteDir, 'slurm.sh.hbs'));
     rmSync(join(profileDir, 'slurm.sh.hbs'));
@@ -200,9 +207,9 @@ describe('template lookup: profile folder, then $FUNCX_SITE_TEMPLATES, then buil
   test('a template that names a missing field or does not compile is a ConfigError naming the file', async () => {
     mkdirSync(profileDir, { recursive: true });
     writeFileSync(join(profileDir, 'bad.sh.hbs'), '#SBATCH --partiton={{partiton}}\n');
-    await assert.rejects(make({ template: 'bad.sh.hbs' }).render(request), /bad\.sh\.hbs.*partiton/);
+    await assert.rejects(renderFor(make({ template: 'bad.sh.hbs' })), /bad\.sh\.hbs.*partiton/);
     writeFileSync(join(profileDir, 'broken.sh.hbs'), '{{#if nodes}}\n');
-    await assert.rejects(make({ template: 'broken.sh.hbs' }).render(request), /broken\.sh\.hbs/);
+    await assert.rejects(renderFor(make({ template: 'broken.sh.hbs' })), /broken\.sh\.hbs/);
   });
 
   test('a context that was not validated is never rendered', () => {
@@ -235,28 +242,32 @@ describe('values that would reach the shell are refused', () => {
 
   test('bad job names, block ids, env names and script folders fail at render', async () => {
     const p = new SlurmProvider({ channel: fakeChannel(), launcher });
-    await assert.rejects(p.render({ ...request, jobName: 'x; reboot' }), /job name/);
-    await assert.rejects(p.render({ ...request, blockId: '$(id)' }), /block id/);
-    await assert.rejects(p.render({ ...request, env: { 'A;B': '1' } }), /A;B/);
+    await assert.rejects(p.render({ ...requestFor(p), jobName: 'x; reboot' }), /job name/);
+    await assert.rejects(p.render({ ...requestFor(p), blockId: '$(id)' }), /block id/);
+    await assert.rejects(p.render({ ...requestFor(p), env: { 'A;B': '1' } }), /A;B/);
     const spaced = new SlurmProvider({ channel: fakeChannel('/home/a b/scripts'), launcher });
-    await assert.rejects(spaced.render(request), /script_dir/);
+    await assert.rejects(spaced.render(requestFor(spaced)), /script_dir/);
   });
 
   test('options are checked: unknown, unsupported, out of range', () => {
     refuse(() => new SlurmProvider({ launcher, partiton: 'debug' } as never), 'provider.partiton', 'unknown');
     refuse(() => new CobaltProvider({ launcher, mem_per_node: 4 }), 'provider.mem_per_node', 'cobalt');
     refuse(() => new GridEngineProvider({ launcher, nodes_per_block: 2 }), 'nodes_per_block');
-    refuse(() => new SlurmProvider({ launcher, walltime: '30m' }), 'provider.walltime');
-    refuse(() => new SlurmProvider({ launcher, nodes_per_block: 0 }), 'provider.nodes_per_block');
-    refuse(() => new SlurmProvider({ launcher, min_blocks: 2, max_blocks: 1 }), 'min_blocks');
-    refuse(() => new SlurmProvider({ launcher, init_blocks: 3, max_blocks: 2 }), 'init_blocks');
-    refuse(() => new SlurmProvider({ launcher, parallelism: 1.5 }), 'parallelism');
+    // Block fields are checked once, by the config layer, when the profile's Config is built.
+    const config = (o: ConstructorParameters<typeof SlurmProvider>[0]) => () => new Config({ provider: new SlurmProvider({ launcher, ...o }) });
+    refuse(config({ walltime: '30m' }), 'provider.walltime');
+    refuse(config({ nodes_per_block: 0 }), 'provider.nodes_per_block');
+    refuse(config({ min_blocks: 2, max_blocks: 1 }), 'provider.min_blocks');
+    refuse(config({ init_blocks: 3, max_blocks: 2 }), 'provider.init_blocks');
+    refuse(config({ parallelism: 1.5 }), 'provider.parallelism');
+    refuse(config({ max_blocks: 0 }), 'provider.max_blocks');
     refuse(() => new SlurmProvider({ launcher, cmd_timeout: 0 }), 'cmd_timeout');
     refuse(() => new LSFProvider({ launcher, request_by_nodes: false }), 'cores_per_node');
   });
 
   test('Grid Engine job names lose the characters it refuses', async () => {
-    const script = await new GridEngineProvider({ channel: fakeChannel(), launcher }).render({ ...request, jobName: 'ep:main@3' });
+    const ge = new GridEngineProvider({ channel: fakeChannel(), launcher });
+    const script = await ge.render({ ...requestFor(ge), jobName: 'ep:main@3' });
     assert.match(script, /^#\$ -N ep_main_3$/m);
   });
 });

@@ -160,7 +160,7 @@ test('sqlite: the token never appears in the database files, only its SHA-256 ha
   rmSync(dir, { recursive: true });
 });
 
-test('sqlite: a database from before migrations gets version 1 and keeps its rows', async () => {
+test('sqlite: a database from before migrations counts as version 1, gets the later ones, and keeps its rows', async () => {
   const { dir, path } = tempSqlite();
   // The old code's schema, applied without a migrations table, with one user in it.
   const old = new Database(path);

@@ -1,9 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BlockTracker } from '../../src/endpoint/engine/blocks.js';
-import {
-  type BlockLoad, type EngineView, type StrategyOptions, Strategy, decide, resolveStrategyOptions,
-} from '../../src/endpoint/engine/strategy.js';
+import { type BlockLoad, type EngineView, Strategy, decide } from '../../src/endpoint/engine/strategy.js';
+import { type StrategyOptions, resolveStrategyOptions } from '../../src/config/strategy-options.js';
 import type { BlockRequest, BlockStatus, ExecutionProvider, SubmittedBlock } from '../../providers/provider.js';
 import { SimpleLauncher } from '../../launchers/simple.js';
 import { ConfigError, SubmitError } from '../../src/errors.js';
@@ -12,9 +11,7 @@ import { ConfigError, SubmitError } from '../../src/errors.js';
 class FakeProvider implements ExecutionProvider {
   readonly label = 'fake';
   readonly launcher = new SimpleLauncher();
-  readonly nodesPerBlock = 1;
-  readonly walltimeS = 600;
-  readonly limits = { init_blocks: 0, min_blocks: 0, max_blocks: 1, parallelism: 1 };
+  readonly blockOptions = { max_blocks: 1, walltime: 600 };
   readonly channel = {
     kind: 'local', scriptDir: '/s', isRemote: false,
     run: async () => ({ code: 0, stdout: '', stderr: '', timedOut: false }),
@@ -69,7 +66,7 @@ function setup(opts: StrategyOptions, estimateMs?: number) {
   const clock = { t: 1_000_000, now() { return this.t; } };
   const tracker = new BlockTracker({
     provider, clock, maxBlocks: options.maxBlocks,
-    makeRequest: (blockId) => ({ blockId, command: 'funcx-manager', jobName: `b${blockId}` }),
+    makeRequest: (blockId, shape) => ({ blockId, command: 'funcx-manager', jobName: `b${blockId}`, nodesPerBlock: shape.nodes }),
   });
   const strategy = new Strategy({ tracker, engine, options, clock, estimateMs: () => estimateMs });
   /** Make a block run, with its managers registered and the given load. */
@@ -86,7 +83,7 @@ function setup(opts: StrategyOptions, estimateMs?: number) {
 test('resolveStrategyOptions fills defaults from one const and converts to ms', () => {
   const r = resolveStrategyOptions();
   assert.deepEqual(r, {
-    periodMs: 5000, maxIdleMs: 120_000, walltimeMarginMs: 60_000, workersPerNode: 1, initBlocks: 0, minBlocks: 0,
+    periodMs: 5000, maxIdleMs: 120_000, walltimeMarginMs: 60_000, workersPerNode: 1, maxPendingMs: 600_000, initBlocks: 0, minBlocks: 0,
     maxBlocks: 1, parallelism: 1, nodes: { min: 1, max: 1 }, walltimeS: { min: Infinity, max: Infinity },
   });
   const s = resolveStrategyOptions({ nodes_per_block: { min: 1, max: 4 }, walltime: { min: '00:10:00', max: 7200 } });
@@ -98,18 +95,18 @@ test('resolveStrategyOptions fills defaults from one const and converts to ms', 
 
 test('contradictory or bad limits are ConfigErrors naming the field', () => {
   const cases: Array<[StrategyOptions, RegExp]> = [
-    [{ min_blocks: 3, max_blocks: 2 }, /min_blocks \(3\) is greater than max_blocks \(2\)/],
-    [{ init_blocks: 3, max_blocks: 2 }, /init_blocks \(3\) is greater than max_blocks/],
-    [{ nodes_per_block: 0 }, /nodes_per_block must be a whole number of at least 1/],
-    [{ nodes_per_block: { min: 3, max: 2 } }, /nodes_per_block min \(3\) is greater than max \(2\)/],
-    [{ nodes_per_block: { min: 0, max: 2 } }, /nodes_per_block\.min/],
-    [{ walltime: 'soon' }, /walltime: "soon" is not a walltime/],
-    [{ walltime: { min: '00:10:00', max: 'later' } }, /walltime\.max/],
-    [{ walltime: { min: 7200, max: 600 } }, /walltime min \(7200 s\) is greater than max \(600 s\)/],
-    [{ walltime: 60 }, /walltime \(60 s\) must be longer than walltime_margin \(60 s\) \+ period \(5 s\)/],
-    [{ parallelism: 1.5 }, /parallelism must be between 0 and 1/],
-    [{ max_blocks: 0 }, /max_blocks must be a whole number of at least 1/],
-    [{ period: 0 }, /period must be more than 0 seconds/],
+    [{ min_blocks: 3, max_blocks: 2 }, /provider\.min_blocks must be ≤ provider\.max_blocks \(2\) \(got 3\)/],
+    [{ init_blocks: 3, max_blocks: 2 }, /provider\.init_blocks must be ≤ provider\.max_blocks \(2\) \(got 3\)/],
+    [{ nodes_per_block: 0 }, /provider\.nodes_per_block must be a whole number ≥ 1 \(got 0\)/],
+    [{ nodes_per_block: { min: 3, max: 2 } }, /provider\.nodes_per_block\.min must be ≤ its max \(2\) \(got 3\)/],
+    [{ nodes_per_block: { min: 0, max: 2 } }, /provider\.nodes_per_block\.min must be a whole number ≥ 1 \(got 0\)/],
+    [{ walltime: 'soon' }, /provider\.walltime must be a walltime: "HH:MM:SS", "D-HH:MM:SS" or whole seconds ≥ 1 \(got "soon"\)/],
+    [{ walltime: { min: '00:10:00', max: 'later' } }, /provider\.walltime\.max must be a walltime/],
+    [{ walltime: { min: 7200, max: 600 } }, /provider\.walltime\.min must be ≤ its max \(600 s\) \(got 7200\)/],
+    [{ walltime: 60 }, /provider\.walltime must be longer than strategy\.walltime_margin \(60 s\) \+ strategy\.period \(5 s\) \(got 60\)/],
+    [{ parallelism: 1.5 }, /provider\.parallelism must be a number ≥ 0 and ≤ 1 \(got 1\.5\)/],
+    [{ max_blocks: 0 }, /provider\.max_blocks must be a whole number ≥ 1 \(got 0\)/],
+    [{ period: 0 }, /strategy\.period must be a number > 0 \(got 0\)/],
     [{ workers_per_node: 2.5 }, /workers_per_node/],
   ];
   for (const [opts, re] of cases) {
@@ -211,7 +208,7 @@ test('the idle block with the least walltime left is given back first', () => {
   const now = 10_000_000;
   const block = (id: string, endsAt: number) => ({
     blockId: id, jobId: id, state: 'running' as const, submittedAt: 0, runningSince: 0, endsAt, nodes: 1, walltimeS: 3600,
-    managerRegistered: true, held: false, draining: false, cancelRequested: false,
+    managerRegistered: true, phase: 'serving' as const, drainingSince: null,
   });
   const idle = { managers: 1, workers: 1, busyWorkers: 0, idleSinceMs: 0 };
   const d = decide({
@@ -234,7 +231,7 @@ test('a held block is released when work comes back, and not cancelled', async (
   const d = await strategy.tick();
   assert.deepEqual([d?.release, d?.cancel], [['0'], []]);
   assert.deepEqual(engine.calls, ['hold 0', 'release 0']);
-  assert.equal(tracker.get('0')?.held, false);
+  assert.equal(tracker.get('0')?.phase, 'serving');
   assert.equal(provider.cancels.length, 0);
   // A task dispatched just before the hold (busy) also releases it.
   engine.queued = 0;
@@ -305,7 +302,7 @@ test('walltime: a replacement is submitted before the end, and the old block dra
   assert.deepEqual(engine.calls, ['drain 0']);
   assert.deepEqual(d?.submit, [{ nodes: 1, walltimeS: 600 }], 'the replacement is submitted on the drain tick');
   assert.match(d!.reason, /drain 0: walltime left < walltime_margin 60 s/);
-  assert.equal(tracker.get('0')?.draining, true);
+  assert.equal(tracker.get('0')?.phase, 'draining');
   // Its managers leave: the drained block is cancelled to free the allocation.
   engine.loads.set('0', { managers: 0, workers: 0, busyWorkers: 0, idleSinceMs: null });
   clock.t += 5000;
@@ -388,4 +385,68 @@ test('start() ticks at once and then every period on an unref-ed timer; stop() c
   assert.notEqual(s.lastDecision, null);
   s.stop();
   assert.equal(made[0]!.cleared, true);
+});
+
+test('a block the scheduler holds is not capacity: cancelled, said why, and replaced while the work needs it', async () => {
+  const { provider, engine, strategy, tracker } = setup({ max_blocks: 1 });
+  engine.queued = 5;
+  await strategy.tick();
+  const job = tracker.get('0')!.jobId!;
+  provider.states.set(job, { state: 'held', raw: 'PD', reason: 'JobHeldAdmin' });
+  const d = await strategy.tick();
+  assert.deepEqual(d?.cancel, ['0']);
+  assert.match(d!.reason, /cancel 0: held by the scheduler \(JobHeldAdmin\)/);
+  assert.deepEqual(provider.cancels, [[job]]);
+  assert.equal(tracker.snapshot()[0]?.reason, 'JobHeldAdmin');
+  assert.match(tracker.snapshot()[0]?.cancelReason ?? '', /held by the scheduler/);
+  assert.equal(provider.submits.length, 1, 'at max_blocks until the cancel is confirmed');
+  await strategy.tick(); // status confirms the cancel; the replacement goes in at once
+  assert.equal(provider.submits.length, 2);
+  assert.deepEqual(tracker.blocks().map((b) => b.blockId), ['1']);
+});
+
+test('a block pending past max_pending_time is cancelled and replaced; one pending less long is kept', async () => {
+  const { provider, engine, strategy, tracker, clock } = setup({ max_blocks: 1, max_pending_time: 20 });
+  engine.queued = 3;
+  await strategy.tick();
+  clock.t += 15_000;
+  assert.deepEqual((await strategy.tick())?.cancel, [], 'pending 15 s < 20 s is still coming capacity');
+  clock.t += 6_000;
+  const d = await strategy.tick();
+  assert.deepEqual(d?.cancel, ['0']);
+  assert.match(d!.reason, /pending 21 s, past max_pending_time 20 s/);
+  await strategy.tick();
+  assert.equal(provider.submits.length, 2);
+  assert.ok(!tracker.submitHealth().paused, 'waiting too long does not pause submissions');
+});
+
+test('pending for a reason that cannot change: cancelled at once; the same reason twice pauses submission', async () => {
+  const { provider, engine, strategy, tracker } = setup({ max_blocks: 1 });
+  engine.queued = 3;
+  await strategy.tick();
+  provider.states.set(tracker.get('0')!.jobId!, { state: 'pending', raw: 'PD', reason: 'PartitionNodeLimit', stuck: true });
+  assert.deepEqual((await strategy.tick())?.cancel, ['0']);
+  await strategy.tick();
+  assert.equal(provider.submits.length, 2);
+  provider.states.set(tracker.get('1')!.jobId!, { state: 'pending', raw: 'PD', reason: 'PartitionNodeLimit', stuck: true });
+  await strategy.tick();
+  const health = tracker.submitHealth();
+  assert.ok(health.paused, 'paused after the same reason twice');
+  assert.match(health.pausedReason ?? '', /PartitionNodeLimit/);
+  const d = await strategy.tick();
+  assert.equal(provider.submits.length, 2, 'no third submission while paused');
+  assert.match(d!.reason, /submissions paused: .*PartitionNodeLimit/);
+});
+
+test('a running block that registered managers is never "pending too long"', async () => {
+  const { engine, strategy, run, clock } = setup({ max_blocks: 1, max_pending_time: 20 });
+  engine.queued = 1;
+  await strategy.tick();
+  run('0', { busyWorkers: 1, idleSinceMs: null });
+  clock.t += 3_600_000 - 120_000;
+  assert.deepEqual((await strategy.tick())?.cancel, []);
+});
+
+test('max_pending_time must be more than 0', () => {
+  assert.throws(() => resolveStrategyOptions({ max_pending_time: 0 }), /max_pending_time/);
 });

@@ -97,9 +97,8 @@ export default {
   // Who you are: the service's name for the token's owner, and an email (optional).
   username: ${s(values.username)},
   email: ${s(values.email)},
-  // Address and port of a local broker, used if one is deployed.
-  broker_address: '127.0.0.1',
-  broker_port: 8088,
+  // broker_address and broker_port (the seed's local broker) are accepted but have no effect here:
+  // tasks reach this endpoint through the service's forwarder.
   // The address managers dial when a profile's engine sets no \`address\`. It must be reachable from where
   // the workers run: for batch jobs, an address of this login node that compute nodes can reach, e.g.
   // addressByInterface('ib0') or addressByRoute() (also exported by 'funcx-endpoint').

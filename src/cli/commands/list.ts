@@ -17,14 +17,18 @@ export interface EndpointRow {
   status: EndpointStatus;
   /** The service's id; null until registered. */
   id: string | null;
+  /** The username and email it registered with (global options); null until registered. */
+  username: string | null;
+  email: string | null;
 }
 
 /** The state of endpoint `name` from its endpoint.json and lease. */
 export function endpointRow(home: FuncxHome, name: string, now: number = Date.now()): EndpointRow {
-  const id = home.readEndpointInfo(name)?.id ?? null;
+  const info = home.readEndpointInfo(name);
+  const id = info?.id ?? null;
   const lease = readLease(home.pidFile(name));
   const status: EndpointStatus = lease && leaseIsLive(lease, now) ? 'Active' : id ? 'Inactive' : 'Initialized';
-  return { name, status, id };
+  return { name, status, id, username: info?.metadata?.username ?? null, email: info?.metadata?.email ?? null };
 }
 
 /** Every configured endpoint's row, sorted by name. */
@@ -37,7 +41,7 @@ export function registerListCommand(program: Command, ctx: CliContext): void {
   program
     .command('list')
     .description('list the endpoints in the funcX home with their status and id')
-    .option('--json', 'print a JSON array of {name, status, id}')
+    .option('--json', 'print a JSON array of {name, status, id, username, email}')
     .action((opts: { json?: boolean }) => {
       const rows = endpointRows(ctx.home);
       if (opts.json) {

@@ -1,19 +1,16 @@
 /**
  * `funcx-endpoint render [NAME]`: print the exact script a block of the profile would submit (a dry run:
- * nothing is submitted, no keys are kept). The manager command in it is the engine's own, built by an
- * Engine that is never started, so its interchange port reads 0 and its key file is chosen at start.
+ * nothing is submitted, no keys are made). The manager command in it comes from the engine's pure builder
+ * (manager-command.ts), with no engine built: its interchange port reads 0 and its key file is chosen at start.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
 import { DEFAULT_ENDPOINT, FuncxHome } from '../../endpoint/daemon/home.js';
 import type { Config } from '../../config/config.js';
 import { loadProfile } from '../../config/load.js';
-import { Engine } from '../../endpoint/engine/engine.js';
+import { blockRequest, firstBlockShape } from '../../endpoint/engine/manager-command.js';
+import { managerAddress } from '../../config/engine-options.js';
 import { loadGlobalOptions } from '../../config/global-options.js';
-import { silentLogger } from '../../logger.js';
 import type { CliContext } from '../context.js';
 
 /** Load endpoint `name`'s profile; ConfigError naming the known endpoints when it is not configured. */
@@ -30,19 +27,14 @@ export async function loadEndpointProfile(home: FuncxHome, name: string): Promis
 
 /**
  * The script block "0" of `config` would submit. An SSH channel whose script_dir is relative to the remote
- * home connects first, since the script names absolute paths. Keys go to a temporary folder, removed after.
+ * home connects first, since the script names absolute paths.
  */
 export async function renderBlockScript(config: Config, name: string, endpointAddress?: string): Promise<string> {
   const channel = config.provider.channel as typeof config.provider.channel & { connect?: () => Promise<void> };
   if (channel.isRemote && !channel.scriptDir.startsWith('/') && typeof channel.connect === 'function') await channel.connect();
-  const keysDir = mkdtempSync(join(tmpdir(), 'funcx-render-'));
-  try {
-    const engine = new Engine({ config, name, keysDir, endpointAddress, log: silentLogger });
-    const request = engine.blockRequest('0', { nodes: config.provider.nodesPerBlock, walltimeS: config.provider.walltimeS });
-    return await config.provider.render(request);
-  } finally {
-    rmSync(keysDir, { recursive: true, force: true });
-  }
+  // Before start the interchange has no port (0) and the key file no place yet ('').
+  const at = { addresses: [managerAddress(config.engine, endpointAddress), ...config.engine.extraAddresses], port: 0, keyFile: '' };
+  return config.provider.render(blockRequest(config.engine, at, name, '0', firstBlockShape(config.strategy)));
 }
 
 /** Close what loading a profile opened (an SSH connection), ignoring errors. */

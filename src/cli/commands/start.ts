@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { ensureInitialized } from './init.js';
 import { startDaemon } from '../../endpoint/daemon/control.js';
-import { runDaemon } from '../../endpoint/daemon/daemon.js';
+import { EndpointDaemon } from '../../endpoint/daemon/daemon.js';
 import { loadGlobalOptions } from '../../config/global-options.js';
 import { DEFAULT_ENDPOINT } from '../../endpoint/daemon/home.js';
 import { FuncxError } from '../../errors.js';
@@ -16,7 +16,7 @@ import { createDefaultProfile } from './configure.js';
 /** Service URL and token: environment first, then the home's credentials, then the global options. */
 export async function serviceAccess(ctx: CliContext): Promise<{ serviceUrl: string; token: string; endpointAddress?: string }> {
   const credentials = ctx.home.readCredentials();
-  const global = await loadGlobalOptions(ctx.home);
+  const global = await loadGlobalOptions(ctx.home, ctx.err);
   const serviceUrl = process.env.FUNCX_SERVICE_URL || credentials?.serviceUrl || global.service_url;
   const token = process.env.FUNCX_TOKEN || credentials?.token;
   if (!token) throw new FuncxError('UNAUTHORIZED', 'no token: set FUNCX_TOKEN or run `funcx-endpoint init`');
@@ -35,9 +35,11 @@ export async function startEndpoint(ctx: CliContext, name: string, options: { fo
   if (options.foreground) {
     process.env.FUNCX_HOME = ctx.home.root;
     delete process.env.FUNCX_TOKEN; // blocks started by this process inherit its environment
-    await runDaemon({ home: ctx.home, name, ...access, echo: true });
+    const daemon = new EndpointDaemon({ home: ctx.home, name, ...access, echo: true });
+    await daemon.start();
     ctx.out(`Endpoint ${name} is Active (running in the foreground; Ctrl-C stops it)`);
-    return;
+    const end = await daemon.finished;
+    process.exit(end === 'stopped' ? 0 : 1);
   }
   const t0 = Date.now();
   const { id, pid } = await startDaemon(ctx.home, name, access);

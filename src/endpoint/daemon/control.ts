@@ -3,11 +3,11 @@
  * in one call (SIGTERM, a grace period for draining and cancelling blocks, then SIGKILL).
  */
 import { fork } from 'node:child_process';
-import { openSync, closeSync, statSync, rmSync } from 'node:fs';
+import { openSync, closeSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { FuncxHome } from './home.js';
-import { readLease, leaseIsLive, processExists } from './lease.js';
+import { readLease, readLeaseFile, leaseIsLive, processExists, removeStaleLease } from './lease.js';
 import { FuncxError } from '../../errors.js';
 
 const DAEMON_JS = fileURLToPath(new URL('../../cli/endpoint-daemon.js', import.meta.url));
@@ -18,6 +18,12 @@ export interface StartOptions {
   endpointAddress?: string;
   /** Give up waiting for Active after this long. @default 30000 */
   timeoutMs?: number;
+}
+
+/** The first IPC message to the daemon: what must not travel through its environment or argv. */
+export interface DaemonSecrets {
+  kind: 'secrets';
+  token: string;
 }
 
 /** The daemon's environment without the user's token: blocks and their workers inherit it. */
@@ -37,15 +43,21 @@ export function checkOwner(home: FuncxHome, name: string): void {
   }
 }
 
-/** Refuse while a live lease exists, naming who holds it; clear a stale one. */
+/** Refuse while a live lease exists, naming who holds it; clear a stale one (atomically: see lease.ts). */
 export function checkNotRunning(home: FuncxHome, name: string): void {
-  const lease = readLease(home.pidFile(name));
-  if (!lease) return;
-  if (leaseIsLive(lease)) {
+  const seen = readLeaseFile(home.pidFile(name));
+  const lease = seen?.lease;
+  if (seen && lease && leaseIsLive(lease)) {
     const where = lease.host === hostname() ? `pid ${lease.pid}` : `host ${lease.host} (pid ${lease.pid})`;
     throw new FuncxError('ALREADY_RUNNING', `endpoint ${name} is already running (${where})`, [`funcx-endpoint stop ${name}`]);
   }
-  rmSync(home.pidFile(name), { force: true });
+  if (seen) removeStaleLease(home.pidFile(name), seen);
+}
+
+/** Remove the lease file if it is stale now (never one a new daemon has just taken). */
+function clearStaleLease(file: string): void {
+  const seen = readLeaseFile(file);
+  if (seen && !(seen.lease && leaseIsLive(seen.lease))) removeStaleLease(file, seen);
 }
 
 /** Start the daemon detached; resolves with the endpoint id once it is Active. */
@@ -60,11 +72,13 @@ export async function startDaemon(home: FuncxHome, name: string, options: StartO
       ...withoutSecrets(process.env),
       FUNCX_HOME: home.root,
       FUNCX_DAEMON_SERVICE_URL: options.serviceUrl,
-      FUNCX_DAEMON_TOKEN: options.token,
       FUNCX_DAEMON_ENDPOINT_ADDRESS: options.endpointAddress ?? '',
     },
   });
   closeSync(logFd);
+  // The token goes over the IPC pipe, never the environment (which /proc/PID/environ shows for the daemon's
+  // whole life, and which blocks would inherit).
+  child.send({ kind: 'secrets', token: options.token } satisfies DaemonSecrets);
   const timeoutMs = options.timeoutMs ?? 30_000;
   try {
     return await new Promise((resolve, reject) => {
@@ -101,7 +115,7 @@ const alive = processExists;
 export async function stopDaemon(home: FuncxHome, name: string, options: { graceMs?: number } = {}): Promise<StopResult> {
   const lease = readLease(home.pidFile(name));
   if (!lease || !leaseIsLive(lease)) {
-    rmSync(home.pidFile(name), { force: true });
+    clearStaleLease(home.pidFile(name));
     return { wasRunning: false, killed: false };
   }
   if (lease.host !== hostname()) {
@@ -121,6 +135,6 @@ export async function stopDaemon(home: FuncxHome, name: string, options: { grace
     }
     while (alive(lease.pid)) await new Promise((r) => setTimeout(r, 20));
   }
-  rmSync(home.pidFile(name), { force: true });
+  clearStaleLease(home.pidFile(name));
   return { wasRunning: true, killed, pid: lease.pid };
 }

@@ -25,6 +25,8 @@ export interface EndpointInfo {
   name: string;
   /** Service URL it registered with. */
   serviceUrl?: string;
+  /** The username and email it registered with (global options). */
+  metadata?: { username: string; email: string };
 }
 
 export interface Credentials {

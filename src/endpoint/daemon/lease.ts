@@ -5,7 +5,8 @@
  * reboot reads as stale (funcX's `list` said Active after a reboot, #327), and a second login node sharing
  * the home sees the first one's lease as live and refuses a duplicate daemon (#581).
  */
-import { existsSync, linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, linkSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { writeJsonAtomic } from './home.js';
 
@@ -34,9 +35,17 @@ export interface Lease {
  */
 export function readLease(file: string): Lease | null {
   if (!existsSync(file)) return null;
+  try {
+    return parseLease(readFileSync(file, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+function parseLease(text: string): Lease | null {
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(file, 'utf8'));
+    value = JSON.parse(text);
   } catch {
     return null;
   }
@@ -65,26 +74,83 @@ export function writeLease(file: string, lease: Lease): void {
 /**
  * Take the lease, or return the live lease that holds it. Exclusive even for two login nodes starting at
  * the same moment on a shared home: the file is created with link(2), which fails if it exists (atomic on
- * NFS too). A stale lease is removed and the take tried once more.
+ * NFS too). A stale lease is taken over with `removeStaleLease`, which lets exactly one of several racers
+ * remove that very file; then the take is tried again.
  */
 export function acquireLease(file: string, lease: Lease): { ok: true } | { ok: false; holder: Lease } {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    const tmp = `${file}.${process.pid}.${attempt}.new`;
-    writeFileSync(tmp, JSON.stringify(lease, null, 2) + '\n', { mode: 0o644 });
-    try {
-      linkSync(tmp, file);
-      return { ok: true };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    } finally {
-      rmSync(tmp, { force: true });
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.new`;
+  writeFileSync(tmp, JSON.stringify(lease, null, 2) + '\n', { mode: 0o644 });
+  try {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      try {
+        linkSync(tmp, file);
+        return { ok: true };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const seen = readLeaseFile(file);
+      if (seen === null) continue; // gone meanwhile: try the link again
+      if (seen.lease && leaseIsLive(seen.lease) && seen.lease.pid !== lease.pid) return { ok: false, holder: seen.lease };
+      removeStaleLease(file, seen); // stale (crash, reboot) or unreadable: not proof of a live daemon
     }
-    const holder = readLease(file);
-    if (holder && leaseIsLive(holder) && holder.pid !== lease.pid) return { ok: false, holder };
-    rmSync(file, { force: true }); // stale (crash, reboot) or unreadable: not proof of a live daemon
+  } finally {
+    rmSync(tmp, { force: true });
   }
   const holder = readLease(file);
-  return holder ? { ok: false, holder } : { ok: true };
+  if (holder) return { ok: false, holder };
+  throw new Error(`${file}: could not take the lease (it keeps changing)`);
+}
+
+/** A lease file as seen through one open file: its identity (device, inode, change time) and its lease. */
+export interface SeenLease {
+  id: string;
+  lease: Lease | null;
+}
+
+/** Read the lease and the identity of the very file it came from (one descriptor), or null when missing. */
+export function readLeaseFile(file: string): SeenLease | null {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    return { id: `${st.dev}-${st.ino}-${st.ctimeNs}`, lease: parseLease(readFileSync(fd, 'utf8')) };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Remove the lease file `seen` (judged stale by the caller) if it is still that very file. Racers that all
+ * judged it stale compete for a claim named after it, created with link(2): one wins, checks the path still
+ * names the same file (nobody else may remove it while the claim exists), and removes it. The others do
+ * nothing. Removing by path after judging, as before, let a racer remove the lease another had just taken.
+ * Returns true when this call removed it.
+ */
+export function removeStaleLease(file: string, seen: SeenLease): boolean {
+  const claim = `${file}.takeover-${seen.id}`;
+  const mine = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.claim`;
+  writeFileSync(mine, `${process.pid}\n`, { mode: 0o644 });
+  try {
+    linkSync(mine, claim);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false; // another racer holds the claim
+    throw err;
+  } finally {
+    rmSync(mine, { force: true });
+  }
+  try {
+    const now = readLeaseFile(file);
+    if (now === null || now.id !== seen.id) return false; // already taken over: not ours to remove
+    rmSync(file, { force: true });
+    return true;
+  } finally {
+    rmSync(claim, { force: true });
+  }
 }
 
 /**

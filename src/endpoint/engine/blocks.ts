@@ -5,6 +5,9 @@
  */
 import { SubmitError } from '../../errors.js';
 import { type BlockRequest, type BlockState, type ExecutionProvider, TERMINAL_BLOCK_STATES } from '../../../providers/provider.js';
+import { nextPhase, type BlockPhase } from './block-phase.js';
+
+export type { BlockPhase } from './block-phase.js';
 
 /** A block's state as we track it: the scheduler's, plus `submitting` before the job id is known. */
 export type TrackedState = BlockState | 'submitting';
@@ -27,6 +30,9 @@ export interface TrackedBlock {
   /** The scheduler's own words for the state (raw), and why when it says (detail). */
   raw?: string;
   detail?: string;
+  /** The scheduler's reason for a job not running (e.g. Priority, JobHeldAdmin), and whether waiting cannot change it. */
+  reason?: string;
+  stuck?: boolean;
   readonly submittedAt: number;
   /** When first seen running, or when a manager of it registered if that came first. */
   runningSince: number | null;
@@ -34,13 +40,17 @@ export interface TrackedBlock {
   endsAt: number | null;
   readonly nodes: number;
   readonly walltimeS: number;
-  /** Once any manager registered; held: no new task goes to it; draining: its managers finish and exit. */
+  /** Once any manager registered. */
   managerRegistered: boolean;
-  held: boolean;
-  draining: boolean;
-  /** We asked the scheduler to cancel it (it counts against max_blocks until status confirms). */
-  cancelRequested: boolean;
+  /** What we do with it (see block-phase.ts); changed only through the tracker. */
+  phase: BlockPhase;
+  /** When it began draining: a drained block stays out of max_blocks through its cancel. */
+  drainingSince: number | null;
+  /** Why we cancelled it, when we did. */
+  cancelReason?: string;
   stdoutPath?: string;
+  /** Exit code of the finished job, when the scheduler's accounting says. */
+  exitCode?: number;
 }
 
 /** A block that ended without any manager ever registering; tail: last lines of its output (may be empty). */
@@ -54,10 +64,15 @@ export interface BlockSnapshot {
   nodes: number;
   ageS: number;
   walltimeLeftS: number | null;
-  held: boolean;
-  draining: boolean;
+  phase: BlockPhase;
   detail?: string;
+  /** The scheduler's reason it is not running; why we cancelled it. */
+  reason?: string;
+  cancelReason?: string;
 }
+
+/** How one block ended, for `status`. */
+export interface EndedBlockView { id: string; jobId: string | null; state: TrackedState; exitCode?: number; detail?: string; cancelReason?: string }
 
 /** Submission health for `status` and for the strategy's gate. */
 export interface SubmitHealth {
@@ -97,8 +112,8 @@ export interface BlockTrackerOptions {
   provider: ExecutionProvider;
   /** Builds the request for a new block (the engine knows the manager command). */
   makeRequest: (blockId: string, shape: BlockShape) => BlockRequest;
-  /** Hard cap on blocks in the scheduler. @default provider.limits.max_blocks */
-  maxBlocks?: number;
+  /** Hard cap on blocks in the scheduler (the resolved provider.max_blocks). */
+  maxBlocks: number;
   clock?: Clock;
   policy?: Partial<SubmitPolicy>;
   log?: LogFn;
@@ -133,6 +148,8 @@ export class BlockTracker {
   onBlockEnded?: (blockId: string, state: TrackedState) => void;
   /** Blocks asked to cancel while their submission was still running. */
   private readonly cancelAfterSubmit = new Set<string>();
+  /** The last reason a block could never start (for the pause on the second in a row). */
+  private lastPermanentReason: string | null = null;
   private readonly health: SubmitHealth = {
     consecutiveSubmitFailures: 0, lastSubmitError: null, pausedUntil: 0, paused: false, pausedReason: null,
     missingCount: 0, consecutiveMissing: 0, lastStatusError: null,
@@ -144,7 +161,7 @@ export class BlockTracker {
     this.clock = options.clock ?? { now: () => Date.now() };
     this.policy = { ...SUBMIT_POLICY_DEFAULTS, ...options.policy };
     this.log = options.log ?? (() => {});
-    this.maxBlocks = options.maxBlocks ?? options.provider.limits.max_blocks;
+    this.maxBlocks = options.maxBlocks;
   }
 
   /** Live blocks, oldest first. */
@@ -168,7 +185,7 @@ export class BlockTracker {
    */
   countedBlocks(): number {
     let n = 0;
-    for (const b of this.live.values()) if (!b.draining) n++;
+    for (const b of this.live.values()) if (b.drainingSince === null) n++;
     return n;
   }
 
@@ -201,8 +218,7 @@ export class BlockTracker {
     const blockId = String(this.nextId++);
     const block: TrackedBlock = {
       blockId, jobId: null, state: 'submitting', submittedAt: this.clock.now(), runningSince: null, endsAt: null,
-      nodes: shape.nodes, walltimeS: shape.walltimeS, managerRegistered: false, held: false, draining: false,
-      cancelRequested: false,
+      nodes: shape.nodes, walltimeS: shape.walltimeS, managerRegistered: false, phase: 'serving', drainingSince: null,
     };
     this.live.set(blockId, block);
     try {
@@ -249,6 +265,7 @@ export class BlockTracker {
   /** Lift a pause and forget past failures (after the user fixed the profile or the cluster). */
   resume(): void {
     Object.assign(this.health, { paused: false, pausedReason: null, pausedUntil: 0, consecutiveSubmitFailures: 0, consecutiveMissing: 0 });
+    this.lastPermanentReason = null;
     this.log('info', 'submissions resumed');
   }
 
@@ -287,10 +304,18 @@ export class BlockTracker {
         block.detail = st.detail;
         continue;
       }
+      if (st.reason !== block.reason && st.reason !== undefined) {
+        this.log(st.stuck || state === 'held' ? 'warn' : 'info', `block ${block.blockId} (job ${block.jobId}): ${state}: ${st.reason}${st.stuck ? ' (waiting cannot change it)' : ''}`);
+      }
+      if (st.reason === undefined) delete block.reason;
+      else block.reason = st.reason;
+      if (st.stuck) block.stuck = true;
+      else delete block.stuck;
       if (state !== block.state) this.log('info', `block ${block.blockId} (job ${block.jobId}): ${block.state} -> ${state}`);
       block.state = state;
       block.raw = st.raw;
       block.detail = st.detail;
+      if (st.exitCode !== undefined) block.exitCode = st.exitCode;
       if (state === 'running' && block.runningSince === null) this.markRunning(block, now);
       if (TERMINAL_BLOCK_STATES.has(state)) ended.push(block);
     }
@@ -308,7 +333,9 @@ export class BlockTracker {
     this.ended.push({ ...block, endedAt: now });
     this.onBlockEnded?.(block.blockId, block.state);
     if (this.ended.length > HISTORY_LIMIT) this.ended.shift();
-    if (block.managerRegistered || block.cancelRequested) return;
+    const ended = block.exitCode === undefined ? block.state : `${block.state}, exit code ${block.exitCode}`;
+    if (block.state !== 'completed' || block.detail) this.log(block.state === 'completed' || block.state === 'cancelled' ? 'info' : 'warn', `block ${block.blockId} (job ${block.jobId}) ended: ${ended}${block.detail ? ` (${block.detail})` : ''}`);
+    if (block.managerRegistered || block.phase === 'cancelling') return;
     const tail = await this.readTail(block.stdoutPath);
     this.missingBlocks.push({ blockId: block.blockId, jobId: block.jobId, state: block.state, endedAt: now, tail });
     if (this.missingBlocks.length > HISTORY_LIMIT) this.missingBlocks.shift();
@@ -346,20 +373,40 @@ export class BlockTracker {
     if (block === undefined) return;
     block.managerRegistered = true;
     this.health.consecutiveMissing = 0;
+    this.lastPermanentReason = null;
     if (block.runningSince === null) this.markRunning(block, this.clock.now());
     if (block.state === 'pending' || block.state === 'submitting' || block.state === 'unknown') block.state = 'running';
   }
 
-  /** Flags set by the strategy (it also tells the engine). */
-  hold(blockId: string): void { this.setFlag(blockId, 'held', true); }
+  /** Phases set by the strategy (it also tells the engine). */
+  hold(blockId: string): void { this.setPhase(blockId, 'held'); }
 
-  release(blockId: string): void { this.setFlag(blockId, 'held', false); }
+  release(blockId: string): void { this.setPhase(blockId, 'serving'); }
 
-  markDraining(blockId: string): void { this.setFlag(blockId, 'draining', true); }
+  markDraining(blockId: string): void {
+    const block = this.setPhase(blockId, 'draining');
+    if (block !== undefined && block.drainingSince === null) block.drainingSince = this.clock.now();
+  }
 
-  private setFlag(blockId: string, flag: 'held' | 'draining', value: boolean): void {
+  private setPhase(blockId: string, phase: BlockPhase): TrackedBlock | undefined {
     const block = this.live.get(blockId);
-    if (block !== undefined) block[flag] = value;
+    if (block !== undefined) block.phase = nextPhase(blockId, block.phase, phase);
+    return block;
+  }
+
+  /**
+   * A block cancelled because it cannot start (held, stuck, pending too long): the same reason that waiting
+   * cannot change, twice in a row, pauses submission with the scheduler's reason, like repeated failed starts.
+   */
+  noteStuck(blockId: string, why: string, permanent: string | null): void {
+    const block = this.live.get(blockId);
+    if (block === undefined || block.cancelReason !== undefined) return; // a cancel asked again: already noted
+    block.cancelReason = why;
+    if (permanent === null) return;
+    if (this.lastPermanentReason === permanent) {
+      this.pause(`2 blocks in a row could not start: ${permanent} (fix the profile or ask the site, then resume)`);
+    }
+    this.lastPermanentReason = permanent;
   }
 
   /**
@@ -368,7 +415,7 @@ export class BlockTracker {
    * On failure the blocks stay as they were, so the strategy asks again on its next tick.
    */
   async cancel(blockIds: string[]): Promise<void> {
-    const blocks = blockIds.map((id) => this.live.get(id)).filter((b): b is TrackedBlock => b !== undefined && !b.cancelRequested);
+    const blocks = blockIds.map((id) => this.live.get(id)).filter((b): b is TrackedBlock => b !== undefined && b.phase !== 'cancelling');
     for (const b of blocks) if (b.jobId === null) this.cancelAfterSubmit.add(b.blockId);
     await this.cancelJobs(blocks.filter((b) => b.jobId !== null));
   }
@@ -377,11 +424,21 @@ export class BlockTracker {
     if (blocks.length === 0) return;
     try {
       await this.provider.cancel(blocks.map((b) => b.jobId as string));
-      for (const b of blocks) b.cancelRequested = true;
+      for (const b of blocks) b.phase = nextPhase(b.blockId, b.phase, 'cancelling');
       this.log('info', `cancelled block(s) ${blocks.map((b) => `${b.blockId} (job ${b.jobId})`).join(', ')}`);
     } catch (err) {
       this.log('error', `cancel of block(s) ${blocks.map((b) => b.blockId).join(', ')} failed: ${(err as Error)?.message ?? err}`);
     }
+  }
+
+  /** The last ended blocks for `status`, newest last. */
+  endedSnapshot(limit = 10): EndedBlockView[] {
+    return this.ended.slice(-limit).map((b) => ({
+      id: b.blockId, jobId: b.jobId, state: b.state,
+      ...(b.exitCode === undefined ? {} : { exitCode: b.exitCode }),
+      ...(b.detail === undefined ? {} : { detail: b.detail }),
+      ...(b.cancelReason === undefined ? {} : { cancelReason: b.cancelReason }),
+    }));
   }
 
   /** Plain objects for `status` (managers and workers are added by the engine). */
@@ -391,7 +448,8 @@ export class BlockTracker {
     return [...this.live.values()].map((b) => ({
       id: b.blockId, jobId: b.jobId, state: b.state, nodes: b.nodes, ageS: s(now - b.submittedAt),
       walltimeLeftS: b.endsAt === null || !Number.isFinite(b.endsAt) ? null : s(b.endsAt - now),
-      held: b.held, draining: b.draining, ...(b.detail === undefined ? {} : { detail: b.detail }),
+      phase: b.phase, ...(b.detail === undefined ? {} : { detail: b.detail }),
+      ...(b.reason === undefined ? {} : { reason: b.reason }), ...(b.cancelReason === undefined ? {} : { cancelReason: b.cancelReason }),
     }));
   }
 }

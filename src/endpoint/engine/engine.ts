@@ -2,26 +2,36 @@
  * The endpoint's engine: the interchange, the blocks it owns through its provider, and the strategy that
  * sizes them. The daemon feeds it tasks and takes its results; `status` reads it.
  *
- * State: created → running → stopping → stopped.
+ * State (ENGINE_TRANSITIONS): created → starting → running → stopping → stopped; a stop may come at any point
+ * (created and starting included): it waits for the start step under way, then undoes everything, so a
+ * block the first strategy tick submitted (init_blocks) is cancelled too. stop() is idempotent.
  */
-import { fileURLToPath } from 'node:url';
-import { cpus } from 'node:os';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Config } from '../../config/config.js';
 import type { BlockRequest } from '../../../providers/provider.js';
 import { shellQuote } from '../../../providers/script-values.js';
 import { Interchange } from './interchange.js';
-import { BlockTracker, type BlockShape, type BlockSnapshot, type SubmitHealth, type MissingBlock } from './blocks.js';
-import { Strategy, resolveStrategyOptions, type Decision } from './strategy.js';
+import { BlockTracker, type BlockShape, type BlockSnapshot, type EndedBlockView, type SubmitHealth, type MissingBlock } from './blocks.js';
+import { Strategy, type Decision } from './strategy.js';
+import { blockRequest } from './manager-command.js';
+import { managerAddress } from '../../config/engine-options.js';
 import { loadOrCreateWorkerChannelKeys, type WorkerChannelKeys } from '../../protocol/keys.js';
 import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
-import { IllegalStateError } from '../../errors.js';
+import { FuncxError, IllegalStateError } from '../../errors.js';
+import { Lifecycle, Once, type Transitions } from '../../lifecycle.js';
+import { MpiAdmission } from '../mpi/mpi-admission.js';
 import type { Logger } from '../../logger.js';
 
-const MANAGER_JS = fileURLToPath(new URL('../../cli/manager.js', import.meta.url));
+export type EngineState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
 
-export type EngineState = 'created' | 'running' | 'stopping' | 'stopped';
+export const ENGINE_TRANSITIONS: Transitions<EngineState> = {
+  created: ['starting', 'stopping'],
+  starting: ['running', 'stopping'],
+  running: ['stopping'],
+  stopping: ['stopped'],
+  stopped: [],
+};
 
 export interface EngineInit {
   config: Config;
@@ -52,12 +62,20 @@ export interface EngineStatus {
   managers: ManagerView[];
   blocks: Array<BlockSnapshot & { managers: number; busyWorkers: number; idleWorkers: number }>;
   missing: MissingBlock[];
+  /** How the last blocks ended (completed, failed with exit code, timeout, node_fail, ...), newest last. */
+  endedBlocks: EndedBlockView[];
+  /** Scheduler commands the provider has run (status, submit, cancel, accounting); null when it does not count. */
+  schedulerCalls: number | null;
   submitHealth: SubmitHealth;
   decision: Decision | null;
+  /** Engine mode "mpi": per block, each node and the task running on it (null: free). */
+  mpiBlocks?: Array<{ blockId: string; nodes: Array<{ node: string; task: string | null }> }>;
 }
 
 export class Engine {
-  state: EngineState = 'created';
+  readonly life: Lifecycle<EngineState>;
+  private starting: Promise<void> | undefined;
+  private readonly stopping = new Once<TaskEnvelope[]>();
   readonly interchange: Interchange;
   readonly tracker: BlockTracker;
   readonly strategy: Strategy;
@@ -65,24 +83,24 @@ export class Engine {
   private managerAddresses: string[] = [];
   private managerPort = 0;
   private keyFileOnChannel = '';
+  /** Engine mode "mpi" only: reads resource specifications as tasks arrive. */
+  readonly mpi?: MpiAdmission;
+  private resultHandler: (results: ResultEnvelope[]) => void = () => {};
 
   constructor(private readonly init: EngineInit) {
     const { config, log } = init;
+    this.life = new Lifecycle<EngineState>('engine', 'created', ENGINE_TRANSITIONS, { log });
     this.keys = loadOrCreateWorkerChannelKeys(init.keysDir);
-    const address = config.engine.address ?? init.endpointAddress ?? '127.0.0.1';
+    const address = managerAddress(config.engine, init.endpointAddress);
     // Managers dial `address`; a host name cannot be bound, so listen on every interface then.
     const remote = config.provider.channel.isRemote;
     const bindAddress = remote ? '127.0.0.1' : isIP(address) ? address : '0.0.0.0';
     this.managerAddresses = [address, ...config.engine.extraAddresses];
-    const strategyOptions = resolveStrategyOptions({
-      period: config.strategy.period,
-      max_idletime: config.strategy.max_idletime,
-      walltime_margin: config.strategy.walltime_margin,
-      nodes_per_block: config.strategy.nodes_per_block ?? config.provider.nodesPerBlock,
-      walltime: config.strategy.walltime ?? config.provider.walltimeS,
-      workers_per_node: config.engine.maxWorkersPerNode ?? Math.max(1, Math.floor(cpus().length / config.engine.coresPerWorker)),
-      ...config.provider.limits,
-    });
+    const strategyOptions = config.strategy;
+    if (config.engine.mode === 'mpi') {
+      // The launcher was checked by the config layer (one manager per block).
+      this.mpi = new MpiAdmission(strategyOptions.nodes.max);
+    }
     this.interchange = new Interchange({
       keys: this.keys,
       address: bindAddress,
@@ -104,7 +122,7 @@ export class Engine {
     const strategyLog = log.child('strategy');
     this.strategy = new Strategy({
       tracker: this.tracker,
-      engine: this.interchange,
+      engine: this.mpi ? this.mpi.nodeView(this.interchange) : this.interchange,
       options: strategyOptions,
       estimateMs: () => this.interchange.typicalEstimateMs(),
       log: (level, message) => strategyLog[level](message),
@@ -113,12 +131,31 @@ export class Engine {
     this.tracker.onBlockEnded = (blockId, state) => this.interchange.forgetBlock(blockId, state);
   }
 
-  /** Start the interchange, make it reachable to managers, and start the strategy. */
-  async start(): Promise<void> {
-    if (this.state !== 'created') throw new IllegalStateError(`engine cannot start from state ${this.state}`);
+  get state(): EngineState {
+    return this.life.state;
+  }
+
+  /**
+   * Start the interchange, make it reachable to managers, and start the strategy (whose first tick submits
+   * init_blocks). Rejects with STOPPED when stop() came first.
+   */
+  start(): Promise<void> {
+    this.life.to('starting');
+    this.starting = this.startSteps();
+    return this.starting;
+  }
+
+  /** Throw when a stop came while starting: the rest of the start is abandoned (stop() undoes the rest). */
+  private checkStarting(): void {
+    if (!this.life.is('starting')) throw new FuncxError('STOPPED', 'the engine was stopped while starting');
+  }
+
+  private async startSteps(): Promise<void> {
     const channel = this.init.config.provider.channel;
     await channel.connect?.();
+    this.checkStarting();
     const port = await this.interchange.start();
+    this.checkStarting();
     this.managerPort = port;
     if (channel.isRemote) {
       // Managers on the cluster cannot reach us: ride back through the channel (reverse forward).
@@ -135,59 +172,47 @@ export class Engine {
     });
     if (channel.isRemote) await channel.run(`mkdir -p ${shellQuote(channel.scriptDir)} && chmod 700 ${shellQuote(channel.scriptDir)}`);
     await channel.writeFile(this.keyFileOnChannel, keyFile + '\n', 0o600);
-    this.state = 'running';
+    this.checkStarting();
+    this.life.to('running');
     this.strategy.start();
   }
 
-  /** The manager command line for a block (what the launcher starts on every node). */
-  managerCommand(blockId: string, shape: BlockShape): string {
-    const e = this.init.config.engine;
-    const base = e.managerCommand ?? `${shellQuote(process.execPath)} ${shellQuote(MANAGER_JS)}`;
-    const args = [
-      '--addresses', this.managerAddresses.join(','),
-      '--port', String(this.managerPort),
-      '--keys', this.keyFileOnChannel,
-      '--block-id', blockId,
-      '--cores-per-worker', String(e.coresPerWorker),
-      '--prefetch', String(e.prefetch),
-      '--heartbeat-period', String(e.heartbeatPeriodMs / 1000),
-      '--heartbeat-threshold', String(e.heartbeatThresholdMs / 1000),
-      '--probe-timeout', String(e.probeTimeoutMs / 1000),
-      '--log-level', e.managerLogLevel,
-    ];
-    if (e.maxWorkersPerNode !== undefined) args.push('--max-workers', String(e.maxWorkersPerNode));
-    if (e.memPerWorkerGB !== undefined) args.push('--mem-per-worker', String(e.memPerWorkerGB));
-    // The manager counts walltime from its own start, a little after the job's: leave a few seconds spare.
-    if (Number.isFinite(shape.walltimeS)) args.push('--walltime', String(Math.max(1, shape.walltimeS - 3)));
-    return `${base} ${args.map(shellQuote).join(' ')}`;
-  }
-
+  /** What the provider submits for a block (the manager command comes from the pure builder). */
   blockRequest(blockId: string, shape: BlockShape): BlockRequest {
-    return {
-      blockId,
-      command: this.managerCommand(blockId, shape),
-      jobName: `funcx-${this.init.name}-${blockId}`.replace(/[^A-Za-z0-9_.-]/g, '_'),
-      env: this.init.config.engine.resultSizeLimit ? { FUNCX_RESULT_SIZE_LIMIT: String(this.init.config.engine.resultSizeLimit) } : {},
-      nodesPerBlock: shape.nodes,
-      walltimeS: Number.isFinite(shape.walltimeS) ? shape.walltimeS : undefined,
-    };
+    const at = { addresses: this.managerAddresses, port: this.managerPort, keyFile: this.keyFileOnChannel };
+    return blockRequest(this.init.config.engine, at, this.init.name, blockId, shape);
   }
 
   /** Hand tasks to the interchange; results come through `onResults`. */
   submitMany(tasks: TaskEnvelope[]): void {
+    if (this.mpi) {
+      const { accepted, refused } = this.mpi.admit(tasks);
+      if (refused.length) this.resultHandler(refused);
+      tasks = accepted;
+    }
     this.interchange.submitMany(tasks);
     // Work arrived: decide now rather than at the next period (first block within a second of a burst).
     this.strategy.nudge();
   }
 
   submit(task: TaskEnvelope): Promise<ResultEnvelope> {
+    if (this.mpi) {
+      const { refused } = this.mpi.admit([task]);
+      if (refused.length) return Promise.resolve(refused[0]);
+      const mpi = this.mpi;
+      const result = this.interchange.submit(task).then((r) => (mpi.finished([r]), r));
+      this.strategy.nudge();
+      return result;
+    }
     const result = this.interchange.submit(task);
     this.strategy.nudge();
     return result;
   }
 
   set onResults(handler: (results: ResultEnvelope[]) => void) {
-    this.interchange.onResults = handler;
+    this.resultHandler = handler;
+    const mpi = this.mpi;
+    this.interchange.onResults = mpi ? (results) => (mpi.finished(results), handler(results)) : handler;
   }
 
   status(): EngineStatus {
@@ -213,8 +238,13 @@ export class Engine {
         return { ...b, managers: load?.managers ?? 0, busyWorkers: load?.busyWorkers ?? 0, idleWorkers: load ? load.workers - load.busyWorkers : 0 };
       }),
       missing: [...this.tracker.missing()],
+      endedBlocks: this.tracker.endedSnapshot(),
+      schedulerCalls: (this.init.config.provider as { schedulerCalls?: number }).schedulerCalls ?? null,
       submitHealth: this.tracker.submitHealth(),
       decision: this.strategy.lastDecision,
+      ...(this.mpi
+        ? { mpiBlocks: this.interchange.registry.all().filter((m) => m.mpiNodes).map((m) => ({ blockId: m.blockId, nodes: m.mpiNodes! })) }
+        : {}),
     };
   }
 
@@ -222,20 +252,25 @@ export class Engine {
    * Stop: no new blocks, in-flight tasks get up to graceMs, managers are told to go, every block is
    * cancelled. Returns the tasks that did not finish (the forwarder redelivers them). Safe to call again.
    */
-  async stop(options: { graceMs?: number } = {}): Promise<TaskEnvelope[]> {
-    if (this.state === 'stopping' || this.state === 'stopped') return [];
-    this.state = 'stopping';
-    this.strategy.stop();
-    let unfinished: TaskEnvelope[] = [];
-    try {
-      unfinished = await this.interchange.stop({ graceMs: options.graceMs });
-    } finally {
-      const ids = this.tracker.blocks().map((b) => b.blockId);
-      await this.tracker.cancel(ids).catch((err: Error) => this.init.log.error(`cancelling blocks failed: ${err.message}`));
-      await this.init.config.provider.close().catch(() => {});
-      await this.init.config.provider.channel.close().catch(() => {});
-      this.state = 'stopped';
-    }
-    return unfinished;
+  stop(options: { graceMs?: number } = {}): Promise<TaskEnvelope[]> {
+    return this.stopping.run(async () => {
+      this.life.to('stopping');
+      // Let the start step under way settle (it sees `stopping` and gives up), then undo what it made.
+      await this.starting?.catch(() => {});
+      this.strategy.stop();
+      // A tick under way may be submitting a block (the first one: init_blocks): wait for its job id.
+      await this.strategy.idle();
+      let unfinished: TaskEnvelope[] = [];
+      try {
+        unfinished = await this.interchange.stop({ graceMs: options.graceMs });
+      } finally {
+        const ids = this.tracker.blocks().map((b) => b.blockId);
+        await this.tracker.cancel(ids).catch((err: Error) => this.init.log.error(`cancelling blocks failed: ${err.message}`));
+        await this.init.config.provider.close().catch(() => {});
+        await this.init.config.provider.channel.close().catch(() => {});
+        this.life.to('stopped');
+      }
+      return unfinished;
+    });
   }
 }

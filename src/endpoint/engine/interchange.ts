@@ -4,24 +4,33 @@
  * retries the tasks of lost managers (bounded) and never sends a task to a manager whose block is about to
  * hit its walltime.
  *
- * State: created → running → stopping → stopped.
+ * State (INTERCHANGE_TRANSITIONS): created → running → stopping → stopped (created → stopped when never started).
  */
 import * as zmq from 'zeromq';
 import { EventEmitter } from 'node:events';
-import { decodeFrame, encode, checkResults } from '../../protocol/codec.js';
-import { PROTOCOL_VERSION, type RegisterMessage, type ResultEnvelope, type TaskEnvelope } from '../../protocol/messages.js';
+import { encode } from '../../protocol/codec.js';
+import { PROTOCOL_VERSION, parseFromManager, type ManagerToInterchange, type RegisterMessage, type ResultEnvelope, type TaskEnvelope } from '../../protocol/messages.js';
 import { errorOutcome } from '../../protocol/payload.js';
 import { SocketWriter } from '../../protocol/socket-writer.js';
 import { ZapHandler } from '../../protocol/zap.js';
 import type { WorkerChannelKeys } from '../../protocol/keys.js';
-import { IllegalStateError } from '../../errors.js';
+import { IllegalStateError, ProtocolError } from '../../errors.js';
+import { Lifecycle, Once, type Transitions } from '../../lifecycle.js';
 import { rateLimited, silentLogger, type Logger } from '../../logger.js';
 import { TaskQueue } from './task-queue.js';
 import { ManagerRegistry, type ManagerRecord } from './manager-registry.js';
 import type { BlockLoad, EngineView } from './strategy.js';
-import { checkRegistration, portRange, printable } from './peer-checks.js';
+import { portRange, printable } from './peer-checks.js';
+import { checkNodeUses } from '../mpi/node-uses.js';
 
 export type InterchangeState = 'created' | 'running' | 'stopping' | 'stopped';
+
+export const INTERCHANGE_TRANSITIONS: Transitions<InterchangeState> = {
+  created: ['running', 'stopped'],
+  running: ['stopping'],
+  stopping: ['stopped'],
+  stopped: [],
+};
 
 export interface InterchangeOptions {
   keys: WorkerChannelKeys;
@@ -31,10 +40,10 @@ export interface InterchangeOptions {
   port: number | [number, number];
   heartbeatPeriodMs: number;
   heartbeatThresholdMs: number;
-  /** Times a task is retried after its manager was lost. @default 1 */
-  maxRetries?: number;
-  /** A manager whose block has less walltime left than this gets no task without a duration estimate. @default 60000 */
-  walltimeMarginMs?: number;
+  /** Times a task is retried after its manager was lost (engine.max_retries, resolved by the config layer). */
+  maxRetries: number;
+  /** A manager whose block has less walltime left than this gets no task without a duration estimate (strategy.walltime_margin). */
+  walltimeMarginMs: number;
   /** When set, only these function ids run; anything else fails with FunctionNotAllowed. */
   allowedFunctions?: ReadonlySet<string> | null;
   log?: Logger;
@@ -54,7 +63,8 @@ export interface InterchangeEvents {
 }
 
 export class Interchange extends EventEmitter<InterchangeEvents> implements EngineView {
-  state: InterchangeState = 'created';
+  private readonly life: Lifecycle<InterchangeState>;
+  private readonly stopping = new Once<TaskEnvelope[]>();
   port = 0;
   /** Called with every batch of results of tasks submitted with `submitMany` (not those of `submit`). */
   onResults: (results: ResultEnvelope[]) => void = () => {};
@@ -78,6 +88,7 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
   constructor(private readonly options: InterchangeOptions) {
     super();
     this.log = options.log ?? silentLogger;
+    this.life = new Lifecycle<InterchangeState>('interchange', 'created', INTERCHANGE_TRANSITIONS, { log: this.log });
     this.warnPeer = rateLimited((m) => this.log.warn(m));
     this.registry = new ManagerRegistry();
     this.zap = new ZapHandler({
@@ -98,9 +109,12 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
     this.writer = new SocketWriter(this.router, (err) => this.warnPeer(`send failed: ${err.message}`));
   }
 
+  get state(): InterchangeState {
+    return this.life.state;
+  }
+
   private setState(next: InterchangeState): void {
-    this.log.info(`state ${this.state} → ${next}`);
-    this.state = next;
+    this.life.to(next);
   }
 
   /** Bind and start serving; returns the port bound. */
@@ -228,7 +242,7 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
     this.dispatchScheduled = false;
     if (this.state !== 'running' || this.queue.length === 0) return;
     const now = Date.now();
-    const eligible = this.registry.withCredit(now, this.options.walltimeMarginMs ?? 60_000);
+    const eligible = this.registry.withCredit(now, this.options.walltimeMarginMs);
     if (eligible.length === 0) return;
     const start = this.rotate++ % eligible.length;
     let remainingManagers = eligible.length;
@@ -261,7 +275,7 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
   /** Whether a task is expected to finish in the walltime a manager has left. */
   private fits(rec: TaskRecord, leftMs: number): boolean {
     const estimate = rec.env.fn === undefined ? undefined : this.estimates.get(rec.env.fn);
-    const needed = estimate === undefined ? (this.options.walltimeMarginMs ?? 60_000) : Math.max(estimate * 1.5, 1000);
+    const needed = estimate === undefined ? this.options.walltimeMarginMs : Math.max(estimate * 1.5, 1000);
     return leftMs > needed;
   }
 
@@ -278,9 +292,16 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
         }
         let message;
         try {
-          message = decodeFrame(frames[1]);
+          message = parseFromManager(frames[1]);
         } catch (err) {
-          this.warnPeer(`dropped a bad frame from ${printable(key)}: ${(err as Error).message}`);
+          // A registration we cannot accept (another protocol version, a bad field) is answered, so the
+          // manager says why it stops instead of probing on.
+          if (err instanceof ProtocolError && err.messageKind === 'register' && this.registry.get(key) === undefined) {
+            this.warnPeer(`refused a registration from ${printable(key)}: ${err.message}`);
+            this.writer.send([identity, encode({ kind: 'refused', reason: err.message })]);
+          } else {
+            this.warnPeer(`dropped a bad frame from ${printable(key)}: ${(err as Error).message}`);
+          }
           continue;
         }
         try {
@@ -294,7 +315,7 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
     }
   }
 
-  private handle(identity: Buffer, key: string, message: { kind: string } & Record<string, unknown>): void {
+  private handle(identity: Buffer, key: string, message: ManagerToInterchange): void {
     const m = this.registry.get(key);
     if (message.kind === 'register') return this.onRegister(identity, key, m, message);
     if (m === undefined) {
@@ -310,34 +331,26 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
     m.lastSeen = Date.now();
     switch (message.kind) {
       case 'results':
-        this.onManagerResults(m, checkResults(message.results), message.capacity);
+        // The node map's entries are the MPI engine's to check (the parser checked it is an array).
+        if (message.nodes !== undefined) m.mpiNodes = checkNodeUses(message.nodes);
+        this.onManagerResults(m, message.results, message.capacity);
         return;
       case 'heartbeat':
         return;
       case 'bye':
-        this.removeManager(m, `said bye: ${String(message.reason)}`, 'manager-gone');
+        this.removeManager(m, `said bye: ${message.reason}`, 'manager-gone');
         return;
-      default:
-        this.warnPeer(`dropped a message of unknown kind ${JSON.stringify(message.kind)} from manager ${m.id}`);
+      default: {
+        const unhandled: never = message;
+        this.warnPeer(`dropped an unhandled message ${JSON.stringify((unhandled as { kind: unknown }).kind)} from manager ${m.id}`);
+      }
     }
   }
 
-  private onRegister(identity: Buffer, key: string, existing: ManagerRecord | undefined, message: Record<string, unknown>): void {
-    const reg = message as unknown as RegisterMessage;
+  /** A registration whose fields the parser checked (version included: a mismatch was refused there). */
+  private onRegister(identity: Buffer, key: string, existing: ManagerRecord | undefined, reg: RegisterMessage): void {
     if (existing) {
       this.warnPeer(`dropped a second registration from manager ${existing.id} (block ${existing.blockId})`);
-      return;
-    }
-    if (reg.protocol !== PROTOCOL_VERSION) {
-      const reason = `protocol version mismatch: manager speaks ${String(reg.protocol)}, interchange speaks ${PROTOCOL_VERSION}`;
-      this.warnPeer(`refused manager ${printable(key)}: ${reason}`);
-      this.writer.send([identity, encode({ kind: 'refused', reason })]);
-      return;
-    }
-    const problem = checkRegistration(reg);
-    if (problem) {
-      this.warnPeer(`refused a registration from ${printable(key)}: ${problem}`);
-      this.writer.send([identity, encode({ kind: 'refused', reason: problem })]);
       return;
     }
     const m = this.registry.add(identity, key, reg);
@@ -350,8 +363,8 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
     this.scheduleDispatch();
   }
 
-  private onManagerResults(m: ManagerRecord, results: ResultEnvelope[], capacity: unknown): void {
-    if (typeof capacity === 'number' && Number.isInteger(capacity) && capacity >= 0) m.capacity = capacity;
+  private onManagerResults(m: ManagerRecord, results: ResultEnvelope[], capacity: number | undefined): void {
+    if (capacity !== undefined) m.capacity = capacity;
     let stream: ResultEnvelope[] | undefined;
     // Durations are folded into the per-function estimate once per run of same-function results, not per
     // task: a batch of 512 no-ops costs one Map write, not 512.
@@ -409,7 +422,7 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
       for (const rec of this.tasks.values()) {
         if (rec.manager !== m) continue;
         rec.manager = null;
-        if (++rec.attempts > (this.options.maxRetries ?? 1)) {
+        if (++rec.attempts > this.options.maxRetries) {
           this.tasks.delete(rec.env.id);
           const message = `task ${rec.env.id} was lost with manager ${m.id} (block ${m.blockId || '-'}, host ${m.hostname}, node ${m.node}), which ${reason}; tried ${rec.attempts} times`;
           failed.push([rec, { id: rec.env.id, failed: true, payload: errorOutcome('ManagerLost', message) }]);
@@ -439,13 +452,19 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
    * Tasks still held are returned so the caller can hand them back (the forwarder redelivers them).
    * Safe to call again.
    */
-  async stop(options: { graceMs?: number } = {}): Promise<TaskEnvelope[]> {
-    if (this.state === 'stopped' || this.state === 'stopping' || this.state === 'created') {
-      if (this.state === 'created') this.state = 'stopped';
+  stop(options: { graceMs?: number } = {}): Promise<TaskEnvelope[]> {
+    return this.stopping.run(() => this.stopSteps(options.graceMs ?? 0));
+  }
+
+  private async stopSteps(graceMs: number): Promise<TaskEnvelope[]> {
+    if (this.state === 'created') {
+      this.setState('stopped');
+      this.router.close();
+      this.zap.close();
       return [];
     }
     this.setState('stopping');
-    const deadline = Date.now() + (options.graceMs ?? 0);
+    const deadline = Date.now() + graceMs;
     while (Date.now() < deadline && this.registry.inflightTotal() > 0) await new Promise((r) => setTimeout(r, 50));
     const unfinished = [...this.tasks.values()].map((r) => r.env);
     const bye = encode({ kind: 'shutdown' });

@@ -25,6 +25,8 @@ export interface ManagerRecord {
   /** Since when it has had nothing in flight; null while busy. */
   idleSince: number | null;
   state: ManagerRecordState;
+  /** Engine mode "mpi": the block's nodes and the task holding each, as the manager last reported. */
+  mpiNodes?: Array<{ node: string; task: string | null }>;
 }
 
 const LOST_MEMORY = 100_000;

@@ -10,9 +10,12 @@
  * scheduler may then see max_blocks + 1 jobs for at most walltime_margin, the old one finishing its last
  * tasks; in exchange the work never waits for a whole block's queue time.
  */
-import { ConfigError } from '../../errors.js';
-import { parseWalltime } from '../../../providers/script-values.js';
+import type { ResolvedStrategyOptions } from '../../config/strategy-options.js';
+import { DEFAULT_ESTIMATE_MS } from '../../config/defaults.js';
 import type { BlockShape, BlockTracker, Clock, LogFn, SubmitGate, TrackedBlock } from './blocks.js';
+import { stuckBlock, type StuckBlock } from './stuck-blocks.js';
+
+export { stuckBlock, type StuckBlock } from './stuck-blocks.js';
 
 /** Load of one block's managers, as the engine sees it. */
 export interface BlockLoad {
@@ -40,109 +43,17 @@ export interface EngineView {
   drainBlock(blockId: string): void;
 }
 
-/** A range the strategy may choose within. */
-export interface Bounds<T> { min: T; max: T }
-
-/** Strategy options as a profile writes them (Parsl's names). */
-export interface StrategyOptions {
-  /** Seconds between decisions. @default 5 */
-  period?: number;
-  /** Seconds a block's managers must be idle before it is given back. @default 120 */
-  max_idletime?: number;
-  /** Seconds before a block's end at which its managers drain. @default 60 */
-  walltime_margin?: number;
-  /** Workers per node (from the engine's config). @default 1 */
-  workers_per_node?: number;
-  /** Blocks submitted on the first tick. @default 0 */
-  init_blocks?: number;
-  /** Blocks kept even when idle. @default 0 */
-  min_blocks?: number;
-  /** Hard cap on submitting + pending + running blocks. @default 1 */
-  max_blocks?: number;
-  /** Share of the work to cover with workers, 0..1. @default 1 */
-  parallelism?: number;
-  /** Nodes per block, or bounds the strategy sizes within. @default 1 */
-  nodes_per_block?: number | Bounds<number>;
-  /** Walltime per block ("HH:MM:SS" or seconds), or bounds; Infinity when the scheduler has none. @default Infinity */
-  walltime?: number | string | Bounds<number | string>;
-}
-
-/** Every strategy default, in one place. */
-export const STRATEGY_DEFAULTS = {
-  period: 5, max_idletime: 120, walltime_margin: 60, workers_per_node: 1, init_blocks: 0, min_blocks: 0,
-  max_blocks: 1, parallelism: 1, nodes_per_block: 1, walltime: Infinity,
-} as const;
-
-/** Task duration assumed when the engine has no estimate. */
-export const DEFAULT_ESTIMATE_MS = 1000;
-
-/** Options with defaults filled and checked; durations in ms, walltime bounds in seconds. */
-export interface ResolvedStrategyOptions {
-  periodMs: number; maxIdleMs: number; walltimeMarginMs: number; workersPerNode: number;
-  initBlocks: number; minBlocks: number; maxBlocks: number; parallelism: number;
-  nodes: Bounds<number>;
-  walltimeS: Bounds<number>;
-}
-
-/**
- * Fill defaults and check that the limits agree. `source` (the profile's file) prefixes every message.
- * @throws ConfigError naming the field.
- */
-export function resolveStrategyOptions(options: StrategyOptions = {}, source = 'strategy'): ResolvedStrategyOptions {
-  // An option given as undefined (a profile field left out) takes its default.
-  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
-  const o = { ...STRATEGY_DEFAULTS, ...given } as Required<StrategyOptions>;
-  const fail = (field: string, why: string): never => {
-    throw new ConfigError(`${source}: ${field} ${why}`, [`fix ${field} in the profile`]);
-  };
-  const num = (field: string, v: unknown, min: number, int: boolean): number => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (int && !Number.isInteger(v))) {
-      fail(field, `must be ${int ? 'a whole number' : 'a number'} of at least ${min}, got ${JSON.stringify(v)}`);
-    }
-    return v as number;
-  };
-  // A single value is a fixed size; {min, max} lets the strategy choose. `field` names what is wrong.
-  const bounds = <T>(name: string, v: T | Bounds<T>): { min: T; max: T; fields: [string, string] } => {
-    if (v === null || typeof v !== 'object') return { min: v as T, max: v as T, fields: [name, name] };
-    const b = v as Partial<Bounds<T>>;
-    if (b.min === undefined || b.max === undefined) fail(name, 'must be a value or {min, max} with both set');
-    return { min: b.min as T, max: b.max as T, fields: [`${name}.min`, `${name}.max`] };
-  };
-  const period = num('period', o.period, 0, false) || fail('period', 'must be more than 0 seconds');
-  const margin = num('walltime_margin', o.walltime_margin, 0, false);
-  const r: ResolvedStrategyOptions = {
-    periodMs: period * 1000,
-    maxIdleMs: num('max_idletime', o.max_idletime, 0, false) * 1000,
-    walltimeMarginMs: margin * 1000,
-    workersPerNode: num('workers_per_node', o.workers_per_node, 1, true),
-    initBlocks: num('init_blocks', o.init_blocks, 0, true),
-    minBlocks: num('min_blocks', o.min_blocks, 0, true),
-    maxBlocks: num('max_blocks', o.max_blocks, 1, true),
-    parallelism: num('parallelism', o.parallelism, 0, false),
-    nodes: { min: 0, max: 0 }, walltimeS: { min: 0, max: 0 }, // filled below
-  };
-  if (r.parallelism > 1) fail('parallelism', `must be between 0 and 1, got ${r.parallelism}`);
-  if (r.minBlocks > r.maxBlocks) fail('min_blocks', `(${r.minBlocks}) is greater than max_blocks (${r.maxBlocks})`);
-  if (r.initBlocks > r.maxBlocks) fail('init_blocks', `(${r.initBlocks}) is greater than max_blocks (${r.maxBlocks})`);
-  const nb = bounds('nodes_per_block', o.nodes_per_block);
-  r.nodes = { min: num(nb.fields[0], nb.min, 1, true), max: num(nb.fields[1], nb.max, 1, true) };
-  if (r.nodes.min > r.nodes.max) fail('nodes_per_block', `min (${r.nodes.min}) is greater than max (${r.nodes.max})`);
-  const wb = bounds<unknown>('walltime', o.walltime);
-  const wall = (f: string, v: unknown): number => (v === Infinity ? Infinity : parseWalltime(`${source}: ${f}`, v));
-  r.walltimeS = { min: wall(wb.fields[0], wb.min), max: wall(wb.fields[1], wb.max) };
-  if (r.walltimeS.min > r.walltimeS.max) fail('walltime', `min (${r.walltimeS.min} s) is greater than max (${r.walltimeS.max} s)`);
-  // A block shorter than this would be drained the moment it starts, and replaced forever.
-  if (r.walltimeS.min * 1000 <= r.walltimeMarginMs + r.periodMs) {
-    fail('walltime', `(${r.walltimeS.min} s) must be longer than walltime_margin (${margin} s) + period (${period} s)`);
-  }
-  return r;
-}
+// Options are resolved once by the config layer (src/config/strategy-options.ts); re-exported for callers.
+export type { Bounds, ResolvedStrategyOptions, StrategyOptions } from '../../config/strategy-options.js';
+export { DEFAULT_ESTIMATE_MS } from '../../config/defaults.js';
 
 /** One decision, kept as `lastDecision` for status. */
 export interface Decision {
   at: number;
   submit: BlockShape[];
   hold: string[]; release: string[]; cancel: string[]; drain: string[];
+  /** Blocks cancelled because they cannot start, why, and the scheduler's reason when waiting cannot change it. */
+  stuck: StuckBlock[];
   /** What was decided and why, in words. */
   reason: string;
 }
@@ -169,7 +80,9 @@ const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.m
 /** Decide what to do now. Pure: the same input gives the same decision. */
 export function decide(input: StrategyInput): Decision {
   const { now, options: o, backlog } = input;
-  const d: Decision = { at: now, submit: [], hold: [], release: [], cancel: [], drain: [], reason: '' };
+  const d: Decision = { at: now, submit: [], hold: [], release: [], cancel: [], drain: [], stuck: [], reason: '' };
+  const cancelling = (b: Readonly<TrackedBlock>): boolean => b.phase === 'cancelling';
+  const drained = (b: Readonly<TrackedBlock>): boolean => b.drainingSince !== null;
   const why: string[] = [];
   const load = (b: Readonly<TrackedBlock>): BlockLoad => input.load.get(b.blockId) ?? NO_LOAD;
   const left = (b: Readonly<TrackedBlock>): number => (b.endsAt === null ? Infinity : b.endsAt - now);
@@ -177,17 +90,26 @@ export function decide(input: StrategyInput): Decision {
 
   // 1. Walltime: managers of a block about to end drain now, while they can still finish cleanly.
   for (const b of input.blocks) {
-    if (!b.draining && !b.cancelRequested && left(b) < o.walltimeMarginMs) d.drain.push(b.blockId);
+    if (!drained(b) && !cancelling(b) && left(b) < o.walltimeMarginMs) d.drain.push(b.blockId);
   }
   if (d.drain.length > 0) why.push(`drain ${d.drain.join(', ')}: walltime left < walltime_margin ${secs(o.walltimeMarginMs)}`);
   // A drained block whose managers have all left holds an allocation for nothing.
   for (const b of input.blocks) {
-    if (b.draining && !b.cancelRequested && b.managerRegistered && load(b).managers === 0) d.cancel.push(b.blockId);
+    if (b.phase === 'draining' && b.managerRegistered && load(b).managers === 0) d.cancel.push(b.blockId);
   }
+  // Stuck blocks are not capacity: cancelled now (and replaced below when the work needs it).
+  for (const b of input.blocks) {
+    const stuck = stuckBlock(b, now, o.maxPendingMs);
+    if (stuck === null) continue;
+    d.stuck.push(stuck);
+    d.cancel.push(b.blockId);
+  }
+  if (d.stuck.length > 0) why.push(d.stuck.map((s) => `cancel ${s.blockId}: ${s.why}`).join('; '));
+  const stuckIds = new Set(d.stuck.map((s) => s.blockId));
 
   const drainNow = new Set(d.drain);
-  const staying = input.blocks.filter((b) => !b.draining && !drainNow.has(b.blockId));
-  const usable = staying.filter((b) => !b.cancelRequested);
+  const staying = input.blocks.filter((b) => !drained(b) && !drainNow.has(b.blockId));
+  const usable = staying.filter((b) => !cancelling(b) && !stuckIds.has(b.blockId));
   const busy = usable.reduce((n, b) => n + Math.min(load(b).busyWorkers, load(b).workers), 0);
   const demand = backlog + busy;
   const neededWorkers = demand > 0 ? Math.max(1, Math.ceil(o.parallelism * demand)) : 0;
@@ -195,7 +117,7 @@ export function decide(input: StrategyInput): Decision {
   // 2. Scale in, block by block: hold on one tick, cancel on a later one if nothing came back.
   let keep = usable.filter((b) => !expiring(b)).length; // blocks still here after the next period
   const leaving = new Set<string>();
-  for (const b of usable.filter((x) => x.held)) {
+  for (const b of usable.filter((x) => x.phase === 'held')) {
     if (backlog > 0 || load(b).busyWorkers > 0) d.release.push(b.blockId);
     else if (expiring(b) || keep - 1 >= o.minBlocks) {
       d.cancel.push(b.blockId);
@@ -207,7 +129,7 @@ export function decide(input: StrategyInput): Decision {
     const idle = usable
       .filter((b) => {
         const l = load(b);
-        return !b.held && l.managers > 0 && l.busyWorkers === 0 && l.idleSinceMs !== null && now - l.idleSinceMs >= o.maxIdleMs;
+        return b.phase !== 'held' && l.managers > 0 && l.busyWorkers === 0 && l.idleSinceMs !== null && now - l.idleSinceMs >= o.maxIdleMs;
       })
       // The block with the least walltime left goes first: the others can serve longer.
       .sort((a, b) => left(a) - left(b) || a.submittedAt - b.submittedAt);
@@ -321,6 +243,8 @@ export class Strategy {
   private readonly log: LogFn;
   private handle: unknown = null;
   private ticking = false;
+  /** The tick under way (a block submission may be in it), for idle(). */
+  private current: Promise<Decision | null> | null = null;
   private ticks = 0;
   private lastTickAt = -Infinity;
   private nudgeTimer: NodeJS.Timeout | null = null;
@@ -368,9 +292,23 @@ export class Strategy {
     this.nudgeTimer.unref?.();
   }
 
+  /** Resolves once no tick is under way: after stop(), nothing more will be submitted. */
+  async idle(): Promise<void> {
+    while (this.current) await this.current;
+  }
+
   /** One round: poll the blocks, decide, apply. Never throws; returns null when a tick is already running. */
   async tick(): Promise<Decision | null> {
     if (this.ticking) return null;
+    this.current = this.runTick();
+    try {
+      return await this.current;
+    } finally {
+      this.current = null;
+    }
+  }
+
+  private async runTick(): Promise<Decision | null> {
     this.ticking = true;
     this.lastTickAt = this.clock.now();
     try {
@@ -404,6 +342,10 @@ export class Strategy {
     for (const id of d.release) { tracker.release(id); engine.releaseBlock(id); }
     for (const id of d.hold) { tracker.hold(id); engine.holdBlock(id); }
     for (const id of d.drain) { tracker.markDraining(id); engine.drainBlock(id); }
+    for (const s of d.stuck) {
+      this.log('warn', `block ${s.blockId} is not capacity: ${s.why}; cancelling it`);
+      tracker.noteStuck(s.blockId, s.why, s.permanent);
+    }
     if (d.cancel.length > 0) {
       await tracker.cancel(d.cancel);
       // Confirm the cancel by status soon rather than a whole period later (once this tick is over).

@@ -3,6 +3,10 @@
  * pair, the forwarder's public key), a hello/welcome handshake per channel, heartbeats both ways, credit
  * for tasks, and results kept on disk (one 0600 file per batch) until the forwarder acknowledges them,
  * then sent again after a reconnect or a restart. Tasks the forwarder sends twice are dropped here.
+ *
+ * State (FORWARDER_CLIENT_TRANSITIONS): created → connecting → open → closing → closed. Whether the link is
+ * up right now (`isConnected`, the 'lost'/'connected' events) is apart from the lifecycle: an open client
+ * reconnects by itself. close() is idempotent: every caller awaits the same promise.
  */
 import * as zmq from 'zeromq';
 import { EventEmitter } from 'node:events';
@@ -10,13 +14,24 @@ import { randomUUID } from 'node:crypto';
 import { encode, MAX_FRAME_BYTES } from '../../protocol/codec.js';
 import {
   FORWARDER_CHANNELS, PROTOCOL_VERSION, parseFromForwarder,
-  type CommandReply, type EndpointCommand, type ForwarderAddress, type ForwarderChannel,
+  type CommandReply, type EndpointCommand, type EndpointToForwarder, type ForwarderAddress, type ForwarderChannel, type HelloMessage,
 } from '../../protocol/forwarder-messages.js';
 import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
 import type { CurveKeyPair } from '../../protocol/keys.js';
 import { FuncxError, IllegalStateError, ProtocolError } from '../../errors.js';
 import { rateLimited, silentLogger, type Logger } from '../../logger.js';
+import { Lifecycle, Once, type Transitions } from '../../lifecycle.js';
 import { ResultSpool, type SpooledBatch as Batch } from './result-spool.js';
+
+export type ForwarderClientState = 'created' | 'connecting' | 'open' | 'closing' | 'closed';
+
+export const FORWARDER_CLIENT_TRANSITIONS: Transitions<ForwarderClientState> = {
+  created: ['connecting', 'closing'],
+  connecting: ['open', 'closing'],
+  open: ['closing'],
+  closing: ['closed'],
+  closed: [],
+};
 
 export interface ForwarderClientOptions {
   endpointId: string;
@@ -84,12 +99,14 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
   private lostReported = false;
   private reregistering = false;
   private timer?: NodeJS.Timeout;
-  private closed = false;
+  readonly life: Lifecycle<ForwarderClientState>;
+  private readonly closing = new Once();
   private starting?: { resolve: () => void; reject: (e: Error) => void };
 
   constructor(private readonly options: ForwarderClientOptions) {
     super();
     this.log = options.log ?? silentLogger;
+    this.life = new Lifecycle<ForwarderClientState>('forwarder client', 'created', FORWARDER_CLIENT_TRANSITIONS, { log: this.log });
     this.warn = rateLimited((m) => this.log.warn(m));
     this.address = options.forwarder;
     this.outstanding = options.window ?? 0;
@@ -103,7 +120,8 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
 
   /** Connect and handshake on all three channels; rejects if refused or nothing answers in time. */
   start(): Promise<void> {
-    if (this.timer || this.closed) return Promise.reject(new IllegalStateError('a ForwarderClient starts once'));
+    if (!this.life.is('created')) return Promise.reject(new IllegalStateError(`a ForwarderClient starts once (it is ${this.life.state})`));
+    this.life.to('connecting');
     const timeoutMs = this.options.connectTimeoutMs ?? 10_000;
     const { host, ports } = this.address;
     return new Promise<void>((resolve, reject) => {
@@ -112,7 +130,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
         reject(new FuncxError('FORWARDER_UNREACHABLE', `the forwarder at ${host} (ports ${ports.tasks}, ${ports.results}, ${ports.commands}) did not answer within ${timeoutMs} ms`));
       }, timeoutMs);
       this.starting = {
-        resolve: () => (clearTimeout(timer), (this.starting = undefined), resolve()),
+        resolve: () => (clearTimeout(timer), (this.starting = undefined), this.life.tryTo('open'), resolve()),
         reject: (e) => (clearTimeout(timer), (this.starting = undefined), reject(e)),
       };
       this.openSockets();
@@ -290,6 +308,10 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
         else this.emit('command', m.command, reply);
         return;
       }
+      default: {
+        const unhandled: never = m;
+        throw new ProtocolError(`unhandled message ${JSON.stringify((unhandled as { kind: unknown }).kind)} on the ${channel} channel`);
+      }
     }
   }
 
@@ -312,12 +334,12 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
 
   private sendHello(channel: ForwarderChannel): void {
     this.helloAt[channel] = Date.now();
-    const hello = { kind: 'hello', protocol: PROTOCOL_VERSION, endpointId: this.options.endpointId, channel, session: this.session };
+    const hello: HelloMessage = { kind: 'hello', protocol: PROTOCOL_VERSION, endpointId: this.options.endpointId, channel, session: this.session };
     this.send(channel, channel === 'tasks' ? { ...hello, credit: this.outstanding } : hello);
   }
 
   /** zeromq.js allows one send at a time per socket: chain them. A message that cannot go now is dropped. */
-  private send(channel: ForwarderChannel, message: object | Buffer, onFail?: () => void): void {
+  private send(channel: ForwarderChannel, message: EndpointToForwarder[ForwarderChannel] | Buffer, onFail?: () => void): void {
     const socket = this.sockets[channel];
     if (!socket || this.closed) return onFail?.();
     const frame = Buffer.isBuffer(message) ? message : encode(message);
@@ -385,14 +407,21 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     }
   }
 
-  /** Stop: results not yet acked stay on disk for the next start. Safe to call twice. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    if (this.outboxWaiters.length > 0) await new Promise((r) => setImmediate(r));
-    await this.writes;
-    this.closed = true;
-    clearInterval(this.timer);
-    this.starting?.reject(new FuncxError('CLOSED', 'the forwarder client was closed while connecting'));
-    for (const c of FORWARDER_CHANNELS) this.sockets[c]?.close();
+  /** Sends and receives go on until `closed` (results written while closing are still sent). */
+  private get closed(): boolean {
+    return this.life.is('closed');
+  }
+
+  /** Stop: results not yet acked stay on disk for the next start. Idempotent: all callers await one close. */
+  close(): Promise<void> {
+    return this.closing.run(async () => {
+      this.life.to('closing');
+      if (this.outboxWaiters.length > 0) await new Promise((r) => setImmediate(r));
+      await this.writes;
+      this.life.to('closed');
+      clearInterval(this.timer);
+      this.starting?.reject(new FuncxError('CLOSED', 'the forwarder client was closed while connecting'));
+      for (const c of FORWARDER_CHANNELS) this.sockets[c]?.close();
+    });
   }
 }

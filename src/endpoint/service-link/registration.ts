@@ -5,24 +5,16 @@
 import { FuncxError, ProtocolError } from '../../errors.js';
 import { PROTOCOL_VERSION, type ForwarderAddress } from '../../protocol/forwarder-messages.js';
 import { isZ85Key } from '../../protocol/keys.js';
+import type { RegisterEndpointRequest, RegisterEndpointResponse } from '../../protocol/http.js';
 import { callService } from './service-http.js';
 
-export interface RegisterRequest {
-  /** The profile's name (e.g. "default"). */
-  name: string;
-  /** The id from a previous registration (endpoint.json); absent for a first registration. */
-  endpointId?: string;
-  /** The endpoint's CURVE public key (Z85): the only key its forwarder will let in. */
-  publicKey: string;
-  /** A group whose members may also send tasks to this endpoint. */
-  group?: string;
-}
+/** The body of POST /v1/endpoints without `protocol` (added here): name, endpointId?, publicKey, group?. */
+export type RegisterRequest = Omit<RegisterEndpointRequest, 'protocol'>;
 
-export interface Registration {
-  endpointId: string;
-  forwarder: ForwarderAddress;
-  protocol: number;
-}
+/** The service's answer (protocol/http.ts), checked. */
+export type Registration = RegisterEndpointResponse;
+
+export type { EndpointMetadata } from '../../protocol/http.js';
 
 export interface RegisterOptions {
   /** Give up when the service has not answered by then. @default 10000 */
@@ -35,7 +27,7 @@ export async function registerEndpoint(serviceUrl: string, token: string, reques
   const { status, ok, body, message } = await callService(serviceUrl, '/v1/endpoints', {
     method: 'POST',
     token,
-    json: { ...request, protocol: PROTOCOL_VERSION },
+    json: { ...request, protocol: PROTOCOL_VERSION } satisfies RegisterEndpointRequest,
     timeoutMs,
   });
   if (status === 401) {

@@ -6,6 +6,9 @@ import type { Forwarder } from '../forwarder.js';
 import type { ResultWaiters } from './long-poll.js';
 import { badRequest, forbidden, notFound } from '../auth.js';
 import type { Logger } from '../../logger.js';
+import type { EndpointView, TaskView } from '../../protocol/http.js';
+
+export type { TaskView };
 import type { ServiceLimits, ServiceQuotas } from '../limits.js';
 
 /** The forwarders of the service, by endpoint (api.ts). */
@@ -17,6 +20,8 @@ export interface ForwarderDirectory {
   remove(endpointId: string): Promise<void>;
   /** The function was deleted: drop its cached source. */
   forgetFunction(functionId: string): void;
+  /** The service replica these forwarders run in (saved with the endpoints it serves). */
+  readonly replicaId: string;
   /** Tasks were queued for the endpoint. */
   notify(endpointId: string): void;
 }
@@ -100,18 +105,6 @@ export function isFinished(task: Pick<TaskRecord, 'state'>): boolean {
   return task.state === 'success' || task.state === 'failed';
 }
 
-/** A task as the API shows it; `result` is the base64 of the opaque result payload (an encoded Outcome). */
-export interface TaskView {
-  taskId: string;
-  state: TaskRecord['state'];
-  endpointId: string;
-  functionId: string | null;
-  failed?: boolean;
-  result?: string;
-  createdAt: string;
-  updatedAt: string;
-}
-
 export function taskView(task: TaskRecord): TaskView {
   const view: TaskView = {
     taskId: task.id,
@@ -128,7 +121,7 @@ export function taskView(task: TaskRecord): TaskView {
   return view;
 }
 
-export async function endpointView(store: Store, e: EndpointRecord, forwarder: Forwarder | undefined) {
+export async function endpointView(store: Store, e: EndpointRecord, forwarder: Forwarder | undefined): Promise<EndpointView> {
   const [owner, group, queued] = await Promise.all([
     store.userById(e.owner),
     e.group ? store.group(e.group) : undefined,
@@ -138,10 +131,12 @@ export async function endpointView(store: Store, e: EndpointRecord, forwarder: F
     endpointId: e.id,
     name: e.name,
     owner: owner?.name ?? e.owner,
-    // The forwarder knows best; without one (service just restarted) nothing is connected.
-    state: forwarder ? forwarder.state : 'Inactive',
+    // The forwarder knows best; without one here, the replica serving the endpoint recorded its state
+    // (a replica marks its own endpoints Inactive when it starts).
+    state: forwarder ? forwarder.state : e.state,
     lastSeen: e.lastSeen ? new Date(e.lastSeen).toISOString() : null,
     group: e.group ? (group?.name ?? e.group) : null,
     queued,
+    metadata: e.metadata,
   };
 }

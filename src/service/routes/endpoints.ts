@@ -8,12 +8,14 @@ import { PROTOCOL_VERSION, protocolMismatchMessage } from '../../protocol/forwar
 import { isZ85Key } from '../../protocol/keys.js';
 import { QuotaExceededError } from '../store/index.js';
 import { badRequest, forbidden, HttpError, notFound, userOf } from '../auth.js';
+import type { EndpointMetadata } from '../store/index.js';
 import { bodyObject, endpointFor, endpointView, isUuid, optionalString, requireString, type ServiceContext } from './context.js';
+import type { EndpointDeleteResponse, EndpointListResponse, EndpointStatusResponse, EndpointStopResponse, EndpointView, RegisterEndpointResponse } from '../../protocol/http.js';
 
 export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { store, forwarders } = ctx;
 
-  app.post('/v1/endpoints', async (request) => {
+  app.post('/v1/endpoints', async (request): Promise<RegisterEndpointResponse> => {
     const user = userOf(request);
     const body = bodyObject(request.body);
     if (body.protocol !== PROTOCOL_VERSION) {
@@ -31,6 +33,7 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
       if (!(await store.isGroupMember(g.id, user.id))) throw forbidden(`you are not a member of group ${g.name}`);
       group = g.id;
     }
+    const metadata = endpointMetadata(body.metadata);
     const id = requestedId ?? randomUUID();
     const existing = await store.endpoint(id);
     if (existing && existing.owner !== user.id) {
@@ -44,7 +47,8 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
     }
     const forwarder = await forwarders.ensure({ id, publicKey: body.publicKey, ports: existing?.ports ?? null });
     try {
-      await store.saveEndpoint({ id, name, owner: user.id, publicKey: body.publicKey, group }, ctx.quotas.endpoints);
+      await store.saveEndpoint({ id, name, owner: user.id, publicKey: body.publicKey, group, replica: forwarders.replicaId }, ctx.quotas.endpoints);
+      await store.setEndpointMetadata(id, metadata);
       await store.setEndpointPorts(id, forwarder.ports);
     } catch (err) {
       if (!existing) await forwarders.remove(id);
@@ -55,7 +59,7 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
   });
 
   /** Delete an endpoint (owner only): its forwarder closes, its unfinished tasks fail with EndpointDeleted. */
-  app.delete<{ Params: { id: string } }>('/v1/endpoints/:id', async (request) => {
+  app.delete<{ Params: { id: string } }>('/v1/endpoints/:id', async (request): Promise<EndpointDeleteResponse> => {
     const user = userOf(request);
     const endpoint = await endpointFor(store, user, request.params.id);
     if (endpoint.owner !== user.id) throw forbidden(`only the owner of endpoint ${endpoint.id} can delete it`);
@@ -66,19 +70,19 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
     return { endpointId: endpoint.id, deleted: true, failedTasks: failed.length };
   });
 
-  app.get('/v1/endpoints', async (request) => {
+  app.get('/v1/endpoints', async (request): Promise<EndpointListResponse> => {
     const user = userOf(request);
     const endpoints = await store.endpointsFor(user.id);
     return { endpoints: await Promise.all(endpoints.map((e) => endpointView(store, e, forwarders.get(e.id)))) };
   });
 
-  app.get<{ Params: { id: string } }>('/v1/endpoints/:id', async (request) => {
+  app.get<{ Params: { id: string } }>('/v1/endpoints/:id', async (request): Promise<EndpointView> => {
     const endpoint = await endpointFor(store, userOf(request), request.params.id);
     return endpointView(store, endpoint, forwarders.get(endpoint.id));
   });
 
   /** Ask the running endpoint for its own report (engine, managers, blocks, queue). Owner only. */
-  app.get<{ Params: { id: string } }>('/v1/endpoints/:id/status', async (request) => {
+  app.get<{ Params: { id: string } }>('/v1/endpoints/:id/status', async (request): Promise<EndpointStatusResponse> => {
     const user = userOf(request);
     const endpoint = await endpointFor(store, user, request.params.id);
     if (endpoint.owner !== user.id) throw forbidden(`only the owner of endpoint ${endpoint.id} can ask for its status`);
@@ -87,13 +91,26 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
   });
 
   /** Ask the running endpoint to stop. Owner only. */
-  app.post<{ Params: { id: string } }>('/v1/endpoints/:id/stop', async (request) => {
+  app.post<{ Params: { id: string } }>('/v1/endpoints/:id/stop', async (request): Promise<EndpointStopResponse> => {
     const user = userOf(request);
     const endpoint = await endpointFor(store, user, request.params.id);
     if (endpoint.owner !== user.id) throw forbidden(`only the owner of endpoint ${endpoint.id} can stop it`);
     const reply = await commandOrThrow(ctx, endpoint.id, { name: 'stop' });
     return { endpointId: endpoint.id, stopping: true, result: reply.result ?? null };
   });
+}
+
+/** The endpoint's `metadata` (the owner's username and email from its global options); null when not sent. */
+function endpointMetadata(value: unknown): EndpointMetadata | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) throw badRequest('"metadata" must be an object {username, email}');
+  const m = value as Record<string, unknown>;
+  const text = (field: string, max: number): string => {
+    const v = m[field] ?? '';
+    if (typeof v !== 'string' || v.length > max) throw badRequest(`"metadata.${field}" must be a string of at most ${max} characters`);
+    return v;
+  };
+  return { username: text('username', 100), email: text('email', 254) };
 }
 
 async function commandOrThrow(ctx: ServiceContext, endpointId: string, command: { name: 'status' } | { name: 'stop' }) {

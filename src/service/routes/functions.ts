@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import { badRequest, forbidden, notFound, userOf } from '../auth.js';
 import { bodyObject, functionFor, optionalString, requireString, type ServiceContext } from './context.js';
+import type { FunctionView, RegisterFunctionResponse } from '../../protocol/http.js';
 
 /** Largest function source accepted. */
 export const MAX_SOURCE_CHARS = 1024 * 1024;
@@ -23,7 +24,7 @@ export function checkFunctionSource(source: string): void {
 export function functionRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { store } = ctx;
 
-  app.post('/v1/functions', { bodyLimit: ctx.limits.maxFunctionBodyBytes }, async (request) => {
+  app.post('/v1/functions', { bodyLimit: ctx.limits.maxFunctionBodyBytes }, async (request): Promise<RegisterFunctionResponse> => {
     const user = userOf(request);
     const body = bodyObject(request.body);
     const name = requireString(body, 'name', 200);
@@ -51,7 +52,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ServiceContext): void 
     return { functionId: fn.id, deleted: true };
   });
 
-  app.get<{ Params: { id: string } }>('/v1/functions/:id', async (request) => {
+  app.get<{ Params: { id: string } }>('/v1/functions/:id', async (request): Promise<FunctionView> => {
     const fn = await functionFor(store, userOf(request), request.params.id);
     const [owner, group] = await Promise.all([store.userById(fn.owner), fn.group ? store.group(fn.group) : undefined]);
     return {

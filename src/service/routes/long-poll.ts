@@ -15,6 +15,11 @@ export class ResultWaiters {
   private readonly all = new Set<Waiter>();
   private closed = false;
 
+  /** Long-polls waiting right now (for /metrics). */
+  get open(): number {
+    return this.all.size;
+  }
+
   /** Results of these tasks were just stored. */
   notify(taskIds: readonly string[]): void {
     for (const id of taskIds) {
@@ -56,6 +61,11 @@ export class ResultWaiters {
       set.add(waiter);
     }
     return { done, cancel: () => waiter.finish() };
+  }
+
+  /** Every task id some request waits for (to re-read them after missed notifications). */
+  pendingIds(): string[] {
+    return [...this.byTask.keys()];
   }
 
   /** How many requests are waiting (for tests and status). */

@@ -10,10 +10,12 @@ import { encodeTask, type TaskBody } from '../../protocol/payload.js';
 import type { FunctionRecord, NewTask, TaskRecord, TaskSummary, User } from '../store/index.js';
 import { tooLarge } from '../limits.js';
 import { isArgsOnly } from '../task-payloads.js';
+import { checkResourceSpec, type ResourceSpec } from '../../protocol/resource-spec.js';
 import { authenticate, badRequest, forbidden, notFound, userOf } from '../auth.js';
 import {
   bodyObject, endpointFor, functionFor, isFinished, taskFor, taskView, waitMs, type ServiceContext,
 } from './context.js';
+import type { SubmitTasksResponse, TaskResultsResponse, TaskView, TransitionsResponse } from '../../protocol/http.js';
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const MAX_WALLTIME_MS = 30 * 24 * 3600 * 1000;
@@ -30,6 +32,14 @@ function command(v: unknown, where: string): string {
   if (typeof v !== 'string' || v.trim() === '') throw badRequest(`${where}.command must be a non-empty string`);
   if (v.includes('\0')) throw badRequest(`${where}.command must not contain NUL`);
   return v;
+}
+
+function resources(v: unknown, where: string): ResourceSpec {
+  try {
+    return checkResourceSpec(v, `${where}.resources`);
+  } catch (err) {
+    throw badRequest((err as Error).message);
+  }
 }
 
 /** An access check done once per distinct endpoint or function of a batch: its record, or the error to throw. */
@@ -86,7 +96,10 @@ function buildTask(user: User, spec: unknown, i: number, checked: Map<string, Ch
     // Stored as is, the function named by id (task-payloads.ts): only encodeArgs' output is accepted, so
     // arguments can never pass for a whole task payload.
     if (!isArgsOnly(bytes)) throw badRequest(`${where}.args must be the base64 of encodeArgs(...) (an array of arguments)`);
-    return { id: randomUUID(), endpoint: s.endpointId, function: fn.id, owner: user.id, payload: bytes };
+    if (s.resources === undefined) return { id: randomUUID(), endpoint: s.endpointId, function: fn.id, owner: user.id, payload: bytes };
+    // A resource specification travels in the task itself: this one is stored whole (source included).
+    const full: TaskBody = { kind: 'js', functionId: fn.id, source: fn.source, args: bytes, resources: resources(s.resources, where) };
+    return { id: randomUUID(), endpoint: s.endpointId, function: fn.id, owner: user.id, payload: encodeTask(full) };
   } else if (s.shell !== undefined) {
     const sh = (s.shell ?? {}) as Record<string, unknown>;
     body = { kind: 'shell', command: command(sh.command, `${where}.shell`) };
@@ -105,15 +118,19 @@ function buildTask(user: User, spec: unknown, i: number, checked: Map<string, Ch
     }
   } else if (s.mpi !== undefined) {
     const mpi = (s.mpi ?? {}) as Record<string, unknown>;
-    if (typeof mpi.ranks !== 'number' || !Number.isInteger(mpi.ranks) || mpi.ranks < 1) {
+    if (mpi.ranks !== undefined && (typeof mpi.ranks !== 'number' || !Number.isInteger(mpi.ranks) || mpi.ranks < 1)) {
       throw badRequest(`${where}.mpi.ranks must be a whole number ≥ 1`);
     }
-    body = { kind: 'mpi', command: command(mpi.command, `${where}.mpi`), ranks: mpi.ranks };
+    const ranks = (mpi.ranks as number | undefined) ?? resources(s.resources ?? {}, where).num_ranks;
+    body = { kind: 'mpi', command: command(mpi.command, `${where}.mpi`), ranks };
+    // The older form (ranks only) means ranks on one node's worth of the specification.
+    if (s.resources === undefined) body.resources = resources({ num_ranks: ranks }, where);
     const wt = walltime(mpi.walltimeMs, `${where}.mpi`);
     if (wt !== undefined) body.walltimeMs = wt;
   } else {
     throw badRequest(`${where} needs "functionId" and "args", "shell" or "mpi"`);
   }
+  if (s.resources !== undefined) body.resources = resources(s.resources, where);
   return { id: randomUUID(), endpoint: s.endpointId, function: null, owner: user.id, payload: encodeTask(body) };
 }
 
@@ -138,7 +155,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { store } = ctx;
 
   /** Body: `{tasks: [...]}` or the array itself. Answers `{taskIds}` in the same order. */
-  app.post('/v1/tasks', { bodyLimit: ctx.limits.maxSubmitBodyBytes }, async (request) => {
+  app.post('/v1/tasks', { bodyLimit: ctx.limits.maxSubmitBodyBytes }, async (request): Promise<SubmitTasksResponse> => {
     const user = userOf(request);
     const specs = Array.isArray(request.body) ? request.body : bodyObject(request.body).tasks;
     if (!Array.isArray(specs) || specs.length === 0) throw badRequest('"tasks" must be a non-empty array');
@@ -152,7 +169,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   });
 
   /** One task; `?wait=SECONDS` holds the request until it finishes or the time is up. */
-  app.get<{ Params: { id: string } }>('/v1/tasks/:id', async (request, reply) => {
+  app.get<{ Params: { id: string } }>('/v1/tasks/:id', async (request, reply): Promise<TaskView> => {
     const user = userOf(request);
     const task = await taskFor(store, user, request.params.id);
     const ms = waitMs(request.query, ctx.maxWaitSeconds);
@@ -169,7 +186,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
    * Each id counts once, at most maxResultIds per call (413), and one reply carries at most maxReplyBytes of
    * results (at least one): the ids that did not fit are in `remaining`, in order, for the next call.
    */
-  app.post('/v1/tasks/results', async (request, reply) => {
+  app.post('/v1/tasks/results', async (request, reply): Promise<TaskResultsResponse> => {
     const user = userOf(request);
     const body = bodyObject(request.body);
     const ids = body.ids;
@@ -213,7 +230,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     return { results, pending: latest.filter((t) => !isFinished(t)).length, remaining };
   });
 
-  app.get<{ Params: { id: string } }>('/v1/tasks/:id/transitions', async (request) => {
+  app.get<{ Params: { id: string } }>('/v1/tasks/:id/transitions', async (request): Promise<TransitionsResponse> => {
     const task = await taskFor(store, userOf(request), request.params.id);
     return {
       taskId: task.id,

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { PROTOCOL_VERSION } from '../../protocol/forwarder-messages.js';
 import { forbidden, HttpError, notFound, userOf } from '../auth.js';
 import { bodyObject, requireString, type ServiceContext } from './context.js';
+import type { AddMemberResponse, CreateGroupResponse, GroupListResponse, HealthResponse, WhoamiResponse } from '../../protocol/http.js';
 
 /** Paths answered without a token. */
 export const PUBLIC_PATHS = ['/v1/health'] as const;
@@ -12,9 +13,9 @@ export const PUBLIC_PATHS = ['/v1/health'] as const;
 export function userRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { store } = ctx;
 
-  app.get('/v1/health', async () => ({ ok: true, protocol: PROTOCOL_VERSION, pid: process.pid }));
+  app.get('/v1/health', async (): Promise<HealthResponse> => ({ ok: true, protocol: PROTOCOL_VERSION, pid: process.pid }));
 
-  app.get('/v1/whoami', async (request) => {
+  app.get('/v1/whoami', async (request): Promise<WhoamiResponse> => {
     const user = userOf(request);
     const groups = await store.groupsOf(user.id);
     const owners = new Map<string, string>();
@@ -27,7 +28,7 @@ export function userRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     };
   });
 
-  app.post('/v1/groups', async (request) => {
+  app.post('/v1/groups', async (request): Promise<CreateGroupResponse> => {
     const user = userOf(request);
     const name = requireString(bodyObject(request.body), 'name', 100);
     if (await store.group(name)) throw new HttpError(409, 'CONFLICT', `a group named ${name} already exists`);
@@ -54,7 +55,7 @@ export function userRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     return { groupId: group.id, deleted: true };
   });
 
-  app.get('/v1/groups', async (request) => {
+  app.get('/v1/groups', async (request): Promise<GroupListResponse> => {
     const user = userOf(request);
     const groups = await store.groupsOf(user.id);
     const owners = await Promise.all(groups.map((g) => store.userById(g.owner)));
@@ -67,7 +68,7 @@ export function userRoutes(app: FastifyInstance, ctx: ServiceContext): void {
    * Invite a user (by name) to a group; only the group's owner may. The answer is the same whether or not
    * such a user exists, so nobody learns user names from it; the user becomes a member by accepting.
    */
-  app.post<{ Params: { id: string } }>('/v1/groups/:id/members', async (request) => {
+  app.post<{ Params: { id: string } }>('/v1/groups/:id/members', async (request): Promise<AddMemberResponse> => {
     const user = userOf(request);
     const group = await ownedGroup(request.params.id, user.id, 'invite members');
     const memberName = requireString(bodyObject(request.body), 'user', 100);

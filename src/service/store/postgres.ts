@@ -16,7 +16,7 @@ import { toEndpoint, toFunction, toTask, toUser } from './sqlite.js';
 import { hashToken, newToken } from './tokens.js';
 import { unavailableOr } from './unavailable.js';
 import type {
-  EndpointRecord, EndpointState, FunctionRecord, Group, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskSummary, Transition, User,
+  EndpointMetadata, EndpointRecord, EndpointState, FunctionRecord, Group, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskSummary, Transition, User,
 } from './types.js';
 import { QuotaExceededError } from './types.js';
 import { errorOutcome } from '../../protocol/payload.js';
@@ -334,12 +334,14 @@ export class PgStore implements Store {
     return r && toEndpoint(r);
   }
 
-  async saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null }, maxPerOwner?: number): Promise<EndpointRecord> {
+  async saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null; replica?: string | null }, maxPerOwner?: number): Promise<EndpointRecord> {
     const now = Date.now();
-    const upsert = `INSERT INTO endpoints (id, name, owner, public_key, group_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
-      ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, public_key = EXCLUDED.public_key, group_id = EXCLUDED.group_id, updated_at = EXCLUDED.updated_at
+    const upsert = `INSERT INTO endpoints (id, name, owner, public_key, group_id, replica, created_at, updated_at)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+      ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, public_key = EXCLUDED.public_key, group_id = EXCLUDED.group_id,
+        replica = COALESCE(EXCLUDED.replica, endpoints.replica), updated_at = EXCLUDED.updated_at
       RETURNING *`;
-    const values = [e.id, e.name, e.owner, e.publicKey, e.group, now];
+    const values = [e.id, e.name, e.owner, e.publicKey, e.group, e.replica ?? null, now];
     if (maxPerOwner === undefined) return toEndpoint((await this.row(upsert, values))!);
     return this.tx(async (q) => {
       if ((await q('SELECT 1 FROM endpoints WHERE id = $1', [e.id])).length === 0) await this.checkQuota(q, 'endpoints', e.owner, 1, maxPerOwner);
@@ -369,6 +371,10 @@ export class PgStore implements Store {
 
   async setEndpointPorts(id: string, ports: Record<ForwarderChannel, number>): Promise<void> {
     await this.rows('UPDATE endpoints SET ports = $1 WHERE id = $2', [JSON.stringify(ports), id]);
+  }
+
+  async setEndpointMetadata(id: string, metadata: EndpointMetadata | null): Promise<void> {
+    await this.rows('UPDATE endpoints SET metadata = $1 WHERE id = $2', [metadata ? JSON.stringify(metadata) : null, id]);
   }
 
   async setEndpointState(id: string, state: EndpointState, lastSeen: number | null = null): Promise<void> {

@@ -15,7 +15,7 @@ import { MIGRATIONS_TABLE, SQLITE_MIGRATIONS, pending } from './migrations.js';
 import { hashToken, newToken } from './tokens.js';
 import { errorOutcome } from '../../protocol/payload.js';
 import type {
-  EndpointRecord, EndpointState, FunctionRecord, Group, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskState, TaskSummary, Transition, User,
+  EndpointMetadata, EndpointRecord, EndpointState, FunctionRecord, Group, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskState, TaskSummary, Transition, User,
 } from './types.js';
 import { QuotaExceededError } from './types.js';
 
@@ -31,6 +31,8 @@ export function toEndpoint(r: Row): EndpointRecord {
     lastSeen: r.last_seen === null || r.last_seen === undefined ? null : Number(r.last_seen),
     group: (r.group_id as string | null) ?? null,
     ports: r.ports ? (JSON.parse(r.ports as string) as EndpointRecord['ports']) : null,
+    replica: (r.replica as string | null | undefined) ?? null,
+    metadata: r.metadata ? (JSON.parse(r.metadata as string) as EndpointRecord['metadata']) : null,
     createdAt: Number(r.created_at),
   };
 }
@@ -87,9 +89,10 @@ function prepareStatements(db: Database.Database) {
     groupsOf: p('SELECT DISTINCT g.id, g.name, g.owner FROM groups g LEFT JOIN group_members m ON m.group_id = g.id WHERE g.owner = ? OR m.user_id = ? ORDER BY g.name'),
     membersOf: p('SELECT u.name FROM group_members m JOIN users u ON u.id = m.user_id WHERE m.group_id = ? ORDER BY u.name'),
     endpoint: p('SELECT * FROM endpoints WHERE id = ?'),
-    insertEndpoint: p(`INSERT INTO endpoints (id, name, owner, public_key, group_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-    updateEndpoint: p('UPDATE endpoints SET name = ?, public_key = ?, group_id = ?, updated_at = ? WHERE id = ?'),
+    insertEndpoint: p(`INSERT INTO endpoints (id, name, owner, public_key, group_id, replica, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+    updateEndpoint: p('UPDATE endpoints SET name = ?, public_key = ?, group_id = ?, replica = COALESCE(?, replica), updated_at = ? WHERE id = ?'),
     endpointPorts: p('UPDATE endpoints SET ports = ? WHERE id = ?'),
+    endpointMetadata: p('UPDATE endpoints SET metadata = ? WHERE id = ?'),
     endpointState: p('UPDATE endpoints SET state = ?, last_seen = COALESCE(?, last_seen) WHERE id = ?'),
     endpointsFor: p(`SELECT e.* FROM endpoints e WHERE e.owner = ? OR (e.group_id IS NOT NULL AND EXISTS (SELECT 1 FROM groups g
       WHERE g.id = e.group_id AND (g.owner = ? OR EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id AND m.user_id = ?))))
@@ -255,13 +258,14 @@ export class SqliteStore implements Store {
     return r && toEndpoint(r);
   }
 
-  async saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null }, maxPerOwner?: number): Promise<EndpointRecord> {
+  async saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null; replica?: string | null }, maxPerOwner?: number): Promise<EndpointRecord> {
     const now = Date.now();
+    const replica = e.replica ?? null;
     return this.db.transaction(() => {
-      if (this.q.endpoint.get(e.id)) this.q.updateEndpoint.run(e.name, e.publicKey, e.group, now, e.id);
+      if (this.q.endpoint.get(e.id)) this.q.updateEndpoint.run(e.name, e.publicKey, e.group, replica, now, e.id);
       else {
         this.checkQuota('endpoints', this.q.countEndpoints, e.owner, 1, maxPerOwner);
-        this.q.insertEndpoint.run(e.id, e.name, e.owner, e.publicKey, e.group, now, now);
+        this.q.insertEndpoint.run(e.id, e.name, e.owner, e.publicKey, e.group, replica, now, now);
       }
       return toEndpoint(this.q.endpoint.get(e.id) as Row);
     })();
@@ -334,6 +338,10 @@ export class SqliteStore implements Store {
 
   async setEndpointPorts(id: string, ports: Record<ForwarderChannel, number>): Promise<void> {
     this.q.endpointPorts.run(JSON.stringify(ports), id);
+  }
+
+  async setEndpointMetadata(id: string, metadata: EndpointMetadata | null): Promise<void> {
+    this.q.endpointMetadata.run(metadata ? JSON.stringify(metadata) : null, id);
   }
 
   async setEndpointState(id: string, state: EndpointState, lastSeen: number | null = null): Promise<void> {

@@ -6,13 +6,16 @@
  */
 import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
 import type { ForwarderChannel } from '../../protocol/forwarder-messages.js';
+import type { EndpointState, TaskState } from '../../protocol/http.js';
 
-/** received → waiting-for-endpoint → waiting-for-nodes → running → success | failed. */
-export type TaskState = 'received' | 'waiting-for-endpoint' | 'waiting-for-nodes' | 'running' | 'success' | 'failed';
-export type EndpointState = 'Active' | 'Inactive';
+/** received → waiting-for-endpoint → waiting-for-nodes → running → success | failed (the HTTP contract's union). */
+export type { EndpointState, TaskState };
 
 export type User = { id: string; name: string; createdAt: number };
 export type Group = { id: string; name: string; owner: string };
+
+export type { EndpointMetadata } from '../../protocol/http.js';
+import type { EndpointMetadata } from '../../protocol/http.js';
 
 export interface EndpointRecord {
   id: string;
@@ -26,6 +29,10 @@ export interface EndpointRecord {
   group: string | null;
   /** The forwarder's ports last time it ran (re-bound after a service restart when free). */
   ports: Record<ForwarderChannel, number> | null;
+  /** The service replica whose forwarder serves it (the one it last registered with), or null. */
+  replica: string | null;
+  /** What the endpoint said of its owner at registration (global options username, email), or null. */
+  metadata: EndpointMetadata | null;
   createdAt: number;
 }
 
@@ -130,14 +137,19 @@ export interface Store {
 
   // endpoints
   endpoint(id: string): Promise<EndpointRecord | undefined>;
-  /** Create the endpoint, or update name, key and group of an existing one (ownership is checked by the caller). */
-  saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null }, maxPerOwner?: number): Promise<EndpointRecord>;
+  /**
+   * Create the endpoint, or update name, key and group of an existing one (ownership is checked by the
+   * caller); `replica`, when given, becomes the replica that serves it. A new endpoint counts against
+   * `maxPerOwner`.
+   */
+  saveEndpoint(e: { id: string; name: string; owner: string; publicKey: string; group: string | null; replica?: string | null }, maxPerOwner?: number): Promise<EndpointRecord>;
   /**
    * Remove an endpoint; its unfinished tasks fail with EndpointDeleted (their ids are returned). Returns
    * undefined when there is no such endpoint.
    */
   deleteEndpoint(id: string): Promise<string[] | undefined>;
   setEndpointPorts(id: string, ports: Record<ForwarderChannel, number>): Promise<void>;
+  setEndpointMetadata(id: string, metadata: EndpointMetadata | null): Promise<void>;
   setEndpointState(id: string, state: EndpointState, lastSeen?: number | null): Promise<void>;
   /** Endpoints the user owns or may use through their group, by name. */
   endpointsFor(userId: string): Promise<EndpointRecord[]>;

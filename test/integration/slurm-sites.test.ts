@@ -1,0 +1,119 @@
+/**
+ * Real sites on the real Slurm test cluster (with slurmdbd on MariaDB): a block the scheduler holds is not
+ * capacity and is replaced; a block pending for a reason that cannot change pauses submission after the
+ * second one; jobs that left squeue are classified by sacct (exit code, time limit, cancelled from outside).
+ */
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureSlurm } from './cluster-setup.js';
+import { Config } from '../../src/config/config.js';
+import { SlurmProvider } from '../../providers/slurm.js';
+import { LocalChannel } from '../../providers/channels/local.js';
+import type { CommandResult, RunOptions } from '../../providers/channels/channel.js';
+import { SrunLauncher } from '../../launchers/srun.js';
+import { Engine } from '../../src/endpoint/engine/engine.js';
+import { createLogger } from '../../src/logger.js';
+import { jsTask } from '../helpers/engine-fixture.js';
+import { until, untilValue } from '../helpers/wait.js';
+import type { ResultEnvelope } from '../../src/protocol/messages.js';
+
+before(async () => {
+  await ensureSlurm();
+});
+
+const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8' }).trim();
+const sbatch = (...args: string[]): string => /Submitted batch job (\d+)/.exec(sh('sbatch', args))![1]!;
+const squeueLine = (id: string): string => sh('squeue', ['--noheader', '--states=all', `--format=%t|%r`, `--job=${id}`]);
+
+function engineFor(dir: string, provider: Record<string, unknown>, strategy: Record<string, unknown> = {}): Engine {
+  const config = new Config({
+    engine: { max_workers_per_node: 1, heartbeat_period: 1, heartbeat_threshold: 6, address: '127.0.0.1' },
+    provider: new SlurmProvider({
+      nodes_per_block: 1, walltime: '00:05:00', max_blocks: 1, launcher: new SrunLauncher(),
+      channel: new LocalChannel({ script_dir: join(dir, 'submit_scripts') }), ...provider,
+    }),
+    strategy: { period: 1, max_idletime: 60, walltime_margin: 5, ...strategy },
+  });
+  return new Engine({ config, name: 'sites', keysDir: join(dir, 'keys'), log: createLogger('slurm-sites', 'warn') });
+}
+
+test('a block held with scontrol hold is not capacity: cancelled, said why, and replaced; the work completes', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'funcx-slurm-held-'));
+  // Another user's job holds every node, so our block waits in the queue long enough to be held.
+  const blocker = sbatch('--exclusive', '-N', '3', '-p', 'debug', '-o', '/dev/null', '--wrap', 'sleep 600');
+  const engine = engineFor(dir, { partition: 'debug' });
+  await engine.start();
+  try {
+    const results: ResultEnvelope[] = [];
+    engine.onResults = (rs) => results.push(...rs);
+    engine.submitMany(Array.from({ length: 3 }, () => jsTask('async () => 7', [], 'seven')));
+    const first = (await untilValue('block 0 submitted', () => engine.tracker.get('0')?.jobId ?? undefined))!;
+    sh('scontrol', ['hold', first]);
+    await until('squeue says held', () => /^PD\|JobHeld(User|Admin)$/.test(squeueLine(first)));
+    const second = (await untilValue('a replacement block', () => engine.tracker.blocks().find((b) => b.blockId !== '0')?.jobId ?? undefined, { timeoutMs: 60_000 }))!;
+    assert.notEqual(second, first);
+    const ended = engine.tracker.history().find((b) => b.blockId === '0');
+    assert.equal(ended?.state, 'cancelled', `block 0 ended ${ended?.state}`);
+    assert.match(ended?.cancelReason ?? '', /held by the scheduler \(JobHeld(User|Admin)\)/);
+    sh('scancel', [blocker]);
+    await until('the three results', () => results.length === 3, { timeoutMs: 120_000 });
+    assert.ok(results.every((r) => !r.failed), 'no task failed');
+  } finally {
+    try { sh('scancel', [blocker]); } catch { /* gone */ }
+    await engine.stop({ graceMs: 0 });
+  }
+});
+
+test('a block pending for a reason that cannot change (PartitionNodeLimit) is cancelled; the second pauses submission', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'funcx-slurm-stuck-'));
+  // Partition `tiny` allows one node per job; our blocks ask for two.
+  const engine = engineFor(dir, { partition: 'tiny', nodes_per_block: 2 });
+  await engine.start();
+  try {
+    engine.submitMany([jsTask('async () => 1', [], 'one')]);
+    const health = (await untilValue('submissions paused', () => {
+      const h = engine.tracker.submitHealth();
+      return h.paused ? h : undefined;
+    }, { timeoutMs: 90_000 }))!;
+    assert.match(health.pausedReason ?? '', /PartitionNodeLimit/);
+    const ended = engine.tracker.history();
+    assert.ok(ended.length >= 1 && ended.every((b) => /PartitionNodeLimit/.test(b.cancelReason ?? '')), JSON.stringify(ended.map((b) => b.cancelReason)));
+    const submitted = engine.tracker.blocks().length + ended.length;
+    assert.equal(submitted, 2, 'two blocks tried, no third while paused');
+  } finally {
+    await engine.stop({ graceMs: 0 });
+  }
+});
+
+/** A channel on which squeue has forgotten every job (as after MinJobAge): only sacct can tell. */
+class ForgetfulChannel extends LocalChannel {
+  override async run(command: string, options?: RunOptions): Promise<CommandResult> {
+    if (command.startsWith('squeue')) return { code: 1, stdout: '', stderr: 'slurm_load_jobs error: Invalid job id specified\n', timedOut: false };
+    return super.run(command, options);
+  }
+}
+
+test('jobs that left squeue are classified by sacct: exit 3 failed, cancelled from outside, time limit', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'funcx-slurm-sacct-'));
+  const p = new SlurmProvider({ channel: new ForgetfulChannel({ script_dir: dir }), logger: () => {} });
+  const exit3 = sbatch('-p', 'debug', '-o', '/dev/null', '--wrap', 'exit 3');
+  const killed = sbatch('-p', 'debug', '-o', '/dev/null', '--wrap', 'sleep 600');
+  const late = sbatch('-p', 'debug', '-o', '/dev/null', '--time=1', '--wrap', 'sleep 600');
+  await until('the sleeper runs', () => squeueLine(killed).startsWith('R|'), { timeoutMs: 60_000 });
+  sh('scancel', [killed]);
+  try {
+    const final = (await untilValue('sacct knows all three', async () => {
+      const got = await p.status([exit3, killed, late]);
+      return [...got.values()].every((s) => s.state !== 'unknown' && s.state !== 'ended') ? got : undefined;
+    }, { timeoutMs: 150_000, everyMs: 2000 }))!;
+    assert.deepEqual([final.get(exit3)?.state, final.get(exit3)?.exitCode], ['failed', 3]);
+    assert.equal(final.get(killed)?.state, 'cancelled');
+    assert.equal(final.get(late)?.state, 'timeout');
+  } finally {
+    try { sh('scancel', [killed, late]); } catch { /* gone */ }
+  }
+});
