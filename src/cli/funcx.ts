@@ -180,10 +180,78 @@ group
   .action(async (name: string) => out((await client().createGroup(name)) + '\n'));
 group
   .command('add <group> <user>')
-  .description('add a user to a group you own')
+  .description('invite a user to a group you own (they join with `funcx group accept`)')
   .action(async (g: string, user: string) => {
     await client().addGroupMember(g, user);
-    out(`added ${user} to ${g}\n`);
+    out(`invited ${user} to ${g} (if such a user exists); they join with \`funcx group accept ${g}\`\n`);
+  });
+group
+  .command('invitations')
+  .description('groups you were invited to')
+  .action(async () => {
+    const invitations = await client().listInvitations();
+    out(table(['Group', 'Id', 'Owner'], invitations.map((i) => [i.name, i.groupId, i.owner])));
+  });
+group
+  .command('accept <group>')
+  .description('join a group you were invited to')
+  .action(async (g: string) => {
+    await client().acceptInvitation(g);
+    out(`joined ${g}\n`);
+  });
+group
+  .command('decline <group>')
+  .description('decline an invitation')
+  .action(async (g: string) => {
+    await client().declineInvitation(g);
+    out(`declined ${g}\n`);
+  });
+group
+  .command('leave <group>')
+  .description('leave a group')
+  .action(async (g: string) => {
+    await client().leaveGroup(g);
+    out(`left ${g}\n`);
+  });
+group
+  .command('remove <group> <user>')
+  .description('remove a member from a group you own')
+  .action(async (g: string, user: string) => {
+    await client().removeGroupMember(g, user);
+    out(`removed ${user} from ${g}\n`);
+  });
+group
+  .command('delete <group>')
+  .description('delete a group you own: what was shared with it is no longer shared')
+  .action(async (g: string) => {
+    await client().deleteGroup(g);
+    out(`deleted group ${g}\n`);
+  });
+
+program
+  .command('delete-function <functionId>')
+  .description('delete a function you own (tasks still queued for it fail with FunctionNotFound)')
+  .action(async (id: string) => {
+    await client().deleteFunction(id);
+    out(`deleted function ${id}\n`);
+  });
+
+program
+  .command('delete-endpoint <endpointId>')
+  .description('delete an endpoint you own at the service (its unfinished tasks fail)')
+  .action(async (id: string) => {
+    await client().deleteEndpoint(id);
+    out(`deleted endpoint ${id}\n`);
+  });
+
+const token = program.command('token').description('your API token');
+token
+  .command('rotate')
+  .description('get a new token (printed once); the current one stops working at once')
+  .action(async () => {
+    const fresh = await client().rotateToken();
+    process.stderr.write('Your new token is printed below; the old one no longer works (update FUNCX_TOKEN or credentials.json):\n');
+    out(fresh + '\n');
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => handle(err));

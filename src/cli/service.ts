@@ -9,12 +9,12 @@ import { Command, InvalidArgumentError } from 'commander';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, closeSync, readSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FuncxError } from '../errors.js';
 import { handle } from './handle.js';
 import { startService } from '../service/api.js';
-import { isPostgresUrl, openStore, PgStore } from '../service/store/index.js';
+import { isPostgresUrl, openStore, PgStore, type Store, type User } from '../service/store/index.js';
 import { DEFAULT_LIMITS, DEFAULT_QUOTAS } from '../service/limits.js';
 
 interface PidFile {
@@ -37,6 +37,8 @@ interface StartFlags {
   quotaTasks?: number;
   quotaFunctions?: number;
   quotaEndpoints?: number;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 const home = (): string => process.env.FUNCX_SERVICE_HOME || join(homedir(), '.funcx-service');
@@ -114,6 +116,13 @@ function tail(path: string, bytes = 2000): string {
   }
 }
 
+/** Both TLS files or neither. */
+function tlsFiles(flags: StartFlags): { cert: string; key: string } | undefined {
+  if (!flags.tlsCert && !flags.tlsKey) return undefined;
+  if (!flags.tlsCert || !flags.tlsKey) throw new FuncxError('CONFIG', '--tls-cert and --tls-key go together: give both');
+  return { cert: flags.tlsCert, key: flags.tlsKey };
+}
+
 async function runForeground(flags: StartFlags): Promise<void> {
   refuseIfRunning();
   const service = await startService({
@@ -128,6 +137,7 @@ async function runForeground(flags: StartFlags): Promise<void> {
     maxResultBytes: flags.maxResultBytes,
     maxBatch: flags.maxBatch,
     quotas: { tasks: flags.quotaTasks, functions: flags.quotaFunctions, endpoints: flags.quotaEndpoints },
+    tls: tlsFiles(flags),
   });
   const pidFile: PidFile = { pid: process.pid, url: service.url, startedAt: new Date().toISOString() };
   writeFileSync(pidPath(), JSON.stringify(pidFile) + '\n', { mode: 0o600 });
@@ -161,6 +171,9 @@ async function startDetached(flags: StartFlags): Promise<void> {
   if (flags.heartbeatThresholdMs) args.push('--heartbeat-threshold-ms', String(flags.heartbeatThresholdMs));
   if (flags.maxResultBytes) args.push('--max-result-bytes', String(flags.maxResultBytes));
   if (flags.maxBatch) args.push('--max-batch', String(flags.maxBatch));
+  if (flags.tlsCert) args.push('--tls-cert', resolve(flags.tlsCert));
+  if (flags.tlsKey) args.push('--tls-key', resolve(flags.tlsKey));
+  tlsFiles(flags);
   if (flags.quotaTasks !== undefined) args.push('--quota-tasks', String(flags.quotaTasks));
   if (flags.quotaFunctions !== undefined) args.push('--quota-functions', String(flags.quotaFunctions));
   if (flags.quotaEndpoints !== undefined) args.push('--quota-endpoints', String(flags.quotaEndpoints));
@@ -235,6 +248,18 @@ async function addUser(name: string, flags: { database?: string }): Promise<void
   }
 }
 
+/** Run `fn` on the user named `name` in the service's database (the running service sees the change at once). */
+async function withUser(name: string, flags: { database?: string }, fn: (store: Store, user: User) => Promise<void>): Promise<void> {
+  const store = await openStore(database(flags.database));
+  try {
+    const user = await store.userByName(name);
+    if (!user) throw new FuncxError('NO_SUCH_USER', `no user named ${name}`);
+    await fn(store, user);
+  } finally {
+    await store.close();
+  }
+}
+
 /** Bring the database's schema up to date and say what it is at (start does this too). */
 async function migrate(flags: { database?: string }): Promise<void> {
   const location = database(flags.database);
@@ -281,6 +306,8 @@ program
   .option('--quota-tasks <n>', `unfinished tasks per user (default ${DEFAULT_QUOTAS.tasks})`, intOption('--quota-tasks', 0, 1e9))
   .option('--quota-functions <n>', `functions per user (default ${DEFAULT_QUOTAS.functions})`, intOption('--quota-functions', 0, 1e9))
   .option('--quota-endpoints <n>', `endpoints per user (default ${DEFAULT_QUOTAS.endpoints})`, intOption('--quota-endpoints', 0, 1e9))
+  .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM; with --tls-key)')
+  .option('--tls-key <file>', "the certificate's private key (PEM)")
   .action(async (flags: StartFlags) => (flags.foreground ? runForeground(flags) : startDetached(flags)));
 program
   .command('stop')
@@ -298,6 +325,44 @@ user
   .description('create a user and print their token (once)')
   .option('--database <location>', 'as for start')
   .action(async (name: string, flags: { database?: string }) => addUser(name, flags));
+user
+  .command('disable <name>')
+  .description("refuse the user's token until enabled again (nothing of theirs is deleted)")
+  .option('--database <location>', 'as for start')
+  .action(async (name: string, flags: { database?: string }) =>
+    withUser(name, flags, async (store, u) => {
+      await store.setUserDisabled(u.id, true);
+      process.stdout.write(`User ${name} is disabled: their token is refused.\n`);
+    }));
+user
+  .command('enable <name>')
+  .description('accept the user\'s token again')
+  .option('--database <location>', 'as for start')
+  .action(async (name: string, flags: { database?: string }) =>
+    withUser(name, flags, async (store, u) => {
+      await store.setUserDisabled(u.id, false);
+      process.stdout.write(`User ${name} is enabled.\n`);
+    }));
+user
+  .command('remove <name>')
+  .description('remove the user with their endpoints, functions, groups and tasks')
+  .option('--database <location>', 'as for start')
+  .action(async (name: string, flags: { database?: string }) =>
+    withUser(name, flags, async (store, u) => {
+      const { endpoints, failedTasks } = await store.removeUser(u.id);
+      process.stdout.write(`Removed user ${name} (${endpoints.length} endpoints, ${failedTasks.length} unfinished tasks on them failed).\n`);
+    }));
+const token = program.command('token').description("manage users' tokens");
+token
+  .command('rotate <user>')
+  .description('give the user a new token (printed once); the old one stops working at once')
+  .option('--database <location>', 'as for start')
+  .action(async (name: string, flags: { database?: string }) =>
+    withUser(name, flags, async (store, u) => {
+      const fresh = await store.rotateToken(u.id);
+      process.stderr.write(`New token of ${name}, printed once below; the old one no longer works:\n`);
+      process.stdout.write(fresh + '\n');
+    }));
 program
   .command('migrate')
   .description('bring the database schema up to date and exit (start does this too)')

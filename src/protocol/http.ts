@@ -209,6 +209,8 @@ export interface WhoamiResponse {
   name: string;
   /** Names of the groups the user belongs to. */
   groups: string[];
+  /** The same groups with their ids and owners (by name). */
+  memberships: Array<{ groupId: string; name: string; owner: string }>;
 }
 
 /** POST /v1/groups. */
@@ -242,5 +244,6 @@ export interface AddMemberRequest {
 export interface AddMemberResponse {
   groupId: string;
   name: string;
-  added: string;
+  /** The name invited: the same answer whether or not such a user exists; they join by accepting. */
+  invited: string;
 }

@@ -32,6 +32,32 @@ export interface FuncXClientOptions {
   token?: string;
   /** Per request (long-polls get their wait on top). @default 30000 */
   timeoutMs?: number;
+  /** A PEM file of the CA that signed the service's certificate (NODE_EXTRA_CA_CERTS works too). */
+  caFile?: string;
+  /** Allow plain http:// to a host that is not loopback (tokens then cross the network in clear). @default FUNCX_INSECURE=1 */
+  insecure?: boolean;
+}
+
+/** Loopback hosts, where plain HTTP never leaves the machine. */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/** Refuse http:// to a host that is not loopback unless `insecure`: the token would travel in clear. */
+export function checkServiceUrl(serviceUrl: string, insecure = process.env.FUNCX_INSECURE === '1'): void {
+  let url: URL;
+  try {
+    url = new URL(serviceUrl);
+  } catch {
+    throw new FuncxError('CONFIG', `the service URL ${JSON.stringify(serviceUrl)} is not a URL`);
+  }
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname) && !insecure) {
+    throw new FuncxError('INSECURE_URL', `refusing plain http:// to ${url.host}: the token would cross the network in clear; use https://`, [
+      'serve the service with `funcx-service start --tls-cert FILE --tls-key FILE`',
+      'or, on a network you trust, pass --insecure (FUNCX_INSECURE=1)',
+    ]);
+  }
 }
 
 /** An error answer of the service, with its HTTP status and code (UNAUTHORIZED, FORBIDDEN, NOT_FOUND...). */
@@ -137,8 +163,10 @@ export function resolveCredentials(options: FuncXClientOptions = {}): { serviceU
 
 export class FuncXClient {
   readonly serviceUrl: string;
-  private readonly token: string;
+  private token: string;
   private readonly timeoutMs: number;
+  /** Set when the client trusts its own CA file. */
+  private httpsAgent?: https.Agent;
   /** Learnt from the service's 413s. */
   private maxBatch = DEFAULT_CHUNK;
   private maxIds = DEFAULT_CHUNK;
@@ -148,6 +176,16 @@ export class FuncXClient {
     this.serviceUrl = serviceUrl;
     this.token = token;
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    checkServiceUrl(serviceUrl, options.insecure ?? process.env.FUNCX_INSECURE === '1');
+    if (options.caFile) {
+      let ca: Buffer;
+      try {
+        ca = readFileSync(options.caFile);
+      } catch (err) {
+        throw new FuncxError('CONFIG', `cannot read the CA file ${options.caFile}: ${(err as Error).message}`);
+      }
+      this.httpsAgent = new https.Agent({ keepAlive: true, ca });
+    }
   }
 
   /** Register a function (or its source); returns its id. `group` shares it with that group's members. */
@@ -292,10 +330,55 @@ export class FuncXClient {
     return (await this.request<CreateGroupResponse>('POST', '/v1/groups', request)).groupId;
   }
 
-  /** Add a user (by name) to a group you own (by id or name). */
+  /** Invite a user (by name) to a group you own (by id or name); they are a member once they accept. */
   async addGroupMember(group: string, user: string): Promise<void> {
     const request: AddMemberRequest = { user };
     await this.request('POST', `/v1/groups/${encodeURIComponent(group)}/members`, request);
+  }
+
+  /** Groups you were invited to and have not answered. */
+  async listInvitations(): Promise<Array<{ groupId: string; name: string; owner: string }>> {
+    return (await this.request<{ invitations: Array<{ groupId: string; name: string; owner: string }> }>('GET', '/v1/invitations')).invitations;
+  }
+
+  async acceptInvitation(group: string): Promise<void> {
+    await this.request('POST', `/v1/groups/${encodeURIComponent(group)}/accept`);
+  }
+
+  async declineInvitation(group: string): Promise<void> {
+    await this.request('POST', `/v1/groups/${encodeURIComponent(group)}/decline`);
+  }
+
+  /** Leave a group you are a member of. */
+  async leaveGroup(group: string): Promise<void> {
+    await this.request('POST', `/v1/groups/${encodeURIComponent(group)}/leave`);
+  }
+
+  /** Remove a member from a group you own. */
+  async removeGroupMember(group: string, user: string): Promise<void> {
+    await this.request('DELETE', `/v1/groups/${encodeURIComponent(group)}/members/${encodeURIComponent(user)}`);
+  }
+
+  /** Replace this client's token with a new one (the old one stops working at once); returns the new token. */
+  async rotateToken(): Promise<string> {
+    const { token } = await this.request<{ token: string }>('POST', '/v1/tokens/rotate');
+    this.token = token;
+    return token;
+  }
+
+  /** Delete a function you own; tasks still queued for it fail with FunctionNotFound. */
+  async deleteFunction(functionId: string): Promise<void> {
+    await this.request('DELETE', `/v1/functions/${encodeURIComponent(functionId)}`);
+  }
+
+  /** Delete an endpoint you own at the service (its unfinished tasks fail with EndpointDeleted). */
+  async deleteEndpoint(endpointId: string): Promise<void> {
+    await this.request('DELETE', `/v1/endpoints/${encodeURIComponent(endpointId)}`);
+  }
+
+  /** Delete a group you own (by id or name): what was shared with it is no longer shared. */
+  async deleteGroup(group: string): Promise<void> {
+    await this.request('DELETE', `/v1/groups/${encodeURIComponent(group)}`);
   }
 
   private async request<T>(method: string, path: string, body?: unknown, extraTimeoutMs = 0): Promise<T> {
@@ -305,7 +388,7 @@ export class FuncXClient {
     if (payload !== undefined) headers['content-type'] = 'application/json';
     let response: { status: number; text: string };
     try {
-      response = await send(new URL(this.serviceUrl + path), method, headers, payload, timeoutMs);
+      response = await send(new URL(this.serviceUrl + path), method, headers, payload, timeoutMs, true, this.httpsAgent);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       const why = e.code === 'ECONNREFUSED' ? 'connection refused (is it running?)' : e.message;
@@ -332,10 +415,10 @@ export class FuncXClient {
 // latency of a single task is mostly HTTP. Idle pooled sockets are unref'd, so they never hold a CLI open.
 const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
 
-function send(url: URL, method: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number, retry = true): Promise<{ status: number; text: string }> {
+function send(url: URL, method: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number, retry = true, httpsAgent?: https.Agent): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const secure = url.protocol === 'https:';
-    const req = (secure ? https : http).request(url, { method, headers, agent: secure ? agents.https : agents.http, timeout: timeoutMs }, (res) => {
+    const req = (secure ? https : http).request(url, { method, headers, agent: secure ? (httpsAgent ?? agents.https) : agents.http, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
@@ -344,7 +427,7 @@ function send(url: URL, method: string, headers: Record<string, string>, body: s
     req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
     req.on('error', (err: NodeJS.ErrnoException) => {
       // A pooled connection the service closed meanwhile (it restarted): the request never reached it.
-      if (retry && req.reusedSocket && err.code === 'ECONNRESET') resolve(send(url, method, headers, body, timeoutMs, false));
+      if (retry && req.reusedSocket && err.code === 'ECONNRESET') resolve(send(url, method, headers, body, timeoutMs, false, httpsAgent));
       else reject(err);
     });
     req.end(body);

@@ -53,6 +53,8 @@ export const PROTOCOL_HEADER = 'x-funcx-protocol';
 export interface ServiceOptions extends Partial<ServiceLimits> {
   /** State folder (FUNCX_SERVICE_HOME): service.db (unless `database` says otherwise) and keys/. */
   home: string;
+  /** Serve HTTPS with this certificate and key (PEM files). */
+  tls?: { cert: string; key: string };
   /** Per-user quotas; absent ones keep their defaults (limits.ts). */
   quotas?: Partial<ServiceQuotas>;
   /** Where the state lives: a SQLite file path or a postgres:// URL. @default HOME/service.db */
@@ -127,7 +129,17 @@ export class ForwarderPool implements ForwarderDirectory {
   }
 
   async ensure(endpoint: Pick<EndpointRecord, 'id' | 'publicKey' | 'ports'>): Promise<Forwarder> {
+    await this.creating.get(endpoint.id)?.catch(() => undefined);
     let forwarder = this.forwarders.get(endpoint.id);
+    if (forwarder && forwarder.endpointPublicKey !== endpoint.publicKey) {
+      // A new key: ZAP only vets new connections, and those made with the old key would stay served. Close
+      // them all with the forwarder and open a new one (on the same ports when they are free again).
+      this.p.log.info(`endpoint ${endpoint.id} has a new key: closing every connection made with the old one`);
+      endpoint = { ...endpoint, ports: { ...forwarder.ports } };
+      this.forwarders.delete(endpoint.id);
+      await forwarder.close();
+      forwarder = undefined;
+    }
     if (!forwarder) {
       let creating = this.creating.get(endpoint.id);
       if (!creating) {
@@ -158,7 +170,6 @@ export class ForwarderPool implements ForwarderDirectory {
       }
       forwarder = await creating;
     }
-    forwarder.setEndpointPublicKey(endpoint.publicKey);
     return forwarder;
   }
 
@@ -183,6 +194,10 @@ export class ForwarderPool implements ForwarderDirectory {
     this.forwarders.delete(endpointId);
     this.p.log.info(`endpoint ${endpointId} registered with another replica: closing its forwarder here`);
     await forwarder.close({ recordState: false });
+  }
+
+  forgetFunction(functionId: string): void {
+    for (const f of this.forwarders.values()) f.forgetFunction(functionId);
   }
 
   async remove(endpointId: string): Promise<void> {
@@ -210,9 +225,9 @@ export class ForwarderPool implements ForwarderDirectory {
 }
 
 /** The fastify app with every route; `ctx` holds the state. */
-export function buildApp(ctx: ServiceContext): FastifyInstance {
+export function buildApp(ctx: ServiceContext, tls?: { cert: Buffer; key: Buffer }): FastifyInstance {
   // Every route takes at most maxBodyBytes; the two that need more say so (tasks, functions).
-  const app = Fastify({ logger: false, bodyLimit: ctx.limits.maxBodyBytes, forceCloseConnections: true });
+  const app = Fastify({ logger: false, bodyLimit: ctx.limits.maxBodyBytes, forceCloseConnections: true, ...(tls ? { https: tls } : {}) }) as unknown as FastifyInstance;
   // Version check first: a client speaking another protocol hears that, whatever else is wrong.
   app.addHook('onRequest', async (request) => {
     const header = request.headers[PROTOCOL_HEADER];
@@ -270,6 +285,18 @@ export function buildApp(ctx: ServiceContext): FastifyInstance {
   return app;
 }
 
+/** The PEM files of `--tls-cert/--tls-key`, or an error naming the one that cannot be read. */
+function readTls(tls: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new FuncxError('CONFIG', `cannot read the TLS ${what} ${path}: ${(err as Error).message}`);
+    }
+  };
+  return { cert: read(tls.cert, 'certificate'), key: read(tls.key, 'key') };
+}
+
 /** Open the state, re-create recent forwarders, and listen. */
 export async function startService(options: ServiceOptions): Promise<RunningService> {
   const log = options.log ?? createLogger('service');
@@ -318,7 +345,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     quotas: resolveQuotas(options.quotas),
     log,
   };
-  const app = buildApp(ctx);
+  const app = buildApp(ctx, options.tls ? readTls(options.tls) : undefined);
   const dashboard = installDashboard(app, { ctx, waiters, home: options.home, host });
   let closed = false;
   const close = async () => {
@@ -353,7 +380,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 8080);
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info(`listening on ${url} (protocol ${PROTOCOL_VERSION}, ${forwarders.size} forwarders restored)`);
   return { url, host, port, store, forwarders, waiters, replicaId, app, dashboard, close };
 }

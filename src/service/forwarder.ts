@@ -68,7 +68,7 @@ export class Forwarder {
   private readonly pendingCommands = new Map<string, { resolve: (r: CommandReplyMessage) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private readonly log: Logger;
   private readonly warn: (m: string) => void;
-  private allowedKey: string;
+  private readonly allowedKey: string;
   private readonly sources: FunctionSources;
   private credit = 0;
   private deliveryScheduled = false;
@@ -177,9 +177,14 @@ export class Forwarder {
     return this.endpointState;
   }
 
-  /** The endpoint re-registered with another key: let only the new one in from now on. */
-  setEndpointPublicKey(key: string): void {
-    this.allowedKey = key;
+  /** The only CURVE key let in (a new key means a new forwarder: see ForwarderPool.ensure). */
+  get endpointPublicKey(): string {
+    return this.allowedKey;
+  }
+
+  /** The function was deleted: tasks still queued for it fail at delivery. */
+  forgetFunction(functionId: string): void {
+    this.sources.forget(functionId);
   }
 
   /** New tasks were queued for this endpoint: deliver what the credit allows (coalesced per tick). */

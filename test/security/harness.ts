@@ -16,6 +16,7 @@ import { decodeFrame } from '../../src/protocol/codec.js';
 import { encodeRaw } from '../helpers/raw-frame.js';
 import type { CurveKeyPair } from '../../src/protocol/keys.js';
 import { silentLogger } from '../../src/logger.js';
+import { databaseFor, dropTestDatabases } from '../helpers/store-backends.js';
 
 export { until } from '../helpers/wait.js';
 
@@ -31,8 +32,14 @@ export function cliPath(name: string): string {
 
 /** A service in this process on a free loopback port, closed when the test ends. */
 export async function inProcessService(t: TestContext, options: Partial<ServiceOptions> = {}): Promise<RunningService> {
-  const s = await startService({ home: tmpDir('service'), port: 0, heartbeatPeriodMs: 200, heartbeatThresholdMs: 3000, log: silentLogger, ...options });
-  t.after(() => s.close());
+  // FUNCX_TEST_STORE=postgres runs the same test with the state in PostgreSQL (test/helpers/store-backends.ts).
+  const home = options.home ?? tmpDir('service');
+  const database = await databaseFor(home);
+  const s = await startService({ home, database, port: 0, heartbeatPeriodMs: 200, heartbeatThresholdMs: 3000, log: silentLogger, ...options });
+  t.after(async () => {
+    await s.close();
+    if (database) await dropTestDatabases();
+  });
   return s;
 }
 

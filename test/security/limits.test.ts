@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import type { RunningService } from '../../src/service/api.js';
 import { RemoteError } from '../../src/protocol/payload.js';
+import { PgStore } from '../../src/service/store/index.js';
 import { FakeEndpoint, removeFakeEndpointDirs } from '../helpers/fake-endpoint.js';
 import { addUser, inProcessService, tmpDir, type TestUser } from './harness.js';
 
@@ -99,9 +100,14 @@ test("tasks refer to their function: 50 tasks of a 1 MB function do not store 50
   for (let i = 0; i < 50; i++) batch.add(ep.id, fn, i);
   const results = await alice.sdk.getBatchResults<number>(await alice.sdk.batchRun(batch), { waitMs: 60_000 });
   assert.deepEqual(results.map((r) => r.value), Array.from({ length: 50 }, (_, i) => i + padding.length));
-  const db = new Database(join(home, 'service.db'), { readonly: true, fileMustExist: true });
-  t.after(() => db.close());
-  const stored = (db.prepare('SELECT COALESCE(SUM(LENGTH(payload)), 0) AS n FROM task_payloads').get() as { n: number }).n;
+  let stored: number;
+  if (s.store instanceof PgStore) {
+    stored = Number((await s.store.pool.query('SELECT COALESCE(SUM(octet_length(payload)), 0) AS n FROM task_payloads')).rows[0].n);
+  } else {
+    const db = new Database(join(home, 'service.db'), { readonly: true, fileMustExist: true });
+    t.after(() => db.close());
+    stored = (db.prepare('SELECT COALESCE(SUM(LENGTH(payload)), 0) AS n FROM task_payloads').get() as { n: number }).n;
+  }
   assert.ok(stored < 1_000_000, `the 50 task payloads take ${stored} bytes`);
 });
 

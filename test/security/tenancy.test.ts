@@ -104,6 +104,7 @@ test('a function shared with a group runs for its members only; only the owner a
   const bob = await addUser(s, 'bob');
   await alice.sdk.createGroup('lab');
   await alice.sdk.addGroupMember('lab', 'carol');
+  await carol.sdk.acceptInvitation('lab');
   const shared = await alice.sdk.registerFunction((x: number) => `shared:${x}`, { name: 'shared', group: 'lab' });
   const private_ = await alice.sdk.registerFunction(() => 'private', { name: 'private' });
   const ec = await endpoint(t, s, carol);

@@ -4,6 +4,7 @@
  */
 import { FuncxError } from '../../errors.js';
 import { PROTOCOL_VERSION } from '../../protocol/forwarder-messages.js';
+import { checkServiceUrl } from '../../sdk/client.js';
 
 export interface ServiceAnswer {
   url: string;
@@ -23,6 +24,7 @@ export async function callService(
   path: string,
   options: { token: string; method?: 'GET' | 'POST' | 'DELETE'; json?: unknown; timeoutMs: number },
 ): Promise<ServiceAnswer> {
+  checkServiceUrl(serviceUrl);
   const url = `${serviceUrl.replace(/\/+$/, '')}${path}`;
   let response: Response;
   try {

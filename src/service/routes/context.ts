@@ -18,6 +18,8 @@ export interface ForwarderDirectory {
   ensure(endpoint: Pick<EndpointRecord, 'id' | 'publicKey' | 'ports'>): Promise<Forwarder>;
   /** Close the endpoint's forwarder (its ports are free again). */
   remove(endpointId: string): Promise<void>;
+  /** The function was deleted: drop its cached source. */
+  forgetFunction(functionId: string): void;
   /** The service replica these forwarders run in (saved with the endpoints it serves). */
   readonly replicaId: string;
   /** Tasks were queued for the endpoint. */

@@ -42,6 +42,16 @@ export function functionRoutes(app: FastifyInstance, ctx: ServiceContext): void 
     return { functionId: fn.id };
   });
 
+  /** Delete a function (owner only); tasks still queued for it fail with FunctionNotFound when delivered. */
+  app.delete<{ Params: { id: string } }>('/v1/functions/:id', async (request) => {
+    const user = userOf(request);
+    const fn = await functionFor(store, user, request.params.id);
+    if (fn.owner !== user.id) throw forbidden(`only the owner of function ${fn.id} can delete it`);
+    await store.deleteFunction(fn.id);
+    ctx.forwarders.forgetFunction(fn.id);
+    return { functionId: fn.id, deleted: true };
+  });
+
   app.get<{ Params: { id: string } }>('/v1/functions/:id', async (request): Promise<FunctionView> => {
     const fn = await functionFor(store, userOf(request), request.params.id);
     const [owner, group] = await Promise.all([store.userById(fn.owner), fn.group ? store.group(fn.group) : undefined]);

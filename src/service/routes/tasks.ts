@@ -11,7 +11,7 @@ import type { FunctionRecord, NewTask, TaskRecord, TaskSummary, User } from '../
 import { tooLarge } from '../limits.js';
 import { isArgsOnly } from '../task-payloads.js';
 import { checkResourceSpec, type ResourceSpec } from '../../protocol/resource-spec.js';
-import { badRequest, forbidden, notFound, userOf } from '../auth.js';
+import { authenticate, badRequest, forbidden, notFound, userOf } from '../auth.js';
 import {
   bodyObject, endpointFor, functionFor, isFinished, taskFor, taskView, waitMs, type ServiceContext,
 } from './context.js';
@@ -147,6 +147,8 @@ async function waitFor(ctx: ServiceContext, reply: FastifyReply, tasks: Readonly
   reply.raw.once('close', onClose);
   await waiting.done;
   reply.raw.off('close', onClose);
+  // The token may have been rotated, or its user disabled, while the request waited: check it again.
+  await authenticate(ctx.store, reply.request.headers.authorization);
 }
 
 export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {

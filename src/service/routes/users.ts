@@ -17,7 +17,15 @@ export function userRoutes(app: FastifyInstance, ctx: ServiceContext): void {
 
   app.get('/v1/whoami', async (request): Promise<WhoamiResponse> => {
     const user = userOf(request);
-    return { userId: user.id, name: user.name, groups: (await store.groupsOf(user.id)).map((g) => g.name) };
+    const groups = await store.groupsOf(user.id);
+    const owners = new Map<string, string>();
+    for (const g of groups) if (!owners.has(g.owner)) owners.set(g.owner, (await store.userById(g.owner))?.name ?? g.owner);
+    return {
+      userId: user.id,
+      name: user.name,
+      groups: groups.map((g) => g.name),
+      memberships: groups.map((g) => ({ groupId: g.id, name: g.name, owner: owners.get(g.owner)! })),
+    };
   });
 
   app.post('/v1/groups', async (request): Promise<CreateGroupResponse> => {
@@ -26,6 +34,25 @@ export function userRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     if (await store.group(name)) throw new HttpError(409, 'CONFLICT', `a group named ${name} already exists`);
     const group = await store.createGroup(name, user.id);
     return { groupId: group.id, name: group.name };
+  });
+
+  /** A new token for the caller; the one this request used stops working at once. */
+  app.post('/v1/tokens/rotate', async (request) => {
+    const user = userOf(request);
+    const token = await store.rotateToken(user.id);
+    ctx.log.info(`user ${user.name} rotated their token`);
+    return { token };
+  });
+
+  /** Delete a group (owner only): members leave, and what was shared with it is no longer shared. */
+  app.delete<{ Params: { id: string } }>('/v1/groups/:id', async (request) => {
+    const user = userOf(request);
+    const group = await store.group(request.params.id);
+    // Unknown and not yours answer alike: the name of someone else's group is not confirmed.
+    if (!group || group.owner !== user.id) throw forbidden(`you own no group ${request.params.id}: only a group's owner can delete it`);
+    await store.deleteGroup(group.id);
+    ctx.log.info(`group ${group.id} (${group.name}) deleted by ${user.name}`);
+    return { groupId: group.id, deleted: true };
   });
 
   app.get('/v1/groups', async (request): Promise<GroupListResponse> => {
@@ -37,16 +64,62 @@ export function userRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     };
   });
 
-  /** Add a user (by name) to a group; only the group's owner may. */
+  /**
+   * Invite a user (by name) to a group; only the group's owner may. The answer is the same whether or not
+   * such a user exists, so nobody learns user names from it; the user becomes a member by accepting.
+   */
   app.post<{ Params: { id: string } }>('/v1/groups/:id/members', async (request): Promise<AddMemberResponse> => {
     const user = userOf(request);
-    const group = await store.group(request.params.id);
-    if (!group) throw notFound(`no group ${request.params.id}`);
-    if (group.owner !== user.id) throw forbidden(`only the owner of group ${group.name} can add members`);
+    const group = await ownedGroup(request.params.id, user.id, 'invite members');
     const memberName = requireString(bodyObject(request.body), 'user', 100);
     const member = await store.userByName(memberName);
-    if (!member) throw notFound(`no user named ${memberName}`);
-    await store.addGroupMember(group.id, member.id);
-    return { groupId: group.id, name: group.name, added: member.name };
+    if (member && member.id !== user.id && !(await store.isGroupMember(group.id, member.id))) await store.inviteToGroup(group.id, member.id);
+    return { groupId: group.id, name: group.name, invited: memberName };
   });
+
+  /** Remove a member (owner only). */
+  app.delete<{ Params: { id: string; user: string } }>('/v1/groups/:id/members/:user', async (request) => {
+    const user = userOf(request);
+    const group = await ownedGroup(request.params.id, user.id, 'remove members');
+    const member = await store.userByName(request.params.user);
+    if (!member || !(await store.removeGroupMember(group.id, member.id))) throw notFound(`${request.params.user} is not a member of group ${group.name}`);
+    ctx.log.info(`${member.name} removed from group ${group.name} by ${user.name}`);
+    return { groupId: group.id, removed: member.name };
+  });
+
+  app.get('/v1/invitations', async (request) => {
+    const user = userOf(request);
+    const invitations = await store.invitationsOf(user.id);
+    return {
+      invitations: await Promise.all(invitations.map(async (g) => ({ groupId: g.id, name: g.name, owner: (await store.userById(g.owner))?.name ?? g.owner }))),
+    };
+  });
+
+  for (const answer of ['accept', 'decline'] as const) {
+    app.post<{ Params: { id: string } }>(`/v1/groups/:id/${answer}`, async (request) => {
+      const user = userOf(request);
+      const group = await store.group(request.params.id);
+      const done = group !== undefined && (answer === 'accept' ? await store.acceptInvitation(group.id, user.id) : await store.declineInvitation(group.id, user.id));
+      if (!done) throw notFound(`you have no invitation to group ${request.params.id}`);
+      return { groupId: group!.id, name: group!.name, [answer === 'accept' ? 'joined' : 'declined']: true };
+    });
+  }
+
+  /** Leave a group you are a member of (its owner deletes it instead). */
+  app.post<{ Params: { id: string } }>('/v1/groups/:id/leave', async (request) => {
+    const user = userOf(request);
+    const group = await store.group(request.params.id);
+    if (group && group.owner === user.id) {
+      throw new HttpError(409, 'OWNER_CANNOT_LEAVE', `you own group ${group.name}: delete it instead (\`funcx group delete ${group.name}\`)`);
+    }
+    if (!group || !(await store.removeGroupMember(group.id, user.id))) throw notFound(`you are not a member of a group ${request.params.id}`);
+    return { groupId: group.id, left: true };
+  });
+
+  /** The group `ref` if the user owns it; otherwise the same 403 whether it exists or not. */
+  async function ownedGroup(ref: string, userId: string, what: string) {
+    const group = await store.group(ref);
+    if (!group || group.owner !== userId) throw forbidden(`you own no group ${ref}: only a group's owner can ${what}`);
+    return group;
+  }
 }

@@ -61,6 +61,17 @@ CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
     name: 'endpoint metadata (username, email from the global options)',
     sql: `ALTER TABLE endpoints ADD COLUMN metadata TEXT;`,
   },
+  {
+    version: 5,
+    name: 'users can be disabled',
+    sql: `ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;`,
+  },
+  {
+    version: 6,
+    name: 'group invitations',
+    sql: `CREATE TABLE IF NOT EXISTS group_invites (group_id TEXT NOT NULL REFERENCES groups(id), user_id TEXT NOT NULL REFERENCES users(id),
+  created_at INTEGER NOT NULL, PRIMARY KEY (group_id, user_id));`,
+  },
 ];
 
 /** The same schema in PostgreSQL's types; `seq` and transition ids come from identity columns. */
@@ -108,6 +119,17 @@ CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
     version: 4,
     name: 'endpoint metadata (username, email from the global options)',
     sql: `ALTER TABLE endpoints ADD COLUMN IF NOT EXISTS metadata TEXT;`,
+  },
+  {
+    version: 5,
+    name: 'users can be disabled',
+    sql: `ALTER TABLE users ADD COLUMN IF NOT EXISTS disabled BOOLEAN NOT NULL DEFAULT false;`,
+  },
+  {
+    version: 6,
+    name: 'group invitations',
+    sql: `CREATE TABLE IF NOT EXISTS group_invites (group_id TEXT NOT NULL REFERENCES groups(id), user_id TEXT NOT NULL REFERENCES users(id),
+  created_at BIGINT NOT NULL, PRIMARY KEY (group_id, user_id));`,
   },
 ];
 

@@ -212,7 +212,80 @@ export class PgStore implements Store {
   }
 
   async userByToken(token: string): Promise<User | undefined> {
-    return toUser(await this.row('SELECT id, name, created_at FROM users WHERE token_hash = $1', [hashToken(token)], 'user-by-hash'));
+    return toUser(await this.row('SELECT id, name, created_at FROM users WHERE token_hash = $1 AND NOT disabled', [hashToken(token)], 'user-by-hash'));
+  }
+
+  async rotateToken(userId: string): Promise<string> {
+    const token = newToken();
+    await this.rows('UPDATE users SET token_hash = $1 WHERE id = $2', [hashToken(token), userId]);
+    return token;
+  }
+
+  async setUserDisabled(userId: string, disabled: boolean): Promise<void> {
+    await this.rows('UPDATE users SET disabled = $1 WHERE id = $2', [disabled, userId]);
+  }
+
+  async removeUser(userId: string): Promise<{ endpoints: string[]; failedTasks: string[] }> {
+    const now = Date.now();
+    return this.tx(async (q) => {
+      const endpoints = (await q('SELECT id FROM endpoints WHERE owner = $1 FOR UPDATE', [userId])).map((r) => r.id as string);
+      const failedTasks: string[] = [];
+      for (const id of endpoints) failedTasks.push(...(await this.failEndpointTasks(q, id, now)));
+      const owned = 'SELECT id FROM groups WHERE owner = $1';
+      for (const sql of [
+        'DELETE FROM endpoints WHERE owner = $1',
+        `UPDATE endpoints SET group_id = NULL WHERE group_id IN (${owned})`,
+        `UPDATE functions SET group_id = NULL WHERE group_id IN (${owned})`,
+        `DELETE FROM group_members WHERE group_id IN (${owned})`,
+        `DELETE FROM group_invites WHERE group_id IN (${owned})`,
+        'DELETE FROM group_invites WHERE user_id = $1',
+        'DELETE FROM groups WHERE owner = $1',
+        'DELETE FROM group_members WHERE user_id = $1',
+        'DELETE FROM functions WHERE owner = $1',
+        'DELETE FROM task_transitions WHERE task IN (SELECT seq FROM tasks WHERE owner = $1)',
+        'DELETE FROM task_payloads WHERE seq IN (SELECT seq FROM tasks WHERE owner = $1)',
+        'DELETE FROM tasks WHERE owner = $1',
+        'DELETE FROM users WHERE id = $1',
+      ]) await q(sql, [userId]);
+      return { endpoints, failedTasks };
+    });
+  }
+
+  async inviteToGroup(groupId: string, userId: string): Promise<void> {
+    await this.rows(`INSERT INTO group_invites (group_id, user_id, created_at) SELECT $1, $2, $3
+      WHERE NOT EXISTS (SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2) ON CONFLICT DO NOTHING`, [groupId, userId, Date.now()]);
+  }
+
+  async invitationsOf(userId: string): Promise<Group[]> {
+    return (await this.rows(`SELECT g.id, g.name, g.owner FROM group_invites i JOIN groups g ON g.id = i.group_id
+      WHERE i.user_id = $1 ORDER BY g.name COLLATE "C"`, [userId])) as unknown as Group[];
+  }
+
+  async acceptInvitation(groupId: string, userId: string): Promise<boolean> {
+    return this.tx(async (q) => {
+      if ((await q('DELETE FROM group_invites WHERE group_id = $1 AND user_id = $2 RETURNING 1', [groupId, userId])).length === 0) return false;
+      await q('INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [groupId, userId]);
+      return true;
+    });
+  }
+
+  async declineInvitation(groupId: string, userId: string): Promise<boolean> {
+    return (await this.rows('DELETE FROM group_invites WHERE group_id = $1 AND user_id = $2 RETURNING 1', [groupId, userId])).length > 0;
+  }
+
+  async removeGroupMember(groupId: string, userId: string): Promise<boolean> {
+    return (await this.rows('DELETE FROM group_members WHERE group_id = $1 AND user_id = $2 RETURNING 1', [groupId, userId])).length > 0;
+  }
+
+  async deleteGroup(groupId: string): Promise<void> {
+    await this.tx(async (q) => {
+      for (const sql of ['DELETE FROM group_invites WHERE group_id = $1','UPDATE endpoints SET group_id = NULL WHERE group_id = $1', 'UPDATE functions SET group_id = NULL WHERE group_id = $1',
+        'DELETE FROM group_members WHERE group_id = $1', 'DELETE FROM groups WHERE id = $1']) await q(sql, [groupId]);
+    });
+  }
+
+  async deleteFunction(id: string): Promise<void> {
+    await this.rows('DELETE FROM functions WHERE id = $1', [id]);
   }
 
   async userByName(name: string): Promise<User | undefined> {
@@ -278,16 +351,22 @@ export class PgStore implements Store {
 
   async deleteEndpoint(id: string): Promise<string[] | undefined> {
     const now = Date.now();
-    const payload = errorOutcome('EndpointDeleted', `endpoint ${id} was deleted before the task finished`);
     return this.tx(async (q) => {
       if ((await q('SELECT 1 FROM endpoints WHERE id = $1 FOR UPDATE', [id])).length === 0) return undefined;
-      const failed = await q(`WITH upd AS (UPDATE tasks SET state = 'failed', failed = true, result = $2, updated_at = $3
-          WHERE endpoint = $1 AND state NOT IN ('success', 'failed') RETURNING seq, id),
-        tr AS (INSERT INTO task_transitions (task, state, actor, at) SELECT seq, 'failed', 'service', $3 FROM upd ORDER BY seq)
-        SELECT id FROM upd`, [id, payload, now]);
+      const failed = await this.failEndpointTasks(q, id, now);
       await q('DELETE FROM endpoints WHERE id = $1', [id]);
-      return failed.map((r) => r.id as string);
+      return failed;
     });
+  }
+
+  /** In a transaction: fail the endpoint's unfinished tasks (EndpointDeleted); their ids. */
+  private async failEndpointTasks(q: Query, id: string, now: number): Promise<string[]> {
+    const payload = errorOutcome('EndpointDeleted', `endpoint ${id} was deleted before the task finished`);
+    const failed = await q(`WITH upd AS (UPDATE tasks SET state = 'failed', failed = true, result = $2, updated_at = $3
+        WHERE endpoint = $1 AND state NOT IN ('success', 'failed') RETURNING seq, id),
+      tr AS (INSERT INTO task_transitions (task, state, actor, at) SELECT seq, 'failed', 'service', $3 FROM upd ORDER BY seq)
+      SELECT id FROM upd`, [id, payload, now]);
+    return failed.map((r) => r.id as string);
   }
 
   async setEndpointPorts(id: string, ports: Record<ForwarderChannel, number>): Promise<void> {

@@ -77,7 +77,9 @@ function prepareStatements(db: Database.Database) {
   const p = (sql: string) => db.prepare(sql);
   return {
     insertUser: p('INSERT INTO users (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)'),
-    userByHash: p('SELECT id, name, created_at FROM users WHERE token_hash = ?'),
+    userByHash: p('SELECT id, name, created_at FROM users WHERE token_hash = ? AND disabled = 0'),
+    setTokenHash: p('UPDATE users SET token_hash = ? WHERE id = ?'),
+    setDisabled: p('UPDATE users SET disabled = ? WHERE id = ?'),
     userByName: p('SELECT id, name, created_at FROM users WHERE name = ?'),
     userById: p('SELECT id, name, created_at FROM users WHERE id = ?'),
     insertGroup: p('INSERT INTO groups (id, name, owner) VALUES (?, ?, ?)'),
@@ -179,6 +181,41 @@ export class SqliteStore implements Store {
     return toUser(this.q.userByHash.get(hashToken(token)) as Row | undefined);
   }
 
+  async rotateToken(userId: string): Promise<string> {
+    const token = newToken();
+    this.q.setTokenHash.run(hashToken(token), userId);
+    return token;
+  }
+
+  async setUserDisabled(userId: string, disabled: boolean): Promise<void> {
+    this.q.setDisabled.run(disabled ? 1 : 0, userId);
+  }
+
+  async removeUser(userId: string): Promise<{ endpoints: string[]; failedTasks: string[] }> {
+    const now = Date.now();
+    return this.db.transaction(() => {
+      const endpoints = (this.db.prepare('SELECT id FROM endpoints WHERE owner = ?').all(userId) as Array<{ id: string }>).map((r) => r.id);
+      const failedTasks: string[] = [];
+      for (const id of endpoints) failedTasks.push(...this.failEndpointTasks(id, now));
+      const run = (sql: string) => this.db.prepare(sql).run(userId);
+      run('DELETE FROM endpoints WHERE owner = ?');
+      const owned = 'SELECT id FROM groups WHERE owner = ?';
+      run(`UPDATE endpoints SET group_id = NULL WHERE group_id IN (${owned})`);
+      run(`UPDATE functions SET group_id = NULL WHERE group_id IN (${owned})`);
+      run(`DELETE FROM group_members WHERE group_id IN (${owned})`);
+      run(`DELETE FROM group_invites WHERE group_id IN (${owned})`);
+      run('DELETE FROM group_invites WHERE user_id = ?');
+      run('DELETE FROM groups WHERE owner = ?');
+      run('DELETE FROM group_members WHERE user_id = ?');
+      run('DELETE FROM functions WHERE owner = ?');
+      run('DELETE FROM task_transitions WHERE task IN (SELECT seq FROM tasks WHERE owner = ?)');
+      run('DELETE FROM task_payloads WHERE seq IN (SELECT seq FROM tasks WHERE owner = ?)');
+      run('DELETE FROM tasks WHERE owner = ?');
+      run('DELETE FROM users WHERE id = ?');
+      return { endpoints, failedTasks };
+    })();
+  }
+
   async userByName(name: string): Promise<User | undefined> {
     return toUser(this.q.userByName.get(name) as Row | undefined);
   }
@@ -236,17 +273,60 @@ export class SqliteStore implements Store {
 
   async deleteEndpoint(id: string): Promise<string[] | undefined> {
     const now = Date.now();
-    const payload = errorOutcome('EndpointDeleted', `endpoint ${id} was deleted before the task finished`);
     return this.db.transaction(() => {
       if (!this.q.endpoint.get(id)) return undefined;
-      const rows = this.q.unfinishedOf.all(id) as Array<{ seq: number; id: string }>;
-      for (const r of rows) {
-        this.q.failTask.run(payload, now, r.seq);
-        this.q.transition.run(r.seq, 'failed', 'service', now);
-      }
+      const failed = this.failEndpointTasks(id, now);
       this.q.deleteEndpoint.run(id);
-      return rows.map((r) => r.id);
+      return failed;
     })();
+  }
+
+  /** Inside a transaction: fail the endpoint's unfinished tasks (EndpointDeleted); their ids. */
+  private failEndpointTasks(id: string, now: number): string[] {
+    const payload = errorOutcome('EndpointDeleted', `endpoint ${id} was deleted before the task finished`);
+    const rows = this.q.unfinishedOf.all(id) as Array<{ seq: number; id: string }>;
+    for (const r of rows) {
+      this.q.failTask.run(payload, now, r.seq);
+      this.q.transition.run(r.seq, 'failed', 'service', now);
+    }
+    return rows.map((r) => r.id);
+  }
+
+  async inviteToGroup(groupId: string, userId: string): Promise<void> {
+    this.db.prepare(`INSERT OR IGNORE INTO group_invites (group_id, user_id, created_at) SELECT ?, ?, ?
+      WHERE NOT EXISTS (SELECT 1 FROM group_members WHERE group_id = ? AND user_id = ?)`).run(groupId, userId, Date.now(), groupId, userId);
+  }
+
+  async invitationsOf(userId: string): Promise<Group[]> {
+    return this.db.prepare(`SELECT g.id, g.name, g.owner FROM group_invites i JOIN groups g ON g.id = i.group_id
+      WHERE i.user_id = ? ORDER BY g.name`).all(userId) as Group[];
+  }
+
+  async acceptInvitation(groupId: string, userId: string): Promise<boolean> {
+    return this.db.transaction(() => {
+      if (this.db.prepare('DELETE FROM group_invites WHERE group_id = ? AND user_id = ?').run(groupId, userId).changes === 0) return false;
+      this.q.addMember.run(groupId, userId);
+      return true;
+    })();
+  }
+
+  async declineInvitation(groupId: string, userId: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM group_invites WHERE group_id = ? AND user_id = ?').run(groupId, userId).changes > 0;
+  }
+
+  async removeGroupMember(groupId: string, userId: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM group_members WHERE group_id = ? AND user_id = ?').run(groupId, userId).changes > 0;
+  }
+
+  async deleteGroup(groupId: string): Promise<void> {
+    this.db.transaction(() => {
+      for (const sql of ['DELETE FROM group_invites WHERE group_id = ?','UPDATE endpoints SET group_id = NULL WHERE group_id = ?', 'UPDATE functions SET group_id = NULL WHERE group_id = ?',
+        'DELETE FROM group_members WHERE group_id = ?', 'DELETE FROM groups WHERE id = ?']) this.db.prepare(sql).run(groupId);
+    })();
+  }
+
+  async deleteFunction(id: string): Promise<void> {
+    this.db.prepare('DELETE FROM functions WHERE id = ?').run(id);
   }
 
   /** Inside a transaction: throw QuotaExceededError if `adding` more would pass `limit`. */

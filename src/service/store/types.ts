@@ -101,7 +101,17 @@ export interface Store {
   // users
   /** Create a user; the returned token is the only copy (only its SHA-256 hash is stored). */
   createUser(name: string): Promise<{ user: User; token: string }>;
+  /** The enabled user holding this token. */
   userByToken(token: string): Promise<User | undefined>;
+  /** Give the user a new token (returned, the only copy); the old one stops working. */
+  rotateToken(userId: string): Promise<string>;
+  /** A disabled user's token is refused. */
+  setUserDisabled(userId: string, disabled: boolean): Promise<void>;
+  /**
+   * Remove a user and what is theirs: endpoints (their unfinished tasks fail), functions, groups (what was
+   * shared with them is no longer shared), memberships, tasks. Returns the ids of the removed endpoints.
+   */
+  removeUser(userId: string): Promise<{ endpoints: string[]; failedTasks: string[] }>;
   userByName(name: string): Promise<User | undefined>;
   userById(id: string): Promise<User | undefined>;
 
@@ -110,6 +120,17 @@ export interface Store {
   /** A group by its id or its name. */
   group(ref: string): Promise<Group | undefined>;
   addGroupMember(groupId: string, userId: string): Promise<void>;
+  /** Invite a user; they become a member with acceptInvitation. Inviting a member again does nothing. */
+  inviteToGroup(groupId: string, userId: string): Promise<void>;
+  /** Groups the user was invited to and has not answered. */
+  invitationsOf(userId: string): Promise<Group[]>;
+  /** Turn the invitation into a membership; false when there is no such invitation. */
+  acceptInvitation(groupId: string, userId: string): Promise<boolean>;
+  declineInvitation(groupId: string, userId: string): Promise<boolean>;
+  /** False when the user was not a member. */
+  removeGroupMember(groupId: string, userId: string): Promise<boolean>;
+  /** Delete a group: its members leave, what was shared with it is no longer shared. */
+  deleteGroup(groupId: string): Promise<void>;
   /** The owner of a group counts as a member. */
   isGroupMember(groupId: string, userId: string): Promise<boolean>;
   groupsOf(userId: string): Promise<Array<Group & { members: string[] }>>;
@@ -138,6 +159,8 @@ export interface Store {
   /** With `maxPerOwner`, throws QuotaExceededError (nothing written) when the owner has that many already. */
   createFunction(f: { owner: string; name: string; source: string; group: string | null }, maxPerOwner?: number): Promise<FunctionRecord>;
   function(id: string): Promise<FunctionRecord | undefined>;
+  /** Delete a function; tasks still queued for it fail at delivery with FunctionNotFound. */
+  deleteFunction(id: string): Promise<void>;
 
   // tasks
   /** Store accepted tasks, queued for their endpoint (transitions: received, waiting-for-endpoint). One transaction. */
