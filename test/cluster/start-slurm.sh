@@ -73,7 +73,7 @@ if ! mysqladmin --protocol=socket ping >/dev/null 2>&1; then
     mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null || fail "mariadb-install-db failed"
   fi
   log "starting MariaDB"
-  without_fds setsid nohup /usr/bin/mysqld_safe --bind-address=127.0.0.1 >/var/log/mysql/funcx-mysqld_safe.log 2>&1 </dev/null &
+  without_fds_bg setsid nohup /usr/bin/mysqld_safe --bind-address=127.0.0.1 >/var/log/mysql/funcx-mysqld_safe.log 2>&1 </dev/null
   for _ in $(seq 1 120); do
     mysqladmin --protocol=socket ping >/dev/null 2>&1 && break
     sleep 0.5
