@@ -35,6 +35,7 @@ before(async () => {
   // carol shares her endpoint with bob through a group; alice's is hers alone.
   await users.carol.sdk.createGroup('lab');
   await users.carol.sdk.addGroupMember('lab', 'bob');
+  await users.bob.sdk.acceptInvitation('lab');
   eps.alice = await FakeEndpoint.start(s.url, users.alice.token, { name: 'alice-ep' });
   eps.alice.report = { backlog: 7, blocks: [], managers: [] };
   eps.bob = await FakeEndpoint.start(s.url, users.bob.token, { name: 'bob-ep' });
