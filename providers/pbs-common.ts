@@ -107,3 +107,26 @@ export const PBSPRO_EXITS: ExitTable = { [-29]: 'timeout', [-27]: 'out_of_memory
 
 /** Torque's JOB_EXEC_OVERLIMIT_* codes and a qdel's SIGTERM. */
 export const TORQUE_EXITS: ExitTable = { [-11]: 'timeout', [-12]: 'out_of_memory', 271: 'cancelled' };
+
+/**
+ * The status of each of `ids` from qstat's jobs (matched by full or short id). An id qstat itself called
+ * unknown (`unknownLines`) has left the queue; one it is silent about gets no entry (a broken answer).
+ */
+export function statusesOf(
+  ids: readonly string[],
+  jobs: Record<string, PbsJob>,
+  unknownLines: readonly string[],
+  status: (job: PbsJob) => BlockStatus,
+  gone: (id: string) => BlockStatus,
+): Map<string, BlockStatus> {
+  const byShort = new Map<string, PbsJob>();
+  for (const [key, job] of Object.entries(jobs)) byShort.set(shortJobId(key), job);
+  const saidGone = new Set(unknownLines.flatMap((l) => /\b(\d+)(?:\[\d*\])?(?:\.[\w.-]+)?/.exec(l)?.[1] ?? []));
+  const out = new Map<string, BlockStatus>();
+  for (const id of ids) {
+    const job = jobs[id] ?? byShort.get(shortJobId(id));
+    if (job) out.set(id, status(job));
+    else if (saidGone.has(shortJobId(id))) out.set(id, gone(id));
+  }
+  return out;
+}

@@ -7,7 +7,7 @@ import type { BlockState, BlockStatus } from './provider.js';
 import { ClusterProvider, type ClusterProviderOptions, type JobContext } from './cluster.js';
 import { checkOptionalName, shellQuote } from './script-values.js';
 import { MpiExecLauncher } from '../launchers/mpiexec.js';
-import { PBSPRO_EXITS, parseFullText, parseJobsJson, parsePbsJobId, pbsJobStatus, shortJobId, type PbsJob } from './pbs-common.js';
+import { PBSPRO_EXITS, parseFullText, parseJobsJson, parsePbsJobId, pbsJobStatus, shortJobId, statusesOf } from './pbs-common.js';
 
 /** Options of the PBS Pro provider. */
 export interface PBSProProviderOptions extends ClusterProviderOptions {
@@ -88,17 +88,7 @@ export class PBSProProvider extends ClusterProvider {
       return this.allUnknown(ids, stderr.trim() || `qstat exited with ${code}`);
     }
     const jobs = this.textOnly ? parseFullText(stdout) : parseJobsJson(stdout);
-    const byShort = new Map<string, PbsJob>();
-    for (const [key, job] of Object.entries(jobs)) byShort.set(shortJobId(key), job);
-    // Only an id qstat itself called unknown has left; one it is silent about is a broken answer.
-    const saidGone = new Set(unknown.flatMap((l) => /\b(\d+)(?:\[\d*\])?(?:\.[\w.-]+)?/.exec(l)?.[1] ?? []));
-    const out = new Map<string, BlockStatus>();
-    for (const id of ids) {
-      const job = jobs[id] ?? byShort.get(shortJobId(id));
-      if (job) out.set(id, pbsJobStatus(job, (c) => this.mapState(c), PBSPRO_EXITS));
-      else if (saidGone.has(shortJobId(id))) out.set(id, this.gone(id));
-    }
-    return out;
+    return statusesOf(ids, jobs, unknown, (job) => pbsJobStatus(job, (c) => this.mapState(c), PBSPRO_EXITS), (id) => this.gone(id));
   }
 
   protected cancelCommand(ids: string[]): string {

@@ -6,7 +6,7 @@
 import type { BlockState, BlockStatus } from './provider.js';
 import { ClusterProvider, type ClusterProviderOptions, type JobContext } from './cluster.js';
 import { checkOptionalName, shellQuote } from './script-values.js';
-import { TORQUE_EXITS, parseFullText, parsePbsJobId, pbsJobStatus, shortJobId, type PbsJob } from './pbs-common.js';
+import { TORQUE_EXITS, parseFullText, parsePbsJobId, pbsJobStatus, statusesOf } from './pbs-common.js';
 import { MpiExecLauncher } from '../launchers/mpiexec.js';
 
 /** Options of the Torque provider. */
@@ -72,16 +72,7 @@ export class TorqueProvider extends ClusterProvider {
       return this.allUnknown(ids, stderr.trim() || `qstat exited with ${code}`);
     }
     const jobs = parseFullText(stdout);
-    const byShort = new Map<string, PbsJob>();
-    for (const [key, job] of Object.entries(jobs)) byShort.set(shortJobId(key), job);
-    const saidGone = new Set(unknown.flatMap((l) => /\b(\d+)(?:\[\d*\])?(?:\.[\w.-]+)?/.exec(l)?.[1] ?? []));
-    const out = new Map<string, BlockStatus>();
-    for (const id of ids) {
-      const job = jobs[id] ?? byShort.get(shortJobId(id));
-      if (job) out.set(id, pbsJobStatus(job, (c) => this.mapState(c), TORQUE_EXITS));
-      else if (saidGone.has(shortJobId(id))) out.set(id, this.gone(id));
-    }
-    return out;
+    return statusesOf(ids, jobs, unknown, (job) => pbsJobStatus(job, (c) => this.mapState(c), TORQUE_EXITS), (id) => this.gone(id));
   }
 
   protected cancelCommand(ids: string[]): string {
