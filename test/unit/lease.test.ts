@@ -84,12 +84,17 @@ test('stale-lease takeover is atomic: 4 processes racing over 1,000 stale leases
     process.stdin.on('data', () => process.exit(0));
   `;
   const children = Array.from({ length: RACERS }, () => spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] }));
-  const outcomes = await Promise.all(children.map((child) => new Promise<number[]>((resolve) => {
+  const outcomes = await Promise.all(children.map((child) => new Promise<number[]>((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d;
       if (out.endsWith('\n')) resolve(JSON.parse(out) as number[]);
     });
+    // A racer that crashed (its error is on stderr) fails the test instead of leaving it waiting.
+    child.on('exit', (code, signal) => reject(new Error(`a racer exited (${signal ?? code}) before reporting its leases`)));
+  })).map((p, i) => p.catch((err: Error) => {
+    for (const c of children) c.kill();
+    throw Object.assign(err, { racer: i });
   })));
   for (const child of children) child.stdin.end('done\n');
   const winners = new Map<number, number>();

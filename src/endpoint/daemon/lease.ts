@@ -80,8 +80,10 @@ export function writeLease(file: string, lease: Lease): void {
 export function acquireLease(file: string, lease: Lease): { ok: true } | { ok: false; holder: Lease } {
   const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.new`;
   writeFileSync(tmp, JSON.stringify(lease, null, 2) + '\n', { mode: 0o644 });
+  // Another racer may be in the middle of a takeover (it holds the claim): give it time to finish, briefly.
+  const deadline = Date.now() + TAKEOVER_WAIT_MS;
   try {
-    for (let attempt = 0; attempt < 20; attempt++) {
+    for (;;) {
       try {
         linkSync(tmp, file);
         return { ok: true };
@@ -91,14 +93,25 @@ export function acquireLease(file: string, lease: Lease): { ok: true } | { ok: f
       const seen = readLeaseFile(file);
       if (seen === null) continue; // gone meanwhile: try the link again
       if (seen.lease && leaseIsLive(seen.lease) && seen.lease.pid !== lease.pid) return { ok: false, holder: seen.lease };
-      removeStaleLease(file, seen); // stale (crash, reboot) or unreadable: not proof of a live daemon
+      // Stale (crash, reboot) or unreadable: not proof of a live daemon.
+      if (removeStaleLease(file, seen)) continue;
+      if (Date.now() > deadline) break;
+      sleepSync(1);
     }
   } finally {
     rmSync(tmp, { force: true });
   }
   const holder = readLease(file);
   if (holder) return { ok: false, holder };
-  throw new Error(`${file}: could not take the lease (it keeps changing)`);
+  throw new Error(`${file}: could not take the lease within ${TAKEOVER_WAIT_MS} ms (it keeps changing)`);
+}
+
+/** How long acquireLease waits for another racer's takeover of a stale lease to finish. */
+const TAKEOVER_WAIT_MS = 5000;
+
+/** Block this thread for `ms` (only while another process finishes a takeover: never on a hot path). */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 /** A lease file as seen through one open file: its identity (device, inode, change time) and its lease. */
