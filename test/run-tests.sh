@@ -66,7 +66,7 @@ start_cluster() {
 
 build_and_unit_tests() {
   npm run build
-  node --test --test-concurrency=2 dist/test/unit/
+  node --test --test-concurrency=2 --test-timeout=240000 dist/test/unit/
 }
 
 root=0
