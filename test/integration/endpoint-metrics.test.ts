@@ -92,13 +92,16 @@ test('metrics_port: blocks, managers, workers, tasks, results, scheduler command
   const results = await sdk.getBatchResults(ids, { waitMs: 60_000 });
   assert.equal(results.filter((r) => r.ok === false).length, 1);
 
-  // Results are counted when handed to the forwarder client; wait for the counter, then compare one scrape
-  // with one status taken while nothing moves (all tasks are done, the block stays: min_blocks 1).
-  const m = (await untilValue('all 21 results counted', async () => {
+  // Results are counted when handed to the forwarder client, and status.json is rewritten every second: wait
+  // until one scrape and one status both show the quiet endpoint (all 21 results counted, no worker busy),
+  // then compare them (nothing moves any more: all tasks are done, the block stays: min_blocks 1).
+  const { m, s } = (await untilValue('a scrape and a status both showing all 21 results and no busy worker', async () => {
     const m = await scrape(url);
-    return (promValue(m, 'funcx_endpoint_results_total', { outcome: 'success' }) ?? 0) + (promValue(m, 'funcx_endpoint_results_total', { outcome: 'failed' }) ?? 0) === 21 ? m : undefined;
+    const counted = (promValue(m, 'funcx_endpoint_results_total', { outcome: 'success' }) ?? 0) + (promValue(m, 'funcx_endpoint_results_total', { outcome: 'failed' }) ?? 0);
+    if (counted !== 21 || promValue(m, 'funcx_endpoint_workers', { state: 'busy' }) !== 0) return undefined;
+    const s = await status();
+    return s.blocks.reduce((n, b) => n + b.busyWorkers, 0) === 0 ? { m, s } : undefined;
   }))!;
-  const s = await status();
   assert.equal(promValue(m, 'funcx_endpoint_results_total', { outcome: 'failed' }), 1);
   assert.equal(promValue(m, 'funcx_endpoint_tasks_received_total'), 21);
   assert.equal(promValue(m, 'funcx_endpoint_tasks_dispatched_total'), 21);
