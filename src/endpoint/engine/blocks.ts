@@ -287,16 +287,19 @@ export class BlockTracker {
   }
 
   /**
-   * A block cancelled because it cannot start (held, stuck, pending too long): the same reason that waiting
-   * cannot change, twice in a row, pauses submission with the scheduler's reason, like repeated failed starts.
+   * A block cancelled because it cannot start (held, stuck, pending too long): two blocks in a row pending
+   * for reasons that waiting cannot change pause submission with the scheduler's reasons, like repeated failed
+   * starts. The reasons need not be the same: Slurm names one request PartitionNodeLimit at one poll and
+   * PartitionConfig at the next.
    */
   noteStuck(blockId: string, why: string, permanent: string | null): void {
     const block = this.live.get(blockId);
     if (block === undefined || block.cancelReason !== undefined) return; // a cancel asked again: already noted
     block.cancelReason = why;
     if (permanent === null) return;
-    if (this.lastPermanentReason === permanent) {
-      this.pause(`2 blocks in a row could not start: ${permanent} (fix the profile or ask the site, then resume)`);
+    if (this.lastPermanentReason !== null) {
+      const reasons = this.lastPermanentReason === permanent ? permanent : `${this.lastPermanentReason}, then ${permanent}`;
+      this.pause(`2 blocks in a row could not start: ${reasons} (fix the profile or ask the site, then resume)`);
     }
     this.lastPermanentReason = permanent;
   }
