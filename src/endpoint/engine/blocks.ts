@@ -6,6 +6,7 @@
 import { SubmitError } from '../../errors.js';
 import { type BlockRequest, type ExecutionProvider, TERMINAL_BLOCK_STATES } from '../../../providers/provider.js';
 import { nextPhase, type BlockPhase } from './block-phase.js';
+import { QueueWaitEstimator, type QueueWaitView, type WaitingBlock } from './block-wait.js';
 import {
   SUBMIT_POLICY_DEFAULTS, type BlockShape, type BlockSnapshot, type BlockTrackerOptions, type Clock, type EndedBlockView,
   type LogFn, type MissingBlock, type SubmitGate, type SubmitHealth, type SubmitPolicy, type TrackedBlock, type TrackedState,
@@ -13,6 +14,7 @@ import {
 
 export type { BlockPhase } from './block-phase.js';
 export * from './block-types.js';
+export type { QueueWaitView } from './block-wait.js';
 
 const HISTORY_LIMIT = 100;
 
@@ -29,6 +31,8 @@ export class BlockTracker {
   private readonly policy: SubmitPolicy;
   private readonly log: LogFn;
   readonly maxBlocks: number;
+  /** How long blocks wait in the queue, per shape (fed by every start seen). */
+  readonly queueWaits = new QueueWaitEstimator();
   private nextId = 0;
   private readonly live = new Map<string, TrackedBlock>();
   private readonly ended: Array<TrackedBlock & { endedAt: number }> = [];
@@ -216,6 +220,7 @@ export class BlockTracker {
 
   private markRunning(block: TrackedBlock, at: number): void {
     block.runningSince = at;
+    this.queueWaits.observe(block, at - block.submittedAt);
     block.endsAt = Number.isFinite(block.walltimeS) ? at + block.walltimeS * 1000 : Infinity;
   }
 
@@ -268,6 +273,21 @@ export class BlockTracker {
     this.lastPermanentReason = null;
     if (block.runningSince === null) this.markRunning(block, this.clock.now());
     if (block.state === 'pending' || block.state === 'submitting' || block.state === 'unknown') block.state = 'running';
+  }
+
+  /** Blocks still waiting in the queue (not cancelled): what the queue-wait estimate counts in. */
+  private waiting(): WaitingBlock[] {
+    return [...this.live.values()].filter((b) => b.jobId !== null && b.runningSince === null && b.phase !== 'cancelling' && b.state === 'pending');
+  }
+
+  /** Expected queue wait of a new block of `shape` (ms), or undefined when nothing is known yet. */
+  queueWaitMs(shape: BlockShape): number | undefined {
+    return this.queueWaits.estimate(shape, this.clock.now(), this.waiting());
+  }
+
+  /** The queue-wait estimate of every shape seen, for `status`. */
+  queueWaitSnapshot(): QueueWaitView[] {
+    return this.queueWaits.snapshot(this.clock.now(), this.waiting());
   }
 
   /** Phases set by the strategy (it also tells the engine). */
