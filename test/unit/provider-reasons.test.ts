@@ -13,6 +13,7 @@ import { CobaltProvider } from '../../providers/cobalt.js';
 import { LSFProvider } from '../../providers/lsf.js';
 import { GridEngineProvider, parseQacct } from '../../providers/gridengine.js';
 import { sgeXml } from '../helpers/sge-xml.js';
+import { until } from '../helpers/wait.js';
 
 type Reply = Partial<CommandResult>;
 
@@ -54,7 +55,7 @@ describe('slurm: held, stuck and reasons from squeue %r', () => {
         '52|PD|DependencyNeverSatisfied', '53|PD|BadConstraints', '54|PD|InvalidQOS',
       ].join('\n'),
     });
-    const p = new SlurmProvider({ channel: ch, launcher, logger: quiet });
+    const p = new SlurmProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     const ids = Array.from({ length: 14 }, (_, i) => String(41 + i));
     const got = await p.status(ids);
     assert.match(ch.commands[0]!, /^squeue --noheader --format='%i\|%t\|%r' --states=all --job=41,42/);
@@ -75,7 +76,7 @@ describe('slurm: held, stuck and reasons from squeue %r', () => {
 
   test('no row, or a line it was not asked for, is a failed poll, not "every job finished"', async () => {
     const ch = new Fake().on(/^squeue/, { stdout: '' });
-    const p = new SlurmProvider({ channel: ch, launcher, logger: quiet });
+    const p = new SlurmProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     const none = await p.status(['1', '2']);
     assert.deepEqual([...none.values()].map((s) => s.state), ['unknown', 'unknown']);
     assert.match(none.get('1')!.detail!, /no row/);
@@ -91,7 +92,7 @@ describe('slurm: held, stuck and reasons from squeue %r', () => {
       .on(/^sacct/, {
         stdout: ['71|FAILED|3:0', '72|TIMEOUT|0:0', '73|CANCELLED by 0|0:0', '74|NODE_FAIL|0:0', '75|OUT_OF_MEMORY|0:125', '76|COMPLETED|0:0', '77|COMPLETED|2:0'].join('\n'),
       });
-    const p = new SlurmProvider({ channel: ch, launcher, logger: quiet });
+    const p = new SlurmProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     const got = await p.status(['71', '72', '73', '74', '75', '76', '77', '78']);
     assert.equal(ch.commands[1], 'sacct -X -n -P -o JobID,State,ExitCode -j 71,72,73,74,75,76,77,78');
     assert.deepEqual(Object.fromEntries([...got].map(([id, s]) => [id, s.state])), {
@@ -111,7 +112,7 @@ describe('slurm: held, stuck and reasons from squeue %r', () => {
     assert.equal(parseSbatch('sbatch: warning: can not set memory\nSubmitted batch job 13\n'), '13');
     assert.equal(parseSbatch('14;east\n'), '14.east');
     const ch = new Fake().on(/^sbatch/, { stdout: 'Submitted batch job 12 on cluster west\n' });
-    const p = new SlurmProvider({ channel: ch, launcher, logger: quiet, scheduler_options: '#SBATCH --clusters=west' });
+    const p = new SlurmProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity, scheduler_options: '#SBATCH --clusters=west' });
     const block = await p.submit(request);
     assert.equal(block.jobId, '12.west');
     ch.on(/^squeue -M west /, { stdout: 'CLUSTER: west\n12|PD|JobHeldAdmin\n' });
@@ -121,7 +122,7 @@ describe('slurm: held, stuck and reasons from squeue %r', () => {
     ch.on(/^scancel/, {});
     await p.cancel(['12.west']);
     assert.equal(ch.commands.at(-1), 'scancel -M west 12');
-    const named = new SlurmProvider({ channel: ch.on(/^sbatch/, { stdout: 'Submitted batch job 20 on cluster east\n' }), launcher, logger: quiet, clusters: 'east' });
+    const named = new SlurmProvider({ channel: ch.on(/^sbatch/, { stdout: 'Submitted batch job 20 on cluster east\n' }), launcher, logger: quiet, max_status_rate: Infinity, clusters: 'east' });
     assert.equal((await named.submit(request)).jobId, '20.east');
     assert.match(ch.commands.at(-1)!, /^sbatch -M east /);
   });
@@ -136,7 +137,7 @@ describe('pbs pro and torque: held, comments, exit statuses, text fallback', () 
       '4.s': { job_state: 'F', Exit_status: -27 },
     };
     const ch = new Fake().on(/^qstat/, { stdout: JSON.stringify({ timestamp: 1, pbs_version: '2022.1.1', Jobs: jobs }) });
-    const p = new PBSProProvider({ channel: ch, launcher, logger: quiet });
+    const p = new PBSProProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     const got = await p.status(Object.keys(jobs));
     assert.deepEqual([got.get('1.s')?.state, got.get('1.s')?.stuck ?? false], ['pending', false]);
     assert.match(got.get('1.s')!.reason!, /Insufficient amount of resource: ncpus/);
@@ -148,7 +149,7 @@ describe('pbs pro and torque: held, comments, exit statuses, text fallback', () 
 
   test('a PBS without -F json is asked for qstat -f text from then on', async () => {
     const ch = new Fake().on(/^qstat -x -f -F json/, { code: 2, stderr: "qstat: invalid option -- 'F'\nusage: qstat [-f] ...\n" });
-    const p = new PBSProProvider({ channel: ch, launcher, logger: quiet });
+    const p = new PBSProProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     assert.equal((await p.status(['7.s'])).get('7.s')?.state, 'unknown');
     ch.on(/^qstat -x -f 7\.s$/, { stdout: 'Job Id: 7.s\n    Job_Name = funcx-block-0\n    job_state = F\n    Exit_status = -29\n' });
     assert.equal((await p.status(['7.s'])).get('7.s')?.state, 'timeout');
@@ -156,7 +157,7 @@ describe('pbs pro and torque: held, comments, exit statuses, text fallback', () 
 
   test('an id qstat says nothing about is not "finished"; one it calls unknown has left', async () => {
     const ch = new Fake().on(/^qstat/, { stdout: JSON.stringify({ timestamp: 1, pbs_version: '2022.1.1', pbs_server: 's' }) });
-    const p = new PBSProProvider({ channel: ch, launcher, logger: quiet });
+    const p = new PBSProProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     assert.equal((await p.status(['8.s'])).get('8.s')?.state, 'unknown');
     ch.on(/^qstat/, { code: 153, stderr: 'qstat: Unknown Job Id 8.s\n' });
     assert.equal((await p.status(['8.s'])).get('8.s')?.state, 'ended');
@@ -173,7 +174,7 @@ describe('pbs pro and torque: held, comments, exit statuses, text fallback', () 
         'Job Id: 4.tq', '    job_state = C', '    exit_status = 1', '',
       ].join('\n'),
     });
-    const p = new TorqueProvider({ channel: ch, launcher, logger: quiet });
+    const p = new TorqueProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     const got = await p.status(['1.tq', '2.tq', '3.tq', '4.tq']);
     assert.deepEqual([...got.values()].map((s) => s.state), ['held', 'timeout', 'completed', 'failed']);
     assert.equal(got.get('4.tq')?.exitCode, 1);
@@ -193,7 +194,7 @@ describe('lsf: reasons, zombies, preambles and the bjobs -w fallback', () => {
       ].join('\n'),
       stderr: 'LSF is processing your request. Please wait ...\n',
     });
-    const p = new LSFProvider({ channel: ch, launcher, logger: quiet });
+    const p = new LSFProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     const got = await p.status(['101', '102', '103', '104', '105']);
     assert.deepEqual([got.get('101')?.state, got.get('101')?.reason], ['pending', 'New job is waiting for scheduling']);
     assert.deepEqual([got.get('102')?.state, got.get('102')?.reason], ['held', 'The job was suspended by the user while pending']);
@@ -204,7 +205,7 @@ describe('lsf: reasons, zombies, preambles and the bjobs -w fallback', () => {
 
   test('an LSF without -o is asked with bjobs -w from then on; job names with spaces are fine', async () => {
     const ch = new Fake().on(/^bjobs -noheader -o/, { code: 255, stderr: '-o: Illegal option.\nUsage: bjobs ...\n' });
-    const p = new LSFProvider({ channel: ch, launcher, logger: quiet });
+    const p = new LSFProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     assert.equal((await p.status(['5'])).get('5')?.state, 'unknown');
     ch.on(/^bjobs -w 5 6$/, {
       stdout: 'JOBID   USER    STAT  QUEUE      FROM_HOST   EXEC_HOST   JOB_NAME   SUBMIT_TIME\n5       alice   PSUSP normal     login1      -           my job name Dec  2 10:00\n',
@@ -219,7 +220,7 @@ describe('lsf: reasons, zombies, preambles and the bjobs -w fallback', () => {
 describe('cobalt: its own columns whatever QSTAT_HEADER the user set', () => {
   test('every hold is held; dep_fail is stuck; an unexpected layout is a failed poll', async () => {
     const ch = new Fake().on(/qstat/, { stdout: 'JobId   State\n====================\n1  user_hold\n2  admin_hold\n3  dep_hold\n4  maxrun_hold\n5  dep_fail\n6  starting\n' });
-    const p = new CobaltProvider({ channel: ch, launcher, logger: quiet });
+    const p = new CobaltProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     const got = await p.status(['1', '2', '3', '4', '5', '6']);
     assert.equal(ch.commands[0], 'QSTAT_HEADER=JobId:State qstat --header=JobId:State 1 2 3 4 5 6');
     assert.deepEqual([...got.values()].map((s) => s.state), ['held', 'held', 'held', 'held', 'held', 'running']);
@@ -237,7 +238,7 @@ describe('grid engine: qstat -xml, Eqw deleted, qacct', () => {
       // Recorded from gridengine 8.1.9: a job whose output folder does not exist.
       .on(/^qstat -j 4$/, { stdout: 'job_number:                 4\nerror reason          1:      12/02/2026 13:27:59 [0:32089]: error: can\'t open output file "/nonexistent/dir/x": No such file or directory\nscheduling info:            Job is in error state\n' })
       .on(/^qdel 4$/, { stdout: 'root has deleted job 4\n' });
-    const p = new GridEngineProvider({ channel: ch, launcher, logger: quiet });
+    const p = new GridEngineProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     const got = await p.status(['3', '4']);
     assert.equal(got.get('3')?.state, 'held');
     assert.equal(got.get('4')?.state, 'failed');
@@ -247,7 +248,7 @@ describe('grid engine: qstat -xml, Eqw deleted, qacct', () => {
 
   test('a text that is not the qstat -xml document is a failed poll', async () => {
     const ch = new Fake().on(/^qstat -xml/, { stdout: 'job-ID prior name user state\n----\n' });
-    const p = new GridEngineProvider({ channel: ch, launcher, logger: quiet });
+    const p = new GridEngineProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     assert.equal((await p.status(['3'])).get('3')?.state, 'unknown');
   });
 
@@ -267,22 +268,43 @@ describe('grid engine: qstat -xml, Eqw deleted, qacct', () => {
 });
 
 describe('polite polling', () => {
-  test('status calls run one at a time and every scheduler command is counted', async () => {
-    let inFlight = 0;
-    let peak = 0;
+  /** A stand-in scheduler that counts its status commands; `hold` keeps an answer back until released. */
+  const counting = () => {
     const ch = new Fake();
+    let inFlight = 0;
+    const state = { peak: 0, squeues: 0, release: null as null | (() => void) };
     const run = ch.run.bind(ch);
     ch.run = async (command: string, options?: RunOptions) => {
+      if (/^squeue/.test(command)) state.squeues++;
       inFlight++;
-      peak = Math.max(peak, inFlight);
-      await new Promise((r) => setImmediate(r));
+      state.peak = Math.max(state.peak, inFlight);
+      if (/^squeue/.test(command)) await new Promise<void>((r) => { state.release = r; });
       try { return await run(command, options); } finally { inFlight--; }
     };
     ch.on(/^squeue/, { stdout: '1|R|None\n' });
+    return { ch, state };
+  };
+
+  test('one status command in flight: callers meanwhile share it; one right after gets the last answer', async () => {
+    const { ch, state } = counting();
     const p = new SlurmProvider({ channel: ch, launcher, logger: quiet });
-    const all = await Promise.all(Array.from({ length: 5 }, () => p.status(['1'])));
-    assert.ok(all.every((m) => m.get('1')?.state === 'running'));
-    assert.equal(peak, 1, 'never two status commands at once');
-    assert.equal(p.schedulerCalls, 5);
+    const asks = Array.from({ length: 5 }, () => p.status(['1']));
+    await until('the squeue is running', () => state.release !== null);
+    state.release!();
+    const all = await Promise.all(asks);
+    assert.ok(all.every((m) => m.get('1')?.state === 'running'), 'every caller has the answer');
+    assert.equal(state.peak, 1, 'never two status commands at once');
+    assert.equal(state.squeues, 1, 'five callers, one squeue');
+    // Right after: too soon for another command (12 a minute by default), the last answer comes back.
+    const again = await p.status(['1', '2']);
+    assert.equal(again.get('1')?.state, 'running');
+    assert.equal(again.has('2'), false, 'an id the last answer did not name is left out (the caller keeps what it knew)');
+    assert.equal(state.squeues, 1);
+    assert.equal(p.schedulerCalls, 1, 'scheduler_calls counts the commands run');
+    assert.equal(p.pacer.spared, 5);
+  });
+
+  test('max_status_rate is a bad value: a ConfigError naming the field', () => {
+    assert.throws(() => new SlurmProvider({ channel: new Fake(), launcher, logger: quiet, max_status_rate: 0 }), /provider\.max_status_rate: 0 must be a number greater than 0/);
   });
 });

@@ -181,6 +181,8 @@ export class BlockTracker {
       this.health.lastStatusError = text;
       return;
     }
+    // Nothing said about any block (the provider paces its polls and had no newer answer): keep every state.
+    if (withJob.every((b) => !statuses.has(b.jobId as string))) return;
     const now = this.clock.now();
     const ended: TrackedBlock[] = [];
     // Providers report a failed status command as 'unknown' for every id (no code): show it like a failure.
