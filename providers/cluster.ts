@@ -249,6 +249,11 @@ export abstract class ClusterProvider implements ExecutionProvider {
     return undefined;
   }
 
+  /** Whether the accounting command answered (some say "not found" for one id with a non-zero exit). */
+  protected accountingAnswered(r: CommandResult): boolean {
+    return r.code === 0;
+  }
+
   /** Read the accounting command's output; ids it does not name are left out. */
   protected parseAccounting(_stdout: string, _ids: string[]): Map<string, BlockStatus> {
     return new Map();
@@ -259,7 +264,7 @@ export abstract class ClusterProvider implements ExecutionProvider {
     const command = ids.length === 0 ? undefined : this.accountingCommand(ids);
     if (command === undefined) return;
     const r = await this.run(command);
-    if (r.timedOut || r.code !== 0) {
+    if (r.timedOut || !this.accountingAnswered(r)) {
       const why = r.timedOut ? 'timed out' : firstLine(r.stderr) || `exited with ${r.code}`;
       if (!this.warnedCodes.has(`accounting:${why}`)) {
         this.warnedCodes.add(`accounting:${why}`);

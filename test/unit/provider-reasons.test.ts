@@ -13,6 +13,9 @@ import { CobaltProvider } from '../../providers/cobalt.js';
 import { LSFProvider } from '../../providers/lsf.js';
 import { GridEngineProvider, parseQacct } from '../../providers/gridengine.js';
 import { sgeXml } from '../helpers/sge-xml.js';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseBhist } from '../../providers/bhist.js';
 import { until } from '../helpers/wait.js';
 
 type Reply = Partial<CommandResult>;
@@ -214,6 +217,40 @@ describe('lsf: reasons, zombies, preambles and the bjobs -w fallback', () => {
     const got = await p.status(['5', '6']);
     assert.equal(got.get('5')?.state, 'held');
     assert.equal(got.get('6')?.state, 'ended');
+  });
+});
+
+describe('lsf: the true end of a job bjobs has forgotten, from bhist -l', () => {
+  // bhist -l as the LSF manual prints it: wrapped at 80 columns mid-word, the rest indented by 21 spaces.
+  const bhist = readFileSync(fileURLToPath(new URL('../../../test/fixtures/lsf/outputs/bhist-l.txt', import.meta.url)), 'utf8');
+
+  test('done, exit code, run limit, admin kill, memory limit, zombie, killed by its owner while pending', () => {
+    const got = parseBhist(bhist);
+    const row = (id: string) => [got.get(id)?.state, got.get(id)?.exitCode];
+    assert.deepEqual(row('5101'), ['completed', 0]);
+    assert.deepEqual(row('5102'), ['failed', 3]);
+    assert.deepEqual(row('5103'), ['timeout', 140]);
+    assert.deepEqual(row('5104'), ['cancelled', 130]);
+    assert.deepEqual(row('5105'), ['out_of_memory', 137]);
+    assert.deepEqual(row('5106'), ['node_fail', -1]);
+    assert.deepEqual(row('5107'), ['cancelled', 130]);
+    assert.equal(got.get('5103')?.detail, 'bhist: TERM_RUNLIMIT, exit code 140');
+    assert.equal(got.size, 7);
+    // A job still running (no end in the log) says nothing.
+    assert.equal(parseBhist('Job <9>, User <u>, Project <default>, Command <x>\nMon Jun  4 04:36:14: Starting (Pid 1);\n').size, 0);
+  });
+
+  test('a job bjobs calls not found is looked up in bhist; one bhist does not know either stays unknown, then ended', async () => {
+    const ch = new Fake()
+      .on(/^bjobs/, { code: 255, stdout: '5000|RUN|-|-\n', stderr: 'Job <5102> is not found\nJob <5103> is not found\nJob <5999> is not found\n' })
+      .on(/^bhist -l 5102 5103 5999$/, { code: 255, stdout: bhist, stderr: 'bhist: No matching job found\n' });
+    const p = new LSFProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
+    const got = await p.status(['5000', '5102', '5103', '5999']);
+    assert.equal(got.get('5000')?.state, 'running');
+    assert.deepEqual([got.get('5102')?.state, got.get('5102')?.exitCode], ['failed', 3]);
+    assert.equal(got.get('5103')?.state, 'timeout');
+    assert.deepEqual([got.get('5999')?.state, got.get('5999')?.detail], ['unknown', 'not yet in the accounting']);
+    assert.ok(ch.commands.includes('bhist -l 5102 5103 5999'), ch.commands.join('; '));
   });
 });
 
