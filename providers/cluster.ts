@@ -387,7 +387,34 @@ export abstract class ClusterProvider implements ExecutionProvider {
     return new SubmitError(`${this.label}: ${what} command "${command}" ${why}`, command, r.code, r.stderr);
   }
 
-  async submit(request: BlockRequest): Promise<SubmittedBlock> {
+  /** The command asking when a job of the written script would start, without submitting; undefined: none. */
+  protected expectedStartCommand(_scriptPath: string): string | undefined {
+    return undefined;
+  }
+
+  /** Read that command's output (both streams): epoch ms of the expected start, undefined when not said. */
+  protected parseExpectedStart(_output: string): number | undefined {
+    return undefined;
+  }
+
+  /**
+   * When the scheduler expects a block of `request` to start (epoch ms), asked without submitting it (Slurm
+   * `sbatch --test-only`), or undefined when it cannot say. Never throws.
+   */
+  async expectedStart(request: BlockRequest): Promise<number | undefined> {
+    try {
+      if (this.expectedStartCommand('probe') === undefined) return undefined;
+      const { ctx } = await this.writeScript(request);
+      const command = this.expectedStartCommand(ctx.script_path)!;
+      const r = await this.run(command, ctx.script_dir);
+      if (r.timedOut || r.code !== 0) return undefined;
+      return this.parseExpectedStart(`${r.stdout}\n${r.stderr}`);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async writeScript(request: BlockRequest): Promise<{ ctx: JobContext }> {
     const { script, ctx } = await this.renderWithContext(request);
     if (!this.scriptDirReady) {
       const mkdir = `mkdir -p ${shellQuote(ctx.script_dir)}`;
@@ -401,6 +428,11 @@ export abstract class ClusterProvider implements ExecutionProvider {
       const msg = (err as Error).message;
       throw new SubmitError(`${this.label}: could not write ${ctx.script_path}: ${msg}`, `write ${ctx.script_path}`, null, msg);
     }
+    return { ctx };
+  }
+
+  async submit(request: BlockRequest): Promise<SubmittedBlock> {
+    const { ctx } = await this.writeScript(request);
     const command = this.submitCommand(ctx.script_path, ctx);
     const r = await this.run(command, ctx.script_dir);
     if (r.code !== 0 || r.timedOut) throw this.fail('submit', command, r);

@@ -107,5 +107,10 @@ export interface ExecutionProvider {
    */
   status(jobIds: string[]): Promise<Map<string, BlockStatus>>;
   cancel(jobIds: string[]): Promise<void>;
+  /**
+   * When the scheduler expects a block of `request` to start (epoch ms), asked without submitting (Slurm
+   * `sbatch --test-only`); undefined when it cannot say. Optional; never throws.
+   */
+  expectedStart?(request: BlockRequest): Promise<number | undefined>;
   close(): Promise<void>;
 }

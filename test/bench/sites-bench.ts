@@ -56,7 +56,7 @@ const calls = (e: Engine): number => (e.status().schedulerCalls ?? 0);
 
 async function contended(progress: (m: string) => void): Promise<Omit<SitesFigures, 'held_replaced_s'>> {
   // Two of the three nodes busy for the first 60 s (a time limit, so Slurm knows when they free).
-  const blocker = sbatch('--exclusive', '-N', '2', '-p', 'debug', '--time=2', '-o', '/dev/null', '--wrap', 'sleep 60');
+  const blocker = sbatch('--exclusive', '-N', '2', '-p', 'debug', '--time=1', '-o', '/dev/null', '--wrap', 'sleep 60');
   await until('the blocker holds two nodes', () => jobState(blocker) === 'R', { timeoutMs: 60_000 });
   const blockerFrom = Date.now();
   const engine = engineFor({ max_blocks: 3 }, {});

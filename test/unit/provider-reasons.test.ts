@@ -220,6 +220,22 @@ describe('lsf: reasons, zombies, preambles and the bjobs -w fallback', () => {
   });
 });
 
+describe('slurm: when a block would start, asked without submitting', () => {
+  test('sbatch --test-only says when (local time, whatever SLURM_TIME_FORMAT); nothing said is undefined', async () => {
+    const ch = new Fake().on(/sbatch --test-only/, { stderr: 'sbatch: Job 3983 to start at 2026-12-02T16:41:00 using 2 processors on nodes n3 in partition debug\n' });
+    const p = new SlurmProvider({ channel: ch, launcher, logger: quiet, partition: 'debug' });
+    const request = { blockId: 'probe', command: 'funcx-manager', jobName: 'funcx-block-probe', nodesPerBlock: 1, walltimeS: 600 };
+    assert.equal(await p.expectedStart(request), new Date(2026, 11, 2, 16, 41, 0).getTime());
+    const command = ch.commands.find((c) => c.includes('--test-only'))!;
+    assert.match(command, /^SLURM_TIME_FORMAT=standard sbatch --test-only '?\/tmp\/fake-scripts\/funcx-block-probe\.[a-z0-9]+\.sh'?$/);
+    assert.equal(ch.commands.filter((c) => /^sbatch /.test(c)).length, 0, 'nothing submitted');
+    ch.on(/sbatch --test-only/, { code: 1, stderr: 'sbatch: error: Batch job submission failed: Requested node configuration is not available\n' });
+    assert.equal(await p.expectedStart(request), undefined);
+    ch.on(/sbatch --test-only/, { stderr: 'sbatch: Job 3984 to start at Tue 16:41 using 2 processors\n' });
+    assert.equal(await p.expectedStart(request), undefined, 'a time it cannot read is not a guess');
+  });
+});
+
 describe('lsf: the true end of a job bjobs has forgotten, from bhist -l', () => {
   // bhist -l as the LSF manual prints it: wrapped at 80 columns mid-word, the rest indented by 21 spaces.
   const bhist = readFileSync(fileURLToPath(new URL('../../../test/fixtures/lsf/outputs/bhist-l.txt', import.meta.url)), 'utf8');

@@ -164,3 +164,33 @@ test('blocks for min_blocks are submitted whatever the estimate', async () => {
   assert.equal(d?.submit.length, 1, d?.reason);
   assert.equal(provider.submits.length, 2);
 });
+
+test('where the scheduler can say when a block would start (sbatch --test-only), a block it expects after the drain is not submitted', async () => {
+  const { provider, engine, clock, strategy } = setup({ max_blocks: 3, workers_per_node: 2 });
+  // One node is free; the others are busy for a minute: the first block starts now, a second in 60 s.
+  const free = 1;
+  const asked: number[] = [];
+  (provider as FakeProvider & { expectedStart: () => Promise<number> }).expectedStart = async () => {
+    asked.push(clock.t);
+    return provider.submits.length < free ? clock.t : clock.t + 60_000;
+  };
+  engine.queued = 100; // 100 s of work: 50 s on the free node's 2 workers
+  let d = await strategy.tick();
+  assert.equal(provider.submits.length, 1, d?.reason);
+  assert.deepEqual(d?.submit, [{ nodes: 1, walltimeS: Infinity }]);
+  assert.match(d!.reason, /not submitted: 1 node\(s\): the scheduler expects it to start in ~60 s, the backlog is drained in ~50 s by the workers running or coming/);
+  assert.equal(asked.length, 2, 'asked once per block planned until the answer is "later", then reused');
+  // The next ticks reuse the answer for 30 s: no scheduler call per tick.
+  clock.t += 1000;
+  d = await strategy.tick();
+  assert.equal(provider.submits.length, 1);
+  assert.equal(asked.length, 2);
+  // 400 s of work: blocks starting in 60 s help. The answer is 30 s old: asked again, and again after the
+  // submission (that block takes what the scheduler had for the next one).
+  clock.t += 30_000;
+  engine.queued = 400;
+  d = await strategy.tick();
+  assert.equal(asked.length, 4);
+  assert.equal(provider.submits.length, 3, d?.reason);
+  assert.doesNotMatch(d!.reason, /not submitted/);
+});

@@ -164,8 +164,9 @@ export function decide(input: StrategyInput): Decision {
     else if (freeSlots <= 0) why.push(`${wanted}; not submitting: at max_blocks ${o.maxBlocks}`);
     else {
       const plan = planShapes(o, { missingWorkers, minNew, freeSlots, demand, capacityWorkers, estimateMs: input.estimateMs });
-      const late = input.queueWaitMs ? lateShapes(input, plan.shapes, minNew, demand, capacity, load) : { keep: plan.shapes, why: '' };
+      const late = input.queueWaitMs ? lateShapes(input, plan.shapes, minNew, demand, capacity, load) : { keep: plan.shapes, why: '', check: undefined };
       d.submit = late.keep;
+      if (late.check) queueChecks.set(d, late.check);
       why.push(`${wanted}; ${plan.why}${late.why}`);
     }
   }
@@ -182,7 +183,7 @@ export function decide(input: StrategyInput): Decision {
 function lateShapes(
   input: StrategyInput, shapes: BlockShape[], minNew: number, tasks: number,
   capacity: readonly Readonly<TrackedBlock>[], load: (b: Readonly<TrackedBlock>) => BlockLoad,
-): { keep: BlockShape[]; why: string } {
+): { keep: BlockShape[]; why: string; check: QueueCheck } {
   const { now, options: o } = input;
   const waitOf = input.queueWaitMs!;
   const taskMs = input.estimateMs ?? DEFAULT_ESTIMATE_MS;
@@ -199,6 +200,7 @@ function lateShapes(
   }
   const keep: BlockShape[] = [];
   const skipped: string[] = [];
+  const base = { tasks, taskMs, workersNow, arrivals: [...arrivals], forced: minNew, workersPerNode: o.workersPerNode };
   shapes.forEach((shape, i) => {
     const wait = waitOf(shape);
     const drain = drainMs(tasks, taskMs, workersNow, arrivals);
@@ -209,8 +211,12 @@ function lateShapes(
     keep.push(shape);
     arrivals.push({ atMs: wait ?? Infinity, workers: shape.nodes * o.workersPerNode });
   });
-  return { keep, why: skipped.length === 0 ? '' : `; not submitting ${skipped.length} of them (${skipped.join('; ')})` };
+  return { keep, why: skipped.length === 0 ? '' : `; not submitting ${skipped.length} of them (${skipped.join('; ')})`, check: base };
 }
+
+/** What apply() needs to ask the scheduler itself before each submission (see Strategy.submitAll). */
+interface QueueCheck { tasks: number; taskMs: number; workersNow: number; arrivals: Arrival[]; forced: number; workersPerNode: number }
+const queueChecks = new WeakMap<Decision, QueueCheck>();
 
 /** Timer functions, injectable for tests. */
 export interface Timers { setInterval(fn: () => void, ms: number): unknown; clearInterval(handle: unknown): void }
@@ -345,9 +351,37 @@ export class Strategy {
       // Confirm the cancel by status soon rather than a whole period later (once this tick is over).
       setTimeout(() => this.nudge(), 0).unref?.();
     }
-    for (const shape of d.submit) {
-      // One at a time: a failure starts the backoff, and the rest wait for it.
+    await this.submitAll(d);
+  }
+
+  /**
+   * Submit the decided blocks one at a time (a failure starts the backoff, and the rest wait for it). Where
+   * the scheduler can say when a block would start (Slurm `sbatch --test-only`), a block it expects to start
+   * after the workers running or coming have drained the backlog is not submitted: the scheduler knows its
+   * queue better than our moving estimate does.
+   */
+  private async submitAll(d: Decision): Promise<void> {
+    const { tracker } = this.deps;
+    const check = queueChecks.get(d);
+    const submitted: BlockShape[] = [];
+    const skipped: string[] = [];
+    for (const [i, shape] of d.submit.entries()) {
+      if (check !== undefined && i >= check.forced) {
+        const at = await tracker.expectedStart(shape);
+        const wait = at === undefined ? undefined : Math.max(0, at - this.clock.now());
+        const drain = drainMs(check.tasks, check.taskMs, check.workersNow, check.arrivals);
+        if (wait !== undefined && wait > drain) {
+          skipped.push(`${shape.nodes} node(s): the scheduler expects it to start in ~${secs(wait)}, the backlog is drained in ~${secs(drain)} by the workers running or coming`);
+          continue;
+        }
+        check.arrivals.push({ atMs: wait ?? this.deps.tracker.queueWaitMs(shape) ?? Infinity, workers: shape.nodes * check.workersPerNode });
+      }
       if ((await tracker.submit(shape)) === null) break;
+      submitted.push(shape);
+    }
+    if (skipped.length > 0) {
+      d.submit = submitted;
+      d.reason += `; not submitted: ${skipped.join('; ')}`;
     }
   }
 }
