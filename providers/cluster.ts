@@ -17,6 +17,7 @@ import {
   type SchedulerKind,
 } from './script-values.js';
 import { findTemplate, markValidated, renderJobTemplate, type FoundTemplate } from './templates.js';
+import { StatusPacer } from './status-pacer.js';
 
 /** How providers report what they see; the endpoint passes its own logger. */
 export type ProviderLogger = (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void;
@@ -39,6 +40,8 @@ export interface ClusterProviderOptions extends ProviderBlockOptions {
   worker_init?: string | string[];
   /** Seconds before a scheduler command (submit, status, cancel) is killed. @default 30 */
   cmd_timeout?: number;
+  /** Status commands allowed per minute (a slow scheduler is asked less often); Infinity: unpaced. @default 12 */
+  max_status_rate?: number;
   /** A template to use instead of the scheduler's: an absolute path, or a file name looked up like the default. @default "<scheduler>.sh.hbs" */
   template?: string;
   /** The profile's folder, searched first for templates. @default none */
@@ -50,7 +53,7 @@ export interface ClusterProviderOptions extends ProviderBlockOptions {
 /** Option names every cluster provider accepts. */
 export const CLUSTER_OPTION_NAMES: readonly string[] = [
   'channel', 'launcher', 'nodes_per_block', 'cores_per_node', 'mem_per_node', 'walltime', 'exclusive',
-  'scheduler_options', 'worker_init', 'cmd_timeout', 'template', 'profile_dir', 'logger',
+  'scheduler_options', 'worker_init', 'cmd_timeout', 'max_status_rate', 'template', 'profile_dir', 'logger',
   'init_blocks', 'min_blocks', 'max_blocks', 'parallelism',
 ];
 
@@ -129,10 +132,12 @@ export abstract class ClusterProvider implements ExecutionProvider {
   /** Jobs that left the queue and that accounting does not know yet: since when. */
   private readonly goneSince = new Map<string, number>();
   private scriptDirReady = false;
-  /** Every scheduler command of this provider goes through this queue. */
+  /** Every scheduler command of this provider goes through this queue: submissions and cancels too. */
   private readonly commands = new PQueue({ concurrency: 2 });
-  /** Status polls: one in flight; callers that ask meanwhile share the next one. */
-  private readonly statusQueue = new PQueue({ concurrency: 1 });
+  /** Status polls: one in flight, at most max_status_rate a minute, less often when the scheduler is slow. */
+  readonly pacer: StatusPacer;
+  /** The last status answer, given to callers the pacer refuses a new command. */
+  private lastStatuses = new Map<string, BlockStatus>();
   /** Scheduler commands run so far (for `status --json` and the bench). */
   schedulerCalls = 0;
   private seq = 0;
@@ -164,6 +169,9 @@ export abstract class ClusterProvider implements ExecutionProvider {
     this.schedulerOptions = checkSchedulerOptions(opt('scheduler_options'), options.scheduler_options, kind);
     this.workerInit = checkWorkerInit(opt('worker_init'), options.worker_init);
     this.cmdTimeoutMs = checkPositiveNumber(opt('cmd_timeout'), options.cmd_timeout ?? DEFAULTS.provider.cmd_timeout) * 1000;
+    // Infinity: no pacing (a stand-in scheduler in tests).
+    const rate = options.max_status_rate === Infinity ? Infinity : checkPositiveNumber(opt('max_status_rate'), options.max_status_rate ?? DEFAULTS.provider.max_status_rate);
+    this.pacer = new StatusPacer({ maxPerMinute: rate });
     const badTemplate = options.template !== undefined && (typeof options.template !== 'string' || !options.template);
     if (badTemplate) throw new ConfigError(`${opt('template')}: must be a file name or path`);
     this.templateOption = options.template;
@@ -241,6 +249,11 @@ export abstract class ClusterProvider implements ExecutionProvider {
     return undefined;
   }
 
+  /** Whether the accounting command answered (some say "not found" for one id with a non-zero exit). */
+  protected accountingAnswered(r: CommandResult): boolean {
+    return r.code === 0;
+  }
+
   /** Read the accounting command's output; ids it does not name are left out. */
   protected parseAccounting(_stdout: string, _ids: string[]): Map<string, BlockStatus> {
     return new Map();
@@ -251,7 +264,7 @@ export abstract class ClusterProvider implements ExecutionProvider {
     const command = ids.length === 0 ? undefined : this.accountingCommand(ids);
     if (command === undefined) return;
     const r = await this.run(command);
-    if (r.timedOut || r.code !== 0) {
+    if (r.timedOut || !this.accountingAnswered(r)) {
       const why = r.timedOut ? 'timed out' : firstLine(r.stderr) || `exited with ${r.code}`;
       if (!this.warnedCodes.has(`accounting:${why}`)) {
         this.warnedCodes.add(`accounting:${why}`);
@@ -374,7 +387,34 @@ export abstract class ClusterProvider implements ExecutionProvider {
     return new SubmitError(`${this.label}: ${what} command "${command}" ${why}`, command, r.code, r.stderr);
   }
 
-  async submit(request: BlockRequest): Promise<SubmittedBlock> {
+  /** The command asking when a job of the written script would start, without submitting; undefined: none. */
+  protected expectedStartCommand(_scriptPath: string): string | undefined {
+    return undefined;
+  }
+
+  /** Read that command's output (both streams): epoch ms of the expected start, undefined when not said. */
+  protected parseExpectedStart(_output: string): number | undefined {
+    return undefined;
+  }
+
+  /**
+   * When the scheduler expects a block of `request` to start (epoch ms), asked without submitting it (Slurm
+   * `sbatch --test-only`), or undefined when it cannot say. Never throws.
+   */
+  async expectedStart(request: BlockRequest): Promise<number | undefined> {
+    try {
+      if (this.expectedStartCommand('probe') === undefined) return undefined;
+      const { ctx } = await this.writeScript(request);
+      const command = this.expectedStartCommand(ctx.script_path)!;
+      const r = await this.run(command, ctx.script_dir);
+      if (r.timedOut || r.code !== 0) return undefined;
+      return this.parseExpectedStart(`${r.stdout}\n${r.stderr}`);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async writeScript(request: BlockRequest): Promise<{ ctx: JobContext }> {
     const { script, ctx } = await this.renderWithContext(request);
     if (!this.scriptDirReady) {
       const mkdir = `mkdir -p ${shellQuote(ctx.script_dir)}`;
@@ -388,6 +428,11 @@ export abstract class ClusterProvider implements ExecutionProvider {
       const msg = (err as Error).message;
       throw new SubmitError(`${this.label}: could not write ${ctx.script_path}: ${msg}`, `write ${ctx.script_path}`, null, msg);
     }
+    return { ctx };
+  }
+
+  async submit(request: BlockRequest): Promise<SubmittedBlock> {
+    const { ctx } = await this.writeScript(request);
     const command = this.submitCommand(ctx.script_path, ctx);
     const r = await this.run(command, ctx.script_dir);
     if (r.code !== 0 || r.timedOut) throw this.fail('submit', command, r);
@@ -400,8 +445,22 @@ export abstract class ClusterProvider implements ExecutionProvider {
     return { jobId, scriptPath: ctx.script_path, stdoutPath: ctx.stdout_path };
   }
 
+  /**
+   * Status of `jobIds` in one command, paced (see status-pacer.ts): a call refused a new command gets the
+   * last answer for the ids it named, and leaves out ids it did not (the caller keeps what it knew).
+   */
   async status(jobIds: string[]): Promise<Map<string, BlockStatus>> {
-    return this.statusQueue.add(() => this.statusNow(jobIds));
+    const r = await this.pacer.run(() => this.statusNow(jobIds));
+    if (r.fresh) {
+      this.lastStatuses = new Map(r.value);
+      return r.value;
+    }
+    const last = new Map<string, BlockStatus>();
+    for (const id of jobIds) {
+      const st = this.lastStatuses.get(id);
+      if (st !== undefined) last.set(id, st);
+    }
+    return last;
   }
 
   private async statusNow(jobIds: string[]): Promise<Map<string, BlockStatus>> {

@@ -2,13 +2,17 @@
  * IBM Spectrum LSF: `bsub < SCRIPT` (so bsub reads the #BSUB lines) → `Job <1234> is submitted to queue
  * <normal>.`; `bjobs -noheader -o "jobid stat exit_code pend_reason delimiter='|'" ID...` (LSF 9.1 and later;
  * older LSF, which has no `-o`, gets `bjobs -w ID...` from then on); `bkill ID...`. Lines such as "LSF is
- * processing your request. Please wait ..." may come first on either stream.
+ * processing your request. Please wait ..." may come first on either stream. bjobs shows a finished job for
+ * CLEAN_PERIOD (an hour by default); after that it is "not found", and `bhist -l ID...` (the event log) tells
+ * how it ended (see bhist.ts).
  */
 import type { BlockState, BlockStatus } from './provider.js';
 import { ClusterProvider, type ClusterProviderOptions, type JobContext } from './cluster.js';
 import { ConfigError } from '../src/errors.js';
 import { checkOptionalName, shellQuote } from './script-values.js';
 import { JsrunLauncher } from '../launchers/jsrun.js';
+import type { CommandResult } from './channels/channel.js';
+import { parseBhist } from './bhist.js';
 
 /** Options of the LSF provider. */
 export interface LSFProviderOptions extends ClusterProviderOptions {
@@ -158,5 +162,19 @@ export class LSFProvider extends ClusterProvider {
 
   protected cancelCommand(ids: string[]): string {
     return `bkill ${ids.join(' ')}`;
+  }
+
+  /** The event log knows jobs bjobs has forgotten. */
+  protected override accountingCommand(ids: string[]): string {
+    return `bhist -l ${ids.join(' ')}`;
+  }
+
+  /** bhist exits non-zero when one id is not in the log; the others are still printed. */
+  protected override accountingAnswered(r: CommandResult): boolean {
+    return r.code === 0 || /^Job <\d+>/m.test(r.stdout);
+  }
+
+  protected override parseAccounting(stdout: string): Map<string, BlockStatus> {
+    return parseBhist(stdout);
   }
 }

@@ -100,8 +100,17 @@ export interface ExecutionProvider {
   /** The exact script that `submit` would submit, without submitting (dry run). */
   render(request: BlockRequest): Promise<string>;
   submit(request: BlockRequest): Promise<SubmittedBlock>;
-  /** Status of many blocks in one scheduler command. Ids the scheduler no longer knows come back as given by the provider's rules (usually 'completed' or 'unknown'). */
+  /**
+   * Status of many blocks in one scheduler command. Ids the scheduler no longer knows come back as given by
+   * the provider's rules ('ended', or what accounting says). A provider that paces its polls may answer from
+   * its last poll and leave out ids it has no answer for yet (the caller keeps what it knew of them).
+   */
   status(jobIds: string[]): Promise<Map<string, BlockStatus>>;
   cancel(jobIds: string[]): Promise<void>;
+  /**
+   * When the scheduler expects a block of `request` to start (epoch ms), asked without submitting (Slurm
+   * `sbatch --test-only`); undefined when it cannot say. Optional; never throws.
+   */
+  expectedStart?(request: BlockRequest): Promise<number | undefined>;
   close(): Promise<void>;
 }

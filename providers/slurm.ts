@@ -98,6 +98,19 @@ export class SlurmProvider extends ClusterProvider {
     return `sbatch${this.clusters ? ` -M ${this.clusters}` : ''} ${shellQuote(scriptPath)}`;
   }
 
+  /** `sbatch --test-only`: when the job would start, without submitting it (the time in ISO form, whatever SLURM_TIME_FORMAT). */
+  protected override expectedStartCommand(scriptPath: string): string {
+    return `SLURM_TIME_FORMAT=standard sbatch --test-only${this.clusters ? ` -M ${this.clusters}` : ''} ${shellQuote(scriptPath)}`;
+  }
+
+  /** "sbatch: Job 3983 to start at 2026-12-02T16:41:00 using 2 processors on nodes n3 in partition debug" (local time). */
+  protected override parseExpectedStart(output: string): number | undefined {
+    const m = /to start at (\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})/.exec(output);
+    if (!m) return undefined;
+    const at = new Date(m[1]!).getTime();
+    return Number.isFinite(at) ? at : undefined;
+  }
+
   protected parseJobId(stdout: string): string | undefined {
     const id = parseSbatch(stdout);
     // `-M X` makes sbatch say "on cluster X"; if a wrapper dropped it, the id still names the cluster.

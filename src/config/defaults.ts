@@ -22,6 +22,8 @@ export const DEFAULTS = {
     local_walltime: Infinity,
     /** Seconds before a scheduler command (submit, status, cancel) is killed. */
     cmd_timeout: 30,
+    /** Status commands a provider may run per minute (polite polling; a slow scheduler gets fewer). */
+    max_status_rate: 12,
   },
   /** The `strategy` section. */
   strategy: {

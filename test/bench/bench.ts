@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json] [--only engine,e2e,scale,strategy,mpi] [--no-slurm]`: every figure of the project,
+ * `npm run bench [-- --json] [--only engine,e2e,scale,strategy,mpi,sites] [--no-slurm]`: every figure of the project,
  * each beside its baseline measured in the same run (raw ZeroMQ round trips) or the peer's published figure.
  * With --json the last line is one JSON object.
  */
@@ -11,6 +11,7 @@ import { benchScale } from './scale-bench.js';
 import { benchEndToEnd } from './e2e-bench.js';
 import { benchPostgres } from './e2e-pg-bench.js';
 import { benchMpi } from './mpi-bench.js';
+import { benchSites } from './sites-bench.js';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -124,6 +125,19 @@ if (only.has('mpi')) {
   add('mpi: makespan (s)', 'mpi_makespan_s', `60 tasks of 1-3 nodes × 2 ranks × 2 s on one 3-node block; ideal ${figures.mpi_ideal_makespan_s} s`);
   add('mpi: node utilisation', 'mpi_node_utilisation', 'busy / allocated node-seconds while work waits; target ≥ 0.85');
   add('mpi: task start p50 (ms)', 'mpi_task_start_ms_p50', 'nodes given → first rank after MPI_Init (mpirun + orted via Slurm); target ≤ 300');
+}
+
+if (only.has('sites')) {
+  // Needs the Slurm test cluster (test/cluster/start-slurm.sh); run under flock /tmp/cluster.lock.
+  progress('sites: contended cluster and a held block on the Slurm test cluster (about 3 minutes)');
+  const st = await benchSites(progress);
+  for (const [k, v] of Object.entries(st)) figures[k] = round(v);
+  add('sites: contended makespan (s)', 'contended_makespan_s', '200 × 0.5 s, 2 of 3 nodes busy for 60 s, max_blocks 3, 2 workers/node');
+  add('sites: contended wasted node-s', 'contended_wasted_node_s', 'blocks that started after the backlog was empty; target 0 where the queue-wait estimate allows');
+  add('sites: contended blocks cancelled unstarted', 'contended_cancelled_unstarted', 'held no node');
+  add('sites: contended blocks', 'contended_blocks');
+  add('sites: held block → replacement runs a task (s)', 'held_replaced_s', 'max_pending_time 20 s, period 1 s; target ≤ 22');
+  add('sites: scheduler calls/min at steady state', 'scheduler_calls_per_min', 'target ≤ 12 (max_status_rate)');
 }
 
 const w0 = Math.max(...rows.map((r) => r[0].length));

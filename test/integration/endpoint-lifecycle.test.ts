@@ -79,13 +79,15 @@ test('start runs init, is Active, refuses a second start, shows status, stops in
   assert.ok(!alive(lease.pid), 'the old daemon is gone after restart');
   const status = await untilValue(
     'a block with a manager in status --json',
-    async () => JSON.parse((await cli(home, ['status', '--json'])).stdout) as { status: string; blocks: Array<{ state: string; managers: number }> },
+    async () => JSON.parse((await cli(home, ['status', '--json'])).stdout) as { status: string; blocks: Array<{ state: string; managers: number }>; queue_wait: Array<{ nodes: number; samples: number }> },
     { ok: (st) => st.blocks.some((b) => b.managers > 0), everyMs: 250 },
   );
   assert.equal(status.status, 'Active');
   assert.ok(status.blocks.some((b) => b.state === 'running' && b.managers === 1), JSON.stringify(status.blocks));
+  assert.deepEqual(status.queue_wait.map((w) => [w.nodes, w.samples]), [[1, 1]], 'the block\'s queue wait is in the estimate');
   const table = await cli(home, ['status']);
   assert.match(table.stdout, /Blocks\n.*Block.*Job ID.*State.*Nodes/);
+  assert.match(table.stdout, /Queue wait \(estimate per block shape, submitted → running\)\n.*Shape.*Estimate.*Starts seen/);
 
   const list = JSON.parse((await cli(home, ['list', '--json'])).stdout) as Array<{ name: string; status: string; id: string }>;
   assert.deepEqual(list.map((e) => [e.name, e.status]), [['default', 'Active']]);

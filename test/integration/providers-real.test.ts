@@ -159,7 +159,8 @@ for (const c of CASES) {
 
     const provider = (extra: ClusterProviderOptions = {}): { p: ClusterProvider; channel: RecordingChannel; open: Set<string> } => {
       const channel = new RecordingChannel({ script_dir: join(dir, 'scripts') });
-      const p = c.make({ channel, walltime: '00:10:00', max_blocks: 2, ...extra });
+      // Unpaced: these tests count one command per status() call (polite polling is tested in status-pacer.test).
+      const p = c.make({ channel, walltime: '00:10:00', max_blocks: 2, max_status_rate: Infinity, ...extra });
       const open = new Set<string>();
       made.push({ provider: p, open });
       return { p, channel, open };

@@ -13,6 +13,10 @@ import { CobaltProvider } from '../../providers/cobalt.js';
 import { LSFProvider } from '../../providers/lsf.js';
 import { GridEngineProvider, parseQacct } from '../../providers/gridengine.js';
 import { sgeXml } from '../helpers/sge-xml.js';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseBhist } from '../../providers/bhist.js';
+import { until } from '../helpers/wait.js';
 
 type Reply = Partial<CommandResult>;
 
@@ -54,7 +58,7 @@ describe('slurm: held, stuck and reasons from squeue %r', () => {
         '52|PD|DependencyNeverSatisfied', '53|PD|BadConstraints', '54|PD|InvalidQOS',
       ].join('\n'),
     });
-    const p = new SlurmProvider({ channel: ch, launcher, logger: quiet });
+    const p = new SlurmProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     const ids = Array.from({ length: 14 }, (_, i) => String(41 + i));
     const got = await p.status(ids);
     assert.match(ch.commands[0]!, /^squeue --noheader --format='%i\|%t\|%r' --states=all --job=41,42/);
@@ -75,7 +79,7 @@ describe('slurm: held, stuck and reasons from squeue %r', () => {
 
   test('no row, or a line it was not asked for, is a failed poll, not "every job finished"', async () => {
     const ch = new Fake().on(/^squeue/, { stdout: '' });
-    const p = new SlurmProvider({ channel: ch, launcher, logger: quiet });
+    const p = new SlurmProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     const none = await p.status(['1', '2']);
     assert.deepEqual([...none.values()].map((s) => s.state), ['unknown', 'unknown']);
     assert.match(none.get('1')!.detail!, /no row/);
@@ -91,7 +95,7 @@ describe('slurm: held, stuck and reasons from squeue %r', () => {
       .on(/^sacct/, {
         stdout: ['71|FAILED|3:0', '72|TIMEOUT|0:0', '73|CANCELLED by 0|0:0', '74|NODE_FAIL|0:0', '75|OUT_OF_MEMORY|0:125', '76|COMPLETED|0:0', '77|COMPLETED|2:0'].join('\n'),
       });
-    const p = new SlurmProvider({ channel: ch, launcher, logger: quiet });
+    const p = new SlurmProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     const got = await p.status(['71', '72', '73', '74', '75', '76', '77', '78']);
     assert.equal(ch.commands[1], 'sacct -X -n -P -o JobID,State,ExitCode -j 71,72,73,74,75,76,77,78');
     assert.deepEqual(Object.fromEntries([...got].map(([id, s]) => [id, s.state])), {
@@ -111,7 +115,7 @@ describe('slurm: held, stuck and reasons from squeue %r', () => {
     assert.equal(parseSbatch('sbatch: warning: can not set memory\nSubmitted batch job 13\n'), '13');
     assert.equal(parseSbatch('14;east\n'), '14.east');
     const ch = new Fake().on(/^sbatch/, { stdout: 'Submitted batch job 12 on cluster west\n' });
-    const p = new SlurmProvider({ channel: ch, launcher, logger: quiet, scheduler_options: '#SBATCH --clusters=west' });
+    const p = new SlurmProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity, scheduler_options: '#SBATCH --clusters=west' });
     const block = await p.submit(request);
     assert.equal(block.jobId, '12.west');
     ch.on(/^squeue -M west /, { stdout: 'CLUSTER: west\n12|PD|JobHeldAdmin\n' });
@@ -121,7 +125,7 @@ describe('slurm: held, stuck and reasons from squeue %r', () => {
     ch.on(/^scancel/, {});
     await p.cancel(['12.west']);
     assert.equal(ch.commands.at(-1), 'scancel -M west 12');
-    const named = new SlurmProvider({ channel: ch.on(/^sbatch/, { stdout: 'Submitted batch job 20 on cluster east\n' }), launcher, logger: quiet, clusters: 'east' });
+    const named = new SlurmProvider({ channel: ch.on(/^sbatch/, { stdout: 'Submitted batch job 20 on cluster east\n' }), launcher, logger: quiet, max_status_rate: Infinity, clusters: 'east' });
     assert.equal((await named.submit(request)).jobId, '20.east');
     assert.match(ch.commands.at(-1)!, /^sbatch -M east /);
   });
@@ -136,7 +140,7 @@ describe('pbs pro and torque: held, comments, exit statuses, text fallback', () 
       '4.s': { job_state: 'F', Exit_status: -27 },
     };
     const ch = new Fake().on(/^qstat/, { stdout: JSON.stringify({ timestamp: 1, pbs_version: '2022.1.1', Jobs: jobs }) });
-    const p = new PBSProProvider({ channel: ch, launcher, logger: quiet });
+    const p = new PBSProProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     const got = await p.status(Object.keys(jobs));
     assert.deepEqual([got.get('1.s')?.state, got.get('1.s')?.stuck ?? false], ['pending', false]);
     assert.match(got.get('1.s')!.reason!, /Insufficient amount of resource: ncpus/);
@@ -148,7 +152,7 @@ describe('pbs pro and torque: held, comments, exit statuses, text fallback', () 
 
   test('a PBS without -F json is asked for qstat -f text from then on', async () => {
     const ch = new Fake().on(/^qstat -x -f -F json/, { code: 2, stderr: "qstat: invalid option -- 'F'\nusage: qstat [-f] ...\n" });
-    const p = new PBSProProvider({ channel: ch, launcher, logger: quiet });
+    const p = new PBSProProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     assert.equal((await p.status(['7.s'])).get('7.s')?.state, 'unknown');
     ch.on(/^qstat -x -f 7\.s$/, { stdout: 'Job Id: 7.s\n    Job_Name = funcx-block-0\n    job_state = F\n    Exit_status = -29\n' });
     assert.equal((await p.status(['7.s'])).get('7.s')?.state, 'timeout');
@@ -156,7 +160,7 @@ describe('pbs pro and torque: held, comments, exit statuses, text fallback', () 
 
   test('an id qstat says nothing about is not "finished"; one it calls unknown has left', async () => {
     const ch = new Fake().on(/^qstat/, { stdout: JSON.stringify({ timestamp: 1, pbs_version: '2022.1.1', pbs_server: 's' }) });
-    const p = new PBSProProvider({ channel: ch, launcher, logger: quiet });
+    const p = new PBSProProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     assert.equal((await p.status(['8.s'])).get('8.s')?.state, 'unknown');
     ch.on(/^qstat/, { code: 153, stderr: 'qstat: Unknown Job Id 8.s\n' });
     assert.equal((await p.status(['8.s'])).get('8.s')?.state, 'ended');
@@ -173,7 +177,7 @@ describe('pbs pro and torque: held, comments, exit statuses, text fallback', () 
         'Job Id: 4.tq', '    job_state = C', '    exit_status = 1', '',
       ].join('\n'),
     });
-    const p = new TorqueProvider({ channel: ch, launcher, logger: quiet });
+    const p = new TorqueProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     const got = await p.status(['1.tq', '2.tq', '3.tq', '4.tq']);
     assert.deepEqual([...got.values()].map((s) => s.state), ['held', 'timeout', 'completed', 'failed']);
     assert.equal(got.get('4.tq')?.exitCode, 1);
@@ -193,7 +197,7 @@ describe('lsf: reasons, zombies, preambles and the bjobs -w fallback', () => {
       ].join('\n'),
       stderr: 'LSF is processing your request. Please wait ...\n',
     });
-    const p = new LSFProvider({ channel: ch, launcher, logger: quiet });
+    const p = new LSFProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     const got = await p.status(['101', '102', '103', '104', '105']);
     assert.deepEqual([got.get('101')?.state, got.get('101')?.reason], ['pending', 'New job is waiting for scheduling']);
     assert.deepEqual([got.get('102')?.state, got.get('102')?.reason], ['held', 'The job was suspended by the user while pending']);
@@ -204,7 +208,7 @@ describe('lsf: reasons, zombies, preambles and the bjobs -w fallback', () => {
 
   test('an LSF without -o is asked with bjobs -w from then on; job names with spaces are fine', async () => {
     const ch = new Fake().on(/^bjobs -noheader -o/, { code: 255, stderr: '-o: Illegal option.\nUsage: bjobs ...\n' });
-    const p = new LSFProvider({ channel: ch, launcher, logger: quiet });
+    const p = new LSFProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     assert.equal((await p.status(['5'])).get('5')?.state, 'unknown');
     ch.on(/^bjobs -w 5 6$/, {
       stdout: 'JOBID   USER    STAT  QUEUE      FROM_HOST   EXEC_HOST   JOB_NAME   SUBMIT_TIME\n5       alice   PSUSP normal     login1      -           my job name Dec  2 10:00\n',
@@ -216,10 +220,60 @@ describe('lsf: reasons, zombies, preambles and the bjobs -w fallback', () => {
   });
 });
 
+describe('slurm: when a block would start, asked without submitting', () => {
+  test('sbatch --test-only says when (local time, whatever SLURM_TIME_FORMAT); nothing said is undefined', async () => {
+    const ch = new Fake().on(/sbatch --test-only/, { stderr: 'sbatch: Job 3983 to start at 2026-12-02T16:41:00 using 2 processors on nodes n3 in partition debug\n' });
+    const p = new SlurmProvider({ channel: ch, launcher, logger: quiet, partition: 'debug' });
+    const request = { blockId: 'probe', command: 'funcx-manager', jobName: 'funcx-block-probe', nodesPerBlock: 1, walltimeS: 600 };
+    assert.equal(await p.expectedStart(request), new Date(2026, 11, 2, 16, 41, 0).getTime());
+    const command = ch.commands.find((c) => c.includes('--test-only'))!;
+    assert.match(command, /^SLURM_TIME_FORMAT=standard sbatch --test-only '?\/tmp\/fake-scripts\/funcx-block-probe\.[a-z0-9]+\.sh'?$/);
+    assert.equal(ch.commands.filter((c) => /^sbatch /.test(c)).length, 0, 'nothing submitted');
+    ch.on(/sbatch --test-only/, { code: 1, stderr: 'sbatch: error: Batch job submission failed: Requested node configuration is not available\n' });
+    assert.equal(await p.expectedStart(request), undefined);
+    ch.on(/sbatch --test-only/, { stderr: 'sbatch: Job 3984 to start at Tue 16:41 using 2 processors\n' });
+    assert.equal(await p.expectedStart(request), undefined, 'a time it cannot read is not a guess');
+  });
+});
+
+describe('lsf: the true end of a job bjobs has forgotten, from bhist -l', () => {
+  // bhist -l as the LSF manual prints it: wrapped at 80 columns mid-word, the rest indented by 21 spaces.
+  const bhist = readFileSync(fileURLToPath(new URL('../../../test/fixtures/lsf/outputs/bhist-l.txt', import.meta.url)), 'utf8');
+
+  test('done, exit code, run limit, admin kill, memory limit, zombie, killed by its owner while pending', () => {
+    const got = parseBhist(bhist);
+    const row = (id: string) => [got.get(id)?.state, got.get(id)?.exitCode];
+    assert.deepEqual(row('5101'), ['completed', 0]);
+    assert.deepEqual(row('5102'), ['failed', 3]);
+    assert.deepEqual(row('5103'), ['timeout', 140]);
+    assert.deepEqual(row('5104'), ['cancelled', 130]);
+    assert.deepEqual(row('5105'), ['out_of_memory', 137]);
+    assert.deepEqual(row('5106'), ['node_fail', -1]);
+    assert.deepEqual(row('5107'), ['cancelled', 130]);
+    assert.equal(got.get('5103')?.detail, 'bhist: TERM_RUNLIMIT, exit code 140');
+    assert.equal(got.size, 7);
+    // A job still running (no end in the log) says nothing.
+    assert.equal(parseBhist('Job <9>, User <u>, Project <default>, Command <x>\nMon Jun  4 04:36:14: Starting (Pid 1);\n').size, 0);
+  });
+
+  test('a job bjobs calls not found is looked up in bhist; one bhist does not know either stays unknown, then ended', async () => {
+    const ch = new Fake()
+      .on(/^bjobs/, { code: 255, stdout: '5000|RUN|-|-\n', stderr: 'Job <5102> is not found\nJob <5103> is not found\nJob <5999> is not found\n' })
+      .on(/^bhist -l 5102 5103 5999$/, { code: 255, stdout: bhist, stderr: 'bhist: No matching job found\n' });
+    const p = new LSFProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
+    const got = await p.status(['5000', '5102', '5103', '5999']);
+    assert.equal(got.get('5000')?.state, 'running');
+    assert.deepEqual([got.get('5102')?.state, got.get('5102')?.exitCode], ['failed', 3]);
+    assert.equal(got.get('5103')?.state, 'timeout');
+    assert.deepEqual([got.get('5999')?.state, got.get('5999')?.detail], ['unknown', 'not yet in the accounting']);
+    assert.ok(ch.commands.includes('bhist -l 5102 5103 5999'), ch.commands.join('; '));
+  });
+});
+
 describe('cobalt: its own columns whatever QSTAT_HEADER the user set', () => {
   test('every hold is held; dep_fail is stuck; an unexpected layout is a failed poll', async () => {
     const ch = new Fake().on(/qstat/, { stdout: 'JobId   State\n====================\n1  user_hold\n2  admin_hold\n3  dep_hold\n4  maxrun_hold\n5  dep_fail\n6  starting\n' });
-    const p = new CobaltProvider({ channel: ch, launcher, logger: quiet });
+    const p = new CobaltProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     const got = await p.status(['1', '2', '3', '4', '5', '6']);
     assert.equal(ch.commands[0], 'QSTAT_HEADER=JobId:State qstat --header=JobId:State 1 2 3 4 5 6');
     assert.deepEqual([...got.values()].map((s) => s.state), ['held', 'held', 'held', 'held', 'held', 'running']);
@@ -237,7 +291,7 @@ describe('grid engine: qstat -xml, Eqw deleted, qacct', () => {
       // Recorded from gridengine 8.1.9: a job whose output folder does not exist.
       .on(/^qstat -j 4$/, { stdout: 'job_number:                 4\nerror reason          1:      12/02/2026 13:27:59 [0:32089]: error: can\'t open output file "/nonexistent/dir/x": No such file or directory\nscheduling info:            Job is in error state\n' })
       .on(/^qdel 4$/, { stdout: 'root has deleted job 4\n' });
-    const p = new GridEngineProvider({ channel: ch, launcher, logger: quiet });
+    const p = new GridEngineProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     const got = await p.status(['3', '4']);
     assert.equal(got.get('3')?.state, 'held');
     assert.equal(got.get('4')?.state, 'failed');
@@ -247,7 +301,7 @@ describe('grid engine: qstat -xml, Eqw deleted, qacct', () => {
 
   test('a text that is not the qstat -xml document is a failed poll', async () => {
     const ch = new Fake().on(/^qstat -xml/, { stdout: 'job-ID prior name user state\n----\n' });
-    const p = new GridEngineProvider({ channel: ch, launcher, logger: quiet });
+    const p = new GridEngineProvider({ channel: ch, launcher, logger: quiet, max_status_rate: Infinity });
     assert.equal((await p.status(['3'])).get('3')?.state, 'unknown');
   });
 
@@ -267,22 +321,43 @@ describe('grid engine: qstat -xml, Eqw deleted, qacct', () => {
 });
 
 describe('polite polling', () => {
-  test('status calls run one at a time and every scheduler command is counted', async () => {
-    let inFlight = 0;
-    let peak = 0;
+  /** A stand-in scheduler that counts its status commands; `hold` keeps an answer back until released. */
+  const counting = () => {
     const ch = new Fake();
+    let inFlight = 0;
+    const state = { peak: 0, squeues: 0, release: null as null | (() => void) };
     const run = ch.run.bind(ch);
     ch.run = async (command: string, options?: RunOptions) => {
+      if (/^squeue/.test(command)) state.squeues++;
       inFlight++;
-      peak = Math.max(peak, inFlight);
-      await new Promise((r) => setImmediate(r));
+      state.peak = Math.max(state.peak, inFlight);
+      if (/^squeue/.test(command)) await new Promise<void>((r) => { state.release = r; });
       try { return await run(command, options); } finally { inFlight--; }
     };
     ch.on(/^squeue/, { stdout: '1|R|None\n' });
+    return { ch, state };
+  };
+
+  test('one status command in flight: callers meanwhile share it; one right after gets the last answer', async () => {
+    const { ch, state } = counting();
     const p = new SlurmProvider({ channel: ch, launcher, logger: quiet });
-    const all = await Promise.all(Array.from({ length: 5 }, () => p.status(['1'])));
-    assert.ok(all.every((m) => m.get('1')?.state === 'running'));
-    assert.equal(peak, 1, 'never two status commands at once');
-    assert.equal(p.schedulerCalls, 5);
+    const asks = Array.from({ length: 5 }, () => p.status(['1']));
+    await until('the squeue is running', () => state.release !== null);
+    state.release!();
+    const all = await Promise.all(asks);
+    assert.ok(all.every((m) => m.get('1')?.state === 'running'), 'every caller has the answer');
+    assert.equal(state.peak, 1, 'never two status commands at once');
+    assert.equal(state.squeues, 1, 'five callers, one squeue');
+    // Right after: too soon for another command (12 a minute by default), the last answer comes back.
+    const again = await p.status(['1', '2']);
+    assert.equal(again.get('1')?.state, 'running');
+    assert.equal(again.has('2'), false, 'an id the last answer did not name is left out (the caller keeps what it knew)');
+    assert.equal(state.squeues, 1);
+    assert.equal(p.schedulerCalls, 1, 'scheduler_calls counts the commands run');
+    assert.equal(p.pacer.spared, 5);
+  });
+
+  test('max_status_rate is a bad value: a ConfigError naming the field', () => {
+    assert.throws(() => new SlurmProvider({ channel: new Fake(), launcher, logger: quiet, max_status_rate: 0 }), /provider\.max_status_rate: 0 must be a number greater than 0/);
   });
 });

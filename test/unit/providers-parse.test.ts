@@ -72,7 +72,7 @@ interface Case {
 }
 
 const logger = (logs: string[]) => (level: string, msg: string) => logs.push(`${level} ${msg}`);
-const common = (c: FakeChannel, logs: string[]) => ({ channel: c, launcher, logger: logger(logs) });
+const common = (c: FakeChannel, logs: string[]) => ({ channel: c, launcher, logger: logger(logs), max_status_rate: Infinity });
 
 const cases: Case[] = [
   {
@@ -358,7 +358,7 @@ describe('scheduler details', () => {
 
   test('pbspro: finished jobs are told apart by Exit_status; invalid JSON is still read', async () => {
     const channel = new FakeChannel();
-    const p = new PBSProProvider({ channel, launcher });
+    const p = new PBSProProvider({ channel, launcher, max_status_rate: Infinity });
     const jobs = { '1.s': { job_state: 'F', Exit_status: 0 }, '2.s': { job_state: 'F', Exit_status: 1 }, '3.s': { job_state: 'F', Exit_status: 271 }, '4.s': { job_state: 'F', Exit_status: -29 } };
     channel.on(/^qstat/, { stdout: JSON.stringify({ timestamp: 1, Jobs: jobs }) });
     const got = await p.status(Object.keys(jobs));

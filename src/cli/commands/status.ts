@@ -82,7 +82,7 @@ function statusLines(ctx: CliContext, name: string, json: boolean): string[] {
       name, id: info?.id ?? null, status: state, host: lease?.host ?? null, pid: live ? lease?.pid : null,
       port: e?.port ?? null, backlog: e?.backlog ?? 0, pending: e?.pending ?? 0,
       managers: e?.managers ?? [], blocks, missing: e?.missing ?? [], submitHealth: e?.submitHealth ?? null,
-      decision: e?.decision ?? null, scheduler_calls: e?.schedulerCalls ?? null, endedBlocks: e?.endedBlocks ?? [], metricsPort: status?.metricsPort ?? null, ...(e?.mpiBlocks ? { mpiBlocks: e.mpiBlocks } : {}),
+      decision: e?.decision ?? null, scheduler_calls: e?.schedulerCalls ?? null, queue_wait: e?.queueWaits ?? [], endedBlocks: e?.endedBlocks ?? [], metricsPort: status?.metricsPort ?? null, ...(e?.mpiBlocks ? { mpiBlocks: e.mpiBlocks } : {}),
     }));
     return lines;
   }
@@ -98,6 +98,13 @@ function statusLines(ctx: CliContext, name: string, json: boolean): string[] {
     ['Block', 'Job ID', 'State', 'Nodes', 'Age', 'Walltime left', 'Managers', 'Busy', 'Idle', 'Why'],
     blocks.map((b) => [b.id, b.jobId ?? '-', b.phase && b.phase !== 'serving' ? `${b.state} (${b.phase})` : b.state, String(b.nodes), age(b.ageS), age(b.walltimeLeftS), String(b.managers), String(b.busyWorkers), String(b.idleWorkers), blockWhy(b)]),
   ).join('\n'));
+  const waits = e.queueWaits ?? [];
+  if (waits.length > 0) {
+    out('');
+    out('Queue wait (estimate per block shape, submitted → running)');
+    out(plainTable(['Shape', 'Estimate', 'Starts seen', 'Last wait', 'Waiting now'],
+      waits.map((w) => [w.shape, age(w.estimateS), String(w.samples), age(w.lastS), String(w.waiting)])).join('\n'));
+  }
   const ended = (e.endedBlocks ?? []).slice(-5);
   if (ended.length > 0) {
     out('');

@@ -6,6 +6,7 @@
 import { SubmitError } from '../../errors.js';
 import { type BlockRequest, type ExecutionProvider, TERMINAL_BLOCK_STATES } from '../../../providers/provider.js';
 import { nextPhase, type BlockPhase } from './block-phase.js';
+import { QueueWaitEstimator, type QueueWaitView, type WaitingBlock } from './block-wait.js';
 import {
   SUBMIT_POLICY_DEFAULTS, type BlockShape, type BlockSnapshot, type BlockTrackerOptions, type Clock, type EndedBlockView,
   type LogFn, type MissingBlock, type SubmitGate, type SubmitHealth, type SubmitPolicy, type TrackedBlock, type TrackedState,
@@ -13,8 +14,12 @@ import {
 
 export type { BlockPhase } from './block-phase.js';
 export * from './block-types.js';
+export type { QueueWaitView } from './block-wait.js';
 
 const HISTORY_LIMIT = 100;
+/** How long the scheduler's word on when a new block of a shape would start is reused (ms). */
+export const EXPECTED_START_TTL_MS = 30_000;
+const shapeKey = (s: BlockShape): string => `${s.nodes}x${s.walltimeS}`;
 
 /** What a failed scheduler command said: its stderr when there is one. */
 function errorText(err: unknown): string {
@@ -29,7 +34,11 @@ export class BlockTracker {
   private readonly policy: SubmitPolicy;
   private readonly log: LogFn;
   readonly maxBlocks: number;
+  /** How long blocks wait in the queue, per shape (fed by every start seen). */
+  readonly queueWaits = new QueueWaitEstimator();
   private nextId = 0;
+  /** The scheduler's last word on when a new block of each shape would start, and when it was asked. */
+  private readonly told = new Map<string, { at: number | undefined; askedAt: number }>();
   private readonly live = new Map<string, TrackedBlock>();
   private readonly ended: Array<TrackedBlock & { endedAt: number }> = [];
   private readonly missingBlocks: MissingBlock[] = [];
@@ -108,6 +117,7 @@ export class BlockTracker {
     const gate = this.canSubmit();
     if (!gate.ok) return (this.log('debug', `block not submitted: ${gate.reason}`), null);
     const blockId = String(this.nextId++);
+    this.told.delete(shapeKey(shape)); // this block takes what the scheduler had for the next one
     const block: TrackedBlock = {
       blockId, jobId: null, state: 'submitting', submittedAt: this.clock.now(), runningSince: null, endsAt: null,
       nodes: shape.nodes, walltimeS: shape.walltimeS, managerRegistered: false, phase: 'serving', drainingSince: null,
@@ -177,6 +187,8 @@ export class BlockTracker {
       this.health.lastStatusError = text;
       return;
     }
+    // Nothing said about any block (the provider paces its polls and had no newer answer): keep every state.
+    if (withJob.every((b) => !statuses.has(b.jobId as string))) return;
     const now = this.clock.now();
     const ended: TrackedBlock[] = [];
     // Providers report a failed status command as 'unknown' for every id (no code): show it like a failure.
@@ -216,6 +228,7 @@ export class BlockTracker {
 
   private markRunning(block: TrackedBlock, at: number): void {
     block.runningSince = at;
+    this.queueWaits.observe(block, at - block.submittedAt);
     block.endsAt = Number.isFinite(block.walltimeS) ? at + block.walltimeS * 1000 : Infinity;
   }
 
@@ -268,6 +281,39 @@ export class BlockTracker {
     this.lastPermanentReason = null;
     if (block.runningSince === null) this.markRunning(block, this.clock.now());
     if (block.state === 'pending' || block.state === 'submitting' || block.state === 'unknown') block.state = 'running';
+  }
+
+  /** Blocks still waiting in the queue (not cancelled): what the queue-wait estimate counts in. */
+  private waiting(): WaitingBlock[] {
+    return [...this.live.values()].filter((b) => b.jobId !== null && b.runningSince === null && b.phase !== 'cancelling' && b.state === 'pending');
+  }
+
+  /** Expected queue wait of a new block of `shape` (ms), or undefined when nothing is known yet. */
+  queueWaitMs(shape: BlockShape): number | undefined {
+    return this.queueWaits.estimate(shape, this.clock.now(), this.waiting());
+  }
+
+  /**
+   * When the scheduler expects a new block of `shape` to start (epoch ms), asked without submitting (Slurm
+   * `sbatch --test-only`) at most every EXPECTED_START_TTL_MS per shape and again after each submission of
+   * that shape; undefined when the provider cannot say.
+   */
+  async expectedStart(shape: BlockShape): Promise<number | undefined> {
+    if (this.provider.expectedStart === undefined) return undefined;
+    const key = shapeKey(shape);
+    const now = this.clock.now();
+    const last = this.told.get(key);
+    if (last !== undefined && now - last.askedAt < EXPECTED_START_TTL_MS) return last.at;
+    const request: BlockRequest = { ...this.makeRequest('probe', shape), blockId: 'probe', nodesPerBlock: shape.nodes, walltimeS: shape.walltimeS };
+    if (!Number.isFinite(shape.walltimeS)) delete request.walltimeS;
+    const at = await this.provider.expectedStart(request).catch(() => undefined);
+    this.told.set(key, { at, askedAt: now });
+    return at;
+  }
+
+  /** The queue-wait estimate of every shape seen, for `status`. */
+  queueWaitSnapshot(): QueueWaitView[] {
+    return this.queueWaits.snapshot(this.clock.now(), this.waiting());
   }
 
   /** Phases set by the strategy (it also tells the engine). */

@@ -12,7 +12,7 @@ import type { Config } from '../../config/config.js';
 import type { BlockRequest } from '../../../providers/provider.js';
 import { shellQuote } from '../../../providers/script-values.js';
 import { Interchange } from './interchange.js';
-import { BlockTracker, type BlockShape, type BlockSnapshot, type EndedBlockView, type SubmitHealth, type MissingBlock } from './blocks.js';
+import { BlockTracker, type BlockShape, type BlockSnapshot, type EndedBlockView, type SubmitHealth, type MissingBlock, type QueueWaitView } from './blocks.js';
 import { Strategy, type Decision } from './strategy.js';
 import { blockRequest } from './manager-command.js';
 import { managerAddress } from '../../config/engine-options.js';
@@ -66,6 +66,8 @@ export interface EngineStatus {
   endedBlocks: EndedBlockView[];
   /** Scheduler commands the provider has run (status, submit, cancel, accounting); null when it does not count. */
   schedulerCalls: number | null;
+  /** The queue-wait estimate per block shape (submitted → running). */
+  queueWaits: QueueWaitView[];
   submitHealth: SubmitHealth;
   decision: Decision | null;
   /** Engine mode "mpi": per block, each node and the task running on it (null: free). */
@@ -240,6 +242,7 @@ export class Engine {
       missing: [...this.tracker.missing()],
       endedBlocks: this.tracker.endedSnapshot(),
       schedulerCalls: (this.init.config.provider as { schedulerCalls?: number }).schedulerCalls ?? null,
+      queueWaits: this.tracker.queueWaitSnapshot(),
       submitHealth: this.tracker.submitHealth(),
       decision: this.strategy.lastDecision,
       ...(this.mpi

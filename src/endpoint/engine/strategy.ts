@@ -15,6 +15,7 @@ import { DEFAULT_ESTIMATE_MS } from '../../config/defaults.js';
 import type { BlockShape, BlockTracker, Clock, LogFn, SubmitGate, TrackedBlock } from './blocks.js';
 import { stuckBlock, type StuckBlock } from './stuck-blocks.js';
 import { planShapes } from './plan-shapes.js';
+import { drainMs, type Arrival } from './block-wait.js';
 
 export { stuckBlock, type StuckBlock } from './stuck-blocks.js';
 
@@ -72,6 +73,8 @@ export interface StrategyInput {
   gate: SubmitGate;
   /** Expected task duration. @default 1000 */
   estimateMs?: number;
+  /** Expected queue wait of a new block of `shape` (ms), undefined when unknown (see block-wait.ts). */
+  queueWaitMs?: (shape: BlockShape) => number | undefined;
 }
 
 const NO_LOAD: BlockLoad = { managers: 0, workers: 0, busyWorkers: 0, idleSinceMs: null };
@@ -161,14 +164,59 @@ export function decide(input: StrategyInput): Decision {
     else if (freeSlots <= 0) why.push(`${wanted}; not submitting: at max_blocks ${o.maxBlocks}`);
     else {
       const plan = planShapes(o, { missingWorkers, minNew, freeSlots, demand, capacityWorkers, estimateMs: input.estimateMs });
-      d.submit = plan.shapes;
-      why.push(`${wanted}; ${plan.why}`);
+      const late = input.queueWaitMs ? lateShapes(input, plan.shapes, minNew, demand, capacity, load) : { keep: plan.shapes, why: '', check: undefined };
+      d.submit = late.keep;
+      if (late.check) queueChecks.set(d, late.check);
+      why.push(`${wanted}; ${plan.why}${late.why}`);
     }
   }
   if (why.length === 0) why.push(`${load_}: nothing to do`);
   d.reason = why.join('; ');
   return d;
 }
+
+/**
+ * Queue wait counts: a block that by the queue-wait estimate would start after the workers running or coming
+ * have drained the backlog is not submitted (it would hold nodes for nothing). Blocks needed for
+ * min_blocks/init_blocks are always kept, and so is a shape nothing is known of.
+ */
+function lateShapes(
+  input: StrategyInput, shapes: BlockShape[], minNew: number, tasks: number,
+  capacity: readonly Readonly<TrackedBlock>[], load: (b: Readonly<TrackedBlock>) => BlockLoad,
+): { keep: BlockShape[]; why: string; check: QueueCheck } {
+  const { now, options: o } = input;
+  const waitOf = input.queueWaitMs!;
+  const taskMs = input.estimateMs ?? DEFAULT_ESTIMATE_MS;
+  let workersNow = 0;
+  const arrivals: Arrival[] = [];
+  for (const b of capacity) {
+    const started = b.runningSince !== null || b.managerRegistered || load(b).managers > 0;
+    const workers = started && load(b).workers > 0 ? load(b).workers : b.nodes * o.workersPerNode;
+    if (started) workersNow += workers;
+    else {
+      const wait = b.state === 'pending' || b.state === 'submitting' ? waitOf(b) : undefined;
+      arrivals.push({ atMs: wait === undefined ? Infinity : Math.max(0, b.submittedAt + wait - now), workers });
+    }
+  }
+  const keep: BlockShape[] = [];
+  const skipped: string[] = [];
+  const base = { tasks, taskMs, workersNow, arrivals: [...arrivals], forced: minNew, workersPerNode: o.workersPerNode };
+  shapes.forEach((shape, i) => {
+    const wait = waitOf(shape);
+    const drain = drainMs(tasks, taskMs, workersNow, arrivals);
+    if (i >= minNew && wait !== undefined && wait > drain) {
+      skipped.push(`${shape.nodes} node(s): queue wait ~${secs(wait)} by estimate, the backlog is drained in ~${secs(drain)} by the workers running or coming`);
+      return;
+    }
+    keep.push(shape);
+    arrivals.push({ atMs: wait ?? Infinity, workers: shape.nodes * o.workersPerNode });
+  });
+  return { keep, why: skipped.length === 0 ? '' : `; not submitting ${skipped.length} of them (${skipped.join('; ')})`, check: base };
+}
+
+/** What apply() needs to ask the scheduler itself before each submission (see Strategy.submitAll). */
+interface QueueCheck { tasks: number; taskMs: number; workersNow: number; arrivals: Arrival[]; forced: number; workersPerNode: number }
+const queueChecks = new WeakMap<Decision, QueueCheck>();
 
 /** Timer functions, injectable for tests. */
 export interface Timers { setInterval(fn: () => void, ms: number): unknown; clearInterval(handle: unknown): void }
@@ -274,6 +322,7 @@ export class Strategy {
         firstTick: this.ticks === 0,
         gate: tracker.submitGate(),
         estimateMs: this.deps.estimateMs?.(),
+        queueWaitMs: (shape) => tracker.queueWaitMs(shape),
       });
       this.ticks++;
       await this.apply(decision);
@@ -302,9 +351,37 @@ export class Strategy {
       // Confirm the cancel by status soon rather than a whole period later (once this tick is over).
       setTimeout(() => this.nudge(), 0).unref?.();
     }
-    for (const shape of d.submit) {
-      // One at a time: a failure starts the backoff, and the rest wait for it.
+    await this.submitAll(d);
+  }
+
+  /**
+   * Submit the decided blocks one at a time (a failure starts the backoff, and the rest wait for it). Where
+   * the scheduler can say when a block would start (Slurm `sbatch --test-only`), a block it expects to start
+   * after the workers running or coming have drained the backlog is not submitted: the scheduler knows its
+   * queue better than our moving estimate does.
+   */
+  private async submitAll(d: Decision): Promise<void> {
+    const { tracker } = this.deps;
+    const check = queueChecks.get(d);
+    const submitted: BlockShape[] = [];
+    const skipped: string[] = [];
+    for (const [i, shape] of d.submit.entries()) {
+      if (check !== undefined && i >= check.forced) {
+        const at = await tracker.expectedStart(shape);
+        const wait = at === undefined ? undefined : Math.max(0, at - this.clock.now());
+        const drain = drainMs(check.tasks, check.taskMs, check.workersNow, check.arrivals);
+        if (wait !== undefined && wait > drain) {
+          skipped.push(`${shape.nodes} node(s): the scheduler expects it to start in ~${secs(wait)}, the backlog is drained in ~${secs(drain)} by the workers running or coming`);
+          continue;
+        }
+        check.arrivals.push({ atMs: wait ?? this.deps.tracker.queueWaitMs(shape) ?? Infinity, workers: shape.nodes * check.workersPerNode });
+      }
       if ((await tracker.submit(shape)) === null) break;
+      submitted.push(shape);
+    }
+    if (skipped.length > 0) {
+      d.submit = submitted;
+      d.reason += `; not submitted: ${skipped.join('; ')}`;
     }
   }
 }
