@@ -41,19 +41,33 @@ try {
   if (only !== 'batch') {
     const lat: number[] = [];
     const submit: number[] = [];
-    for (let i = 0; i < 600; i++) {
+    // Where a round trip's time goes, from the task's transitions (ms): stored → delivered → running → result stored → SDK has it.
+    const stages = { queued: [] as number[], toRunning: [] as number[], toResult: [] as number[], toClient: [] as number[] };
+    for (let i = 0; i < (process.env.FUNCX_PROFILE_SHOW === '1' ? 600 : 600); i++) {
       const t = performance.now();
       const id = await client.run(endpointId, noop);
       const s = performance.now();
       await client.getResult(id, { waitMs: 30_000 });
+      const done = Date.now();
       if (i >= 100) {
         lat.push(performance.now() - t);
         submit.push(s - t);
+        const tr = await service.store.transitions(id);
+        if (i === 599 && process.env.FUNCX_PROFILE_SHOW === '1') console.log(JSON.stringify(tr));
+        const at = new Map(tr.map((x) => [x.state, x.at]));
+        stages.queued.push(at.get('waiting-for-nodes')! - at.get('received')!);
+        stages.toRunning.push((at.get('running') ?? at.get('success')!) - at.get('waiting-for-nodes')!);
+        stages.toResult.push(at.get('success')! - (at.get('running') ?? at.get('waiting-for-nodes')!));
+        stages.toClient.push(done - at.get('success')!);
       }
     }
     lat.sort((a, b) => a - b);
     submit.sort((a, b) => a - b);
     console.log(`round trip p50 ${percentile(lat, 50).toFixed(2)} ms, p99 ${percentile(lat, 99).toFixed(2)} ms; of which submit (POST /v1/tasks) p50 ${percentile(submit, 50).toFixed(2)} ms`);
+    for (const [k, v] of Object.entries(stages)) {
+      v.sort((a, b) => a - b);
+      console.log(`  ${k}: p50 ${percentile(v, 50)} ms, p90 ${percentile(v, 90)} ms`);
+    }
   }
   if (only !== 'latency') {
     for (const n of [2000, 10_000, 10_000]) {

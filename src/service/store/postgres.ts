@@ -22,7 +22,8 @@ import type {
 import { QuotaExceededError } from './types.js';
 import { errorOutcome } from '../../protocol/payload.js';
 
-type Query = (text: string, values?: unknown[]) => Promise<Row[]>;
+/** A query in a transaction; `name` makes it a prepared statement, kept by the connection. */
+type Query = (text: string, values?: unknown[], name?: string) => Promise<Row[]>;
 
 const QUOTA_COUNT: Record<QuotaName, string> = {
   tasks: `SELECT count(*)::int AS n FROM tasks WHERE owner = $1 AND state NOT IN ('success', 'failed')`,
@@ -199,7 +200,7 @@ export class PgStore implements Store {
     }
     try {
       await client.query('BEGIN');
-      const out = await fn(async (text, values = []) => (await client.query(text, values)).rows as Row[]);
+      const out = await fn(async (text, values = [], name) => (await client.query(name ? { name, text, values } : { text, values })).rows as Row[]);
       await client.query('COMMIT');
       return out;
     } catch (err) {
@@ -213,8 +214,8 @@ export class PgStore implements Store {
 
   /** In a transaction: one writer per owner and quota at a time, then refuse if `adding` more would pass `limit`. */
   private async checkQuota(q: Query, quota: QuotaName, owner: string, adding: number, limit: number): Promise<void> {
-    await q('SELECT pg_advisory_xact_lock(hashtext($1))', [`funcx-quota:${quota}:${owner}`]);
-    const used = (await q(QUOTA_COUNT[quota], [owner]))[0].n as number;
+    await q('SELECT pg_advisory_xact_lock(hashtext($1))', [`funcx-quota:${quota}:${owner}`], 'quota-lock');
+    const used = (await q(QUOTA_COUNT[quota], [owner], `quota-${quota}`))[0].n as number;
     if (used + adding > limit) throw new QuotaExceededError(quota, used, limit, adding);
   }
 
@@ -449,7 +450,7 @@ export class PgStore implements Store {
     for (const t of tasks) perOwner.set(t.owner, (perOwner.get(t.owner) ?? 0) + 1);
     await this.tx(async (q) => {
       for (const [owner, n] of perOwner) await this.checkQuota(q, 'tasks', owner, n, maxUnfinishedPerOwner);
-      await q(SQL.insertTasks, values);
+      await q(SQL.insertTasks, values, 'insert-tasks');
     });
   }
 
