@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
 import type { ForwarderChannel } from '../../protocol/forwarder-messages.js';
 import { MIGRATIONS_TABLE, POSTGRES_MIGRATIONS, pending } from './migrations.js';
-import { toEndpoint, toFunction, toTask, toTaskTimes, toUser } from './sqlite.js';
+import { toEndpoint, toFunction, toTask, toTaskSummary, toTaskTimes, toUser } from './sqlite.js';
 import { taskTransitions } from './transitions.js';
 import { hashToken, newToken } from './tokens.js';
 import { unavailableOr } from './unavailable.js';
@@ -512,10 +512,7 @@ export class PgStore implements Store {
     if (ids.length === 0) return out;
     const rows = await this.rows(`SELECT id, endpoint, function, owner, state, failed, COALESCE(octet_length(result), 0)::int AS result_bytes,
       created_at, updated_at FROM tasks WHERE id = ANY($1::text[])`, [ids], 'task-summaries');
-    for (const r of rows) {
-      const { result: _result, ...rest } = toTask({ ...r, result: null });
-      out.set(r.id as string, { ...rest, resultBytes: r.result_bytes as number });
-    }
+    for (const r of rows) out.set(r.id as string, toTaskSummary(r));
     return out;
   }
 

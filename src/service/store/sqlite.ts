@@ -52,6 +52,21 @@ export function toTask(r: Row): TaskRecord {
   };
 }
 
+/** A row of id, endpoint, function, owner, state, failed, result_bytes, created_at, updated_at (built directly: long-polls read thousands). */
+export function toTaskSummary(r: Row): TaskSummary {
+  return {
+    id: r.id as string,
+    endpoint: r.endpoint as string,
+    function: (r.function as string | null) ?? null,
+    owner: r.owner as string,
+    state: r.state as TaskState,
+    failed: r.failed === null || r.failed === undefined ? null : Number(r.failed) === 1,
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+    resultBytes: Number(r.result_bytes),
+  };
+}
+
 export function toTaskTimes(r: Row): TaskTimes {
   const n = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
   return {
@@ -487,10 +502,7 @@ export class SqliteStore implements Store {
   async taskSummaries(ids: readonly string[]): Promise<Map<string, TaskSummary>> {
     const out = new Map<string, TaskSummary>();
     if (ids.length === 0) return out;
-    for (const r of this.q.taskSummaries.all(JSON.stringify(ids)) as Row[]) {
-      const { result: _result, ...rest } = toTask({ ...r, result: null });
-      out.set(r.id as string, { ...rest, resultBytes: r.result_bytes as number });
-    }
+    for (const r of this.q.taskSummaries.all(JSON.stringify(ids)) as Row[]) out.set(r.id as string, toTaskSummary(r));
     return out;
   }
 
