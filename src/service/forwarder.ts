@@ -58,6 +58,9 @@ export interface ForwarderOptions {
   log?: Logger;
 }
 
+/** Longest a reported start waits for a result batch to be written with before it is written alone. */
+const RUNNING_FLUSH_MS = 100;
+
 export class Forwarder {
   private readonly context = new zmq.Context();
   private readonly zap: ZapHandler;
@@ -79,6 +82,12 @@ export class Forwarder {
   private readonly taskLane = new SerialLane();
   /** Endpoint state writes, in the order they happened. */
   private readonly stateLane = new SerialLane();
+  /** Result and running writes, in the order they came (a timer's running flush never overtakes a result). */
+  private readonly resultsLane = new SerialLane();
+  /** Tasks the endpoint said started, not written yet: they go with the next result batch (one transaction). */
+  private runningIds: string[] = [];
+  /** Writes `runningIds` alone when no result batch came within RUNNING_FLUSH_MS (one timer per forwarder). */
+  private runningTimer?: NodeJS.Timeout;
   /** False once another replica serves the endpoint: its state is that replica's to record. */
   private stateRecorded = true;
   /** Message handlers still running (close waits for them before the store closes). */
@@ -263,8 +272,10 @@ export class Forwarder {
     if (m.kind === 'results') {
       this.seen();
       if (this.closed) return;
-      // Not acked when the store fails: the endpoint sends the batch again.
-      const { stored, duplicates } = await this.storeResults(this.withinLimit(m.results));
+      // Not acked when the store fails: the endpoint sends the batch again (the starts are best effort).
+      const results = this.withinLimit(m.results);
+      const running = this.takeRunning();
+      const { stored, duplicates } = await this.resultsLane.run(() => this.storeResults(results, running));
       this.writers.results.send([routingId, encode({ kind: 'ack', seq: m.seq, stored: stored.length, duplicates })]);
       return;
     }
@@ -280,7 +291,12 @@ export class Forwarder {
         this.credit += m.n;
         return this.scheduleDelivery();
       case 'running':
-        if (!this.closed) await this.options.store.markRunning(this.options.endpointId, m.ids);
+        if (this.closed) return;
+        for (const id of m.ids) this.runningIds.push(id);
+        if (!this.runningTimer) {
+          this.runningTimer = setTimeout(() => this.flushRunning(), RUNNING_FLUSH_MS);
+          this.runningTimer.unref();
+        }
         return;
       case 'command-reply': {
         const pending = this.pendingCommands.get(m.id);
@@ -297,8 +313,26 @@ export class Forwarder {
     }
   }
 
-  private async storeResults(results: ResultEnvelope[]): Promise<StoredResults> {
-    const out = await this.options.store.storeResults(this.options.endpointId, results);
+  /** The reported starts not written yet (the caller writes them). */
+  private takeRunning(): string[] {
+    clearTimeout(this.runningTimer);
+    this.runningTimer = undefined;
+    const ids = this.runningIds;
+    this.runningIds = [];
+    return ids;
+  }
+
+  /** Write the reported starts on their own: no result batch came to carry them. */
+  private flushRunning(): Promise<void> {
+    const ids = this.takeRunning();
+    if (ids.length === 0) return Promise.resolve();
+    return this.resultsLane.run(async () => {
+      await this.options.store.markRunning(this.options.endpointId, ids);
+    }).catch((err) => this.warn(`cannot record ${ids.length} tasks as running: ${(err as Error).message}`));
+  }
+
+  private async storeResults(results: ResultEnvelope[], running: readonly string[] = []): Promise<StoredResults> {
+    const out = await this.options.store.storeResults(this.options.endpointId, results, running);
     if (out.unknown > 0) this.warn(`dropped ${out.unknown} results for tasks that are not endpoint ${this.options.endpointId}'s`);
     if (out.stored.length > 0) this.options.onResults?.(out.stored);
     return out;
@@ -432,6 +466,8 @@ export class Forwarder {
       this.sockets[channel]?.close();
     }
     this.zap.close();
-    await Promise.allSettled([...this.receiving, this.taskLane.idle(), this.stateLane.idle()]);
+    await Promise.allSettled([...this.receiving]);
+    await this.flushRunning();
+    await Promise.allSettled([this.taskLane.idle(), this.stateLane.idle(), this.resultsLane.idle()]);
   }
 }

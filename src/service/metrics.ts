@@ -125,8 +125,8 @@ export class ServiceMetrics {
    */
   wrapStore(store: Store): void {
     const original = store.storeResults.bind(store);
-    const wrapped = (endpointId: string, results: readonly ResultEnvelope[]) => {
-      const out = original(endpointId, results) as StoredResults | Promise<StoredResults>;
+    const wrapped = (endpointId: string, results: readonly ResultEnvelope[], running?: readonly string[]) => {
+      const out = original(endpointId, results, running) as StoredResults | Promise<StoredResults>;
       if (out instanceof Promise) return out.then((o) => (this.noteStored(endpointId, results, o), o));
       this.noteStored(endpointId, results, out);
       return out;

@@ -1,5 +1,5 @@
 /**
- * Every test of service.test.ts again, with the service's state in PostgreSQL (the test server of
+ * Every test of service.test.ts (and service-fast-path.test.ts) again, with the service's state in PostgreSQL (the test server of
  * test/cluster/start-postgres.sh, a fresh database per service home).
  */
 import { test } from 'node:test';
@@ -10,4 +10,5 @@ if (postgresBackend.skip) {
 } else {
   process.env.FUNCX_TEST_STORE = 'postgres';
   await import('./service.test.js');
+  await import('./service-fast-path.test.js');
 }

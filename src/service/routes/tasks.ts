@@ -134,10 +134,14 @@ function buildTask(user: User, spec: unknown, i: number, checked: Map<string, Ch
   return { id: randomUUID(), endpoint: s.endpointId, function: null, owner: user.id, payload: encodeTask(body) };
 }
 
-/** Wait for tasks to finish (long-poll) unless the client goes away first. */
-async function waitFor(ctx: ServiceContext, reply: FastifyReply, tasks: ReadonlyArray<Pick<TaskRecord, 'id' | 'state'>>, mode: 'all' | 'any', ms: number): Promise<void> {
+/**
+ * Wait for tasks to finish (long-poll) unless the client goes away first. Resolves to a check of the caller's
+ * token to await with the next read (the token may have been rotated, or its user disabled, while the request
+ * waited); none when it did not wait.
+ */
+async function waitFor(ctx: ServiceContext, reply: FastifyReply, tasks: ReadonlyArray<Pick<TaskRecord, 'id' | 'state'>>, mode: 'all' | 'any', ms: number): Promise<{ recheck?: Promise<unknown> }> {
   const pending = tasks.filter((t) => !isFinished(t)).map((t) => t.id);
-  if (pending.length === 0 || ms <= 0 || (mode === 'any' && pending.length < tasks.length)) return;
+  if (pending.length === 0 || ms <= 0 || (mode === 'any' && pending.length < tasks.length)) return {};
   // Register first, then read again: a result stored while the first read was on its way has woken nobody,
   // and the second read sees it. A result stored after registering wakes the waiter.
   const waiting = ctx.waiters.wait(pending, mode, ms);
@@ -147,8 +151,9 @@ async function waitFor(ctx: ServiceContext, reply: FastifyReply, tasks: Readonly
   reply.raw.once('close', onClose);
   await waiting.done;
   reply.raw.off('close', onClose);
-  // The token may have been rotated, or its user disabled, while the request waited: check it again.
-  await authenticate(ctx.store, reply.request.headers.authorization);
+  const recheck = authenticate(ctx.store, reply.request.headers.authorization);
+  recheck.catch(() => undefined); // awaited by the caller, beside its read
+  return { recheck };
 }
 
 export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
@@ -174,8 +179,9 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     const task = await taskFor(store, user, request.params.id);
     const ms = waitMs(request.query, ctx.maxWaitSeconds);
     if (isFinished(task)) return taskView(task);
-    await waitFor(ctx, reply, [task], 'all', ms);
-    return taskView((await store.task(task.id))!);
+    const { recheck } = await waitFor(ctx, reply, [task], 'all', ms);
+    const [latest] = await Promise.all([store.task(task.id), recheck]);
+    return taskView(latest!);
   });
 
   /**
@@ -206,8 +212,8 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       if (task.owner !== user.id) throw forbidden(`task ${id} belongs to another user`);
       return task;
     });
-    await waitFor(ctx, reply, tasks, mode, waitMs(request.query, ctx.maxWaitSeconds));
-    const now = await store.taskSummaries(tasks.filter((t) => !isFinished(t)).map((t) => t.id));
+    const { recheck } = await waitFor(ctx, reply, tasks, mode, waitMs(request.query, ctx.maxWaitSeconds));
+    const [now] = await Promise.all([store.taskSummaries(tasks.filter((t) => !isFinished(t)).map((t) => t.id)), recheck]);
     const latest = tasks.map((t) => now.get(t.id) ?? t);
     const page: TaskSummary[] = [];
     const remaining: string[] = [];

@@ -72,6 +72,12 @@ CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
     sql: `CREATE TABLE IF NOT EXISTS group_invites (group_id TEXT NOT NULL REFERENCES groups(id), user_id TEXT NOT NULL REFERENCES users(id),
   created_at INTEGER NOT NULL, PRIMARY KEY (group_id, user_id));`,
   },
+  {
+    version: 7,
+    name: 'task transitions on the task row: one write per transition (transitions.ts)',
+    sql: `ALTER TABLE tasks ADD COLUMN delivered_at INTEGER;
+ALTER TABLE tasks ADD COLUMN running_at INTEGER;`,
+  },
 ];
 
 /** The same schema in PostgreSQL's types; `seq` and transition ids come from identity columns. */
@@ -130,6 +136,12 @@ CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
     name: 'group invitations',
     sql: `CREATE TABLE IF NOT EXISTS group_invites (group_id TEXT NOT NULL REFERENCES groups(id), user_id TEXT NOT NULL REFERENCES users(id),
   created_at BIGINT NOT NULL, PRIMARY KEY (group_id, user_id));`,
+  },
+  {
+    version: 7,
+    name: 'task transitions on the task row: one write per transition (transitions.ts)',
+    sql: `ALTER TABLE tasks ADD COLUMN IF NOT EXISTS delivered_at BIGINT;
+ALTER TABLE tasks ADD COLUMN IF NOT EXISTS running_at BIGINT;`,
   },
 ];
 

@@ -12,7 +12,8 @@ import { randomUUID } from 'node:crypto';
 import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
 import type { ForwarderChannel } from '../../protocol/forwarder-messages.js';
 import { MIGRATIONS_TABLE, POSTGRES_MIGRATIONS, pending } from './migrations.js';
-import { toEndpoint, toFunction, toTask, toUser } from './sqlite.js';
+import { toEndpoint, toFunction, toTask, toTaskSummary, toTaskTimes, toUser } from './sqlite.js';
+import { taskTransitions } from './transitions.js';
 import { hashToken, newToken } from './tokens.js';
 import { unavailableOr } from './unavailable.js';
 import type {
@@ -21,7 +22,8 @@ import type {
 import { QuotaExceededError } from './types.js';
 import { errorOutcome } from '../../protocol/payload.js';
 
-type Query = (text: string, values?: unknown[]) => Promise<Row[]>;
+/** A query in a transaction; `name` makes it a prepared statement, kept by the connection. */
+type Query = (text: string, values?: unknown[], name?: string) => Promise<Row[]>;
 
 const QUOTA_COUNT: Record<QuotaName, string> = {
   tasks: `SELECT count(*)::int AS n FROM tasks WHERE owner = $1 AND state NOT IN ('success', 'failed')`,
@@ -46,40 +48,59 @@ export interface PgStoreOptions {
 /** A key for pg_advisory_xact_lock: the migrations of one database run one process at a time. */
 const MIGRATION_LOCK = 0x66756e63; // "func"
 
+// The task row carries its transitions (transitions.ts): one write per transition. Before a requeue or a
+// service-side failure overwrites them, `materialize` turns the row's delivered/running times into rows.
+const materialize = (picked: string, last: string) => `INSERT INTO task_transitions (task, state, actor, at)
+      SELECT seq, state, actor, at FROM (
+        SELECT seq, 1 AS n, 'waiting-for-nodes' AS state, 'forwarder' AS actor, delivered_at AS at FROM ${picked} WHERE delivered_at IS NOT NULL
+        UNION ALL SELECT seq, 2, 'running', 'endpoint', running_at FROM ${picked} WHERE running_at IS NOT NULL
+        UNION ALL SELECT seq, 3, ${last} FROM ${picked}) x ORDER BY seq, n`;
+
 const SQL = {
   insertTasks: `WITH input AS (
       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[]) WITH ORDINALITY AS u(id, endpoint, function, owner, payload, ord)),
     ins AS (INSERT INTO tasks (id, endpoint, function, owner, state, created_at, updated_at)
-      SELECT id, endpoint, function, owner, 'waiting-for-endpoint', $6, $6 FROM input ORDER BY ord RETURNING seq, id),
-    pay AS (INSERT INTO task_payloads (seq, payload) SELECT ins.seq, input.payload FROM ins JOIN input USING (id))
-    INSERT INTO task_transitions (task, state, actor, at)
-      SELECT ins.seq, s.state, s.actor, $6 FROM ins CROSS JOIN (VALUES (1, 'received', $7::text), (2, 'waiting-for-endpoint', 'service')) AS s(n, state, actor)
-      ORDER BY ins.seq, s.n`,
+      SELECT id, endpoint, function, owner, 'waiting-for-endpoint', $6, $6 FROM input ORDER BY ord RETURNING seq, id)
+    INSERT INTO task_payloads (seq, payload) SELECT ins.seq, input.payload FROM ins JOIN input USING (id)`,
   takeQueued: `WITH picked AS (
       SELECT seq FROM tasks WHERE endpoint = $1 AND state = 'waiting-for-endpoint' ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED),
-    upd AS (UPDATE tasks t SET state = 'waiting-for-nodes', updated_at = $3 FROM picked WHERE t.seq = picked.seq RETURNING t.seq, t.id, t.function),
-    tr AS (INSERT INTO task_transitions (task, state, actor, at) SELECT seq, 'waiting-for-nodes', 'forwarder', $3 FROM upd ORDER BY seq)
+    upd AS (UPDATE tasks t SET state = 'waiting-for-nodes', delivered_at = $3, updated_at = $3 FROM picked WHERE t.seq = picked.seq
+      RETURNING t.seq, t.id, t.function)
     SELECT upd.seq, upd.id, upd.function, p.payload FROM upd JOIN task_payloads p ON p.seq = upd.seq ORDER BY upd.seq`,
-  requeue: `WITH upd AS (UPDATE tasks SET state = 'waiting-for-endpoint', updated_at = $2
-      WHERE endpoint = $1 AND state IN ('waiting-for-nodes', 'running') RETURNING seq),
-    tr AS (INSERT INTO task_transitions (task, state, actor, at) SELECT seq, 'waiting-for-endpoint', 'forwarder', $2 FROM upd ORDER BY seq)
+  requeue: `WITH picked AS (SELECT seq, delivered_at, running_at FROM tasks
+      WHERE endpoint = $1 AND state IN ('waiting-for-nodes', 'running') FOR UPDATE),
+    upd AS (UPDATE tasks t SET state = 'waiting-for-endpoint', delivered_at = NULL, running_at = NULL, updated_at = $2
+      FROM picked WHERE t.seq = picked.seq AND t.state IN ('waiting-for-nodes', 'running') RETURNING t.seq),
+    tr AS (${materialize('picked', `'waiting-for-endpoint', 'forwarder', $2::bigint`)})
     SELECT count(*)::int AS n FROM upd`,
-  running: `WITH upd AS (UPDATE tasks SET state = 'running', updated_at = $3
-      WHERE endpoint = $1 AND id = ANY($2::text[]) AND state = 'waiting-for-nodes' RETURNING seq),
-    tr AS (INSERT INTO task_transitions (task, state, actor, at) SELECT seq, 'running', 'endpoint', $3 FROM upd ORDER BY seq)
+  running: `WITH upd AS (UPDATE tasks SET state = 'running', running_at = $3, updated_at = $3
+      WHERE endpoint = $1 AND id = ANY($2::text[]) AND state = 'waiting-for-nodes' RETURNING seq)
     SELECT count(*)::int AS n FROM upd`,
   // One input row per result; `stored` when this statement finished the task, else `known` tells a duplicate
-  // (the endpoint's own finished task) from an unknown id.
+  // (the endpoint's own finished task) from an unknown id. `ran`: the endpoint said it started, not yet
+  // written; $6 are the tasks that started and have no result in this batch (so no row is updated twice).
   storeResults: `WITH input AS (
-      SELECT * FROM unnest($2::text[], $3::boolean[], $4::bytea[]) WITH ORDINALITY AS u(id, failed, payload, ord)),
+      SELECT * FROM unnest($2::text[], $3::boolean[], $4::bytea[], $7::boolean[]) WITH ORDINALITY AS u(id, failed, payload, ran, ord)),
     first AS (SELECT DISTINCT ON (id) * FROM input ORDER BY id, ord),
+    started AS (UPDATE tasks SET state = 'running', running_at = $5, updated_at = $5
+      WHERE endpoint = $1 AND id = ANY($6::text[]) AND state = 'waiting-for-nodes'),
     upd AS (UPDATE tasks t SET state = CASE WHEN first.failed THEN 'failed' ELSE 'success' END, failed = first.failed,
-        result = first.payload, updated_at = $5
-      FROM first WHERE t.id = first.id AND t.endpoint = $1 AND t.state NOT IN ('success', 'failed') RETURNING t.seq, t.id, t.state, first.ord),
-    tr AS (INSERT INTO task_transitions (task, state, actor, at) SELECT seq, state, 'endpoint', $5 FROM upd ORDER BY ord)
+        result = first.payload, updated_at = $5,
+        running_at = CASE WHEN first.ran AND t.running_at IS NULL AND t.state = 'waiting-for-nodes' THEN $5 ELSE t.running_at END
+      FROM first WHERE t.id = first.id AND t.endpoint = $1 AND t.state NOT IN ('success', 'failed') RETURNING t.id, first.ord)
     SELECT input.id, upd.ord IS NOT NULL AND upd.ord = input.ord AS stored,
-      EXISTS (SELECT 1 FROM tasks k WHERE k.id = input.id AND k.endpoint = $1) AS known
+      CASE WHEN upd.ord IS NOT NULL THEN true ELSE EXISTS (SELECT 1 FROM tasks k WHERE k.id = input.id AND k.endpoint = $1) END AS known
     FROM input LEFT JOIN upd ON upd.id = input.id ORDER BY input.ord`,
+  failEndpointTasks: `WITH picked AS (SELECT seq, id, delivered_at, running_at FROM tasks
+      WHERE endpoint = $1 AND state NOT IN ('success', 'failed') FOR UPDATE),
+    upd AS (UPDATE tasks t SET state = 'failed', failed = true, result = $2, delivered_at = NULL, running_at = NULL, updated_at = $3
+      FROM picked WHERE t.seq = picked.seq RETURNING t.id),
+    tr AS (${materialize('picked', `'failed', 'service', $3::bigint`)})
+    SELECT id FROM upd`,
+  transitions: `SELECT t.state, t.created_at, t.updated_at, t.delivered_at, t.running_at, u.name AS owner_name,
+      COALESCE((SELECT json_agg(json_build_object('state', tr.state, 'actor', tr.actor, 'at', tr.at) ORDER BY tr.id)
+        FROM task_transitions tr WHERE tr.task = t.seq), '[]'::json) AS rows
+    FROM tasks t LEFT JOIN users u ON u.id = t.owner WHERE t.id = $1`,
   task: 'SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks WHERE id = $1',
   tasks: 'SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks WHERE id = ANY($1::text[])',
 };
@@ -179,7 +200,7 @@ export class PgStore implements Store {
     }
     try {
       await client.query('BEGIN');
-      const out = await fn(async (text, values = []) => (await client.query(text, values)).rows as Row[]);
+      const out = await fn(async (text, values = [], name) => (await client.query(name ? { name, text, values } : { text, values })).rows as Row[]);
       await client.query('COMMIT');
       return out;
     } catch (err) {
@@ -193,8 +214,8 @@ export class PgStore implements Store {
 
   /** In a transaction: one writer per owner and quota at a time, then refuse if `adding` more would pass `limit`. */
   private async checkQuota(q: Query, quota: QuotaName, owner: string, adding: number, limit: number): Promise<void> {
-    await q('SELECT pg_advisory_xact_lock(hashtext($1))', [`funcx-quota:${quota}:${owner}`]);
-    const used = (await q(QUOTA_COUNT[quota], [owner]))[0].n as number;
+    await q('SELECT pg_advisory_xact_lock(hashtext($1))', [`funcx-quota:${quota}:${owner}`], 'quota-lock');
+    const used = (await q(QUOTA_COUNT[quota], [owner], `quota-${quota}`))[0].n as number;
     if (used + adding > limit) throw new QuotaExceededError(quota, used, limit, adding);
   }
 
@@ -362,10 +383,7 @@ export class PgStore implements Store {
   /** In a transaction: fail the endpoint's unfinished tasks (EndpointDeleted); their ids. */
   private async failEndpointTasks(q: Query, id: string, now: number): Promise<string[]> {
     const payload = errorOutcome('EndpointDeleted', `endpoint ${id} was deleted before the task finished`);
-    const failed = await q(`WITH upd AS (UPDATE tasks SET state = 'failed', failed = true, result = $2, updated_at = $3
-        WHERE endpoint = $1 AND state NOT IN ('success', 'failed') RETURNING seq, id),
-      tr AS (INSERT INTO task_transitions (task, state, actor, at) SELECT seq, 'failed', 'service', $3 FROM upd ORDER BY seq)
-      SELECT id FROM upd`, [id, payload, now]);
+    const failed = await q(SQL.failEndpointTasks, [id, payload, now]);
     return failed.map((r) => r.id as string);
   }
 
@@ -414,7 +432,7 @@ export class PgStore implements Store {
 
   // ---- tasks ---------------------------------------------------------------------------------------------
 
-  async insertTasks(tasks: readonly NewTask[], actor: string, maxUnfinishedPerOwner?: number): Promise<void> {
+  async insertTasks(tasks: readonly NewTask[], _actor: string, maxUnfinishedPerOwner?: number): Promise<void> {
     if (tasks.length === 0) return;
     const values = [
       tasks.map((t) => t.id),
@@ -423,7 +441,6 @@ export class PgStore implements Store {
       tasks.map((t) => t.owner),
       tasks.map((t) => Buffer.from(t.payload.buffer, t.payload.byteOffset, t.payload.byteLength)),
       Date.now(),
-      actor,
     ];
     if (maxUnfinishedPerOwner === undefined) {
       await this.rows(SQL.insertTasks, values, 'insert-tasks');
@@ -433,7 +450,7 @@ export class PgStore implements Store {
     for (const t of tasks) perOwner.set(t.owner, (perOwner.get(t.owner) ?? 0) + 1);
     await this.tx(async (q) => {
       for (const [owner, n] of perOwner) await this.checkQuota(q, 'tasks', owner, n, maxUnfinishedPerOwner);
-      await q(SQL.insertTasks, values);
+      await q(SQL.insertTasks, values, 'insert-tasks');
     });
   }
 
@@ -453,15 +470,22 @@ export class PgStore implements Store {
     return (await this.row(SQL.running, [endpointId, ids, Date.now()], 'running'))!.n as number;
   }
 
-  async storeResults(endpointId: string, results: readonly ResultEnvelope[]): Promise<StoredResults> {
+  async storeResults(endpointId: string, results: readonly ResultEnvelope[], running: readonly string[] = []): Promise<StoredResults> {
     const out: StoredResults = { stored: [], duplicates: 0, unknown: 0 };
-    if (results.length === 0) return out;
+    if (results.length === 0) {
+      await this.markRunning(endpointId, running);
+      return out;
+    }
+    const started = new Set(running);
+    const ran = results.map((r) => started.delete(r.id));
     const rows = await this.rows(SQL.storeResults, [
       endpointId,
       results.map((r) => r.id),
       results.map((r) => r.failed),
       results.map((r) => Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength)),
       Date.now(),
+      [...started],
+      ran,
     ], 'store-results');
     for (const r of rows) {
       if (r.stored) out.stored.push(r.id as string);
@@ -488,17 +512,15 @@ export class PgStore implements Store {
     if (ids.length === 0) return out;
     const rows = await this.rows(`SELECT id, endpoint, function, owner, state, failed, COALESCE(octet_length(result), 0)::int AS result_bytes,
       created_at, updated_at FROM tasks WHERE id = ANY($1::text[])`, [ids], 'task-summaries');
-    for (const r of rows) {
-      const { result: _result, ...rest } = toTask({ ...r, result: null });
-      out.set(r.id as string, { ...rest, resultBytes: r.result_bytes as number });
-    }
+    for (const r of rows) out.set(r.id as string, toTaskSummary(r));
     return out;
   }
 
   async transitions(taskId: string): Promise<Transition[]> {
-    const rows = await this.rows(`SELECT tr.state, tr.actor, tr.at FROM task_transitions tr JOIN tasks t ON t.seq = tr.task
-      WHERE t.id = $1 ORDER BY tr.id`, [taskId]);
-    return rows as unknown as Transition[];
+    const r = await this.row(SQL.transitions, [taskId]);
+    if (!r) return [];
+    const rows = (r.rows as Array<{ state: string; actor: string; at: number | string }>).map((x) => ({ ...x, at: Number(x.at) }) as Transition);
+    return taskTransitions(toTaskTimes(r), rows);
   }
 
   async countQueued(endpointId: string): Promise<number> {

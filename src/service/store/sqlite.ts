@@ -18,6 +18,7 @@ import type {
   EndpointMetadata, EndpointRecord, EndpointState, FunctionRecord, Group, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskState, TaskSummary, Transition, User,
 } from './types.js';
 import { QuotaExceededError } from './types.js';
+import { taskTransitions, type TaskTimes } from './transitions.js';
 
 type Row = Record<string, unknown>;
 
@@ -48,6 +49,33 @@ export function toTask(r: Row): TaskRecord {
     result: (r.result as Buffer | null) ?? null,
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
+  };
+}
+
+/** A row of id, endpoint, function, owner, state, failed, result_bytes, created_at, updated_at (built directly: long-polls read thousands). */
+export function toTaskSummary(r: Row): TaskSummary {
+  return {
+    id: r.id as string,
+    endpoint: r.endpoint as string,
+    function: (r.function as string | null) ?? null,
+    owner: r.owner as string,
+    state: r.state as TaskState,
+    failed: r.failed === null || r.failed === undefined ? null : Number(r.failed) === 1,
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+    resultBytes: Number(r.result_bytes),
+  };
+}
+
+export function toTaskTimes(r: Row): TaskTimes {
+  const n = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+  return {
+    state: r.state as TaskState,
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+    deliveredAt: n(r.delivered_at),
+    runningAt: n(r.running_at),
+    ownerName: (r.owner_name as string | null) ?? '?',
   };
 }
 
@@ -106,11 +134,19 @@ function prepareStatements(db: Database.Database) {
     transition: p('INSERT INTO task_transitions (task, state, actor, at) VALUES (?, ?, ?, ?)'),
     queued: p(`SELECT t.seq, t.id, t.function, p.payload FROM tasks t JOIN task_payloads p ON p.seq = t.seq
       WHERE t.endpoint = ? AND t.state = 'waiting-for-endpoint' ORDER BY t.seq LIMIT ?`),
-    setState: p('UPDATE tasks SET state = ?, updated_at = ? WHERE seq = ?'),
+    deliver: p(`UPDATE tasks SET state = 'waiting-for-nodes', delivered_at = ?, updated_at = ? WHERE seq = ?`),
+    // Before a requeue or a service-side failure overwrites them: the row's transitions become rows (transitions.ts).
+    materializeDelivered: p(`INSERT INTO task_transitions (task, state, actor, at)
+      SELECT seq, 'waiting-for-nodes', 'forwarder', delivered_at FROM tasks WHERE seq = ? AND delivered_at IS NOT NULL`),
+    materializeRunning: p(`INSERT INTO task_transitions (task, state, actor, at)
+      SELECT seq, 'running', 'endpoint', running_at FROM tasks WHERE seq = ? AND running_at IS NOT NULL`),
+    requeue: p(`UPDATE tasks SET state = 'waiting-for-endpoint', delivered_at = NULL, running_at = NULL, updated_at = ? WHERE seq = ?`),
     inFlight: p(`SELECT seq FROM tasks WHERE endpoint = ? AND state IN ('waiting-for-nodes', 'running') ORDER BY seq`),
-    running: p(`UPDATE tasks SET state = 'running', updated_at = ? WHERE id = ? AND endpoint = ? AND state = 'waiting-for-nodes' RETURNING seq`),
-    finish: p(`UPDATE tasks SET state = ?, failed = ?, result = ?, updated_at = ?
-      WHERE id = ? AND endpoint = ? AND state NOT IN ('success', 'failed') RETURNING seq`),
+    running: p(`UPDATE tasks SET state = 'running', running_at = ?, updated_at = ? WHERE id = ? AND endpoint = ? AND state = 'waiting-for-nodes'`),
+    // \`running\` (1) records the running transition of a task whose start was reported but not yet written.
+    finish: p(`UPDATE tasks SET state = ?, failed = ?, result = ?, updated_at = ?,
+        running_at = CASE WHEN ? = 1 AND running_at IS NULL AND state = 'waiting-for-nodes' THEN ? ELSE running_at END
+      WHERE id = ? AND endpoint = ? AND state NOT IN ('success', 'failed')`),
     taskExists: p('SELECT 1 FROM tasks WHERE id = ? AND endpoint = ?'),
     task: p('SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks WHERE id = ?'),
     tasks: p(`SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks
@@ -118,12 +154,14 @@ function prepareStatements(db: Database.Database) {
     taskSummaries: p(`SELECT id, endpoint, function, owner, state, failed, COALESCE(LENGTH(result), 0) AS result_bytes, created_at, updated_at
       FROM tasks WHERE id IN (SELECT value FROM json_each(?))`),
     transitions: p(`SELECT tr.state, tr.actor, tr.at FROM task_transitions tr JOIN tasks t ON t.seq = tr.task WHERE t.id = ? ORDER BY tr.rowid`),
+    taskTimes: p(`SELECT t.state, t.created_at, t.updated_at, t.delivered_at, t.running_at, u.name AS owner_name
+      FROM tasks t LEFT JOIN users u ON u.id = t.owner WHERE t.id = ?`),
     countQueued: p(`SELECT COUNT(*) AS n FROM tasks WHERE endpoint = ? AND state = 'waiting-for-endpoint'`),
     countUnfinished: p(`SELECT COUNT(*) AS n FROM tasks WHERE owner = ? AND state NOT IN ('success', 'failed')`),
     countFunctions: p('SELECT COUNT(*) AS n FROM functions WHERE owner = ?'),
     countEndpoints: p('SELECT COUNT(*) AS n FROM endpoints WHERE owner = ?'),
     unfinishedOf: p(`SELECT seq, id FROM tasks WHERE endpoint = ? AND state NOT IN ('success', 'failed')`),
-    failTask: p(`UPDATE tasks SET state = 'failed', failed = 1, result = ?, updated_at = ? WHERE seq = ?`),
+    failTask: p(`UPDATE tasks SET state = 'failed', failed = 1, result = ?, delivered_at = NULL, running_at = NULL, updated_at = ? WHERE seq = ?`),
     deleteEndpoint: p('DELETE FROM endpoints WHERE id = ?'),
     schemaVersion: p(`SELECT COALESCE(MAX(version), 0) AS v FROM ${MIGRATIONS_TABLE}`),
   };
@@ -286,6 +324,7 @@ export class SqliteStore implements Store {
     const payload = errorOutcome('EndpointDeleted', `endpoint ${id} was deleted before the task finished`);
     const rows = this.q.unfinishedOf.all(id) as Array<{ seq: number; id: string }>;
     for (const r of rows) {
+      this.materialize(r.seq);
       this.q.failTask.run(payload, now, r.seq);
       this.q.transition.run(r.seq, 'failed', 'service', now);
     }
@@ -327,6 +366,12 @@ export class SqliteStore implements Store {
 
   async deleteFunction(id: string): Promise<void> {
     this.db.prepare('DELETE FROM functions WHERE id = ?').run(id);
+  }
+
+  /** Inside a transaction: the task row's delivered and running transitions become rows, before they are overwritten. */
+  private materialize(seq: number): void {
+    this.q.materializeDelivered.run(seq);
+    this.q.materializeRunning.run(seq);
   }
 
   /** Inside a transaction: throw QuotaExceededError if `adding` more would pass `limit`. */
@@ -381,11 +426,10 @@ export class SqliteStore implements Store {
         for (const t of tasks) perOwner.set(t.owner, (perOwner.get(t.owner) ?? 0) + 1);
         for (const [owner, n] of perOwner) this.checkQuota('tasks', this.q.countUnfinished, owner, n, maxUnfinishedPerOwner);
       }
+      // received and waiting-for-endpoint are the row's created_at (transitions.ts).
       for (const t of tasks) {
         const seq = this.q.insertTask.run(t.id, t.endpoint, t.function, t.owner, now, now).lastInsertRowid;
         this.q.insertPayload.run(seq, t.payload);
-        this.q.transition.run(seq, 'received', actor, now);
-        this.q.transition.run(seq, 'waiting-for-endpoint', 'service', now);
       }
     })();
   }
@@ -394,10 +438,7 @@ export class SqliteStore implements Store {
     const now = Date.now();
     return this.db.transaction(() => {
       const rows = this.q.queued.all(endpointId, limit) as Array<{ seq: number; id: string; function: string | null; payload: Buffer }>;
-      for (const r of rows) {
-        this.q.setState.run('waiting-for-nodes', now, r.seq);
-        this.q.transition.run(r.seq, 'waiting-for-nodes', 'forwarder', now);
-      }
+      for (const r of rows) this.q.deliver.run(now, now, r.seq);
       return rows.map((r) => (r.function ? { id: r.id, fn: r.function, payload: r.payload } : { id: r.id, payload: r.payload }));
     })();
   }
@@ -407,7 +448,8 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => {
       const rows = this.q.inFlight.all(endpointId) as Array<{ seq: number }>;
       for (const r of rows) {
-        this.q.setState.run('waiting-for-endpoint', now, r.seq);
+        this.materialize(r.seq);
+        this.q.requeue.run(now, r.seq);
         this.q.transition.run(r.seq, 'waiting-for-endpoint', 'forwarder', now);
       }
       return rows.length;
@@ -416,30 +458,29 @@ export class SqliteStore implements Store {
 
   async markRunning(endpointId: string, ids: readonly string[]): Promise<number> {
     const now = Date.now();
-    return this.db.transaction(() => {
-      let n = 0;
-      for (const id of ids) {
-        const row = this.q.running.get(now, id, endpointId) as { seq: number } | undefined;
-        if (row) {
-          this.q.transition.run(row.seq, 'running', 'endpoint', now);
-          n++;
-        }
-      }
-      return n;
-    })();
+    return this.db.transaction(() => this.running(endpointId, ids, now))();
   }
 
-  async storeResults(endpointId: string, results: readonly ResultEnvelope[]): Promise<StoredResults> {
+  private running(endpointId: string, ids: Iterable<string>, now: number): number {
+    let n = 0;
+    for (const id of ids) n += this.q.running.run(now, now, id, endpointId).changes;
+    return n;
+  }
+
+  async storeResults(endpointId: string, results: readonly ResultEnvelope[], running: readonly string[] = []): Promise<StoredResults> {
     const now = Date.now();
     return this.db.transaction(() => {
       const out: StoredResults = { stored: [], duplicates: 0, unknown: 0 };
+      // A start reported in the same batch as the result is written with the result: one write for both.
+      const started = new Set(running);
+      const finishing = new Set<string>();
+      for (const r of results) if (started.delete(r.id)) finishing.add(r.id);
+      this.running(endpointId, started, now);
       for (const r of results) {
         const state: TaskState = r.failed ? 'failed' : 'success';
-        const row = this.q.finish.get(state, r.failed ? 1 : 0, r.payload, now, r.id, endpointId) as { seq: number } | undefined;
-        if (row) {
-          this.q.transition.run(row.seq, state, 'endpoint', now);
-          out.stored.push(r.id);
-        } else if (this.q.taskExists.get(r.id, endpointId)) out.duplicates++;
+        const ran = finishing.has(r.id) ? 1 : 0;
+        if (this.q.finish.run(state, r.failed ? 1 : 0, r.payload, now, ran, now, r.id, endpointId).changes > 0) out.stored.push(r.id);
+        else if (this.q.taskExists.get(r.id, endpointId)) out.duplicates++;
         else out.unknown++;
       }
       return out;
@@ -461,15 +502,14 @@ export class SqliteStore implements Store {
   async taskSummaries(ids: readonly string[]): Promise<Map<string, TaskSummary>> {
     const out = new Map<string, TaskSummary>();
     if (ids.length === 0) return out;
-    for (const r of this.q.taskSummaries.all(JSON.stringify(ids)) as Row[]) {
-      const { result: _result, ...rest } = toTask({ ...r, result: null });
-      out.set(r.id as string, { ...rest, resultBytes: r.result_bytes as number });
-    }
+    for (const r of this.q.taskSummaries.all(JSON.stringify(ids)) as Row[]) out.set(r.id as string, toTaskSummary(r));
     return out;
   }
 
   async transitions(taskId: string): Promise<Transition[]> {
-    return this.q.transitions.all(taskId) as Transition[];
+    const t = this.q.taskTimes.get(taskId) as Row | undefined;
+    if (!t) return [];
+    return taskTransitions(toTaskTimes(t), this.q.transitions.all(taskId) as Transition[]);
   }
 
   async countQueued(endpointId: string): Promise<number> {

@@ -163,7 +163,10 @@ export interface Store {
   deleteFunction(id: string): Promise<void>;
 
   // tasks
-  /** Store accepted tasks, queued for their endpoint (transitions: received, waiting-for-endpoint). One transaction. */
+  /**
+   * Store accepted tasks, queued for their endpoint (transitions: received, waiting-for-endpoint). One transaction.
+   * The `received` transition's actor is the owner (`user:NAME`), which is what the API passes as `actor`.
+   */
   insertTasks(tasks: readonly NewTask[], actor: string, maxUnfinishedPerOwner?: number): Promise<void>;
   /** Take up to `limit` queued tasks of an endpoint, oldest first, marking them delivered (waiting-for-nodes). */
   takeQueued(endpointId: string, limit: number): Promise<TaskEnvelope[]>;
@@ -171,8 +174,12 @@ export interface Store {
   requeueInFlight(endpointId: string): Promise<number>;
   /** Mark delivered tasks running; returns how many changed. */
   markRunning(endpointId: string, ids: readonly string[]): Promise<number>;
-  /** Store results without decoding them; results of finished or foreign tasks are dropped. One transaction. */
-  storeResults(endpointId: string, results: readonly ResultEnvelope[]): Promise<StoredResults>;
+  /**
+   * Store results without decoding them; results of finished or foreign tasks are dropped. One transaction,
+   * which also marks `running` the delivered tasks the endpoint said started (a task finishing in the same
+   * batch gets its running transition with its result, in one write).
+   */
+  storeResults(endpointId: string, results: readonly ResultEnvelope[], running?: readonly string[]): Promise<StoredResults>;
   task(id: string): Promise<TaskRecord | undefined>;
   /** Many tasks at once, by id (missing ids are absent from the map). */
   tasks(ids: readonly string[]): Promise<Map<string, TaskRecord>>;
