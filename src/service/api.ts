@@ -41,6 +41,8 @@ import { endpointRoutes } from './routes/endpoints.js';
 import { functionRoutes } from './routes/functions.js';
 import { ResultWaiters } from './routes/long-poll.js';
 import { taskRoutes } from './routes/tasks.js';
+import { tenancyRoutes } from './routes/tenancy.js';
+import { TokenWatch } from './token-watch.js';
 import { PUBLIC_PATHS, userRoutes } from './routes/users.js';
 import { DASHBOARD_PUBLIC_PATHS, installDashboard, type Dashboard } from './dashboard/install.js';
 
@@ -73,6 +75,8 @@ export interface ServiceOptions extends Partial<ServiceLimits> {
   heartbeatPeriodMs?: number;
   /** @default 10000 */
   heartbeatThresholdMs?: number;
+  /** How often the tokens of open long-polls are checked again (a revoked one cuts them). @default 1000 */
+  tokenRecheckMs?: number;
   /** Longest long-poll, seconds. @default 60 */
   maxWaitSeconds?: number;
   /**
@@ -240,6 +244,7 @@ export function buildApp(ctx: ServiceContext, tls?: { cert: Buffer; key: Buffer 
   endpointRoutes(app, ctx);
   functionRoutes(app, ctx);
   taskRoutes(app, ctx);
+  tenancyRoutes(app, ctx);
   app.setNotFoundHandler((request, reply) => {
     const body: ErrorBody = { statusCode: 404, code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` };
     void reply.code(404).send(body);
@@ -343,6 +348,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     maxWaitSeconds: options.maxWaitSeconds ?? 60,
     limits,
     quotas: resolveQuotas(options.quotas),
+    tokenWatch: new TokenWatch(store, options.tokenRecheckMs),
     log,
   };
   const app = buildApp(ctx, options.tls ? readTls(options.tls) : undefined);
@@ -352,6 +358,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     if (closed) return;
     closed = true;
     waiters.releaseAll();
+    ctx.tokenWatch?.close();
     await app.close().catch((err) => log.warn(`closing HTTP: ${(err as Error).message}`));
     await forwarders.closeAll();
     await pool.bus.close();
