@@ -46,8 +46,8 @@ export class SqliteTenancy {
       revoke: p('DELETE FROM api_tokens WHERE user_id = ? AND name = ?'),
       overrides: p('SELECT * FROM user_quotas WHERE user_id = ?'),
       resultBytes: p('SELECT result_bytes FROM user_usage WHERE user_id = ?'),
-      counts: p(`SELECT (SELECT COUNT(*) FROM tasks WHERE owner = ?1 AND state NOT IN ('success', 'failed')) AS tasks,
-        (SELECT COUNT(*) FROM functions WHERE owner = ?1) AS functions, (SELECT COUNT(*) FROM endpoints WHERE owner = ?1) AS endpoints`),
+      counts: p(`SELECT (SELECT COUNT(*) FROM tasks WHERE owner = @owner AND state NOT IN ('success', 'failed')) AS tasks,
+        (SELECT COUNT(*) FROM functions WHERE owner = @owner) AS functions, (SELECT COUNT(*) FROM endpoints WHERE owner = @owner) AS endpoints`),
     };
   }
 
@@ -88,7 +88,7 @@ export class SqliteTenancy {
   }
 
   usage(userId: string): Usage {
-    const c = this.q.counts.get(userId) as Row;
+    const c = this.q.counts.get({ owner: userId }) as Row;
     return { tasks: Number(c.tasks), functions: Number(c.functions), endpoints: Number(c.endpoints), resultBytes: this.resultBytesOf(userId) };
   }
 
