@@ -18,6 +18,7 @@ import { startService } from '../service/api.js';
 import { isPostgresUrl, openStore, PgStore, type Store, type User } from '../service/store/index.js';
 import { DEFAULT_LIMITS, DEFAULT_QUOTAS } from '../service/limits.js';
 import { addQuotaCommand, addTokenCommands, parseBytes } from './service-tenancy.js';
+import { parseDuration } from '../service/durations.js';
 
 interface PidFile {
   pid: number;
@@ -40,6 +41,7 @@ interface StartFlags {
   quotaFunctions?: number;
   quotaEndpoints?: number;
   quotaResultBytes?: number;
+  forwarderIdleClose?: number;
   tlsCert?: string;
   tlsKey?: string;
 }
@@ -141,6 +143,7 @@ async function runForeground(flags: StartFlags): Promise<void> {
     maxBatch: flags.maxBatch,
     quotas: { tasks: flags.quotaTasks, functions: flags.quotaFunctions, endpoints: flags.quotaEndpoints, resultBytes: flags.quotaResultBytes },
     tls: tlsFiles(flags),
+    forwarderIdleCloseMs: flags.forwarderIdleClose,
   });
   const pidFile: PidFile = { pid: process.pid, url: service.url, startedAt: new Date().toISOString() };
   writeFileSync(pidPath(), JSON.stringify(pidFile) + '\n', { mode: 0o600 });
@@ -181,6 +184,7 @@ async function startDetached(flags: StartFlags): Promise<void> {
   if (flags.quotaFunctions !== undefined) args.push('--quota-functions', String(flags.quotaFunctions));
   if (flags.quotaEndpoints !== undefined) args.push('--quota-endpoints', String(flags.quotaEndpoints));
   if (flags.quotaResultBytes !== undefined) args.push('--quota-result-bytes', String(flags.quotaResultBytes));
+  if (flags.forwarderIdleClose !== undefined) args.push('--forwarder-idle-close', flags.forwarderIdleClose === 0 ? '0' : `${Math.ceil(flags.forwarderIdleClose / 1000)}s`);
   // The database location goes through the environment: a password on the command line is visible to every user in ps.
   const env = flags.database ? { ...process.env, FUNCX_DATABASE_URL: database(flags.database) } : process.env;
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'], env });
@@ -286,6 +290,15 @@ function intOption(name: string, min: number, max: number) {
   };
 }
 
+function idleClose(value: string): number {
+  if (value.trim() === '0') return 0;
+  try {
+    return parseDuration(value, '--forwarder-idle-close');
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
 function portRange(value: string): [number, number] {
   const m = /^(\d+)-(\d+)$/.exec(value);
   const range = m ? ([Number(m[1]), Number(m[2])] as [number, number]) : undefined;
@@ -310,6 +323,7 @@ program
   .option('--quota-tasks <n>', `unfinished tasks per user (default ${DEFAULT_QUOTAS.tasks})`, intOption('--quota-tasks', 0, 1e9))
   .option('--quota-functions <n>', `functions per user (default ${DEFAULT_QUOTAS.functions})`, intOption('--quota-functions', 0, 1e9))
   .option('--quota-endpoints <n>', `endpoints per user (default ${DEFAULT_QUOTAS.endpoints})`, intOption('--quota-endpoints', 0, 1e9))
+  .option('--forwarder-idle-close <duration>', "close an endpoint's forwarder once it has been gone this long, e.g. 30m; 0: never (default 1h)", idleClose)
   .option('--quota-result-bytes <size>', `bytes of stored results per user, e.g. 50GiB (default ${DEFAULT_QUOTAS.resultBytes})`, parseBytes)
   .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM; with --tls-key)')
   .option('--tls-key <file>', "the certificate's private key (PEM)")
