@@ -6,7 +6,7 @@
  * runs 200 tasks per case (CI); with `--json` the last line is a JSON array of {case, completed, failed,
  * lost}. Exits 1 when any task was lost or a case could not run as designed.
  *
- * `npm run chaos -- --only abuse [--json] [--rate N] [--baseline-s S] [--attack-s S] [--keep]` runs the abuse run
+ * `npm run chaos -- --only abuse [--json] [--rate N] [--baseline-s S] [--attack-s S] [--skip ATTACK] [--keep]` runs the abuse run
  * instead (abuse.ts): with --json its last line is one JSON object (abuse_service_peak_rss_mib, ...).
  */
 import { CASES } from './cases.js';
@@ -61,9 +61,11 @@ async function mainAbuse(argv: string[]): Promise<void> {
     return n;
   };
   const known = new Set(['--only', 'abuse', '--json', '--keep', '--rate', '--baseline-s', '--attack-s', '--grace-s']);
+  const skip: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    if (['--rate', '--baseline-s', '--attack-s', '--grace-s'].includes(argv[i])) i++;
-    else if (!known.has(argv[i])) throw new Error(`unknown argument ${argv[i]} for --only abuse (known: --json --keep --rate N --baseline-s S --attack-s S --grace-s S)`);
+    if (argv[i] === '--skip') skip.push(argv[++i] ?? '');
+    else if (['--rate', '--baseline-s', '--attack-s', '--grace-s'].includes(argv[i])) i++;
+    else if (!known.has(argv[i])) throw new Error(`unknown argument ${argv[i]} for --only abuse (known: --json --keep --rate N --baseline-s S --attack-s S --grace-s S --skip ATTACK)`);
   }
   const r = await runAbuse({
     rate: num('--rate', 1000),
@@ -71,6 +73,7 @@ async function mainAbuse(argv: string[]): Promise<void> {
     attackS: num('--attack-s', 60),
     graceS: num('--grace-s', 120),
     keep: argv.includes('--keep'),
+    skip,
     progress: (m) => process.stderr.write(`… [abuse] ${m}\n`),
   });
   const { notes, attacks, ...figures } = r;
