@@ -44,6 +44,8 @@ export interface AbuseResult {
   abuse_honest_rate_per_s: number;
   abuse_honest_achieved_per_s: number;
   abuse_honest_submitted: number;
+  /** The longest the service did not answer /v1/health (2 s timeout, asked every second) during the run. */
+  abuse_service_unresponsive_s: number;
   /** What each attack got back (status code → count). */
   attacks: Record<string, Record<string, number>>;
   notes: string[];
@@ -322,7 +324,7 @@ export async function runAbuse(o: AbuseOptions): Promise<AbuseResult> {
   let ok = false;
   const result: AbuseResult = {
     abuse_service_peak_rss_mib: NaN, abuse_db_growth_mib: NaN, abuse_honest_lost: NaN, abuse_honest_failed: NaN, abuse_honest_p50_ms: NaN,
-    baseline_honest_p50_ms: NaN, abuse_honest_rate_per_s: o.rate, abuse_honest_achieved_per_s: NaN, abuse_honest_submitted: 0, attacks: {}, notes,
+    baseline_honest_p50_ms: NaN, abuse_honest_rate_per_s: o.rate, abuse_honest_achieved_per_s: NaN, abuse_honest_submitted: 0, abuse_service_unresponsive_s: 0, attacks: {}, notes,
   };
   try {
     note(`service and the honest endpoint in ${rig.root}; mallory's endpoint in ${mal.root}`);
@@ -367,11 +369,24 @@ export async function runAbuse(o: AbuseOptions): Promise<AbuseResult> {
     let peak = 0;
     const sampler = setInterval(() => {
       try {
-        peak = Math.max(peak, rssOf(pid).rss);
+        peak = Math.max(peak, rssOf(pid).hwm);
       } catch {
         /* gone */
       }
     }, 200);
+    // Is the service still answering? The longest stretch without an answer to /v1/health.
+    let lastAnswer = Date.now();
+    let longestSilence = 0;
+    let watching = true;
+    const watchdog = (async () => {
+      while (watching) {
+        const ok = await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+        const now = Date.now();
+        if (ok) lastAnswer = now;
+        longestSilence = Math.max(longestSilence, now - lastAnswer);
+        await delay(1000); // a health probe's pace
+      }
+    })();
 
     const loads = HONEST.map((n) => new HonestLoad(url, tokens[n], rig.endpointId, fn, clients[n]));
     const submitters = loads.map((l) => l.submitLoop(o.rate / loads.length));
@@ -391,7 +406,14 @@ export async function runAbuse(o: AbuseOptions): Promise<AbuseResult> {
     for (const l of loads) l.stopFollowing(o.graceS * 1000);
     await Promise.all(followers);
     clearInterval(sampler);
-    const hwm = rssOf(pid).hwm;
+    watching = false;
+    await watchdog;
+    let hwm = 0;
+    try {
+      hwm = rssOf(pid).hwm;
+    } catch {
+      note('the service process is gone (killed, or it died): its peak RSS is the last sample');
+    }
     const submitted = loads.reduce((s, l) => s + l.submitted, 0);
     Object.assign(result, {
       abuse_service_peak_rss_mib: Math.round(Math.max(peak, hwm)),
@@ -402,6 +424,7 @@ export async function runAbuse(o: AbuseOptions): Promise<AbuseResult> {
       baseline_honest_p50_ms: median(loads.flatMap((l) => l.latencies.baseline)),
       abuse_honest_achieved_per_s: Math.round(submitted / (o.baselineS + (attackEnd - attackStart) / 1000)),
       abuse_honest_submitted: submitted,
+      abuse_service_unresponsive_s: Math.round(longestSilence / 100) / 10,
       attacks: attacker.outcomes,
     });
     for (const l of loads) if (l.lastError) note(`an honest user's last error: ${l.lastError}`);
