@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * `funcx-service`: start (detached by default), stop (one call), status, `user add NAME`, and `migrate`.
+ * `funcx-service`: start (detached by default), stop (one call), status, users (add, disable, enable, remove,
+ * quota), tokens (rotate; named ones: create, list, revoke: service-tenancy.ts), and `migrate`.
  * State lives in FUNCX_SERVICE_HOME (default ~/.funcx-service): service.db, keys/, service.pid, service.log;
  * with `--database postgres://…` (or FUNCX_DATABASE_URL) the tasks, users and endpoints live in PostgreSQL
  * instead, shared by every replica.
@@ -16,6 +17,8 @@ import { handle } from './handle.js';
 import { startService } from '../service/api.js';
 import { isPostgresUrl, openStore, PgStore, type Store, type User } from '../service/store/index.js';
 import { DEFAULT_LIMITS, DEFAULT_QUOTAS } from '../service/limits.js';
+import { addQuotaCommand, addTokenCommands, parseBytes } from './service-tenancy.js';
+import { parseDuration } from '../service/durations.js';
 
 interface PidFile {
   pid: number;
@@ -37,6 +40,8 @@ interface StartFlags {
   quotaTasks?: number;
   quotaFunctions?: number;
   quotaEndpoints?: number;
+  quotaResultBytes?: number;
+  forwarderIdleClose?: number;
   tlsCert?: string;
   tlsKey?: string;
 }
@@ -136,8 +141,9 @@ async function runForeground(flags: StartFlags): Promise<void> {
     heartbeatThresholdMs: flags.heartbeatThresholdMs,
     maxResultBytes: flags.maxResultBytes,
     maxBatch: flags.maxBatch,
-    quotas: { tasks: flags.quotaTasks, functions: flags.quotaFunctions, endpoints: flags.quotaEndpoints },
+    quotas: { tasks: flags.quotaTasks, functions: flags.quotaFunctions, endpoints: flags.quotaEndpoints, resultBytes: flags.quotaResultBytes },
     tls: tlsFiles(flags),
+    forwarderIdleCloseMs: flags.forwarderIdleClose,
   });
   const pidFile: PidFile = { pid: process.pid, url: service.url, startedAt: new Date().toISOString() };
   writeFileSync(pidPath(), JSON.stringify(pidFile) + '\n', { mode: 0o600 });
@@ -177,6 +183,8 @@ async function startDetached(flags: StartFlags): Promise<void> {
   if (flags.quotaTasks !== undefined) args.push('--quota-tasks', String(flags.quotaTasks));
   if (flags.quotaFunctions !== undefined) args.push('--quota-functions', String(flags.quotaFunctions));
   if (flags.quotaEndpoints !== undefined) args.push('--quota-endpoints', String(flags.quotaEndpoints));
+  if (flags.quotaResultBytes !== undefined) args.push('--quota-result-bytes', String(flags.quotaResultBytes));
+  if (flags.forwarderIdleClose !== undefined) args.push('--forwarder-idle-close', flags.forwarderIdleClose === 0 ? '0' : `${Math.ceil(flags.forwarderIdleClose / 1000)}s`);
   // The database location goes through the environment: a password on the command line is visible to every user in ps.
   const env = flags.database ? { ...process.env, FUNCX_DATABASE_URL: database(flags.database) } : process.env;
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'], env });
@@ -282,6 +290,15 @@ function intOption(name: string, min: number, max: number) {
   };
 }
 
+function idleClose(value: string): number {
+  if (value.trim() === '0') return 0;
+  try {
+    return parseDuration(value, '--forwarder-idle-close');
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
 function portRange(value: string): [number, number] {
   const m = /^(\d+)-(\d+)$/.exec(value);
   const range = m ? ([Number(m[1]), Number(m[2])] as [number, number]) : undefined;
@@ -306,6 +323,8 @@ program
   .option('--quota-tasks <n>', `unfinished tasks per user (default ${DEFAULT_QUOTAS.tasks})`, intOption('--quota-tasks', 0, 1e9))
   .option('--quota-functions <n>', `functions per user (default ${DEFAULT_QUOTAS.functions})`, intOption('--quota-functions', 0, 1e9))
   .option('--quota-endpoints <n>', `endpoints per user (default ${DEFAULT_QUOTAS.endpoints})`, intOption('--quota-endpoints', 0, 1e9))
+  .option('--forwarder-idle-close <duration>', "close an endpoint's forwarder once it has been gone this long, e.g. 30m; 0: never (default 1h)", idleClose)
+  .option('--quota-result-bytes <size>', `bytes of stored results per user, e.g. 50GiB (default ${DEFAULT_QUOTAS.resultBytes})`, parseBytes)
   .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM; with --tls-key)')
   .option('--tls-key <file>', "the certificate's private key (PEM)")
   .action(async (flags: StartFlags) => (flags.foreground ? runForeground(flags) : startDetached(flags)));
@@ -363,6 +382,8 @@ token
       process.stderr.write(`New token of ${name}, printed once below; the old one no longer works:\n`);
       process.stdout.write(fresh + '\n');
     }));
+addTokenCommands(token, withUser);
+addQuotaCommand(user, withUser);
 program
   .command('migrate')
   .description('bring the database schema up to date and exit (start does this too)')

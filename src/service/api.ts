@@ -41,8 +41,13 @@ import { endpointRoutes } from './routes/endpoints.js';
 import { functionRoutes } from './routes/functions.js';
 import { ResultWaiters } from './routes/long-poll.js';
 import { taskRoutes } from './routes/tasks.js';
+import { tenancyRoutes } from './routes/tenancy.js';
+import { TokenWatch } from './token-watch.js';
 import { PUBLIC_PATHS, userRoutes } from './routes/users.js';
 import { DASHBOARD_PUBLIC_PATHS, installDashboard, type Dashboard } from './dashboard/install.js';
+
+/** A forwarder closes once its endpoint has been gone this long (ServiceOptions.forwarderIdleCloseMs). */
+export const DEFAULT_FORWARDER_IDLE_CLOSE_MS = 3600_000;
 
 /** What a 503 tells the client to wait while the database is unavailable. */
 const RETRY_AFTER_SECONDS = 2;
@@ -73,6 +78,8 @@ export interface ServiceOptions extends Partial<ServiceLimits> {
   heartbeatPeriodMs?: number;
   /** @default 10000 */
   heartbeatThresholdMs?: number;
+  /** How often the tokens of open long-polls are checked again (a revoked one cuts them). @default 1000 */
+  tokenRecheckMs?: number;
   /** Longest long-poll, seconds. @default 60 */
   maxWaitSeconds?: number;
   /**
@@ -80,6 +87,8 @@ export interface ServiceOptions extends Partial<ServiceLimits> {
    * restarted replica takes back its endpoints. @default a UUID kept in HOME/replica-id
    */
   replicaId?: string;
+  /** A forwarder closes once its endpoint has been gone (not Active) this long; 0 keeps them open. @default 1 hour */
+  forwarderIdleCloseMs?: number;
   /** Forwarders are re-created at start for endpoints seen within this many ms. @default 7 days */
   restoreWithinMs?: number;
   log?: Logger;
@@ -217,6 +226,22 @@ export class ForwarderPool implements ForwarderDirectory {
     return this.forwarders.size;
   }
 
+  /**
+   * Close the forwarders of endpoints gone (not Active) for `idleMs`: their ports and ZeroMQ contexts come
+   * back. The endpoint's record stays; its next registration opens a forwarder again (on the same ports
+   * when they are free), and tasks queued meanwhile wait in the store. Returns the endpoints closed.
+   */
+  async reapIdle(idleMs: number, now = Date.now()): Promise<string[]> {
+    const idle = [...this.forwarders].filter(([id, f]) => f.state !== 'Active' && now - f.quietSince >= idleMs && !this.creating.has(id));
+    for (const [id, f] of idle) {
+      if (this.forwarders.get(id) !== f) continue;
+      this.forwarders.delete(id);
+      this.p.log.info(`endpoint ${id} has been gone for ${Math.round((now - f.quietSince) / 1000)} s: closing its forwarder (it reopens at the next registration)`);
+      await f.close();
+    }
+    return idle.map(([id]) => id);
+  }
+
   async closeAll(): Promise<void> {
     await Promise.allSettled([...this.creating.values()]);
     await Promise.all([...this.forwarders.values()].map((f) => f.close()));
@@ -240,6 +265,7 @@ export function buildApp(ctx: ServiceContext, tls?: { cert: Buffer; key: Buffer 
   endpointRoutes(app, ctx);
   functionRoutes(app, ctx);
   taskRoutes(app, ctx);
+  tenancyRoutes(app, ctx);
   app.setNotFoundHandler((request, reply) => {
     const body: ErrorBody = { statusCode: 404, code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` };
     void reply.code(404).send(body);
@@ -343,15 +369,23 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     maxWaitSeconds: options.maxWaitSeconds ?? 60,
     limits,
     quotas: resolveQuotas(options.quotas),
+    tokenWatch: new TokenWatch(store, options.tokenRecheckMs),
     log,
   };
   const app = buildApp(ctx, options.tls ? readTls(options.tls) : undefined);
   const dashboard = installDashboard(app, { ctx, waiters, home: options.home, host });
+  const idleCloseMs = options.forwarderIdleCloseMs ?? DEFAULT_FORWARDER_IDLE_CLOSE_MS;
+  const reaper = idleCloseMs > 0
+    ? setInterval(() => void forwarders.reapIdle(idleCloseMs).catch((err) => log.warn(`closing idle forwarders: ${(err as Error).message}`)),
+      Math.max(50, Math.min(idleCloseMs / 4, 60_000))).unref()
+    : undefined;
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
+    if (reaper) clearInterval(reaper);
     waiters.releaseAll();
+    ctx.tokenWatch?.close();
     await app.close().catch((err) => log.warn(`closing HTTP: ${(err as Error).message}`));
     await forwarders.closeAll();
     await pool.bus.close();

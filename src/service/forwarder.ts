@@ -94,6 +94,7 @@ export class Forwarder {
   private readonly receiving = new Set<Promise<void>>();
   private lastSeen = 0;
   private lastSeenSaved = 0;
+  private readonly openedAt = Date.now();
   private timer?: NodeJS.Timeout;
   private closed = false;
   private endpointState: EndpointState = 'Inactive';
@@ -184,6 +185,11 @@ export class Forwarder {
 
   get state(): EndpointState {
     return this.endpointState;
+  }
+
+  /** When the endpoint last spoke (or, if it never did, when this forwarder opened): ForwarderPool.reapIdle. */
+  get quietSince(): number {
+    return this.lastSeen || this.openedAt;
   }
 
   /** The only CURVE key let in (a new key means a new forwarder: see ForwarderPool.ensure). */

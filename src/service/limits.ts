@@ -57,19 +57,34 @@ export interface ServiceQuotas {
   functions: number;
   /** Registered endpoints. @default 50 */
   endpoints: number;
+  /** Bytes of stored results; past it, submissions are refused until results are deleted. @default 10 GiB */
+  resultBytes: number;
 }
 
-export const DEFAULT_QUOTAS: Readonly<ServiceQuotas> = Object.freeze({ tasks: 100_000, functions: 1_000, endpoints: 50 });
+export const DEFAULT_QUOTAS: Readonly<ServiceQuotas> = Object.freeze({ tasks: 100_000, functions: 1_000, endpoints: 50, resultBytes: 10 * 1024 ** 3 });
 
-/** Seconds a client is told to wait before trying again, per quota (functions and endpoints free up only by deletion). */
-export const QUOTA_RETRY_AFTER_S: Readonly<Record<keyof ServiceQuotas, number>> = Object.freeze({ tasks: 5, functions: 60, endpoints: 60 });
+/** Seconds a client is told to wait before trying again, per quota (functions, endpoints and results free up only by deletion). */
+export const QUOTA_RETRY_AFTER_S: Readonly<Record<keyof ServiceQuotas, number>> = Object.freeze({ tasks: 5, functions: 60, endpoints: 60, resultBytes: 60 });
+
+/** What each quota frees up by, for the 429's message. */
+const QUOTA_REMEDY: Readonly<Record<keyof ServiceQuotas, string>> = Object.freeze({
+  tasks: 'wait for tasks to finish',
+  functions: "delete some functions, or ask the service's operator for more",
+  endpoints: "delete some endpoints, or ask the service's operator for more",
+  resultBytes: "delete finished tasks you have the results of (DELETE /v1/tasks/ID), or ask the service's operator for more",
+});
+
+/** The service's quotas with the user's own overrides on top. */
+export function quotasFor(service: ServiceQuotas, overrides: Partial<ServiceQuotas>): ServiceQuotas {
+  return { ...service, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
+}
 
 export function resolveQuotas(given: Partial<ServiceQuotas> = {}): ServiceQuotas {
   const out = { ...DEFAULT_QUOTAS };
   for (const key of Object.keys(DEFAULT_QUOTAS) as Array<keyof ServiceQuotas>) {
     const v = given[key];
     if (v === undefined) continue;
-    if (!Number.isInteger(v) || v < 0) throw new TypeError(`service option quotas.${key} must be a whole number ≥ 0 (got ${String(v)})`);
+    if (!Number.isSafeInteger(v) || v < 0) throw new TypeError(`service option quotas.${key} must be a whole number ≥ 0 (got ${String(v)})`);
     out[key] = v;
   }
   return out;
@@ -81,8 +96,7 @@ export function quotaExceeded(err: QuotaExceededError): HttpError {
   return new HttpError(
     429,
     'QUOTA_EXCEEDED',
-    `over your quota of ${err.quota}: ${err.used} in use, ${err.adding} more asked, the limit is ${err.limit}` +
-      (err.quota === 'tasks' ? ' (wait for tasks to finish)' : ` (delete some ${err.quota}, or ask the service's operator for more)`),
+    `over your quota of ${err.quota}: ${err.used} in use${err.adding > 0 ? `, ${err.adding} more asked` : ''}, the limit is ${err.limit} (${QUOTA_REMEDY[err.quota]})`,
     { quota: err.quota, used: err.used, limit: err.limit },
     { 'retry-after': String(retryAfter) },
   );

@@ -5,8 +5,12 @@
  * prints a table: case | completed | failed | lost | seconds, then what happened in each case. `--short`
  * runs 200 tasks per case (CI); with `--json` the last line is a JSON array of {case, completed, failed,
  * lost}. Exits 1 when any task was lost or a case could not run as designed.
+ *
+ * `npm run chaos -- --only abuse [--json] [--rate N] [--baseline-s S] [--attack-s S] [--skip ATTACK] [--keep]` runs the abuse run
+ * instead (abuse.ts): with --json its last line is one JSON object (abuse_service_peak_rss_mib, ...).
  */
 import { CASES } from './cases.js';
+import { runAbuse } from './abuse.js';
 import { FULL_TASKS, SHORT_TASKS, runOptions, runCase, type CaseResult, type RunOptions } from './run-case.js';
 
 function parseArgs(argv: string[]): { options: Omit<RunOptions, 'progress'>; json: boolean; only: string[] } {
@@ -47,7 +51,44 @@ function report(results: CaseResult[]): string {
   return out.join('\n');
 }
 
+/** `--only abuse`: the abuse run (abuse.ts). */
+async function mainAbuse(argv: string[]): Promise<void> {
+  const num = (flag: string, dflt: number): number => {
+    const i = argv.indexOf(flag);
+    if (i < 0) return dflt;
+    const n = Number(argv[i + 1]);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag}: expected a number > 0`);
+    return n;
+  };
+  const known = new Set(['--only', 'abuse', '--json', '--keep', '--rate', '--baseline-s', '--attack-s', '--grace-s']);
+  const skip: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--skip') skip.push(argv[++i] ?? '');
+    else if (['--rate', '--baseline-s', '--attack-s', '--grace-s'].includes(argv[i])) i++;
+    else if (!known.has(argv[i])) throw new Error(`unknown argument ${argv[i]} for --only abuse (known: --json --keep --rate N --baseline-s S --attack-s S --grace-s S --skip ATTACK)`);
+  }
+  const r = await runAbuse({
+    rate: num('--rate', 1000),
+    baselineS: num('--baseline-s', 20),
+    attackS: num('--attack-s', 60),
+    graceS: num('--grace-s', 120),
+    keep: argv.includes('--keep'),
+    skip,
+    progress: (m) => process.stderr.write(`… [abuse] ${m}\n`),
+  });
+  const { notes, attacks, ...figures } = r;
+  process.stdout.write(`abuse run: ${JSON.stringify(figures, null, 1)}\nattacks (status → count): ${JSON.stringify(attacks, null, 1)}\n${notes.map((n) => `  - ${n}`).join('\n')}\n`);
+  if (argv.includes('--json')) process.stdout.write(JSON.stringify({ ...figures, attacks }) + '\n');
+  if (r.error || r.abuse_honest_lost > 0) process.exitCode = 1;
+}
+
 async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const onlyAt = argv.indexOf('--only');
+  if (onlyAt >= 0) {
+    if (argv[onlyAt + 1] !== 'abuse') throw new Error(`--only: the one run known is "abuse" (got ${argv[onlyAt + 1] ?? 'nothing'})`);
+    return mainAbuse(argv);
+  }
   const { options, json, only } = parseArgs(process.argv.slice(2));
   const cases = only.length ? CASES.filter((c) => only.includes(c.name)) : CASES;
   const results: CaseResult[] = [];

@@ -61,10 +61,13 @@ test('the token and CURVE secret keys stay in their 0600 files: not in logs, scr
 
   const profile = join(stack.home, 'default');
   const keysDir = join(profile, 'keys');
-  const keyFiles = readdirSync(keysDir).filter((f) => f.endsWith('.json')).map((f) => join(keysDir, f));
+  // forwarder-pin.json holds the forwarder's public key only (checked below).
+  const keyFiles = readdirSync(keysDir).filter((f) => f.endsWith('.json') && f !== 'forwarder-pin.json').map((f) => join(keysDir, f));
+  assert.equal(mode(join(keysDir, 'forwarder-pin.json')), '0600');
+  assert.equal((JSON.parse(readFileSync(join(keysDir, 'forwarder-pin.json'), 'utf8')) as { secretKey?: string }).secretKey, undefined);
   const serviceKeys = join(stack.serviceHome, 'keys');
   const secretHolders = new Set([join(stack.home, 'credentials.json'), ...keyFiles, join(serviceKeys, 'forwarder.json')]);
-  assert.deepEqual(readdirSync(keysDir).sort(), ['endpoint.json', 'interchange.json', 'manager-key.json', 'manager.json']);
+  assert.deepEqual(readdirSync(keysDir).sort(), ['endpoint.json', 'forwarder-pin.json', 'interchange.json', 'manager-key.json', 'manager.json']);
 
   // Permissions.
   for (const file of secretHolders) assert.equal(mode(file), '0600', `${file} is ${mode(file)}`);

@@ -136,7 +136,7 @@ for (const backend of STORE_BACKENDS) {
       assert.equal(e.state, 'Active');
       assert.equal(e.name, 'renamed');
       assert.equal(e.createdAt, endpoint.createdAt);
-      assert.equal(await reopened.schemaVersion(), SQLITE_MIGRATIONS.length);
+      assert.equal(await reopened.schemaVersion(), SQLITE_MIGRATIONS[SQLITE_MIGRATIONS.length - 1].version);
     } finally {
       await reopened.close();
     }
@@ -180,7 +180,7 @@ test('sqlite: a database migrated by a newer funcx-service is refused, naming bo
   const db = new Database(path);
   db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(99, 'from the future', Date.now());
   db.close();
-  await assert.rejects(SqliteStore.open(path), { code: 'SCHEMA_TOO_NEW', message: new RegExp(`schema version 99, newer than this funcx-service knows \\(${SQLITE_MIGRATIONS.length}\\)`) });
+  await assert.rejects(SqliteStore.open(path), { code: 'SCHEMA_TOO_NEW', message: new RegExp(`schema version 99, newer than this funcx-service knows \\(${SQLITE_MIGRATIONS[SQLITE_MIGRATIONS.length - 1].version}\\)`) });
   rmSync(dir, { recursive: true });
 });
 
@@ -188,7 +188,7 @@ test('postgres: replicas starting together migrate once; a newer schema is refus
   const db = await postgresBackend.create();
   t.after(() => db.drop());
   const stores = await Promise.all([db.open(), db.open(), db.open()]);
-  for (const s of stores) assert.equal(await s.schemaVersion(), POSTGRES_MIGRATIONS.length);
+  for (const s of stores) assert.equal(await s.schemaVersion(), POSTGRES_MIGRATIONS[POSTGRES_MIGRATIONS.length - 1].version);
   const pool = (stores[0] as PgStore).pool;
   const { rows } = await pool.query('SELECT version FROM schema_migrations ORDER BY version');
   assert.deepEqual(rows.map((r: { version: number }) => r.version), POSTGRES_MIGRATIONS.map((m) => m.version), 'each migration recorded once');

@@ -12,6 +12,7 @@ import { loadGlobalOptions } from '../../config/global-options.js';
 import { DEFAULT_ENDPOINT } from '../../endpoint/daemon/home.js';
 import { FuncxError } from '../../errors.js';
 import { createDefaultProfile } from './configure.js';
+import { forwarderPinPath, resetForwarderPin } from '../../endpoint/service-link/forwarder-pin.js';
 
 /** Service URL and token: environment first, then the home's credentials, then the global options. */
 export async function serviceAccess(ctx: CliContext): Promise<{ serviceUrl: string; token: string; endpointAddress?: string }> {
@@ -23,7 +24,7 @@ export async function serviceAccess(ctx: CliContext): Promise<{ serviceUrl: stri
   return { serviceUrl, token, endpointAddress: global.endpoint_address };
 }
 
-export async function startEndpoint(ctx: CliContext, name: string, options: { foreground?: boolean }): Promise<void> {
+export async function startEndpoint(ctx: CliContext, name: string, options: { foreground?: boolean; resetForwarderKey?: boolean }): Promise<void> {
   await ensureInitialized(ctx);
   if (!ctx.home.isConfigured(name)) {
     if (name !== DEFAULT_ENDPOINT) {
@@ -32,6 +33,9 @@ export async function startEndpoint(ctx: CliContext, name: string, options: { fo
     createDefaultProfile(ctx, name);
   }
   const access = await serviceAccess(ctx);
+  if (options.resetForwarderKey && resetForwarderPin(forwarderPinPath(ctx.home.keysDir(name)))) {
+    ctx.out(`Forgot the forwarder key endpoint ${name} had pinned: it pins the one the service offers now`);
+  }
   if (options.foreground) {
     process.env.FUNCX_HOME = ctx.home.root;
     delete process.env.FUNCX_TOKEN; // blocks started by this process inherit its environment
@@ -52,7 +56,8 @@ export function registerStartCommand(program: Command, ctx: CliContext): void {
     .command('start [name]')
     .description('start an endpoint (registers it, detaches a daemon, returns once it is Active)')
     .option('--foreground', 'run the daemon in this process (for debugging or a service manager)')
-    .action(async (name: string | undefined, options: { foreground?: boolean }) => {
+    .option('--reset-forwarder-key', "trust the service's new forwarder key (after its operator replaced it); refused otherwise")
+    .action(async (name: string | undefined, options: { foreground?: boolean; resetForwarderKey?: boolean }) => {
       await startEndpoint(ctx, name ?? DEFAULT_ENDPOINT, options);
     });
 }

@@ -25,6 +25,7 @@ import { Engine, type EngineStatus } from '../engine/engine.js';
 import { registerEndpoint } from '../service-link/registration.js';
 import { ForwarderClient } from '../service-link/forwarder-client.js';
 import { loadOrCreateKeyPair } from '../../protocol/keys.js';
+import { forwarderPinPath } from '../service-link/forwarder-pin.js';
 import { createLogger, type Logger } from '../../logger.js';
 import { FuncxError } from '../../errors.js';
 import { Lifecycle, Once, type Transitions } from '../../lifecycle.js';
@@ -204,7 +205,7 @@ export class EndpointDaemon {
     const register = () =>
       registerEndpoint(this.options.serviceUrl, this.options.token, {
         name, endpointId: previous?.id ?? (this.endpointId || undefined), publicKey: keys.publicKey, metadata,
-      });
+      }, { pinFile: forwarderPinPath(home.keysDir(name)) });
 
     this.step('registering');
     const registration = await register();

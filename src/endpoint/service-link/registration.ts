@@ -7,6 +7,7 @@ import { PROTOCOL_VERSION, type ForwarderAddress } from '../../protocol/forwarde
 import { isZ85Key } from '../../protocol/keys.js';
 import type { RegisterEndpointRequest, RegisterEndpointResponse } from '../../protocol/http.js';
 import { callService } from './service-http.js';
+import { checkForwarderPin } from './forwarder-pin.js';
 
 /** The body of POST /v1/endpoints without `protocol` (added here): name, endpointId?, publicKey, group?. */
 export type RegisterRequest = Omit<RegisterEndpointRequest, 'protocol'>;
@@ -19,6 +20,8 @@ export type { EndpointMetadata } from '../../protocol/http.js';
 export interface RegisterOptions {
   /** Give up when the service has not answered by then. @default 10000 */
   timeoutMs?: number;
+  /** Pin the forwarder's key in this file on first use; refuse another key later (forwarder-pin.ts). */
+  pinFile?: string;
 }
 
 /** Register (or re-register) an endpoint. Throws FuncxError with code SERVICE_UNREACHABLE, UNAUTHORIZED, FORBIDDEN, PROTOCOL... */
@@ -50,6 +53,7 @@ export async function registerEndpoint(serviceUrl: string, token: string, reques
   ) {
     throw new ProtocolError(`the service at ${serviceUrl} answered the registration without an endpoint id and forwarder address`);
   }
+  if (options.pinFile) checkForwarderPin(options.pinFile, serviceUrl, forwarder.publicKey);
   return { endpointId: body.endpointId, forwarder, protocol: typeof body.protocol === 'number' ? body.protocol : PROTOCOL_VERSION };
 }
 

@@ -10,6 +10,7 @@ import type { EndpointView, TaskView } from '../../protocol/http.js';
 
 export type { TaskView };
 import type { ServiceLimits, ServiceQuotas } from '../limits.js';
+import type { TokenWatch } from '../token-watch.js';
 
 /** The forwarders of the service, by endpoint (api.ts). */
 export interface ForwarderDirectory {
@@ -34,8 +35,10 @@ export interface ServiceContext {
   maxWaitSeconds: number;
   /** Sizes and counts every route enforces (limits.ts). */
   limits: ServiceLimits;
-  /** Per-user quotas (limits.ts). */
+  /** Per-user quotas (limits.ts); a user's own overrides are in the store (quotas.ts). */
   quotas: ServiceQuotas;
+  /** Cuts open long-polls whose token stops working (token-watch.ts). */
+  tokenWatch?: TokenWatch;
   log: Logger;
 }
 

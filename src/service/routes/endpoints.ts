@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { PROTOCOL_VERSION, protocolMismatchMessage } from '../../protocol/forwarder-messages.js';
 import { isZ85Key } from '../../protocol/keys.js';
 import { QuotaExceededError } from '../store/index.js';
+import { quotasOf } from '../quotas.js';
 import { badRequest, forbidden, HttpError, notFound, userOf } from '../auth.js';
 import type { EndpointMetadata } from '../store/index.js';
 import { bodyObject, endpointFor, endpointView, isUuid, optionalString, requireString, type ServiceContext } from './context.js';
@@ -41,13 +42,14 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
     }
     // Ports first: a registration that gets no forwarder saves nothing. A new endpoint's quota is checked
     // before taking ports, and again in the transaction that saves it.
+    const maxEndpoints = (await quotasOf(store, ctx.quotas, user.id)).endpoints;
     if (!existing) {
       const owned = (await store.endpointsFor(user.id)).filter((e) => e.owner === user.id).length;
-      if (owned >= ctx.quotas.endpoints) throw new QuotaExceededError('endpoints', owned, ctx.quotas.endpoints, 1);
+      if (owned >= maxEndpoints) throw new QuotaExceededError('endpoints', owned, maxEndpoints, 1);
     }
     const forwarder = await forwarders.ensure({ id, publicKey: body.publicKey, ports: existing?.ports ?? null });
     try {
-      await store.saveEndpoint({ id, name, owner: user.id, publicKey: body.publicKey, group, replica: forwarders.replicaId }, ctx.quotas.endpoints);
+      await store.saveEndpoint({ id, name, owner: user.id, publicKey: body.publicKey, group, replica: forwarders.replicaId }, maxEndpoints);
       await store.setEndpointMetadata(id, metadata);
       await store.setEndpointPorts(id, forwarder.ports);
     } catch (err) {

@@ -3,6 +3,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { badRequest, forbidden, notFound, userOf } from '../auth.js';
+import { quotasOf } from '../quotas.js';
 import { bodyObject, functionFor, optionalString, requireString, type ServiceContext } from './context.js';
 import type { FunctionView, RegisterFunctionResponse } from '../../protocol/http.js';
 
@@ -38,7 +39,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ServiceContext): void 
       if (!(await store.isGroupMember(g.id, user.id))) throw forbidden(`you are not a member of group ${g.name}, so you cannot share with it`);
       group = g.id;
     }
-    const fn = await store.createFunction({ owner: user.id, name, source, group }, ctx.quotas.functions);
+    const fn = await store.createFunction({ owner: user.id, name, source, group }, (await quotasOf(store, ctx.quotas, user.id)).functions);
     return { functionId: fn.id };
   });
 

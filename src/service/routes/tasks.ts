@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { encodeTask, type TaskBody } from '../../protocol/payload.js';
 import type { FunctionRecord, NewTask, TaskRecord, TaskSummary, User } from '../store/index.js';
 import { tooLarge } from '../limits.js';
+import { checkResultBytes, quotasOf } from '../quotas.js';
 import { isArgsOnly } from '../task-payloads.js';
 import { checkResourceSpec, type ResourceSpec } from '../../protocol/resource-spec.js';
 import { authenticate, badRequest, forbidden, notFound, userOf } from '../auth.js';
@@ -149,7 +150,10 @@ async function waitFor(ctx: ServiceContext, reply: FastifyReply, tasks: Readonly
   if (finished.length > 0) ctx.waiters.notify(finished);
   const onClose = () => waiting.cancel();
   reply.raw.once('close', onClose);
+  // A token revoked or expired while the request waits ends the wait at once (token-watch.ts).
+  const unwatch = ctx.tokenWatch?.watch(reply.request.headers.authorization, () => waiting.cancel());
   await waiting.done;
+  unwatch?.();
   reply.raw.off('close', onClose);
   const recheck = authenticate(ctx.store, reply.request.headers.authorization);
   recheck.catch(() => undefined); // awaited by the caller, beside its read
@@ -166,9 +170,11 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     if (!Array.isArray(specs) || specs.length === 0) throw badRequest('"tasks" must be a non-empty array');
     const { maxBatch } = ctx.limits;
     if (specs.length > maxBatch) throw tooLarge('TOO_MANY_TASKS', `at most ${maxBatch} tasks per request (got ${specs.length}): submit in several requests`, maxBatch);
+    const quotas = await quotasOf(store, ctx.quotas, user.id);
+    await checkResultBytes(store, quotas, user.id);
     const checked = await checkAccess(ctx, user, specs);
     const tasks = specs.map((spec, i) => buildTask(user, spec, i, checked));
-    await store.insertTasks(tasks, `user:${user.name}`, ctx.quotas.tasks);
+    await store.insertTasks(tasks, `user:${user.name}`, quotas.tasks);
     for (const endpointId of new Set(tasks.map((t) => t.endpoint))) ctx.forwarders.notify(endpointId);
     return { taskIds: tasks.map((t) => t.id) };
   });

@@ -78,6 +78,32 @@ CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
     sql: `ALTER TABLE tasks ADD COLUMN delivered_at INTEGER;
 ALTER TABLE tasks ADD COLUMN running_at INTEGER;`,
   },
+  {
+    version: 8,
+    name: 'named API tokens, per-user quota overrides, stored result bytes per user',
+    sql: `
+CREATE TABLE IF NOT EXISTS api_tokens (id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id), name TEXT NOT NULL,
+  token_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, expires_at INTEGER, UNIQUE (user_id, name));
+CREATE TABLE IF NOT EXISTS user_quotas (user_id TEXT PRIMARY KEY REFERENCES users(id), tasks INTEGER, functions INTEGER,
+  endpoints INTEGER, result_bytes INTEGER);
+-- Kept by triggers in the transaction that stores or deletes a result, so the store's task path is unchanged.
+CREATE TABLE IF NOT EXISTS user_usage (user_id TEXT PRIMARY KEY, result_bytes INTEGER NOT NULL DEFAULT 0);
+INSERT OR IGNORE INTO user_usage (user_id, result_bytes)
+  SELECT owner, SUM(LENGTH(result)) FROM tasks WHERE result IS NOT NULL GROUP BY owner;
+CREATE TRIGGER IF NOT EXISTS tasks_result_bytes_insert AFTER INSERT ON tasks WHEN NEW.result IS NOT NULL BEGIN
+  INSERT INTO user_usage (user_id, result_bytes) VALUES (NEW.owner, LENGTH(NEW.result))
+    ON CONFLICT (user_id) DO UPDATE SET result_bytes = result_bytes + excluded.result_bytes;
+END;
+CREATE TRIGGER IF NOT EXISTS tasks_result_bytes_update AFTER UPDATE OF result ON tasks
+  WHEN COALESCE(LENGTH(NEW.result), 0) != COALESCE(LENGTH(OLD.result), 0) BEGIN
+  INSERT INTO user_usage (user_id, result_bytes) VALUES (NEW.owner, COALESCE(LENGTH(NEW.result), 0) - COALESCE(LENGTH(OLD.result), 0))
+    ON CONFLICT (user_id) DO UPDATE SET result_bytes = result_bytes + excluded.result_bytes;
+END;
+CREATE TRIGGER IF NOT EXISTS tasks_result_bytes_delete AFTER DELETE ON tasks WHEN OLD.result IS NOT NULL BEGIN
+  UPDATE user_usage SET result_bytes = result_bytes - LENGTH(OLD.result) WHERE user_id = OLD.owner;
+END;
+`,
+  },
 ];
 
 /** The same schema in PostgreSQL's types; `seq` and transition ids come from identity columns. */
@@ -142,6 +168,45 @@ CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints(owner);
     name: 'task transitions on the task row: one write per transition (transitions.ts)',
     sql: `ALTER TABLE tasks ADD COLUMN IF NOT EXISTS delivered_at BIGINT;
 ALTER TABLE tasks ADD COLUMN IF NOT EXISTS running_at BIGINT;`,
+  },
+  {
+    version: 8,
+    name: 'named API tokens, per-user quota overrides, stored result bytes per user',
+    sql: `
+CREATE TABLE IF NOT EXISTS api_tokens (id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id), name TEXT NOT NULL,
+  token_hash TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL, expires_at BIGINT, UNIQUE (user_id, name));
+CREATE TABLE IF NOT EXISTS user_quotas (user_id TEXT PRIMARY KEY REFERENCES users(id), tasks BIGINT, functions BIGINT,
+  endpoints BIGINT, result_bytes BIGINT);
+CREATE TABLE IF NOT EXISTS user_usage (user_id TEXT PRIMARY KEY, result_bytes BIGINT NOT NULL DEFAULT 0);
+INSERT INTO user_usage (user_id, result_bytes)
+  SELECT owner, SUM(OCTET_LENGTH(result)) FROM tasks WHERE result IS NOT NULL GROUP BY owner ON CONFLICT DO NOTHING;
+CREATE OR REPLACE FUNCTION funcx_result_bytes() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+  delta BIGINT;
+  who TEXT;
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    delta := -COALESCE(OCTET_LENGTH(OLD.result), 0); who := OLD.owner;
+  ELSIF TG_OP = 'INSERT' THEN
+    delta := COALESCE(OCTET_LENGTH(NEW.result), 0); who := NEW.owner;
+  ELSE
+    delta := COALESCE(OCTET_LENGTH(NEW.result), 0) - COALESCE(OCTET_LENGTH(OLD.result), 0); who := NEW.owner;
+  END IF;
+  IF delta <> 0 THEN
+    INSERT INTO user_usage (user_id, result_bytes) VALUES (who, delta)
+      ON CONFLICT (user_id) DO UPDATE SET result_bytes = user_usage.result_bytes + EXCLUDED.result_bytes;
+  END IF;
+  RETURN NULL;
+END
+$fn$;
+DROP TRIGGER IF EXISTS tasks_result_bytes_insert ON tasks;
+CREATE TRIGGER tasks_result_bytes_insert AFTER INSERT ON tasks FOR EACH ROW WHEN (NEW.result IS NOT NULL) EXECUTE FUNCTION funcx_result_bytes();
+DROP TRIGGER IF EXISTS tasks_result_bytes_update ON tasks;
+CREATE TRIGGER tasks_result_bytes_update AFTER UPDATE OF result ON tasks FOR EACH ROW
+  WHEN (OLD.result IS DISTINCT FROM NEW.result) EXECUTE FUNCTION funcx_result_bytes();
+DROP TRIGGER IF EXISTS tasks_result_bytes_delete ON tasks;
+CREATE TRIGGER tasks_result_bytes_delete AFTER DELETE ON tasks FOR EACH ROW WHEN (OLD.result IS NOT NULL) EXECUTE FUNCTION funcx_result_bytes();
+`,
   },
 ];
 

@@ -20,6 +20,8 @@ import type {
   EndpointMetadata, EndpointRecord, EndpointState, FunctionRecord, Group, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskSummary, Transition, User,
 } from './types.js';
 import { QuotaExceededError } from './types.js';
+import type { ApiToken, QuotaKey, QuotaOverrides, Usage } from './types.js';
+import { QUOTA_COLUMNS, toApiToken, toOverrides } from './sqlite-tenancy.js';
 import { errorOutcome } from '../../protocol/payload.js';
 
 /** A query in a transaction; `name` makes it a prepared statement, kept by the connection. */
@@ -233,7 +235,10 @@ export class PgStore implements Store {
   }
 
   async userByToken(token: string): Promise<User | undefined> {
-    return toUser(await this.row('SELECT id, name, created_at FROM users WHERE token_hash = $1 AND NOT disabled', [hashToken(token)], 'user-by-hash'));
+    // A user's own token, or a named one that has not expired (migration 8).
+    return toUser(await this.row(`SELECT id, name, created_at FROM users WHERE token_hash = $1 AND NOT disabled
+      UNION ALL SELECT u.id, u.name, u.created_at FROM api_tokens t JOIN users u ON u.id = t.user_id
+        WHERE t.token_hash = $1 AND NOT u.disabled AND (t.expires_at IS NULL OR t.expires_at > $2) LIMIT 1`, [hashToken(token), Date.now()], 'user-by-any-token'));
   }
 
   async rotateToken(userId: string): Promise<string> {
@@ -266,6 +271,9 @@ export class PgStore implements Store {
         'DELETE FROM task_transitions WHERE task IN (SELECT seq FROM tasks WHERE owner = $1)',
         'DELETE FROM task_payloads WHERE seq IN (SELECT seq FROM tasks WHERE owner = $1)',
         'DELETE FROM tasks WHERE owner = $1',
+        'DELETE FROM api_tokens WHERE user_id = $1',
+        'DELETE FROM user_quotas WHERE user_id = $1',
+        'DELETE FROM user_usage WHERE user_id = $1',
         'DELETE FROM users WHERE id = $1',
       ]) await q(sql, [userId]);
       return { endpoints, failedTasks };
@@ -525,5 +533,57 @@ export class PgStore implements Store {
 
   async countQueued(endpointId: string): Promise<number> {
     return (await this.row(`SELECT count(*)::int AS n FROM tasks WHERE endpoint = $1 AND state = 'waiting-for-endpoint'`, [endpointId], 'count-queued'))!.n as number;
+  }
+
+  // ---- named tokens, quotas per user, usage (migration 8) -------------------------------------------------
+
+  async createApiToken(userId: string, name: string, expiresAt: number | null): Promise<{ token: string; record: ApiToken } | undefined> {
+    const token = newToken();
+    const record: ApiToken = { id: randomUUID(), userId, name, createdAt: Date.now(), expiresAt };
+    const r = await this.rows(`INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)
+      ON CONFLICT DO NOTHING RETURNING id`, [record.id, userId, name, hashToken(token), record.createdAt, expiresAt]);
+    return r.length === 1 ? { token, record } : undefined;
+  }
+
+  async apiTokens(userId: string): Promise<ApiToken[]> {
+    return (await this.rows('SELECT id, user_id, name, created_at, expires_at FROM api_tokens WHERE user_id = $1 ORDER BY name COLLATE "C"', [userId])).map(toApiToken);
+  }
+
+  async revokeApiToken(userId: string, name: string): Promise<boolean> {
+    return (await this.rows('DELETE FROM api_tokens WHERE user_id = $1 AND name = $2 RETURNING id', [userId, name])).length > 0;
+  }
+
+  async quotaOverrides(userId: string): Promise<QuotaOverrides> {
+    return toOverrides(await this.row('SELECT * FROM user_quotas WHERE user_id = $1', [userId]));
+  }
+
+  async setQuotaOverrides(userId: string, quotas: Partial<Record<QuotaKey, number | null>>): Promise<void> {
+    const keys = (Object.keys(quotas) as QuotaKey[]).filter((k) => quotas[k] !== undefined);
+    if (keys.length === 0) return;
+    const columns = keys.map((k) => QUOTA_COLUMNS[k]);
+    await this.rows(`INSERT INTO user_quotas (user_id, ${columns.join(', ')}) VALUES ($1, ${columns.map((_, i) => `$${i + 2}`).join(', ')})
+      ON CONFLICT (user_id) DO UPDATE SET ${columns.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}`, [userId, ...keys.map((k) => quotas[k])]);
+  }
+
+  async resultBytesOf(userId: string): Promise<number> {
+    return Number((await this.row('SELECT result_bytes FROM user_usage WHERE user_id = $1', [userId], 'result-bytes-of'))?.result_bytes ?? 0);
+  }
+
+  async usage(userId: string): Promise<Usage> {
+    const c = (await this.row(`SELECT (SELECT count(*)::int FROM tasks WHERE owner = $1 AND state NOT IN ('success', 'failed')) AS tasks,
+      (SELECT count(*)::int FROM functions WHERE owner = $1) AS functions, (SELECT count(*)::int FROM endpoints WHERE owner = $1) AS endpoints,
+      (SELECT COALESCE(MAX(result_bytes), 0) FROM user_usage WHERE user_id = $1) AS result_bytes`, [userId]))!;
+    return { tasks: Number(c.tasks), functions: Number(c.functions), endpoints: Number(c.endpoints), resultBytes: Number(c.result_bytes) };
+  }
+
+  async deleteFinishedTasks(owner: string, ids: readonly string[]): Promise<string[]> {
+    return this.tx(async (q) => {
+      const rows = await q(`SELECT seq, id FROM tasks WHERE owner = $1 AND state IN ('success', 'failed') AND id = ANY($2::text[]) FOR UPDATE`, [owner, ids]);
+      const seqs = rows.map((r) => r.seq);
+      await q('DELETE FROM task_transitions WHERE task = ANY($1::bigint[])', [seqs]);
+      await q('DELETE FROM task_payloads WHERE seq = ANY($1::bigint[])', [seqs]);
+      await q('DELETE FROM tasks WHERE seq = ANY($1::bigint[])', [seqs]);
+      return rows.map((r) => r.id as string);
+    });
   }
 }

@@ -19,6 +19,8 @@ import type {
 } from './types.js';
 import { QuotaExceededError } from './types.js';
 import { taskTransitions, type TaskTimes } from './transitions.js';
+import type { ApiToken, QuotaKey, QuotaOverrides, Usage } from './types.js';
+import { SqliteTenancy } from './sqlite-tenancy.js';
 
 type Row = Record<string, unknown>;
 
@@ -191,7 +193,11 @@ export class SqliteStore implements Store {
       throw err;
     }
     this.q = prepareStatements(this.db);
+    this.tenancy = new SqliteTenancy(this.db);
   }
+
+  /** Named tokens, quotas per user, usage (sqlite-tenancy.ts). */
+  private readonly tenancy: SqliteTenancy;
 
   /** Open (creating if needed) and migrate the database file. */
   static async open(path: string): Promise<SqliteStore> {
@@ -216,7 +222,7 @@ export class SqliteStore implements Store {
   }
 
   async userByToken(token: string): Promise<User | undefined> {
-    return toUser(this.q.userByHash.get(hashToken(token)) as Row | undefined);
+    return toUser((this.q.userByHash.get(hashToken(token)) as Row | undefined) ?? this.tenancy.userByApiToken(token));
   }
 
   async rotateToken(userId: string): Promise<string> {
@@ -249,6 +255,7 @@ export class SqliteStore implements Store {
       run('DELETE FROM task_transitions WHERE task IN (SELECT seq FROM tasks WHERE owner = ?)');
       run('DELETE FROM task_payloads WHERE seq IN (SELECT seq FROM tasks WHERE owner = ?)');
       run('DELETE FROM tasks WHERE owner = ?');
+      this.tenancy.removeUserRows(userId);
       run('DELETE FROM users WHERE id = ?');
       return { endpoints, failedTasks };
     })();
@@ -514,5 +521,39 @@ export class SqliteStore implements Store {
 
   async countQueued(endpointId: string): Promise<number> {
     return (this.q.countQueued.get(endpointId) as { n: number }).n;
+  }
+
+  // ---- named tokens, quotas per user, usage (sqlite-tenancy.ts) -------------------------------------------
+
+  async createApiToken(userId: string, name: string, expiresAt: number | null): Promise<{ token: string; record: ApiToken } | undefined> {
+    return this.tenancy.createApiToken(userId, name, expiresAt);
+  }
+
+  async apiTokens(userId: string): Promise<ApiToken[]> {
+    return this.tenancy.apiTokens(userId);
+  }
+
+  async revokeApiToken(userId: string, name: string): Promise<boolean> {
+    return this.tenancy.revokeApiToken(userId, name);
+  }
+
+  async quotaOverrides(userId: string): Promise<QuotaOverrides> {
+    return this.tenancy.quotaOverrides(userId);
+  }
+
+  async setQuotaOverrides(userId: string, quotas: Partial<Record<QuotaKey, number | null>>): Promise<void> {
+    this.tenancy.setQuotaOverrides(userId, quotas);
+  }
+
+  async resultBytesOf(userId: string): Promise<number> {
+    return this.tenancy.resultBytesOf(userId);
+  }
+
+  async usage(userId: string): Promise<Usage> {
+    return this.tenancy.usage(userId);
+  }
+
+  async deleteFinishedTasks(owner: string, ids: readonly string[]): Promise<string[]> {
+    return this.tenancy.deleteFinishedTasks(owner, ids);
   }
 }

@@ -78,10 +78,29 @@ export interface StoredResults {
 /** The quotas a store checks in the same transaction as the write they limit. */
 export type QuotaName = 'tasks' | 'functions' | 'endpoints';
 
+/** Every per-user quota: the counted ones and the stored result bytes (checked at submission). */
+export type QuotaKey = QuotaName | 'resultBytes';
+
+/** A user's own quotas where they differ from the service's (absent: the service's). */
+export type QuotaOverrides = Partial<Record<QuotaKey, number>>;
+
+/** What a user holds now, per quota. */
+export type Usage = Record<QuotaKey, number>;
+
+/** A named API token of a user (the token itself is shown once, at creation; only its hash is kept). */
+export interface ApiToken {
+  id: string;
+  userId: string;
+  name: string;
+  createdAt: number;
+  /** Epoch ms after which it is refused, or null (never). */
+  expiresAt: number | null;
+}
+
 /** A write refused because it would take the owner over a quota; nothing of it was written. */
 export class QuotaExceededError extends Error {
   constructor(
-    readonly quota: QuotaName,
+    readonly quota: QuotaKey,
     readonly used: number,
     readonly limit: number,
     readonly adding: number,
@@ -187,6 +206,23 @@ export interface Store {
   taskSummaries(ids: readonly string[]): Promise<Map<string, TaskSummary>>;
   transitions(taskId: string): Promise<Transition[]>;
   countQueued(endpointId: string): Promise<number>;
+
+  // named tokens, quotas per user, usage (tenancy.ts of each back end)
+  /** A new named token (returned once); undefined when the user has a token of that name already. */
+  createApiToken(userId: string, name: string, expiresAt: number | null): Promise<{ token: string; record: ApiToken } | undefined>;
+  /** The user's named tokens, expired ones included, by name. */
+  apiTokens(userId: string): Promise<ApiToken[]>;
+  /** Delete the named token: it is refused from now on. False when there is none of that name. */
+  revokeApiToken(userId: string, name: string): Promise<boolean>;
+  quotaOverrides(userId: string): Promise<QuotaOverrides>;
+  /** Set (a number) or clear (null) the user's own quotas; absent keys are left as they are. */
+  setQuotaOverrides(userId: string, quotas: Partial<Record<QuotaKey, number | null>>): Promise<void>;
+  /** Bytes of results the user's tasks hold in the store. */
+  resultBytesOf(userId: string): Promise<number>;
+  /** What the user holds, per quota. */
+  usage(userId: string): Promise<Usage>;
+  /** Delete finished tasks of `owner` (their results free the resultBytes quota); returns the ids deleted. */
+  deleteFinishedTasks(owner: string, ids: readonly string[]): Promise<string[]>;
 
   // schema
   /** The schema version the database is at (the highest migration applied). */

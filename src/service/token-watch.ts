@@ -1,0 +1,78 @@
+/**
+ * Open long-polls hold a token for up to a minute: this re-checks the tokens of the requests that wait, so a
+ * token revoked (by the CLI, in the database), expired, rotated or whose user was disabled stops an open
+ * long-poll within one period, which then answers 401. One timer for the whole service, running only while
+ * some request waits; one store lookup per distinct token per period. `checkNow()` runs a check at once
+ * (after a revocation through the API).
+ */
+import { authenticate } from './auth.js';
+import type { Store } from './store/index.js';
+
+/** How often the tokens of waiting requests are checked again. @default 1000 ms */
+export const DEFAULT_TOKEN_RECHECK_MS = 1000;
+
+export class TokenWatch {
+  /** Waiting requests by their Authorization header. */
+  private readonly byHeader = new Map<string, Set<() => void>>();
+  private timer: NodeJS.Timeout | null = null;
+  private checking: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly periodMs = DEFAULT_TOKEN_RECHECK_MS,
+  ) {}
+
+  /** Watch a waiting request's token; `cut` ends its wait. Returns the function that stops watching. */
+  watch(header: string | undefined, cut: () => void): () => void {
+    if (!header || this.closed) return () => {};
+    let set = this.byHeader.get(header);
+    if (!set) this.byHeader.set(header, (set = new Set()));
+    set.add(cut);
+    this.timer ??= setInterval(() => void this.checkNow(), this.periodMs);
+    return () => {
+      const s = this.byHeader.get(header);
+      if (!s) return;
+      s.delete(cut);
+      if (s.size === 0) this.byHeader.delete(header);
+      if (this.byHeader.size === 0 && this.timer) {
+        clearInterval(this.timer);
+        this.timer = null;
+      }
+    };
+  }
+
+  /** Check every watched token now; requests holding one that no longer works are cut. */
+  checkNow(): Promise<void> {
+    this.checking ??= this.check().finally(() => (this.checking = null));
+    return this.checking;
+  }
+
+  private async check(): Promise<void> {
+    for (const [header, cuts] of [...this.byHeader]) {
+      let valid: boolean;
+      try {
+        await authenticate(this.store, header);
+        valid = true;
+      } catch (err) {
+        // Only a refused token cuts; a database hiccup does not.
+        valid = (err as { statusCode?: number }).statusCode !== 401;
+      }
+      if (!valid) for (const cut of [...cuts]) cut();
+    }
+  }
+
+  /** Requests being watched (for tests). */
+  get watching(): number {
+    let n = 0;
+    for (const s of this.byHeader.values()) n += s.size;
+    return n;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.byHeader.clear();
+  }
+}
