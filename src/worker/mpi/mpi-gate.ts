@@ -201,12 +201,13 @@ export class MpiGate {
 
   private pump(): void {
     if (this.closed) return;
-    const starts = this.packer.schedule(this.now());
+    const now = this.now();
+    const starts = this.packer.schedule(now);
     if (starts.length === 0) return;
     const ready: TaskEnvelope[] = [];
     for (const { task, nodes } of starts) {
       const { env, body, spec } = task.item;
-      body.placement = { nodes, prefix: mpiPrefix(this.options.launcher, nodes, spec, this.options.overrides) };
+      body.placement = { nodes, prefix: mpiPrefix(this.options.launcher, nodes, spec, this.options.overrides), at: now };
       ready.push({ ...env, payload: encodeTask(body) });
     }
     this.options.onReady(ready);
