@@ -79,6 +79,19 @@ export const ENGINE_DEFAULTS = DEFAULTS.engine;
 /** Task duration the strategy assumes when the engine has no estimate (ms). Not a user option. */
 export const DEFAULT_ESTIMATE_MS = 1000;
 
+/**
+ * The worker process's own defaults (funcx-worker is started by a manager, which passes the resolved config
+ * through its environment; these apply when it passes nothing). Not user options.
+ */
+export const WORKER_DEFAULTS = {
+  /** fd of the manager's socket pair. */
+  fd: 3,
+  /** Results larger than this fail with ResultTooLarge (bytes): the engine's result_size_limit. */
+  result_size_limit: DEFAULTS.engine.result_size_limit,
+  /** How an MPI task runs outside an MPI block; `{ranks}` is replaced. */
+  mpi_command: 'mpiexec -n {ranks}',
+} as const;
+
 /** Walltime of a task when the profile sets none (ms); undefined means no limit. */
 export const DEFAULT_TASK_WALLTIME_MS: number | undefined = undefined;
 

@@ -9,13 +9,14 @@ import { encodeLengthPrefixed, FrameReader } from '../protocol/frames.js';
 import { parseToWorker, type ResultEnvelope, type TaskEnvelope } from '../protocol/messages.js';
 import { decodeTask, encodeOutcome, errorOutcome, type Outcome } from '../protocol/payload.js';
 import { execute, errorInfo } from './execute.js';
+import { WORKER_DEFAULTS } from '../config/defaults.js';
 
 export interface WorkerOptions {
-  /** fd of the manager's socket pair. @default 3 */
+  /** fd of the manager's socket pair. @default WORKER_DEFAULTS.fd */
   fd?: number;
-  /** Results larger than this fail with ResultTooLarge. @default 10 MiB */
+  /** Results larger than this fail with ResultTooLarge. @default WORKER_DEFAULTS.result_size_limit */
   resultSizeLimit?: number;
-  /** How an MPI task is launched; `{ranks}` is replaced. @default "mpiexec -n {ranks}" */
+  /** How an MPI task is launched; `{ranks}` is replaced. @default WORKER_DEFAULTS.mpi_command */
   mpiLauncher?: string;
 }
 
@@ -23,9 +24,9 @@ export interface WorkerOptions {
 export function runWorker(options: WorkerOptions = {}): Promise<number> {
   let done!: (code: number) => void;
   const finished = new Promise<number>((resolve) => (done = resolve));
-  const pipe = new Socket({ fd: options.fd ?? 3, readable: true, writable: true });
-  const limit = options.resultSizeLimit ?? 10 * 1024 * 1024;
-  const mpiLauncher = options.mpiLauncher ?? 'mpiexec -n {ranks}';
+  const pipe = new Socket({ fd: options.fd ?? WORKER_DEFAULTS.fd, readable: true, writable: true });
+  const limit = options.resultSizeLimit ?? WORKER_DEFAULTS.result_size_limit;
+  const mpiLauncher = options.mpiLauncher ?? WORKER_DEFAULTS.mpi_command;
   const reader = new FrameReader(parseToWorker);
   const queue: TaskEnvelope[] = [];
   let queueHead = 0;

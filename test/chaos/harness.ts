@@ -225,19 +225,35 @@ export async function slurmJobsNamed(prefix: string): Promise<Array<{ id: string
 // ---- submit and count ------------------------------------------------------------------------------------
 
 /**
- * The task every case runs: sleeps `ms` (so work is in flight when something breaks) and returns its index,
- * so a result that is not this task's own shows as wrong.
+ * The task every case runs: sleeps `ms` and returns its index, so a result that is not this task's own shows
+ * as wrong. Given a `gate` (a file path), it then waits until that file exists: the case opens the gate after
+ * its breaks, so the gated tasks are in flight at every break however fast or slow the machine is.
  */
-export async function chaosTask(i: number, ms: number): Promise<number> {
+export async function chaosTask(i: number, ms: number, gate?: string): Promise<number> {
   await new Promise((resolve) => setTimeout(resolve, ms));
+  if (gate) {
+    // Runs in a worker: only what a function body has there (require, not imports).
+    const { existsSync } = require('node:fs') as typeof import('node:fs');
+    while (!existsSync(gate)) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
   return i;
 }
 
-/** Register chaosTask and submit `n` tasks in one batch; task ids in index order. */
-export async function submitTasks(client: FuncXClient, endpointId: string, n: number, sleepMs: number): Promise<string[]> {
+/** Tasks from this fraction of a batch on wait for the gate (above every fraction a case waits for). */
+export const GATED_FROM = 0.7;
+
+/**
+ * Register chaosTask and submit `n` tasks in one batch; task ids in index order. With `gate`, the last 30 %
+ * of the tasks wait for that file (see chaosTask).
+ */
+export async function submitTasks(client: FuncXClient, endpointId: string, n: number, sleepMs: number, gate?: string): Promise<string[]> {
   const fn = await client.registerFunction(chaosTask, { name: 'chaos-task' });
   const batch = client.createBatch();
-  for (let i = 0; i < n; i++) batch.add(endpointId, fn, i, sleepMs);
+  const gatedFrom = Math.floor(n * GATED_FROM);
+  for (let i = 0; i < n; i++) {
+    if (gate && i >= gatedFrom) batch.add(endpointId, fn, i, sleepMs, gate);
+    else batch.add(endpointId, fn, i, sleepMs);
+  }
   return client.batchRun(batch);
 }
 

@@ -3,8 +3,10 @@
  * and recovery while they run, then a count of every task: completed, failed with an explicit error, or lost
  * (no result within the grace period after the recovery).
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ensureSlurm } from '../integration/cluster-setup.js';
-import { Collector, Rig, submitTasks, type Counts } from './harness.js';
+import { Collector, GATED_FROM, Rig, submitTasks, type Counts } from './harness.js';
 
 /** What a case's break-and-recover step gets. */
 export interface CaseContext {
@@ -92,8 +94,10 @@ export async function runCase(c: ChaosCase, o: RunOptions): Promise<CaseResult> 
     rig.writeProfile(c.profile());
     await rig.startEndpoint();
     const client = rig.client();
-    const ids = await submitTasks(client, rig.endpointId, o.tasks, o.sleepMs);
-    progress(`${ids.length} tasks submitted`);
+    // The last tasks wait for this file, written once the case's breaks are done: work is in flight at each.
+    const gate = join(rig.root, 'gate-open');
+    const ids = await submitTasks(client, rig.endpointId, o.tasks, o.sleepMs, gate);
+    progress(`${ids.length} tasks submitted (the last ${ids.length - Math.floor(ids.length * GATED_FROM)} wait for the gate)`);
     const collector = new Collector(client, ids);
     const r = rig;
     const ctx: CaseContext = {
@@ -117,6 +121,8 @@ export async function runCase(c: ChaosCase, o: RunOptions): Promise<CaseResult> 
     } catch (err) {
       error = `the break/recovery failed: ${(err as Error).message}`;
       progress(error);
+    } finally {
+      writeFileSync(gate, '');
     }
     collector.finishWithin(o.graceMs);
     counts = await collector.done;

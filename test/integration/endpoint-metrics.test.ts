@@ -120,7 +120,7 @@ test('metrics_port: blocks, managers, workers, tasks, results, scheduler command
 
 test('status --watch redraws the tables in place every second until Ctrl-C (under a pseudo-terminal)', async () => {
   const command = [process.execPath, CLI, 'status', 'default', '--watch'].map((a) => `'${a}'`).join(' ');
-  const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { env: env(), stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('script', ['-q', '-e', '-c', `exec ${command}`, '/dev/null'], { env: env(), stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
   const exited = new Promise<number | null>((resolve) => child.on('close', resolve));

@@ -53,7 +53,9 @@ async function watch(lines: () => string[]): Promise<void> {
   write('\x1b[?25l\x1b[2J');
   draw();
   const timer = setInterval(draw, 1000);
-  await new Promise<void>((resolve) => process.once('SIGINT', resolve));
+  // \`on\`, not \`once\`: a second SIGINT while the process winds down (a user's double Ctrl-C; \`script\` both
+  // writes ^C to the terminal and signals its child) must not kill it by the default action, exit status 130.
+  await new Promise<void>((resolve) => process.on('SIGINT', () => resolve()));
   clearInterval(timer);
   write('\x1b[?25h\n');
 }
