@@ -88,7 +88,7 @@ after(async () => {
 
 test('a node marked down mid-task fails the task naming it, the block drains and the next block runs the waiting task', async () => {
   // n1 (the batch host, where the manager runs) gets a plain 1-node task; the MPI task gets n2,n3.
-  const small = task('small', { kind: 'shell', command: 'echo "job $SLURM_JOB_ID"; sleep 6' }, { num_nodes: 1 });
+  const small = task('small', { kind: 'shell', command: 'echo "job $SLURM_JOB_ID"; sleep 10' }, { num_nodes: 1 });
   const big = task('big', { kind: 'mpi', command: `${MPI_HELLO} 60`, ranks: 2 }, { num_nodes: 2, ranks_per_node: 1 });
   const whole = task('whole', { kind: 'shell', command: 'echo "job $SLURM_JOB_ID nodes $FUNCX_MPI_NODES"' }, { num_nodes: 3 });
   engine.submitMany([small, big, whole]);
