@@ -11,6 +11,7 @@ import { readManagerKeyFile } from '../protocol/keys.js';
 import { createLogger } from '../logger.js';
 import { blockNodesFromEnv } from '../worker/mpi/nodelist.js';
 import { MPI_LAUNCHERS, type MpiLauncherName } from '../worker/mpi/prefix.js';
+import { nodeProbeFromEnv, type NodeProbe } from '../worker/mpi/node-probe.js';
 
 function positive(name: string) {
   return (value: string): number => {
@@ -61,7 +62,7 @@ if (workers < 1) {
   process.exit(2);
 }
 
-let mpi: { nodes: string[]; launcher: MpiLauncherName; overrides: string } | undefined;
+let mpi: { nodes: string[]; launcher: MpiLauncherName; overrides: string; probe?: NodeProbe } | undefined;
 if (o.mpiLauncher !== undefined) {
   if (!(MPI_LAUNCHERS as readonly string[]).includes(o.mpiLauncher)) {
     log.error(`--mpi-launcher must be one of ${MPI_LAUNCHERS.join(', ')}, got ${JSON.stringify(o.mpiLauncher)}`);
@@ -69,7 +70,8 @@ if (o.mpiLauncher !== undefined) {
   }
   try {
     const found = blockNodesFromEnv();
-    mpi = { nodes: found.nodes, launcher: o.mpiLauncher as MpiLauncherName, overrides: String(o.mpiOverrides ?? '') };
+    const probe = nodeProbeFromEnv(process.env, (err) => log.warn(`node probe: ${err.message}`));
+    mpi = { nodes: found.nodes, launcher: o.mpiLauncher as MpiLauncherName, overrides: String(o.mpiOverrides ?? ''), probe };
     log.info(`MPI block of ${found.nodes.length} nodes (${found.nodes.join(',')}) from ${found.source}; launcher ${o.mpiLauncher}`);
   } catch (err) {
     log.error(`cannot find this block's nodes: ${(err as Error).message}`);

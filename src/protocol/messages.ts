@@ -62,10 +62,11 @@ export interface ResultsMessage {
   nodes?: NodeUse[];
 }
 
-/** One node of an MPI block and the task that holds it. */
+/** One node of an MPI block and the task that holds it; `lost` says why a node is gone from the block. */
 export interface NodeUse {
   node: string;
   task: string | null;
+  lost?: string;
 }
 
 export interface HeartbeatMessage {

@@ -26,6 +26,8 @@ const COMPACT_OUTCOME = 0x01;
 export interface Placement {
   nodes: string[];
   prefix: string;
+  /** Epoch ms when the manager gave the nodes (`FUNCX_MPI_PLACED_AT`, for measuring start latency). */
+  at?: number;
 }
 
 /** Fields every task body may carry besides its own. */

@@ -53,7 +53,7 @@ export interface ManagerOptions {
   workerEnv?: Record<string, string>;
   managerId?: string;
   /** Engine mode "mpi": this one manager holds the block's nodes and packs tasks onto them. */
-  mpi?: Pick<MpiGateOptions, 'nodes' | 'launcher' | 'overrides'>;
+  mpi?: Pick<MpiGateOptions, 'nodes' | 'launcher' | 'overrides' | 'probe' | 'probeEveryMs'>;
 }
 
 const MAX_WINDOW = 512;
@@ -78,6 +78,8 @@ export class Manager {
   private stoppedResolve!: (code: number) => void;
   /** MPI mode: the node map changed since it was last sent. */
   private nodesDirty = false;
+  /** Why this manager drains, for its bye. */
+  private drainReason = 'drained';
   /** Engine mode "mpi" only: tasks wait here for nodes. */
   readonly gate?: MpiGate;
   /** Resolves with the exit code when the manager stops. */
@@ -99,6 +101,12 @@ export class Manager {
           this.queueResults([]); // report the node map (status shows which task runs where)
         },
         onRefused: (results) => this.queueResults(results),
+        onLate: (results) => this.queueResults(results),
+        onNodesLost: (gone) => {
+          const which = [...gone].map(([n, why]) => `${n} (${why})`).join(', ');
+          this.log.warn(`MPI block lost node(s) ${which}: draining (tasks waiting here go back to the interchange)`);
+          this.drain(`drained: node(s) ${which} vanished from the block`);
+        },
       });
     }
   }
@@ -268,7 +276,7 @@ export class Manager {
 
   private queueResults(results: ResultEnvelope[]): void {
     if (this.gate) {
-      this.gate.done(results);
+      results = this.gate.done(results);
       this.nodesDirty = true;
     }
     for (const r of results) {
@@ -286,7 +294,8 @@ export class Manager {
     if (this.outbox.length === 0 && !this.nodesDirty) return;
     // Short tasks get a wider window per worker so results travel in batches; long ones keep it at 1.
     const pool = this.pool!;
-    pool.window = this.avgTaskMs < 0.5 ? MAX_WINDOW : this.avgTaskMs < 5 ? 8 : 1;
+    // MPI mode: one task per worker, or a task given nodes could wait behind another in a worker's window.
+    pool.window = this.gate ? 1 : this.avgTaskMs < 0.5 ? MAX_WINDOW : this.avgTaskMs < 5 ? 8 : 1;
     const capacity = this.state === 'draining' ? 0 : this.capacity;
     const message: ResultsMessage = { kind: 'results', results: this.outbox };
     if (this.gate && this.nodesDirty) {
@@ -299,6 +308,7 @@ export class Manager {
     }
     this.outbox = [];
     this.writer!.send(encode(message));
+    if (this.state === 'draining') this.maybeFinishDrain();
   };
 
   private onHeartbeatTick(): void {
@@ -310,8 +320,9 @@ export class Manager {
     this.writer?.send(encode({ kind: 'heartbeat' }));
   }
 
-  private drain(): void {
+  private drain(reason?: string): void {
     if (this.state !== 'registered') return;
+    if (reason) this.drainReason = reason;
     this.setState('draining');
     this.writer!.send(encode({ kind: 'results', results: [], capacity: 0 }));
     this.maybeFinishDrain();
@@ -319,7 +330,7 @@ export class Manager {
 
   private maybeFinishDrain(): void {
     if (this.queueHead >= this.queue.length && this.pool!.inflightCount === 0 && this.outbox.length === 0 && !this.gate?.pending) {
-      void this.stop('drained', 0);
+      void this.stop(this.drainReason, 0);
     }
   }
 
@@ -332,6 +343,7 @@ export class Manager {
     this.setState('stopping');
     this.log.info(`stopping: ${reason}`);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.gate?.stop();
     this.pool?.stop();
     if (this.writer && this.outbox.length > 0) this.flush();
     this.writer?.send(encode({ kind: 'bye', reason }));

@@ -125,6 +125,8 @@ if (only.has('mpi')) {
   add('mpi: makespan (s)', 'mpi_makespan_s', `60 tasks of 1-3 nodes × 2 ranks × 2 s on one 3-node block; ideal ${figures.mpi_ideal_makespan_s} s`);
   add('mpi: node utilisation', 'mpi_node_utilisation', 'busy / allocated node-seconds while work waits; target ≥ 0.85');
   add('mpi: task start p50 (ms)', 'mpi_task_start_ms_p50', 'nodes given → first rank after MPI_Init (mpirun + orted via Slurm); target ≤ 300');
+  add('mpi: nodes given → task shell p50 (ms)', 'mpi_place_to_shell_ms_p50', 'ours: manager → worker → /bin/sh');
+  add('mpi: shell → first rank p50 (ms)', 'mpi_launch_ms_p50', 'Open MPI: mpirun, orted through srun, MPI_Init');
 }
 
 if (only.has('sites')) {

@@ -7,8 +7,13 @@
  * - mpi_makespan_s: submit → last result.
  * - mpi_node_utilisation: node-seconds held by tasks / node-seconds of the block from the first task start
  *   to the last result (work is waiting all that time).
- * - mpi_task_start_ms_p50: the worker starting the task (its nodes given) → its first rank running (after
- *   MPI_Init), from timestamps the task and the program print on the same host clock.
+ * - mpi_task_start_ms_p50: the manager giving the task its nodes (FUNCX_MPI_PLACED_AT) → its first rank
+ *   running (after MPI_Init), from timestamps on the same host clock. Split into mpi_place_to_shell_ms_p50
+ *   (ours: manager → worker → task shell) and mpi_launch_ms_p50 (Open MPI: mpirun, orted through srun,
+ *   MPI_Init).
+ *
+ * Open MPI runs with the fast-start settings of test/fixtures/mpi/ompi-fast.ts (FUNCX_BENCH_OMPI=plain: the
+ * plain flags of before, for comparison).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,16 +28,23 @@ import { createLogger } from '../../src/logger.js';
 import { decodeOutcome, encodeTask, type ShellResult } from '../../src/protocol/payload.js';
 import { checkResourceSpec } from '../../src/protocol/resource-spec.js';
 import type { ResultEnvelope, TaskEnvelope } from '../../src/protocol/messages.js';
+import { OMPI_FAST_ENV, OMPI_FAST_FLAGS, OMPI_LOOPBACK_FLAGS } from '../fixtures/mpi/ompi-fast.js';
 
 const HELLO = '/opt/funcx-test/mpi-hello';
-const OMPI_FLAGS = '--mca btl self,tcp --mca oob_tcp_if_include lo --mca btl_tcp_if_include lo --oversubscribe';
+const plain = process.env.FUNCX_BENCH_OMPI === 'plain';
+const OMPI_FLAGS = plain ? OMPI_LOOPBACK_FLAGS : `${OMPI_LOOPBACK_FLAGS} ${OMPI_FAST_FLAGS}`;
+const OMPI_ENV = plain ? '' : ` ${OMPI_FAST_ENV}`;
 
 export interface MpiBench {
   mpi_makespan_s: number;
   mpi_node_utilisation: number;
   mpi_task_start_ms_p50: number;
+  mpi_place_to_shell_ms_p50: number;
+  mpi_launch_ms_p50: number;
   mpi_ideal_makespan_s: number;
 }
+
+const p50 = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export async function benchMpi(progress: (m: string) => void, count = 60): Promise<MpiBench> {
   execSync(`bash ${join(process.cwd(), 'test/cluster/start-mpi.sh')}`, { stdio: 'ignore' });
@@ -41,7 +53,7 @@ export async function benchMpi(progress: (m: string) => void, count = 60): Promi
     engine: { mode: 'mpi', mpi_launcher: 'mpirun', mpi_launcher_overrides: OMPI_FLAGS, heartbeat_period: 2, heartbeat_threshold: 20, address: '127.0.0.1' },
     provider: new SlurmProvider({
       partition: 'debug', nodes_per_block: 3, walltime: '00:30:00', max_blocks: 1, launcher: new SimpleLauncher(),
-      worker_init: 'export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1',
+      worker_init: `export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1${OMPI_ENV}`,
       channel: new LocalChannel({ script_dir: join(dir, 'submit_scripts') }),
     }),
     strategy: { period: 1, max_idletime: 30, walltime_margin: 5 },
@@ -62,7 +74,7 @@ export async function benchMpi(progress: (m: string) => void, count = 60): Promi
     const tasks: TaskEnvelope[] = sizes.map((n, i) => {
       const id = `mpi-bench-${i}`;
       nodesOf.set(id, n);
-      const command = `echo "placed $(date +%s%3N)"; $FUNCX_MPI_PREFIX ${HELLO} 2`;
+      const command = `echo "placed $FUNCX_MPI_PLACED_AT shell $(date +%s%3N)"; $FUNCX_MPI_PREFIX ${HELLO} 2`;
       return { id, payload: encodeTask({ kind: 'shell', command, resources: checkResourceSpec({ num_nodes: n, ranks_per_node: 2 }) }) };
     });
     progress(`mpi: ${count} tasks of 1-3 nodes × 2 ranks, 2 s each, on 3-node blocks`);
@@ -74,25 +86,32 @@ export async function benchMpi(progress: (m: string) => void, count = 60): Promi
     let firstStart = Infinity;
     let lastEnd = 0;
     const startMs: number[] = [];
+    const toShell: number[] = [];
+    const launch: number[] = [];
     for (const [id, r] of results) {
       const o = decodeOutcome(r.payload);
       if (!o.ok) throw new Error(`mpi bench task ${id} failed: ${o.error.message}`);
       const out = (o.value as ShellResult).stdout;
-      const placed = Number(/^placed (\d+)$/m.exec(out)?.[1]);
-      const starts = [...out.matchAll(/^rank \d+ size \d+ node \S+ start (\d+)$/gm)].map((m) => Number(m[1]));
-      if (!placed || starts.length === 0) throw new Error(`mpi bench task ${id}: unexpected output ${out}`);
+      const m = /^placed (\d+) shell (\d+)$/m.exec(out);
+      const placed = Number(m?.[1]);
+      const shell = Number(m?.[2]);
+      const starts = [...out.matchAll(/^rank \d+ size \d+ node \S+ start (\d+)$/gm)].map((x) => Number(x[1]));
+      if (!placed || !shell || starts.length === 0) throw new Error(`mpi bench task ${id}: unexpected output ${out}`);
       const ms = r.ms ?? 0;
       busy += nodesOf.get(id)! * ms;
       startMs.push(Math.min(...starts) - placed);
+      toShell.push(shell - placed);
+      launch.push(Math.min(...starts) - shell);
       firstStart = Math.min(firstStart, placed);
       lastEnd = Math.max(lastEnd, placed + ms);
     }
-    startMs.sort((a, b) => a - b);
     const ideal = sizes.reduce((s, n) => s + n * 2, 0) / 3;
     return {
       mpi_makespan_s: makespan,
       mpi_node_utilisation: busy / (3 * (lastEnd - firstStart)),
-      mpi_task_start_ms_p50: startMs[Math.floor(startMs.length / 2)],
+      mpi_task_start_ms_p50: p50(startMs),
+      mpi_place_to_shell_ms_p50: p50(toShell),
+      mpi_launch_ms_p50: p50(launch),
       mpi_ideal_makespan_s: ideal,
     };
   } finally {

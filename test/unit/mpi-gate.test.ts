@@ -14,7 +14,7 @@ const mpi = (id: string, num_nodes: number, command = './app'): TaskEnvelope => 
 function gate(nodes = ['n1', 'n2', 'n3']) {
   const ready: TaskEnvelope[] = [];
   const refused: ResultEnvelope[] = [];
-  const g = new MpiGate({ nodes, launcher: 'srun', endsAt: null, onReady: (t) => ready.push(...t), onRefused: (r) => refused.push(...r) });
+  const g = new MpiGate({ nodes, launcher: 'srun', endsAt: null, now: () => 1234, onReady: (t) => ready.push(...t), onRefused: (r) => refused.push(...r) });
   return { g, ready, refused };
 }
 
@@ -29,7 +29,7 @@ test('the gate places tasks on disjoint nodes with their prefix, holds the rest,
   // c passes the waiting b on the node b will not need (b needs 2 of the 3 once a ends).
   assert.deepEqual(ready.map((t) => t.id), ['a', 'c']);
   const placed = decodeTask(ready[0].payload) as MpiTaskBody;
-  assert.deepEqual(placed.placement, { nodes: ['n1', 'n2'], prefix: 'srun --nodes=2 --ntasks=4 --ntasks-per-node=2 --nodelist=n1,n2 --exact --mpi=pmix' });
+  assert.deepEqual(placed.placement, { nodes: ['n1', 'n2'], prefix: 'srun --nodes=2 --ntasks=4 --ntasks-per-node=2 --nodelist=n1,n2 --exact --mpi=pmix', at: 1234 });
   assert.equal(g.pending, 3, 'a and c run; b waits');
   g.done([{ id: 'a', failed: false, payload: new Uint8Array(), ms: 1000 }]);
   assert.deepEqual(ready.map((t) => t.id), ['a', 'c', 'b']);

@@ -120,7 +120,7 @@ function statusLines(ctx: CliContext, name: string, json: boolean): string[] {
   if (e.mpiBlocks) {
     out('');
     out('MPI nodes');
-    const rows = e.mpiBlocks.flatMap((b) => b.nodes.map((n) => [b.blockId || '-', n.node, n.task ?? 'free']));
+    const rows = e.mpiBlocks.flatMap((b) => b.nodes.map((n) => [b.blockId || '-', n.node, n.lost ? `LOST (${n.lost})${n.task ? `, ${n.task}` : ''}` : (n.task ?? 'free')]));
     out(rows.length === 0 ? '  (no MPI block yet)' : plainTable(['Block', 'Node', 'Task'], rows).join('\n'));
   }
   const h = e.submitHealth;

@@ -71,7 +71,7 @@ export interface EngineStatus {
   submitHealth: SubmitHealth;
   decision: Decision | null;
   /** Engine mode "mpi": per block, each node and the task running on it (null: free). */
-  mpiBlocks?: Array<{ blockId: string; nodes: Array<{ node: string; task: string | null }> }>;
+  mpiBlocks?: Array<{ blockId: string; nodes: Array<{ node: string; task: string | null; lost?: string }> }>;
 }
 
 export class Engine {

@@ -26,7 +26,7 @@ export interface ManagerRecord {
   idleSince: number | null;
   state: ManagerRecordState;
   /** Engine mode "mpi": the block's nodes and the task holding each, as the manager last reported. */
-  mpiNodes?: Array<{ node: string; task: string | null }>;
+  mpiNodes?: Array<{ node: string; task: string | null; lost?: string }>;
 }
 
 const LOST_MEMORY = 100_000;

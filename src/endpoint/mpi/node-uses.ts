@@ -11,6 +11,7 @@ export function checkNodeUses(value: unknown[]): NodeUse[] {
     if (u === null || typeof u !== 'object' || typeof u.node !== 'string' || u.node.length > 255 || !(u.task === null || (typeof u.task === 'string' && u.task.length <= 255))) {
       throw new ProtocolError(`node map entry ${i} is not {node, task}`);
     }
-    return { node: u.node, task: u.task };
+    if (u.lost !== undefined && (typeof u.lost !== 'string' || u.lost.length > 1000)) throw new ProtocolError(`node map entry ${i}: lost is not a short string`);
+    return u.lost === undefined ? { node: u.node, task: u.task } : { node: u.node, task: u.task, lost: u.lost };
   });
 }

@@ -30,8 +30,8 @@ interface Running<T> {
 }
 
 export interface PackerSnapshot {
-  /** Every node of the block with the task that holds it (null when free). */
-  nodes: Array<{ node: string; task: string | null }>;
+  /** Every node of the block with the task that holds it (null when free) and, for a node gone, why. */
+  nodes: Array<{ node: string; task: string | null; lost?: string }>;
   waiting: number;
   /** Nodes the waiting tasks ask for in all. */
   waitingNodes: number;
@@ -41,6 +41,8 @@ export class NodePacker<T> {
   private readonly free: Set<string>;
   private readonly waiting: PackerTask<T>[] = [];
   private readonly running = new Map<string, Running<T>>();
+  /** Nodes gone from the block (vanished, down): never handed out again, with why. */
+  private readonly lost = new Map<string, string>();
 
   /** `blockEndsAt`: epoch ms when the block's walltime runs out, or null. */
   constructor(
@@ -75,13 +77,27 @@ export class NodePacker<T> {
     return this.waiting.splice(0);
   }
 
-  /** The nodes a task holds, freed; undefined if it does not run. */
+  /** The nodes a task holds, freed (those gone stay out); undefined if it does not run. */
   release(id: string): string[] | undefined {
     const r = this.running.get(id);
     if (!r) return undefined;
     this.running.delete(id);
-    for (const n of r.nodes) this.free.add(n);
+    for (const n of r.nodes) if (!this.lost.has(n)) this.free.add(n);
     return r.nodes;
+  }
+
+  /** Nodes gone from the block: taken out of the free set for good (a task on one keeps it until released). */
+  markLost(gone: ReadonlyMap<string, string>): void {
+    for (const [n, why] of gone) {
+      if (!this.nodes.includes(n) || this.lost.has(n)) continue;
+      this.lost.set(n, why);
+      this.free.delete(n);
+    }
+  }
+
+  /** Nodes gone, with why. */
+  get lostNodes(): ReadonlyMap<string, string> {
+    return this.lost;
   }
 
   /** Nodes a running task holds. */
@@ -117,7 +133,7 @@ export class NodePacker<T> {
     let shadow = Infinity;
     let extra = 0;
     for (const r of ends) {
-      avail += r.nodes.length;
+      for (const n of r.nodes) if (!this.lost.has(n)) avail++;
       if (avail >= head.nodes) {
         shadow = r.endsAt;
         extra = avail - head.nodes;
@@ -159,7 +175,10 @@ export class NodePacker<T> {
     const holder = new Map<string, string>();
     for (const [id, r] of this.running) for (const n of r.nodes) holder.set(n, id);
     return {
-      nodes: this.nodes.map((node) => ({ node, task: holder.get(node) ?? null })),
+      nodes: this.nodes.map((node) => {
+        const lost = this.lost.get(node);
+        return lost === undefined ? { node, task: holder.get(node) ?? null } : { node, task: holder.get(node) ?? null, lost };
+      }),
       waiting: this.waiting.length,
       waitingNodes: this.waiting.reduce((s, t) => s + t.nodes, 0),
     };

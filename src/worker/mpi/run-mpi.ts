@@ -9,6 +9,7 @@ import type { MpiTaskBody, Outcome, Placement, ShellResult } from '../../protoco
 /** The environment a placed task sees. */
 export function placementEnv(placement: Placement, ranks?: number): Record<string, string> {
   const env: Record<string, string> = { FUNCX_MPI_PREFIX: placement.prefix, FUNCX_MPI_NODES: placement.nodes.join(',') };
+  if (placement.at !== undefined) env.FUNCX_MPI_PLACED_AT = String(placement.at);
   if (ranks !== undefined) env.FUNCX_MPI_NUM_RANKS = String(ranks);
   return env;
 }
