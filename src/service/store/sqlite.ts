@@ -51,6 +51,15 @@ export function toTask(r: Row): TaskRecord {
   };
 }
 
+/**
+ * A task taken for delivery carries its submitter's id (`u`) when that is not the endpoint's owner: the
+ * endpoint's manager runs it only in that user's own workers, and the endpoint applies its sharing rules.
+ */
+export function withUser(t: TaskEnvelope, owner: string, endpointOwner: string | undefined): TaskEnvelope {
+  if (owner !== endpointOwner) t.u = owner;
+  return t;
+}
+
 export function toUser(r: Row | undefined): User | undefined {
   return r && { id: r.id as string, name: r.name as string, createdAt: Number(r.created_at) };
 }
@@ -104,7 +113,7 @@ function prepareStatements(db: Database.Database) {
       VALUES (?, ?, ?, ?, 'waiting-for-endpoint', ?, ?)`),
     insertPayload: p('INSERT INTO task_payloads (seq, payload) VALUES (?, ?)'),
     transition: p('INSERT INTO task_transitions (task, state, actor, at) VALUES (?, ?, ?, ?)'),
-    queued: p(`SELECT t.seq, t.id, t.function, p.payload FROM tasks t JOIN task_payloads p ON p.seq = t.seq
+    queued: p(`SELECT t.seq, t.id, t.function, t.owner, p.payload FROM tasks t JOIN task_payloads p ON p.seq = t.seq
       WHERE t.endpoint = ? AND t.state = 'waiting-for-endpoint' ORDER BY t.seq LIMIT ?`),
     setState: p('UPDATE tasks SET state = ?, updated_at = ? WHERE seq = ?'),
     inFlight: p(`SELECT seq FROM tasks WHERE endpoint = ? AND state IN ('waiting-for-nodes', 'running') ORDER BY seq`),
@@ -393,12 +402,14 @@ export class SqliteStore implements Store {
   async takeQueued(endpointId: string, limit: number): Promise<TaskEnvelope[]> {
     const now = Date.now();
     return this.db.transaction(() => {
-      const rows = this.q.queued.all(endpointId, limit) as Array<{ seq: number; id: string; function: string | null; payload: Buffer }>;
+      const rows = this.q.queued.all(endpointId, limit) as Array<{ seq: number; id: string; function: string | null; owner: string; payload: Buffer }>;
       for (const r of rows) {
         this.q.setState.run('waiting-for-nodes', now, r.seq);
         this.q.transition.run(r.seq, 'waiting-for-nodes', 'forwarder', now);
       }
-      return rows.map((r) => (r.function ? { id: r.id, fn: r.function, payload: r.payload } : { id: r.id, payload: r.payload }));
+      if (rows.length === 0) return [];
+      const endpointOwner = (this.q.endpoint.get(endpointId) as { owner: string } | undefined)?.owner;
+      return rows.map((r) => withUser(r.function ? { id: r.id, fn: r.function, payload: r.payload } : { id: r.id, payload: r.payload }, r.owner, endpointOwner));
     })();
   }
 
