@@ -39,6 +39,8 @@ const ROWS: Row[] = [
   // Config
   { path: 'display_name', make: (v) => (v === undefined ? {} : { display_name: v as string }), read: (c) => c.displayName, default: undefined, valid: ['My EP', 'My EP'], invalid: 'x;rm' },
   { path: 'allowed_functions', make: (v) => (v === undefined ? {} : { allowed_functions: v as string[] }), read: (c) => (c.allowedFunctions ? [...c.allowedFunctions] : null), default: null, valid: [['f1'], ['f1']], invalid: [''] },
+  { path: 'shared_with', make: (v) => (v === undefined ? {} : { shared_with: v as string }), read: (c) => c.sharedWith, default: null, valid: ['physics', 'physics'], invalid: '' },
+  { path: 'allow_any_function_from', make: (v) => ({ shared_with: 'physics', ...(v === undefined ? {} : { allow_any_function_from: v as string }) }), read: (c) => c.othersRunAnyFunction, default: false, valid: ['physics', true], invalid: 'chemistry', message: /allow_any_function_from must be the shared_with group "physics" \(got "chemistry"\)/ },
   // engine
   { path: 'engine.max_workers_per_node', make: engine('max_workers_per_node'), read: (c) => c.engine.maxWorkersPerNode, default: undefined, valid: [4, 4], invalid: 0 },
   { path: 'engine.cores_per_worker', make: engine('cores_per_worker'), read: (c) => c.engine.coresPerWorker, default: e.cores_per_worker, valid: [0.5, 0.5], invalid: 0 },
@@ -106,6 +108,11 @@ describe('profile options: default, valid, invalid', () => {
     assert.throws(() => new Config({ bogus: 1 } as never), /Error: bogus is not a known field \(known: /);
     assert.throws(() => new Config({ engine: { bogus: 1 } as never }), /Error: engine\.bogus is not a known field/);
     assert.throws(() => new Config({ strategy: { max_blocks: 2 } as never }), /Error: strategy\.max_blocks is not a known field/);
+  });
+
+  test('allow_any_function_from needs shared_with, and does not mix with allowed_functions', () => {
+    assert.throws(() => new Config({ allow_any_function_from: 'physics' }), /allow_any_function_from is set but shared_with is not/);
+    assert.throws(() => new Config({ shared_with: 'physics', allow_any_function_from: 'physics', allowed_functions: ['f1'] }), /allow_any_function_from and allowed_functions are both set/);
   });
 
   test('an MPI engine needs a launcher that starts one manager per block', () => {
