@@ -12,7 +12,7 @@ import type { TaskEnvelope } from '../../src/protocol/messages.js';
 let f: EngineFixture;
 
 before(async () => {
-  f = await startEngine({ heartbeatPeriodMs: 300, heartbeatThresholdMs: 10_000, maxRetries: 1 });
+  f = await startEngine({ heartbeatPeriodMs: 300, heartbeatThresholdMs: 10_000, maxRetries: 1, othersRunAnyFunction: true });
   f.startManager(['--max-workers', '2', '--block-id', 'b0']);
   await until('a manager to register', () => f.interchange.registry.size === 1);
 });
@@ -49,6 +49,29 @@ test('two users and the owner on one endpoint: no worker process runs tasks of t
     for (let j = i + 1; j < all.length; j++) {
       const shared = [...all[i][1]].filter((p) => all[j][1].has(p));
       assert.deepEqual(shared, [], `pids seen by both ${all[i][0]} and ${all[j][0]}`);
+    }
+  }
+});
+
+test("without allow_any_function_from, other users' tasks run only functions in allowed_functions; the owner's are unaffected", async () => {
+  const { Interchange } = await import('../../src/endpoint/engine/interchange.js');
+  const base = { keys: f.keys, address: '127.0.0.1', port: 0, heartbeatPeriodMs: 1000, heartbeatThresholdMs: 5000, maxRetries: 0, walltimeMarginMs: 0 };
+  for (const allowedFunctions of [null, new Set(['other'])]) {
+    const ix = new Interchange({ ...base, allowedFunctions });
+    await ix.start();
+    try {
+      const r = await ix.submit(task('alice'));
+      assert.equal(r.failed, true);
+      const out = decodeOutcome(r.payload) as { ok: false; error: { type: string; message: string } };
+      assert.equal(out.error.type, 'FunctionNotAllowed');
+      assert.match(out.error.message, /allowed_functions/);
+      // The owner's task is held (no manager here), not refused, when nothing limits the owner.
+      if (allowedFunctions === null) {
+        void ix.submit(task(undefined));
+        assert.equal(ix.pending, 1);
+      }
+    } finally {
+      await ix.stop({ graceMs: 0 });
     }
   }
 });
