@@ -35,6 +35,8 @@ interface Slot {
   idleSince: number;
   /** Replaced by a worker for another user: its exit is expected. */
   retired?: boolean;
+  /** Promised to this user (who has no worker): takes no more tasks, and is replaced once its window empties. */
+  handTo?: string;
   child: ChildProcess;
   pipe: Socket;
   ready: boolean;
@@ -103,7 +105,7 @@ export class WorkerPool {
       this.givePools(queues, 0);
     }
     for (const slot of this.slots) {
-      if (!slot.ready) continue;
+      if (!slot.ready || slot.handTo !== undefined) continue;
       const room = this.window - slot.inflight.length;
       if (room <= 0) continue;
       const tasks = queues.take(slot.user, room);
@@ -126,27 +128,46 @@ export class WorkerPool {
   }
 
   /**
-   * A user with queued tasks and no worker takes an idle worker (window empty) of another pool at once; with
-   * `lendAfterMs`, also workers idle that long whose own user has nothing queued.
+   * A user with queued tasks and no worker gets one: an idle worker (window empty) of another pool at once,
+   * else the least busy worker of the largest pool once its window empties. With `lendAfterMs`, users with
+   * workers also get workers idle that long whose own user has nothing queued.
    */
   private givePools(queues: UserQueues, lendAfterMs: number): void {
     const now = Date.now();
     for (const user of [...queues.waiting()]) {
       const pools = this.pools();
       let mine = pools.get(user) ?? 0;
-      if (mine > 0 && lendAfterMs === 0) continue;
-      const idle = this.slots.filter((s) => s.user !== user && s.ready && s.inflight.length === 0);
-      // Prefer a worker whose user has nothing queued or has other workers.
-      const spare = (s: Slot) => queues.pending(s.user) === 0 || (pools.get(s.user) ?? 0) > 1;
-      idle.sort((a, b) => Number(spare(b)) - Number(spare(a)));
-      for (const slot of idle) {
-        if (mine > 0 && (queues.pending(slot.user) > 0 || now - slot.idleSince < lendAfterMs)) continue;
-        if (mine > 0 && queues.pending(user) <= this.window * mine) break;
+      if (mine === 0) {
+        this.giveFirstWorker(user, queues, pools);
+        continue;
+      }
+      if (lendAfterMs === 0) continue;
+      for (const slot of this.slots) {
+        if (slot.user === user || !slot.ready || slot.inflight.length > 0 || slot.handTo !== undefined) continue;
+        if (queues.pending(slot.user) > 0 || now - slot.idleSince < lendAfterMs) continue;
+        if (queues.pending(user) <= this.window * mine) break;
         this.reassign(slot, user);
         mine++;
-        if (lendAfterMs === 0) break;
       }
     }
+  }
+
+  private giveFirstWorker(user: string, queues: UserQueues, pools: Map<string, number>): void {
+    const reserved = this.slots.find((s) => s.handTo === user);
+    if (reserved) {
+      if (reserved.ready && reserved.inflight.length === 0) this.reassign(reserved, user);
+      return;
+    }
+    const candidates = this.slots.filter((s) => s.ready && s.handTo === undefined);
+    // Prefer a worker whose user has nothing queued or has other workers.
+    const spare = (s: Slot) => Number(queues.pending(s.user) === 0 || (pools.get(s.user) ?? 0) > 1);
+    const idle = candidates.filter((s) => s.inflight.length === 0).sort((a, b) => spare(b) - spare(a));
+    if (idle.length > 0) {
+      this.reassign(idle[0], user);
+      return;
+    }
+    const busy = candidates.sort((a, b) => (pools.get(b.user) ?? 0) - (pools.get(a.user) ?? 0) || a.inflight.length - b.inflight.length);
+    if (busy.length > 0) busy[0].handTo = user;
   }
 
   /** Stop an idle worker and start a fresh one in its place for `user`. */
