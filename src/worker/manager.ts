@@ -47,6 +47,8 @@ export interface ManagerOptions {
   heartbeatThresholdMs: number;
   /** How long one round of probing waits for an answer (engine.address_probe_timeout, resolved by the config layer). */
   probeTimeoutMs: number;
+  /** How long a user's worker pool may stay idle before its workers end (engine.user_pool_idle, resolved by the config layer). */
+  poolIdleMs: number;
   /** Epoch ms when the block ends, or null. */
   endsAt?: number | null;
   log?: Logger;
@@ -129,6 +131,7 @@ export class Manager {
       onResults: (results) => this.queueResults(results),
       onIdle: () => this.fillWorkers(),
       onBroken: (reason) => void this.stop(`node unusable: ${reason}`, 4),
+      poolIdleMs: this.options.poolIdleMs,
     });
     this.pool.requeue = (tasks) => {
       this.queues.unshift(tasks);
