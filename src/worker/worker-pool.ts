@@ -74,7 +74,7 @@ export class WorkerPool {
   window = 1;
 
   constructor(private readonly options: WorkerPoolOptions) {
-    for (let i = 0; i < options.workers; i++) this.slots.push(this.spawnSlot(i, OWNER));
+    for (let i = 0; i < options.workers; i++) this.setSlot(i, OWNER);
     this.walltimeTimer = setInterval(() => this.onTick(), 500);
     this.walltimeTimer.unref();
   }
@@ -101,9 +101,8 @@ export class WorkerPool {
   fill(queues: UserQueues): void {
     if (queues.size === 0) return;
     this.queues = queues;
-    if (!(this.slots.length > 0 && queues.pending(OWNER) === queues.size && this.slots[0].user === OWNER && !this.hasOtherPools)) {
-      this.givePools(queues, 0);
-    }
+    // The common case (only the owner's tasks, only the owner's workers) skips the pool bookkeeping.
+    if (this.otherSlots > 0 || queues.pending(OWNER) !== queues.size) this.givePools(queues, 0);
     for (const slot of this.slots) {
       if (!slot.ready || slot.handTo !== undefined) continue;
       const room = this.window - slot.inflight.length;
@@ -121,10 +120,15 @@ export class WorkerPool {
 
   private queues?: UserQueues;
 
-  /** Some worker belongs to a user other than the owner. */
-  private get hasOtherPools(): boolean {
-    for (const s of this.slots) if (s.user !== OWNER) return true;
-    return false;
+  /** Workers that belong to users other than the owner. */
+  private otherSlots = 0;
+
+  /** Put a new worker in place `index` (the only way slots change). */
+  private setSlot(index: number, user: string): void {
+    const old = this.slots[index];
+    if (old && old.user !== OWNER) this.otherSlots--;
+    if (user !== OWNER) this.otherSlots++;
+    this.slots[index] = this.spawnSlot(index, user);
   }
 
   /**
@@ -175,7 +179,7 @@ export class WorkerPool {
     slot.retired = true;
     slot.pipe.end(encodeLengthPrefixed({ kind: 'shutdown' }));
     setTimeout(() => slot.child.kill('SIGKILL'), 1000).unref();
-    this.slots[slot.index] = this.spawnSlot(slot.index, user);
+    this.setSlot(slot.index, user);
   }
 
   private spawnSlot(index: number, user: string): Slot {
@@ -255,7 +259,7 @@ export class WorkerPool {
       this.options.onBroken(`workers die before starting (${this.startFailures} times in a row, last with ${how})`);
       return;
     }
-    this.slots[slot.index] = this.spawnSlot(slot.index, slot.user);
+    this.setSlot(slot.index, slot.user);
   }
 
   /** Tasks a dead worker had not started go back to the front of the manager's queue. */
