@@ -104,7 +104,11 @@ export class WorkerPool {
     // The common case (only the owner's tasks, only the owner's workers) skips the pool bookkeeping.
     if (this.otherSlots > 0 || queues.pending(OWNER) !== queues.size) this.givePools(queues, 0);
     for (const slot of this.slots) {
-      if (!slot.ready || slot.handTo !== undefined) continue;
+      if (!slot.ready) continue;
+      if (slot.handTo !== undefined) {
+        if (queues.pending(slot.handTo) > 0) continue; // draining for its next user
+        slot.handTo = undefined;
+      }
       const room = this.window - slot.inflight.length;
       if (room <= 0) continue;
       const tasks = queues.take(slot.user, room);
