@@ -9,6 +9,7 @@ import { cpus, totalmem } from 'node:os';
 import { Manager } from '../worker/manager.js';
 import { readManagerKeyFile } from '../protocol/keys.js';
 import { createLogger } from '../logger.js';
+import { DEFAULTS } from '../config/defaults.js';
 import { blockNodesFromEnv } from '../worker/mpi/nodelist.js';
 import { MPI_LAUNCHERS, type MpiLauncherName } from '../worker/mpi/prefix.js';
 import { nodeProbeFromEnv, type NodeProbe } from '../worker/mpi/node-probe.js';
@@ -42,6 +43,7 @@ const program = new Command('funcx-manager')
   .requiredOption('--heartbeat-period <s>', 'seconds between heartbeats', positive('--heartbeat-period'))
   .requiredOption('--heartbeat-threshold <s>', 'seconds of silence before the interchange counts as gone', positive('--heartbeat-threshold'))
   .requiredOption('--probe-timeout <s>', 'seconds to wait for an address to answer in one probe round', positive('--probe-timeout'))
+  .option('--user-pool-idle <s>', "seconds a user's worker pool may stay idle before its workers end (default: engine.user_pool_idle)", positive('--user-pool-idle'))
   .option('--walltime <s>', "the block's walltime in seconds, counted from this manager's start", positive('--walltime'))
   .requiredOption('--log-level <level>', 'debug | info | warn | error')
   .option('--mpi-launcher <name>', `engine mode "mpi": one manager per block packs tasks onto the block's nodes, launching with ${MPI_LAUNCHERS.join(' | ')}`)
@@ -93,6 +95,7 @@ const manager = new Manager({
   heartbeatPeriodMs: o.heartbeatPeriod * 1000,
   heartbeatThresholdMs: o.heartbeatThreshold * 1000,
   probeTimeoutMs: o.probeTimeout * 1000,
+  poolIdleMs: (o.userPoolIdle ?? DEFAULTS.engine.user_pool_idle) * 1000,
   endsAt: o.walltime ? Date.now() + o.walltime * 1000 : null,
   log,
   mpi,

@@ -24,13 +24,21 @@ export interface ConfigOptions {
   strategy?: StrategyOptions;
   /** Function ids this endpoint runs; any other task fails with "function not allowed". @default any */
   allowed_functions?: string[];
+  /**
+   * Share this endpoint with the members of this group (a group name at the service), sent with every
+   * registration: a profile without it registers the endpoint unshared. Members' tasks run in their own
+   * worker processes, and only for functions in allowed_functions. @default not shared
+   */
+  shared_with?: string;
+  /** Let members of this group (must equal shared_with) run any function, not just allowed_functions. @default unset */
+  allow_any_function_from?: string;
   /** Serve Prometheus metrics on this port (0: any free port). @default off */
   metrics_port?: number;
   /** Address the metrics port binds. @default '127.0.0.1' */
   metrics_host?: string;
 }
 
-export const CONFIG_FIELDS: readonly string[] = ['display_name', 'engine', 'provider', 'strategy', 'allowed_functions', 'metrics_port', 'metrics_host'];
+export const CONFIG_FIELDS: readonly string[] = ['display_name', 'engine', 'provider', 'strategy', 'allowed_functions', 'shared_with', 'allow_any_function_from', 'metrics_port', 'metrics_host'];
 
 export class Config {
   readonly displayName?: string;
@@ -39,6 +47,10 @@ export class Config {
   /** Strategy and block options resolved (the provider's block fields + the strategy section). */
   readonly strategy: ResolvedStrategyOptions;
   readonly allowedFunctions: ReadonlySet<string> | null;
+  /** The group the endpoint is shared with (shared_with); null: not shared. */
+  readonly sharedWith: string | null;
+  /** Other users' tasks may run any function (allow_any_function_from is set); else only allowed_functions. */
+  readonly othersRunAnyFunction: boolean;
   /** Where the daemon serves /metrics; null: not served. */
   readonly metrics: { host: string; port: number } | null;
   /** The options as given (for `render` and `doctor`). */
@@ -75,6 +87,26 @@ export class Config {
     } else {
       this.allowedFunctions = null;
     }
+    const shared = options.shared_with;
+    if (shared !== undefined && (typeof shared !== 'string' || !/^\S(.{0,98}\S)?$/.test(shared))) {
+      throw fieldError('shared_with', 'the name of a group at the service (1 to 100 characters)', shared);
+    }
+    this.sharedWith = shared ?? null;
+    const any = options.allow_any_function_from;
+    if (any !== undefined) {
+      if (shared === undefined) {
+        throw new ConfigError('allow_any_function_from is set but shared_with is not: the endpoint is not shared, so no other user runs anything on it', [
+          `set shared_with: ${JSON.stringify(String(any))} to share it, or remove allow_any_function_from`,
+        ]);
+      }
+      if (any !== shared) throw fieldError('allow_any_function_from', `the shared_with group ${JSON.stringify(shared)}`, any);
+      if (options.allowed_functions !== undefined) {
+        throw new ConfigError('allow_any_function_from and allowed_functions are both set: allowed_functions limits every task (the owner\'s too), so other users could never run "any function"', [
+          'remove allow_any_function_from to let other users run only allowed_functions, or remove allowed_functions',
+        ]);
+      }
+    }
+    this.othersRunAnyFunction = any !== undefined;
     const port = options.metrics_port;
     if (port !== undefined) checkNumber('metrics_port', port, { integer: true, max: 65535 });
     const host = options.metrics_host;

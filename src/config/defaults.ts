@@ -57,6 +57,8 @@ export const DEFAULTS = {
     address_probe_timeout: 10,
     /** Results larger than this fail with ResultTooLarge (bytes). */
     result_size_limit: 10 * 1024 * 1024,
+    /** Seconds a user's worker pool (on a shared endpoint) may stay idle before its processes end. */
+    user_pool_idle: 60,
     manager_log_level: 'info' as 'debug' | 'info' | 'warn' | 'error',
     /** "htex": managers per node, tasks in worker slots; "mpi": one manager per block packing tasks onto nodes. */
     mode: 'htex' as 'htex' | 'mpi',

@@ -16,6 +16,8 @@ export interface EngineOptions extends MpiEngineOptions {
   mem_per_worker?: number;
   /** Tasks a manager accepts beyond one per worker. @default 0 */
   prefetch_capacity?: number;
+  /** Seconds a user's worker pool (tasks of other users on a shared endpoint) may stay idle before its workers end. @default 60 */
+  user_pool_idle?: number;
   /** Address managers dial; overrides the global `endpoint_address`. @default global endpoint_address, else 127.0.0.1 */
   address?: string;
   /** Extra addresses managers may try (first that answers wins). @default [] */
@@ -58,12 +60,13 @@ export interface ResolvedEngineOptions {
   maxRetries: number;
   probeTimeoutMs: number;
   resultSizeLimit: number;
+  userPoolIdleMs: number;
   managerCommand?: string;
   managerLogLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
 export const ENGINE_FIELDS: readonly string[] = [
-  'max_workers_per_node', 'cores_per_worker', 'mem_per_worker', 'prefetch_capacity', 'address', 'extra_addresses',
+  'max_workers_per_node', 'cores_per_worker', 'mem_per_worker', 'prefetch_capacity', 'address', 'extra_addresses', 'user_pool_idle',
   'interchange_port', 'interchange_port_range', 'heartbeat_period', 'heartbeat_threshold', 'max_retries',
   'address_probe_timeout', 'result_size_limit', 'manager_command', 'manager_log_level', ...MPI_ENGINE_FIELDS,
 ];
@@ -98,6 +101,7 @@ export function resolveEngineOptions(options: EngineOptions = {}, where = 'engin
   const maxRetries = given('max_retries', d.max_retries, rule({ integer: true }));
   const probeTimeout = given('address_probe_timeout', d.address_probe_timeout, rule({ exclusiveMin: true }));
   const resultSizeLimit = given('result_size_limit', d.result_size_limit, rule({ min: 1, integer: true }));
+  const userPoolIdle = given('user_pool_idle', d.user_pool_idle, rule({ exclusiveMin: true }));
   const port = given<number | [number, number]>('interchange_port', d.interchange_port, rule({ integer: true, max: 65535 }));
   const range = optional('interchange_port_range', test<[number, number]>(
     (v) => Array.isArray(v) && v.length === 2 && v.every((p) => Number.isInteger(p) && p > 0 && p <= 65535) && v[0] <= v[1],
@@ -131,6 +135,7 @@ export function resolveEngineOptions(options: EngineOptions = {}, where = 'engin
     maxRetries,
     probeTimeoutMs: probeTimeout * 1000,
     resultSizeLimit,
+    userPoolIdleMs: userPoolIdle * 1000,
     managerCommand,
     managerLogLevel,
   };

@@ -107,6 +107,7 @@ export function checkTasks(m: RawMessage): TaskEnvelope[] {
     if (!isBytes(t.payload)) badField(m, `tasks[${i}].payload`, 'bytes');
     if (t.fn !== undefined && typeof t.fn !== 'string') badField(m, `tasks[${i}].fn`, 'a string');
     if (t.wt !== undefined && !isCount(t.wt)) badField(m, `tasks[${i}].wt`, 'a non-negative integer');
+    if (t.u !== undefined && (typeof t.u !== 'string' || t.u === '')) badField(m, `tasks[${i}].u`, 'a non-empty user id');
   }
   return value as TaskEnvelope[];
 }

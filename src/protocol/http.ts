@@ -141,13 +141,24 @@ export interface RegisterEndpointRequest {
   publicKey: string;
   /** Register again under this id (only its owner may). */
   endpointId?: string;
+  /** The group the endpoint is shared with (the profile's shared_with); absent: not shared. Sent at every start. */
   group?: string;
   /** The owner's username and email (the profile's global options), stored by the service and shown by `list`. */
   metadata?: EndpointMetadata;
+  /** What other users may run (the profile's allowed_functions and allow_any_function_from). */
+  sharing?: EndpointSharing;
 }
 
-/** What an endpoint tells the service about its owner at registration. */
-export interface EndpointMetadata { username: string; email: string }
+/** What an endpoint tells the service about its owner at registration (and, stored with it, its sharing rules). */
+export interface EndpointMetadata { username: string; email: string; sharing?: EndpointSharing }
+
+/** Which functions users other than the owner may run on a shared endpoint. */
+export interface EndpointSharing {
+  /** The profile's allowed_functions; null: unset (other users run nothing unless anyFunction). */
+  allowedFunctions: string[] | null;
+  /** The profile sets allow_any_function_from. */
+  anyFunction: boolean;
+}
 
 export interface RegisterEndpointResponse {
   endpointId: string;

@@ -20,6 +20,11 @@ export interface TaskEnvelope {
   fn?: string;
   /** Walltime of the task in ms: the manager kills the worker running it past this. */
   wt?: number;
+  /**
+   * The submitting user's id when it is not the endpoint's owner (set by the service). The manager runs such
+   * tasks only in that user's own worker processes; the interchange carries it untouched. Absent: the owner's.
+   */
+  u?: string;
   payload: Uint8Array;
 }
 

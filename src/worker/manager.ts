@@ -14,6 +14,7 @@ import { PROTOCOL_VERSION, parseFromInterchange, type RegisterMessage, type Resu
 import { SocketWriter } from '../protocol/socket-writer.js';
 import type { ManagerKeyFile } from '../protocol/keys.js';
 import { WorkerPool } from './worker-pool.js';
+import { UserQueues } from './user-queues.js';
 import { MpiGate, type MpiGateOptions } from './mpi/mpi-gate.js';
 import { createLogger, rateLimited, type Logger } from '../logger.js';
 import { Lifecycle, Once, type Transitions } from '../lifecycle.js';
@@ -46,6 +47,8 @@ export interface ManagerOptions {
   heartbeatThresholdMs: number;
   /** How long one round of probing waits for an answer (engine.address_probe_timeout, resolved by the config layer). */
   probeTimeoutMs: number;
+  /** How long a user's worker pool may stay idle before its workers end (engine.user_pool_idle, resolved by the config layer). */
+  poolIdleMs: number;
   /** Epoch ms when the block ends, or null. */
   endsAt?: number | null;
   log?: Logger;
@@ -67,8 +70,8 @@ export class Manager {
   private pool?: WorkerPool;
   private readonly log: Logger;
   private readonly warnBadFrame: (m: string) => void;
-  private queue: TaskEnvelope[] = [];
-  private queueHead = 0;
+  /** Tasks not yet given to a worker, one FIFO per user (user-queues.ts). */
+  private readonly queues = new UserQueues();
   private outbox: ResultEnvelope[] = [];
   private flushScheduled = false;
   private lastHeard = Date.now();
@@ -96,7 +99,7 @@ export class Manager {
         ...options.mpi,
         endsAt: options.endsAt ?? null,
         onReady: (tasks) => {
-          for (const t of tasks) this.queue.push(t);
+          for (const t of tasks) this.queues.push(t);
           this.fillWorkers();
           this.queueResults([]); // report the node map (status shows which task runs where)
         },
@@ -136,9 +139,10 @@ export class Manager {
       onResults: (results) => this.queueResults(results),
       onIdle: () => this.fillWorkers(),
       onBroken: (reason) => void this.stop(`node unusable: ${reason}`, 4),
+      poolIdleMs: this.options.poolIdleMs,
     });
     this.pool.requeue = (tasks) => {
-      this.queue.splice(this.queueHead, 0, ...tasks);
+      this.queues.unshift(tasks);
     };
     this.advertisedCapacity = this.capacity;
     this.heartbeatTimer = setInterval(() => this.onHeartbeatTick(), this.options.heartbeatPeriodMs);
@@ -254,23 +258,12 @@ export class Manager {
 
   private onTasks(tasks: TaskEnvelope[]): void {
     if (this.gate) return this.gate.add(tasks);
-    for (const t of tasks) this.queue.push(t);
+    for (const t of tasks) this.queues.push(t);
     this.fillWorkers();
   }
 
-  private take = (max: number): TaskEnvelope[] => {
-    const end = Math.min(this.queue.length, this.queueHead + max);
-    const tasks = this.queue.slice(this.queueHead, end);
-    this.queueHead = end;
-    if (this.queueHead === this.queue.length) {
-      this.queue = [];
-      this.queueHead = 0;
-    }
-    return tasks;
-  };
-
   private fillWorkers(): void {
-    if (this.queueHead < this.queue.length) this.pool?.fill(this.take);
+    if (this.queues.size > 0) this.pool?.fill(this.queues);
     if (this.state === 'draining') this.maybeFinishDrain();
   }
 
@@ -329,7 +322,7 @@ export class Manager {
   }
 
   private maybeFinishDrain(): void {
-    if (this.queueHead >= this.queue.length && this.pool!.inflightCount === 0 && this.outbox.length === 0 && !this.gate?.pending) {
+    if (this.queues.size === 0 && this.pool!.inflightCount === 0 && this.outbox.length === 0 && !this.gate?.pending) {
       void this.stop(this.drainReason, 0);
     }
   }

@@ -62,6 +62,8 @@ export async function execute(task: TaskEnvelope): Promise<ResultEnvelope> {
 export class FakeEndpoint {
   /** Ids of tasks this endpoint ran, in order. */
   readonly executed: string[] = [];
+  /** The submitting user (`u`) of each task it ran, by task id: undefined for the owner's. */
+  readonly submitters = new Map<string, string | undefined>();
   readonly heldTasks: TaskEnvelope[] = [];
   /** Largest number of tasks received in one message. */
   maxBatch = 0;
@@ -121,6 +123,7 @@ export class FakeEndpoint {
     }
     for (const task of tasks) {
       this.executed.push(task.id);
+      this.submitters.set(task.id, task.u);
       const answer = async () => {
         if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
         await this.client.sendResults([await execute(task)]);

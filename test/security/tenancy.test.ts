@@ -126,8 +126,9 @@ test('a function shared with a group runs for its members only; only the owner a
 
   // An endpoint shared with the group: members submit, others do not.
   const keys = newKeyPair();
-  await assert.rejects(registerEndpoint(s.url, bob.token, { name: 'x', publicKey: newKeyPair().publicKey, group: 'lab' }), { code: 'FORBIDDEN' });
-  const reg = await registerEndpoint(s.url, alice.token, { name: 'lab-ep', publicKey: keys.publicKey, group: 'lab' });
+  await assert.rejects(registerEndpoint(s.url, bob.token, { name: 'x', publicKey: newKeyPair().publicKey, group: 'lab' }), { code: 'SHARED_WITH', message: /shared_with names group "lab"/ });
+  // Its profile lets members run the shared function (sharing.test.ts: what else a member may run).
+  const reg = await registerEndpoint(s.url, alice.token, { name: 'lab-ep', publicKey: keys.publicKey, group: 'lab', sharing: { allowedFunctions: [shared], anyFunction: false } });
   const eg = await endpoint(t, s, alice, { register: false, endpointId: reg.endpointId, forwarder: reg.forwarder, keys });
   assert.equal(await carol.sdk.getResult(await carol.sdk.run(eg.id, shared, 8), { waitMs: 10_000 }), 'shared:8');
   const bobFn = await bob.sdk.registerFunction(() => 'bob', { name: 'bob' });

@@ -39,6 +39,8 @@ const ROWS: Row[] = [
   // Config
   { path: 'display_name', make: (v) => (v === undefined ? {} : { display_name: v as string }), read: (c) => c.displayName, default: undefined, valid: ['My EP', 'My EP'], invalid: 'x;rm' },
   { path: 'allowed_functions', make: (v) => (v === undefined ? {} : { allowed_functions: v as string[] }), read: (c) => (c.allowedFunctions ? [...c.allowedFunctions] : null), default: null, valid: [['f1'], ['f1']], invalid: [''] },
+  { path: 'shared_with', make: (v) => (v === undefined ? {} : { shared_with: v as string }), read: (c) => c.sharedWith, default: null, valid: ['physics', 'physics'], invalid: '' },
+  { path: 'allow_any_function_from', make: (v) => ({ shared_with: 'physics', ...(v === undefined ? {} : { allow_any_function_from: v as string }) }), read: (c) => c.othersRunAnyFunction, default: false, valid: ['physics', true], invalid: 'chemistry', message: /allow_any_function_from must be the shared_with group "physics" \(got "chemistry"\)/ },
   // engine
   { path: 'engine.max_workers_per_node', make: engine('max_workers_per_node'), read: (c) => c.engine.maxWorkersPerNode, default: undefined, valid: [4, 4], invalid: 0 },
   { path: 'engine.cores_per_worker', make: engine('cores_per_worker'), read: (c) => c.engine.coresPerWorker, default: e.cores_per_worker, valid: [0.5, 0.5], invalid: 0 },
@@ -52,6 +54,7 @@ const ROWS: Row[] = [
   { path: 'engine.heartbeat_threshold', make: engine('heartbeat_threshold'), read: (c) => c.engine.heartbeatThresholdMs, default: e.heartbeat_threshold * 1000, valid: [300, 300_000], invalid: 10, message: /engine\.heartbeat_threshold must be greater than engine\.heartbeat_period \(30 s\) \(got 10\)/ },
   { path: 'engine.max_retries', make: engine('max_retries'), read: (c) => c.engine.maxRetries, default: e.max_retries, valid: [0, 0], invalid: -1 },
   { path: 'engine.address_probe_timeout', make: engine('address_probe_timeout'), read: (c) => c.engine.probeTimeoutMs, default: e.address_probe_timeout * 1000, valid: [2, 2000], invalid: 0 },
+  { path: 'engine.user_pool_idle', make: engine('user_pool_idle'), read: (c) => c.engine.userPoolIdleMs, default: e.user_pool_idle * 1000, valid: [5, 5000], invalid: 0 },
   { path: 'engine.result_size_limit', make: engine('result_size_limit'), read: (c) => c.engine.resultSizeLimit, default: e.result_size_limit, valid: [1024, 1024], invalid: 0 },
   { path: 'engine.manager_command', make: engine('manager_command'), read: (c) => c.engine.managerCommand, default: undefined, valid: ['my-manager', 'my-manager'], invalid: 'a\nb' },
   { path: 'engine.manager_log_level', make: engine('manager_log_level'), read: (c) => c.engine.managerLogLevel, default: e.manager_log_level, valid: ['debug', 'debug'], invalid: 'loud' },
@@ -106,6 +109,11 @@ describe('profile options: default, valid, invalid', () => {
     assert.throws(() => new Config({ bogus: 1 } as never), /Error: bogus is not a known field \(known: /);
     assert.throws(() => new Config({ engine: { bogus: 1 } as never }), /Error: engine\.bogus is not a known field/);
     assert.throws(() => new Config({ strategy: { max_blocks: 2 } as never }), /Error: strategy\.max_blocks is not a known field/);
+  });
+
+  test('allow_any_function_from needs shared_with, and does not mix with allowed_functions', () => {
+    assert.throws(() => new Config({ allow_any_function_from: 'physics' }), /allow_any_function_from is set but shared_with is not/);
+    assert.throws(() => new Config({ shared_with: 'physics', allow_any_function_from: 'physics', allowed_functions: ['f1'] }), /allow_any_function_from and allowed_functions are both set/);
   });
 
   test('an MPI engine needs a launcher that starts one manager per block', () => {

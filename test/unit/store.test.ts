@@ -59,6 +59,15 @@ for (const backend of STORE_BACKENDS) {
     assert.equal((await store.takeQueued(endpoint.id, 100)).length, 0);
   });
 
+  it("a task taken for delivery names its submitter (u) only when that is not the endpoint's owner", async (store) => {
+    const { endpoint, tasks } = await seed(store);
+    const { user: bob } = await store.createUser('bob');
+    const theirs = { id: randomUUID(), endpoint: endpoint.id, function: null, owner: bob.id, payload: Buffer.from([9]) };
+    await store.insertTasks([theirs], 'user:bob');
+    const taken = await store.takeQueued(endpoint.id, 100);
+    assert.deepEqual(taken.map((t) => [t.id, t.u]), [...tasks.map((t) => [t.id, undefined]), [theirs.id, bob.id]]);
+  });
+
   it('requeue puts delivered unfinished tasks back first; finished ones stay finished', async (store) => {
     const { endpoint, tasks } = await seed(store);
     await store.takeQueued(endpoint.id, 3);

@@ -202,9 +202,12 @@ export class EndpointDaemon {
     const previous = home.readEndpointInfo(name);
     const { username, email } = await loadGlobalOptions(home);
     const metadata = { username, email };
+    // Sharing is the profile's: sent at every registration, so a restart never unshares and a profile
+    // without shared_with registers the endpoint unshared.
+    const sharing = { group: config.sharedWith ?? undefined, sharing: { allowedFunctions: config.allowedFunctions ? [...config.allowedFunctions] : null, anyFunction: config.othersRunAnyFunction } };
     const register = () =>
       registerEndpoint(this.options.serviceUrl, this.options.token, {
-        name, endpointId: previous?.id ?? (this.endpointId || undefined), publicKey: keys.publicKey, metadata,
+        name, endpointId: previous?.id ?? (this.endpointId || undefined), publicKey: keys.publicKey, metadata, ...sharing,
       }, { pinFile: forwarderPinPath(home.keysDir(name)) });
 
     this.step('registering');

@@ -112,6 +112,7 @@ export class Engine {
       maxRetries: config.engine.maxRetries,
       walltimeMarginMs: strategyOptions.walltimeMarginMs,
       allowedFunctions: config.allowedFunctions,
+      othersRunAnyFunction: config.othersRunAnyFunction,
       log: log.child('interchange'),
     });
     const blockLog = log.child('blocks');

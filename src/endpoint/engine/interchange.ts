@@ -46,6 +46,11 @@ export interface InterchangeOptions {
   walltimeMarginMs: number;
   /** When set, only these function ids run; anything else fails with FunctionNotAllowed. */
   allowedFunctions?: ReadonlySet<string> | null;
+  /**
+   * Tasks of users other than the owner (with a `u` header) may run any function; when false (the default)
+   * they run only functions in allowedFunctions, and none when that is unset. The owner's tasks are unaffected.
+   */
+  othersRunAnyFunction?: boolean;
   log?: Logger;
 }
 
@@ -162,6 +167,11 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
     if (allowed && !(env.fn !== undefined && allowed.has(env.fn))) {
       const what = env.fn === undefined ? 'a task without a registered function' : `function ${env.fn}`;
       this.deliver([{ id: env.id, failed: true, payload: errorOutcome('FunctionNotAllowed', `function not allowed: ${what} is not in this endpoint's allowed_functions`) }], resolve);
+      return;
+    }
+    if (env.u !== undefined && !allowed && !this.options.othersRunAnyFunction) {
+      const message = `function not allowed: this shared endpoint runs other users' tasks only for functions in its allowed_functions, and its profile sets none (or set allow_any_function_from)`;
+      this.deliver([{ id: env.id, failed: true, payload: errorOutcome('FunctionNotAllowed', message) }], resolve);
       return;
     }
     if (this.tasks.has(env.id)) return; // a redelivered task we already hold: its result will come once

@@ -35,6 +35,7 @@ export function managerCommand(engine: ResolvedEngineOptions, at: ManagerEndpoin
     '--heartbeat-period', String(engine.heartbeatPeriodMs / 1000),
     '--heartbeat-threshold', String(engine.heartbeatThresholdMs / 1000),
     '--probe-timeout', String(engine.probeTimeoutMs / 1000),
+    '--user-pool-idle', String(engine.userPoolIdleMs / 1000),
     '--log-level', engine.managerLogLevel,
   ];
   if (engine.maxWorkersPerNode !== undefined) args.push('--max-workers', String(engine.maxWorkersPerNode));

@@ -38,6 +38,11 @@ export async function registerEndpoint(serviceUrl: string, token: string, reques
       'set FUNCX_TOKEN or run `funcx-endpoint init` with a token from `funcx-service user add NAME`',
     ]);
   }
+  if ((status === 403 || status === 404) && request.group !== undefined && /group/i.test(message)) {
+    throw new FuncxError('SHARED_WITH', `the profile's shared_with names group ${JSON.stringify(request.group)}, which the service refused: ${message}`, [
+      'create the group (`funcx group create NAME`) or join it, or remove shared_with from the profile to run unshared',
+    ]);
+  }
   if (status === 403) throw new FuncxError('FORBIDDEN', message);
   if (status === 400 && body.code === 'PROTOCOL_MISMATCH') throw new ProtocolError(message);
   if (!ok) throw new FuncxError('SERVICE_ERROR', `the funcX service at ${serviceUrl} answered ${status}: ${message}`);

@@ -140,6 +140,6 @@ export async function endpointView(store: Store, e: EndpointRecord, forwarder: F
     lastSeen: e.lastSeen ? new Date(e.lastSeen).toISOString() : null,
     group: e.group ? (group?.name ?? e.group) : null,
     queued,
-    metadata: e.metadata,
+    metadata: e.metadata ? { username: e.metadata.username, email: e.metadata.email } : null,
   };
 }

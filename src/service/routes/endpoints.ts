@@ -9,7 +9,8 @@ import { isZ85Key } from '../../protocol/keys.js';
 import { QuotaExceededError } from '../store/index.js';
 import { quotasOf } from '../quotas.js';
 import { badRequest, forbidden, HttpError, notFound, userOf } from '../auth.js';
-import type { EndpointMetadata } from '../store/index.js';
+import type { EndpointMetadata, EndpointSharing } from '../store/index.js';
+import { endpointSharing } from '../sharing.js';
 import { bodyObject, endpointFor, endpointView, isUuid, optionalString, requireString, type ServiceContext } from './context.js';
 import type { EndpointDeleteResponse, EndpointListResponse, EndpointStatusResponse, EndpointStopResponse, EndpointView, RegisterEndpointResponse } from '../../protocol/http.js';
 
@@ -34,7 +35,7 @@ export function endpointRoutes(app: FastifyInstance, ctx: ServiceContext): void 
       if (!(await store.isGroupMember(g.id, user.id))) throw forbidden(`you are not a member of group ${g.name}`);
       group = g.id;
     }
-    const metadata = endpointMetadata(body.metadata);
+    const metadata = withSharing(endpointMetadata(body.metadata), endpointSharing(body.sharing));
     const id = requestedId ?? randomUUID();
     const existing = await store.endpoint(id);
     if (existing && existing.owner !== user.id) {
@@ -113,6 +114,12 @@ function endpointMetadata(value: unknown): EndpointMetadata | null {
     return v;
   };
   return { username: text('username', 100), email: text('email', 254) };
+}
+
+/** The sharing rules are stored with the metadata (one JSON column): the view shows only username and email. */
+function withSharing(metadata: EndpointMetadata | null, sharing: EndpointSharing | null): EndpointMetadata | null {
+  if (!sharing) return metadata;
+  return { ...(metadata ?? { username: '', email: '' }), sharing };
 }
 
 async function commandOrThrow(ctx: ServiceContext, endpointId: string, command: { name: 'status' } | { name: 'stop' }) {

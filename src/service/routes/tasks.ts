@@ -7,7 +7,8 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { encodeTask, type TaskBody } from '../../protocol/payload.js';
-import type { FunctionRecord, NewTask, TaskRecord, TaskSummary, User } from '../store/index.js';
+import type { EndpointRecord, FunctionRecord, NewTask, TaskRecord, TaskSummary, User } from '../store/index.js';
+import { checkSharedUse } from '../sharing.js';
 import { tooLarge } from '../limits.js';
 import { checkResultBytes, quotasOf } from '../quotas.js';
 import { isArgsOnly } from '../task-payloads.js';
@@ -83,11 +84,12 @@ function buildTask(user: User, spec: unknown, i: number, checked: Map<string, Ch
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) throw badRequest(`${where} must be an object`);
   const s = spec as Record<string, unknown>;
   if (typeof s.endpointId !== 'string') throw badRequest(`${where}.endpointId must be a string`);
-  checkedValue(checked, s.endpointId);
+  const endpoint = checkedValue<EndpointRecord>(checked, s.endpointId);
   let body: TaskBody;
   if (s.functionId !== undefined) {
     if (typeof s.functionId !== 'string') throw badRequest(`${where}.functionId must be a string`);
     const fn = checkedValue<FunctionRecord>(checked, `fn:${s.functionId}`);
+    checkSharedUse(user, endpoint, fn.id, where);
     // encodeArgs([]) is zero bytes, so "" (or no args at all) is a call without arguments.
     const args = s.args ?? '';
     if (typeof args !== 'string' || !BASE64.test(args)) {
@@ -102,6 +104,7 @@ function buildTask(user: User, spec: unknown, i: number, checked: Map<string, Ch
     const full: TaskBody = { kind: 'js', functionId: fn.id, source: fn.source, args: bytes, resources: resources(s.resources, where) };
     return { id: randomUUID(), endpoint: s.endpointId, function: fn.id, owner: user.id, payload: encodeTask(full) };
   } else if (s.shell !== undefined) {
+    checkSharedUse(user, endpoint, null, where);
     const sh = (s.shell ?? {}) as Record<string, unknown>;
     body = { kind: 'shell', command: command(sh.command, `${where}.shell`) };
     const wt = walltime(sh.walltimeMs, `${where}.shell`);
@@ -118,6 +121,7 @@ function buildTask(user: User, spec: unknown, i: number, checked: Map<string, Ch
       body.env = env as Record<string, string>;
     }
   } else if (s.mpi !== undefined) {
+    checkSharedUse(user, endpoint, null, where);
     const mpi = (s.mpi ?? {}) as Record<string, unknown>;
     if (mpi.ranks !== undefined && (typeof mpi.ranks !== 'number' || !Number.isInteger(mpi.ranks) || mpi.ranks < 1)) {
       throw badRequest(`${where}.mpi.ranks must be a whole number ≥ 1`);

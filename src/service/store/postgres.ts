@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
 import type { ForwarderChannel } from '../../protocol/forwarder-messages.js';
 import { MIGRATIONS_TABLE, POSTGRES_MIGRATIONS, pending } from './migrations.js';
-import { toEndpoint, toFunction, toTask, toTaskSummary, toTaskTimes, toUser } from './sqlite.js';
+import { toEndpoint, toFunction, toTask, toTaskSummary, toTaskTimes, toUser, withUser } from './sqlite.js';
 import { taskTransitions } from './transitions.js';
 import { hashToken, newToken } from './tokens.js';
 import { unavailableOr } from './unavailable.js';
@@ -67,8 +67,9 @@ const SQL = {
   takeQueued: `WITH picked AS (
       SELECT seq FROM tasks WHERE endpoint = $1 AND state = 'waiting-for-endpoint' ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED),
     upd AS (UPDATE tasks t SET state = 'waiting-for-nodes', delivered_at = $3, updated_at = $3 FROM picked WHERE t.seq = picked.seq
-      RETURNING t.seq, t.id, t.function)
-    SELECT upd.seq, upd.id, upd.function, p.payload FROM upd JOIN task_payloads p ON p.seq = upd.seq ORDER BY upd.seq`,
+      RETURNING t.seq, t.id, t.function, t.owner)
+    SELECT upd.seq, upd.id, upd.function, upd.owner, p.payload, (SELECT owner FROM endpoints WHERE id = $1) AS endpoint_owner
+    FROM upd JOIN task_payloads p ON p.seq = upd.seq ORDER BY upd.seq`,
   requeue: `WITH picked AS (SELECT seq, delivered_at, running_at FROM tasks
       WHERE endpoint = $1 AND state IN ('waiting-for-nodes', 'running') FOR UPDATE),
     upd AS (UPDATE tasks t SET state = 'waiting-for-endpoint', delivered_at = NULL, running_at = NULL, updated_at = $2
@@ -464,9 +465,9 @@ export class PgStore implements Store {
 
   async takeQueued(endpointId: string, limit: number): Promise<TaskEnvelope[]> {
     const rows = await this.rows(SQL.takeQueued, [endpointId, limit, Date.now()], 'take-queued');
-    return rows.map((r) => (r.function
+    return rows.map((r) => withUser(r.function
       ? { id: r.id as string, fn: r.function as string, payload: r.payload as Buffer }
-      : { id: r.id as string, payload: r.payload as Buffer }));
+      : { id: r.id as string, payload: r.payload as Buffer }, r.owner as string, r.endpoint_owner as string | undefined));
   }
 
   async requeueInFlight(endpointId: string): Promise<number> {

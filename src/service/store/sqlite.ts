@@ -81,6 +81,15 @@ export function toTaskTimes(r: Row): TaskTimes {
   };
 }
 
+/**
+ * A task taken for delivery carries its submitter's id (`u`) when that is not the endpoint's owner: the
+ * endpoint's manager runs it only in that user's own workers, and the endpoint applies its sharing rules.
+ */
+export function withUser(t: TaskEnvelope, owner: string, endpointOwner: string | undefined): TaskEnvelope {
+  if (owner !== endpointOwner) t.u = owner;
+  return t;
+}
+
 export function toUser(r: Row | undefined): User | undefined {
   return r && { id: r.id as string, name: r.name as string, createdAt: Number(r.created_at) };
 }
@@ -134,7 +143,7 @@ function prepareStatements(db: Database.Database) {
       VALUES (?, ?, ?, ?, 'waiting-for-endpoint', ?, ?)`),
     insertPayload: p('INSERT INTO task_payloads (seq, payload) VALUES (?, ?)'),
     transition: p('INSERT INTO task_transitions (task, state, actor, at) VALUES (?, ?, ?, ?)'),
-    queued: p(`SELECT t.seq, t.id, t.function, p.payload FROM tasks t JOIN task_payloads p ON p.seq = t.seq
+    queued: p(`SELECT t.seq, t.id, t.function, t.owner, p.payload FROM tasks t JOIN task_payloads p ON p.seq = t.seq
       WHERE t.endpoint = ? AND t.state = 'waiting-for-endpoint' ORDER BY t.seq LIMIT ?`),
     deliver: p(`UPDATE tasks SET state = 'waiting-for-nodes', delivered_at = ?, updated_at = ? WHERE seq = ?`),
     // Before a requeue or a service-side failure overwrites them: the row's transitions become rows (transitions.ts).
@@ -444,9 +453,11 @@ export class SqliteStore implements Store {
   async takeQueued(endpointId: string, limit: number): Promise<TaskEnvelope[]> {
     const now = Date.now();
     return this.db.transaction(() => {
-      const rows = this.q.queued.all(endpointId, limit) as Array<{ seq: number; id: string; function: string | null; payload: Buffer }>;
+      const rows = this.q.queued.all(endpointId, limit) as Array<{ seq: number; id: string; function: string | null; owner: string; payload: Buffer }>;
       for (const r of rows) this.q.deliver.run(now, now, r.seq);
-      return rows.map((r) => (r.function ? { id: r.id, fn: r.function, payload: r.payload } : { id: r.id, payload: r.payload }));
+      if (rows.length === 0) return [];
+      const endpointOwner = (this.q.endpoint.get(endpointId) as { owner: string } | undefined)?.owner;
+      return rows.map((r) => withUser(r.function ? { id: r.id, fn: r.function, payload: r.payload } : { id: r.id, payload: r.payload }, r.owner, endpointOwner));
     })();
   }
 

@@ -14,7 +14,7 @@ export type { EndpointState, TaskState };
 export type User = { id: string; name: string; createdAt: number };
 export type Group = { id: string; name: string; owner: string };
 
-export type { EndpointMetadata } from '../../protocol/http.js';
+export type { EndpointMetadata, EndpointSharing } from '../../protocol/http.js';
 import type { EndpointMetadata } from '../../protocol/http.js';
 
 export interface EndpointRecord {
