@@ -108,6 +108,7 @@ export function checkTasks(m: RawMessage): TaskEnvelope[] {
     if (t.fn !== undefined && typeof t.fn !== 'string') badField(m, `tasks[${i}].fn`, 'a string');
     if (t.wt !== undefined && !isCount(t.wt)) badField(m, `tasks[${i}].wt`, 'a non-negative integer');
     if (t.u !== undefined && (typeof t.u !== 'string' || t.u === '')) badField(m, `tasks[${i}].u`, 'a non-empty user id');
+    if (t.h !== undefined && (typeof t.h !== 'string' || t.fn === undefined)) badField(m, `tasks[${i}].h`, 'a string, with fn');
   }
   return value as TaskEnvelope[];
 }

@@ -13,7 +13,7 @@
  *   and answers `ack` with that number. The endpoint keeps batches on disk until acked.
  * - commands: the forwarder asks (`command`), the endpoint answers (`command-reply`).
  */
-import { checkResults, checkTasks, decodeFrame } from './codec.js';
+import { badField, checkResults, checkTasks, decodeFrame, type RawMessage } from './codec.js';
 import { PROTOCOL_VERSION, type HeartbeatMessage, type RefusedMessage, type ResultEnvelope, type TaskEnvelope, type TasksMessage } from './messages.js';
 import { ProtocolError } from '../errors.js';
 
@@ -44,6 +44,12 @@ export interface HelloMessage {
   session: string;
   /** tasks channel only: how many more tasks the endpoint accepts now (replaces the forwarder's count). */
   credit?: number;
+  /**
+   * tasks channel only: the endpoint got a task naming a function source it does not hold (it dropped the
+   * task): the forwarder treats this hello as a new connection (forgets which sources it sent, sends every
+   * task without a result again).
+   */
+  resync?: boolean;
 }
 
 /** forwarder → endpoint: the session is open. */
@@ -171,6 +177,7 @@ export function parseFromEndpoint<C extends ForwarderChannel>(channel: C, frame:
         throw new ProtocolError(`hello on the ${channel} channel needs endpointId, session and channel "${channel}"`);
       }
       if (m.credit !== undefined && !isCount(m.credit)) throw new ProtocolError('hello "credit" must be a non-negative integer');
+      if (m.resync !== undefined && typeof m.resync !== 'boolean') throw new ProtocolError('hello "resync" must be a boolean');
       break;
     case 'credit':
       if (!isCount(m.n)) throw new ProtocolError('credit "n" must be a non-negative integer');
@@ -189,6 +196,19 @@ export function parseFromEndpoint<C extends ForwarderChannel>(channel: C, frame:
   return m as unknown as EndpointToForwarder[C];
 }
 
+/** A tasks message's optional `functions`: {fnId: {hash, source}}. */
+function checkFunctions(m: RawMessage): void {
+  const fns = m.functions;
+  if (fns === undefined) return;
+  if (fns === null || typeof fns !== 'object' || Array.isArray(fns)) badField(m, 'functions', 'a map of function id to {hash, source}');
+  for (const [id, f] of Object.entries(fns as Record<string, unknown>)) {
+    const v = f as { hash?: unknown; source?: unknown } | null;
+    if (v === null || typeof v !== 'object' || typeof v.hash !== 'string' || typeof v.source !== 'string') {
+      badField(m, `functions[${JSON.stringify(id)}]`, 'an object with string hash and source');
+    }
+  }
+}
+
 /** Decode a frame the forwarder sent on `channel`, checking its shape. */
 export function parseFromForwarder<C extends ForwarderChannel>(channel: C, frame: Uint8Array): ForwarderToEndpoint[C] {
   const m = decodeFrame(frame);
@@ -203,6 +223,7 @@ export function parseFromForwarder<C extends ForwarderChannel>(channel: C, frame
       break;
     case 'tasks':
       checkTasks(m);
+      checkFunctions(m);
       break;
     case 'ack':
       if (!isCount(m.seq)) throw new ProtocolError('ack "seq" must be a non-negative integer');

@@ -25,6 +25,12 @@ export interface TaskEnvelope {
    * tasks only in that user's own worker processes; the interchange carries it untouched. Absent: the owner's.
    */
   u?: string;
+  /**
+   * Forwarder → endpoint only: the payload is the arguments alone (`encodeArgs`) and the task runs source
+   * version `h` of function `fn`, sent once per connection in a tasks message's `functions`; the endpoint
+   * builds the full payload before the interchange sees the task (function-cache.ts). Absent: a full payload.
+   */
+  h?: string;
   payload: Uint8Array;
 }
 
@@ -103,6 +109,17 @@ export interface RefusedMessage {
 export interface TasksMessage {
   kind: 'tasks';
   tasks: TaskEnvelope[];
+  /**
+   * Forwarder → endpoint only: sources of functions the tasks name (by `fn` and `h`) that the forwarder has not
+   * sent on this connection yet (or is not sure it did), by function id.
+   */
+  functions?: Record<string, FunctionSource>;
+}
+
+/** A function's source and its hash (first 16 hex digits of its SHA-256), as the forwarder sends it once. */
+export interface FunctionSource {
+  hash: string;
+  source: string;
 }
 
 /** Finish what is in flight, take nothing new, say bye and exit (scale-in, walltime end, endpoint stop). */

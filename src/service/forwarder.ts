@@ -28,7 +28,7 @@ import { FuncxError } from '../errors.js';
 import { rateLimited, silentLogger, type Logger } from '../logger.js';
 import type { EndpointState, Store, StoredResults } from './store/index.js';
 import { SerialLane } from './serial-lane.js';
-import { expandTasks, FunctionSources } from './task-payloads.js';
+import { FunctionSources, prepareTasks, SentSources } from './task-payloads.js';
 
 export interface ForwarderOptions {
   endpointId: string;
@@ -73,6 +73,8 @@ export class Forwarder {
   private readonly warn: (m: string) => void;
   private readonly allowedKey: string;
   private readonly sources: FunctionSources;
+  /** Sources sent on the current tasks connection (reset with it): each goes once, not once per task. */
+  readonly sentSources = new SentSources();
   private credit = 0;
   private deliveryScheduled = false;
   /**
@@ -242,13 +244,15 @@ export class Forwarder {
       if (!peer || this.credit <= 0 || this.closed) return;
       const taken = await this.options.store.takeQueued(this.options.endpointId, Math.min(this.credit, batchSize));
       if (taken.length === 0) return;
-      const { ready: tasks, gone } = await expandTasks(taken, this.sources);
+      const { messages, gone } = await prepareTasks(taken, this.sources, this.sentSources);
       if (gone.length > 0) await this.storeResults(gone);
-      // The connection went away meanwhile: the tasks count as delivered and the next hello requeues them.
+      // The connection went away meanwhile: the tasks count as delivered and the next hello requeues them
+      // (and the sent sources were reset with the connection).
       if (this.peers.tasks !== peer) return;
-      if (tasks.length === 0) continue;
-      this.credit -= tasks.length;
-      this.writers.tasks.send([peer, encode({ kind: 'tasks', tasks })]);
+      for (const m of messages) {
+        this.credit -= m.tasks.length;
+        this.writers.tasks.send([peer, encode(m)]);
+      }
     }
   }
 
@@ -386,7 +390,10 @@ export class Forwarder {
     // on it, so keep the credit count and the deliveries as they are.
     const sameConnection = this.peers[channel]?.equals(routingId) ?? false;
     let requeued = 0;
-    if (channel === 'tasks' && !sameConnection) {
+    // `resync`: the endpoint lacked a source a task named (function-sources.ts) and dropped the task: start
+    // over as for a new connection.
+    if (channel === 'tasks' && (!sameConnection || m.resync === true)) {
+      this.sentSources.reset();
       // Whatever was delivered without a result may be lost with the old connection: send it again
       // (the endpoint drops ids it already holds), within the credit the endpoint says it has now.
       this.peers.tasks = null;
@@ -442,6 +449,7 @@ export class Forwarder {
     this.endpointState = 'Inactive';
     this.peers.tasks = this.peers.results = this.peers.commands = null;
     this.credit = 0;
+    this.sentSources.reset();
     this.saveState('Inactive');
     this.log.info(`endpoint ${this.options.endpointId} is Inactive (${why})`);
     for (const [id, pending] of this.pendingCommands) {

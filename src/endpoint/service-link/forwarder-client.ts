@@ -22,6 +22,7 @@ import { FuncxError, IllegalStateError, ProtocolError } from '../../errors.js';
 import { rateLimited, silentLogger, type Logger } from '../../logger.js';
 import { Lifecycle, Once, type Transitions } from '../../lifecycle.js';
 import { ResultSpool, type SpooledBatch as Batch } from './result-spool.js';
+import { EndpointSourceCache } from './function-cache.js';
 
 export type ForwarderClientState = 'created' | 'connecting' | 'open' | 'closing' | 'closed';
 
@@ -88,6 +89,12 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
   /** Task ids in unacknowledged batches. */
   private readonly pendingIds = new Set<string>();
   private readonly recent = new Set<string>();
+  /** Function sources the forwarder sent (function-cache.ts). */
+  readonly sources = new EndpointSourceCache();
+  /** A `resync` hello is owed or unanswered. */
+  private resyncPending = false;
+  /** Messages with tasks naming a source this endpoint lacked (for tests). */
+  resyncCount = 0;
   private readonly pending = new Map<number, Batch>();
   private readonly spool: ResultSpool;
   private outbox: ResultEnvelope[] = [];
@@ -267,6 +274,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
         this.heartbeatPeriodMs = m.heartbeatPeriodMs;
         this.heartbeatThresholdMs = m.heartbeatThresholdMs;
         if (channel === 'results') for (const batch of this.pending.values()) this.sendBatch(batch);
+        if (channel === 'tasks') this.resyncPending = false;
         if (!this.connected && FORWARDER_CHANNELS.every((c) => this.welcomed[c])) {
           this.connected = true;
           this.lostReported = false;
@@ -287,11 +295,18 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
       case 'heartbeat':
         return;
       case 'tasks': {
-        this.outstanding = Math.max(0, this.outstanding - m.tasks.length);
-        const fresh = m.tasks.filter((t) => !this.held.has(t.id) && !this.pendingIds.has(t.id) && !this.recent.has(t.id));
+        // Tasks that name their function get their full payload here (function-cache.ts); one naming a source
+        // this endpoint lacks is dropped and sent again after a `resync` hello (its credit stays ours).
+        const { ready, missing } = this.sources.expand(m);
+        const isNew = (t: TaskEnvelope) => !this.held.has(t.id) && !this.pendingIds.has(t.id) && !this.recent.has(t.id);
+        const lost = missing.filter(isNew);
+        const fresh = ready.filter(isNew);
+        this.outstanding = Math.max(0, this.outstanding - (m.tasks.length - lost.length));
         for (const t of fresh) this.held.add(t.id);
         // A duplicate took credit it does not need: give it back.
-        if (fresh.length < m.tasks.length) this.grant(m.tasks.length - fresh.length);
+        const duplicates = m.tasks.length - lost.length - fresh.length;
+        if (duplicates > 0) this.grant(duplicates);
+        if (lost.length > 0) this.resync(lost.length);
         if (fresh.length > 0) this.emit('tasks', fresh);
         return;
       }
@@ -335,7 +350,17 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
   private sendHello(channel: ForwarderChannel): void {
     this.helloAt[channel] = Date.now();
     const hello: HelloMessage = { kind: 'hello', protocol: PROTOCOL_VERSION, endpointId: this.options.endpointId, channel, session: this.session };
-    this.send(channel, channel === 'tasks' ? { ...hello, credit: this.outstanding } : hello);
+    if (channel !== 'tasks') return this.send(channel, hello);
+    this.send(channel, { ...hello, credit: this.outstanding, ...(this.resyncPending ? { resync: true } : {}) });
+  }
+
+  /** Tasks named a source this endpoint does not hold: ask the forwarder to start over (function-sources.ts). */
+  private resync(dropped: number): void {
+    this.resyncCount++;
+    if (this.resyncPending) return;
+    this.warn(`dropped ${dropped} tasks naming a function source this endpoint does not hold: asking the forwarder to send them again`);
+    this.resyncPending = true;
+    this.sendHello('tasks');
   }
 
   /** zeromq.js allows one send at a time per socket: chain them. A message that cannot go now is dropped. */
@@ -367,7 +392,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
         this.log.warn(`${channel}: nothing from the forwarder for ${now - this.lastHeard[channel]} ms`);
         this.markDown(channel);
       }
-      if (!this.welcomed[channel]) {
+      if (!this.welcomed[channel] || (channel === 'tasks' && this.resyncPending)) {
         if (now - this.helloAt[channel] >= HELLO_RETRY_MS) this.sendHello(channel);
       } else if (beat) this.send(channel, { kind: 'heartbeat' });
     }

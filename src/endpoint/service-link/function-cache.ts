@@ -1,0 +1,65 @@
+/**
+ * The endpoint's copy of the function sources the forwarder sent (function-sources.ts has the protocol and
+ * its invariant): kept by function id and hash in an LRU bounded by characters (ENDPOINT_SOURCES_BUDGET), and
+ * used to turn each task that names its function (`fn`, `h`, arguments only) into the full task payload the
+ * interchange, manager and worker know (encodeTask), before the task leaves the forwarder client.
+ */
+import type { FunctionSource, TaskEnvelope, TasksMessage } from '../../protocol/messages.js';
+import { encodeTask } from '../../protocol/payload.js';
+import { ENDPOINT_SOURCES_BUDGET, SizedLru, replaySourceOps } from '../../protocol/function-sources.js';
+
+export class EndpointSourceCache {
+  private readonly lru: SizedLru<FunctionSource>;
+
+  constructor(budget = ENDPOINT_SOURCES_BUDGET) {
+    this.lru = new SizedLru(budget, (v) => v.source.length);
+  }
+
+  /**
+   * The tasks of one message with full payloads, and those naming a source this endpoint does not hold (to
+   * drop and have sent again: the caller says hello with `resync`). Replays the forwarder's cache operations
+   * for every task of the message, duplicates included, so both sides stay in step.
+   */
+  expand(m: Pick<TasksMessage, 'tasks' | 'functions'>): { ready: TaskEnvelope[]; missing: TaskEnvelope[] } {
+    const carried = m.functions;
+    const found: Array<FunctionSource | undefined> = new Array(m.tasks.length);
+    replaySourceOps(
+      m.tasks,
+      carried,
+      (fn) => this.lru.set(fn, carried![fn]),
+      (fn, _hash, i) => (found[i] = this.lru.get(fn)),
+    );
+    const ready: TaskEnvelope[] = [];
+    const missing: TaskEnvelope[] = [];
+    for (let i = 0; i < m.tasks.length; i++) {
+      const t = m.tasks[i];
+      if (t.fn === undefined || t.h === undefined) {
+        ready.push(t);
+        continue;
+      }
+      // The message's own copy first: it is there even if the cache could not keep it.
+      const f = carried && Object.hasOwn(carried, t.fn) ? carried[t.fn] : found[i];
+      if (f?.hash !== t.h) {
+        missing.push(t);
+        continue;
+      }
+      const { h: _h, ...rest } = t;
+      ready.push({ ...rest, payload: encodeTask({ kind: 'js', functionId: t.fn, source: f.source, args: t.payload }) });
+    }
+    return { ready, missing };
+  }
+
+  /** Whether source `hash` of `fn` is held (without touching it: the order changes only as the forwarder's does). */
+  has(fn: string, hash: string): boolean {
+    return this.lru.peek(fn)?.hash === hash;
+  }
+
+  /** Sources held and their characters (for tests and status). */
+  get size(): number {
+    return this.lru.size;
+  }
+
+  get chars(): number {
+    return this.lru.bytes;
+  }
+}
