@@ -83,6 +83,19 @@ export class ServiceMetrics {
         this.set({ state: 'Inactive' }, inactive);
       },
     });
+    new Gauge({
+      name: 'funcx_forwarder_function_source_chars_sent',
+      help: 'Characters of function sources sent to the endpoint since its forwarder opened (each source once per connection).',
+      labelNames: ['endpoint'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const e of await o.store.allEndpoints()) {
+          const f = o.forwarders.get(e.id);
+          if (f) this.set({ endpoint: e.id }, f.sentSources.sentChars);
+        }
+      },
+    });
     this.httpDuration = new Histogram({
       name: 'funcx_http_request_duration_seconds',
       help: 'HTTP request latency by method, route and status code.',
