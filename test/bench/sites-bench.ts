@@ -5,8 +5,8 @@
  *    contended_makespan_s: first task in → last result. contended_wasted_node_s: node-seconds of our
  *    blocks that started after the backlog was empty (until they ended); blocks cancelled before they ran
  *    are counted apart (contended_cancelled_unstarted), they held no node.
- *    scheduler_calls_per_min: the provider's scheduler commands per minute while the blocks wait and run
- *    (from 5 s after the burst to the blockers' end), polls paced by max_status_rate (12).
+ *    scheduler_calls_per_min: the provider's scheduler commands (polls, submissions, probes, cancels) in the
+ *    one minute from 5 s after the burst, polls paced by max_status_rate (12).
  *  - held: the endpoint's only block waits behind a job holding every node and is held with `scontrol hold`
  *    (the blocker leaves at the same moment); held_replaced_s: seconds until a replacement runs a task.
  *    max_pending_time 20 s, period 1 s.
@@ -58,7 +58,6 @@ async function contended(progress: (m: string) => void): Promise<Omit<SitesFigur
   // Two of the three nodes busy for the first 60 s (a time limit, so Slurm knows when they free).
   const blocker = sbatch('--exclusive', '-N', '2', '-p', 'debug', '--time=1', '-o', '/dev/null', '--wrap', 'sleep 60');
   await until('the blocker holds two nodes', () => jobState(blocker) === 'R', { timeoutMs: 60_000 });
-  const blockerFrom = Date.now();
   const engine = engineFor({ max_blocks: 3 }, {});
   await engine.start();
   try {
@@ -73,17 +72,19 @@ async function contended(progress: (m: string) => void): Promise<Omit<SitesFigur
     let backlogLastSeen = t0;
     let callsAt5: number | null = null;
     let callsAtEnd: number | null = null;
-    const blockerEnds = blockerFrom + 60_000;
+    // Calls are counted over one whole minute from 5 s after the burst (steady state), not extrapolated.
+    const windowEnds = t0 + 65_000;
     const timer = setInterval(() => {
       const now = Date.now();
       if (engine.interchange.backlog() > 0) backlogLastSeen = now;
       if (callsAt5 === null && now - t0 >= 5000) callsAt5 = calls(engine);
-      if (callsAtEnd === null && now >= blockerEnds) callsAtEnd = calls(engine);
+      if (callsAtEnd === null && now >= windowEnds) callsAtEnd = calls(engine);
     }, 50);
     try {
       await until('200 results', () => results.length >= 200, { timeoutMs: 600_000, everyMs: 50 });
       progress(`contended: makespan ${((lastAt - t0) / 1000).toFixed(1)} s; waiting for every block to end`);
       await until('every block ended', () => engine.tracker.blocks().length === 0, { timeoutMs: 180_000, everyMs: 100 });
+      await until('a whole minute of scheduler calls counted', () => callsAtEnd !== null, { timeoutMs: 120_000, everyMs: 100 });
     } finally {
       clearInterval(timer);
     }
@@ -95,8 +96,7 @@ async function contended(progress: (m: string) => void): Promise<Omit<SitesFigur
       if (b.runningSince === null) unstarted++;
       else if (b.runningSince > backlogEmptyAt) wasted += (b.nodes * (b.endedAt - b.runningSince)) / 1000;
     }
-    const windowMin = ((callsAtEnd === null ? Date.now() : blockerEnds) - (t0 + 5000)) / 60_000;
-    const perMin = callsAt5 === null ? 0 : ((callsAtEnd ?? calls(engine)) - callsAt5) / windowMin;
+    const perMin = callsAt5 === null || callsAtEnd === null ? 0 : callsAtEnd - callsAt5;
     progress(`contended: ${history.length} block(s), ${wasted.toFixed(1)} wasted node-s, ${unstarted} cancelled before running, ${perMin.toFixed(1)} scheduler calls/min`);
     return {
       contended_makespan_s: (lastAt - t0) / 1000,
