@@ -10,8 +10,11 @@
 import { ProtocolError } from '../errors.js';
 import { badField, checkResults, checkTasks, decodeFrame, isCount, needCount, needString, type RawMessage } from './codec.js';
 
-/** Bumped on any incompatible change; a peer with another version is refused with both versions named. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Bumped on any incompatible change; a peer with another version is refused with both versions named.
+ * 2: the forwarder sends each function's source once per connection (tasks carry `h` and their arguments only).
+ */
+export const PROTOCOL_VERSION = 2;
 
 /** A task as routed: an id, a few routing headers, and the opaque payload. */
 export interface TaskEnvelope {
