@@ -1,12 +1,25 @@
 /**
  * The endpoint's copy of the function sources the forwarder sent (function-sources.ts has the protocol and
  * its invariant): kept by function id and hash in an LRU bounded by characters (ENDPOINT_SOURCES_BUDGET), and
- * used to turn each task that names its function (`fn`, `h`, arguments only) into the full task payload the
- * interchange, manager and worker know (encodeTask), before the task leaves the forwarder client.
+ * used to turn each task that names its function (`fn`, `h`, arguments only) into a task whose payload is the
+ * full one the interchange, manager and worker know (encodeTask, built when read), before the task leaves the
+ * forwarder client.
  */
 import type { FunctionSource, TaskEnvelope, TasksMessage } from '../../protocol/messages.js';
 import { encodeTask } from '../../protocol/payload.js';
 import { ENDPOINT_SOURCES_BUDGET, SizedLru, replaySourceOps } from '../../protocol/function-sources.js';
+
+/**
+ * The task with its full payload built when read (by the interchange as it sends the task to a manager), not
+ * kept: a queue of 20,000 tasks naming one 1 MiB function holds the source once, not 20,000 copies of it.
+ */
+function lazyTask(t: TaskEnvelope, functionId: string, source: string, args: Uint8Array): TaskEnvelope {
+  const { h: _h, payload: _p, ...rest } = t;
+  return Object.defineProperty(rest, 'payload', {
+    enumerable: true,
+    get: () => encodeTask({ kind: 'js', functionId, source, args }),
+  }) as TaskEnvelope;
+}
 
 export class EndpointSourceCache {
   private readonly lru: SizedLru<FunctionSource>;
@@ -43,8 +56,7 @@ export class EndpointSourceCache {
         missing.push(t);
         continue;
       }
-      const { h: _h, ...rest } = t;
-      ready.push({ ...rest, payload: encodeTask({ kind: 'js', functionId: t.fn, source: f.source, args: t.payload }) });
+      ready.push(lazyTask(t, t.fn, f.source, t.payload));
     }
     return { ready, missing };
   }
