@@ -66,6 +66,11 @@ export class EndpointSourceCache {
     return this.lru.peek(fn)?.hash === hash;
   }
 
+  /** Forget every source (tests use it to stand for a lost tasks message: the next task naming one resyncs). */
+  clear(): void {
+    this.lru.clear();
+  }
+
   /** Sources held and their characters (for tests and status). */
   get size(): number {
     return this.lru.size;
