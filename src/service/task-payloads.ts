@@ -104,6 +104,8 @@ export async function prepareTasks(
   const byId = new Map<string, LoadedSource | undefined>();
   let current: TasksMessage = { kind: 'tasks', tasks: [] };
   let carriedChars = 0;
+  let lastFn: string | undefined;
+  let lastHash: string | undefined;
   for (const t of tasks) {
     if (t.fn === undefined || !isArgsOnly(t.payload)) {
       current.tasks.push(t);
@@ -118,7 +120,10 @@ export async function prepareTasks(
     // The same operations, in the same order, as the endpoint's replaySourceOps.
     // (A touch before a set leaves the same order as the set alone.)
     const carriedHere = current.functions !== undefined && Object.hasOwn(current.functions, t.fn);
-    const known = sent.touch(t.fn, loaded.hash);
+    // Touching the entry touched last changes nothing (it is the most recent already): skip it.
+    const known = (t.fn === lastFn && lastHash === loaded.hash) || sent.touch(t.fn, loaded.hash);
+    lastFn = t.fn;
+    lastHash = loaded.hash;
     if (!carriedHere && !known) {
       if (carriedChars > 0 && carriedChars + loaded.source.length > SOURCES_PER_MESSAGE) {
         messages.push(current);
