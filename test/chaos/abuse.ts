@@ -335,22 +335,19 @@ export async function runAbuse(o: AbuseOptions): Promise<AbuseResult> {
       tokens[name] = /fx_[A-Za-z0-9_-]+/.exec(out)![0];
     }
     const url = rig.url;
-    // The honest endpoint belongs to honest1, shared with honest2 and honest3 through a group they accepted.
+    // The honest endpoint belongs to honest1, shared with honest2 and honest3 through a group they accepted,
+    // as its profile says (shared_with, and any function of the group's members).
     rig.token = tokens.honest1;
     rig.env.FUNCX_TOKEN = tokens.honest1;
-    await rig.initEndpoint();
-    rig.writeProfile(localProfile());
-    await rig.startEndpoint();
     const clients = Object.fromEntries(HONEST.map((n) => [n, new FuncXClient({ serviceUrl: url, token: tokens[n] })])) as Record<string, FuncXClient>;
     await clients.honest1.createGroup('lab');
     for (const n of ['honest2', 'honest3']) {
       await clients.honest1.addGroupMember('lab', n);
       await clients[n].acceptInvitation('lab');
     }
-    // Share the endpoint: register it again with the group (same key, so the daemon's connection stays).
-    const key = JSON.parse(readFileSync(join(rig.endpointDir, 'keys', 'endpoint.json'), 'utf8')) as { publicKey: string };
-    const shared = await call(url, tokens.honest1, 'POST', '/v1/endpoints', { name: rig.name, endpointId: rig.endpointId, publicKey: key.publicKey, group: 'lab', protocol: PROTOCOL_VERSION });
-    if (shared.status !== 200) throw new Error(`sharing the honest endpoint failed: ${shared.status} ${String(shared.json.message)}`);
+    await rig.initEndpoint();
+    rig.writeProfile(localProfile().replace('  engine:', "  shared_with: 'lab',\n  allow_any_function_from: 'lab',\n  engine:"));
+    await rig.startEndpoint();
     const fn = await clients.honest1.registerFunction('(i) => i', { name: 'echo', group: 'lab' });
 
     mal.url = url;
