@@ -27,12 +27,17 @@ export function profilingArgs(): string[] {
   return dir ? ['--cpu-prof', '--cpu-prof-dir', dir] : [];
 }
 
+/** The least time a worker serves the user it was started for before another user may take it (ms). */
+const TENURE_MS = 1000;
+
 interface Slot {
   index: number;
   /** The user whose tasks this worker runs (OWNER: the endpoint's owner). */
   user: string;
   /** When its window last emptied (ms). */
   idleSince: number;
+  /** When this worker was handed to its user (0: started with the pool): not taken from it before TENURE_MS. */
+  bornAt: number;
   /** Replaced by a worker for another user: its exit is expected. */
   retired?: boolean;
   /** Promised to this user (who has no worker): takes no more tasks, and is replaced once its window empties. */
@@ -166,7 +171,10 @@ export class WorkerPool {
       if (reserved.ready && reserved.inflight.length === 0) this.reassign(reserved, user);
       return;
     }
-    const candidates = this.slots.filter((s) => s.ready && s.handTo === undefined);
+    // A worker serves its user at least TENURE_MS: with more users than workers, users take turns instead of
+    // passing workers round on every fill (each pass restarts a process: three users on two workers stalled).
+    const now = Date.now();
+    const candidates = this.slots.filter((s) => s.ready && s.handTo === undefined && (now - s.bornAt >= TENURE_MS || queues.pending(s.user) === 0));
     // Prefer a worker whose user has nothing queued or has other workers.
     const spare = (s: Slot) => Number(queues.pending(s.user) === 0 || (pools.get(s.user) ?? 0) > 1);
     const idle = candidates.filter((s) => s.inflight.length === 0).sort((a, b) => spare(b) - spare(a));
@@ -184,6 +192,7 @@ export class WorkerPool {
     slot.pipe.end(encodeLengthPrefixed({ kind: 'shutdown' }));
     setTimeout(() => slot.child.kill('SIGKILL'), 1000).unref();
     this.setSlot(slot.index, user);
+    this.slots[slot.index].bornAt = Date.now();
   }
 
   private spawnSlot(index: number, user: string): Slot {
@@ -192,7 +201,7 @@ export class WorkerPool {
       env: { ...process.env, ...this.options.env, FUNCX_WORKER_INDEX: String(index) },
     });
     const pipe = child.stdio[3] as Socket;
-    const slot: Slot = { index, user, idleSince: Date.now(), child, pipe, ready: false, inflight: [], headStartedAt: 0 };
+    const slot: Slot = { index, user, idleSince: Date.now(), bornAt: 0, child, pipe, ready: false, inflight: [], headStartedAt: 0 };
     const reader = new FrameReader(parseFromWorker);
     pipe.on('data', (chunk: Buffer) => {
       let frames;
