@@ -233,8 +233,18 @@ export async function chaosTask(i: number, ms: number, gate?: string): Promise<n
   await new Promise((resolve) => setTimeout(resolve, ms));
   if (gate) {
     // Runs in a worker: only what a function body has there (require, not imports).
-    const { existsSync } = require('node:fs') as typeof import('node:fs');
-    while (!existsSync(gate)) await new Promise((resolve) => setTimeout(resolve, 20));
+    // Waits for the file's creation (inotify on its folder), not for time.
+    const { existsSync, watch } = require('node:fs') as typeof import('node:fs');
+    const { dirname } = require('node:path') as typeof import('node:path');
+    await new Promise<void>((resolve) => {
+      const watcher = watch(dirname(gate), () => check());
+      const check = () => {
+        if (!existsSync(gate)) return;
+        watcher.close();
+        resolve();
+      };
+      check(); // it may have been written before the watch began
+    });
   }
   return i;
 }
