@@ -26,7 +26,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { PROTOCOL_VERSION, protocolMismatchMessage } from '../protocol/forwarder-messages.js';
-import { loadOrCreateKeyPair, type CurveKeyPair } from '../protocol/keys.js';
+import { loadOrCreateKeyPair, writeKeyPair, type CurveKeyPair } from '../protocol/keys.js';
 import { FuncxError } from '../errors.js';
 import type { ErrorBody } from '../protocol/http.js';
 import { createLogger, type Logger } from '../logger.js';
@@ -330,10 +330,16 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const keysDir = join(options.home, 'keys');
   mkdirSync(keysDir, { recursive: true, mode: 0o700 });
   chmodSync(keysDir, 0o700);
-  const keys = loadOrCreateKeyPair(join(keysDir, 'forwarder.json'));
   const store = await openStore(options.database ?? join(options.home, 'service.db'), {
     onIdleError: (err) => log.warn(`database connection lost: ${err.message}`),
   });
+  let keys: CurveKeyPair;
+  try {
+    keys = await forwarderKeys(store, join(keysDir, 'forwarder.json'), log);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const replicaId = options.replicaId ?? loadOrCreateReplicaId(options.home);
   const waiters = new ResultWaiters();
   const limits = resolveLimits(options);
@@ -417,6 +423,22 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const url = `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info(`listening on ${url} (protocol ${PROTOCOL_VERSION}, ${forwarders.size} forwarders restored)`);
   return { url, host, port, store, forwarders, waiters, replicaId, app, dashboard, close };
+}
+
+/**
+ * The forwarder's CURVE key pair. Every replica on one database presents the same one (kept in the
+ * database's service_keys), so an endpoint that moves to another replica, behind one load balancer address,
+ * meets the key it pinned. The first replica's key file wins; a replica whose file differs takes the shared
+ * pair and rewrites its file (`keys/forwarder.json`, 0600), saying so once.
+ */
+async function forwarderKeys(store: Store, file: string, log: Logger): Promise<CurveKeyPair> {
+  const local = loadOrCreateKeyPair(file);
+  const shared = await store.sharedKeyPair('forwarder', local);
+  if (shared.publicKey !== local.publicKey) {
+    log.warn(`${file}: another replica's forwarder key is the one this database's replicas share; using it (endpoints that pinned this replica's old key need --reset-forwarder-key)`);
+    writeKeyPair(file, shared);
+  }
+  return shared;
 }
 
 /** This replica's stable name (HOME/replica-id, created once). */

@@ -72,6 +72,9 @@ test('a task submitted on replica A runs on an endpoint connected to replica B; 
   await first.close();
   const ep = await FakeEndpoint.start(b.url, token, { name: 'ep', endpointId, keys: first.keys, hold: true });
   t.after(() => ep.close());
+  // An endpoint pins the forwarder key it first learned (forwarder-pin.ts): behind one load balancer address,
+  // every replica must present the same key, or the endpoint refuses the replica it fails over to.
+  assert.equal(ep.forwarder.publicKey, first.forwarder.publicKey, 'replicas A and B present one forwarder key');
   await until('A to close its forwarder once B serves the endpoint', () => a.forwarders.get(endpointId) === undefined);
   assert.equal((await a.store.endpoint(endpointId))?.replica !== a.replicaId, true);
   await until('B to see the endpoint Active, as A reports it', async () => (await onA.getEndpoint(endpointId)).state === 'Active');
