@@ -44,6 +44,7 @@ interface StartFlags {
   forwarderIdleClose?: number;
   tlsCert?: string;
   tlsKey?: string;
+  forwarderKey?: string;
 }
 
 const home = (): string => process.env.FUNCX_SERVICE_HOME || join(homedir(), '.funcx-service');
@@ -143,6 +144,7 @@ async function runForeground(flags: StartFlags): Promise<void> {
     maxBatch: flags.maxBatch,
     quotas: { tasks: flags.quotaTasks, functions: flags.quotaFunctions, endpoints: flags.quotaEndpoints, resultBytes: flags.quotaResultBytes },
     tls: tlsFiles(flags),
+    forwarderKeyFile: flags.forwarderKey,
     forwarderIdleCloseMs: flags.forwarderIdleClose,
   });
   const pidFile: PidFile = { pid: process.pid, url: service.url, startedAt: new Date().toISOString() };
@@ -179,6 +181,7 @@ async function startDetached(flags: StartFlags): Promise<void> {
   if (flags.maxBatch) args.push('--max-batch', String(flags.maxBatch));
   if (flags.tlsCert) args.push('--tls-cert', resolve(flags.tlsCert));
   if (flags.tlsKey) args.push('--tls-key', resolve(flags.tlsKey));
+  if (flags.forwarderKey) args.push('--forwarder-key', resolve(flags.forwarderKey));
   tlsFiles(flags);
   if (flags.quotaTasks !== undefined) args.push('--quota-tasks', String(flags.quotaTasks));
   if (flags.quotaFunctions !== undefined) args.push('--quota-functions', String(flags.quotaFunctions));
@@ -327,6 +330,7 @@ program
   .option('--quota-result-bytes <size>', `bytes of stored results per user, e.g. 50GiB (default ${DEFAULT_QUOTAS.resultBytes})`, parseBytes)
   .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM; with --tls-key)')
   .option('--tls-key <file>', "the certificate's private key (PEM)")
+  .option('--forwarder-key <file>', "the forwarder's CURVE key pair (0600), the same file on every replica (default: HOME/keys/forwarder.json)")
   .action(async (flags: StartFlags) => (flags.foreground ? runForeground(flags) : startDetached(flags)));
 program
   .command('stop')

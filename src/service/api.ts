@@ -22,11 +22,11 @@
  *   GET  /v1/tasks/:id/transitions → {taskId, transitions: [{state, actor, at}]}
  */
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { PROTOCOL_VERSION, protocolMismatchMessage } from '../protocol/forwarder-messages.js';
-import { loadOrCreateKeyPair, writeKeyPair, type CurveKeyPair } from '../protocol/keys.js';
+import { loadOrCreateKeyPair, readKeyPair, type CurveKeyPair } from '../protocol/keys.js';
 import { FuncxError } from '../errors.js';
 import type { ErrorBody } from '../protocol/http.js';
 import { createLogger, type Logger } from '../logger.js';
@@ -62,6 +62,11 @@ export interface ServiceOptions extends Partial<ServiceLimits> {
   tls?: { cert: string; key: string };
   /** Per-user quotas; absent ones keep their defaults (limits.ts). */
   quotas?: Partial<ServiceQuotas>;
+  /**
+   * The forwarder's CURVE key pair, shared by every replica behind one address (endpoints pin it); 0600.
+   * @default HOME/keys/forwarder.json, created on first start
+   */
+  forwarderKeyFile?: string;
   /** Where the state lives: a SQLite file path or a postgres:// URL. @default HOME/service.db */
   database?: string;
   /** @default '127.0.0.1' */
@@ -330,16 +335,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const keysDir = join(options.home, 'keys');
   mkdirSync(keysDir, { recursive: true, mode: 0o700 });
   chmodSync(keysDir, 0o700);
+  const keys = options.forwarderKeyFile ? sharedForwarderKeys(options.forwarderKeyFile) : loadOrCreateKeyPair(join(keysDir, 'forwarder.json'));
   const store = await openStore(options.database ?? join(options.home, 'service.db'), {
     onIdleError: (err) => log.warn(`database connection lost: ${err.message}`),
   });
-  let keys: CurveKeyPair;
-  try {
-    keys = await forwarderKeys(store, join(keysDir, 'forwarder.json'), log);
-  } catch (err) {
-    await store.close();
-    throw err;
-  }
   const replicaId = options.replicaId ?? loadOrCreateReplicaId(options.home);
   const waiters = new ResultWaiters();
   const limits = resolveLimits(options);
@@ -426,19 +425,21 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 }
 
 /**
- * The forwarder's CURVE key pair. Every replica on one database presents the same one (kept in the
- * database's service_keys), so an endpoint that moves to another replica, behind one load balancer address,
- * meets the key it pinned. The first replica's key file wins; a replica whose file differs takes the shared
- * pair and rewrites its file (`keys/forwarder.json`, 0600), saying so once.
+ * The forwarder key pair every replica of a facility presents (`--forwarder-key FILE`): an endpoint pins the
+ * key it first learns, so replicas behind one address must share it, as they share the TLS key. The file must
+ * exist and be readable by its owner only; the secret never goes into the database or its backups.
  */
-async function forwarderKeys(store: Store, file: string, log: Logger): Promise<CurveKeyPair> {
-  const local = loadOrCreateKeyPair(file);
-  const shared = await store.sharedKeyPair('forwarder', local);
-  if (shared.publicKey !== local.publicKey) {
-    log.warn(`${file}: another replica's forwarder key is the one this database's replicas share; using it (endpoints that pinned this replica's old key need --reset-forwarder-key)`);
-    writeKeyPair(file, shared);
+function sharedForwarderKeys(file: string): CurveKeyPair {
+  let mode: number;
+  try {
+    mode = statSync(file).mode;
+  } catch (err) {
+    throw new FuncxError('CONFIG', `--forwarder-key ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file (copy keys/forwarder.json of the first replica, 0600)' : (err as Error).message}`);
   }
-  return shared;
+  if (mode & 0o077) {
+    throw new FuncxError('CONFIG', `--forwarder-key ${file}: readable by others (mode ${(mode & 0o777).toString(8)}); chmod 600 it`);
+  }
+  return readKeyPair(file);
 }
 
 /** This replica's stable name (HOME/replica-id, created once). */

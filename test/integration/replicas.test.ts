@@ -28,8 +28,9 @@ after(() => {
 });
 
 /** A replica as its own process; resolves with its URL once it listens. */
-async function replicaProcess(database: string): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [CLI, 'start', '--foreground', '--port', '0', '--heartbeat-period-ms', '100', '--heartbeat-threshold-ms', '1500'], {
+async function replicaProcess(database: string, forwarderKey: string): Promise<{ url: string; child: ChildProcess }> {
+  const args = ['start', '--foreground', '--port', '0', '--heartbeat-period-ms', '100', '--heartbeat-threshold-ms', '1500', '--forwarder-key', forwarderKey];
+  const child = spawn(process.execPath, [CLI, ...args], {
     env: { ...process.env, FUNCX_SERVICE_HOME: tmp('replica-b'), FUNCX_DATABASE_URL: database },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -53,11 +54,13 @@ async function stop(child: ChildProcess): Promise<void> {
 test('a task submitted on replica A runs on an endpoint connected to replica B; its result wakes a long-poll on A', { skip: postgresBackend.skip }, async (t) => {
   const db: TestDatabase = await postgresBackend.create();
   t.after(() => db.drop());
+  const homeA = tmp('replica-a');
   const a: RunningService = await startService({
-    home: tmp('replica-a'), database: db.location, port: 0, heartbeatPeriodMs: 100, heartbeatThresholdMs: 1500, log: silentLogger,
+    home: homeA, database: db.location, port: 0, heartbeatPeriodMs: 100, heartbeatThresholdMs: 1500, log: silentLogger,
   });
   t.after(() => a.close());
-  const b = await replicaProcess(db.location);
+  // Both replicas present A's forwarder key, as a facility gives every replica the same --forwarder-key file.
+  const b = await replicaProcess(db.location, join(homeA, 'keys', 'forwarder.json'));
   t.after(() => stop(b.child));
 
   const { token } = await a.store.createUser('alice');
@@ -106,11 +109,13 @@ test('a task submitted on replica A runs on an endpoint connected to replica B; 
 test('kill -9 the replica an endpoint is connected to with 1,000 tasks in flight: it moves to the other replica and none is lost', { skip: postgresBackend.skip }, async (t) => {
   const db: TestDatabase = await postgresBackend.create();
   t.after(() => db.drop());
+  const homeA = tmp('replica-a');
   const a: RunningService = await startService({
-    home: tmp('replica-a'), database: db.location, port: 0, heartbeatPeriodMs: 100, heartbeatThresholdMs: 1500, log: silentLogger,
+    home: homeA, database: db.location, port: 0, heartbeatPeriodMs: 100, heartbeatThresholdMs: 1500, log: silentLogger,
   });
   t.after(() => a.close());
-  const b = await replicaProcess(db.location);
+  // Both replicas present A's forwarder key, as a facility gives every replica the same --forwarder-key file.
+  const b = await replicaProcess(db.location, join(homeA, 'keys', 'forwarder.json'));
   t.after(() => stop(b.child));
   const { token } = await a.store.createUser('alice');
   const onA = new FuncXClient({ serviceUrl: a.url, token });

@@ -5,11 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { registerEndpoint } from '../../src/endpoint/service-link/registration.js';
 import { forwarderPinPath, resetForwarderPin } from '../../src/endpoint/service-link/forwarder-pin.js';
-import { newKeyPair, readKeyPair } from '../../src/protocol/keys.js';
+import { newKeyPair, readKeyPair, writeKeyPair } from '../../src/protocol/keys.js';
 import { addUser, CliStack, inProcessService, localProfile, runCli, tmpDir } from './harness.js';
 
 test('a registration answered with another forwarder key than the pinned one is refused', async (t) => {
@@ -76,4 +76,22 @@ test('funcx-endpoint start refuses a service whose forwarder key changed, until 
   const now = (JSON.parse(readFileSync(pinFile, 'utf8')) as { publicKey: string }).publicKey;
   assert.notEqual(now, pinned);
   assert.equal(now, readKeyPair(join(stack.serviceHome, 'keys', 'forwarder.json')).publicKey);
+});
+
+test('--forwarder-key: replicas given one key file present one key; a key file others can read is refused', async (t) => {
+  const dir = tmpDir('shared-key');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'forwarder.json');
+  writeKeyPair(file, newKeyPair());
+  const a = await inProcessService(t, { forwarderKeyFile: file });
+  const b = await inProcessService(t, { home: tmpDir('service'), forwarderKeyFile: file });
+  const key = newKeyPair().publicKey;
+  const onA = await registerEndpoint(a.url, (await addUser(a, 'alice')).token, { name: 'ep', publicKey: key });
+  const onB = await registerEndpoint(b.url, (await addUser(b, 'alice')).token, { name: 'ep', publicKey: key });
+  assert.equal(onA.forwarder.publicKey, readKeyPair(file).publicKey);
+  assert.equal(onB.forwarder.publicKey, onA.forwarder.publicKey);
+
+  chmodSync(file, 0o644);
+  await assert.rejects(inProcessService(t, { home: tmpDir('service'), forwarderKeyFile: file }), /--forwarder-key .*forwarder\.json: readable by others \(mode 644\)/);
+  await assert.rejects(inProcessService(t, { home: tmpDir('service'), forwarderKeyFile: join(dir, 'absent.json') }), /--forwarder-key .*absent\.json: no such file/);
 });

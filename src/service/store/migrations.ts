@@ -104,12 +104,6 @@ CREATE TRIGGER IF NOT EXISTS tasks_result_bytes_delete AFTER DELETE ON tasks WHE
 END;
 `,
   },
-  {
-    version: 9,
-    name: 'the forwarder key every replica presents (service_keys)',
-    sql: `CREATE TABLE IF NOT EXISTS service_keys (name TEXT PRIMARY KEY, public_key TEXT NOT NULL, secret_key TEXT NOT NULL,
-  created_at INTEGER NOT NULL);`,
-  },
 ];
 
 /** The same schema in PostgreSQL's types; `seq` and transition ids come from identity columns. */
@@ -213,12 +207,6 @@ CREATE TRIGGER tasks_result_bytes_update AFTER UPDATE OF result ON tasks FOR EAC
 DROP TRIGGER IF EXISTS tasks_result_bytes_delete ON tasks;
 CREATE TRIGGER tasks_result_bytes_delete AFTER DELETE ON tasks FOR EACH ROW WHEN (OLD.result IS NOT NULL) EXECUTE FUNCTION funcx_result_bytes();
 `,
-  },
-  {
-    version: 9,
-    name: 'the forwarder key every replica presents (service_keys)',
-    sql: `CREATE TABLE IF NOT EXISTS service_keys (name TEXT PRIMARY KEY, public_key TEXT NOT NULL, secret_key TEXT NOT NULL,
-  created_at BIGINT NOT NULL);`,
   },
 ];
 

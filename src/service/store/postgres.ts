@@ -20,7 +20,7 @@ import type {
   EndpointMetadata, EndpointRecord, EndpointState, FunctionRecord, Group, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskSummary, Transition, User,
 } from './types.js';
 import { QuotaExceededError } from './types.js';
-import type { ApiToken, KeyPair, QuotaKey, QuotaOverrides, Usage } from './types.js';
+import type { ApiToken, QuotaKey, QuotaOverrides, Usage } from './types.js';
 import { QUOTA_COLUMNS, toApiToken, toOverrides } from './sqlite-tenancy.js';
 import { errorOutcome } from '../../protocol/payload.js';
 
@@ -227,13 +227,6 @@ export class PgStore implements Store {
   }
 
   // ---- users ---------------------------------------------------------------------------------------------
-
-  async sharedKeyPair(name: string, candidate: KeyPair): Promise<KeyPair> {
-    await this.rows('INSERT INTO service_keys (name, public_key, secret_key, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING',
-      [name, candidate.publicKey, candidate.secretKey, Date.now()]);
-    const row = await this.row('SELECT public_key, secret_key FROM service_keys WHERE name = $1', [name]);
-    return { publicKey: row!.public_key as string, secretKey: row!.secret_key as string };
-  }
 
   async createUser(name: string): Promise<{ user: User; token: string }> {
     const token = newToken();

@@ -19,7 +19,7 @@ import type {
 } from './types.js';
 import { QuotaExceededError } from './types.js';
 import { taskTransitions, type TaskTimes } from './transitions.js';
-import type { ApiToken, KeyPair, QuotaKey, QuotaOverrides, Usage } from './types.js';
+import type { ApiToken, QuotaKey, QuotaOverrides, Usage } from './types.js';
 import { SqliteTenancy } from './sqlite-tenancy.js';
 
 type Row = Record<string, unknown>;
@@ -222,13 +222,6 @@ export class SqliteStore implements Store {
   }
 
   // ---- users ---------------------------------------------------------------------------------------------
-
-  async sharedKeyPair(name: string, candidate: KeyPair): Promise<KeyPair> {
-    this.db.prepare('INSERT OR IGNORE INTO service_keys (name, public_key, secret_key, created_at) VALUES (?, ?, ?, ?)')
-      .run(name, candidate.publicKey, candidate.secretKey, Date.now());
-    const row = this.db.prepare('SELECT public_key, secret_key FROM service_keys WHERE name = ?').get(name) as { public_key: string; secret_key: string };
-    return { publicKey: row.public_key, secretKey: row.secret_key };
-  }
 
   async createUser(name: string): Promise<{ user: User; token: string }> {
     const token = newToken();

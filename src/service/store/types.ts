@@ -111,22 +111,11 @@ export class QuotaExceededError extends Error {
 }
 
 /** The service's state. Implementations: SqliteStore (sqlite.ts), PgStore (postgres.ts). */
-/** A CURVE key pair in Z85 (the shape of protocol/keys.ts's CurveKeyPair). */
-export interface KeyPair {
-  publicKey: string;
-  secretKey: string;
-}
-
 export interface Store {
   /** 'sqlite' or 'postgres', for logs and tests. */
   readonly kind: StoreKind;
   /** Close connections. Safe to call twice; every caller awaits the same promise. */
   close(): Promise<void>;
-  /**
-   * The CURVE key pair kept under `name` (service_keys), storing `candidate` when there is none: the first
-   * replica's key wins, so every replica on one database presents the same forwarder key.
-   */
-  sharedKeyPair(name: string, candidate: KeyPair): Promise<KeyPair>;
 
   // users
   /** Create a user; the returned token is the only copy (only its SHA-256 hash is stored). */
