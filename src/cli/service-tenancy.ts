@@ -99,13 +99,17 @@ interface QuotaFlags {
   functions?: number;
   endpoints?: number;
   resultBytes?: number;
+  groups?: number;
+  invitations?: number;
+  inbox?: number;
   reset?: boolean;
   json?: boolean;
   database?: string;
 }
 
 /**
- * `user quota NAME [--tasks N] [--functions N] [--endpoints N] [--result-bytes SIZE] [--reset]`: set the
+ * `user quota NAME [--tasks N] [--functions N] [--endpoints N] [--result-bytes SIZE] [--groups N]
+ * [--invitations N] [--inbox N] [--reset]`: set the
  * user's own quotas (--reset: back to the service's), then print them with what the user uses. The
  * service's defaults shown are the built-in ones; a service started with --quota-* applies its own.
  */
@@ -117,12 +121,15 @@ export function addQuotaCommand(user: Command, withUser: WithUser): void {
     .option('--functions <n>', 'functions', count)
     .option('--endpoints <n>', 'endpoints', count)
     .option('--result-bytes <size>', 'bytes of stored results, e.g. 50GiB', parseBytes)
+    .option('--groups <n>', 'groups owned', count)
+    .option('--invitations <n>', 'invitations sent and not yet answered', count)
+    .option('--inbox <n>', 'invitations pending in the user\'s own inbox', count)
     .option('--reset', "drop the user's own quotas (the service's apply again)")
     .option('--json', 'print JSON')
     .option('--database <location>', 'as for start')
     .action(async (name: string, flags: QuotaFlags) =>
       withUser(name, flags, async (store, u) => {
-        const keys: QuotaKey[] = ['tasks', 'functions', 'endpoints', 'resultBytes'];
+        const keys: QuotaKey[] = ['tasks', 'functions', 'endpoints', 'resultBytes', 'groups', 'invitations', 'inbox'];
         if (flags.reset) await store.setQuotaOverrides(u.id, Object.fromEntries(keys.map((k) => [k, null])));
         const set = Object.fromEntries(keys.filter((k) => flags[k] !== undefined).map((k) => [k, flags[k]!]));
         await store.setQuotaOverrides(u.id, set);

@@ -41,6 +41,9 @@ interface StartFlags {
   quotaFunctions?: number;
   quotaEndpoints?: number;
   quotaResultBytes?: number;
+  quotaGroups?: number;
+  quotaInvitations?: number;
+  quotaInbox?: number;
   forwarderIdleClose?: number;
   tlsCert?: string;
   tlsKey?: string;
@@ -142,7 +145,10 @@ async function runForeground(flags: StartFlags): Promise<void> {
     heartbeatThresholdMs: flags.heartbeatThresholdMs,
     maxResultBytes: flags.maxResultBytes,
     maxBatch: flags.maxBatch,
-    quotas: { tasks: flags.quotaTasks, functions: flags.quotaFunctions, endpoints: flags.quotaEndpoints, resultBytes: flags.quotaResultBytes },
+    quotas: {
+      tasks: flags.quotaTasks, functions: flags.quotaFunctions, endpoints: flags.quotaEndpoints, resultBytes: flags.quotaResultBytes,
+      groups: flags.quotaGroups, invitations: flags.quotaInvitations, inbox: flags.quotaInbox,
+    },
     tls: tlsFiles(flags),
     forwarderKeyFile: flags.forwarderKey,
     forwarderIdleCloseMs: flags.forwarderIdleClose,
@@ -187,6 +193,9 @@ async function startDetached(flags: StartFlags): Promise<void> {
   if (flags.quotaFunctions !== undefined) args.push('--quota-functions', String(flags.quotaFunctions));
   if (flags.quotaEndpoints !== undefined) args.push('--quota-endpoints', String(flags.quotaEndpoints));
   if (flags.quotaResultBytes !== undefined) args.push('--quota-result-bytes', String(flags.quotaResultBytes));
+  if (flags.quotaGroups !== undefined) args.push('--quota-groups', String(flags.quotaGroups));
+  if (flags.quotaInvitations !== undefined) args.push('--quota-invitations', String(flags.quotaInvitations));
+  if (flags.quotaInbox !== undefined) args.push('--quota-inbox', String(flags.quotaInbox));
   if (flags.forwarderIdleClose !== undefined) args.push('--forwarder-idle-close', flags.forwarderIdleClose === 0 ? '0' : `${Math.ceil(flags.forwarderIdleClose / 1000)}s`);
   // The database location goes through the environment: a password on the command line is visible to every user in ps.
   const env = flags.database ? { ...process.env, FUNCX_DATABASE_URL: database(flags.database) } : process.env;
@@ -328,6 +337,9 @@ program
   .option('--quota-endpoints <n>', `endpoints per user (default ${DEFAULT_QUOTAS.endpoints})`, intOption('--quota-endpoints', 0, 1e9))
   .option('--forwarder-idle-close <duration>', "close an endpoint's forwarder once it has been gone this long, e.g. 30m; 0: never (default 1h)", idleClose)
   .option('--quota-result-bytes <size>', `bytes of stored results per user, e.g. 50GiB (default ${DEFAULT_QUOTAS.resultBytes})`, parseBytes)
+  .option('--quota-groups <n>', `groups owned per user (default ${DEFAULT_QUOTAS.groups})`, intOption('--quota-groups', 0, 1e9))
+  .option('--quota-invitations <n>', `invitations pending (not yet answered) sent per user (default ${DEFAULT_QUOTAS.invitations})`, intOption('--quota-invitations', 0, 1e9))
+  .option('--quota-inbox <n>', `invitations pending in one user's inbox (default ${DEFAULT_QUOTAS.inbox})`, intOption('--quota-inbox', 0, 1e9))
   .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM; with --tls-key)')
   .option('--tls-key <file>', "the certificate's private key (PEM)")
   .option('--forwarder-key <file>', "the forwarder's CURVE key pair (0600), the same file on every replica (default: HOME/keys/forwarder.json)")

@@ -59,12 +59,25 @@ export interface ServiceQuotas {
   endpoints: number;
   /** Bytes of stored results; past it, submissions are refused until results are deleted. @default 10 GiB */
   resultBytes: number;
+  /** Groups the user owns. @default 100 */
+  groups: number;
+  /** Invitations the user sent (to their groups) that are not yet accepted or declined. @default 1,000 */
+  invitations: number;
+  /** Invitations pending in the user's own inbox; past it, new ones to them are refused (the sender gets 429). @default 100 */
+  inbox: number;
 }
 
-export const DEFAULT_QUOTAS: Readonly<ServiceQuotas> = Object.freeze({ tasks: 100_000, functions: 1_000, endpoints: 50, resultBytes: 10 * 1024 ** 3 });
+export const DEFAULT_QUOTAS: Readonly<ServiceQuotas> = Object.freeze({
+  tasks: 100_000, functions: 1_000, endpoints: 50, resultBytes: 10 * 1024 ** 3, groups: 100, invitations: 1_000, inbox: 100,
+});
 
-/** Seconds a client is told to wait before trying again, per quota (functions, endpoints and results free up only by deletion). */
-export const QUOTA_RETRY_AFTER_S: Readonly<Record<keyof ServiceQuotas, number>> = Object.freeze({ tasks: 5, functions: 60, endpoints: 60, resultBytes: 60 });
+/**
+ * Seconds a client is told to wait before trying again, per quota (functions, endpoints, groups and results
+ * free up only by deletion; invitations when they are answered).
+ */
+export const QUOTA_RETRY_AFTER_S: Readonly<Record<keyof ServiceQuotas, number>> = Object.freeze({
+  tasks: 5, functions: 60, endpoints: 60, resultBytes: 60, groups: 60, invitations: 60, inbox: 60,
+});
 
 /** What each quota frees up by, for the 429's message. */
 const QUOTA_REMEDY: Readonly<Record<keyof ServiceQuotas, string>> = Object.freeze({
@@ -72,6 +85,9 @@ const QUOTA_REMEDY: Readonly<Record<keyof ServiceQuotas, string>> = Object.freez
   functions: "delete some functions, or ask the service's operator for more",
   endpoints: "delete some endpoints, or ask the service's operator for more",
   resultBytes: "delete finished tasks you have the results of (DELETE /v1/tasks/ID), or ask the service's operator for more",
+  groups: "delete some groups, or ask the service's operator for more",
+  invitations: "wait for the invited users to accept or decline, delete a group to withdraw its invitations, or ask the service's operator for more",
+  inbox: 'the invited user has to answer some invitations first; try again later',
 });
 
 /** The service's quotas with the user's own overrides on top. */
@@ -93,6 +109,11 @@ export function resolveQuotas(given: Partial<ServiceQuotas> = {}): ServiceQuotas
 /** The 429 a client sees for a quota the store refused. */
 export function quotaExceeded(err: QuotaExceededError): HttpError {
   const retryAfter = QUOTA_RETRY_AFTER_S[err.quota];
+  if (err.quota === 'inbox') {
+    // The inbox is the invited user's, not the sender's: its count, its limit (perhaps the user's own) and
+    // who else wrote to it are not the sender's to know. The quota's name is all the sender learns.
+    return new HttpError(429, 'QUOTA_EXCEEDED', `the invited user's inbox is full (quota inbox): ${QUOTA_REMEDY.inbox}`, { quota: 'inbox' }, { 'retry-after': String(retryAfter) });
+  }
   return new HttpError(
     429,
     'QUOTA_EXCEEDED',

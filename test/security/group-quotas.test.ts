@@ -42,7 +42,7 @@ test('group spam: one user creates at most their quota of groups, even all at on
   const created = replies.filter((r) => r.status === 200);
   assert.equal(created.length, 3, `${created.length}/10 groups created past a quota of 3`);
   for (const r of replies.filter((x) => x.status !== 200)) assertQuota(r, 'groups', 3, 3, 'the 4th group');
-  assert.match(String(replies.find((r) => r.status === 429)!.body.message), /over your quota of groups: 3 in use, the limit is 3 \(delete some groups/);
+  assert.match(String(replies.find((r) => r.status === 429)!.body.message), /over your quota of groups: 3 in use, 1 more asked, the limit is 3 \(delete some groups/);
   assert.equal(((await api(s.url, mallory.token, 'GET', '/v1/groups')).body.groups as unknown[]).length, 3, 'nothing of the refused ones was written');
   assert.deepEqual((await api(s.url, mallory.token, 'GET', '/v1/quotas')).body.usage, { tasks: 0, functions: 0, endpoints: 0, resultBytes: 0, groups: 3, invitations: 0, inbox: 0 });
 
@@ -100,7 +100,7 @@ test("inbox flood: several senders fill one user's inbox up to its quota; the 42
   assert.equal(refused.length, 6);
   for (const r of refused) {
     assertQuota(r, 'inbox', undefined, undefined, 'a full inbox');
-    assert.deepEqual(Object.keys(r.body).sort(), ['code', 'message', 'quota']);
+    assert.deepEqual(Object.keys(r.body).sort(), ['code', 'message', 'quota', 'statusCode']);
     assert.doesNotMatch(String(r.body.message), /\d|sender-/, 'no count, limit or other sender in the message');
   }
 

@@ -65,7 +65,7 @@ test("funcx-service user quota: one user's own quotas; the others keep the servi
   const err = await overQuota(alice.sdk.batchRun(batch), 'tasks', 2);
   assert.equal(err.details.used, 0);
   assert.equal(await s.store.countQueued(ep.id), 0, 'nothing of the refused batch was written');
-  assert.deepEqual((await api(s.url, alice.token, 'GET', '/v1/quotas')).body.quotas, { tasks: 2, functions: 1, endpoints: 50, resultBytes: 10 * 1024 ** 3 });
+  assert.deepEqual((await api(s.url, alice.token, 'GET', '/v1/quotas')).body.quotas, { tasks: 2, functions: 1, endpoints: 50, resultBytes: 10 * 1024 ** 3, groups: 100, invitations: 1_000, inbox: 100 });
 
   const reset = await quotaRows(s, ['alice', '--reset']);
   assert.deepEqual([reset.tasks.limit, reset.tasks.own, reset.functions.used], [100_000, false, 1], 'the CLI shows the built-in defaults and the use');

@@ -1,9 +1,11 @@
 /**
- * Who am I, groups (create, add a member, list), and the unauthenticated health check.
+ * Who am I, groups (create, invite, list; quotas on groups owned, invitations sent and the inbox), and the
+ * unauthenticated health check.
  */
 import type { FastifyInstance } from 'fastify';
 import { PROTOCOL_VERSION } from '../../protocol/forwarder-messages.js';
 import { forbidden, HttpError, notFound, userOf } from '../auth.js';
+import { quotasOf } from '../quotas.js';
 import { bodyObject, requireString, type ServiceContext } from './context.js';
 import type { AddMemberResponse, CreateGroupResponse, GroupListResponse, HealthResponse, WhoamiResponse } from '../../protocol/http.js';
 
@@ -32,7 +34,7 @@ export function userRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     const user = userOf(request);
     const name = requireString(bodyObject(request.body), 'name', 100);
     if (await store.group(name)) throw new HttpError(409, 'CONFLICT', `a group named ${name} already exists`);
-    const group = await store.createGroup(name, user.id);
+    const group = await store.createGroup(name, user.id, (await quotasOf(store, ctx.quotas, user.id)).groups);
     return { groupId: group.id, name: group.name };
   });
 
@@ -73,7 +75,12 @@ export function userRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     const group = await ownedGroup(request.params.id, user.id, 'invite members');
     const memberName = requireString(bodyObject(request.body), 'user', 100);
     const member = await store.userByName(memberName);
-    if (member && member.id !== user.id && !(await store.isGroupMember(group.id, member.id))) await store.inviteToGroup(group.id, member.id);
+    const invitee = member && member.id !== user.id && !(await store.isGroupMember(group.id, member.id)) ? member : undefined;
+    // The sender's quota is checked whoever is named (a name that is no user included), so a refusal does
+    // not tell whether the name is a user's; the inbox's only when an invitation would be written.
+    const invitations = (await quotasOf(store, ctx.quotas, user.id)).invitations;
+    const inbox = invitee ? (await quotasOf(store, ctx.quotas, invitee.id)).inbox : 0;
+    await store.inviteToGroup(group.id, invitee?.id ?? null, { invitations, inbox });
     return { groupId: group.id, name: group.name, invited: memberName };
   });
 

@@ -104,6 +104,17 @@ CREATE TRIGGER IF NOT EXISTS tasks_result_bytes_delete AFTER DELETE ON tasks WHE
 END;
 `,
   },
+  {
+    version: 9,
+    name: 'quotas on groups and invitations: per-user overrides, counts by owner and by invited user',
+    sql: `
+ALTER TABLE user_quotas ADD COLUMN groups_owned INTEGER;
+ALTER TABLE user_quotas ADD COLUMN invitations INTEGER;
+ALTER TABLE user_quotas ADD COLUMN inbox INTEGER;
+CREATE INDEX IF NOT EXISTS groups_by_owner ON groups(owner);
+CREATE INDEX IF NOT EXISTS group_invites_by_user ON group_invites(user_id);
+`,
+  },
 ];
 
 /** The same schema in PostgreSQL's types; `seq` and transition ids come from identity columns. */
@@ -206,6 +217,17 @@ CREATE TRIGGER tasks_result_bytes_update AFTER UPDATE OF result ON tasks FOR EAC
   WHEN (OLD.result IS DISTINCT FROM NEW.result) EXECUTE FUNCTION funcx_result_bytes();
 DROP TRIGGER IF EXISTS tasks_result_bytes_delete ON tasks;
 CREATE TRIGGER tasks_result_bytes_delete AFTER DELETE ON tasks FOR EACH ROW WHEN (OLD.result IS NOT NULL) EXECUTE FUNCTION funcx_result_bytes();
+`,
+  },
+  {
+    version: 9,
+    name: 'quotas on groups and invitations: per-user overrides, counts by owner and by invited user',
+    sql: `
+ALTER TABLE user_quotas ADD COLUMN IF NOT EXISTS groups_owned BIGINT;
+ALTER TABLE user_quotas ADD COLUMN IF NOT EXISTS invitations BIGINT;
+ALTER TABLE user_quotas ADD COLUMN IF NOT EXISTS inbox BIGINT;
+CREATE INDEX IF NOT EXISTS groups_by_owner ON groups(owner);
+CREATE INDEX IF NOT EXISTS group_invites_by_user ON group_invites(user_id);
 `,
   },
 ];

@@ -17,11 +17,11 @@ import { taskTransitions } from './transitions.js';
 import { hashToken, newToken } from './tokens.js';
 import { unavailableOr } from './unavailable.js';
 import type {
-  EndpointMetadata, EndpointRecord, EndpointState, FunctionRecord, Group, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskSummary, Transition, User,
+  EndpointMetadata, EndpointRecord, EndpointState, FunctionRecord, Group, InvitationQuotas, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskSummary, Transition, User,
 } from './types.js';
 import { QuotaExceededError } from './types.js';
 import type { ApiToken, QuotaKey, QuotaOverrides, Usage } from './types.js';
-import { QUOTA_COLUMNS, toApiToken, toOverrides } from './sqlite-tenancy.js';
+import { QUOTA_COLUMNS, USAGE_COUNTS, toApiToken, toOverrides, toUsage } from './sqlite-tenancy.js';
 import { errorOutcome } from '../../protocol/payload.js';
 
 /** A query in a transaction; `name` makes it a prepared statement, kept by the connection. */
@@ -31,6 +31,9 @@ const QUOTA_COUNT: Record<QuotaName, string> = {
   tasks: `SELECT count(*)::int AS n FROM tasks WHERE owner = $1 AND state NOT IN ('success', 'failed')`,
   functions: 'SELECT count(*)::int AS n FROM functions WHERE owner = $1',
   endpoints: 'SELECT count(*)::int AS n FROM endpoints WHERE owner = $1',
+  groups: 'SELECT count(*)::int AS n FROM groups WHERE owner = $1',
+  invitations: 'SELECT count(*)::int AS n FROM group_invites i JOIN groups g ON g.id = i.group_id WHERE g.owner = $1',
+  inbox: 'SELECT count(*)::int AS n FROM group_invites WHERE user_id = $1',
 };
 
 // BIGINT columns hold epoch ms and sequence numbers, all well inside 2^53: read them as numbers.
@@ -281,9 +284,25 @@ export class PgStore implements Store {
     });
   }
 
-  async inviteToGroup(groupId: string, userId: string): Promise<void> {
-    await this.rows(`INSERT INTO group_invites (group_id, user_id, created_at) SELECT $1, $2, $3
-      WHERE NOT EXISTS (SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2) ON CONFLICT DO NOTHING`, [groupId, userId, Date.now()]);
+  async inviteToGroup(groupId: string, userId: string | null, quotas?: InvitationQuotas): Promise<void> {
+    const insert = `INSERT INTO group_invites (group_id, user_id, created_at) SELECT $1, $2, $3
+      WHERE NOT EXISTS (SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2) ON CONFLICT DO NOTHING`;
+    if (!quotas) {
+      if (userId !== null) await this.rows(insert, [groupId, userId, Date.now()]);
+      return;
+    }
+    // Locks in one order, the sender's then the inbox's (checkQuota): no transaction holds an inbox lock
+    // while it waits for a sender's, so invitations crossing each other cannot deadlock.
+    await this.tx(async (q) => {
+      const owner = (await q('SELECT owner FROM groups WHERE id = $1', [groupId]))[0]?.owner as string | undefined;
+      if (owner !== undefined) await this.checkQuota(q, 'invitations', owner, 1, quotas.invitations);
+      if (userId === null) return;
+      const already = await q(`SELECT 1 FROM group_invites WHERE group_id = $1 AND user_id = $2
+        UNION ALL SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2`, [groupId, userId]);
+      if (already.length > 0) return;
+      await this.checkQuota(q, 'inbox', userId, 1, quotas.inbox);
+      await q(insert, [groupId, userId, Date.now()]);
+    });
   }
 
   async invitationsOf(userId: string): Promise<Group[]> {
@@ -328,9 +347,16 @@ export class PgStore implements Store {
 
   // ---- groups --------------------------------------------------------------------------------------------
 
-  async createGroup(name: string, owner: string): Promise<Group> {
+  async createGroup(name: string, owner: string, maxPerOwner?: number): Promise<Group> {
     const group: Group = { id: randomUUID(), name, owner };
-    await this.rows('INSERT INTO groups (id, name, owner) VALUES ($1, $2, $3)', [group.id, name, owner]);
+    const insert = 'INSERT INTO groups (id, name, owner) VALUES ($1, $2, $3)';
+    if (maxPerOwner === undefined) await this.rows(insert, [group.id, name, owner]);
+    else {
+      await this.tx(async (q) => {
+        await this.checkQuota(q, 'groups', owner, 1, maxPerOwner);
+        await q(insert, [group.id, name, owner]);
+      });
+    }
     return group;
   }
 
@@ -571,10 +597,8 @@ export class PgStore implements Store {
   }
 
   async usage(userId: string): Promise<Usage> {
-    const c = (await this.row(`SELECT (SELECT count(*)::int FROM tasks WHERE owner = $1 AND state NOT IN ('success', 'failed')) AS tasks,
-      (SELECT count(*)::int FROM functions WHERE owner = $1) AS functions, (SELECT count(*)::int FROM endpoints WHERE owner = $1) AS endpoints,
-      (SELECT COALESCE(MAX(result_bytes), 0) FROM user_usage WHERE user_id = $1) AS result_bytes`, [userId]))!;
-    return { tasks: Number(c.tasks), functions: Number(c.functions), endpoints: Number(c.endpoints), resultBytes: Number(c.result_bytes) };
+    const c = (await this.row(`SELECT ${USAGE_COUNTS}, (SELECT COALESCE(MAX(result_bytes), 0) FROM user_usage WHERE user_id = $1) AS result_bytes`, [userId]))!;
+    return toUsage(c, Number(c.result_bytes));
   }
 
   async deleteFinishedTasks(owner: string, ids: readonly string[]): Promise<string[]> {

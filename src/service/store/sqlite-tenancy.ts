@@ -12,7 +12,23 @@ type Row = Record<string, unknown>;
 /** Column of user_quotas per quota. */
 export const QUOTA_COLUMNS: Readonly<Record<QuotaKey, string>> = Object.freeze({
   tasks: 'tasks', functions: 'functions', endpoints: 'endpoints', resultBytes: 'result_bytes',
+  groups: 'groups_owned', invitations: 'invitations', inbox: 'inbox',
 });
+
+/** What a user holds of each counted quota, one row (`$1` is the user). */
+export const USAGE_COUNTS = `(SELECT COUNT(*) FROM tasks WHERE owner = $1 AND state NOT IN ('success', 'failed')) AS tasks,
+  (SELECT COUNT(*) FROM functions WHERE owner = $1) AS functions, (SELECT COUNT(*) FROM endpoints WHERE owner = $1) AS endpoints,
+  (SELECT COUNT(*) FROM groups WHERE owner = $1) AS groups_owned,
+  (SELECT COUNT(*) FROM group_invites i JOIN groups g ON g.id = i.group_id WHERE g.owner = $1) AS invitations,
+  (SELECT COUNT(*) FROM group_invites WHERE user_id = $1) AS inbox`;
+
+/** Usage from a row of USAGE_COUNTS and the stored result bytes. */
+export function toUsage(c: Row, resultBytes: number): Usage {
+  return {
+    tasks: Number(c.tasks), functions: Number(c.functions), endpoints: Number(c.endpoints), resultBytes,
+    groups: Number(c.groups_owned), invitations: Number(c.invitations), inbox: Number(c.inbox),
+  };
+}
 
 export function toApiToken(r: Row): ApiToken {
   return {
@@ -46,8 +62,7 @@ export class SqliteTenancy {
       revoke: p('DELETE FROM api_tokens WHERE user_id = ? AND name = ?'),
       overrides: p('SELECT * FROM user_quotas WHERE user_id = ?'),
       resultBytes: p('SELECT result_bytes FROM user_usage WHERE user_id = ?'),
-      counts: p(`SELECT (SELECT COUNT(*) FROM tasks WHERE owner = @owner AND state NOT IN ('success', 'failed')) AS tasks,
-        (SELECT COUNT(*) FROM functions WHERE owner = @owner) AS functions, (SELECT COUNT(*) FROM endpoints WHERE owner = @owner) AS endpoints`),
+      counts: p(`SELECT ${USAGE_COUNTS.replaceAll('$1', '@owner')}`),
     };
   }
 
@@ -88,8 +103,7 @@ export class SqliteTenancy {
   }
 
   usage(userId: string): Usage {
-    const c = this.q.counts.get({ owner: userId }) as Row;
-    return { tasks: Number(c.tasks), functions: Number(c.functions), endpoints: Number(c.endpoints), resultBytes: this.resultBytesOf(userId) };
+    return toUsage(this.q.counts.get({ owner: userId }) as Row, this.resultBytesOf(userId));
   }
 
   deleteFinishedTasks(owner: string, ids: readonly string[]): string[] {

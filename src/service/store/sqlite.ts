@@ -15,7 +15,7 @@ import { MIGRATIONS_TABLE, SQLITE_MIGRATIONS, pending } from './migrations.js';
 import { hashToken, newToken } from './tokens.js';
 import { errorOutcome } from '../../protocol/payload.js';
 import type {
-  EndpointMetadata, EndpointRecord, EndpointState, FunctionRecord, Group, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskState, TaskSummary, Transition, User,
+  EndpointMetadata, EndpointRecord, EndpointState, FunctionRecord, Group, InvitationQuotas, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskState, TaskSummary, Transition, User,
 } from './types.js';
 import { QuotaExceededError } from './types.js';
 import { taskTransitions, type TaskTimes } from './transitions.js';
@@ -171,6 +171,13 @@ function prepareStatements(db: Database.Database) {
     countUnfinished: p(`SELECT COUNT(*) AS n FROM tasks WHERE owner = ? AND state NOT IN ('success', 'failed')`),
     countFunctions: p('SELECT COUNT(*) AS n FROM functions WHERE owner = ?'),
     countEndpoints: p('SELECT COUNT(*) AS n FROM endpoints WHERE owner = ?'),
+    countGroups: p('SELECT COUNT(*) AS n FROM groups WHERE owner = ?'),
+    countInvitationsSent: p('SELECT COUNT(*) AS n FROM group_invites i JOIN groups g ON g.id = i.group_id WHERE g.owner = ?'),
+    countInbox: p('SELECT COUNT(*) AS n FROM group_invites WHERE user_id = ?'),
+    groupOwner: p('SELECT owner FROM groups WHERE id = ?'),
+    isInvitedOrMember: p(`SELECT 1 FROM group_invites WHERE group_id = @g AND user_id = @u
+      UNION ALL SELECT 1 FROM group_members WHERE group_id = @g AND user_id = @u`),
+    insertInvite: p('INSERT OR IGNORE INTO group_invites (group_id, user_id, created_at) VALUES (?, ?, ?)'),
     unfinishedOf: p(`SELECT seq, id FROM tasks WHERE endpoint = ? AND state NOT IN ('success', 'failed')`),
     failTask: p(`UPDATE tasks SET state = 'failed', failed = 1, result = ?, delivered_at = NULL, running_at = NULL, updated_at = ? WHERE seq = ?`),
     deleteEndpoint: p('DELETE FROM endpoints WHERE id = ?'),
@@ -280,9 +287,12 @@ export class SqliteStore implements Store {
 
   // ---- groups --------------------------------------------------------------------------------------------
 
-  async createGroup(name: string, owner: string): Promise<Group> {
+  async createGroup(name: string, owner: string, maxPerOwner?: number): Promise<Group> {
     const group: Group = { id: randomUUID(), name, owner };
-    this.q.insertGroup.run(group.id, name, owner);
+    this.db.transaction(() => {
+      this.checkQuota('groups', this.q.countGroups, owner, 1, maxPerOwner);
+      this.q.insertGroup.run(group.id, name, owner);
+    }).immediate();
     return group;
   }
 
@@ -347,9 +357,16 @@ export class SqliteStore implements Store {
     return rows.map((r) => r.id);
   }
 
-  async inviteToGroup(groupId: string, userId: string): Promise<void> {
-    this.db.prepare(`INSERT OR IGNORE INTO group_invites (group_id, user_id, created_at) SELECT ?, ?, ?
-      WHERE NOT EXISTS (SELECT 1 FROM group_members WHERE group_id = ? AND user_id = ?)`).run(groupId, userId, Date.now(), groupId, userId);
+  async inviteToGroup(groupId: string, userId: string | null, quotas?: InvitationQuotas): Promise<void> {
+    this.db.transaction(() => {
+      if (quotas) {
+        const owner = (this.q.groupOwner.get(groupId) as { owner: string } | undefined)?.owner;
+        if (owner !== undefined) this.checkQuota('invitations', this.q.countInvitationsSent, owner, 1, quotas.invitations);
+      }
+      if (userId === null || this.q.isInvitedOrMember.get({ g: groupId, u: userId })) return;
+      if (quotas) this.checkQuota('inbox', this.q.countInbox, userId, 1, quotas.inbox);
+      this.q.insertInvite.run(groupId, userId, Date.now());
+    }).immediate();
   }
 
   async invitationsOf(userId: string): Promise<Group[]> {

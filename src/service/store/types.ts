@@ -75,8 +75,15 @@ export interface StoredResults {
   unknown: number;
 }
 
-/** The quotas a store checks in the same transaction as the write they limit. */
-export type QuotaName = 'tasks' | 'functions' | 'endpoints';
+/**
+ * The quotas a store checks in the same transaction as the write they limit. `invitations` counts the
+ * pending invitations to the groups a user owns (only an owner invites); `inbox` the pending invitations
+ * to the user.
+ */
+export type QuotaName = 'tasks' | 'functions' | 'endpoints' | 'groups' | 'invitations' | 'inbox';
+
+/** The limits an invitation is checked against: the sender's `invitations`, the invited user's `inbox`. */
+export type InvitationQuotas = { invitations: number; inbox: number };
 
 /** Every per-user quota: the counted ones and the stored result bytes (checked at submission). */
 export type QuotaKey = QuotaName | 'resultBytes';
@@ -135,12 +142,19 @@ export interface Store {
   userById(id: string): Promise<User | undefined>;
 
   // groups
-  createGroup(name: string, owner: string): Promise<Group>;
+  /** With `maxPerOwner`, throws QuotaExceededError (nothing written) when the owner has that many groups already. */
+  createGroup(name: string, owner: string, maxPerOwner?: number): Promise<Group>;
   /** A group by its id or its name. */
   group(ref: string): Promise<Group | undefined>;
   addGroupMember(groupId: string, userId: string): Promise<void>;
-  /** Invite a user; they become a member with acceptInvitation. Inviting a member again does nothing. */
-  inviteToGroup(groupId: string, userId: string): Promise<void>;
+  /**
+   * Invite a user; they become a member with acceptInvitation. Inviting a member or an invited user again
+   * does nothing. With `quotas`, throws QuotaExceededError (nothing written) when the group's owner has
+   * `invitations` pending already (checked even when nothing would be written, and for `userId` null: a
+   * name that is no user, so that the answer does not tell whether it is one), or when a new invitation
+   * would find `inbox` pending in the user's inbox.
+   */
+  inviteToGroup(groupId: string, userId: string | null, quotas?: InvitationQuotas): Promise<void>;
   /** Groups the user was invited to and has not answered. */
   invitationsOf(userId: string): Promise<Group[]>;
   /** Turn the invitation into a membership; false when there is no such invitation. */
