@@ -87,7 +87,7 @@ const QUOTA_REMEDY: Readonly<Record<keyof ServiceQuotas, string>> = Object.freez
   resultBytes: "delete finished tasks you have the results of (DELETE /v1/tasks/ID), or ask the service's operator for more",
   groups: "delete some groups, or ask the service's operator for more",
   invitations: "wait for the invited users to accept or decline, delete a group to withdraw its invitations, or ask the service's operator for more",
-  inbox: 'the invited user has to answer some invitations first; try again later',
+  inbox: 'they have to answer some invitations first; try again later',
 });
 
 /** The service's quotas with the user's own overrides on top. */
