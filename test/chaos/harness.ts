@@ -330,6 +330,11 @@ export class Collector {
     return this.ids.length - this.outcomes.size;
   }
 
+  /** The ids of the tasks with no result yet. */
+  pendingIds(): string[] {
+    return this.ids.filter((id) => !this.outcomes.has(id));
+  }
+
   /** Give the remaining tasks `ms` from now, then count whatever has no result as lost. */
   finishWithin(ms: number): void {
     this.deadline = Math.min(this.deadline, Date.now() + ms);

@@ -5,7 +5,7 @@
  * --forwarder-key). Their output goes to HOME/service.log.
  *
  *   const a = await Replica.start(rig, 'replica-a', url);
- *   const b = await Replica.start(rig, 'replica-b', url, a.forwarderKeyFile);
+ *   const b = await Replica.start(rig, 'replica-b', url, { forwarderKeyFile: a.forwarderKeyFile });
  *   ... a.replicaId() ... a.child.pid ... await a.stop();
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -23,6 +23,13 @@ const REPLICA_START_MS = 60_000;
 /** SIGTERM, then SIGKILL after this long. */
 const REPLICA_STOP_MS = 10_000;
 
+export interface ReplicaOptions {
+  /** --forwarder-key: the first replica's keys/forwarder.json (default: the replica makes its own). */
+  forwarderKeyFile?: string;
+  /** --heartbeat-period-ms and --heartbeat-threshold-ms of its forwarders (default: the service's). */
+  heartbeat?: { periodMs: number; thresholdMs: number };
+}
+
 export class Replica {
   private constructor(
     readonly name: string,
@@ -32,11 +39,12 @@ export class Replica {
   ) {}
 
   /** Start `funcx-service start --foreground --port 0` in ROOT/NAME on `database`; resolves once it listens. */
-  static async start(rig: Rig, name: string, database: string, forwarderKeyFile?: string): Promise<Replica> {
+  static async start(rig: Rig, name: string, database: string, o: ReplicaOptions = {}): Promise<Replica> {
     const home = join(rig.root, name);
     mkdirSync(home, { recursive: true, mode: 0o700 });
     const args = ['start', '--foreground', '--port', '0'];
-    if (forwarderKeyFile) args.push('--forwarder-key', forwarderKeyFile);
+    if (o.forwarderKeyFile) args.push('--forwarder-key', o.forwarderKeyFile);
+    if (o.heartbeat) args.push('--heartbeat-period-ms', String(o.heartbeat.periodMs), '--heartbeat-threshold-ms', String(o.heartbeat.thresholdMs));
     const logFile = join(home, 'service.log');
     const log = openSync(logFile, 'a', 0o600);
     // The database URL goes through the environment, as `funcx-service start` passes it to its detached child.

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { postgresBackend, privatePostgres, type PrivatePostgres, type TestDatabase } from '../helpers/store-backends.js';
 import { untilValue } from '../helpers/wait.js';
 import { TcpBalancer } from './balancer.js';
-import { localProfile } from './profiles.js';
+import { HEARTBEAT, localProfile } from './profiles.js';
 import { kill9, until } from './procs.js';
 import { Replica } from './replicas.js';
 import type { Rig } from './harness.js';
@@ -54,11 +54,14 @@ const replicaKill: ServiceCase = {
     const db: TestDatabase = await postgresBackend.create();
     const started: Array<{ stop(): Promise<void> }> = [];
     let a: Replica, b: Replica, lb: TcpBalancer;
+    // The suite's short heartbeats (profiles.ts), so the endpoint misses the dead replica within seconds
+    // (at the service's defaults, 2 s and 10 s, the failover took 18.6-19.6 s in five runs).
+    const heartbeat = { periodMs: HEARTBEAT.period * 1000, thresholdMs: HEARTBEAT.threshold * 1000 };
     try {
-      a = await Replica.start(rig, 'replica-a', db.location);
+      a = await Replica.start(rig, 'replica-a', db.location, { heartbeat });
       started.push(a);
       // As the README says: the others get the first replica's keys/forwarder.json (--forwarder-key).
-      b = await Replica.start(rig, 'replica-b', db.location, a.forwarderKeyFile);
+      b = await Replica.start(rig, 'replica-b', db.location, { forwarderKeyFile: a.forwarderKeyFile, heartbeat });
       started.push(b);
       lb = await TcpBalancer.start([a.port, b.port]);
       started.push({ stop: () => lb.close() });
@@ -92,10 +95,15 @@ async function killReplica(ctx: CaseContext, database: string, a: Replica, b: Re
   if (holder !== a.replicaId()) {
     throw new Error(`the endpoint is served by replica ${holder}, not replica-a (${a.replicaId()}), which the balancer prefers while it lives`);
   }
+  const onB = rig.client(b.url);
+  // Where the unfinished tasks are: delivered to the endpoint (running, waiting-for-nodes) or still queued.
+  const states: Record<string, number> = {};
+  for (const v of await onB.getBatchResults(ctx.collector.pendingIds(), { waitMs: 0 })) if (v.pending) states[v.state] = (states[v.state] ?? 0) + 1;
   const inFlight = ctx.collector.pending;
   await kill9(a.pid, 'replica-a (funcx-service)');
   ctx.broke(`kill -9 replica-a pid ${a.pid}, which served the endpoint (tasks submitted on replica-b)`);
   ctx.figure('in_flight_at_kill', inFlight);
+  ctx.note(`just before the kill the unfinished tasks were ${JSON.stringify(states)}`);
   // Nothing done by hand: the endpoint misses the forwarder's heartbeats, registers again through the
   // balancer (now replica-b), which takes it over and sends again every task delivered without a result.
   const t0 = Date.now();
@@ -104,7 +112,6 @@ async function killReplica(ctx: CaseContext, database: string, a: Replica, b: Re
     everyMs: 250,
   });
   ctx.figure('failover_s', Math.round((Date.now() - t0) / 100) / 10);
-  const onB = rig.client(b.url);
   await until('replica-b to report the endpoint Active', async () => (await onB.getEndpoint(rig.endpointId)).state === 'Active', { timeoutMs: 30_000, everyMs: 200 });
   ctx.note(`the endpoint registered again through the balancer and was served by replica-b ${((Date.now() - t0) / 1000).toFixed(1)} s after the kill; balancer connections by port ${JSON.stringify(lb.connections)}`);
 }
