@@ -91,9 +91,9 @@ export class Rig {
 
   // ---- the service -----------------------------------------------------------------------------------------
 
-  /** `funcx-service start --port PORT` (0: any free port the first time; the same port on a restart). */
-  async startService(port = 0): Promise<void> {
-    const out = await this.cli('service', ['start', '--port', String(port)]);
+  /** `funcx-service start --port PORT [ARGS]` (0: any free port the first time; the same port on a restart). */
+  async startService(port = 0, args: string[] = []): Promise<void> {
+    const out = await this.cli('service', ['start', '--port', String(port), ...args]);
     const m = /running at (http:\/\/[^\s]+:(\d+))/.exec(out);
     if (!m) throw new Error(`could not read the service URL from: ${out.trim()}`);
     this.url = m[1];

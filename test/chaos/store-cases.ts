@@ -32,6 +32,13 @@ const OUTAGE_PROBE_EVERY_MS = 100;
 /** The longest the outage may take to show (503s, results held) and the service to answer again. */
 const OUTAGE_MAX_MS = 60_000;
 
+/**
+ * The forwarders' heartbeats: the suite's short ones (profiles.ts), so the endpoint misses a dead replica,
+ * and sends again results the service did not acknowledge, within seconds. At the service's defaults (2 s,
+ * 10 s) the replica-kill failover took 18.6-19.6 s in five runs; with these, 8 s.
+ */
+const heartbeat = { periodMs: HEARTBEAT.period * 1000, thresholdMs: HEARTBEAT.threshold * 1000 };
+
 /** `endpoints.replica`: the id of the replica whose forwarder serves the endpoint. */
 async function endpointReplica(database: string, endpointId: string): Promise<string | null> {
   const client = new pg.Client({ connectionString: database });
@@ -54,9 +61,6 @@ const replicaKill: ServiceCase = {
     const db: TestDatabase = await postgresBackend.create();
     const started: Array<{ stop(): Promise<void> }> = [];
     let a: Replica, b: Replica, lb: TcpBalancer;
-    // The suite's short heartbeats (profiles.ts), so the endpoint misses the dead replica within seconds
-    // (at the service's defaults, 2 s and 10 s, the failover took 18.6-19.6 s in five runs).
-    const heartbeat = { periodMs: HEARTBEAT.period * 1000, thresholdMs: HEARTBEAT.threshold * 1000 };
     try {
       a = await Replica.start(rig, 'replica-a', db.location, { heartbeat });
       started.push(a);
@@ -126,7 +130,7 @@ const postgresRestart: ServiceCase = {
     const server = await privatePostgres();
     try {
       rig.env.FUNCX_DATABASE_URL = server.url;
-      await rig.startService();
+      await rig.startService(0, ['--heartbeat-period-ms', String(heartbeat.periodMs), '--heartbeat-threshold-ms', String(heartbeat.thresholdMs)]);
     } catch (err) {
       await server.destroy().catch(() => {});
       throw err;
