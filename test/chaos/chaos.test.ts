@@ -3,7 +3,7 @@
  * -- --short` (200 tasks each) against real processes, and for each: no task lost, every task answered
  * exactly once (completed + failed = submitted), and every failure an explicit error of the kind the break
  * explains. The Slurm case starts the test cluster itself and fails, naming what is missing, when it cannot.
- * The PostgreSQL cases (replica-kill, postgres-restart: about 45 s together) start the test server or one
+ * The PostgreSQL cases (replica-kill, postgres-restart: about 25 s together) start the test server or one
  * of their own; they need root and are skipped, saying so, without it.
  */
 import { test } from 'node:test';
