@@ -1,12 +1,14 @@
 /**
  * The six ways the suite breaks a running endpoint, each with the recovery an operator would do (often:
- * nothing, the system heals itself). Every break happens while tasks are in flight; `ctx.broke` checks it.
+ * nothing, the system heals itself), then the two of a service on PostgreSQL (store-cases.ts). Every break
+ * happens while tasks are in flight; `ctx.broke` checks it.
  */
 import { HEARTBEAT, WORKERS_PER_NODE, localProfile, slurmProfile } from './profiles.js';
 import { kill9, managersOf, procInfo, signal, until, workersOf, isAlive, type ProcInfo } from './procs.js';
 import { untilValue } from '../helpers/wait.js';
 import { run, slurmJobsNamed, type EndpointStatusJson } from './harness.js';
-import type { ChaosCase, CaseContext } from './run-case.js';
+import { STORE_CASES } from './store-cases.js';
+import type { ChaosCase, SimpleCase, CaseContext } from './run-case.js';
 
 /** How long a case waits for its first results (blocks starting, on Slurm too). */
 const FIRST_RESULTS_MS = 120_000;
@@ -24,7 +26,7 @@ function busyManagers(home: string): ProcInfo[] {
   return managersOf(home).filter((m) => workers.some((w) => w.ppid === m.pid));
 }
 
-const workerKill: ChaosCase = {
+const workerKill: SimpleCase = {
   name: 'worker-kill',
   title: 'kill -9 of a worker process',
   profile: localProfile,
@@ -44,7 +46,7 @@ const workerKill: ChaosCase = {
   },
 };
 
-const managerKill: ChaosCase = {
+const managerKill: SimpleCase = {
   name: 'manager-kill',
   title: 'kill -9 of a manager',
   profile: localProfile,
@@ -70,7 +72,7 @@ const managerKill: ChaosCase = {
   },
 };
 
-const slurmBlockCancel: ChaosCase = {
+const slurmBlockCancel: SimpleCase = {
   name: 'slurm-block-scancel',
   title: 'a whole Slurm block cancelled with scancel',
   slurm: true,
@@ -98,7 +100,7 @@ const slurmBlockCancel: ChaosCase = {
   },
 };
 
-const daemonKill: ChaosCase = {
+const daemonKill: SimpleCase = {
   name: 'daemon-kill',
   title: 'kill -9 of the endpoint daemon, then funcx-endpoint start again',
   profile: localProfile,
@@ -114,7 +116,7 @@ const daemonKill: ChaosCase = {
   },
 };
 
-const serviceKill: ChaosCase = {
+const serviceKill: SimpleCase = {
   name: 'service-kill',
   title: 'kill -9 of the service, then funcx-service start on the same port',
   profile: localProfile,
@@ -151,7 +153,7 @@ const serviceKill: ChaosCase = {
   },
 };
 
-const managerStop: ChaosCase = {
+const managerStop: SimpleCase = {
   name: 'network-cut',
   title: 'manager cut off past the heartbeat threshold (SIGSTOP), then SIGCONT',
   profile: localProfile,
@@ -180,5 +182,5 @@ const managerStop: ChaosCase = {
   },
 };
 
-/** Every case, in the order the suite runs them. */
-export const CASES: readonly ChaosCase[] = [workerKill, managerKill, slurmBlockCancel, daemonKill, serviceKill, managerStop];
+/** Every case, in the order the suite runs them (the PostgreSQL ones last: store-cases.ts). */
+export const CASES: readonly ChaosCase[] = [workerKill, managerKill, slurmBlockCancel, daemonKill, serviceKill, managerStop, ...STORE_CASES];

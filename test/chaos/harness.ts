@@ -91,9 +91,9 @@ export class Rig {
 
   // ---- the service -----------------------------------------------------------------------------------------
 
-  /** `funcx-service start --port PORT` (0: any free port the first time; the same port on a restart). */
-  async startService(port = 0): Promise<void> {
-    const out = await this.cli('service', ['start', '--port', String(port)]);
+  /** `funcx-service start --port PORT [ARGS]` (0: any free port the first time; the same port on a restart). */
+  async startService(port = 0, args: string[] = []): Promise<void> {
+    const out = await this.cli('service', ['start', '--port', String(port), ...args]);
     const m = /running at (http:\/\/[^\s]+:(\d+))/.exec(out);
     if (!m) throw new Error(`could not read the service URL from: ${out.trim()}`);
     this.url = m[1];
@@ -158,9 +158,16 @@ export class Rig {
     return JSON.parse(await this.cli('endpoint', ['status', this.name, '--json'])) as EndpointStatusJson;
   }
 
-  /** An SDK client for the rig's user. */
-  client(): FuncXClient {
-    return new FuncXClient({ serviceUrl: this.url, token: this.token });
+  /** An SDK client for the rig's user, on the service at `url` (default: where the endpoint registered). */
+  client(url = this.url): FuncXClient {
+    return new FuncXClient({ serviceUrl: url, token: this.token });
+  }
+
+  /** Use a service started by the case itself (replicas behind a balancer): the URL endpoint and user are given. */
+  useService(url: string): void {
+    this.url = url;
+    this.port = Number(new URL(url).port);
+    this.env.FUNCX_SERVICE_URL = url;
   }
 
   /** The endpoint's log (for reports when something went wrong). */
@@ -175,11 +182,13 @@ export class Rig {
   /**
    * Stop the endpoint and the service the way an operator would, then make sure nothing of ours is left:
    * managers and workers of this home, Slurm jobs named after this endpoint. Anything still there is noted
-   * in `leftovers` (a finding) and killed. The folder is removed when `removeFolder` is set.
+   * in `leftovers` (a finding) and killed. The folder is removed when `removeFolder` is set. `stopServices`
+   * stops a service side the case started itself (replicas, a PostgreSQL), after the endpoint.
    */
-  async teardown(removeFolder: boolean): Promise<void> {
+  async teardown(removeFolder: boolean, stopServices?: () => Promise<void>): Promise<void> {
     if (existsSync(this.endpointDir)) await this.cli('endpoint', ['stop', this.name, '--grace', '5'], 60_000).catch(() => {});
     if (existsSync(join(this.serviceHome, 'service.pid'))) await this.cli('service', ['stop', '--grace', '5'], 60_000).catch(() => {});
+    if (stopServices) await stopServices().catch((err: Error) => this.leftovers.push(`the case's services did not stop: ${err.message}`));
     // Managers leave when told to (stop) or when the interchange has been silent past the threshold.
     await until('managers and workers of this endpoint to exit', () => managersOf(this.funcxHome).length + workersOf(this.funcxHome).length === 0, { timeoutMs: 10_000 }).catch(() => {});
     for (const p of [...workersOf(this.funcxHome), ...managersOf(this.funcxHome)]) {
@@ -305,7 +314,8 @@ export class Collector {
 
   constructor(
     private readonly client: FuncXClient,
-    private readonly ids: string[],
+    /** The batch's task ids, in index order. */
+    readonly ids: readonly string[],
   ) {
     ids.forEach((id, i) => this.index.set(id, i));
     this.done = this.collect();
@@ -318,6 +328,11 @@ export class Collector {
 
   get pending(): number {
     return this.ids.length - this.outcomes.size;
+  }
+
+  /** The ids of the tasks with no result yet. */
+  pendingIds(): string[] {
+    return this.ids.filter((id) => !this.outcomes.has(id));
   }
 
   /** Give the remaining tasks `ms` from now, then count whatever has no result as lost. */

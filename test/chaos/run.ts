@@ -4,7 +4,8 @@
  * Runs every chaos case against real processes (service, endpoint daemon, managers, workers, Slurm) and
  * prints a table: case | completed | failed | lost | seconds, then what happened in each case. `--short`
  * runs 200 tasks per case (CI); with `--json` the last line is a JSON array of {case, completed, failed,
- * lost}. Exits 1 when any task was lost or a case could not run as designed.
+ * lost, ...figures}. Exits 1 when any task was lost or a case could not run as designed. The PostgreSQL
+ * cases (replica-kill, postgres-restart) need root; without it they are skipped, and the table says so.
  *
  * `npm run chaos -- --only abuse [--json] [--rate N] [--baseline-s S] [--attack-s S] [--skip ATTACK] [--keep]` runs the abuse run
  * instead (abuse.ts): with --json its last line is one JSON object (abuse_service_peak_rss_mib, ...).
@@ -38,7 +39,8 @@ function report(results: CaseResult[]): string {
   const rows = [['case', 'completed', 'failed', 'lost', 'seconds', 'failures by type']];
   for (const r of results) {
     const types = Object.entries(r.failureTypes).map(([t, n]) => `${t} ${n}`).join(', ');
-    rows.push([r.case, String(r.completed), String(r.failed), String(r.lost), r.seconds.toFixed(1), r.error ? `ERROR (see below): ${r.error.slice(0, 60)}…` : types || '-']);
+    const last = r.skipped ? 'SKIPPED (see below)' : r.error ? `ERROR (see below): ${r.error.slice(0, 60)}…` : types || '-';
+    rows.push([r.case, String(r.completed), String(r.failed), String(r.lost), r.seconds.toFixed(1), last]);
   }
   const widths = rows[0].map((_, col) => Math.max(...rows.map((row) => row[col].length)));
   const line = (row: string[]) => row.map((cell, col) => (col >= 1 && col <= 4 ? cell.padStart(widths[col]) : cell.padEnd(widths[col]))).join(' | ').trimEnd();
@@ -46,6 +48,7 @@ function report(results: CaseResult[]): string {
   for (const r of results) {
     out.push(`${r.case}: ${r.title} (${r.submitted} tasks${r.wrong ? `, ${r.wrong} with a wrong value` : ''})`);
     for (const n of r.notes) out.push(`  - ${n}`);
+    if (Object.keys(r.figures).length) out.push(`  - figures: ${Object.entries(r.figures).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     if (r.error) out.push(`  - ERROR: ${r.error}`);
   }
   return out.join('\n');
@@ -96,7 +99,10 @@ async function main(): Promise<void> {
     results.push(await runCase(c, { ...runOptions(options.short), ...options }));
   }
   process.stdout.write(report(results) + '\n');
-  if (json) process.stdout.write(JSON.stringify(results.map((r) => ({ case: r.case, completed: r.completed, failed: r.failed, lost: r.lost, ...(r.error ? { error: r.error } : {}) }))) + '\n');
+  if (json) {
+    const rows = results.map((r) => ({ case: r.case, completed: r.completed, failed: r.failed, lost: r.lost, ...r.figures, ...(r.error ? { error: r.error } : {}), ...(r.skipped ? { skipped: r.skipped } : {}) }));
+    process.stdout.write(JSON.stringify(rows) + '\n');
+  }
   if (results.some((r) => r.lost > 0 || r.error || r.completed + r.failed !== r.submitted)) process.exitCode = 1;
 }
 
