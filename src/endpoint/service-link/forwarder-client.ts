@@ -104,6 +104,8 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
   private connected = false;
   private downSince = Date.now();
   private lostReported = false;
+  /** When to ask the service where the forwarder is, while disconnected (at once after a silent threshold). */
+  private reregisterAt = Infinity;
   private reregistering = false;
   private timer?: NodeJS.Timeout;
   readonly life: Lifecycle<ForwarderClientState>;
@@ -381,6 +383,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     if (!this.connected) return;
     this.connected = false;
     this.downSince = Date.now();
+    this.reregisterAt = this.downSince + this.heartbeatThresholdMs;
   }
 
   private tick(): void {
@@ -390,7 +393,11 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     for (const channel of FORWARDER_CHANNELS) {
       if (this.welcomed[channel] && now - this.lastHeard[channel] > this.heartbeatThresholdMs) {
         this.log.warn(`${channel}: nothing from the forwarder for ${now - this.lastHeard[channel]} ms`);
+        const wasConnected = this.connected;
         this.markDown(channel);
+        // A whole threshold of silence already: ask where the forwarder is now rather than wait another one
+        // (a replica killed behind a load balancer fails over in one threshold, not two).
+        if (wasConnected) this.reregisterAt = now;
       }
       if (!this.welcomed[channel] || (channel === 'tasks' && this.resyncPending)) {
         if (now - this.helloAt[channel] >= HELLO_RETRY_MS) this.sendHello(channel);
@@ -400,14 +407,12 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
       // A batch sent but not acked for a whole threshold (lost on a dropped connection): send it again.
       for (const batch of this.pending.values()) if (now - batch.sentAt > this.heartbeatThresholdMs) this.sendBatch(batch);
     }
-    if (!this.connected && !this.starting && now - this.downSince > this.heartbeatThresholdMs) {
-      if (!this.lostReported) {
-        this.lostReported = true;
-        this.log.warn(`lost the forwarder at ${this.address.host}`);
-        this.emit('lost', `no answer from the forwarder for ${now - this.downSince} ms`);
-      }
-      if (this.options.reregister && !this.reregistering) void this.findForwarder();
+    if (!this.connected && !this.starting && now - this.downSince > this.heartbeatThresholdMs && !this.lostReported) {
+      this.lostReported = true;
+      this.log.warn(`lost the forwarder at ${this.address.host}`);
+      this.emit('lost', `no answer from the forwarder for ${now - this.downSince} ms`);
     }
+    if (!this.connected && !this.starting && now >= this.reregisterAt && this.options.reregister && !this.reregistering) void this.findForwarder();
   }
 
   /** Ask the service where the forwarder is now (it may have restarted on other ports) and move there. */
@@ -427,7 +432,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
       this.warn(`cannot register again: ${(err as Error).message}`);
     } finally {
       // Try again no sooner than one threshold later.
-      this.downSince = Date.now();
+      this.reregisterAt = Date.now() + this.heartbeatThresholdMs;
       this.reregistering = false;
     }
   }
