@@ -25,7 +25,6 @@ test("a user arriving behind the owner's long queue gets a worker of their own; 
     onIdle: () => pool.fill(queues),
     onBroken: (reason) => assert.fail(reason),
     poolIdleMs: 300,
-    lendIdleMs: 100,
   });
   t.after(() => pool.stop());
   pool.requeue = (tasks) => queues.unshift(tasks);
