@@ -14,7 +14,8 @@
  *    one at a time. Its own idle process takes it; else a new process starts for it, evicting the least
  *    recently used idle process (users with nothing queued first) when the pool is at `maxProcesses`.
  * 2. With no free slot, a waiting user who holds fewer slots than another user gets one of theirs: at once
- *    when the gap is two or more, else once that user has held its oldest slot for `sliceMs` (turns).
+ *    when the gap is two or more, else once that user has held its slot for `sliceMs` (turns; 20 ms by default:
+ *    a turn costs no process start, and a task of the waiting user waits about one slice).
  *    The giving process *yields*: it takes no new tasks and frees its slot when its window empties. A
  *    yielding process counts as a promise to the neediest waiting user, so no more yield than are owed.
  * A process never changes user: isolation holds by construction, whatever this policy decides.
@@ -110,25 +111,27 @@ export class PoolScheduler {
     // 1. Free slots, neediest first (each user one slot per decision: the next fill may give another).
     let free = this.options.slots - used;
     let count = procs.length;
-    const evicted = new Set<P>();
+    /** Processes this decision already evicts or gives a slot: neither is chosen again. */
+    const taken = new Set<P>();
     const granted = new Set<string>();
     for (const user of wants) {
       if (free <= 0) break;
       let proc: P | undefined;
       for (const p of procs) {
-        if (p.user === user && p.ready && p.inflight.length === 0 && !p.yielding && !evicted.has(p)) {
+        if (p.user === user && p.ready && p.inflight.length === 0 && !p.yielding && !taken.has(p)) {
           proc = p;
           break;
         }
       }
       if (!proc && count >= this.options.maxProcesses) {
-        const victim = this.victim(procs, queues, evicted, user);
+        const victim = this.victim(procs, queues, taken, user);
         if (!victim) continue; // every process holds a slot or is its own: nothing to evict for this user
-        evicted.add(victim);
+        taken.add(victim);
         out.evict.push(victim);
         count--;
       }
-      if (!proc) count++;
+      if (proc) taken.add(proc);
+      else count++;
       out.start.push(proc ? { user, proc } : { user });
       free--;
       held.set(user, heldBy(user) + 1);
@@ -160,17 +163,18 @@ export class PoolScheduler {
       if (!donor) continue;
       donor.yielding = true;
       out.yield.push(donor);
+      this.lastTurn.set(donor.user, now); // its turn ends: it goes behind the users who waited
       yielding.set(donor.user, (yielding.get(donor.user) ?? 0) + 1);
     }
     return out;
   }
 
   /** The idle process to end for `user`'s new one: least recently used, of users with nothing queued first. */
-  private victim<P extends ProcView>(procs: readonly P[], queues: QueueView, evicted: Set<P>, user: string): P | undefined {
+  private victim<P extends ProcView>(procs: readonly P[], queues: QueueView, taken: Set<P>, user: string): P | undefined {
     let best: P | undefined;
     let bestRank = Infinity;
     for (const p of procs) {
-      if (p.user === user || holdsSlot(p) || p.yielding || evicted.has(p)) continue;
+      if (p.user === user || holdsSlot(p) || p.yielding || taken.has(p)) continue;
       // Rank: a spare of a user with nothing queued before one of a waiting user; then the oldest idle.
       const rank = (queues.pending(p.user) > 0 ? 1e15 : 0) + p.idleSince;
       if (rank < bestRank) {

@@ -20,6 +20,7 @@ import { errorOutcome } from '../protocol/payload.js';
 import type { Logger } from '../logger.js';
 import { OWNER, type UserQueues } from './user-queues.js';
 import { holdsSlot, PoolScheduler, type ProcView } from './pool-scheduler.js';
+import { WORKER_POOL_DEFAULTS } from '../config/defaults.js';
 
 const WORKER_SCRIPT = fileURLToPath(new URL('../cli/worker.js', import.meta.url));
 
@@ -73,7 +74,7 @@ export interface WorkerPoolOptions {
   workers: number;
   /** Most processes, busy and warm idle (engine.max_worker_processes, resolved by the caller). @default workers */
   maxProcesses?: number;
-  /** How long a user keeps a slot another user with fewer slots waits for (ms). @default 100 */
+  /** How long a user keeps a slot another user with fewer slots waits for (ms). @default WORKER_POOL_DEFAULTS.slice_ms */
   sliceMs?: number;
   log: Logger;
   /** Extra environment for worker processes. */
@@ -112,7 +113,7 @@ export class WorkerPool {
   constructor(private readonly options: WorkerPoolOptions) {
     this.slotCount = options.workers;
     this.maxProcesses = Math.max(options.workers, options.maxProcesses ?? options.workers);
-    this.scheduler = new PoolScheduler({ slots: this.slotCount, maxProcesses: this.maxProcesses, sliceMs: options.sliceMs ?? 100 });
+    this.scheduler = new PoolScheduler({ slots: this.slotCount, maxProcesses: this.maxProcesses, sliceMs: options.sliceMs ?? WORKER_POOL_DEFAULTS.slice_ms });
     this.spawnWorker = options.spawnWorker ?? ((index) => spawnWorkerProcess(index, options.env));
     this.now = options.now ?? Date.now;
     for (let i = 0; i < options.workers; i++) this.startProc(OWNER, false);
