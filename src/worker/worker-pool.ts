@@ -225,6 +225,10 @@ export class WorkerPool {
           case 'ready':
             proc.ready = true;
             proc.idleSince = this.now();
+            // Started for its user's queued tasks: it takes the slot it held while starting, before any other
+            // user can be given that slot by the next decision.
+            if (proc.wanted && this.queues) this.feed(proc, this.queues);
+            proc.wanted = false;
             this.startFailures = 0;
             this.options.onIdle();
             break;

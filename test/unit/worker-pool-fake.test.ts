@@ -166,6 +166,22 @@ test('eight users, two slots, three processes: evictions at the cap never put tw
   assert.ok(views.every((v) => v.queued === 0));
 });
 
+test('a process started for a user takes that user\'s tasks when it is ready, though another user now waits', (t) => {
+  const r = rig({ workers: 2, maxProcesses: 6, window: 1 });
+  t.after(() => r.pool.stop());
+  r.step(); // the owner's two warm processes say ready
+  r.submit(OWNER, 20); // both busy
+  r.submit('alice', 5); // she holds none, the owner two: one of the owner's yields at once
+  r.step(); // the yielding one empties: a process starts for alice, holding that slot
+  assert.equal(r.workers.length, 3);
+  r.submit('bob', 5); // no free slot for bob while alice's process starts
+  r.step(); // alice's process says ready
+  // (Before, its slot was free again at its ready and went to bob, who had waited longer: alice's process
+  // sat idle and bob's started, a second start for one slot.)
+  assert.deepEqual([...r.workers[2].users], ['alice'], "alice's process ran her task as soon as it was ready");
+  while (r.done.size < r.submitted) r.step();
+});
+
 test('a user idle past user_pool_idle loses its processes; the owner gets its warm processes back', (t) => {
   const r = rig({ workers: 2, maxProcesses: 3, window: 1 });
   t.after(() => r.pool.stop());
