@@ -156,11 +156,6 @@ export class WorkerPool {
     return [...by.values()];
   }
 
-  /** The pids of live processes by user (for tests: no pid is ever listed under two users). */
-  pids(): Array<{ user: string; pid: number | undefined }> {
-    return this.procs.map((p) => ({ user: p.user, pid: p.process.pid }));
-  }
-
   /** Give queued tasks to processes of their user, within the slots. */
   fill(queues: UserQueues): void {
     if (queues.size === 0) return;
