@@ -9,7 +9,8 @@ import { cpus, totalmem } from 'node:os';
 import { Manager } from '../worker/manager.js';
 import { readManagerKeyFile } from '../protocol/keys.js';
 import { createLogger } from '../logger.js';
-import { DEFAULTS } from '../config/defaults.js';
+import { DEFAULTS, WORKER_POOL_DEFAULTS } from '../config/defaults.js';
+import { defaultMaxProcesses } from '../worker/pool-scheduler.js';
 import { blockNodesFromEnv } from '../worker/mpi/nodelist.js';
 import { MPI_LAUNCHERS, type MpiLauncherName } from '../worker/mpi/prefix.js';
 import { nodeProbeFromEnv, type NodeProbe } from '../worker/mpi/node-probe.js';
@@ -44,6 +45,7 @@ const program = new Command('funcx-manager')
   .requiredOption('--heartbeat-threshold <s>', 'seconds of silence before the interchange counts as gone', positive('--heartbeat-threshold'))
   .requiredOption('--probe-timeout <s>', 'seconds to wait for an address to answer in one probe round', positive('--probe-timeout'))
   .option('--user-pool-idle <s>', "seconds a user's worker pool may stay idle before its workers end (default: engine.user_pool_idle)", positive('--user-pool-idle'))
+  .option('--max-worker-processes <n>', 'most worker processes, busy and warm idle (default: max(2 × workers, workers + 4); never fewer than the workers)', positive('--max-worker-processes'))
   .option('--walltime <s>', "the block's walltime in seconds, counted from this manager's start", positive('--walltime'))
   .requiredOption('--log-level <level>', 'debug | info | warn | error')
   .option('--mpi-launcher <name>', `engine mode "mpi": one manager per block packs tasks onto the block's nodes, launching with ${MPI_LAUNCHERS.join(' | ')}`)
@@ -96,6 +98,8 @@ const manager = new Manager({
   heartbeatThresholdMs: o.heartbeatThreshold * 1000,
   probeTimeoutMs: o.probeTimeout * 1000,
   poolIdleMs: (o.userPoolIdle ?? DEFAULTS.engine.user_pool_idle) * 1000,
+  // A node with fewer cores than the profile's max_worker_processes assumed still gets a process per worker.
+  maxProcesses: Math.max(workers, o.maxWorkerProcesses ? Math.floor(o.maxWorkerProcesses) : defaultMaxProcesses(workers, WORKER_POOL_DEFAULTS.processes_per_worker, WORKER_POOL_DEFAULTS.spare_processes_at_least)),
   endsAt: o.walltime ? Date.now() + o.walltime * 1000 : null,
   log,
   mpi,

@@ -59,6 +59,12 @@ export const DEFAULTS = {
     result_size_limit: 10 * 1024 * 1024,
     /** Seconds a user's worker pool (on a shared endpoint) may stay idle before its processes end. */
     user_pool_idle: 60,
+    /**
+     * Most worker processes a manager keeps, busy and warm idle; null: max(2 × workers, workers + 4) (see
+     * WORKER_POOL_DEFAULTS). Workers (slots) bound the tasks that run at once; processes beyond them stay warm
+     * for users who share the endpoint, so users take turns on the slots without restarting a process.
+     */
+    max_worker_processes: null as number | null,
     manager_log_level: 'info' as 'debug' | 'info' | 'warn' | 'error',
     /** "htex": managers per node, tasks in worker slots; "mpi": one manager per block packing tasks onto nodes. */
     mode: 'htex' as 'htex' | 'mpi',
@@ -94,6 +100,20 @@ export const WORKER_DEFAULTS = {
   result_size_limit: DEFAULTS.engine.result_size_limit,
   /** How an MPI task runs outside an MPI block; `{ranks}` is replaced. */
   mpi_command: 'mpiexec -n {ranks}',
+} as const;
+
+/** The manager's worker pools (src/worker/pool-scheduler.ts). Not user options. */
+export const WORKER_POOL_DEFAULTS = {
+  /** engine.max_worker_processes unset: this many processes per worker (slot)... */
+  processes_per_worker: 2,
+  /** ...and at least this many beyond the workers (a 1- or 2-core node shared by three users keeps one warm each). */
+  spare_processes_at_least: 4,
+  /**
+   * A user keeps a slot this long (ms) before a waiting user with fewer slots takes its turn. Short: a turn
+   * costs no process start (the next user's process is warm), only a smaller batch; a waiting user's task
+   * waits about one slice (the abuse run's honest tasks are ~1 ms each, batched every 100 ms per user).
+   */
+  slice_ms: 20,
 } as const;
 
 /** Walltime of a task when the profile sets none (ms); undefined means no limit. */

@@ -18,6 +18,12 @@ export interface EngineOptions extends MpiEngineOptions {
   prefetch_capacity?: number;
   /** Seconds a user's worker pool (tasks of other users on a shared endpoint) may stay idle before its workers end. @default 60 */
   user_pool_idle?: number;
+  /**
+   * Most worker processes a manager keeps, busy and warm idle; at least max_workers_per_node. Workers bound
+   * the tasks that run at once; processes beyond them stay warm for users sharing the endpoint.
+   * @default max(2 × workers, workers + 4)
+   */
+  max_worker_processes?: number;
   /** Address managers dial; overrides the global `endpoint_address`. @default global endpoint_address, else 127.0.0.1 */
   address?: string;
   /** Extra addresses managers may try (first that answers wins). @default [] */
@@ -61,12 +67,14 @@ export interface ResolvedEngineOptions {
   probeTimeoutMs: number;
   resultSizeLimit: number;
   userPoolIdleMs: number;
+  /** engine.max_worker_processes; undefined: the manager's default for its node (max(2 × workers, workers + 4)). */
+  maxWorkerProcesses?: number;
   managerCommand?: string;
   managerLogLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
 export const ENGINE_FIELDS: readonly string[] = [
-  'max_workers_per_node', 'cores_per_worker', 'mem_per_worker', 'prefetch_capacity', 'address', 'extra_addresses', 'user_pool_idle',
+  'max_workers_per_node', 'cores_per_worker', 'mem_per_worker', 'prefetch_capacity', 'address', 'extra_addresses', 'user_pool_idle', 'max_worker_processes',
   'interchange_port', 'interchange_port_range', 'heartbeat_period', 'heartbeat_threshold', 'max_retries',
   'address_probe_timeout', 'result_size_limit', 'manager_command', 'manager_log_level', ...MPI_ENGINE_FIELDS,
 ];
@@ -102,6 +110,7 @@ export function resolveEngineOptions(options: EngineOptions = {}, where = 'engin
   const probeTimeout = given('address_probe_timeout', d.address_probe_timeout, rule({ exclusiveMin: true }));
   const resultSizeLimit = given('result_size_limit', d.result_size_limit, rule({ min: 1, integer: true }));
   const userPoolIdle = given('user_pool_idle', d.user_pool_idle, rule({ exclusiveMin: true }));
+  const maxWorkerProcesses = optional('max_worker_processes', rule({ min: 1, integer: true })) ?? d.max_worker_processes ?? undefined;
   const port = given<number | [number, number]>('interchange_port', d.interchange_port, rule({ integer: true, max: 65535 }));
   const range = optional('interchange_port_range', test<[number, number]>(
     (v) => Array.isArray(v) && v.length === 2 && v.every((p) => Number.isInteger(p) && p > 0 && p <= 65535) && v[0] <= v[1],
@@ -115,6 +124,9 @@ export function resolveEngineOptions(options: EngineOptions = {}, where = 'engin
   const mpi = resolveMpiOptions(o, where);
   if (heartbeatThreshold <= heartbeatPeriod) {
     throw fieldError(`${where}.heartbeat_threshold`, `greater than ${where}.heartbeat_period (${heartbeatPeriod} s)`, heartbeatThreshold);
+  }
+  if (maxWorkerProcesses !== undefined && maxWorkersPerNode !== undefined && maxWorkerProcesses < maxWorkersPerNode) {
+    throw fieldError(`${where}.max_worker_processes`, `at least ${where}.max_workers_per_node (${maxWorkersPerNode}): every worker needs a process`, maxWorkerProcesses);
   }
   if (o.interchange_port !== undefined && range !== undefined) {
     throw new ConfigError(`${where}.interchange_port and ${where}.interchange_port_range are both set: set one`);
@@ -136,6 +148,7 @@ export function resolveEngineOptions(options: EngineOptions = {}, where = 'engin
     probeTimeoutMs: probeTimeout * 1000,
     resultSizeLimit,
     userPoolIdleMs: userPoolIdle * 1000,
+    maxWorkerProcesses,
     managerCommand,
     managerLogLevel,
   };

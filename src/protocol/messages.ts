@@ -85,6 +85,17 @@ export interface NodeUse {
 
 export interface HeartbeatMessage {
   kind: 'heartbeat';
+  /** Manager → interchange: its worker pools, one per user with processes or queued tasks (for status). */
+  pools?: PoolView[];
+}
+
+/** One user's worker pool on a manager: slots held, warm idle processes, tasks queued at the manager. */
+export interface PoolView {
+  /** The user ("" for the endpoint's owner). */
+  user: string;
+  running: number;
+  idle: number;
+  queued: number;
 }
 
 /** The manager is leaving on its own (drained, walltime end, signal); nothing is in flight any more. */
@@ -183,6 +194,7 @@ export function parseFromManager(frame: Uint8Array): ManagerToInterchange {
       if (m.nodes !== undefined && !Array.isArray(m.nodes)) badField(m, 'nodes', 'an array of {node, task}');
       return m as unknown as ResultsMessage;
     case 'heartbeat':
+      if (m.pools !== undefined) checkPools(m);
       return m as unknown as HeartbeatMessage;
     case 'bye':
       needString(m, 'reason');
@@ -190,6 +202,17 @@ export function parseFromManager(frame: Uint8Array): ManagerToInterchange {
     default:
       return unexpected(m, 'a manager');
   }
+}
+
+/** heartbeat.pools: at most 10,000 entries of {user: string, running, idle, queued: counts}. */
+function checkPools(m: RawMessage): void {
+  const pools = m.pools;
+  if (!Array.isArray(pools) || pools.length > 10_000) badField(m, 'pools', 'an array of at most 10000 {user, running, idle, queued}');
+  pools.forEach((p: unknown, i: number) => {
+    const v = p as Record<string, unknown> | null;
+    if (v === null || typeof v !== 'object' || typeof v.user !== 'string') badField(m, `pools[${i}].user`, 'a string');
+    for (const k of ['running', 'idle', 'queued']) if (!isCount(v[k])) badField(m, `pools[${i}].${k}`, 'a non-negative integer');
+  });
 }
 
 function checkRegister(m: RawMessage): RegisterMessage {

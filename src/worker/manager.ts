@@ -17,6 +17,7 @@ import { WorkerPool } from './worker-pool.js';
 import { UserQueues } from './user-queues.js';
 import { MpiGate, type MpiGateOptions } from './mpi/mpi-gate.js';
 import { createLogger, rateLimited, type Logger } from '../logger.js';
+import { WORKER_POOL_DEFAULTS } from '../config/defaults.js';
 import { Lifecycle, Once, type Transitions } from '../lifecycle.js';
 
 export type ManagerState = 'probing' | 'registered' | 'draining' | 'stopping' | 'stopped';
@@ -49,6 +50,8 @@ export interface ManagerOptions {
   probeTimeoutMs: number;
   /** How long a user's worker pool may stay idle before its workers end (engine.user_pool_idle, resolved by the config layer). */
   poolIdleMs: number;
+  /** Most worker processes, busy and warm idle (engine.max_worker_processes, resolved by the caller). @default workers */
+  maxProcesses?: number;
   /** Epoch ms when the block ends, or null. */
   endsAt?: number | null;
   log?: Logger;
@@ -140,6 +143,8 @@ export class Manager {
       onIdle: () => this.fillWorkers(),
       onBroken: (reason) => void this.stop(`node unusable: ${reason}`, 4),
       poolIdleMs: this.options.poolIdleMs,
+      maxProcesses: this.options.maxProcesses,
+      sliceMs: WORKER_POOL_DEFAULTS.slice_ms,
     });
     this.pool.requeue = (tasks) => {
       this.queues.unshift(tasks);
@@ -310,7 +315,8 @@ export class Manager {
       void this.stop(`the interchange has been silent for ${Math.round(silentMs / 1000)} s (threshold ${this.options.heartbeatThresholdMs / 1000} s)`, 3);
       return;
     }
-    this.writer?.send(encode({ kind: 'heartbeat' }));
+    // The pools ride on the heartbeat (status shows them): a few entries, once a period, never per task.
+    this.writer?.send(encode({ kind: 'heartbeat', pools: this.pool?.poolViews() ?? [] }));
   }
 
   private drain(reason?: string): void {

@@ -1,23 +1,26 @@
 /**
  * The manager's worker processes: spawns them, hands each a window of tasks in order over its socket pair,
  * collects results, and turns a worker's death into an error result for the task it was running (the rest of
- * its window goes back to the queue). One interval checks task walltimes: no timer per task.
+ * its window goes back to the queue). One interval checks task walltimes and reaps idle pools: no timer per task.
  *
- * Every worker belongs to one user (its pool): the endpoint owner's ("") or a user who submits to a shared
- * endpoint. It runs only that user's tasks. The block's worker count is shared among the pools: a user with
- * queued tasks and no worker takes an idle worker of another pool (that process is stopped and a fresh one
- * started for the user); on the walltime tick, workers idle a while go to users still waiting, and a user's
- * workers idle past `poolIdleMs` are given back to the owner's pool (the user's processes end).
+ * Every process belongs to one user for its whole life (its pool): the endpoint owner's ("") or a user who
+ * submits to a shared endpoint, and runs only that user's tasks. Slots count CPU, processes are warm state:
+ * at most `workers` processes have tasks at once (each holds a slot), but up to `maxProcesses` stay alive, so
+ * a user's next turn reuses its idle process instead of restarting one. Who gets a free slot, who yields one,
+ * and which idle process is evicted at the cap is pool-scheduler.ts's decision; a user's processes idle past
+ * `poolIdleMs` end, and the owner's pool is refilled to `workers` warm processes when there is room.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Socket } from 'node:net';
 import { encodeLengthPrefixed, FrameReader } from '../protocol/frames.js';
 import { parseFromWorker } from '../protocol/messages.js';
-import type { ResultEnvelope, TaskEnvelope } from '../protocol/messages.js';
+import type { PoolView, ResultEnvelope, TaskEnvelope } from '../protocol/messages.js';
 import { errorOutcome } from '../protocol/payload.js';
 import type { Logger } from '../logger.js';
 import { OWNER, type UserQueues } from './user-queues.js';
+import { holdsSlot, PoolScheduler, type ProcView } from './pool-scheduler.js';
+import { WORKER_POOL_DEFAULTS } from '../config/defaults.js';
 
 const WORKER_SCRIPT = fileURLToPath(new URL('../cli/worker.js', import.meta.url));
 
@@ -27,33 +30,52 @@ export function profilingArgs(): string[] {
   return dir ? ['--cpu-prof', '--cpu-prof-dir', dir] : [];
 }
 
-/** The least time a worker serves the user it was started for before another user may take it (ms). */
-const TENURE_MS = 1000;
+/** What the pool needs of a worker process: a real child (spawnWorkerProcess) or a fake in unit tests. */
+export interface WorkerProcess {
+  readonly pid?: number;
+  /** The socket pair to the worker: length-prefixed frames both ways. */
+  readonly pipe: Pick<Socket, 'write' | 'end' | 'on'>;
+  kill(signal: NodeJS.Signals): unknown;
+  onExit(handler: (code: number | null, signal: NodeJS.Signals | null) => void): void;
+}
 
-interface Slot {
+/** Start funcx-worker with the socket pair on fd 3. */
+export function spawnWorkerProcess(index: number, env?: Record<string, string>): WorkerProcess {
+  const child = spawn(process.execPath, [...profilingArgs(), WORKER_SCRIPT], {
+    stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
+    env: { ...process.env, ...env, FUNCX_WORKER_INDEX: String(index) },
+  });
+  return {
+    pid: child.pid,
+    pipe: child.stdio[3] as Socket,
+    kill: (signal) => child.kill(signal),
+    onExit: (handler) => child.on('exit', handler),
+  };
+}
+
+/**
+ * One worker process. State: starting (spawned, not ready) → idle (ready, window empty: warm, holds no slot)
+ * ⇄ busy (tasks in flight: holds a slot; `yielding`: takes no more, its slot goes to another user once its
+ * window empties) → retired (evicted or reaped; its exit is expected) or dead (exit; replaced for its user).
+ */
+interface Proc extends ProcView {
   index: number;
-  /** The user whose tasks this worker runs (OWNER: the endpoint's owner). */
-  user: string;
-  /** When its window last emptied (ms). */
-  idleSince: number;
-  /** When this worker was handed to its user (0: started with the pool): not taken from it before TENURE_MS. */
-  bornAt: number;
-  /** Replaced by a worker for another user: its exit is expected. */
-  retired?: boolean;
-  /** Promised to this user (who has no worker): takes no more tasks, and is replaced once its window empties. */
-  handTo?: string;
-  child: ChildProcess;
-  pipe: Socket;
-  ready: boolean;
-  /** Tasks sent to this worker and not yet answered, in the order it runs them. */
+  readonly user: string;
+  process: WorkerProcess;
   inflight: TaskEnvelope[];
   headStartedAt: number;
+  retired: boolean;
   /** Set when we killed it ourselves; says how to report its head task. */
   killedFor?: { type: string; message: string };
 }
 
 export interface WorkerPoolOptions {
+  /** Slots: task windows that run at once (the manager's workers). */
   workers: number;
+  /** Most processes, busy and warm idle (engine.max_worker_processes, resolved by the caller). @default workers */
+  maxProcesses?: number;
+  /** How long a user keeps a slot another user with fewer slots waits for (ms). @default WORKER_POOL_DEFAULTS.slice_ms */
+  sliceMs?: number;
   log: Logger;
   /** Extra environment for worker processes. */
   env?: Record<string, string>;
@@ -64,163 +86,149 @@ export interface WorkerPoolOptions {
   /** A worker that dies this many times in a row before saying ready means the node is broken. */
   maxStartFailures?: number;
   onBroken: (reason: string) => void;
-  /** A user's workers idle this long go back to the owner's pool. @default 60000 */
+  /** A user's processes idle this long end. @default 60000 */
   poolIdleMs?: number;
-  /** A worker idle this long may be handed to another user with queued tasks. @default 1000 */
-  lendIdleMs?: number;
+  /** Starts a worker process (tests pass fakes). @default spawnWorkerProcess */
+  spawnWorker?: (index: number) => WorkerProcess;
+  /** The clock (tests pass a fake one). @default Date.now */
+  now?: () => number;
 }
 
 export class WorkerPool {
-  private readonly slots: Slot[] = [];
+  private procs: Proc[] = [];
+  private readonly scheduler: PoolScheduler;
+  private readonly slotCount: number;
+  private readonly maxProcesses: number;
+  private readonly spawnWorker: (index: number) => WorkerProcess;
+  private readonly now: () => number;
   private stopping = false;
   private startFailures = 0;
   private walltimeTimer: NodeJS.Timeout;
+  private queues?: UserQueues;
+  /** Live processes that belong to users other than the owner (0: the owner-only fast path). */
+  private otherProcs = 0;
   /** Tasks each worker may hold at once; raised for short tasks so results come back in batches. */
   window = 1;
 
   constructor(private readonly options: WorkerPoolOptions) {
-    for (let i = 0; i < options.workers; i++) this.setSlot(i, OWNER);
-    this.walltimeTimer = setInterval(() => this.onTick(), 500);
+    this.slotCount = options.workers;
+    this.maxProcesses = Math.max(options.workers, options.maxProcesses ?? options.workers);
+    this.scheduler = new PoolScheduler({ slots: this.slotCount, maxProcesses: this.maxProcesses, sliceMs: options.sliceMs ?? WORKER_POOL_DEFAULTS.slice_ms });
+    this.spawnWorker = options.spawnWorker ?? ((index) => spawnWorkerProcess(index, options.env));
+    this.now = options.now ?? Date.now;
+    for (let i = 0; i < options.workers; i++) this.startProc(OWNER, false);
+    this.walltimeTimer = setInterval(() => this.tick(), 500);
     this.walltimeTimer.unref();
   }
 
+  /** Slots: task windows that run at once. */
   get size(): number {
-    return this.slots.length;
+    return this.slotCount;
   }
 
   /** Tasks handed to workers and not answered. */
   get inflightCount(): number {
     let n = 0;
-    for (const s of this.slots) n += s.inflight.length;
+    for (const p of this.procs) n += p.inflight.length;
     return n;
   }
 
-  /** The pools (user → live workers), for status and tests. */
+  /** The pools (user → live processes), for tests. */
   pools(): Map<string, number> {
     const out = new Map<string, number>();
-    for (const s of this.slots) out.set(s.user, (out.get(s.user) ?? 0) + 1);
+    for (const p of this.procs) out.set(p.user, (out.get(p.user) ?? 0) + 1);
     return out;
   }
 
-  /** Give queued tasks to workers of their user with room in their window. */
+  /** Per user: slots held (running), warm processes holding none (idle), tasks queued here; for status. */
+  poolViews(): PoolView[] {
+    const by = new Map<string, PoolView>();
+    const view = (user: string) => {
+      let v = by.get(user);
+      if (!v) by.set(user, (v = { user, running: 0, idle: 0, queued: this.queues?.pending(user) ?? 0 }));
+      return v;
+    };
+    for (const p of this.procs) {
+      if (holdsSlot(p)) view(p.user).running++;
+      else view(p.user).idle++;
+    }
+    if (this.queues) for (const user of this.queues.waiting()) view(user);
+    return [...by.values()];
+  }
+
+  /** Give queued tasks to processes of their user, within the slots. */
   fill(queues: UserQueues): void {
     if (queues.size === 0) return;
     this.queues = queues;
-    // The common case (only the owner's tasks, only the owner's workers) skips the pool bookkeeping.
-    if (this.otherSlots > 0 || queues.pending(OWNER) !== queues.size) this.givePools(queues, 0);
-    for (const slot of this.slots) {
-      if (!slot.ready) continue;
-      if (slot.handTo !== undefined) {
-        if (queues.pending(slot.handTo) > 0) continue; // draining for its next user
-        slot.handTo = undefined;
+    // The common case (only the owner's tasks and processes, no more processes than slots): top every one up.
+    if (this.otherProcs === 0 && this.procs.length <= this.slotCount && queues.pending(OWNER) === queues.size) {
+      for (const p of this.procs) {
+        if (p.ready && !p.yielding && this.feed(p, queues) && queues.size === 0) return;
       }
-      const room = this.window - slot.inflight.length;
-      if (room <= 0) continue;
-      const tasks = queues.take(slot.user, room);
-      if (tasks.length === 0) {
-        if (queues.size === 0) return;
-        continue;
+      if (queues.size === 0 || this.procs.length >= this.slotCount) return;
+    } else {
+      // Busy processes keep their slot and take more of their user's tasks, unless they are yielding it.
+      for (const p of this.procs) {
+        if (p.ready && !p.yielding && p.inflight.length > 0 && this.feed(p, queues) && queues.size === 0) return;
       }
-      if (slot.inflight.length === 0) slot.headStartedAt = Date.now();
-      for (const t of tasks) slot.inflight.push(t);
-      slot.pipe.write(encodeLengthPrefixed({ kind: 'tasks', tasks }));
+    }
+    const plan = this.scheduler.plan(this.now(), this.procs, queues, this.window);
+    for (const p of plan.evict) this.retire(p);
+    for (const s of plan.start) {
+      if (s.proc) this.feed(s.proc, queues);
+      else this.startProc(s.user, true);
     }
   }
 
-  private queues?: UserQueues;
-
-  /** Workers that belong to users other than the owner. */
-  private otherSlots = 0;
-
-  /** Put a new worker in place `index` (the only way slots change). */
-  private setSlot(index: number, user: string): void {
-    const old = this.slots[index];
-    if (old && old.user !== OWNER) this.otherSlots--;
-    if (user !== OWNER) this.otherSlots++;
-    this.slots[index] = this.spawnSlot(index, user);
+  /** Send `p` up to a window of its own user's tasks; true if it took any. */
+  private feed(p: Proc, queues: UserQueues): boolean {
+    const room = this.window - p.inflight.length;
+    if (room <= 0) return false;
+    const tasks = queues.take(p.user, room);
+    if (tasks.length === 0) return false;
+    if (p.inflight.length === 0) p.headStartedAt = p.busySince = this.now();
+    for (const t of tasks) p.inflight.push(t);
+    p.process.pipe.write(encodeLengthPrefixed({ kind: 'tasks', tasks }));
+    return true;
   }
 
-  /**
-   * A user with queued tasks and no worker gets one: an idle worker (window empty) of another pool at once,
-   * else the least busy worker of the largest pool once its window empties. With `lendAfterMs`, users with
-   * workers also get workers idle that long whose own user has nothing queued.
-   */
-  private givePools(queues: UserQueues, lendAfterMs: number): void {
-    const now = Date.now();
-    for (const user of [...queues.waiting()]) {
-      const pools = this.pools();
-      let mine = pools.get(user) ?? 0;
-      if (mine === 0) {
-        this.giveFirstWorker(user, queues, pools);
-        continue;
-      }
-      if (lendAfterMs === 0) continue;
-      for (const slot of this.slots) {
-        if (slot.user === user || !slot.ready || slot.inflight.length > 0 || slot.handTo !== undefined) continue;
-        if (queues.pending(slot.user) > 0 || now - slot.idleSince < lendAfterMs) continue;
-        if (queues.pending(user) <= this.window * mine) break;
-        this.reassign(slot, user);
-        mine++;
-      }
-    }
-  }
-
-  private giveFirstWorker(user: string, queues: UserQueues, pools: Map<string, number>): void {
-    const reserved = this.slots.find((s) => s.handTo === user);
-    if (reserved) {
-      if (reserved.ready && reserved.inflight.length === 0) this.reassign(reserved, user);
-      return;
-    }
-    // A worker serves its user at least TENURE_MS: with more users than workers, users take turns instead of
-    // passing workers round on every fill (each pass restarts a process: three users on two workers stalled).
-    const now = Date.now();
-    const candidates = this.slots.filter((s) => s.ready && s.handTo === undefined && (now - s.bornAt >= TENURE_MS || queues.pending(s.user) === 0));
-    // Prefer a worker whose user has nothing queued or has other workers.
-    const spare = (s: Slot) => Number(queues.pending(s.user) === 0 || (pools.get(s.user) ?? 0) > 1);
-    const idle = candidates.filter((s) => s.inflight.length === 0).sort((a, b) => spare(b) - spare(a));
-    if (idle.length > 0) {
-      this.reassign(idle[0], user);
-      return;
-    }
-    const busy = candidates.sort((a, b) => (pools.get(b.user) ?? 0) - (pools.get(a.user) ?? 0) || a.inflight.length - b.inflight.length);
-    if (busy.length > 0) busy[0].handTo = user;
-  }
-
-  /** Stop an idle worker and start a fresh one in its place for `user`. */
-  private reassign(slot: Slot, user: string): void {
-    slot.retired = true;
-    slot.pipe.end(encodeLengthPrefixed({ kind: 'shutdown' }));
-    setTimeout(() => slot.child.kill('SIGKILL'), 1000).unref();
-    this.setSlot(slot.index, user);
-    this.slots[slot.index].bornAt = Date.now();
-  }
-
-  private spawnSlot(index: number, user: string): Slot {
-    const child = spawn(process.execPath, [...profilingArgs(), WORKER_SCRIPT], {
-      stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
-      env: { ...process.env, ...this.options.env, FUNCX_WORKER_INDEX: String(index) },
-    });
-    const pipe = child.stdio[3] as Socket;
-    const slot: Slot = { index, user, idleSince: Date.now(), bornAt: 0, child, pipe, ready: false, inflight: [], headStartedAt: 0 };
+  /** Start a process for `user`: `wanted` for its queued tasks (it holds a slot while it starts), else a warm spare. */
+  private startProc(user: string, wanted: boolean): Proc {
+    const used = new Set(this.procs.map((p) => p.index));
+    let index = 0;
+    while (used.has(index)) index++;
+    const now = this.now();
+    const proc: Proc = {
+      index, user, wanted, ready: false, yielding: false, retired: false, busySince: now, idleSince: now,
+      process: this.spawnWorker(index), inflight: [], headStartedAt: 0,
+    };
+    this.procs.push(proc);
+    if (user !== OWNER) this.otherProcs++;
     const reader = new FrameReader(parseFromWorker);
+    const { pipe } = proc.process;
     pipe.on('data', (chunk: Buffer) => {
       let frames;
       try {
         frames = reader.push(chunk);
       } catch (err) {
-        this.options.log.error(`worker ${index} (pid ${child.pid}) sent a bad frame: ${(err as Error).message}; killing it`);
-        child.kill('SIGKILL');
+        this.options.log.error(`worker ${index} (pid ${proc.process.pid}) sent a bad frame: ${(err as Error).message}; killing it`);
+        proc.process.kill('SIGKILL');
         return;
       }
       for (const message of frames) {
         switch (message.kind) {
           case 'ready':
-            slot.ready = true;
+            proc.ready = true;
+            proc.idleSince = this.now();
+            // Started for its user's queued tasks: it takes the slot it held while starting, before any other
+            // user can be given that slot by the next decision.
+            if (proc.wanted && this.queues) this.feed(proc, this.queues);
+            proc.wanted = false;
             this.startFailures = 0;
             this.options.onIdle();
             break;
           case 'results':
-            this.onWorkerResults(slot, message.results);
+            this.onWorkerResults(proc, message.results);
             break;
           default: {
             const unhandled: never = message;
@@ -230,79 +238,106 @@ export class WorkerPool {
       }
     });
     pipe.on('error', () => {}); // the exit handler reports the loss
-    child.on('exit', (code, signal) => this.onExit(slot, code, signal));
-    return slot;
+    proc.process.onExit((code, signal) => this.onExit(proc, code, signal));
+    return proc;
   }
 
-  private onWorkerResults(slot: Slot, results: ResultEnvelope[]): void {
+  /** Take a process out of the pool (evicted, reaped): ask it to stop, kill it if it is still there a moment later. */
+  private retire(p: Proc): void {
+    p.retired = true;
+    this.remove(p);
+    p.process.pipe.end(encodeLengthPrefixed({ kind: 'shutdown' }));
+    setTimeout(() => p.process.kill('SIGKILL'), 1000).unref();
+  }
+
+  private remove(p: Proc): void {
+    const i = this.procs.indexOf(p);
+    if (i < 0) return;
+    this.procs.splice(i, 1);
+    if (p.user !== OWNER) this.otherProcs--;
+  }
+
+  private onWorkerResults(p: Proc, results: ResultEnvelope[]): void {
     // Workers answer in order, so each result matches the head of the window.
     for (const r of results) {
-      const head = slot.inflight[0];
-      if (head !== undefined && head.id === r.id) slot.inflight.shift();
+      const head = p.inflight[0];
+      if (head !== undefined && head.id === r.id) p.inflight.shift();
       else {
-        const i = slot.inflight.findIndex((t) => t.id === r.id);
+        const i = p.inflight.findIndex((t) => t.id === r.id);
         if (i < 0) continue; // not ours any more (already reported)
-        slot.inflight.splice(i, 1);
+        p.inflight.splice(i, 1);
       }
     }
-    slot.headStartedAt = Date.now();
-    if (slot.inflight.length === 0) slot.idleSince = slot.headStartedAt;
+    p.headStartedAt = this.now();
+    if (p.inflight.length === 0) {
+      p.idleSince = p.headStartedAt;
+      p.yielding = false; // its slot is free: the next fill gives it to whoever the scheduler says
+    }
     this.options.onResults(results);
     this.options.onIdle();
   }
 
-  private onExit(slot: Slot, code: number | null, signal: NodeJS.Signals | null): void {
-    if (this.stopping || slot.retired) return;
+  private onExit(p: Proc, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.stopping || p.retired) return;
+    this.remove(p);
     const how = signal ? `signal ${signal}` : `exit code ${code}`;
-    const lost = slot.inflight.splice(0);
-    if (!slot.ready) this.startFailures++;
+    const lost = p.inflight.splice(0);
+    if (!p.ready) this.startFailures++;
     if (lost.length > 0) {
       const head = lost.shift()!;
-      const why = slot.killedFor ?? {
+      const why = p.killedFor ?? {
         type: 'WorkerLost',
-        message: `worker ${slot.index} (pid ${slot.child.pid}) died with ${how} while running task ${head.id}`,
+        message: `worker ${p.index} (pid ${p.process.pid}) died with ${how} while running task ${head.id}`,
       };
       this.options.log.warn(`${why.type}: ${why.message}`);
       this.options.onResults([{ id: head.id, failed: true, payload: errorOutcome(why.type, why.message) }]);
       if (lost.length > 0) this.requeue(lost);
     } else {
-      this.options.log.warn(`worker ${slot.index} (pid ${slot.child.pid}) exited with ${how}; replacing it`);
+      this.options.log.warn(`worker ${p.index} (pid ${p.process.pid}) exited with ${how}; replacing it`);
     }
     if (this.startFailures >= (this.options.maxStartFailures ?? 5)) {
       this.options.onBroken(`workers die before starting (${this.startFailures} times in a row, last with ${how})`);
       return;
     }
-    this.setSlot(slot.index, slot.user);
+    // Its user keeps its warm process; a fresh one, since the dead one's state is gone.
+    this.startProc(p.user, false);
+    this.options.onIdle();
   }
 
   /** Tasks a dead worker had not started go back to the front of the manager's queue. */
   requeue: (tasks: TaskEnvelope[]) => void = () => {};
 
-  private onTick(): void {
+  /** Every 500 ms: walltimes, turns (a slice may have ended with no result to notice it), reaping, refill. */
+  tick(): void {
     this.checkWalltimes();
     if (this.stopping) return;
     const queues = this.queues;
-    if (queues && queues.size > 0) {
-      this.givePools(queues, this.options.lendIdleMs ?? 1000);
-      this.fill(queues);
-    }
-    // Reap: a user's workers idle past poolIdleMs end; the owner's pool gets the places back.
-    const now = Date.now();
+    if (queues && queues.size > 0) this.fill(queues);
+    // Reap: a user's processes idle past poolIdleMs end.
+    const now = this.now();
     const idleMs = this.options.poolIdleMs ?? 60_000;
-    for (const slot of this.slots) {
-      if (slot.user !== OWNER && slot.ready && slot.inflight.length === 0 && now - slot.idleSince >= idleMs && !(queues && queues.pending(slot.user) > 0)) {
-        this.reassign(slot, OWNER);
+    for (const p of [...this.procs]) {
+      if (p.user !== OWNER && p.ready && p.inflight.length === 0 && now - p.idleSince >= idleMs && !(queues && queues.pending(p.user) > 0)) {
+        this.retire(p);
       }
     }
+    // The owner's pool gets its places back: warm processes up to the slots, within the cap.
+    let owner = 0;
+    for (const p of this.procs) if (p.user === OWNER) owner++;
+    while (owner < this.slotCount && this.procs.length < this.maxProcesses) {
+      this.startProc(OWNER, false);
+      owner++;
+    }
+    if (queues) this.scheduler.prune(this.procs, queues);
   }
 
   private checkWalltimes(): void {
-    const now = Date.now();
-    for (const slot of this.slots) {
-      const head = slot.inflight[0];
-      if (head?.wt && now - slot.headStartedAt > head.wt && !slot.killedFor) {
-        slot.killedFor = { type: 'WalltimeExceeded', message: `task ${head.id} ran past its walltime of ${head.wt} ms; its worker was killed` };
-        slot.child.kill('SIGKILL');
+    const now = this.now();
+    for (const p of this.procs) {
+      const head = p.inflight[0];
+      if (head?.wt && now - p.headStartedAt > head.wt && !p.killedFor) {
+        p.killedFor = { type: 'WalltimeExceeded', message: `task ${head.id} ran past its walltime of ${head.wt} ms; its worker was killed` };
+        p.process.kill('SIGKILL');
       }
     }
   }
@@ -311,18 +346,18 @@ export class WorkerPool {
   stop(): void {
     this.stopping = true;
     clearInterval(this.walltimeTimer);
-    for (const slot of this.slots) {
-      if (slot.inflight.length > 0) {
-        slot.child.kill('SIGKILL'); // busy: its task is the interchange's to retry
+    for (const p of this.procs) {
+      if (p.inflight.length > 0) {
+        p.process.kill('SIGKILL'); // busy: its task is the interchange's to retry
         continue;
       }
-      slot.pipe.end(encodeLengthPrefixed({ kind: 'shutdown' }));
-      setTimeout(() => slot.child.kill('SIGKILL'), 1000).unref();
+      p.process.pipe.end(encodeLengthPrefixed({ kind: 'shutdown' }));
+      setTimeout(() => p.process.kill('SIGKILL'), 1000).unref();
     }
   }
 
   /** Tasks still held by workers (for a bye on shutdown). */
   takeInflight(): TaskEnvelope[] {
-    return this.slots.flatMap((s) => s.inflight.splice(0));
+    return this.procs.flatMap((s) => s.inflight.splice(0));
   }
 }

@@ -85,7 +85,15 @@ test('start runs init, is Active, refuses a second start, shows status, stops in
   assert.equal(status.status, 'Active');
   assert.ok(status.blocks.some((b) => b.state === 'running' && b.managers === 1), JSON.stringify(status.blocks));
   assert.deepEqual(status.queue_wait.map((w) => [w.nodes, w.samples]), [[1, 1]], 'the block\'s queue wait is in the estimate');
+  // The manager's heartbeat brings its worker pools: the owner's one warm process (max_workers_per_node 1).
+  const pools = await untilValue(
+    "the manager's pools in status --json",
+    async () => (JSON.parse((await cli(home, ['status', '--json'])).stdout) as { managers: Array<{ pools: Array<{ user: string; running: number; idle: number; queued: number }> }> }).managers[0]?.pools,
+    { ok: (p) => p !== undefined && p.length > 0, everyMs: 250 },
+  );
+  assert.deepEqual(pools, [{ user: '', running: 0, idle: 1, queued: 0 }]);
   const table = await cli(home, ['status']);
+  assert.match(table.stdout, /Worker pools\n.*Manager.*User.*Running.*Idle warm.*Queued\n.*\(owner\)\s+0\s+1\s+0/);
   assert.match(table.stdout, /Blocks\n.*Block.*Job ID.*State.*Nodes/);
   assert.match(table.stdout, /Queue wait \(estimate per block shape, submitted → running\)\n.*Shape.*Estimate.*Starts seen/);
 

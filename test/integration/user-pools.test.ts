@@ -43,6 +43,11 @@ test('two users and the owner on one endpoint: no worker process runs tasks of t
       pids.get(who)!.add(pid);
     }
   }
+  // The manager's heartbeat reports its pools (status shows them): the owner's and both users'.
+  await until("the manager's heartbeat to report the three pools", () => {
+    const users = (f.interchange.registry.all()[0]?.pools ?? []).map((p) => p.user).sort();
+    return users.join(',') === ',alice,bob';
+  });
   const all = [...pids.entries()];
   assert.equal(all.length, 3);
   for (let i = 0; i < all.length; i++) {

@@ -55,6 +55,8 @@ const ROWS: Row[] = [
   { path: 'engine.max_retries', make: engine('max_retries'), read: (c) => c.engine.maxRetries, default: e.max_retries, valid: [0, 0], invalid: -1 },
   { path: 'engine.address_probe_timeout', make: engine('address_probe_timeout'), read: (c) => c.engine.probeTimeoutMs, default: e.address_probe_timeout * 1000, valid: [2, 2000], invalid: 0 },
   { path: 'engine.user_pool_idle', make: engine('user_pool_idle'), read: (c) => c.engine.userPoolIdleMs, default: e.user_pool_idle * 1000, valid: [5, 5000], invalid: 0 },
+  { path: 'engine.max_worker_processes', make: engine('max_worker_processes'), read: (c) => c.engine.maxWorkerProcesses, default: undefined, valid: [8, 8], invalid: 0 },
+  { path: 'engine.max_worker_processes', make: (v) => ({ engine: { max_workers_per_node: 4, ...(v === undefined ? {} : { max_worker_processes: v }) } as never }), read: (c) => c.engine.maxWorkerProcesses, default: undefined, valid: [4, 4], invalid: 3, message: /engine\.max_worker_processes must be at least engine\.max_workers_per_node \(4\)/ },
   { path: 'engine.result_size_limit', make: engine('result_size_limit'), read: (c) => c.engine.resultSizeLimit, default: e.result_size_limit, valid: [1024, 1024], invalid: 0 },
   { path: 'engine.manager_command', make: engine('manager_command'), read: (c) => c.engine.managerCommand, default: undefined, valid: ['my-manager', 'my-manager'], invalid: 'a\nb' },
   { path: 'engine.manager_log_level', make: engine('manager_log_level'), read: (c) => c.engine.managerLogLevel, default: e.manager_log_level, valid: ['debug', 'debug'], invalid: 'loud' },

@@ -69,6 +69,17 @@ test('parseFromManager: register, results, heartbeat and bye parse to themselves
   roundTrip(parseFromManager, { kind: 'bye', reason: 'drained' });
 });
 
+test('parseFromManager: a heartbeat may carry the worker pools (status); each field is checked and named', () => {
+  const beat = { kind: 'heartbeat' as const, pools: [{ user: '', running: 2, idle: 0, queued: 5 }, { user: 'alice', running: 0, idle: 1, queued: 0 }] };
+  roundTrip(parseFromManager, beat);
+  roundTrip(parseFromManager, { kind: 'heartbeat', pools: [] });
+  refused(parseFromManager, beat, 'pools', {});
+  refused(parseFromManager, beat, 'pools[0].user', 3);
+  refused(parseFromManager, beat, 'pools[1].running', -1);
+  refused(parseFromManager, beat, 'pools[1].idle', 0.5);
+  refused(parseFromManager, beat, 'pools[0].queued', undefined);
+});
+
 test('parseFromManager: a register with another protocol version names both versions, before any other field', () => {
   assert.throws(
     () => parseFromManager(encodeRaw({ kind: 'register', protocol: 999 })),

@@ -117,6 +117,13 @@ function statusLines(ctx: CliContext, name: string, json: boolean): string[] {
     ['Manager', 'Block', 'Host', 'Node', 'Workers', 'In flight', 'Idle for'],
     e.managers.map((m) => [m.id.slice(0, 8), m.blockId || '-', m.hostname, m.node, String(m.workers), String(m.outstanding), age(m.idleS)]),
   ).join('\n'));
+  // Per manager and user (as of each manager's last heartbeat): slots held, warm idle processes, tasks queued there.
+  const pools = e.managers.flatMap((m) => (m.pools ?? []).map((p) => [m.id.slice(0, 8), p.user === '' ? '(owner)' : p.user, String(p.running), String(p.idle), String(p.queued)]));
+  if (pools.length > 0) {
+    out('');
+    out('Worker pools');
+    out(plainTable(['Manager', 'User', 'Running', 'Idle warm', 'Queued'], pools).join('\n'));
+  }
   if (e.mpiBlocks) {
     out('');
     out('MPI nodes');

@@ -17,7 +17,7 @@ import { Strategy, type Decision } from './strategy.js';
 import { blockRequest } from './manager-command.js';
 import { managerAddress } from '../../config/engine-options.js';
 import { loadOrCreateWorkerChannelKeys, type WorkerChannelKeys } from '../../protocol/keys.js';
-import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
+import type { PoolView, ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
 import { FuncxError, IllegalStateError } from '../../errors.js';
 import { Lifecycle, Once, type Transitions } from '../../lifecycle.js';
 import { MpiAdmission } from '../mpi/mpi-admission.js';
@@ -52,6 +52,8 @@ export interface ManagerView {
   workers: number;
   outstanding: number;
   idleS: number | null;
+  /** Its worker pools per user ("" the owner), as of its last heartbeat. */
+  pools: PoolView[];
 }
 
 export interface EngineStatus {
@@ -229,6 +231,7 @@ export class Engine {
       workers: m.workers,
       outstanding: m.outstanding,
       idleS: m.idleSince === null ? null : Math.round((now - m.idleSince) / 1000),
+      pools: m.pools ?? [],
     }));
     return {
       state: this.state,

@@ -346,6 +346,7 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
         this.onManagerResults(m, message.results, message.capacity);
         return;
       case 'heartbeat':
+        if (message.pools !== undefined) m.pools = message.pools;
         return;
       case 'bye':
         this.removeManager(m, `said bye: ${message.reason}`, 'manager-gone');

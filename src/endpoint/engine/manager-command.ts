@@ -39,6 +39,7 @@ export function managerCommand(engine: ResolvedEngineOptions, at: ManagerEndpoin
     '--log-level', engine.managerLogLevel,
   ];
   if (engine.maxWorkersPerNode !== undefined) args.push('--max-workers', String(engine.maxWorkersPerNode));
+  if (engine.maxWorkerProcesses !== undefined) args.push('--max-worker-processes', String(engine.maxWorkerProcesses));
   if (engine.memPerWorkerGB !== undefined) args.push('--mem-per-worker', String(engine.memPerWorkerGB));
   if (engine.mpi) args.push('--mpi-launcher', engine.mpi.launcher, ...(engine.mpi.overrides ? ['--mpi-overrides', engine.mpi.overrides] : []));
   if (Number.isFinite(shape.walltimeS)) args.push('--walltime', String(Math.max(1, shape.walltimeS - MANAGER_WALLTIME_SLACK_S)));

@@ -2,7 +2,7 @@
  * The interchange's book of managers: who is registered, their credit, their block and its end, and the
  * ids of managers declared lost (so their late messages are recognised and dropped).
  */
-import type { RegisterMessage } from '../../protocol/messages.js';
+import type { PoolView, RegisterMessage } from '../../protocol/messages.js';
 import type { BlockLoad } from './strategy.js';
 
 export type ManagerRecordState = 'active' | 'draining';
@@ -27,6 +27,8 @@ export interface ManagerRecord {
   state: ManagerRecordState;
   /** Engine mode "mpi": the block's nodes and the task holding each, as the manager last reported. */
   mpiNodes?: Array<{ node: string; task: string | null; lost?: string }>;
+  /** Its worker pools per user, as its last heartbeat said (none before the first). */
+  pools?: PoolView[];
 }
 
 const LOST_MEMORY = 100_000;
