@@ -13,12 +13,11 @@
  */
 import { readFileSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { newKeyPair } from '../../src/protocol/keys.js';
-import { PROTOCOL_VERSION } from '../../src/protocol/forwarder-messages.js';
 import { FuncXClient } from '../../src/sdk/client.js';
 import { Rig } from './harness.js';
+import { AttackerThread, call } from './abuse-attacker.js';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { localProfile } from './profiles.js';
 
 export interface AbuseOptions {
@@ -46,27 +45,13 @@ export interface AbuseResult {
   abuse_honest_submitted: number;
   /** The longest the service did not answer /v1/health (2 s timeout, asked every second) during the run. */
   abuse_service_unresponsive_s: number;
+  /** The runner's event-loop delay p99 during the attack (its honest clients' latency includes it). */
+  abuse_runner_loop_delay_p99_ms: number;
+  baseline_runner_loop_delay_p99_ms: number;
   /** What each attack got back (status code → count). */
   attacks: Record<string, Record<string, number>>;
   notes: string[];
   error?: string;
-}
-
-/** Raw HTTP for the attacker (the SDK would split and dedupe for her). */
-async function call(url: string, token: string, method: string, path: string, body?: unknown, raw?: Buffer): Promise<{ status: number; json: Record<string, unknown> }> {
-  const r = await fetch(url + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body !== undefined || raw ? { 'content-type': 'application/json' } : {}) },
-    body: raw ? new Uint8Array(raw) : body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await r.text();
-  let json: Record<string, unknown> = {};
-  try {
-    json = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    /* not JSON */
-  }
-  return { status: r.status, json };
 }
 
 function median(xs: number[]): number {
@@ -164,141 +149,6 @@ class HonestLoad {
   }
 }
 
-/** Mallory's attacks, one after the other, round after round until `until`. */
-class Attacker {
-  readonly outcomes: Record<string, Record<string, number>> = {};
-  private readonly endpoints: string[] = [];
-  private bigResultTask = '';
-
-  constructor(
-    private readonly url: string,
-    private readonly token: string,
-    private readonly endpointId: string,
-    private readonly client: FuncXClient,
-    private readonly skip: readonly string[] = [],
-  ) {}
-
-  private count(attack: string, status: number | string): void {
-    const o = (this.outcomes[attack] ??= {});
-    o[String(status)] = (o[String(status)] ?? 0) + 1;
-  }
-
-  async prepare(): Promise<void> {
-    const fn = await this.client.registerFunction('(n) => "x".repeat(n)', { name: 'big' });
-    const [task] = await this.client.batchRun(this.client.createBatch().add(this.endpointId, fn, 1024 * 1024));
-    await this.client.getResult(task, { waitMs: 120_000 });
-    this.bigResultTask = task;
-    this.bigFn = fn;
-  }
-  private bigFn = '';
-
-  async run(untilMs: number): Promise<void> {
-    let round = 0;
-    while (Date.now() < untilMs) {
-      round++;
-      const steps: Array<[string, () => Promise<void>]> = [
-        ['duplicate-id-fetch', () => this.duplicateIds()],
-        ['oversized-results', () => this.oversized()],
-        ['huge-function-bodies', () => this.hugeFunctions()],
-        ['tasks-naming-huge-function', () => this.tasksOfHugeFunction()],
-        ['batch-over-count-cap', () => this.batchCap()],
-        ['registration-flood', () => this.registrationFlood()],
-        ['group-spam', () => this.groupSpam(round)],
-      ];
-      if (round % 5 === 1) steps.push(['body-over-64MiB', () => this.bodyCap()]);
-      for (const [name, step] of steps) {
-        if (Date.now() >= untilMs) break;
-        if (this.skip.includes(name)) continue;
-        try {
-          await step();
-        } catch (err) {
-          this.count(name, `error: ${(err as Error).message.slice(0, 80)}`);
-        }
-      }
-    }
-  }
-
-  /** 100,000 copies of the id of a 1 MiB result in one fetch (was: a 140 MB reply per 100 copies). */
-  private async duplicateIds(): Promise<void> {
-    for (let k = 0; k < 5; k++) {
-      const r = await call(this.url, this.token, 'POST', '/v1/tasks/results', { ids: Array(100_000).fill(this.bigResultTask) });
-      this.count('duplicate-id-fetch', r.status);
-    }
-  }
-
-  /** Results over the 10 MB limit (the worker's limit is the endpoint owner's to change; the service's is not). */
-  private async oversized(): Promise<void> {
-    const batch = this.client.createBatch();
-    for (let k = 0; k < 3; k++) batch.add(this.endpointId, this.bigFn, 12 * 1024 * 1024);
-    const r = await call(this.url, this.token, 'POST', '/v1/tasks', { tasks: batch.tasks.map((t) => t) });
-    this.count('oversized-results', r.status);
-  }
-
-  private hugeFnIds: string[] = [];
-  /** 1M-character function sources until the functions quota answers 429. */
-  private async hugeFunctions(): Promise<void> {
-    for (let k = 0; k < 20; k++) {
-      const source = `() => 1 /* ${'y'.repeat(1_000_000 - 20)} */`;
-      const r = await call(this.url, this.token, 'POST', '/v1/functions', { name: `huge-${k}`, source });
-      this.count('huge-function-bodies', r.status);
-      if (r.status === 200) this.hugeFnIds.push(String(r.json.functionId));
-      if (r.status === 429) break;
-    }
-  }
-
-  /** Batches of 10,000 tasks naming a 1 MiB function (was: each task stored its own copy of the source). */
-  private async tasksOfHugeFunction(): Promise<void> {
-    const fn = this.hugeFnIds[0];
-    if (!fn) return;
-    const tasks = Array.from({ length: 10_000 }, () => ({ endpointId: this.endpointId, functionId: fn, args: '' }));
-    const body = Buffer.from(JSON.stringify({ tasks }));
-    for (let k = 0; k < 2; k++) {
-      const r = await call(this.url, this.token, 'POST', '/v1/tasks', undefined, body);
-      this.count('tasks-naming-huge-function', r.status);
-      if (r.status === 429) break;
-    }
-  }
-
-  private async batchCap(): Promise<void> {
-    const tasks = Array.from({ length: 10_001 }, () => ({ endpointId: this.endpointId, shell: { command: 'true' } }));
-    const r = await call(this.url, this.token, 'POST', '/v1/tasks', { tasks });
-    this.count('batch-over-count-cap', r.status);
-  }
-
-  private async bodyCap(): Promise<void> {
-    const r = await call(this.url, this.token, 'POST', '/v1/tasks', undefined, Buffer.from(`{"tasks":[{"endpointId":"${this.endpointId}","shell":{"command":"${'z'.repeat(65 * 1024 * 1024)}"}}]}`));
-    this.count('body-over-64MiB', r.status);
-  }
-
-  /** New endpoints with fresh keys until the endpoints quota; then delete them all (their ports come back). */
-  private async registrationFlood(): Promise<void> {
-    for (let k = 0; k < 60; k++) {
-      const r = await call(this.url, this.token, 'POST', '/v1/endpoints', { name: `flood-${k}`, publicKey: newKeyPair().publicKey, protocol: PROTOCOL_VERSION });
-      this.count('registration-flood', r.status);
-      if (r.status === 200) this.endpoints.push(String(r.json.endpointId));
-      if (r.status !== 200) break;
-    }
-    while (this.endpoints.length > 0) {
-      const r = await call(this.url, this.token, 'DELETE', `/v1/endpoints/${this.endpoints.pop()}`);
-      this.count('registration-flood-delete', r.status);
-    }
-  }
-
-  /** Groups with invitations to the honest users (and to names that do not exist, to probe them). */
-  private async groupSpam(round: number): Promise<void> {
-    for (let k = 0; k < 20; k++) {
-      const name = `spam-${round}-${k}-${randomBytes(3).toString('hex')}`;
-      const g = await call(this.url, this.token, 'POST', '/v1/groups', { name });
-      this.count('group-spam-create', g.status);
-      if (g.status !== 200) continue;
-      for (const user of ['honest1', 'honest2', 'honest3', `nobody-${k}`]) {
-        const r = await call(this.url, this.token, 'POST', `/v1/groups/${g.json.groupId}/members`, { user });
-        this.count('group-spam-invite', r.status);
-      }
-    }
-  }
-}
-
 function rssOf(pid: number): { rss: number; hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
@@ -324,8 +174,9 @@ export async function runAbuse(o: AbuseOptions): Promise<AbuseResult> {
   let ok = false;
   const result: AbuseResult = {
     abuse_service_peak_rss_mib: NaN, abuse_db_growth_mib: NaN, abuse_honest_lost: NaN, abuse_honest_failed: NaN, abuse_honest_p50_ms: NaN,
-    baseline_honest_p50_ms: NaN, abuse_honest_rate_per_s: o.rate, abuse_honest_achieved_per_s: NaN, abuse_honest_submitted: 0, abuse_service_unresponsive_s: 0, attacks: {}, notes,
+    baseline_honest_p50_ms: NaN, abuse_honest_rate_per_s: o.rate, abuse_honest_achieved_per_s: NaN, abuse_honest_submitted: 0, abuse_service_unresponsive_s: 0, abuse_runner_loop_delay_p99_ms: NaN, baseline_runner_loop_delay_p99_ms: NaN, attacks: {}, notes,
   };
+  let attacker: AttackerThread | undefined;
   try {
     note(`service and the honest endpoint in ${rig.root}; mallory's endpoint in ${mal.root}`);
     await rig.startService();
@@ -357,7 +208,7 @@ export async function runAbuse(o: AbuseOptions): Promise<AbuseResult> {
     await mal.initEndpoint();
     mal.writeProfile(localProfile());
     await mal.startEndpoint();
-    const attacker = new Attacker(url, tokens.mallory, mal.endpointId, new FuncXClient({ serviceUrl: url, token: tokens.mallory }), o.skip);
+    attacker = new AttackerThread({ url, token: tokens.mallory, endpointId: mal.endpointId, skip: o.skip });
     if (o.skip.length) note(`attacks left out: ${o.skip.join(', ')}`);
     await attacker.prepare();
     note('mallory has a 1 MiB result stored on her endpoint');
@@ -389,13 +240,19 @@ export async function runAbuse(o: AbuseOptions): Promise<AbuseResult> {
     const submitters = loads.map((l) => l.submitLoop(o.rate / loads.length));
     const followers = loads.map((l) => l.followLoop());
     note(`honest load: ${o.rate} tasks/s from three users; baseline ${o.baselineS} s`);
+    // The runner's own event loop: a stalled loop would delay the honest clients whose latency it measures.
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
     await delay(o.baselineS * 1000); // the baseline phase lasts this long by design
     const db0 = dbBytes(rig.serviceHome);
     const rssBefore = rssOf(pid);
     for (const l of loads) l.phase = 'attack';
     note(`attack for ${o.attackS} s (service RSS ${rssBefore.rss.toFixed(0)} MiB, database ${(db0 / 2 ** 20).toFixed(1)} MiB)`);
     const attackStart = Date.now();
-    await attacker.run(attackStart + o.attackS * 1000);
+    const baselineLoopP99 = loopDelay.percentile(99);
+    loopDelay.reset();
+    const outcomes = await attacker.run(attackStart + o.attackS * 1000);
+    loopDelay.disable();
     const attackEnd = Date.now();
     for (const l of loads) l.stopSubmitting();
     await Promise.all(submitters);
@@ -422,7 +279,9 @@ export async function runAbuse(o: AbuseOptions): Promise<AbuseResult> {
       abuse_honest_achieved_per_s: Math.round(submitted / (o.baselineS + (attackEnd - attackStart) / 1000)),
       abuse_honest_submitted: submitted,
       abuse_service_unresponsive_s: Math.round(longestSilence / 100) / 10,
-      attacks: attacker.outcomes,
+      abuse_runner_loop_delay_p99_ms: Math.round(loopDelay.percentile(99) / 1e5) / 10,
+      baseline_runner_loop_delay_p99_ms: Math.round(baselineLoopP99 / 1e5) / 10,
+      attacks: outcomes,
     });
     for (const l of loads) if (l.lastError) note(`an honest user's last error: ${l.lastError}`);
     ok = result.abuse_honest_lost === 0;
@@ -430,6 +289,7 @@ export async function runAbuse(o: AbuseOptions): Promise<AbuseResult> {
     result.error = (err as Error).message;
     note(`failed: ${result.error}`);
   } finally {
+    await attacker?.close();
     await mal.teardown(ok && !o.keep).catch((err: Error) => notes.push(`teardown: ${err.message}`));
     await rig.teardown(ok && !o.keep).catch((err: Error) => notes.push(`teardown: ${err.message}`));
     if (!ok || o.keep) notes.push(`kept ${rig.root} and ${mal.root}`);

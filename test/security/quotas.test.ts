@@ -88,6 +88,8 @@ test('quotas on unfinished tasks, functions and endpoints: 429 naming the quota,
   // Finished tasks free the quota; other users have their own.
   await until('5 tasks held', () => ep.heldTasks.length === 5);
   await ep.answerHeld(1);
+  // answerHeld resolves once the batch is on the endpoint's disk; the quota frees once the service stored it.
+  await until('the service to acknowledge the 5 results', () => ep.client.pendingBatches === 0);
   await alice.sdk.run(ep.id, f1, 7);
   await bob.sdk.registerFunction((x: number) => x, { name: 'b1' });
   await bob.sdk.registerFunction((x: number) => x, { name: 'b2' });

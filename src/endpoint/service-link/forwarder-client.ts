@@ -397,7 +397,10 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
         this.markDown(channel);
         // A whole threshold of silence already: ask where the forwarder is now rather than wait another one
         // (a replica killed behind a load balancer fails over in one threshold, not two).
-        if (wasConnected) this.reregisterAt = now;
+        if (wasConnected) {
+          this.reregisterAt = now;
+          this.reportLost(`no answer from the forwarder for ${now - this.lastHeard[channel]} ms`);
+        }
       }
       if (!this.welcomed[channel] || (channel === 'tasks' && this.resyncPending)) {
         if (now - this.helloAt[channel] >= HELLO_RETRY_MS) this.sendHello(channel);
@@ -407,12 +410,18 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
       // A batch sent but not acked for a whole threshold (lost on a dropped connection): send it again.
       for (const batch of this.pending.values()) if (now - batch.sentAt > this.heartbeatThresholdMs) this.sendBatch(batch);
     }
-    if (!this.connected && !this.starting && now - this.downSince > this.heartbeatThresholdMs && !this.lostReported) {
-      this.lostReported = true;
-      this.log.warn(`lost the forwarder at ${this.address.host}`);
-      this.emit('lost', `no answer from the forwarder for ${now - this.downSince} ms`);
+    if (!this.connected && !this.starting && now - this.downSince > this.heartbeatThresholdMs) {
+      this.reportLost(`no answer from the forwarder for ${now - this.downSince} ms`);
     }
     if (!this.connected && !this.starting && now >= this.reregisterAt && this.options.reregister && !this.reregistering) void this.findForwarder();
+  }
+
+  /** Say once per outage that the forwarder is gone ('lost'); 'connected' ends the outage. */
+  private reportLost(reason: string): void {
+    if (this.lostReported) return;
+    this.lostReported = true;
+    this.log.warn(`lost the forwarder at ${this.address.host}`);
+    this.emit('lost', reason);
   }
 
   /** Ask the service where the forwarder is now (it may have restarted on other ports) and move there. */

@@ -19,6 +19,7 @@ import type {
 } from './types.js';
 import { QuotaExceededError } from './types.js';
 import { taskTransitions, type TaskTimes } from './transitions.js';
+import { SqliteCheckpointer } from './sqlite-checkpointer.js';
 import type { ApiToken, QuotaKey, QuotaOverrides, Usage } from './types.js';
 import { SqliteTenancy } from './sqlite-tenancy.js';
 
@@ -210,7 +211,14 @@ export class SqliteStore implements Store {
     }
     this.q = prepareStatements(this.db);
     this.tenancy = new SqliteTenancy(this.db);
+    // Checkpoints run in a thread of their own, not inside whichever commit crosses the threshold.
+    if (path !== ':memory:' && path !== '') {
+      this.db.pragma('wal_autocheckpoint = 0');
+      this.checkpointer = new SqliteCheckpointer(path);
+    }
   }
+
+  private readonly checkpointer: SqliteCheckpointer | undefined;
 
   /** Named tokens, quotas per user, usage (sqlite-tenancy.ts). */
   private readonly tenancy: SqliteTenancy;
@@ -221,6 +229,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.checkpointer?.close();
     if (this.db.open) this.db.close();
   }
 
