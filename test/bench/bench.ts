@@ -42,6 +42,8 @@ if (only.has('engine')) {
     latency_p99_ms: round(engine.latency_p99_ms),
     hops_latency_p50_ms: round(engine.hops_latency_p50_ms),
     hops_latency_p99_ms: round(engine.hops_latency_p99_ms),
+    pair_latency_p50_ms: round(engine.pair_latency_p50_ms),
+    pair_latency_p99_ms: round(engine.pair_latency_p99_ms),
     cold_start_s: round(engine.cold_start_s),
   });
   const ratio = (engine.tasks_per_s / figures.zmq_roundtrips_per_s).toFixed(2);
@@ -51,6 +53,11 @@ if (only.has('engine')) {
   const hopsRatio = (engine.hops_latency_p99_ms / engine.hops_latency_p50_ms).toFixed(1);
   add('same hops, nothing else: p50 (ms)', 'hops_latency_p50_ms', 'interleaved with the engine\'s round trips');
   add('same hops, nothing else: p99 (ms)', 'hops_latency_p99_ms', `${hopsRatio}× its p50: the tail the machine adds`);
+  const pairRatio = (engine.pair_latency_p99_ms / engine.pair_latency_p50_ms).toFixed(1);
+  add('socket pair, two processes: p50 (ms)', 'pair_latency_p50_ms', 'interleaved too: one wake-up each way, no ZeroMQ');
+  add('socket pair, two processes: p99 (ms)', 'pair_latency_p99_ms', `${pairRatio}× its p50: the machine's wake-ups alone`);
+  if (engine.latency_cpu_idle_pct !== null) figures.latency_cpu_idle_pct = Math.round(engine.latency_cpu_idle_pct);
+  if (engine.latency_cpu_idle_pct !== null) add('CPU idle while measuring latency (%)', 'latency_cpu_idle_pct', 'whole machine (/proc/stat); near 0 every wake-up waits for a CPU');
   add('cold start (s)', 'cold_start_s', 'target ≤ 0.6; Parsl 5.9');
 }
 

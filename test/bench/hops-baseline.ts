@@ -18,6 +18,11 @@ export class HopsPipeline {
 
   private readonly message = Buffer.alloc(100, 7);
 
+  /** The relay process's pid (the manager's place; its child is the worker's). */
+  get relayPid(): number {
+    return this.child.pid!;
+  }
+
   static async start(): Promise<HopsPipeline> {
     const server = zmq.curveKeyPair();
     const client = zmq.curveKeyPair();
