@@ -30,6 +30,8 @@ export interface AbuseOptions {
   keep: boolean;
   /** Attacks left out (their names as in the report), to tell which one costs what. */
   skip: string[];
+  /** Niceness of mallory's endpoint (its daemon, managers and workers). */
+  malloryNice: number;
   progress(line: string): void;
 }
 
@@ -205,6 +207,9 @@ export async function runAbuse(o: AbuseOptions): Promise<AbuseResult> {
     mal.env.FUNCX_SERVICE_URL = url;
     mal.token = tokens.mallory;
     mal.env.FUNCX_TOKEN = tokens.mallory;
+    // Mallory's endpoint stands for her own cluster: at `malloryNice` its processes take this machine's two
+    // cores only when the service and the honest endpoint leave them idle (0: they compete as equals).
+    mal.nice = o.malloryNice;
     await mal.initEndpoint();
     mal.writeProfile(localProfile());
     await mal.startEndpoint();

@@ -78,11 +78,15 @@ export class Rig {
     return new Rig(mkdtempSync(join(tmpdir(), `funcx-chaos-${caseName}-`)), caseName);
   }
 
+  /** Niceness of the programs this rig starts (and so of the daemons they leave running); 0: as the runner. */
+  nice = 0;
+
   /** Run `funcx-service` or `funcx-endpoint` with the rig's environment; resolves with stdout. */
   cli(program: 'service' | 'endpoint', args: string[], timeoutMs = 60_000): Promise<string> {
     const command = `funcx-${program} ${args.join(' ')}`;
     return new Promise((resolve, reject) => {
-      execFile(process.execPath, [CLI(program), ...args], { env: this.env, timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      const [file, argv] = this.nice ? ['nice', ['-n', String(this.nice), process.execPath, CLI(program), ...args]] : [process.execPath, [CLI(program), ...args]];
+      execFile(file, argv, { env: this.env, timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
         if (err) reject(new CliError(command, (err as NodeJS.ErrnoException).code ?? (err as { signal?: string }).signal ?? null, stdout, stderr));
         else resolve(stdout);
       });

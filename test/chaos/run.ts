@@ -7,7 +7,7 @@
  * lost, ...figures}. Exits 1 when any task was lost or a case could not run as designed. The PostgreSQL
  * cases (replica-kill, postgres-restart) need root; without it they are skipped, and the table says so.
  *
- * `npm run chaos -- --only abuse [--json] [--rate N] [--baseline-s S] [--attack-s S] [--skip ATTACK] [--keep]` runs the abuse run
+ * `npm run chaos -- --only abuse [--json] [--rate N] [--baseline-s S] [--attack-s S] [--skip ATTACK] [--mallory-nice N] [--keep]` runs the abuse run
  * instead (abuse.ts): with --json its last line is one JSON object (abuse_service_peak_rss_mib, ...).
  */
 import { CASES } from './cases.js';
@@ -63,12 +63,12 @@ async function mainAbuse(argv: string[]): Promise<void> {
     if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag}: expected a number > 0`);
     return n;
   };
-  const known = new Set(['--only', 'abuse', '--json', '--keep', '--rate', '--baseline-s', '--attack-s', '--grace-s']);
+  const known = new Set(['--only', 'abuse', '--json', '--keep', '--rate', '--baseline-s', '--attack-s', '--grace-s', '--mallory-nice']);
   const skip: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--skip') skip.push(argv[++i] ?? '');
-    else if (['--rate', '--baseline-s', '--attack-s', '--grace-s'].includes(argv[i])) i++;
-    else if (!known.has(argv[i])) throw new Error(`unknown argument ${argv[i]} for --only abuse (known: --json --keep --rate N --baseline-s S --attack-s S --grace-s S --skip ATTACK)`);
+    else if (['--rate', '--baseline-s', '--attack-s', '--grace-s', '--mallory-nice'].includes(argv[i])) i++;
+    else if (!known.has(argv[i])) throw new Error(`unknown argument ${argv[i]} for --only abuse (known: --json --keep --rate N --baseline-s S --attack-s S --grace-s S --skip ATTACK --mallory-nice 0-19)`);
   }
   const r = await runAbuse({
     rate: num('--rate', 1000),
@@ -77,6 +77,7 @@ async function mainAbuse(argv: string[]): Promise<void> {
     graceS: num('--grace-s', 120),
     keep: argv.includes('--keep'),
     skip,
+    malloryNice: argv.includes('--mallory-nice') ? Math.min(19, Math.round(num('--mallory-nice', 0))) : 0,
     progress: (m) => process.stderr.write(`… [abuse] ${m}\n`),
   });
   const { notes, attacks, ...figures } = r;
