@@ -10,7 +10,7 @@ import { encodeTask, type TaskBody } from '../../protocol/payload.js';
 import type { EndpointRecord, FunctionRecord, NewTask, TaskRecord, TaskSummary, User } from '../store/index.js';
 import { checkSharedUse } from '../sharing.js';
 import { tooLarge } from '../limits.js';
-import { checkResultBytes, quotasOf } from '../quotas.js';
+import { quotasOf, refuseOverResultBytes } from '../quotas.js';
 import { isArgsOnly } from '../task-payloads.js';
 import { checkResourceSpec, type ResourceSpec } from '../../protocol/resource-spec.js';
 import type { KnownOutcome, Waiting } from './long-poll.js';
@@ -177,9 +177,14 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     if (!Array.isArray(specs) || specs.length === 0) throw badRequest('"tasks" must be a non-empty array');
     const { maxBatch } = ctx.limits;
     if (specs.length > maxBatch) throw tooLarge('TOO_MANY_TASKS', `at most ${maxBatch} tasks per request (got ${specs.length}): submit in several requests`, maxBatch);
-    const quotas = await quotasOf(store, ctx.quotas, user.id);
-    await checkResultBytes(store, quotas, user.id);
-    const checked = await checkAccess(ctx, user, specs);
+    // The quota reads and the access checks need nothing of each other: read them together (one round trip on
+    // PostgreSQL, not three). The errors keep their order: quotas first, then each task's access.
+    const [quotas, usedResultBytes, checked] = await Promise.all([
+      quotasOf(store, ctx.quotas, user.id),
+      store.resultBytesOf(user.id),
+      checkAccess(ctx, user, specs),
+    ]);
+    refuseOverResultBytes(quotas, usedResultBytes);
     const tasks = specs.map((spec, i) => buildTask(user, spec, i, checked));
     await store.insertTasks(tasks, `user:${user.name}`, quotas.tasks);
     for (const endpointId of new Set(tasks.map((t) => t.endpoint))) ctx.forwarders.notify(endpointId);
