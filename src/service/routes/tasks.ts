@@ -148,7 +148,7 @@ function buildTask(user: User, spec: unknown, i: number, checked: Map<string, Ch
  * Wait (registered already) unless the client goes away first. Resolves to a check of the caller's token to
  * await with the next read (the token may have been rotated, or its user disabled, while the request waited).
  */
-async function waitFor(ctx: ServiceContext, reply: FastifyReply, waiting: Waiting): Promise<Promise<unknown>> {
+async function waitFor(ctx: ServiceContext, reply: FastifyReply, waiting: Waiting): Promise<{ recheck: Promise<unknown> }> {
   const onClose = () => waiting.cancel();
   reply.raw.once('close', onClose);
   // A token revoked or expired while the request waits ends the wait at once (token-watch.ts).
@@ -158,7 +158,7 @@ async function waitFor(ctx: ServiceContext, reply: FastifyReply, waiting: Waitin
   reply.raw.off('close', onClose);
   const recheck = authenticate(ctx.store, reply.request.headers.authorization);
   recheck.catch(() => undefined); // awaited by the caller, beside its read
-  return recheck;
+  return { recheck }; // in an object: an async function returning the promise itself would wait for it
 }
 
 /** A task as the woken wait learned it finished: what a read of it would give. */
@@ -208,7 +208,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       waiting?.cancel();
       return taskView(task);
     }
-    const recheck = await waitFor(ctx, reply, waiting);
+    const { recheck } = await waitFor(ctx, reply, waiting);
     const known = waiting.outcomes.get(task.id);
     const [latest] = await Promise.all([known?.result ? withOutcome(task, known) : store.task(task.id), recheck]);
     return taskView(latest!);
@@ -255,7 +255,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     if (waiting && (finishedFirst.length === tasks.length || (mode === 'any' && finishedFirst.length > 0))) waiting.cancel();
     else if (waiting) {
       waiting.settle(finishedFirst.map((t) => t.id));
-      const recheck = await waitFor(ctx, reply, waiting);
+      const { recheck } = await waitFor(ctx, reply, waiting);
       // Read again only what the wake did not tell: still pending, or finished on another replica.
       const unknown = tasks.filter((t) => !isFinished(t) && !waiting.outcomes.has(t.id)).map((t) => t.id);
       const [now] = await Promise.all([store.taskSummaries(unknown), recheck]);
