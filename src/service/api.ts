@@ -31,7 +31,7 @@ import { FuncxError } from '../errors.js';
 import type { ErrorBody } from '../protocol/http.js';
 import { createLogger, type Logger } from '../logger.js';
 import { HttpError, installAuth } from './auth.js';
-import { Forwarder } from './forwarder.js';
+import { Forwarder, type ForwarderOptions } from './forwarder.js';
 import { openStore, PgStore, QuotaExceededError, StoreUnavailableError, type EndpointRecord, type Store } from './store/index.js';
 import { quotaExceeded, resolveLimits, resolveQuotas, type ServiceLimits, type ServiceQuotas } from './limits.js';
 import { PgReplicaBus } from './store/pg-bus.js';
@@ -122,7 +122,7 @@ interface PoolOptions {
   maxResultBytes: number;
   keys: CurveKeyPair;
   options: ServiceOptions;
-  onResults: (ids: string[]) => void;
+  onResults: NonNullable<ForwarderOptions['onResults']>;
   log: Logger;
 }
 
@@ -344,8 +344,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const limits = resolveLimits(options);
   const pool: PoolOptions = {
     store, keys, options, log, replicaId, bus: localBus, maxResultBytes: limits.maxResultBytes,
-    onResults: (ids) => {
-      waiters.notify(ids);
+    onResults: (ids, outcome) => {
+      waiters.notify(ids, outcome);
       void pool.bus.publishResults(ids).catch((err) => log.warn(`cannot tell the other replicas about results: ${(err as Error).message}`));
     },
   };

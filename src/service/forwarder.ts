@@ -29,6 +29,7 @@ import { rateLimited, silentLogger, type Logger } from '../logger.js';
 import type { EndpointState, Store, StoredResults } from './store/index.js';
 import { SerialLane } from './serial-lane.js';
 import { FunctionSources, prepareTasks, SentSources } from './task-payloads.js';
+import type { StoredOutcome } from './routes/long-poll.js';
 
 export interface ForwarderOptions {
   endpointId: string;
@@ -53,8 +54,8 @@ export interface ForwarderOptions {
   maxResultBytes?: number;
   /** Most tasks in one message. @default 1000 */
   batchSize?: number;
-  /** Told the ids of tasks whose results were just stored (wakes long-polls). */
-  onResults?: (taskIds: string[]) => void;
+  /** Told the ids of tasks whose results were just stored, and what was stored for each (wakes long-polls). */
+  onResults?: (taskIds: string[], outcome?: (id: string) => StoredOutcome | undefined) => void;
   log?: Logger;
 }
 
@@ -344,7 +345,7 @@ export class Forwarder {
   private async storeResults(results: ResultEnvelope[], running: readonly string[] = []): Promise<StoredResults> {
     const out = await this.options.store.storeResults(this.options.endpointId, results, running);
     if (out.unknown > 0) this.warn(`dropped ${out.unknown} results for tasks that are not endpoint ${this.options.endpointId}'s`);
-    if (out.stored.length > 0) this.options.onResults?.(out.stored);
+    if (out.stored.length > 0) this.options.onResults?.(out.stored, out.at === undefined ? undefined : storedOutcomes(results, out.at));
     return out;
   }
 
@@ -484,4 +485,20 @@ export class Forwarder {
     await this.flushRunning();
     await Promise.allSettled([this.taskLane.idle(), this.stateLane.idle(), this.resultsLane.idle()]);
   }
+}
+
+/**
+ * What a batch stored, by task id, for the long-polls it wakes (built on the first lookup: most batches wake
+ * nobody). The first result of an id in the batch is the stored one; a later one was a duplicate.
+ */
+function storedOutcomes(results: readonly ResultEnvelope[], at: number): (id: string) => StoredOutcome | undefined {
+  let byId: Map<string, ResultEnvelope> | undefined;
+  return (id) => {
+    if (!byId) {
+      byId = new Map();
+      for (const r of results) if (!byId.has(r.id)) byId.set(r.id, r);
+    }
+    const r = byId.get(id);
+    return r && { failed: r.failed, payload: r.payload, at };
+  };
 }

@@ -13,6 +13,10 @@ export async function quotasOf(store: Store, service: ServiceQuotas, userId: str
 
 /** Throw QuotaExceededError (→ 429, nothing written) when the user's stored results reach their quota. */
 export async function checkResultBytes(store: Store, quotas: ServiceQuotas, userId: string): Promise<void> {
-  const used = await store.resultBytesOf(userId);
+  refuseOverResultBytes(quotas, await store.resultBytesOf(userId));
+}
+
+/** checkResultBytes with `used` (store.resultBytesOf) read already, e.g. beside the quotas. */
+export function refuseOverResultBytes(quotas: ServiceQuotas, used: number): void {
   if (used >= quotas.resultBytes) throw new QuotaExceededError('resultBytes', used, quotas.resultBytes, 0);
 }

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { FuncxHome } from './home.js';
 import { readLease, readLeaseFile, leaseIsLive, processExists, removeStaleLease } from './lease.js';
 import { FuncxError } from '../../errors.js';
+import { profilingArgs } from '../../worker/worker-pool.js';
 
 const DAEMON_JS = fileURLToPath(new URL('../../cli/endpoint-daemon.js', import.meta.url));
 
@@ -67,6 +68,7 @@ export async function startDaemon(home: FuncxHome, name: string, options: StartO
   const logFd = openSync(home.logFile(name), 'a', 0o600);
   const child = fork(DAEMON_JS, [name], {
     detached: true,
+    execArgv: [...process.execArgv, ...profilingArgs()], // FUNCX_CPU_PROFILE_DIR profiles the daemon too
     stdio: ['ignore', logFd, logFd, 'ipc'],
     env: {
       ...withoutSecrets(process.env),

@@ -108,14 +108,23 @@ export function isFinished(task: Pick<TaskRecord, 'state'>): boolean {
   return task.state === 'success' || task.state === 'failed';
 }
 
+/** A formatter that formats the same time once in a row: a batch's tasks share their times (one per insert, one per result batch). */
+function isoOfLast(): (ms: number) => string {
+  let last = NaN;
+  let iso = '';
+  return (ms) => (ms === last ? iso : ((last = ms), (iso = new Date(ms).toISOString())));
+}
+const createdIso = isoOfLast();
+const updatedIso = isoOfLast();
+
 export function taskView(task: TaskRecord): TaskView {
   const view: TaskView = {
     taskId: task.id,
     state: task.state,
     endpointId: task.endpoint,
     functionId: task.function,
-    createdAt: new Date(task.createdAt).toISOString(),
-    updatedAt: new Date(task.updatedAt).toISOString(),
+    createdAt: createdIso(task.createdAt),
+    updatedAt: updatedIso(task.updatedAt),
   };
   if (isFinished(task)) {
     view.failed = task.failed === true;

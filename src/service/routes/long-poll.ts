@@ -1,12 +1,44 @@
 /**
  * Long-poll without polling: a request waiting for task results registers here, and the forwarder's
  * "results stored" event wakes it. Nothing runs on a timer except each waiter's own deadline.
+ *
+ * The forwarder passes what it just stored with the ids (`StoredOutcome`), so a woken request answers from
+ * that instead of reading the tasks again. Ids woken without it (another replica's results, the re-read
+ * after missed notifications) are read from the store by the request.
  */
+
+/** A result as the forwarder stored it: what a re-read of the task would find. */
+export interface StoredOutcome {
+  failed: boolean;
+  payload: Uint8Array;
+  /** The task's updated_at (when the result was written). */
+  at: number;
+}
+
+/** What a waiter keeps of a stored result: its size, and the bytes only if it asked for them. */
+export interface KnownOutcome {
+  failed: boolean;
+  resultBytes: number;
+  at: number;
+  /** Only with `keepResults` (a one-task wait: bounded by the largest result). */
+  result?: Buffer;
+}
+
+export interface Waiting {
+  done: Promise<void>;
+  cancel: () => void;
+  /** Ids that finished while waiting, with their outcome when the notification carried it. */
+  outcomes: Map<string, KnownOutcome>;
+  /** These ids were found finished by the read after registering: no longer waited for. */
+  settle: (ids: readonly string[]) => void;
+}
 
 interface Waiter {
   /** Ids still unfinished. */
   pending: Set<string>;
   mode: 'all' | 'any';
+  keepResults: boolean;
+  outcomes: Map<string, KnownOutcome>;
   finish: () => void;
 }
 
@@ -20,13 +52,19 @@ export class ResultWaiters {
     return this.all.size;
   }
 
-  /** Results of these tasks were just stored. */
-  notify(taskIds: readonly string[]): void {
+  /** Results of these tasks were just stored; `outcome` tells what was stored, when the caller knows. */
+  notify(taskIds: readonly string[], outcome?: (id: string) => StoredOutcome | undefined): void {
     for (const id of taskIds) {
       const waiters = this.byTask.get(id);
       if (!waiters) continue;
+      const o = outcome?.(id);
       for (const w of [...waiters]) {
-        w.pending.delete(id);
+        if (!w.pending.delete(id)) continue;
+        if (o) {
+          const known: KnownOutcome = { failed: o.failed, resultBytes: o.payload.length, at: o.at };
+          if (w.keepResults) known.result = Buffer.from(o.payload.buffer, o.payload.byteOffset, o.payload.byteLength);
+          w.outcomes.set(id, known);
+        }
         if (w.mode === 'any' || w.pending.size === 0) w.finish();
       }
     }
@@ -34,14 +72,15 @@ export class ResultWaiters {
 
   /**
    * Resolve when all (or, with mode 'any', one) of `pendingIds` finished, the time is up, `cancel` is called
-   * or the service closes. Register synchronously right after reading the tasks' states, so that no
-   * result can be stored in between.
+   * or the service closes. Register before reading the tasks' states, so that no result can be stored
+   * unseen in between; then `settle` the ids the read found finished.
    */
-  wait(pendingIds: readonly string[], mode: 'all' | 'any', timeoutMs: number): { done: Promise<void>; cancel: () => void } {
-    if (pendingIds.length === 0 || timeoutMs <= 0 || this.closed) return { done: Promise.resolve(), cancel: () => {} };
+  wait(pendingIds: readonly string[], mode: 'all' | 'any', timeoutMs: number, options: { keepResults?: boolean } = {}): Waiting {
+    const outcomes = new Map<string, KnownOutcome>();
+    if (pendingIds.length === 0 || timeoutMs <= 0 || this.closed) return { done: Promise.resolve(), cancel: () => {}, outcomes, settle: () => {} };
     let resolve!: () => void;
     const done = new Promise<void>((r) => (resolve = r));
-    const waiter: Waiter = { pending: new Set(pendingIds), mode, finish: () => {} };
+    const waiter: Waiter = { pending: new Set(pendingIds), mode, keepResults: options.keepResults === true, outcomes, finish: () => {} };
     const timer = setTimeout(() => waiter.finish(), timeoutMs);
     waiter.finish = () => {
       clearTimeout(timer);
@@ -60,7 +99,12 @@ export class ResultWaiters {
       if (!set) this.byTask.set(id, (set = new Set()));
       set.add(waiter);
     }
-    return { done, cancel: () => waiter.finish() };
+    const settle = (ids: readonly string[]) => {
+      let removed = false;
+      for (const id of ids) removed = waiter.pending.delete(id) || removed;
+      if (removed && (mode === 'any' || waiter.pending.size === 0)) waiter.finish();
+    };
+    return { done, cancel: () => waiter.finish(), outcomes, settle };
   }
 
   /** Every task id some request waits for (to re-read them after missed notifications). */

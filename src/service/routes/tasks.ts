@@ -10,9 +10,10 @@ import { encodeTask, type TaskBody } from '../../protocol/payload.js';
 import type { EndpointRecord, FunctionRecord, NewTask, TaskRecord, TaskSummary, User } from '../store/index.js';
 import { checkSharedUse } from '../sharing.js';
 import { tooLarge } from '../limits.js';
-import { checkResultBytes, quotasOf } from '../quotas.js';
+import { quotasOf, refuseOverResultBytes } from '../quotas.js';
 import { isArgsOnly } from '../task-payloads.js';
 import { checkResourceSpec, type ResourceSpec } from '../../protocol/resource-spec.js';
+import type { KnownOutcome, Waiting } from './long-poll.js';
 import { authenticate, badRequest, forbidden, notFound, userOf } from '../auth.js';
 import {
   bodyObject, endpointFor, functionFor, isFinished, taskFor, taskView, waitMs, type ServiceContext,
@@ -140,18 +141,14 @@ function buildTask(user: User, spec: unknown, i: number, checked: Map<string, Ch
 }
 
 /**
- * Wait for tasks to finish (long-poll) unless the client goes away first. Resolves to a check of the caller's
- * token to await with the next read (the token may have been rotated, or its user disabled, while the request
- * waited); none when it did not wait.
+ * Long-polls register for their tasks before they read them (`ctx.waiters.wait`), so a result is either in
+ * the read or wakes the wait; the wake carries what was stored (long-poll.ts), so the answer needs no second
+ * read of those tasks.
+ *
+ * Wait (registered already) unless the client goes away first. Resolves to a check of the caller's token to
+ * await with the next read (the token may have been rotated, or its user disabled, while the request waited).
  */
-async function waitFor(ctx: ServiceContext, reply: FastifyReply, tasks: ReadonlyArray<Pick<TaskRecord, 'id' | 'state'>>, mode: 'all' | 'any', ms: number): Promise<{ recheck?: Promise<unknown> }> {
-  const pending = tasks.filter((t) => !isFinished(t)).map((t) => t.id);
-  if (pending.length === 0 || ms <= 0 || (mode === 'any' && pending.length < tasks.length)) return {};
-  // Register first, then read again: a result stored while the first read was on its way has woken nobody,
-  // and the second read sees it. A result stored after registering wakes the waiter.
-  const waiting = ctx.waiters.wait(pending, mode, ms);
-  const finished = [...(await ctx.store.taskSummaries(pending)).values()].filter(isFinished).map((t) => t.id);
-  if (finished.length > 0) ctx.waiters.notify(finished);
+async function waitFor(ctx: ServiceContext, reply: FastifyReply, waiting: Waiting): Promise<{ recheck: Promise<unknown> }> {
   const onClose = () => waiting.cancel();
   reply.raw.once('close', onClose);
   // A token revoked or expired while the request waits ends the wait at once (token-watch.ts).
@@ -161,7 +158,13 @@ async function waitFor(ctx: ServiceContext, reply: FastifyReply, tasks: Readonly
   reply.raw.off('close', onClose);
   const recheck = authenticate(ctx.store, reply.request.headers.authorization);
   recheck.catch(() => undefined); // awaited by the caller, beside its read
-  return { recheck };
+  return { recheck }; // in an object: an async function returning the promise itself would wait for it
+}
+
+/** A task as the woken wait learned it finished: what a read of it would give. */
+function withOutcome<T extends TaskSummary | TaskRecord>(task: T, known: KnownOutcome): T {
+  const finished = { ...task, state: known.failed ? 'failed' : 'success', failed: known.failed, updatedAt: known.at };
+  return 'result' in task ? { ...finished, result: known.result ?? null } : { ...finished, resultBytes: known.resultBytes };
 }
 
 export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
@@ -174,9 +177,14 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     if (!Array.isArray(specs) || specs.length === 0) throw badRequest('"tasks" must be a non-empty array');
     const { maxBatch } = ctx.limits;
     if (specs.length > maxBatch) throw tooLarge('TOO_MANY_TASKS', `at most ${maxBatch} tasks per request (got ${specs.length}): submit in several requests`, maxBatch);
-    const quotas = await quotasOf(store, ctx.quotas, user.id);
-    await checkResultBytes(store, quotas, user.id);
-    const checked = await checkAccess(ctx, user, specs);
+    // The quota reads and the access checks need nothing of each other: read them together (one round trip on
+    // PostgreSQL, not three). The errors keep their order: quotas first, then each task's access.
+    const [quotas, usedResultBytes, checked] = await Promise.all([
+      quotasOf(store, ctx.quotas, user.id),
+      store.resultBytesOf(user.id),
+      checkAccess(ctx, user, specs),
+    ]);
+    refuseOverResultBytes(quotas, usedResultBytes);
     const tasks = specs.map((spec, i) => buildTask(user, spec, i, checked));
     await store.insertTasks(tasks, `user:${user.name}`, quotas.tasks);
     for (const endpointId of new Set(tasks.map((t) => t.endpoint))) ctx.forwarders.notify(endpointId);
@@ -186,11 +194,23 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   /** One task; `?wait=SECONDS` holds the request until it finishes or the time is up. */
   app.get<{ Params: { id: string } }>('/v1/tasks/:id', async (request, reply): Promise<TaskView> => {
     const user = userOf(request);
-    const task = await taskFor(store, user, request.params.id);
     const ms = waitMs(request.query, ctx.maxWaitSeconds);
-    if (isFinished(task)) return taskView(task);
-    const { recheck } = await waitFor(ctx, reply, [task], 'all', ms);
-    const [latest] = await Promise.all([store.task(task.id), recheck]);
+    // One task: the wake may carry the result itself (bounded by the largest result the service stores).
+    const waiting = ms > 0 ? ctx.waiters.wait([request.params.id], 'all', ms, { keepResults: true }) : undefined;
+    let task: TaskRecord;
+    try {
+      task = await taskFor(store, user, request.params.id);
+    } catch (err) {
+      waiting?.cancel();
+      throw err;
+    }
+    if (!waiting || isFinished(task)) {
+      waiting?.cancel();
+      return taskView(task);
+    }
+    const { recheck } = await waitFor(ctx, reply, waiting);
+    const known = waiting.outcomes.get(task.id);
+    const [latest] = await Promise.all([known?.result ? withOutcome(task, known) : store.task(task.id), recheck]);
     return taskView(latest!);
   });
 
@@ -214,17 +234,36 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     }
     const mode = body.mode ?? 'all';
     if (mode !== 'all' && mode !== 'any') throw badRequest('"mode" must be "all" or "any"');
+    const ms = waitMs(request.query, ctx.maxWaitSeconds);
+    const waiting = ms > 0 ? ctx.waiters.wait(unique, mode, ms) : undefined;
     // States first, results only for the page: a reply never loads more results than it sends.
-    const found = await store.taskSummaries(unique);
-    const tasks = unique.map((id) => {
-      const task = found.get(id);
-      if (!task) throw notFound(`no task ${id}`);
-      if (task.owner !== user.id) throw forbidden(`task ${id} belongs to another user`);
-      return task;
-    });
-    const { recheck } = await waitFor(ctx, reply, tasks, mode, waitMs(request.query, ctx.maxWaitSeconds));
-    const [now] = await Promise.all([store.taskSummaries(tasks.filter((t) => !isFinished(t)).map((t) => t.id)), recheck]);
-    const latest = tasks.map((t) => now.get(t.id) ?? t);
+    let tasks: TaskSummary[];
+    try {
+      const found = await store.taskSummaries(unique);
+      tasks = unique.map((id) => {
+        const task = found.get(id);
+        if (!task) throw notFound(`no task ${id}`);
+        if (task.owner !== user.id) throw forbidden(`task ${id} belongs to another user`);
+        return task;
+      });
+    } catch (err) {
+      waiting?.cancel();
+      throw err;
+    }
+    let latest = tasks;
+    const finishedFirst = tasks.filter(isFinished);
+    if (waiting && (finishedFirst.length === tasks.length || (mode === 'any' && finishedFirst.length > 0))) waiting.cancel();
+    else if (waiting) {
+      waiting.settle(finishedFirst.map((t) => t.id));
+      const { recheck } = await waitFor(ctx, reply, waiting);
+      // Read again only what the wake did not tell: still pending, or finished on another replica.
+      const unknown = tasks.filter((t) => !isFinished(t) && !waiting.outcomes.has(t.id)).map((t) => t.id);
+      const [now] = await Promise.all([store.taskSummaries(unknown), recheck]);
+      latest = tasks.map((t) => {
+        const known = waiting.outcomes.get(t.id);
+        return now.get(t.id) ?? (known && !isFinished(t) ? withOutcome(t, known) : t);
+      });
+    }
     const page: TaskSummary[] = [];
     const remaining: string[] = [];
     let bytes = 0;

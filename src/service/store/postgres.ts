@@ -506,7 +506,8 @@ export class PgStore implements Store {
   }
 
   async storeResults(endpointId: string, results: readonly ResultEnvelope[], running: readonly string[] = []): Promise<StoredResults> {
-    const out: StoredResults = { stored: [], duplicates: 0, unknown: 0 };
+    const now = Date.now();
+    const out: StoredResults = { stored: [], duplicates: 0, unknown: 0, at: now };
     if (results.length === 0) {
       await this.markRunning(endpointId, running);
       return out;
@@ -518,7 +519,7 @@ export class PgStore implements Store {
       results.map((r) => r.id),
       results.map((r) => r.failed),
       results.map((r) => Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength)),
-      Date.now(),
+      now,
       [...started],
       ran,
     ], 'store-results');

@@ -514,7 +514,7 @@ export class SqliteStore implements Store {
   async storeResults(endpointId: string, results: readonly ResultEnvelope[], running: readonly string[] = []): Promise<StoredResults> {
     const now = Date.now();
     return this.db.transaction(() => {
-      const out: StoredResults = { stored: [], duplicates: 0, unknown: 0 };
+      const out: StoredResults = { stored: [], duplicates: 0, unknown: 0, at: now };
       // A start reported in the same batch as the result is written with the result: one write for both.
       const started = new Set(running);
       const finishing = new Set<string>();

@@ -73,6 +73,8 @@ export interface StoredResults {
   duplicates: number;
   /** Results naming tasks that are not this endpoint's (dropped). */
   unknown: number;
+  /** The stored tasks' updated_at (one time for the whole batch). */
+  at?: number;
 }
 
 /**
