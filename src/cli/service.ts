@@ -37,6 +37,7 @@ interface StartFlags {
   heartbeatThresholdMs?: number;
   maxResultBytes?: number;
   maxBatch?: number;
+  rateTasks?: number;
   quotaTasks?: number;
   quotaFunctions?: number;
   quotaEndpoints?: number;
@@ -145,6 +146,7 @@ async function runForeground(flags: StartFlags): Promise<void> {
     heartbeatThresholdMs: flags.heartbeatThresholdMs,
     maxResultBytes: flags.maxResultBytes,
     maxBatch: flags.maxBatch,
+    taskRatePerUser: flags.rateTasks,
     quotas: {
       tasks: flags.quotaTasks, functions: flags.quotaFunctions, endpoints: flags.quotaEndpoints, resultBytes: flags.quotaResultBytes,
       groups: flags.quotaGroups, invitations: flags.quotaInvitations, inbox: flags.quotaInbox,
@@ -185,6 +187,7 @@ async function startDetached(flags: StartFlags): Promise<void> {
   if (flags.heartbeatThresholdMs) args.push('--heartbeat-threshold-ms', String(flags.heartbeatThresholdMs));
   if (flags.maxResultBytes) args.push('--max-result-bytes', String(flags.maxResultBytes));
   if (flags.maxBatch) args.push('--max-batch', String(flags.maxBatch));
+  if (flags.rateTasks) args.push('--rate-tasks', String(flags.rateTasks));
   if (flags.tlsCert) args.push('--tls-cert', resolve(flags.tlsCert));
   if (flags.tlsKey) args.push('--tls-key', resolve(flags.tlsKey));
   if (flags.forwarderKey) args.push('--forwarder-key', resolve(flags.forwarderKey));
@@ -332,6 +335,7 @@ program
   .option('--heartbeat-threshold-ms <ms>', 'endpoint is Inactive after this long without a message', intOption('--heartbeat-threshold-ms', 100, 86_400_000))
   .option('--max-result-bytes <bytes>', `largest result stored; bigger ones are stored as ResultTooLarge (default ${DEFAULT_LIMITS.maxResultBytes})`, intOption('--max-result-bytes', 1, 2 ** 31))
   .option('--max-batch <tasks>', `most tasks in one submission (default ${DEFAULT_LIMITS.maxBatch})`, intOption('--max-batch', 1, 1_000_000))
+  .option('--rate-tasks <n>', `tasks a second one user may submit, in bursts of up to --max-batch (default ${DEFAULT_LIMITS.taskRatePerUser})`, intOption('--rate-tasks', 1, 1e9))
   .option('--quota-tasks <n>', `unfinished tasks per user (default ${DEFAULT_QUOTAS.tasks})`, intOption('--quota-tasks', 0, 1e9))
   .option('--quota-functions <n>', `functions per user (default ${DEFAULT_QUOTAS.functions})`, intOption('--quota-functions', 0, 1e9))
   .option('--quota-endpoints <n>', `endpoints per user (default ${DEFAULT_QUOTAS.endpoints})`, intOption('--quota-endpoints', 0, 1e9))

@@ -61,6 +61,9 @@ export function checkServiceUrl(serviceUrl: string, insecure = process.env.FUNCX
 }
 
 /** An error answer of the service, with its HTTP status and code (UNAUTHORIZED, FORBIDDEN, NOT_FOUND...). */
+/** How many times `batchRun` waits out a submission rate limit (429 RATE_LIMITED) before giving up. */
+const MAX_RATE_WAITS = 60;
+
 export class ServiceError extends FuncxError {
   constructor(
     code: string,
@@ -209,11 +212,17 @@ export class FuncXClient {
   /** Submit a whole batch in one request; task ids in the order added. */
   async batchRun(batch: Batch): Promise<string[]> {
     const ids: string[] = [];
+    let rateWaits = 0;
     while (ids.length < batch.tasks.length) {
       const chunk = chunkSpecs(batch.tasks, ids.length, this.maxBatch);
       try {
         ids.push(...(await this.submit(chunk)));
       } catch (err) {
+        // Over the user's submission rate: nothing was written; wait as the service says and send it again.
+        if (err instanceof ServiceError && err.code === 'RATE_LIMITED' && rateWaits++ < MAX_RATE_WAITS) {
+          await new Promise((r) => setTimeout(r, 1000 * Math.max(1, Number(err.details.retryAfterS) || 1)));
+          continue;
+        }
         // The service takes fewer per request than we sent: split to its limit and go on.
         const limit = err instanceof ServiceError && err.code === 'TOO_MANY_TASKS' ? err.limit : undefined;
         if (limit === undefined || limit >= chunk.length) throw err;

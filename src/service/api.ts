@@ -24,6 +24,7 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
+import { TaskRateLimiter } from './task-rate.js';
 import { join } from 'node:path';
 import { PROTOCOL_VERSION, protocolMismatchMessage } from '../protocol/forwarder-messages.js';
 import { loadOrCreateKeyPair, readKeyPair, type CurveKeyPair } from '../protocol/keys.js';
@@ -374,6 +375,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     maxWaitSeconds: options.maxWaitSeconds ?? 60,
     limits,
     quotas: resolveQuotas(options.quotas),
+    taskRate: new TaskRateLimiter(limits.taskRatePerUser, limits.maxBatch),
     tokenWatch: new TokenWatch(store, options.tokenRecheckMs),
     log,
   };

@@ -254,6 +254,9 @@ export class Forwarder {
         this.credit -= m.tasks.length;
         this.writers.tasks.send([peer, encode(m)]);
       }
+      // Let other requests in between chunks: one user's 10,000-task batch must not hold the event loop (and
+      // every other user's submissions and results) for the whole delivery.
+      if (taken.length === batchSize) await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 

@@ -20,6 +20,11 @@ export interface ServiceLimits {
   maxResultIds: number;
   /** Result bytes in one results reply; the ids that did not fit are named in `remaining`. @default 32 MiB */
   maxReplyBytes: number;
+  /**
+   * Tasks a second one user may submit, per replica, in bursts of up to `maxBatch` (task-rate.ts); past it,
+   * 429 with Retry-After. @default 2,000
+   */
+  taskRatePerUser: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<ServiceLimits> = Object.freeze({
@@ -30,6 +35,7 @@ export const DEFAULT_LIMITS: Readonly<ServiceLimits> = Object.freeze({
   maxBodyBytes: 1024 * 1024,
   maxResultIds: 10_000,
   maxReplyBytes: 32 * 1024 * 1024,
+  taskRatePerUser: 2_000,
 });
 
 /** The defaults with what was given (undefined keeps the default); a value that is not a positive integer is refused by name. */

@@ -17,6 +17,8 @@ export interface EndToEndFigures {
   e2e_start_to_active_s: number;
 }
 
+/** The bench measures the task path, not the per-user submission rate limit (task-rate.ts). */
+const UNLIMITED_RATE = ['--rate-tasks', '1000000000'];
 const cli = (name: string): string => fileURLToPath(new URL(`../../src/cli/${name}.js`, import.meta.url));
 
 const PROFILE = `import { Config, LocalProvider } from 'funcx-endpoint';
@@ -64,12 +66,12 @@ export async function benchEndToEnd(progress: (m: string) => void = () => {}, op
   let secondStarted = false;
   let dashboard: { close: () => void } | undefined;
   try {
-    const url = /running at (\S+)/.exec(run('service', ['start', '--port', '0']))![1];
+    const url = /running at (\S+)/.exec(run('service', ['start', '--port', '0', ...UNLIMITED_RATE]))![1];
     env.FUNCX_SERVICE_URL = url;
     let clientUrl = url;
     if (options.secondReplica) {
       mkdirSync(replicaEnv.FUNCX_SERVICE_HOME!, { recursive: true, mode: 0o700 });
-      clientUrl = /running at (\S+)/.exec(run('service', ['start', '--port', '0'], replicaEnv))![1];
+      clientUrl = /running at (\S+)/.exec(run('service', ['start', '--port', '0', ...UNLIMITED_RATE], replicaEnv))![1];
       secondStarted = true;
     }
     const token = /fx_[A-Za-z0-9_-]+/.exec(run('service', ['user', 'add', 'bench']))![0];

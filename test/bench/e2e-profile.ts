@@ -22,7 +22,7 @@ const only = opt('--only');
 const database = opt('--database');
 
 const root = mkdtempSync(join(tmpdir(), 'funcx-e2e-prof-'));
-const service = await startService({ home: join(root, 'service'), port: 0, log: silentLogger, ...(database ? { database } : {}) });
+const service = await startService({ home: join(root, 'service'), port: 0, log: silentLogger, taskRatePerUser: 1e9, ...(database ? { database } : {}) });
 const { token } = await service.store.createUser('prof');
 const env = { ...process.env, FUNCX_HOME: join(root, 'home'), FUNCX_SERVICE_URL: service.url, FUNCX_TOKEN: token };
 const cli = fileURLToPath(new URL('../../src/cli/endpoint.js', import.meta.url));

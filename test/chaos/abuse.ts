@@ -15,6 +15,7 @@ import { readFileSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { FuncXClient } from '../../src/sdk/client.js';
+import Database from 'better-sqlite3';
 import { Rig } from './harness.js';
 import { AttackerThread, call } from './abuse-attacker.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -47,6 +48,12 @@ export interface AbuseResult {
   abuse_honest_submitted: number;
   /** The longest the service did not answer /v1/health (2 s timeout, asked every second) during the run. */
   abuse_service_unresponsive_s: number;
+  /**
+   * The honest tasks' median time from received to result stored, as the service's database records it (no
+   * client, HTTP or long-poll in it): what another user's attack costs inside the service and endpoint.
+   */
+  abuse_honest_service_p50_ms: number;
+  baseline_honest_service_p50_ms: number;
   /** The runner's event-loop delay p99 during the attack (its honest clients' latency includes it). */
   abuse_runner_loop_delay_p99_ms: number;
   baseline_runner_loop_delay_p99_ms: number;
@@ -168,6 +175,21 @@ function dbBytes(serviceHome: string): number {
 
 const HONEST = ['honest1', 'honest2', 'honest3'] as const;
 
+/** Median received → stored of the honest users' finished tasks, submitted before the attack and during it. */
+function honestServiceLatency(serviceHome: string, attackStart: number, attackEnd: number): { baseline: number; attack: number } {
+  const db = new Database(join(serviceHome, 'service.db'), { readonly: true });
+  try {
+    const rows = db.prepare(`SELECT t.created_at AS c, t.updated_at AS u FROM tasks t JOIN users x ON x.id = t.owner
+      WHERE x.name IN (${HONEST.map(() => '?').join(', ')}) AND t.state IN ('success', 'failed')`).all(...HONEST) as Array<{ c: number; u: number }>;
+    return {
+      baseline: median(rows.filter((r) => r.c < attackStart).map((r) => r.u - r.c)),
+      attack: median(rows.filter((r) => r.c >= attackStart && r.c < attackEnd).map((r) => r.u - r.c)),
+    };
+  } finally {
+    db.close();
+  }
+}
+
 export async function runAbuse(o: AbuseOptions): Promise<AbuseResult> {
   const notes: string[] = [];
   const note = (l: string) => (notes.push(l), o.progress(l));
@@ -176,7 +198,7 @@ export async function runAbuse(o: AbuseOptions): Promise<AbuseResult> {
   let ok = false;
   const result: AbuseResult = {
     abuse_service_peak_rss_mib: NaN, abuse_db_growth_mib: NaN, abuse_honest_lost: NaN, abuse_honest_failed: NaN, abuse_honest_p50_ms: NaN,
-    baseline_honest_p50_ms: NaN, abuse_honest_rate_per_s: o.rate, abuse_honest_achieved_per_s: NaN, abuse_honest_submitted: 0, abuse_service_unresponsive_s: 0, abuse_runner_loop_delay_p99_ms: NaN, baseline_runner_loop_delay_p99_ms: NaN, attacks: {}, notes,
+    baseline_honest_p50_ms: NaN, abuse_honest_rate_per_s: o.rate, abuse_honest_achieved_per_s: NaN, abuse_honest_submitted: 0, abuse_service_unresponsive_s: 0, abuse_honest_service_p50_ms: NaN, baseline_honest_service_p50_ms: NaN, abuse_runner_loop_delay_p99_ms: NaN, baseline_runner_loop_delay_p99_ms: NaN, attacks: {}, notes,
   };
   let attacker: AttackerThread | undefined;
   try {
@@ -273,6 +295,7 @@ export async function runAbuse(o: AbuseOptions): Promise<AbuseResult> {
     } catch {
       note('the service process is gone (killed, or it died): its peak RSS is the last sample');
     }
+    const inService = honestServiceLatency(rig.serviceHome, attackStart, attackEnd);
     const submitted = loads.reduce((s, l) => s + l.submitted, 0);
     Object.assign(result, {
       abuse_service_peak_rss_mib: Math.round(Math.max(peak, hwm)),
@@ -284,6 +307,8 @@ export async function runAbuse(o: AbuseOptions): Promise<AbuseResult> {
       abuse_honest_achieved_per_s: Math.round(submitted / (o.baselineS + (attackEnd - attackStart) / 1000)),
       abuse_honest_submitted: submitted,
       abuse_service_unresponsive_s: Math.round(longestSilence / 100) / 10,
+      abuse_honest_service_p50_ms: inService.attack,
+      baseline_honest_service_p50_ms: inService.baseline,
       abuse_runner_loop_delay_p99_ms: Math.round(loopDelay.percentile(99) / 1e5) / 10,
       baseline_runner_loop_delay_p99_ms: Math.round(baselineLoopP99 / 1e5) / 10,
       attacks: outcomes,

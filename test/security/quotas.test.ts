@@ -142,3 +142,35 @@ test('`funcx-endpoint delete` unregisters the endpoint at the service, and says 
   assert.match(local.stderr, /stays registered there/);
   assert.equal(existsSync(join(stack.home, 'second')), false);
 });
+
+test('submission rate: a user past her rate gets 429 with Retry-After and nothing written; others are not held back; the SDK waits it out', async (t) => {
+  // Before the rate limit, both of mallory's batches were accepted (2,000 tasks queued in the same second).
+  const s = await inProcessService(t, { taskRatePerUser: 200, maxBatch: 1000 });
+  const mallory = await addUser(s, 'mallory');
+  const alice = await addUser(s, 'alice');
+  const mep = await endpoint(t, s, mallory);
+  const aep = await endpoint(t, s, alice);
+  const mf = await mallory.sdk.registerFunction((x: number) => x, { name: 'm' });
+  const af = await alice.sdk.registerFunction((x: number) => x, { name: 'a' });
+  const tasks = (ep: string, fn: string, n: number) => Array.from({ length: n }, () => ({ endpointId: ep, functionId: fn, args: '' }));
+
+  assert.equal((await api(s.url, mallory.token, 'POST', '/v1/tasks', { tasks: tasks(mep.id, mf, 1000) })).status, 200, 'a whole burst');
+  const over = await api(s.url, mallory.token, 'POST', '/v1/tasks', { tasks: tasks(mep.id, mf, 1000) });
+  assert.equal(over.status, 429, JSON.stringify(over.body));
+  assert.equal(over.body.code, 'RATE_LIMITED');
+  assert.equal(over.body.quota, 'taskRate');
+  assert.match(String(over.body.message), /over your submission rate of 200 tasks\/s \(bursts up to 1000\): 1000 asked/);
+  assert.ok(Number(over.headers['retry-after']) >= 1, `Retry-After: ${over.headers['retry-after']}`);
+  await until('the first 1,000 to run on mallory\'s endpoint', () => mep.executed.length === 1000);
+  assert.equal(await s.store.countQueued(mep.id), 0, 'none of the refused batch was queued');
+  assert.equal(mep.executed.length, 1000);
+
+  // Alice has a bucket of her own.
+  assert.equal((await api(s.url, alice.token, 'POST', '/v1/tasks', { tasks: tasks(aep.id, af, 1000) })).status, 200);
+
+  // The SDK waits as the service says and sends again: 300 more go through within a few seconds.
+  const batch = mallory.sdk.createBatch();
+  for (let i = 0; i < 300; i++) batch.add(mep.id, mf, i);
+  assert.equal((await mallory.sdk.batchRun(batch)).length, 300);
+  await until('all 1,300 run on mallory\'s endpoint', () => mep.executed.length === 1300);
+});

@@ -10,6 +10,7 @@ import type { EndpointView, TaskView } from '../../protocol/http.js';
 
 export type { TaskView };
 import type { ServiceLimits, ServiceQuotas } from '../limits.js';
+import type { TaskRateLimiter } from '../task-rate.js';
 import type { TokenWatch } from '../token-watch.js';
 
 /** The forwarders of the service, by endpoint (api.ts). */
@@ -37,6 +38,8 @@ export interface ServiceContext {
   limits: ServiceLimits;
   /** Per-user quotas (limits.ts); a user's own overrides are in the store (quotas.ts). */
   quotas: ServiceQuotas;
+  /** Submission rate per user (task-rate.ts). */
+  taskRate: TaskRateLimiter;
   /** Cuts open long-polls whose token stops working (token-watch.ts). */
   tokenWatch?: TokenWatch;
   log: Logger;

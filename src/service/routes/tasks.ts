@@ -14,7 +14,8 @@ import { quotasOf, refuseOverResultBytes } from '../quotas.js';
 import { isArgsOnly } from '../task-payloads.js';
 import { checkResourceSpec, type ResourceSpec } from '../../protocol/resource-spec.js';
 import type { KnownOutcome, Waiting } from './long-poll.js';
-import { authenticate, badRequest, forbidden, notFound, userOf } from '../auth.js';
+import { authenticate, badRequest, forbidden, HttpError, notFound, userOf } from '../auth.js';
+import type { RateDecision } from '../task-rate.js';
 import {
   bodyObject, endpointFor, functionFor, isFinished, taskFor, taskView, waitMs, type ServiceContext,
 } from './context.js';
@@ -167,6 +168,18 @@ function withOutcome<T extends TaskSummary | TaskRecord>(task: T, known: KnownOu
   return 'result' in task ? { ...finished, result: known.result ?? null } : { ...finished, resultBytes: known.resultBytes };
 }
 
+/** 429 for a submission over the user's rate (task-rate.ts), with what fits now and when the rest will. */
+function overRate(ctx: ServiceContext, asked: number, rate: RateDecision): HttpError {
+  const { perSecond, burst } = ctx.taskRate;
+  return new HttpError(
+    429,
+    'RATE_LIMITED',
+    `over your submission rate of ${perSecond} tasks/s (bursts up to ${burst}): ${asked} asked, ${rate.available} fit now; try again in ${rate.retryAfterS} s`,
+    { quota: 'taskRate', limit: perSecond, available: rate.available, retryAfterS: rate.retryAfterS },
+    { 'retry-after': String(rate.retryAfterS) },
+  );
+}
+
 export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { store } = ctx;
 
@@ -177,16 +190,24 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     if (!Array.isArray(specs) || specs.length === 0) throw badRequest('"tasks" must be a non-empty array');
     const { maxBatch } = ctx.limits;
     if (specs.length > maxBatch) throw tooLarge('TOO_MANY_TASKS', `at most ${maxBatch} tasks per request (got ${specs.length}): submit in several requests`, maxBatch);
-    // The quota reads and the access checks need nothing of each other: read them together (one round trip on
-    // PostgreSQL, not three). The errors keep their order: quotas first, then each task's access.
-    const [quotas, usedResultBytes, checked] = await Promise.all([
-      quotasOf(store, ctx.quotas, user.id),
-      store.resultBytesOf(user.id),
-      checkAccess(ctx, user, specs),
-    ]);
-    refuseOverResultBytes(quotas, usedResultBytes);
-    const tasks = specs.map((spec, i) => buildTask(user, spec, i, checked));
-    await store.insertTasks(tasks, `user:${user.name}`, quotas.tasks);
+    const rate = ctx.taskRate.take(user.id, specs.length);
+    if (!rate.ok) throw overRate(ctx, specs.length, rate);
+    let tasks: ReturnType<typeof buildTask>[];
+    try {
+      // The quota reads and the access checks need nothing of each other: read them together (one round trip
+      // on PostgreSQL, not three). The errors keep their order: quotas first, then each task's access.
+      const [quotas, usedResultBytes, checked] = await Promise.all([
+        quotasOf(store, ctx.quotas, user.id),
+        store.resultBytesOf(user.id),
+        checkAccess(ctx, user, specs),
+      ]);
+      refuseOverResultBytes(quotas, usedResultBytes);
+      tasks = specs.map((spec, i) => buildTask(user, spec, i, checked));
+      await store.insertTasks(tasks, `user:${user.name}`, quotas.tasks);
+    } catch (err) {
+      ctx.taskRate.refund(user.id, specs.length); // nothing was written: the submission did not count
+      throw err;
+    }
     for (const endpointId of new Set(tasks.map((t) => t.endpoint))) ctx.forwarders.notify(endpointId);
     return { taskIds: tasks.map((t) => t.id) };
   });
