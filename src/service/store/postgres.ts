@@ -97,8 +97,9 @@ const SQL = {
     SELECT input.id, upd.ord IS NOT NULL AND upd.ord = input.ord AS stored,
       CASE WHEN upd.ord IS NOT NULL THEN true ELSE EXISTS (SELECT 1 FROM tasks k WHERE k.id = input.id AND k.endpoint = $1) END AS known
     FROM input LEFT JOIN upd ON upd.id = input.id ORDER BY input.ord`,
+  // The two arms match the partial indexes (a BitmapOr), not a scan of every task of the table.
   failEndpointTasks: `WITH picked AS (SELECT seq, id, delivered_at, running_at FROM tasks
-      WHERE endpoint = $1 AND state NOT IN ('success', 'failed') FOR UPDATE),
+      WHERE endpoint = $1 AND (state = 'waiting-for-endpoint' OR state IN ('waiting-for-nodes', 'running')) FOR UPDATE),
     upd AS (UPDATE tasks t SET state = 'failed', failed = true, result = $2, delivered_at = NULL, running_at = NULL, updated_at = $3
       FROM picked WHERE t.seq = picked.seq RETURNING t.id),
     tr AS (${materialize('picked', `'failed', 'service', $3::bigint`)})
