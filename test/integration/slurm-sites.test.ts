@@ -33,7 +33,8 @@ function engineFor(dir: string, provider: Record<string, unknown>, strategy: Rec
   const config = new Config({
     engine: { max_workers_per_node: 1, heartbeat_period: 1, heartbeat_threshold: 6, address: '127.0.0.1' },
     provider: new SlurmProvider({
-      nodes_per_block: 1, walltime: '00:05:00', max_blocks: 1, launcher: new SrunLauncher(),
+      // Unpaced (polite polling is tested in status-pacer.test): states are seen at each strategy round.
+      nodes_per_block: 1, walltime: '00:05:00', max_blocks: 1, max_status_rate: Infinity, launcher: new SrunLauncher(),
       channel: new LocalChannel({ script_dir: join(dir, 'submit_scripts') }), ...provider,
     }),
     strategy: { period: 1, max_idletime: 60, walltime_margin: 5, ...strategy },
