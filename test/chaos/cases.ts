@@ -3,7 +3,7 @@
  * nothing, the system heals itself), then the two of a service on PostgreSQL (store-cases.ts). Every break
  * happens while tasks are in flight; `ctx.broke` checks it.
  */
-import { HEARTBEAT, WORKERS_PER_NODE, localProfile, slurmProfile } from './profiles.js';
+import { HEARTBEAT, SHORT_FORWARDER_HEARTBEAT_ARGS, WORKERS_PER_NODE, localProfile, slurmProfile } from './profiles.js';
 import { kill9, managersOf, procInfo, signal, until, workersOf, isAlive, type ProcInfo } from './procs.js';
 import { untilValue } from '../helpers/wait.js';
 import { run, slurmJobsNamed, type EndpointStatusJson } from './harness.js';
@@ -120,6 +120,7 @@ const serviceKill: SimpleCase = {
   name: 'service-kill',
   title: 'kill -9 of the service, then funcx-service start on the same port',
   profile: localProfile,
+  serviceArgs: SHORT_FORWARDER_HEARTBEAT_ARGS,
   async chaos(ctx: CaseContext) {
     const { rig } = ctx;
     await ctx.collector.waitFor(0.25, FIRST_RESULTS_MS);
@@ -130,14 +131,14 @@ const serviceKill: SimpleCase = {
     const down = Date.now();
     await kill9(pid, 'funcx-service');
     ctx.broke(`kill -9 funcx-service pid ${pid}`);
-    // Down until the endpoint has declared the forwarder lost (heartbeat threshold, 10 s by default) and
+    // Down until the endpoint has declared the forwarder lost (the forwarder's heartbeat threshold) and
     // tried to register again while nobody answers; meanwhile it keeps working and keeps its results on disk.
     await until('the endpoint to try to register again with the dead service', () => failedRegistrations() > seenBefore, {
       timeoutMs: SERVICE_DOWN_MAX_MS,
       everyMs: 250,
     });
     const t0 = Date.now();
-    await rig.startService(port);
+    await rig.startService(port, SHORT_FORWARDER_HEARTBEAT_ARGS);
     if (rig.port !== port) throw new Error(`the service came back on port ${rig.port}, not ${port}`);
     ctx.note(`${((t0 - down) / 1000).toFixed(1)} s later (the endpoint had tried to register again): funcx-service start --port ${port} (pid ${rig.servicePid()})`);
     // Nothing is done on the endpoint's side: it reconnects by itself.

@@ -7,6 +7,13 @@
 /** Engine heartbeats of every chaos profile, in seconds. */
 export const HEARTBEAT = { period: 1, threshold: 4 } as const;
 
+/**
+ * `funcx-service start` arguments giving its forwarders the same short heartbeats (ms), for a case that
+ * waits for the endpoint to miss the service: at the service's defaults (2 s, 10 s) the endpoint notices a
+ * killed service after 10 s and tries to register again 10 s apart.
+ */
+export const SHORT_FORWARDER_HEARTBEAT_ARGS = ['--heartbeat-period-ms', String(HEARTBEAT.period * 1000), '--heartbeat-threshold-ms', String(HEARTBEAT.threshold * 1000)];
+
 /** Workers per manager (per node). */
 export const WORKERS_PER_NODE = 2;
 

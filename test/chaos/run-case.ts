@@ -43,6 +43,8 @@ interface CaseBase {
 
 /** A case against the one service `funcx-service start` runs (SQLite in the rig's service home). */
 export interface SimpleCase extends CaseBase {
+  /** Arguments of its `funcx-service start` (after --port). @default none */
+  serviceArgs?: string[];
   /** Break something while the tasks run, and recover as an operator would. */
   chaos(ctx: CaseContext): Promise<void>;
 }
@@ -140,7 +142,7 @@ export async function runCase(c: ChaosCase, o: RunOptions): Promise<CaseResult> 
     rig = Rig.create(c.name);
     progress(`service and endpoint in ${rig.root}`);
     if ('start' in c) side = await c.start(rig, progress);
-    else await rig.startService();
+    else await rig.startService(0, c.serviceArgs);
     await rig.addUser();
     await rig.initEndpoint();
     rig.writeProfile(c.profile());

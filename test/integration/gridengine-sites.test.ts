@@ -45,7 +45,7 @@ test('held is held, an Eqw job is failed with its reason and deleted, qacct tell
     assert.equal(first!.get(held)?.raw, 'hqw');
     assert.match(first!.get(broken)!.detail!, /nonexistent\/funcx/);
     await until('the job in error is deleted', () => !known(broken), { timeoutMs: 30_000 });
-    // Grid Engine writes its accounting file every flush_time (15 s here): the end arrives after that.
+    // Grid Engine writes its accounting file every flush_time (1 s here, start-gridengine.sh): the end arrives after that.
     const done = await untilValue('qacct knows the job that exited 3', async () => {
       const st = (await p.status([exit3])).get(exit3);
       return st?.state === 'failed' ? st : undefined;

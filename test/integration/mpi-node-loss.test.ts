@@ -69,6 +69,8 @@ before(async () => {
     },
     provider: new SlurmProvider({
       partition: 'debug', nodes_per_block: 3, walltime: '00:10:00', max_blocks: 1, launcher: new SimpleLauncher(),
+      // Unpaced (polite polling is tested in status-pacer.test): states are seen at each strategy round.
+      max_status_rate: Infinity,
       scheduler_options: '#SBATCH --no-kill',
       worker_init: 'export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1',
       channel: new LocalChannel({ script_dir: join(dir, 'submit_scripts') }),

@@ -136,6 +136,9 @@ for (const c of CASES) {
           nodes_per_block: c.nodes,
           walltime: '00:10:00',
           max_blocks: 1,
+          // Unpaced (polite polling is tested in status-pacer.test): the cancel of the idle block is confirmed
+          // at a strategy round, not up to 5 s later at the default 12 status commands a minute.
+          max_status_rate: Infinity,
           channel: new LocalChannel({ script_dir: join(dir, 'submit_scripts') }),
         }),
         strategy: { period: 1, max_idletime: 3, walltime_margin: 5 },

@@ -31,6 +31,8 @@ test('a 2-node Slurm block runs managers on n1 and n2 through srun; tasks run on
     provider: new SlurmProvider({
       partition: 'debug',
       nodes_per_block: 2,
+      // Unpaced (polite polling is tested in status-pacer.test): states are seen at each strategy round.
+      max_status_rate: Infinity,
       walltime: '00:10:00',
       max_blocks: 1,
       launcher: new SrunLauncher(),

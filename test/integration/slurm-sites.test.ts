@@ -1,7 +1,8 @@
 /**
  * Real sites on the real Slurm test cluster (with slurmdbd on MariaDB): a block the scheduler holds is not
  * capacity and is replaced; a block pending for a reason that cannot change pauses submission after the
- * second one; jobs that left squeue are classified by sacct (exit code, time limit, cancelled from outside).
+ * second one. (Jobs that left squeue, classified by sacct, are in slurm-strategy.test.ts: its time-limit job
+ * waits out a Slurm minute, run there alongside the strategy's 1-minute blocks.)
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +14,6 @@ import { ensureSlurm } from './cluster-setup.js';
 import { Config } from '../../src/config/config.js';
 import { SlurmProvider } from '../../providers/slurm.js';
 import { LocalChannel } from '../../providers/channels/local.js';
-import type { CommandResult, RunOptions } from '../../providers/channels/channel.js';
 import { SrunLauncher } from '../../launchers/srun.js';
 import { Engine } from '../../src/endpoint/engine/engine.js';
 import { createLogger } from '../../src/logger.js';
@@ -33,7 +33,8 @@ function engineFor(dir: string, provider: Record<string, unknown>, strategy: Rec
   const config = new Config({
     engine: { max_workers_per_node: 1, heartbeat_period: 1, heartbeat_threshold: 6, address: '127.0.0.1' },
     provider: new SlurmProvider({
-      nodes_per_block: 1, walltime: '00:05:00', max_blocks: 1, launcher: new SrunLauncher(),
+      // Unpaced (polite polling is tested in status-pacer.test): states are seen at each strategy round.
+      nodes_per_block: 1, walltime: '00:05:00', max_blocks: 1, max_status_rate: Infinity, launcher: new SrunLauncher(),
       channel: new LocalChannel({ script_dir: join(dir, 'submit_scripts') }), ...provider,
     }),
     strategy: { period: 1, max_idletime: 60, walltime_margin: 5, ...strategy },
@@ -88,34 +89,5 @@ test('a block pending for a reason that cannot change (PartitionNodeLimit) is ca
     assert.equal(submitted, 2, 'two blocks tried, no third while paused');
   } finally {
     await engine.stop({ graceMs: 0 });
-  }
-});
-
-/** A channel on which squeue has forgotten every job (as after MinJobAge): only sacct can tell. */
-class ForgetfulChannel extends LocalChannel {
-  override async run(command: string, options?: RunOptions): Promise<CommandResult> {
-    if (command.startsWith('squeue')) return { code: 1, stdout: '', stderr: 'slurm_load_jobs error: Invalid job id specified\n', timedOut: false };
-    return super.run(command, options);
-  }
-}
-
-test('jobs that left squeue are classified by sacct: exit 3 failed, cancelled from outside, time limit', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'funcx-slurm-sacct-'));
-  const p = new SlurmProvider({ channel: new ForgetfulChannel({ script_dir: dir }), logger: () => {} });
-  const exit3 = sbatch('-p', 'debug', '-o', '/dev/null', '--wrap', 'exit 3');
-  const killed = sbatch('-p', 'debug', '-o', '/dev/null', '--wrap', 'sleep 600');
-  const late = sbatch('-p', 'debug', '-o', '/dev/null', '--time=1', '--wrap', 'sleep 600');
-  await until('the sleeper runs', () => squeueLine(killed).startsWith('R|'), { timeoutMs: 60_000 });
-  sh('scancel', [killed]);
-  try {
-    const final = (await untilValue('sacct knows all three', async () => {
-      const got = await p.status([exit3, killed, late]);
-      return [...got.values()].every((s) => s.state !== 'unknown' && s.state !== 'ended') ? got : undefined;
-    }, { timeoutMs: 150_000, everyMs: 2000 }))!;
-    assert.deepEqual([final.get(exit3)?.state, final.get(exit3)?.exitCode], ['failed', 3]);
-    assert.equal(final.get(killed)?.state, 'cancelled');
-    assert.equal(final.get(late)?.state, 'timeout');
-  } finally {
-    try { sh('scancel', [killed, late]); } catch { /* gone */ }
   }
 });

@@ -119,6 +119,8 @@ export class EndpointDaemon {
   private readonly stopping = new Once<DaemonState>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly signalHandlers: Array<[NodeJS.Signals, () => void]> = [];
+  /** Aborted when the stop begins: a registration under way is abandoned then, not at its timeout. */
+  private readonly stopSignal = new AbortController();
   private engine: Engine | undefined;
   private forwarder: ForwarderClient | undefined;
   private metrics: EndpointMetrics | undefined;
@@ -208,7 +210,7 @@ export class EndpointDaemon {
     const register = () =>
       registerEndpoint(this.options.serviceUrl, this.options.token, {
         name, endpointId: previous?.id ?? (this.endpointId || undefined), publicKey: keys.publicKey, metadata, ...sharing,
-      }, { pinFile: forwarderPinPath(home.keysDir(name)) });
+      }, { pinFile: forwarderPinPath(home.keysDir(name)), signal: this.stopSignal.signal });
 
     this.step('registering');
     const registration = await register();
@@ -357,6 +359,7 @@ export class EndpointDaemon {
     return this.stopping.run(async () => {
       this.stopReason = reason;
       this.life.to('stopping', reason);
+      this.stopSignal.abort();
       for (const t of this.timers) clearInterval(t);
       const unfinished = (await this.engine?.stop({ graceMs }).catch((err: Error) => (this.log.error(`engine stop: ${err.message}`), []))) ?? [];
       if (unfinished.length) this.log.info(`${unfinished.length} unfinished task(s) left for redelivery`);

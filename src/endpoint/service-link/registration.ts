@@ -22,6 +22,8 @@ export interface RegisterOptions {
   timeoutMs?: number;
   /** Pin the forwarder's key in this file on first use; refuse another key later (forwarder-pin.ts). */
   pinFile?: string;
+  /** Abandon the call when this aborts (the daemon was told to stop while registering). @default none */
+  signal?: AbortSignal;
 }
 
 /** Register (or re-register) an endpoint. Throws FuncxError with code SERVICE_UNREACHABLE, UNAUTHORIZED, FORBIDDEN, PROTOCOL... */
@@ -32,6 +34,7 @@ export async function registerEndpoint(serviceUrl: string, token: string, reques
     token,
     json: { ...request, protocol: PROTOCOL_VERSION } satisfies RegisterEndpointRequest,
     timeoutMs,
+    signal: options.signal,
   });
   if (status === 401) {
     throw new FuncxError('UNAUTHORIZED', `the funcX service at ${serviceUrl} refused the token: ${message}`, [

@@ -22,7 +22,7 @@ export interface ServiceAnswer {
 export async function callService(
   serviceUrl: string,
   path: string,
-  options: { token: string; method?: 'GET' | 'POST' | 'DELETE'; json?: unknown; timeoutMs: number },
+  options: { token: string; method?: 'GET' | 'POST' | 'DELETE'; json?: unknown; timeoutMs: number; signal?: AbortSignal },
 ): Promise<ServiceAnswer> {
   checkServiceUrl(serviceUrl);
   const url = `${serviceUrl.replace(/\/+$/, '')}${path}`;
@@ -36,7 +36,8 @@ export async function callService(
         ...(options.json === undefined ? {} : { 'content-type': 'application/json' }),
       },
       body: options.json === undefined ? undefined : JSON.stringify(options.json),
-      signal: AbortSignal.timeout(options.timeoutMs),
+      // The caller's signal (a daemon told to stop) ends the call at once, not at the timeout.
+      signal: options.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)]) : AbortSignal.timeout(options.timeoutMs),
     });
   } catch (err) {
     throw unreachable(serviceUrl, err, options.timeoutMs);
