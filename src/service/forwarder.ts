@@ -22,6 +22,9 @@ import type { CurveKeyPair } from '../protocol/keys.js';
 import type { ResultEnvelope } from '../protocol/messages.js';
 import { errorOutcome } from '../protocol/payload.js';
 import { DEFAULT_LIMITS } from './limits.js';
+
+/** Binds of a forwarder's preferred port, 25 ms apart, before it takes another. */
+const PREFERRED_PORT_TRIES = 20;
 import { SocketWriter } from '../protocol/socket-writer.js';
 import { ZapHandler } from '../protocol/zap.js';
 import { FuncxError } from '../errors.js';
@@ -171,11 +174,18 @@ export class Forwarder {
       candidates.push(0);
     }
     for (const port of candidates) {
-      try {
-        await socket.bind(`tcp://${host}:${port}`);
-        return Number(/:(\d+)$/.exec(socket.lastEndpoint ?? '')?.[1]);
-      } catch (err) {
-        if (port === 0) throw new FuncxError('FORWARDER_BIND', `cannot bind the forwarder on ${host}: ${(err as Error).message}`);
+      // The preferred port was this endpoint's until a moment ago (a re-keyed forwarder closed just before):
+      // ZeroMQ releases it from its I/O thread, so give it a few tries before moving the endpoint elsewhere,
+      // where connections made with an old key would find nobody rather than be refused.
+      const tries = port === preferred ? PREFERRED_PORT_TRIES : 1;
+      for (let attempt = 1; attempt <= tries; attempt++) {
+        try {
+          await socket.bind(`tcp://${host}:${port}`);
+          return Number(/:(\d+)$/.exec(socket.lastEndpoint ?? '')?.[1]);
+        } catch (err) {
+          if (port === 0) throw new FuncxError('FORWARDER_BIND', `cannot bind the forwarder on ${host}: ${(err as Error).message}`);
+          if (attempt < tries) await new Promise((r) => setTimeout(r, 25));
+        }
       }
     }
     throw new FuncxError('FORWARDER_BIND', `no free forwarder port on ${host}${range ? ` in ${range[0]}-${range[1]}` : ''}`);

@@ -23,6 +23,8 @@ test('re-registering with a new key drops the connections made with the old key'
   // The key leaked, say: the owner registers a new one. The old connection is still open on its side.
   const keys = newKeyPair();
   const reg = await registerEndpoint(s.url, alice.token, { name: 'ep', endpointId: old.id, publicKey: keys.publicKey });
+  // On the same ports: the old connection's reconnects reach the new forwarder and are refused there.
+  assert.deepEqual(reg.forwarder.ports, old.forwarder.ports, 'the re-keyed forwarder keeps its ports');
   const task = await alice.sdk.run(old.id, fn, 21);
   const fresh = await FakeEndpoint.start(s.url, alice.token, { register: false, endpointId: reg.endpointId, forwarder: reg.forwarder, keys });
   t.after(() => fresh.close());
