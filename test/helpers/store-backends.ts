@@ -2,6 +2,7 @@
  * The store back ends the store and API tests run against: each makes a fresh, empty database and can
  * open it as often as a test likes (to test reopening).
  */
+import { test } from 'node:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,6 +74,18 @@ export const postgresBackend: StoreBackend = {
 };
 
 export const STORE_BACKENDS: readonly StoreBackend[] = [sqliteBackend, postgresBackend];
+
+/** `it(name, fn)` for one back end: a test named "BACKEND: name" on a fresh database, dropped afterwards. */
+export function storeTest(backend: StoreBackend): (name: string, fn: (store: Store) => Promise<void>) => void {
+  return (name, fn) =>
+    test(`${backend.name}: ${name}`, { skip: backend.skip }, async (t) => {
+      const db = await backend.create();
+      t.after(() => db.drop());
+      const store = await db.open();
+      t.after(() => store.close());
+      await fn(store);
+    });
+}
 
 /** The back end named by FUNCX_TEST_STORE ('sqlite', the default, or 'postgres'). */
 export function selectedBackend(): StoreBackend {

@@ -3,10 +3,9 @@
  * (test/helpers/store-backends.ts): checked in the transaction that writes, so writes racing each other
  * (PostgreSQL: many connections) still stop at the limit; nothing of a refused write is kept.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { QuotaExceededError, type Store } from '../../src/service/store/index.js';
-import { STORE_BACKENDS } from '../helpers/store-backends.js';
+import { storeTest, STORE_BACKENDS } from '../helpers/store-backends.js';
 
 /** How many of the calls succeeded; every other one must have been refused for `quota`. */
 async function outcomes(calls: Array<Promise<unknown>>, quota: string): Promise<number> {
@@ -21,14 +20,7 @@ async function outcomes(calls: Array<Promise<unknown>>, quota: string): Promise<
 }
 
 for (const backend of STORE_BACKENDS) {
-  const it = (name: string, fn: (store: Store) => Promise<void>) =>
-    test(`${backend.name}: ${name}`, { skip: backend.skip }, async (t) => {
-      const db = await backend.create();
-      t.after(() => db.drop());
-      const store = await db.open();
-      t.after(() => store.close());
-      await fn(store);
-    });
+  const it = storeTest(backend);
 
   it('groups owned: ten created at once against a quota of 3 leave 3; deleting one frees it', async (store) => {
     const { user } = await store.createUser('mallory');

@@ -10,7 +10,7 @@ import { rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { SqliteStore, type Store } from '../../src/service/store/index.js';
 import { SQLITE_MIGRATIONS } from '../../src/service/store/migrations.js';
-import { STORE_BACKENDS, tempSqlite } from '../helpers/store-backends.js';
+import { storeTest, STORE_BACKENDS, tempSqlite } from '../helpers/store-backends.js';
 
 const KEY = 'rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7';
 
@@ -26,14 +26,7 @@ const history = async (store: Store, id: string) => (await store.transitions(id)
 const ok = (id: string) => ({ id, failed: false, payload: Buffer.from('ok') });
 
 for (const backend of STORE_BACKENDS) {
-  const it = (name: string, fn: (store: Store) => Promise<void>) =>
-    test(`${backend.name}: ${name}`, { skip: backend.skip }, async (t) => {
-      const db = await backend.create();
-      t.after(() => db.drop());
-      const store = await db.open();
-      t.after(() => store.close());
-      await fn(store);
-    });
+  const it = storeTest(backend);
 
   it('a task run once has its five transitions, in order, with their times', async (store) => {
     const { endpoint, ids } = await seed(store, 1);
