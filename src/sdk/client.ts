@@ -60,10 +60,10 @@ export function checkServiceUrl(serviceUrl: string, insecure = process.env.FUNCX
   }
 }
 
-/** An error answer of the service, with its HTTP status and code (UNAUTHORIZED, FORBIDDEN, NOT_FOUND...). */
 /** How many times `batchRun` waits out a submission rate limit (429 RATE_LIMITED) before giving up. */
 const MAX_RATE_WAITS = 60;
 
+/** An error answer of the service, with its HTTP status and code (UNAUTHORIZED, FORBIDDEN, NOT_FOUND...). */
 export class ServiceError extends FuncxError {
   constructor(
     code: string,

@@ -24,7 +24,6 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { TaskRateLimiter } from './task-rate.js';
 import { join } from 'node:path';
 import { PROTOCOL_VERSION, protocolMismatchMessage } from '../protocol/forwarder-messages.js';
 import { loadOrCreateKeyPair, readKeyPair, type CurveKeyPair } from '../protocol/keys.js';
@@ -32,6 +31,7 @@ import { FuncxError } from '../errors.js';
 import type { ErrorBody } from '../protocol/http.js';
 import { createLogger, type Logger } from '../logger.js';
 import { HttpError, installAuth } from './auth.js';
+import { TaskRateLimiter } from './task-rate.js';
 import { Forwarder, type ForwarderOptions } from './forwarder.js';
 import { openStore, PgStore, QuotaExceededError, StoreUnavailableError, type EndpointRecord, type Store } from './store/index.js';
 import { quotaExceeded, resolveLimits, resolveQuotas, type ServiceLimits, type ServiceQuotas } from './limits.js';

@@ -23,8 +23,6 @@ import type { ResultEnvelope } from '../protocol/messages.js';
 import { errorOutcome } from '../protocol/payload.js';
 import { DEFAULT_LIMITS } from './limits.js';
 
-/** Binds of a forwarder's preferred port, 25 ms apart, before it takes another. */
-const PREFERRED_PORT_TRIES = 20;
 import { SocketWriter } from '../protocol/socket-writer.js';
 import { ZapHandler } from '../protocol/zap.js';
 import { FuncxError } from '../errors.js';
@@ -33,6 +31,9 @@ import type { EndpointState, Store, StoredResults } from './store/index.js';
 import { SerialLane } from './serial-lane.js';
 import { FunctionSources, prepareTasks, SentSources } from './task-payloads.js';
 import type { StoredOutcome } from './routes/long-poll.js';
+
+/** Binds of a forwarder's preferred port, 25 ms apart, before it takes another. */
+const PREFERRED_PORT_TRIES = 20;
 
 export interface ForwarderOptions {
   endpointId: string;

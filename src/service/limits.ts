@@ -4,6 +4,7 @@
  */
 import { HttpError } from './auth.js';
 import type { QuotaExceededError } from './store/index.js';
+import type { RateDecision, TaskRateLimiter } from './task-rate.js';
 
 export interface ServiceLimits {
   /** Largest result payload stored; a bigger one is stored as a ResultTooLarge error. @default 10 MiB */
@@ -53,6 +54,18 @@ export function resolveLimits(given: Partial<ServiceLimits>): ServiceLimits {
 /** 413 naming the limit (also as `limit` in the body, so a client can split its request to fit). */
 export function tooLarge(code: string, message: string, limit: number): HttpError {
   return new HttpError(413, code, message, { limit });
+}
+
+/** 429 for a submission over the user's rate (task-rate.ts), with what fits now and when the rest will. */
+export function overRate(limiter: TaskRateLimiter, asked: number, rate: RateDecision): HttpError {
+  const { perSecond, burst } = limiter;
+  return new HttpError(
+    429,
+    'RATE_LIMITED',
+    `over your submission rate of ${perSecond} tasks/s (bursts up to ${burst}): ${asked} asked, ${rate.available} fit now; try again in ${rate.retryAfterS} s`,
+    { quota: 'taskRate', limit: perSecond, available: rate.available, retryAfterS: rate.retryAfterS },
+    { 'retry-after': String(rate.retryAfterS) },
+  );
 }
 
 /** How much one user may hold at once. */

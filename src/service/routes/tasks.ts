@@ -9,13 +9,12 @@ import { randomUUID } from 'node:crypto';
 import { encodeTask, type TaskBody } from '../../protocol/payload.js';
 import type { EndpointRecord, FunctionRecord, NewTask, TaskRecord, TaskSummary, User } from '../store/index.js';
 import { checkSharedUse } from '../sharing.js';
-import { tooLarge } from '../limits.js';
+import { overRate, tooLarge } from '../limits.js';
 import { quotasOf, refuseOverResultBytes } from '../quotas.js';
 import { isArgsOnly } from '../task-payloads.js';
 import { checkResourceSpec, type ResourceSpec } from '../../protocol/resource-spec.js';
 import type { KnownOutcome, Waiting } from './long-poll.js';
-import { authenticate, badRequest, forbidden, HttpError, notFound, userOf } from '../auth.js';
-import type { RateDecision } from '../task-rate.js';
+import { authenticate, badRequest, forbidden, notFound, userOf } from '../auth.js';
 import {
   bodyObject, endpointFor, functionFor, isFinished, taskFor, taskView, waitMs, type ServiceContext,
 } from './context.js';
@@ -168,18 +167,6 @@ function withOutcome<T extends TaskSummary | TaskRecord>(task: T, known: KnownOu
   return 'result' in task ? { ...finished, result: known.result ?? null } : { ...finished, resultBytes: known.resultBytes };
 }
 
-/** 429 for a submission over the user's rate (task-rate.ts), with what fits now and when the rest will. */
-function overRate(ctx: ServiceContext, asked: number, rate: RateDecision): HttpError {
-  const { perSecond, burst } = ctx.taskRate;
-  return new HttpError(
-    429,
-    'RATE_LIMITED',
-    `over your submission rate of ${perSecond} tasks/s (bursts up to ${burst}): ${asked} asked, ${rate.available} fit now; try again in ${rate.retryAfterS} s`,
-    { quota: 'taskRate', limit: perSecond, available: rate.available, retryAfterS: rate.retryAfterS },
-    { 'retry-after': String(rate.retryAfterS) },
-  );
-}
-
 export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { store } = ctx;
 
@@ -191,7 +178,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     const { maxBatch } = ctx.limits;
     if (specs.length > maxBatch) throw tooLarge('TOO_MANY_TASKS', `at most ${maxBatch} tasks per request (got ${specs.length}): submit in several requests`, maxBatch);
     const rate = ctx.taskRate.take(user.id, specs.length);
-    if (!rate.ok) throw overRate(ctx, specs.length, rate);
+    if (!rate.ok) throw overRate(ctx.taskRate, specs.length, rate);
     let tasks: ReturnType<typeof buildTask>[];
     try {
       // The quota reads and the access checks need nothing of each other: read them together (one round trip
