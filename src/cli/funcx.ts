@@ -186,6 +186,13 @@ group
     out(`invited ${user} to ${g} (if such a user exists); they join with \`funcx group accept ${g}\`\n`);
   });
 group
+  .command('uninvite <group> <user>')
+  .description('withdraw an invitation to a group you own')
+  .action(async (g: string, user: string) => {
+    await client().withdrawInvitation(g, user);
+    out(`withdrew any invitation of ${user} to ${g}\n`);
+  });
+group
   .command('invitations')
   .description('groups you were invited to')
   .action(async () => {

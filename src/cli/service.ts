@@ -38,6 +38,8 @@ interface StartFlags {
   maxResultBytes?: number;
   maxBatch?: number;
   rateTasks?: number;
+  invitationDays?: number;
+  invitesPerSender?: number;
   quotaTasks?: number;
   quotaFunctions?: number;
   quotaEndpoints?: number;
@@ -147,6 +149,8 @@ async function runForeground(flags: StartFlags): Promise<void> {
     maxResultBytes: flags.maxResultBytes,
     maxBatch: flags.maxBatch,
     taskRatePerUser: flags.rateTasks,
+    invitationDays: flags.invitationDays,
+    invitesPerSender: flags.invitesPerSender,
     quotas: {
       tasks: flags.quotaTasks, functions: flags.quotaFunctions, endpoints: flags.quotaEndpoints, resultBytes: flags.quotaResultBytes,
       groups: flags.quotaGroups, invitations: flags.quotaInvitations, inbox: flags.quotaInbox,
@@ -188,6 +192,8 @@ async function startDetached(flags: StartFlags): Promise<void> {
   if (flags.maxResultBytes) args.push('--max-result-bytes', String(flags.maxResultBytes));
   if (flags.maxBatch) args.push('--max-batch', String(flags.maxBatch));
   if (flags.rateTasks) args.push('--rate-tasks', String(flags.rateTasks));
+  if (flags.invitationDays) args.push('--invitation-days', String(flags.invitationDays));
+  if (flags.invitesPerSender) args.push('--invites-per-sender', String(flags.invitesPerSender));
   if (flags.tlsCert) args.push('--tls-cert', resolve(flags.tlsCert));
   if (flags.tlsKey) args.push('--tls-key', resolve(flags.tlsKey));
   if (flags.forwarderKey) args.push('--forwarder-key', resolve(flags.forwarderKey));
@@ -344,6 +350,8 @@ program
   .option('--quota-groups <n>', `groups owned per user (default ${DEFAULT_QUOTAS.groups})`, intOption('--quota-groups', 0, 1e9))
   .option('--quota-invitations <n>', `invitations pending (not yet answered) sent per user (default ${DEFAULT_QUOTAS.invitations})`, intOption('--quota-invitations', 0, 1e9))
   .option('--quota-inbox <n>', `invitations pending in one user's inbox (default ${DEFAULT_QUOTAS.inbox})`, intOption('--quota-inbox', 0, 1e9))
+  .option('--invitation-days <n>', `days an invitation waits for an answer before it expires (default ${DEFAULT_LIMITS.invitationDays})`, intOption('--invitation-days', 1, 36_500))
+  .option('--invites-per-sender <n>', `invitations one group owner may have pending in one user's inbox (default ${DEFAULT_LIMITS.invitesPerSender})`, intOption('--invites-per-sender', 1, 1e6))
   .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM; with --tls-key)')
   .option('--tls-key <file>', "the certificate's private key (PEM)")
   .option('--forwarder-key <file>', "the forwarder's CURVE key pair (0600), the same file on every replica (default: HOME/keys/forwarder.json)")

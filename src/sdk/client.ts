@@ -345,6 +345,11 @@ export class FuncXClient {
     await this.request('POST', `/v1/groups/${encodeURIComponent(group)}/members`, request);
   }
 
+  /** Withdraw an invitation to a group you own (the same answer whether or not there was one). */
+  async withdrawInvitation(group: string, user: string): Promise<void> {
+    await this.request('DELETE', `/v1/groups/${encodeURIComponent(group)}/invitations/${encodeURIComponent(user)}`);
+  }
+
   /** Groups you were invited to and have not answered. */
   async listInvitations(): Promise<Array<{ groupId: string; name: string; owner: string }>> {
     return (await this.request<{ invitations: Array<{ groupId: string; name: string; owner: string }> }>('GET', '/v1/invitations')).invitations;

@@ -26,6 +26,13 @@ export interface ServiceLimits {
    * 429 with Retry-After. @default 2,000
    */
   taskRatePerUser: number;
+  /** Days an invitation waits for an answer; then it is gone, as if declined. @default 30 */
+  invitationDays: number;
+  /**
+   * Invitations one group owner may have pending in one user's inbox, so that no single sender fills an inbox.
+   * Past it, and past the inbox quota, an invitation is dropped with the same answer as one that was sent. @default 10
+   */
+  invitesPerSender: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<ServiceLimits> = Object.freeze({
@@ -37,6 +44,8 @@ export const DEFAULT_LIMITS: Readonly<ServiceLimits> = Object.freeze({
   maxResultIds: 10_000,
   maxReplyBytes: 32 * 1024 * 1024,
   taskRatePerUser: 2_000,
+  invitationDays: 30,
+  invitesPerSender: 10,
 });
 
 /** The defaults with what was given (undefined keeps the default); a value that is not a positive integer is refused by name. */

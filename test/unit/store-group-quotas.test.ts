@@ -76,6 +76,32 @@ for (const backend of STORE_BACKENDS) {
     assert.equal((await store.invitationsOf(victim.id)).length, 2);
   });
 
+  it('perSender: one owner holds at most that many invitations in one inbox; other owners still fit', async (store) => {
+    const { user: victim } = await store.createUser('victim');
+    const { user: mallory } = await store.createUser('mallory');
+    const { user: bob } = await store.createUser('bob');
+    const groups = [];
+    for (let i = 0; i < 5; i++) groups.push(await store.createGroup(`m${i}`, mallory.id));
+    const quotas = { invitations: 1_000, inbox: 100, perSender: 2 };
+    assert.equal(await outcomes(groups.map((g) => store.inviteToGroup(g.id, victim.id, quotas)), 'inbox'), 2);
+    assert.equal((await store.invitationsOf(victim.id)).length, 2);
+    await store.inviteToGroup((await store.createGroup('physics', bob.id)).id, victim.id, quotas);
+    assert.equal((await store.invitationsOf(victim.id)).length, 3);
+  });
+
+  it('expireInvitations deletes those sent before the cut-off, and only those', async (store) => {
+    const { user: owner } = await store.createUser('owner');
+    const { user: bob } = await store.createUser('bob');
+    const g = await store.createGroup('lab', owner.id);
+    const before = Date.now();
+    await store.inviteToGroup(g.id, bob.id);
+    assert.equal(await store.expireInvitations(before - 60_000), 0);
+    assert.equal((await store.invitationsOf(bob.id)).length, 1);
+    assert.equal(await store.expireInvitations(Date.now() + 1), 1);
+    assert.deepEqual(await store.invitationsOf(bob.id), []);
+    assert.equal(await store.acceptInvitation(g.id, bob.id), false, 'an expired invitation cannot be accepted');
+  });
+
   it('per-user overrides of the group quotas (migration 9) are kept and cleared', async (store) => {
     const { user } = await store.createUser('alice');
     await store.setQuotaOverrides(user.id, { groups: 5, invitations: 7, inbox: 0, tasks: 9 });

@@ -1,19 +1,32 @@
 /**
- * Who am I, groups (create, invite, list; quotas on groups owned, invitations sent and the inbox), and the
- * unauthenticated health check.
+ * Who am I, groups (create, invite, withdraw, list; quotas on groups owned, invitations sent and the inbox;
+ * invitations expire unanswered after `invitationDays`), and the unauthenticated health check.
  */
 import type { FastifyInstance } from 'fastify';
 import { PROTOCOL_VERSION } from '../../protocol/forwarder-messages.js';
 import { forbidden, HttpError, notFound, userOf } from '../auth.js';
 import { quotasOf } from '../quotas.js';
+import { QuotaExceededError } from '../store/index.js';
 import { bodyObject, requireString, type ServiceContext } from './context.js';
 import type { AddMemberResponse, CreateGroupResponse, GroupListResponse, HealthResponse, WhoamiResponse } from '../../protocol/http.js';
 
 /** Paths answered without a token. */
 export const PUBLIC_PATHS = ['/v1/health'] as const;
 
+/** Expired invitations are swept at most this often per replica: one may live this much past its days. */
+const INVITATION_SWEEP_MS = 60_000;
+
 export function userRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { store } = ctx;
+  let sweptAt = 0;
+  /** Delete the invitations past their days (before any route reads or answers one). */
+  const sweepInvitations = async (): Promise<void> => {
+    const now = Date.now();
+    if (now - sweptAt < INVITATION_SWEEP_MS) return;
+    sweptAt = now;
+    const expired = await store.expireInvitations(now - ctx.limits.invitationDays * 86_400_000);
+    if (expired > 0) ctx.log.info(`${expired} invitations expired unanswered after ${ctx.limits.invitationDays} days`);
+  };
 
   app.get('/v1/health', async (): Promise<HealthResponse> => ({ ok: true, protocol: PROTOCOL_VERSION, pid: process.pid }));
 
@@ -68,7 +81,9 @@ export function userRoutes(app: FastifyInstance, ctx: ServiceContext): void {
 
   /**
    * Invite a user (by name) to a group; only the group's owner may. The answer is the same whether or not
-   * such a user exists, so nobody learns user names from it; the user becomes a member by accepting.
+   * such a user exists, and whether or not their inbox had room (the inbox quota, and `invitesPerSender` from
+   * one owner): an invitation that does not fit is dropped, so nobody learns user names from the answer.
+   * The user becomes a member by accepting.
    */
   app.post<{ Params: { id: string } }>('/v1/groups/:id/members', async (request): Promise<AddMemberResponse> => {
     const user = userOf(request);
@@ -80,8 +95,23 @@ export function userRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     // not tell whether the name is a user's; the inbox's only when an invitation would be written.
     const invitations = (await quotasOf(store, ctx.quotas, user.id)).invitations;
     const inbox = invitee ? (await quotasOf(store, ctx.quotas, invitee.id)).inbox : 0;
-    await store.inviteToGroup(group.id, invitee?.id ?? null, { invitations, inbox });
+    await sweepInvitations();
+    try {
+      await store.inviteToGroup(group.id, invitee?.id ?? null, { invitations, inbox, perSender: ctx.limits.invitesPerSender });
+    } catch (err) {
+      // A full inbox answers as a sent invitation does: a 429 here would confirm that the name is a user's.
+      if (!(err instanceof QuotaExceededError && err.quota === 'inbox')) throw err;
+    }
     return { groupId: group.id, name: group.name, invited: memberName };
+  });
+
+  /** Withdraw an invitation (owner only); the answer is the same whether or not there was one, or such a user. */
+  app.delete<{ Params: { id: string; user: string } }>('/v1/groups/:id/invitations/:user', async (request) => {
+    const user = userOf(request);
+    const group = await ownedGroup(request.params.id, user.id, 'withdraw invitations');
+    const invitee = await store.userByName(request.params.user);
+    if (invitee) await store.declineInvitation(group.id, invitee.id);
+    return { groupId: group.id, name: group.name, withdrawn: request.params.user };
   });
 
   /** Remove a member (owner only). */
@@ -96,6 +126,7 @@ export function userRoutes(app: FastifyInstance, ctx: ServiceContext): void {
 
   app.get('/v1/invitations', async (request) => {
     const user = userOf(request);
+    await sweepInvitations();
     const invitations = await store.invitationsOf(user.id);
     return {
       invitations: await Promise.all(invitations.map(async (g) => ({ groupId: g.id, name: g.name, owner: (await store.userById(g.owner))?.name ?? g.owner }))),
@@ -105,6 +136,7 @@ export function userRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   for (const answer of ['accept', 'decline'] as const) {
     app.post<{ Params: { id: string } }>(`/v1/groups/:id/${answer}`, async (request) => {
       const user = userOf(request);
+      await sweepInvitations();
       const group = await store.group(request.params.id);
       const done = group !== undefined && (answer === 'accept' ? await store.acceptInvitation(group.id, user.id) : await store.declineInvitation(group.id, user.id));
       if (!done) throw notFound(`you have no invitation to group ${request.params.id}`);

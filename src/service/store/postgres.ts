@@ -302,6 +302,11 @@ export class PgStore implements Store {
         UNION ALL SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2`, [groupId, userId]);
       if (already.length > 0) return;
       await this.checkQuota(q, 'inbox', userId, 1, quotas.inbox);
+      if (quotas.perSender !== undefined && owner !== undefined) {
+        const fromOwner = (await q(`SELECT count(*)::int AS n FROM group_invites i JOIN groups g ON g.id = i.group_id
+          WHERE i.user_id = $1 AND g.owner = $2`, [userId, owner]))[0].n as number;
+        if (fromOwner + 1 > quotas.perSender) throw new QuotaExceededError('inbox', fromOwner, quotas.perSender, 1);
+      }
       await q(insert, [groupId, userId, Date.now()]);
     });
   }
@@ -321,6 +326,10 @@ export class PgStore implements Store {
 
   async declineInvitation(groupId: string, userId: string): Promise<boolean> {
     return (await this.rows('DELETE FROM group_invites WHERE group_id = $1 AND user_id = $2 RETURNING 1', [groupId, userId])).length > 0;
+  }
+
+  async expireInvitations(createdBefore: number): Promise<number> {
+    return (await this.rows('DELETE FROM group_invites WHERE created_at < $1 RETURNING 1', [createdBefore])).length;
   }
 
   async removeGroupMember(groupId: string, userId: string): Promise<boolean> {

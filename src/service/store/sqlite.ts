@@ -175,6 +175,7 @@ function prepareStatements(db: Database.Database) {
     countGroups: p('SELECT COUNT(*) AS n FROM groups WHERE owner = ?'),
     countInvitationsSent: p('SELECT COUNT(*) AS n FROM group_invites i JOIN groups g ON g.id = i.group_id WHERE g.owner = ?'),
     countInbox: p('SELECT COUNT(*) AS n FROM group_invites WHERE user_id = ?'),
+    countInboxFrom: p('SELECT COUNT(*) AS n FROM group_invites i JOIN groups g ON g.id = i.group_id WHERE i.user_id = ? AND g.owner = ?'),
     groupOwner: p('SELECT owner FROM groups WHERE id = ?'),
     isInvitedOrMember: p(`SELECT 1 FROM group_invites WHERE group_id = @g AND user_id = @u
       UNION ALL SELECT 1 FROM group_members WHERE group_id = @g AND user_id = @u`),
@@ -370,12 +371,14 @@ export class SqliteStore implements Store {
 
   async inviteToGroup(groupId: string, userId: string | null, quotas?: InvitationQuotas): Promise<void> {
     this.db.transaction(() => {
-      if (quotas) {
-        const owner = (this.q.groupOwner.get(groupId) as { owner: string } | undefined)?.owner;
-        if (owner !== undefined) this.checkQuota('invitations', this.q.countInvitationsSent, owner, 1, quotas.invitations);
-      }
+      const owner = quotas ? (this.q.groupOwner.get(groupId) as { owner: string } | undefined)?.owner : undefined;
+      if (quotas && owner !== undefined) this.checkQuota('invitations', this.q.countInvitationsSent, owner, 1, quotas.invitations);
       if (userId === null || this.q.isInvitedOrMember.get({ g: groupId, u: userId })) return;
       if (quotas) this.checkQuota('inbox', this.q.countInbox, userId, 1, quotas.inbox);
+      if (quotas?.perSender !== undefined && owner !== undefined) {
+        const fromOwner = (this.q.countInboxFrom.get(userId, owner) as { n: number }).n;
+        if (fromOwner + 1 > quotas.perSender) throw new QuotaExceededError('inbox', fromOwner, quotas.perSender, 1);
+      }
       this.q.insertInvite.run(groupId, userId, Date.now());
     }).immediate();
   }
@@ -395,6 +398,10 @@ export class SqliteStore implements Store {
 
   async declineInvitation(groupId: string, userId: string): Promise<boolean> {
     return this.db.prepare('DELETE FROM group_invites WHERE group_id = ? AND user_id = ?').run(groupId, userId).changes > 0;
+  }
+
+  async expireInvitations(createdBefore: number): Promise<number> {
+    return this.db.prepare('DELETE FROM group_invites WHERE created_at < ?').run(createdBefore).changes;
   }
 
   async removeGroupMember(groupId: string, userId: string): Promise<boolean> {

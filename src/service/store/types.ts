@@ -84,8 +84,11 @@ export interface StoredResults {
  */
 export type QuotaName = 'tasks' | 'functions' | 'endpoints' | 'groups' | 'invitations' | 'inbox';
 
-/** The limits an invitation is checked against: the sender's `invitations`, the invited user's `inbox`. */
-export type InvitationQuotas = { invitations: number; inbox: number };
+/**
+ * The limits an invitation is checked against: the sender's `invitations`, the invited user's `inbox`, and
+ * `perSender`, the pending invitations one group owner may hold in one inbox (refused as quota `inbox`).
+ */
+export type InvitationQuotas = { invitations: number; inbox: number; perSender?: number };
 
 /** Every per-user quota: the counted ones and the stored result bytes (checked at submission). */
 export type QuotaKey = QuotaName | 'resultBytes';
@@ -161,7 +164,10 @@ export interface Store {
   invitationsOf(userId: string): Promise<Group[]>;
   /** Turn the invitation into a membership; false when there is no such invitation. */
   acceptInvitation(groupId: string, userId: string): Promise<boolean>;
+  /** Delete the invitation (declined by the user, or withdrawn by the group's owner); false when there was none. */
   declineInvitation(groupId: string, userId: string): Promise<boolean>;
+  /** Delete the invitations sent before `createdBefore` (ms since the epoch): they expired unanswered. */
+  expireInvitations(createdBefore: number): Promise<number>;
   /** False when the user was not a member. */
   removeGroupMember(groupId: string, userId: string): Promise<boolean>;
   /** Delete a group: its members leave, what was shared with it is no longer shared. */
