@@ -19,6 +19,7 @@ import { isPostgresUrl, openStore, PgStore, type Store, type User } from '../ser
 import { DEFAULT_LIMITS, DEFAULT_QUOTAS } from '../service/limits.js';
 import { addQuotaCommand, addTokenCommands, parseBytes } from './service-tenancy.js';
 import { parseDuration } from '../service/durations.js';
+import { profilingArgs } from '../worker/worker-pool.js';
 
 interface PidFile {
   pid: number;
@@ -202,7 +203,7 @@ async function startDetached(flags: StartFlags): Promise<void> {
   if (flags.forwarderIdleClose !== undefined) args.push('--forwarder-idle-close', flags.forwarderIdleClose === 0 ? '0' : `${Math.ceil(flags.forwarderIdleClose / 1000)}s`);
   // The database location goes through the environment: a password on the command line is visible to every user in ps.
   const env = flags.database ? { ...process.env, FUNCX_DATABASE_URL: database(flags.database) } : process.env;
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'], env });
+  const child = spawn(process.execPath, [...profilingArgs(), ...args], { detached: true, stdio: ['ignore', log, log, 'ipc'], env });
   closeSync(log);
   const ready = await new Promise<{ url: string; pid: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new FuncxError('START_TIMEOUT', `funcx-service did not start within 20 s; see ${logPath()}`)), 20_000);
