@@ -46,6 +46,7 @@ interface StartFlags {
   quotaGroups?: number;
   quotaInvitations?: number;
   quotaInbox?: number;
+  quotaFunctionBytes?: number;
   forwarderIdleClose?: number;
   tlsCert?: string;
   tlsKey?: string;
@@ -150,7 +151,7 @@ async function runForeground(flags: StartFlags): Promise<void> {
     taskRatePerUser: flags.rateTasks,
     quotas: {
       tasks: flags.quotaTasks, functions: flags.quotaFunctions, endpoints: flags.quotaEndpoints, resultBytes: flags.quotaResultBytes,
-      groups: flags.quotaGroups, invitations: flags.quotaInvitations, inbox: flags.quotaInbox,
+      groups: flags.quotaGroups, invitations: flags.quotaInvitations, inbox: flags.quotaInbox, functionBytes: flags.quotaFunctionBytes,
     },
     tls: tlsFiles(flags),
     forwarderKeyFile: flags.forwarderKey,
@@ -200,6 +201,7 @@ async function startDetached(flags: StartFlags): Promise<void> {
   if (flags.quotaGroups !== undefined) args.push('--quota-groups', String(flags.quotaGroups));
   if (flags.quotaInvitations !== undefined) args.push('--quota-invitations', String(flags.quotaInvitations));
   if (flags.quotaInbox !== undefined) args.push('--quota-inbox', String(flags.quotaInbox));
+  if (flags.quotaFunctionBytes !== undefined) args.push('--quota-function-bytes', String(flags.quotaFunctionBytes));
   if (flags.forwarderIdleClose !== undefined) args.push('--forwarder-idle-close', flags.forwarderIdleClose === 0 ? '0' : `${Math.ceil(flags.forwarderIdleClose / 1000)}s`);
   // The database location goes through the environment: a password on the command line is visible to every user in ps.
   const env = flags.database ? { ...process.env, FUNCX_DATABASE_URL: database(flags.database) } : process.env;
@@ -345,6 +347,7 @@ program
   .option('--quota-groups <n>', `groups owned per user (default ${DEFAULT_QUOTAS.groups})`, intOption('--quota-groups', 0, 1e9))
   .option('--quota-invitations <n>', `invitations pending (not yet answered) sent per user (default ${DEFAULT_QUOTAS.invitations})`, intOption('--quota-invitations', 0, 1e9))
   .option('--quota-inbox <n>', `invitations pending in one user's inbox (default ${DEFAULT_QUOTAS.inbox})`, intOption('--quota-inbox', 0, 1e9))
+  .option('--quota-function-bytes <size>', `bytes of function sources per user, e.g. 256MiB (default ${DEFAULT_QUOTAS.functionBytes})`, parseBytes)
   .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM; with --tls-key)')
   .option('--tls-key <file>', "the certificate's private key (PEM)")
   .option('--forwarder-key <file>', "the forwarder's CURVE key pair (0600), the same file on every replica (default: HOME/keys/forwarder.json)")

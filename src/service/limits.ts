@@ -84,10 +84,15 @@ export interface ServiceQuotas {
   invitations: number;
   /** Invitations pending in the user's own inbox; past it, new ones to them are refused (the sender gets 429). @default 100 */
   inbox: number;
+  /**
+   * UTF-8 bytes of the sources of the user's functions (the functions quota alone let a user store 1,000
+   * sources of 1M characters: 1 GiB). @default 64 MiB
+   */
+  functionBytes: number;
 }
 
 export const DEFAULT_QUOTAS: Readonly<ServiceQuotas> = Object.freeze({
-  tasks: 100_000, functions: 1_000, endpoints: 50, resultBytes: 10 * 1024 ** 3, groups: 100, invitations: 1_000, inbox: 100,
+  tasks: 100_000, functions: 1_000, endpoints: 50, resultBytes: 10 * 1024 ** 3, groups: 100, invitations: 1_000, inbox: 100, functionBytes: 64 * 1024 ** 2,
 });
 
 /**
@@ -95,7 +100,7 @@ export const DEFAULT_QUOTAS: Readonly<ServiceQuotas> = Object.freeze({
  * free up only by deletion; invitations when they are answered).
  */
 export const QUOTA_RETRY_AFTER_S: Readonly<Record<keyof ServiceQuotas, number>> = Object.freeze({
-  tasks: 5, functions: 60, endpoints: 60, resultBytes: 60, groups: 60, invitations: 60, inbox: 60,
+  tasks: 5, functions: 60, endpoints: 60, resultBytes: 60, groups: 60, invitations: 60, inbox: 60, functionBytes: 60,
 });
 
 /** What each quota frees up by, for the 429's message. */
@@ -107,6 +112,7 @@ const QUOTA_REMEDY: Readonly<Record<keyof ServiceQuotas, string>> = Object.freez
   groups: "delete some groups, or ask the service's operator for more",
   invitations: "wait for the invited users to accept or decline, delete a group to withdraw its invitations, or ask the service's operator for more",
   inbox: 'they have to answer some invitations first; try again later',
+  functionBytes: "delete some functions, or ask the service's operator for more",
 });
 
 /** The service's quotas with the user's own overrides on top. */

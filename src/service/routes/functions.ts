@@ -39,7 +39,8 @@ export function functionRoutes(app: FastifyInstance, ctx: ServiceContext): void 
       if (!(await store.isGroupMember(g.id, user.id))) throw forbidden(`you are not a member of group ${g.name}, so you cannot share with it`);
       group = g.id;
     }
-    const fn = await store.createFunction({ owner: user.id, name, source, group }, (await quotasOf(store, ctx.quotas, user.id)).functions);
+    const quotas = await quotasOf(store, ctx.quotas, user.id);
+    const fn = await store.createFunction({ owner: user.id, name, source, group }, quotas.functions, quotas.functionBytes);
     return { functionId: fn.id };
   });
 
