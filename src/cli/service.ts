@@ -39,6 +39,7 @@ interface StartFlags {
   maxResultBytes?: number;
   maxBatch?: number;
   rateTasks?: number;
+  rateFunctionBytes?: number;
   quotaTasks?: number;
   quotaFunctions?: number;
   quotaEndpoints?: number;
@@ -149,6 +150,7 @@ async function runForeground(flags: StartFlags): Promise<void> {
     maxResultBytes: flags.maxResultBytes,
     maxBatch: flags.maxBatch,
     taskRatePerUser: flags.rateTasks,
+    functionRateBytesPerUser: flags.rateFunctionBytes,
     quotas: {
       tasks: flags.quotaTasks, functions: flags.quotaFunctions, endpoints: flags.quotaEndpoints, resultBytes: flags.quotaResultBytes,
       groups: flags.quotaGroups, invitations: flags.quotaInvitations, inbox: flags.quotaInbox, functionBytes: flags.quotaFunctionBytes,
@@ -190,6 +192,7 @@ async function startDetached(flags: StartFlags): Promise<void> {
   if (flags.maxResultBytes) args.push('--max-result-bytes', String(flags.maxResultBytes));
   if (flags.maxBatch) args.push('--max-batch', String(flags.maxBatch));
   if (flags.rateTasks) args.push('--rate-tasks', String(flags.rateTasks));
+  if (flags.rateFunctionBytes) args.push('--rate-function-bytes', String(flags.rateFunctionBytes));
   if (flags.tlsCert) args.push('--tls-cert', resolve(flags.tlsCert));
   if (flags.tlsKey) args.push('--tls-key', resolve(flags.tlsKey));
   if (flags.forwarderKey) args.push('--forwarder-key', resolve(flags.forwarderKey));
@@ -338,6 +341,7 @@ program
   .option('--heartbeat-threshold-ms <ms>', 'endpoint is Inactive after this long without a message', intOption('--heartbeat-threshold-ms', 100, 86_400_000))
   .option('--max-result-bytes <bytes>', `largest result stored; bigger ones are stored as ResultTooLarge (default ${DEFAULT_LIMITS.maxResultBytes})`, intOption('--max-result-bytes', 1, 2 ** 31))
   .option('--max-batch <tasks>', `most tasks in one submission (default ${DEFAULT_LIMITS.maxBatch})`, intOption('--max-batch', 1, 1_000_000))
+  .option('--rate-function-bytes <size>', `bytes a second of function registrations one user may send, in bursts of up to the 8 MiB function body (default ${DEFAULT_LIMITS.functionRateBytesPerUser})`, parseBytes)
   .option('--rate-tasks <n>', `tasks a second one user may submit, in bursts of up to --max-batch (default ${DEFAULT_LIMITS.taskRatePerUser})`, intOption('--rate-tasks', 1, 1e9))
   .option('--quota-tasks <n>', `unfinished tasks per user (default ${DEFAULT_QUOTAS.tasks})`, intOption('--quota-tasks', 0, 1e9))
   .option('--quota-functions <n>', `functions per user (default ${DEFAULT_QUOTAS.functions})`, intOption('--quota-functions', 0, 1e9))

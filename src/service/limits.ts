@@ -26,6 +26,13 @@ export interface ServiceLimits {
    * 429 with Retry-After. @default 2,000
    */
   taskRatePerUser: number;
+  /**
+   * Bytes a second of function registrations (request bodies) one user may send, per replica, in bursts of up
+   * to `maxFunctionBodyBytes`; past it, 429 with Retry-After on the request's headers, before its body is
+   * read. Each 1 MiB source costs the service's one event loop its parse, prototype scan, compile and insert
+   * (abuse run: ~30 ms each, back to back). @default 1 MiB
+   */
+  functionRateBytesPerUser: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<ServiceLimits> = Object.freeze({
@@ -37,6 +44,7 @@ export const DEFAULT_LIMITS: Readonly<ServiceLimits> = Object.freeze({
   maxResultIds: 10_000,
   maxReplyBytes: 32 * 1024 * 1024,
   taskRatePerUser: 2_000,
+  functionRateBytesPerUser: 1024 * 1024,
 });
 
 /** The defaults with what was given (undefined keeps the default); a value that is not a positive integer is refused by name. */
@@ -64,6 +72,18 @@ export function overRate(limiter: TaskRateLimiter, asked: number, rate: RateDeci
     'RATE_LIMITED',
     `over your submission rate of ${perSecond} tasks/s (bursts up to ${burst}): ${asked} asked, ${rate.available} fit now; try again in ${rate.retryAfterS} s`,
     { quota: 'taskRate', limit: perSecond, available: rate.available, retryAfterS: rate.retryAfterS },
+    { 'retry-after': String(rate.retryAfterS) },
+  );
+}
+
+/** 429 for a function registration over the user's bytes a second (refused before its body is read). */
+export function overFunctionRate(limiter: TaskRateLimiter, asked: number, rate: RateDecision): HttpError {
+  const { perSecond, burst } = limiter;
+  return new HttpError(
+    429,
+    'RATE_LIMITED',
+    `over your function registration rate of ${perSecond} bytes/s (bursts up to ${burst}): ${asked} bytes asked, ${rate.available} fit now; try again in ${rate.retryAfterS} s`,
+    { quota: 'functionRate', limit: perSecond, available: rate.available, retryAfterS: rate.retryAfterS },
     { 'retry-after': String(rate.retryAfterS) },
   );
 }
