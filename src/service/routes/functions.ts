@@ -45,7 +45,7 @@ export function functionRoutes(app: FastifyInstance, ctx: ServiceContext): void 
 
   app.post('/v1/functions', {
     bodyLimit: ctx.limits.maxFunctionBodyBytes,
-    // The rate is taken on the headers: a refused body is never parsed (Node discards it unread).
+    // The rate is taken on the headers: a refused body is never buffered or parsed (Node reads and drops it).
     preParsing: async (request, _reply, payload) => {
       const bytes = announcedBytes(request);
       if (bytes !== undefined) takeRegistrationBytes(ctx, userOf(request).id, bytes);
