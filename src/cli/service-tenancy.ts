@@ -102,6 +102,7 @@ interface QuotaFlags {
   groups?: number;
   invitations?: number;
   inbox?: number;
+  functionBytes?: number;
   reset?: boolean;
   json?: boolean;
   database?: string;
@@ -109,7 +110,7 @@ interface QuotaFlags {
 
 /**
  * `user quota NAME [--tasks N] [--functions N] [--endpoints N] [--result-bytes SIZE] [--groups N]
- * [--invitations N] [--inbox N] [--reset]`: set the
+ * [--invitations N] [--inbox N] [--function-bytes SIZE] [--reset]`: set the
  * user's own quotas (--reset: back to the service's), then print them with what the user uses. The
  * service's defaults shown are the built-in ones; a service started with --quota-* applies its own.
  */
@@ -124,12 +125,13 @@ export function addQuotaCommand(user: Command, withUser: WithUser): void {
     .option('--groups <n>', 'groups owned', count)
     .option('--invitations <n>', 'invitations sent and not yet answered', count)
     .option('--inbox <n>', 'invitations pending in the user\'s own inbox', count)
+    .option('--function-bytes <size>', 'bytes of function sources, e.g. 256MiB', parseBytes)
     .option('--reset', "drop the user's own quotas (the service's apply again)")
     .option('--json', 'print JSON')
     .option('--database <location>', 'as for start')
     .action(async (name: string, flags: QuotaFlags) =>
       withUser(name, flags, async (store, u) => {
-        const keys: QuotaKey[] = ['tasks', 'functions', 'endpoints', 'resultBytes', 'groups', 'invitations', 'inbox'];
+        const keys: QuotaKey[] = ['tasks', 'functions', 'endpoints', 'resultBytes', 'groups', 'invitations', 'inbox', 'functionBytes'];
         if (flags.reset) await store.setQuotaOverrides(u.id, Object.fromEntries(keys.map((k) => [k, null])));
         const set = Object.fromEntries(keys.filter((k) => flags[k] !== undefined).map((k) => [k, flags[k]!]));
         await store.setQuotaOverrides(u.id, set);
@@ -140,6 +142,6 @@ export function addQuotaCommand(user: Command, withUser: WithUser): void {
           return;
         }
         process.stdout.write(`Quotas of ${u.name} (own: set for this user; otherwise the service's default):\n`);
-        for (const r of rows) process.stdout.write(`  ${r.quota.padEnd(12)} ${String(r.used).padStart(14)} used of ${String(r.limit).padStart(14)}${r.own ? '  (own)' : ''}\n`);
+        for (const r of rows) process.stdout.write(`  ${r.quota.padEnd(14)} ${String(r.used).padStart(14)} used of ${String(r.limit).padStart(14)}${r.own ? '  (own)' : ''}\n`);
       }));
 }

@@ -19,6 +19,7 @@ import { isPostgresUrl, openStore, PgStore, type Store, type User } from '../ser
 import { DEFAULT_LIMITS, DEFAULT_QUOTAS } from '../service/limits.js';
 import { addQuotaCommand, addTokenCommands, parseBytes } from './service-tenancy.js';
 import { parseDuration } from '../service/durations.js';
+import { profilingArgs } from '../worker/worker-pool.js';
 
 interface PidFile {
   pid: number;
@@ -40,6 +41,7 @@ interface StartFlags {
   rateTasks?: number;
   invitationDays?: number;
   invitesPerSender?: number;
+  rateFunctionBytes?: number;
   quotaTasks?: number;
   quotaFunctions?: number;
   quotaEndpoints?: number;
@@ -47,6 +49,7 @@ interface StartFlags {
   quotaGroups?: number;
   quotaInvitations?: number;
   quotaInbox?: number;
+  quotaFunctionBytes?: number;
   forwarderIdleClose?: number;
   tlsCert?: string;
   tlsKey?: string;
@@ -151,9 +154,10 @@ async function runForeground(flags: StartFlags): Promise<void> {
     taskRatePerUser: flags.rateTasks,
     invitationDays: flags.invitationDays,
     invitesPerSender: flags.invitesPerSender,
+    functionRateBytesPerUser: flags.rateFunctionBytes,
     quotas: {
       tasks: flags.quotaTasks, functions: flags.quotaFunctions, endpoints: flags.quotaEndpoints, resultBytes: flags.quotaResultBytes,
-      groups: flags.quotaGroups, invitations: flags.quotaInvitations, inbox: flags.quotaInbox,
+      groups: flags.quotaGroups, invitations: flags.quotaInvitations, inbox: flags.quotaInbox, functionBytes: flags.quotaFunctionBytes,
     },
     tls: tlsFiles(flags),
     forwarderKeyFile: flags.forwarderKey,
@@ -194,6 +198,7 @@ async function startDetached(flags: StartFlags): Promise<void> {
   if (flags.rateTasks) args.push('--rate-tasks', String(flags.rateTasks));
   if (flags.invitationDays) args.push('--invitation-days', String(flags.invitationDays));
   if (flags.invitesPerSender) args.push('--invites-per-sender', String(flags.invitesPerSender));
+  if (flags.rateFunctionBytes) args.push('--rate-function-bytes', String(flags.rateFunctionBytes));
   if (flags.tlsCert) args.push('--tls-cert', resolve(flags.tlsCert));
   if (flags.tlsKey) args.push('--tls-key', resolve(flags.tlsKey));
   if (flags.forwarderKey) args.push('--forwarder-key', resolve(flags.forwarderKey));
@@ -205,10 +210,11 @@ async function startDetached(flags: StartFlags): Promise<void> {
   if (flags.quotaGroups !== undefined) args.push('--quota-groups', String(flags.quotaGroups));
   if (flags.quotaInvitations !== undefined) args.push('--quota-invitations', String(flags.quotaInvitations));
   if (flags.quotaInbox !== undefined) args.push('--quota-inbox', String(flags.quotaInbox));
+  if (flags.quotaFunctionBytes !== undefined) args.push('--quota-function-bytes', String(flags.quotaFunctionBytes));
   if (flags.forwarderIdleClose !== undefined) args.push('--forwarder-idle-close', flags.forwarderIdleClose === 0 ? '0' : `${Math.ceil(flags.forwarderIdleClose / 1000)}s`);
   // The database location goes through the environment: a password on the command line is visible to every user in ps.
   const env = flags.database ? { ...process.env, FUNCX_DATABASE_URL: database(flags.database) } : process.env;
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'], env });
+  const child = spawn(process.execPath, [...profilingArgs(), ...args], { detached: true, stdio: ['ignore', log, log, 'ipc'], env });
   closeSync(log);
   const ready = await new Promise<{ url: string; pid: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new FuncxError('START_TIMEOUT', `funcx-service did not start within 20 s; see ${logPath()}`)), 20_000);
@@ -341,6 +347,7 @@ program
   .option('--heartbeat-threshold-ms <ms>', 'endpoint is Inactive after this long without a message', intOption('--heartbeat-threshold-ms', 100, 86_400_000))
   .option('--max-result-bytes <bytes>', `largest result stored; bigger ones are stored as ResultTooLarge (default ${DEFAULT_LIMITS.maxResultBytes})`, intOption('--max-result-bytes', 1, 2 ** 31))
   .option('--max-batch <tasks>', `most tasks in one submission (default ${DEFAULT_LIMITS.maxBatch})`, intOption('--max-batch', 1, 1_000_000))
+  .option('--rate-function-bytes <size>', `bytes a second of function registrations one user may send, in bursts of up to the 8 MiB function body (default ${DEFAULT_LIMITS.functionRateBytesPerUser})`, parseBytes)
   .option('--rate-tasks <n>', `tasks a second one user may submit, in bursts of up to --max-batch (default ${DEFAULT_LIMITS.taskRatePerUser})`, intOption('--rate-tasks', 1, 1e9))
   .option('--quota-tasks <n>', `unfinished tasks per user (default ${DEFAULT_QUOTAS.tasks})`, intOption('--quota-tasks', 0, 1e9))
   .option('--quota-functions <n>', `functions per user (default ${DEFAULT_QUOTAS.functions})`, intOption('--quota-functions', 0, 1e9))
@@ -352,6 +359,7 @@ program
   .option('--quota-inbox <n>', `invitations pending in one user's inbox (default ${DEFAULT_QUOTAS.inbox})`, intOption('--quota-inbox', 0, 1e9))
   .option('--invitation-days <n>', `days an invitation waits for an answer before it expires (default ${DEFAULT_LIMITS.invitationDays})`, intOption('--invitation-days', 1, 36_500))
   .option('--invites-per-sender <n>', `invitations one group owner may have pending in one user's inbox (default ${DEFAULT_LIMITS.invitesPerSender})`, intOption('--invites-per-sender', 1, 1e6))
+  .option('--quota-function-bytes <size>', `bytes of function sources per user, e.g. 256MiB (default ${DEFAULT_QUOTAS.functionBytes})`, parseBytes)
   .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM; with --tls-key)')
   .option('--tls-key <file>', "the certificate's private key (PEM)")
   .option('--forwarder-key <file>', "the forwarder's CURVE key pair (0600), the same file on every replica (default: HOME/keys/forwarder.json)")

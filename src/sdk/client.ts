@@ -60,8 +60,13 @@ export function checkServiceUrl(serviceUrl: string, insecure = process.env.FUNCX
   }
 }
 
-/** How many times `batchRun` waits out a submission rate limit (429 RATE_LIMITED) before giving up. */
+/** How many times `batchRun` or `registerFunction` waits out a rate limit (429 RATE_LIMITED) before giving up. */
 const MAX_RATE_WAITS = 60;
+
+/** The wait a 429 RATE_LIMITED asks for (its retryAfterS, at least a second). */
+function rateWait(err: ServiceError): Promise<void> {
+  return new Promise((r) => setTimeout(r, 1000 * Math.max(1, Number(err.details.retryAfterS) || 1)));
+}
 
 /** An error answer of the service, with its HTTP status and code (UNAUTHORIZED, FORBIDDEN, NOT_FOUND...). */
 export class ServiceError extends FuncxError {
@@ -195,8 +200,15 @@ export class FuncXClient {
   async registerFunction(fn: ((...args: never[]) => unknown) | string, options: { name?: string; group?: string } = {}): Promise<string> {
     const name = options.name ?? (typeof fn === 'function' && fn.name ? fn.name : 'anonymous');
     const request: RegisterFunctionRequest = { name, source: functionSource(fn), group: options.group };
-    const body = await this.request<RegisterFunctionResponse>('POST', '/v1/functions', request);
-    return body.functionId;
+    for (let rateWaits = 0; ; rateWaits++) {
+      try {
+        return (await this.request<RegisterFunctionResponse>('POST', '/v1/functions', request)).functionId;
+      } catch (err) {
+        // Over the user's registration bytes a second: nothing was stored; wait as the service says.
+        if (!(err instanceof ServiceError && err.code === 'RATE_LIMITED' && rateWaits < MAX_RATE_WAITS)) throw err;
+        await rateWait(err);
+      }
+    }
   }
 
   /** Run a function (by id) with arguments, or a ShellFunction/MPIFunction, on an endpoint; returns the task id. */
@@ -220,7 +232,7 @@ export class FuncXClient {
       } catch (err) {
         // Over the user's submission rate: nothing was written; wait as the service says and send it again.
         if (err instanceof ServiceError && err.code === 'RATE_LIMITED' && rateWaits++ < MAX_RATE_WAITS) {
-          await new Promise((r) => setTimeout(r, 1000 * Math.max(1, Number(err.details.retryAfterS) || 1)));
+          await rateWait(err);
           continue;
         }
         // The service takes fewer per request than we sent: split to its limit and go on.

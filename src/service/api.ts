@@ -376,6 +376,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     limits,
     quotas: resolveQuotas(options.quotas),
     taskRate: new TaskRateLimiter(limits.taskRatePerUser, limits.maxBatch),
+    functionRate: new TaskRateLimiter(limits.functionRateBytesPerUser, limits.maxFunctionBodyBytes),
     tokenWatch: new TokenWatch(store, options.tokenRecheckMs),
     log,
   };

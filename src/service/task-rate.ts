@@ -6,6 +6,7 @@
  * whole with 429 and `Retry-After`, and nothing is written.
  *
  * Pure (the clock is the caller's) and per replica: behind R replicas a user may submit up to R times the rate.
+ * The same buckets, counting bytes, bound each user's function registrations (routes/functions.ts).
  */
 export interface RateDecision {
   ok: boolean;

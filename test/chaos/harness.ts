@@ -82,11 +82,11 @@ export class Rig {
   nice = 0;
 
   /** Run `funcx-service` or `funcx-endpoint` with the rig's environment; resolves with stdout. */
-  cli(program: 'service' | 'endpoint', args: string[], timeoutMs = 60_000): Promise<string> {
+  cli(program: 'service' | 'endpoint', args: string[], timeoutMs = 60_000, env: NodeJS.ProcessEnv = this.env): Promise<string> {
     const command = `funcx-${program} ${args.join(' ')}`;
     return new Promise((resolve, reject) => {
       const [file, argv] = this.nice ? ['nice', ['-n', String(this.nice), process.execPath, CLI(program), ...args]] : [process.execPath, [CLI(program), ...args]];
-      execFile(file, argv, { env: this.env, timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      execFile(file, argv, { env, timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
         if (err) reject(new CliError(command, (err as NodeJS.ErrnoException).code ?? (err as { signal?: string }).signal ?? null, stdout, stderr));
         else resolve(stdout);
       });
@@ -95,9 +95,14 @@ export class Rig {
 
   // ---- the service -----------------------------------------------------------------------------------------
 
-  /** `funcx-service start --port PORT [ARGS]` (0: any free port the first time; the same port on a restart). */
+  /**
+   * `funcx-service start --port PORT [ARGS]` (0: any free port the first time; the same port on a restart).
+   * With FUNCX_CHAOS_SERVICE_PROFILE_DIR set, the service (only) writes a CPU profile there when it stops.
+   */
   async startService(port = 0, args: string[] = []): Promise<void> {
-    const out = await this.cli('service', ['start', '--port', String(port), ...args]);
+    const profileDir = process.env.FUNCX_CHAOS_SERVICE_PROFILE_DIR;
+    const env = profileDir ? { ...this.env, FUNCX_CPU_PROFILE_DIR: profileDir } : this.env;
+    const out = await this.cli('service', ['start', '--port', String(port), ...args], 60_000, env);
     const m = /running at (http:\/\/[^\s]+:(\d+))/.exec(out);
     if (!m) throw new Error(`could not read the service URL from: ${out.trim()}`);
     this.url = m[1];

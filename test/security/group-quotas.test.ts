@@ -45,7 +45,7 @@ test('group spam: one user creates at most their quota of groups, even all at on
   for (const r of replies.filter((x) => x.status !== 200)) assertQuota(r, 'groups', 3, 3, 'the 4th group');
   assert.match(String(replies.find((r) => r.status === 429)!.body.message), /over your quota of groups: 3 in use, 1 more asked, the limit is 3 \(delete some groups/);
   assert.equal(((await api(s.url, mallory.token, 'GET', '/v1/groups')).body.groups as unknown[]).length, 3, 'nothing of the refused ones was written');
-  assert.deepEqual((await api(s.url, mallory.token, 'GET', '/v1/quotas')).body.usage, { tasks: 0, functions: 0, endpoints: 0, resultBytes: 0, groups: 3, invitations: 0, inbox: 0 });
+  assert.deepEqual((await api(s.url, mallory.token, 'GET', '/v1/quotas')).body.usage, { tasks: 0, functions: 0, endpoints: 0, resultBytes: 0, groups: 3, invitations: 0, inbox: 0, functionBytes: 0 });
 
   assert.equal((await createGroup(s, bob, 'honest')).status, 200, "another user's groups are their own quota");
   assert.equal((await api(s.url, mallory.token, 'DELETE', `/v1/groups/${created[0].body.groupId as string}`)).status, 200);
@@ -171,5 +171,5 @@ test('funcx-service user quota --groups/--invitations/--inbox: one user\'s own q
     quotas: Array<{ quota: string; used: number }>;
   }).quotas.map((r) => [r.quota, r.used]));
   assert.equal(shown.inbox, 2);
-  assert.deepEqual((await api(s.url, alice.token, 'GET', '/v1/quotas')).body.usage, { tasks: 0, functions: 0, endpoints: 0, resultBytes: 0, groups: 2, invitations: 1, inbox: 0 });
+  assert.deepEqual((await api(s.url, alice.token, 'GET', '/v1/quotas')).body.usage, { tasks: 0, functions: 0, endpoints: 0, resultBytes: 0, groups: 2, invitations: 1, inbox: 0, functionBytes: 0 });
 });

@@ -6,6 +6,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
+import { request } from 'node:http';
 import type { RunningService } from '../../src/service/api.js';
 import { registerEndpoint } from '../../src/endpoint/service-link/registration.js';
 import { newKeyPair } from '../../src/protocol/keys.js';
@@ -173,4 +174,38 @@ test('submission rate: a user past her rate gets 429 with Retry-After and nothin
   for (let i = 0; i < 300; i++) batch.add(mep.id, mf, i);
   assert.equal((await mallory.sdk.batchRun(batch)).length, 300);
   await until('all 1,300 run on mallory\'s endpoint', () => mep.executed.length === 1300);
+});
+
+test('function registration rate: past her bytes a second a user gets 429 RATE_LIMITED on the headers alone, nothing stored; others are not held back; the SDK waits it out', async (t) => {
+  // Before this rate, mallory's three 120 kB registrations were all stored at once, each body read, parsed,
+  // scanned and compiled on the service's one event loop.
+  const s = await inProcessService(t, { functionRateBytesPerUser: 20_000, maxFunctionBodyBytes: 300_000 });
+  const mallory = await addUser(s, 'mallory');
+  const alice = await addUser(s, 'alice');
+  const source = (n: number) => `() => 1 /* ${'y'.repeat(n - 14)} */`; // n bytes
+  const functions = async (u: TestUser) => ((await api(s.url, u.token, 'GET', '/v1/quotas')).body.usage as Record<string, number>).functions;
+
+  for (const name of ['m1', 'm2']) assert.equal((await api(s.url, mallory.token, 'POST', '/v1/functions', { name, source: source(120_000) })).status, 200, 'within the burst');
+  const over = await api(s.url, mallory.token, 'POST', '/v1/functions', { name: 'm3', source: source(120_000) });
+  assert.equal(over.status, 429, JSON.stringify(over.body));
+  assert.equal(over.body.code, 'RATE_LIMITED');
+  assert.equal(over.body.quota, 'functionRate');
+  assert.match(String(over.body.message), /over your function registration rate of 20000 bytes\/s \(bursts up to 300000\): 12\d{4} bytes asked/);
+  assert.ok(Number(over.headers['retry-after']) >= 1, `Retry-After: ${over.headers['retry-after']}`);
+  assert.equal(await functions(mallory), 2, 'the refused function was not stored');
+
+  // Refused on its headers: a body announced and never sent gets its 429 all the same.
+  const announced = await new Promise<number>((resolve, reject) => {
+    const req = request(`${s.url}/v1/functions`, { method: 'POST', headers: { authorization: `Bearer ${mallory.token}`, 'content-type': 'application/json', 'content-length': '200000' } });
+    req.on('response', (res) => (res.resume(), resolve(res.statusCode ?? 0), req.destroy()));
+    req.on('error', reject);
+    req.flushHeaders();
+  });
+  assert.equal(announced, 429);
+
+  // Alice has a bucket of her own.
+  assert.equal((await api(s.url, alice.token, 'POST', '/v1/functions', { name: 'a1', source: source(120_000) })).status, 200);
+  // The SDK waits as the service says and sends again.
+  await mallory.sdk.registerFunction(source(120_000), { name: 'm3' });
+  assert.equal(await functions(mallory), 3);
 });

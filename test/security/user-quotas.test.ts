@@ -2,7 +2,7 @@
  * Quotas per user: `funcx-service user quota NAME --tasks N ...` overrides the service's quotas for one
  * user (others keep the service's); stored result bytes have a quota too: past it, submissions get 429
  * naming the quota, the use and the limit, with Retry-After, and nothing of the batch is written; deleting
- * finished tasks frees it.
+ * finished tasks frees it. So do the bytes of stored function sources (deleting a function frees them).
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -65,7 +65,7 @@ test("funcx-service user quota: one user's own quotas; the others keep the servi
   const err = await overQuota(alice.sdk.batchRun(batch), 'tasks', 2);
   assert.equal(err.details.used, 0);
   assert.equal(await s.store.countQueued(ep.id), 0, 'nothing of the refused batch was written');
-  assert.deepEqual((await api(s.url, alice.token, 'GET', '/v1/quotas')).body.quotas, { tasks: 2, functions: 1, endpoints: 50, resultBytes: 10 * 1024 ** 3, groups: 100, invitations: 1_000, inbox: 100 });
+  assert.deepEqual((await api(s.url, alice.token, 'GET', '/v1/quotas')).body.quotas, { tasks: 2, functions: 1, endpoints: 50, resultBytes: 10 * 1024 ** 3, groups: 100, invitations: 1_000, inbox: 100, functionBytes: 64 * 1024 ** 2 });
 
   const reset = await quotaRows(s, ['alice', '--reset']);
   assert.deepEqual([reset.tasks.limit, reset.tasks.own, reset.functions.used], [100_000, false, 1], 'the CLI shows the built-in defaults and the use');
@@ -116,4 +116,42 @@ test('stored result bytes: past the quota submissions get 429 (nothing written) 
   const running = await alice.sdk.run(held.id, big, 1);
   await until('the task is held', () => held.heldTasks.length === 1);
   assert.equal((await api(s.url, alice.token, 'DELETE', `/v1/tasks/${running}`)).status, 409);
+});
+
+test('stored function bytes: past the quota a registration gets 429 naming functionBytes and nothing is stored; deleting frees it; a user can have their own', async (t) => {
+  // Before this quota, only the count of functions was limited (1,000 of up to 1M characters each: 1 GiB a
+  // user); all three 100 kB sources were stored past a 250 kB limit.
+  const s = await inProcessService(t, { quotas: { functionBytes: 250_000 } });
+  const alice = await addUser(s, 'alice');
+  const bob = await addUser(s, 'bob');
+  const source = (n: number) => `() => 1 /* ${'y'.repeat(n - 14)} */`; // n bytes
+  const a1 = await alice.sdk.registerFunction(source(100_000), { name: 'a1' });
+  await alice.sdk.registerFunction(source(100_000), { name: 'a2' });
+  const usage = async (u: TestUser) => (await api(s.url, u.token, 'GET', '/v1/quotas')).body as { quotas: Record<string, number>; usage: Record<string, number> };
+  assert.equal((await usage(alice)).usage.functionBytes, 200_000);
+  assert.equal((await usage(alice)).quotas.functionBytes, 250_000);
+
+  const refused = await api(s.url, alice.token, 'POST', '/v1/functions', { name: 'a3', source: source(100_000) });
+  assert.equal(refused.status, 429, JSON.stringify(refused.body));
+  assert.equal(refused.body.code, 'QUOTA_EXCEEDED');
+  assert.deepEqual([refused.body.quota, refused.body.used, refused.body.limit], ['functionBytes', 200_000, 250_000]);
+  assert.match(String(refused.body.message), /over your quota of functionBytes: 200000 in use, 100000 more asked, the limit is 250000 \(delete some functions/);
+  assert.ok(Number(refused.headers['retry-after']) >= 1);
+  assert.deepEqual([(await usage(alice)).usage.functions, (await usage(alice)).usage.functionBytes], [2, 200_000], 'nothing was stored');
+  // Multi-byte characters count as the bytes they take (é is 2 bytes in UTF-8).
+  await overQuota(alice.sdk.registerFunction(`() => "${'é'.repeat(25_001)}"`, { name: 'accents' }), 'functionBytes', 250_000);
+  await alice.sdk.registerFunction(`() => "${'é'.repeat(24_990)}"`, { name: 'accents' });
+  assert.equal((await usage(alice)).usage.functionBytes, 200_000 + 8 + 2 * 24_990);
+
+  // Bob has his own; deleting frees alice's.
+  await bob.sdk.registerFunction(source(200_000), { name: 'b1' });
+  assert.equal((await api(s.url, alice.token, 'DELETE', `/v1/functions/${a1}`)).status, 200);
+  assert.equal((await usage(alice)).usage.functionBytes, 100_000 + 8 + 2 * 24_990);
+  await alice.sdk.registerFunction(source(100_000), { name: 'a3' });
+
+  // One user's own quota (funcx-service user quota --function-bytes), shown with the use.
+  const rows = await quotaRows(s, ['bob', '--function-bytes', '1MiB']);
+  assert.deepEqual([rows.functionBytes.limit, rows.functionBytes.own, rows.functionBytes.used], [1024 ** 2, true, 200_000]);
+  await bob.sdk.registerFunction(source(500_000), { name: 'b2' });
+  await overQuota(alice.sdk.registerFunction(source(100_000), { name: 'a4' }), 'functionBytes', 250_000);
 });

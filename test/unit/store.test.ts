@@ -176,11 +176,14 @@ test('sqlite: a database from before migrations counts as version 1, gets the la
   // The old code's schema, applied without a migrations table, with one user in it.
   const old = new Database(path);
   old.exec(SQLITE_MIGRATIONS[0].sql);
-  old.prepare('INSERT INTO users (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)').run(randomUUID(), 'old', hashToken('fx_old'), 1);
+  const oldId = randomUUID();
+  old.prepare('INSERT INTO users (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)').run(oldId, 'old', hashToken('fx_old'), 1);
+  old.prepare('INSERT INTO functions (id, owner, name, source, created_at) VALUES (?, ?, ?, ?, ?)').run(randomUUID(), oldId, 'f', '() => "é"', 1);
   old.close();
   const store = await SqliteStore.open(path);
   assert.equal(await store.schemaVersion(), SQLITE_MIGRATIONS[SQLITE_MIGRATIONS.length - 1].version, "migrated from version 1 to the latest");
   assert.equal((await store.userByToken('fx_old'))?.name, 'old');
+  assert.equal((await store.usage(oldId)).functionBytes, 10, 'the bytes of the functions stored before migration 10 count');
   await store.close();
   rmSync(dir, { recursive: true });
 });

@@ -40,6 +40,8 @@ export interface ServiceContext {
   quotas: ServiceQuotas;
   /** Submission rate per user (task-rate.ts). */
   taskRate: TaskRateLimiter;
+  /** Function-registration bytes a second per user (the same buckets, counting bytes). */
+  functionRate: TaskRateLimiter;
   /** Cuts open long-polls whose token stops working (token-watch.ts). */
   tokenWatch?: TokenWatch;
   log: Logger;

@@ -1,8 +1,9 @@
 /**
  * The function registry: a function is JavaScript source with an owner and an optional sharing group.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { badRequest, forbidden, notFound, userOf } from '../auth.js';
+import { overFunctionRate } from '../limits.js';
 import { quotasOf } from '../quotas.js';
 import { bodyObject, functionFor, optionalString, requireString, type ServiceContext } from './context.js';
 import type { FunctionView, RegisterFunctionResponse } from '../../protocol/http.js';
@@ -22,14 +23,41 @@ export function checkFunctionSource(source: string): void {
   }
 }
 
+/** The body's size as its Content-Length announces it, or undefined (none, or chunked). */
+function announcedBytes(request: FastifyRequest): number | undefined {
+  const header = request.headers['content-length'];
+  const n = header === undefined ? NaN : Number(header);
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
+/**
+ * Take `bytes` from the user's registration bucket, or refuse with 429. Nothing is given back when the
+ * registration fails later (a quota, a bad source): the body was received and parsed, which is what the rate bounds.
+ */
+function takeRegistrationBytes(ctx: ServiceContext, userId: string, bytes: number): void {
+  const asked = Math.min(bytes, ctx.functionRate.burst); // a larger body is refused by its size (413)
+  const rate = ctx.functionRate.take(userId, asked);
+  if (!rate.ok) throw overFunctionRate(ctx.functionRate, asked, rate);
+}
+
 export function functionRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { store } = ctx;
 
-  app.post('/v1/functions', { bodyLimit: ctx.limits.maxFunctionBodyBytes }, async (request): Promise<RegisterFunctionResponse> => {
+  app.post('/v1/functions', {
+    bodyLimit: ctx.limits.maxFunctionBodyBytes,
+    // The rate is taken on the headers: a refused body is never buffered or parsed (Node reads and drops it).
+    preParsing: async (request, _reply, payload) => {
+      const bytes = announcedBytes(request);
+      if (bytes !== undefined) takeRegistrationBytes(ctx, userOf(request).id, bytes);
+      return payload;
+    },
+  }, async (request): Promise<RegisterFunctionResponse> => {
     const user = userOf(request);
     const body = bodyObject(request.body);
     const name = requireString(body, 'name', 200);
     const source = requireString(body, 'source', MAX_SOURCE_CHARS);
+    // A chunked body announced no size: it pays by what it carried.
+    if (announcedBytes(request) === undefined) takeRegistrationBytes(ctx, user.id, Buffer.byteLength(source) + Buffer.byteLength(name));
     checkFunctionSource(source);
     const groupRef = optionalString(body, 'group');
     let group: string | null = null;
@@ -39,7 +67,8 @@ export function functionRoutes(app: FastifyInstance, ctx: ServiceContext): void 
       if (!(await store.isGroupMember(g.id, user.id))) throw forbidden(`you are not a member of group ${g.name}, so you cannot share with it`);
       group = g.id;
     }
-    const fn = await store.createFunction({ owner: user.id, name, source, group }, (await quotasOf(store, ctx.quotas, user.id)).functions);
+    const quotas = await quotasOf(store, ctx.quotas, user.id);
+    const fn = await store.createFunction({ owner: user.id, name, source, group }, quotas.functions, quotas.functionBytes);
     return { functionId: fn.id };
   });
 

@@ -115,6 +115,25 @@ CREATE INDEX IF NOT EXISTS groups_by_owner ON groups(owner);
 CREATE INDEX IF NOT EXISTS group_invites_by_user ON group_invites(user_id);
 `,
   },
+  {
+    version: 10,
+    name: 'a quota on the bytes of function sources: per-user overrides, bytes per owner kept by triggers',
+    sql: `
+ALTER TABLE user_quotas ADD COLUMN function_bytes INTEGER;
+ALTER TABLE user_usage ADD COLUMN function_bytes INTEGER NOT NULL DEFAULT 0;
+INSERT INTO user_usage (user_id, function_bytes)
+  SELECT owner, SUM(LENGTH(CAST(source AS BLOB))) FROM functions WHERE true GROUP BY owner
+  ON CONFLICT (user_id) DO UPDATE SET function_bytes = excluded.function_bytes;
+-- A source is never updated (only its group is), so insert and delete are all there is to count.
+CREATE TRIGGER IF NOT EXISTS functions_bytes_insert AFTER INSERT ON functions BEGIN
+  INSERT INTO user_usage (user_id, function_bytes) VALUES (NEW.owner, LENGTH(CAST(NEW.source AS BLOB)))
+    ON CONFLICT (user_id) DO UPDATE SET function_bytes = function_bytes + excluded.function_bytes;
+END;
+CREATE TRIGGER IF NOT EXISTS functions_bytes_delete AFTER DELETE ON functions BEGIN
+  UPDATE user_usage SET function_bytes = function_bytes - LENGTH(CAST(OLD.source AS BLOB)) WHERE user_id = OLD.owner;
+END;
+`,
+  },
 ];
 
 /** The same schema in PostgreSQL's types; `seq` and transition ids come from identity columns. */
@@ -228,6 +247,32 @@ ALTER TABLE user_quotas ADD COLUMN IF NOT EXISTS invitations BIGINT;
 ALTER TABLE user_quotas ADD COLUMN IF NOT EXISTS inbox BIGINT;
 CREATE INDEX IF NOT EXISTS groups_by_owner ON groups(owner);
 CREATE INDEX IF NOT EXISTS group_invites_by_user ON group_invites(user_id);
+`,
+  },
+  {
+    version: 10,
+    name: 'a quota on the bytes of function sources: per-user overrides, bytes per owner kept by triggers',
+    sql: `
+ALTER TABLE user_quotas ADD COLUMN IF NOT EXISTS function_bytes BIGINT;
+ALTER TABLE user_usage ADD COLUMN IF NOT EXISTS function_bytes BIGINT NOT NULL DEFAULT 0;
+INSERT INTO user_usage (user_id, function_bytes)
+  SELECT owner, SUM(OCTET_LENGTH(source)) FROM functions GROUP BY owner
+  ON CONFLICT (user_id) DO UPDATE SET function_bytes = EXCLUDED.function_bytes;
+CREATE OR REPLACE FUNCTION funcx_function_bytes() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    UPDATE user_usage SET function_bytes = function_bytes - OCTET_LENGTH(OLD.source) WHERE user_id = OLD.owner;
+  ELSE
+    INSERT INTO user_usage (user_id, function_bytes) VALUES (NEW.owner, OCTET_LENGTH(NEW.source))
+      ON CONFLICT (user_id) DO UPDATE SET function_bytes = user_usage.function_bytes + EXCLUDED.function_bytes;
+  END IF;
+  RETURN NULL;
+END
+$fn$;
+DROP TRIGGER IF EXISTS functions_bytes_insert ON functions;
+CREATE TRIGGER functions_bytes_insert AFTER INSERT ON functions FOR EACH ROW EXECUTE FUNCTION funcx_function_bytes();
+DROP TRIGGER IF EXISTS functions_bytes_delete ON functions;
+CREATE TRIGGER functions_bytes_delete AFTER DELETE ON functions FOR EACH ROW EXECUTE FUNCTION funcx_function_bytes();
 `,
   },
 ];

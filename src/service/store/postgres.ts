@@ -34,6 +34,7 @@ const QUOTA_COUNT: Record<QuotaName, string> = {
   groups: 'SELECT count(*)::int AS n FROM groups WHERE owner = $1',
   invitations: 'SELECT count(*)::int AS n FROM group_invites i JOIN groups g ON g.id = i.group_id WHERE g.owner = $1',
   inbox: 'SELECT count(*)::int AS n FROM group_invites WHERE user_id = $1',
+  functionBytes: 'SELECT COALESCE(MAX(function_bytes), 0)::bigint AS n FROM user_usage WHERE user_id = $1',
 };
 
 // BIGINT columns hold epoch ms and sequence numbers, all well inside 2^53: read them as numbers.
@@ -457,14 +458,15 @@ export class PgStore implements Store {
 
   // ---- functions -----------------------------------------------------------------------------------------
 
-  async createFunction(f: { owner: string; name: string; source: string; group: string | null }, maxPerOwner?: number): Promise<FunctionRecord> {
+  async createFunction(f: { owner: string; name: string; source: string; group: string | null }, maxPerOwner?: number, maxBytesPerOwner?: number): Promise<FunctionRecord> {
     const record: FunctionRecord = { id: randomUUID(), createdAt: Date.now(), ...f };
     const insert = 'INSERT INTO functions (id, owner, name, source, group_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)';
     const values = [record.id, f.owner, f.name, f.source, f.group, record.createdAt];
-    if (maxPerOwner === undefined) await this.rows(insert, values);
+    if (maxPerOwner === undefined && maxBytesPerOwner === undefined) await this.rows(insert, values);
     else {
       await this.tx(async (q) => {
-        await this.checkQuota(q, 'functions', f.owner, 1, maxPerOwner);
+        if (maxPerOwner !== undefined) await this.checkQuota(q, 'functions', f.owner, 1, maxPerOwner);
+        if (maxBytesPerOwner !== undefined) await this.checkQuota(q, 'functionBytes', f.owner, Buffer.byteLength(f.source), maxBytesPerOwner);
         await q(insert, values);
       });
     }

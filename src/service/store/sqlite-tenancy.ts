@@ -1,5 +1,5 @@
 /**
- * SQLite: named API tokens, per-user quota overrides and usage (migration 8). The SqliteStore methods of
+ * SQLite: named API tokens, per-user quota overrides and usage (migrations 8 and 10). The SqliteStore methods of
  * the same names delegate here, so the store's task path stays apart from this.
  */
 import type Database from 'better-sqlite3';
@@ -12,7 +12,7 @@ type Row = Record<string, unknown>;
 /** Column of user_quotas per quota. */
 export const QUOTA_COLUMNS: Readonly<Record<QuotaKey, string>> = Object.freeze({
   tasks: 'tasks', functions: 'functions', endpoints: 'endpoints', resultBytes: 'result_bytes',
-  groups: 'groups_owned', invitations: 'invitations', inbox: 'inbox',
+  groups: 'groups_owned', invitations: 'invitations', inbox: 'inbox', functionBytes: 'function_bytes',
 });
 
 /** What a user holds of each counted quota, one row (`$1` is the user). */
@@ -20,13 +20,14 @@ export const USAGE_COUNTS = `(SELECT COUNT(*) FROM tasks WHERE owner = $1 AND st
   (SELECT COUNT(*) FROM functions WHERE owner = $1) AS functions, (SELECT COUNT(*) FROM endpoints WHERE owner = $1) AS endpoints,
   (SELECT COUNT(*) FROM groups WHERE owner = $1) AS groups_owned,
   (SELECT COUNT(*) FROM group_invites i JOIN groups g ON g.id = i.group_id WHERE g.owner = $1) AS invitations,
-  (SELECT COUNT(*) FROM group_invites WHERE user_id = $1) AS inbox`;
+  (SELECT COUNT(*) FROM group_invites WHERE user_id = $1) AS inbox,
+  (SELECT COALESCE(MAX(function_bytes), 0) FROM user_usage WHERE user_id = $1) AS function_bytes`;
 
 /** Usage from a row of USAGE_COUNTS and the stored result bytes. */
 export function toUsage(c: Row, resultBytes: number): Usage {
   return {
     tasks: Number(c.tasks), functions: Number(c.functions), endpoints: Number(c.endpoints), resultBytes,
-    groups: Number(c.groups_owned), invitations: Number(c.invitations), inbox: Number(c.inbox),
+    groups: Number(c.groups_owned), invitations: Number(c.invitations), inbox: Number(c.inbox), functionBytes: Number(c.function_bytes),
   };
 }
 

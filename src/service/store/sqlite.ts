@@ -171,6 +171,7 @@ function prepareStatements(db: Database.Database) {
     countQueued: p(`SELECT COUNT(*) AS n FROM tasks WHERE endpoint = ? AND state = 'waiting-for-endpoint'`),
     countUnfinished: p(`SELECT COUNT(*) AS n FROM tasks WHERE owner = ? AND state NOT IN ('success', 'failed')`),
     countFunctions: p('SELECT COUNT(*) AS n FROM functions WHERE owner = ?'),
+    functionBytes: p('SELECT COALESCE(MAX(function_bytes), 0) AS n FROM user_usage WHERE user_id = ?'),
     countEndpoints: p('SELECT COUNT(*) AS n FROM endpoints WHERE owner = ?'),
     countGroups: p('SELECT COUNT(*) AS n FROM groups WHERE owner = ?'),
     countInvitationsSent: p('SELECT COUNT(*) AS n FROM group_invites i JOIN groups g ON g.id = i.group_id WHERE g.owner = ?'),
@@ -454,10 +455,11 @@ export class SqliteStore implements Store {
 
   // ---- functions -----------------------------------------------------------------------------------------
 
-  async createFunction(f: { owner: string; name: string; source: string; group: string | null }, maxPerOwner?: number): Promise<FunctionRecord> {
+  async createFunction(f: { owner: string; name: string; source: string; group: string | null }, maxPerOwner?: number, maxBytesPerOwner?: number): Promise<FunctionRecord> {
     const record: FunctionRecord = { id: randomUUID(), createdAt: Date.now(), ...f };
     this.db.transaction(() => {
       this.checkQuota('functions', this.q.countFunctions, f.owner, 1, maxPerOwner);
+      this.checkQuota('functionBytes', this.q.functionBytes, f.owner, Buffer.byteLength(f.source), maxBytesPerOwner);
       this.q.insertFunction.run(record.id, f.owner, f.name, f.source, f.group, record.createdAt);
     })();
     return record;

@@ -80,9 +80,10 @@ export interface StoredResults {
 /**
  * The quotas a store checks in the same transaction as the write they limit. `invitations` counts the
  * pending invitations to the groups a user owns (only an owner invites); `inbox` the pending invitations
- * to the user.
+ * to the user; `functionBytes` the UTF-8 bytes of the sources of the user's functions (kept in user_usage by
+ * triggers, migration 10).
  */
-export type QuotaName = 'tasks' | 'functions' | 'endpoints' | 'groups' | 'invitations' | 'inbox';
+export type QuotaName = 'tasks' | 'functions' | 'endpoints' | 'groups' | 'invitations' | 'inbox' | 'functionBytes';
 
 /**
  * The limits an invitation is checked against: the sender's `invitations`, the invited user's `inbox`, and
@@ -197,8 +198,11 @@ export interface Store {
   allEndpoints(): Promise<EndpointRecord[]>;
 
   // functions
-  /** With `maxPerOwner`, throws QuotaExceededError (nothing written) when the owner has that many already. */
-  createFunction(f: { owner: string; name: string; source: string; group: string | null }, maxPerOwner?: number): Promise<FunctionRecord>;
+  /**
+   * With `maxPerOwner`, throws QuotaExceededError (nothing written) when the owner has that many already;
+   * with `maxBytesPerOwner`, when the source's UTF-8 bytes would take the owner's past it.
+   */
+  createFunction(f: { owner: string; name: string; source: string; group: string | null }, maxPerOwner?: number, maxBytesPerOwner?: number): Promise<FunctionRecord>;
   function(id: string): Promise<FunctionRecord | undefined>;
   /** Delete a function; tasks still queued for it fail at delivery with FunctionNotFound. */
   deleteFunction(id: string): Promise<void>;
