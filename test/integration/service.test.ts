@@ -22,6 +22,7 @@ import { newKeyPair } from '../../src/protocol/keys.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
 import { silentLogger } from '../../src/logger.js';
 import { FakeEndpoint, removeFakeEndpointDirs } from '../helpers/fake-endpoint.js';
+import type { ResultSpool } from '../../src/endpoint/service-link/result-spool.js';
 import { until } from '../helpers/wait.js';
 import { databaseEnv, databaseFor, dropTestDatabases } from '../helpers/store-backends.js';
 
@@ -234,8 +235,9 @@ test('results not acknowledged survive an endpoint and service restart, are sent
   const ids = await Promise.all([1, 2, 3].map((x) => alice.sdk.run(a.id, fn, x)));
   await until('the endpoint to hold the tasks', () => a.heldTasks.length === 3);
   await s1.close(); // the forwarder is gone: nothing can be acknowledged now
-  await a.answerHeld('from before the restart');
+  await a.answerHeld('from before the restart'); // resolves once the unacknowledged batch is on disk
   assert.equal(a.client.pendingBatches, 1);
+  assert.deepEqual(readdirSync(a.resultsDir).filter((f) => f.endsWith('.batch')).length, 1, 'written before the close');
   await a.close();
   const files = readdirSync(a.resultsDir);
   assert.equal(files.length, 1);
@@ -252,6 +254,38 @@ test('results not acknowledged survive an endpoint and service restart, are sent
   assert.equal(await sdk.getResult(fresh, { waitMs: 5000 }), 'fresh 4');
   // The tasks channel is ordered: redelivered tasks would have reached the endpoint before the fresh one.
   assert.deepEqual(b.executed, [fresh], 'the redelivered tasks were recognised and not run again');
+});
+
+test('results acknowledged at once are never written to disk; a batch not acknowledged in time is', async (t) => {
+  const s = await service(t);
+  const alice = await user(s, 'alice');
+  const fn = await alice.sdk.registerFunction((x: number) => x * 2, { name: 'f' });
+  const ep = await endpoint(t, s.url, alice.token, { hold: true, spoolAfterMs: 60_000 });
+  const slow = await endpoint(t, s.url, alice.token, { name: 'slow', hold: true, spoolAfterMs: 50 });
+  const persisted = (e: FakeEndpoint): number[] => {
+    const spool = (e.client as unknown as { spool: ResultSpool }).spool;
+    const seqs: number[] = [];
+    const persist = spool.persist.bind(spool);
+    spool.persist = (batch) => (seqs.push(batch.seq), persist(batch));
+    return seqs;
+  };
+  const written = persisted(ep);
+  const ids = await Promise.all([1, 2, 3].map((x) => alice.sdk.run(ep.id, fn, x)));
+  await until('the endpoint to hold the tasks', () => ep.heldTasks.length === 3);
+  await ep.answerHeld(7); // resolves on the ack: the service stored them
+  assert.equal(ep.client.pendingBatches, 0);
+  assert.deepEqual((await alice.sdk.getBatchResults<number>(ids, { waitMs: 5000 })).map((r) => r.value), [7, 7, 7]);
+  assert.deepEqual(written, [], 'no batch was written');
+  assert.deepEqual(readdirSync(ep.resultsDir), []);
+  // The service stops acknowledging: a batch is written once unacknowledged for spoolAfterMs.
+  const writtenSlow = persisted(slow);
+  await alice.sdk.run(slow.id, fn, 4);
+  await until('the endpoint to hold the task', () => slow.heldTasks.length === 1);
+  await s.close();
+  await slow.answerHeld(8); // resolves once on disk
+  assert.equal(writtenSlow.length, 1, 'the unacknowledged batch was written');
+  assert.equal(slow.client.pendingBatches, 1);
+  assert.deepEqual(readdirSync(slow.resultsDir).filter((f) => f.endsWith('.batch')).length, 1);
 });
 
 test('a service restart with queued tasks loses none', async (t) => {
