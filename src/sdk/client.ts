@@ -205,6 +205,23 @@ export class FuncXClient {
     return id;
   }
 
+  /**
+   * Run and wait for the value in one request (POST /v1/tasks?wait): what `getResult(await run(...))` gives,
+   * without a second request. Waits up to `waitMs` (long-polling on once the submission's own wait is up);
+   * throws RemoteError if the task failed remotely and FuncxError TASK_PENDING if it is still not done.
+   */
+  async call<T = unknown>(endpointId: string, fn: Runnable, args: unknown[] = [], options: { waitMs?: number } = {}): Promise<T> {
+    const deadline = Date.now() + (options.waitMs ?? Infinity);
+    const waitS = Math.max(0, Math.min(50, (deadline - Date.now()) / 1000));
+    const request: SubmitTasksRequest = { tasks: [taskSpec(endpointId, fn, args)] };
+    const reply = await this.request<SubmitTasksResponse>('POST', `/v1/tasks?wait=${waitS}`, request, waitS * 1000);
+    // A service without the submission's wait answers the id alone: wait for it as for any task.
+    if (!reply.finished) return this.getResult<T>(reply.taskIds[0], { waitMs: Math.max(0, deadline - Date.now()) });
+    const result = toResult<T>(reply.finished);
+    if (!result.ok) throw new RemoteError(result.error!);
+    return result.value as T;
+  }
+
   createBatch(): Batch {
     return new Batch();
   }
@@ -443,7 +460,7 @@ function send(url: URL, method: string, headers: Record<string, string>, body: s
   });
 }
 
-function toResult<T>(view: TaskView): TaskResult<T> {
+function toResult<T>(view: Pick<TaskView, 'taskId' | 'state' | 'result'>): TaskResult<T> {
   if (view.state !== 'success' && view.state !== 'failed') return { taskId: view.taskId, state: view.state, pending: true };
   const outcome = view.result
     ? decodeOutcome(Buffer.from(view.result, 'base64'))

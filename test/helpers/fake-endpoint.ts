@@ -134,7 +134,7 @@ export class FakeEndpoint {
     }
   }
 
-  /** Answer every held task with `value`, persisted (the promise resolves once the batch is on disk). */
+  /** Answer every held task with `value` (the promise resolves once the batch is acknowledged or on disk). */
   answerHeld(value: unknown): Promise<void> {
     const results = this.heldTasks.map((t) => ({ id: t.id, failed: false, payload: encodeOutcome({ ok: true, value }) }));
     return this.client.sendResults(results);

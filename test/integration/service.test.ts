@@ -18,6 +18,7 @@ import { FuncXClient } from '../../src/sdk/client.js';
 import { ShellFunction } from '../../src/sdk/functions.js';
 import { RemoteError, type ShellResult } from '../../src/sdk/serialize.js';
 import { encode } from '../../src/protocol/codec.js';
+import { encodeArgs } from '../../src/protocol/payload.js';
 import { newKeyPair } from '../../src/protocol/keys.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
 import { silentLogger } from '../../src/logger.js';
@@ -186,6 +187,41 @@ test('tasks run through a real ForwarderClient; results come back by long-poll, 
   assert.deepEqual(results.map((r) => r.value), Array.from({ length: 500 }, (_, i) => i + 1));
   assert.equal(progress, 500);
   assert.equal(new Set(ep.executed).size, ep.executed.length, 'no task ran twice');
+});
+
+test('POST /v1/tasks?wait answers the finished task in the same reply (SDK call); one task only; run + getResult still work', async (t) => {
+  const s = await service(t);
+  const alice = await user(s, 'alice');
+  const ep = await endpoint(t, s.url, alice.token, { delayMs: 200 });
+  const add = await alice.sdk.registerFunction(async function add(a: number, b: number) { return a + b; }, { name: 'add' });
+  const boom = await alice.sdk.registerFunction(() => { throw new TypeError('boom'); }, { name: 'boom' });
+  const auth = { authorization: `Bearer ${alice.token}`, 'content-type': 'application/json' };
+  const args = Buffer.from(encodeArgs([2, 3])).toString('base64');
+  const submitted = await http(s, '/v1/tasks?wait=5', { method: 'POST', headers: auth, body: JSON.stringify({ tasks: [{ endpointId: ep.id, functionId: add, args }] }) });
+  assert.equal(submitted.status, 200);
+  const [id] = submitted.body.taskIds as string[];
+  const finished = submitted.body.finished as Record<string, unknown>;
+  assert.equal(finished.taskId, id);
+  assert.equal(finished.state, 'success');
+  assert.equal(finished.failed, false);
+  // The same result a read gives.
+  const read = await http(s, `/v1/tasks/${id}`, { headers: auth });
+  for (const k of ['state', 'failed', 'result', 'endpointId', 'functionId', 'updatedAt']) assert.deepEqual(finished[k], read.body[k], k);
+  assert.equal(s.waiters.size, 0);
+  assert.equal(await alice.sdk.call<number>(ep.id, add, [20, 22]), 42);
+  await assert.rejects(alice.sdk.call(ep.id, boom), (err: unknown) => err instanceof RemoteError && err.message === 'TypeError: boom');
+  assert.equal(await alice.sdk.getResult(await alice.sdk.run(ep.id, add, 1, 2)), 3);
+  // Not finished within the wait: the id alone; the SDK's call then says it is pending.
+  ep.delayMs = 1500;
+  const slow = await http(s, '/v1/tasks?wait=0.1', { method: 'POST', headers: auth, body: JSON.stringify({ tasks: [{ endpointId: ep.id, functionId: add, args }] }) });
+  assert.equal(slow.status, 200);
+  assert.equal(slow.body.finished, undefined);
+  await assert.rejects(alice.sdk.call(ep.id, add, [1, 1], { waitMs: 100 }), /TASK_PENDING|still/);
+  assert.equal(await alice.sdk.getResult((slow.body.taskIds as string[])[0], { waitMs: 5000 }), 5);
+  assert.deepEqual((await alice.sdk.getBatchResults(ep.executed, { waitMs: 5000 })).filter((r) => r.pending), [], 'every task finished');
+  const two = await http(s, '/v1/tasks?wait=5', { method: 'POST', headers: auth, body: JSON.stringify({ tasks: [{ endpointId: ep.id, functionId: add, args }, { endpointId: ep.id, functionId: add, args }] }) });
+  assert.equal(two.status, 400);
+  assert.match(String(two.body.message), /"wait" takes one task \(got 2\)/);
 });
 
 test('tasks queued while the endpoint is away are delivered when it connects; state follows heartbeats', async (t) => {
