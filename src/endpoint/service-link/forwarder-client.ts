@@ -2,7 +2,8 @@
  * The endpoint's side of the forwarder: three DEALER sockets dialing out with CURVE (the endpoint's key
  * pair, the forwarder's public key), a hello/welcome handshake per channel, heartbeats both ways, credit
  * for tasks, and results kept until the forwarder acknowledges them (on disk, one 0600 file per batch, once
- * not acknowledged within RESULT_SPOOL_DEFAULTS.write_after_ms), then sent again after a reconnect or a restart. Tasks the forwarder sends twice are dropped here.
+ * not acknowledged within RESULT_SPOOL_DEFAULTS.write_after_ms), then sent again after a reconnect or a
+ * restart. Tasks the forwarder sends twice are dropped here.
  *
  * State (FORWARDER_CLIENT_TRANSITIONS): created → connecting → open → closing → closed. Whether the link is
  * up right now (`isConnected`, the 'lost'/'connected' events) is apart from the lifecycle: an open client
@@ -478,7 +479,10 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     return this.life.is('closed');
   }
 
-  /** Stop: results not yet acked are written (if they were not) and stay on disk for the next start. Idempotent: all callers await one close. */
+  /**
+   * Stop: results not yet acked are written (if they were not) and stay on disk for the next start.
+   * Idempotent: all callers await one close.
+   */
   close(): Promise<void> {
     return this.closing.run(async () => {
       this.life.to('closing');
