@@ -116,6 +116,16 @@ export const WORKER_POOL_DEFAULTS = {
   slice_ms: 20,
 } as const;
 
+/** The endpoint's unacknowledged results on disk (src/endpoint/service-link/result-spool.ts). Not user options. */
+export const RESULT_SPOOL_DEFAULTS = {
+  /**
+   * A result batch is written to disk once the service has not acknowledged it for this long (ms), and at
+   * once when it cannot be sent. An ack takes about a millisecond, so a round trip does no disk work; a
+   * crash within this time loses only results the service sends the tasks of again (at least once).
+   */
+  write_after_ms: 1000,
+} as const;
+
 /** Walltime of a task when the profile sets none (ms); undefined means no limit. */
 export const DEFAULT_TASK_WALLTIME_MS: number | undefined = undefined;
 

@@ -63,7 +63,15 @@ export interface SubmitTasksRequest {
 /** Task ids in the order of the specs. */
 export interface SubmitTasksResponse {
   taskIds: string[];
+  /**
+   * With `?wait=SECONDS` (one task): the task, if it finished within the wait, as GET /v1/tasks/:id shows it
+   * (createdAt only when the service read it back). Absent when it did not finish in time.
+   */
+  finished?: FinishedTaskView;
 }
+
+/** A finished task in a submission's reply (POST /v1/tasks?wait=SECONDS). */
+export type FinishedTaskView = Omit<TaskView, 'createdAt'> & { createdAt?: string };
 
 /** A task as the API shows it (GET /v1/tasks/:id); `result` is the base64 of the opaque result payload. */
 export interface TaskView {

@@ -217,6 +217,24 @@ export class FuncXClient {
     return id;
   }
 
+  /**
+   * Run and wait for the value in one request (POST /v1/tasks?wait): what `getResult(await run(...))` gives,
+   * without a second request. Waits up to `waitMs` (long-polling on once the submission's own wait is up);
+   * throws RemoteError if the task failed remotely and FuncxError TASK_PENDING if it is still not done.
+   */
+  async call<T = unknown>(endpointId: string, fn: Runnable, args: unknown[] = [], options: { waitMs?: number } = {}): Promise<T> {
+    const deadline = Date.now() + (options.waitMs ?? Infinity);
+    const waitS = Math.max(0, Math.min(50, (deadline - Date.now()) / 1000));
+    const request: SubmitTasksRequest = { tasks: [taskSpec(endpointId, fn, args)] };
+    // Never sent twice: a reset during the wait may come after the service stored the task (it restarted).
+    const reply = await this.request<SubmitTasksResponse>('POST', `/v1/tasks?wait=${waitS}`, request, waitS * 1000, false);
+    // A service without the submission's wait answers the id alone: wait for it as for any task.
+    if (!reply.finished) return this.getResult<T>(reply.taskIds[0], { waitMs: Math.max(0, deadline - Date.now()) });
+    const result = toResult<T>(reply.finished);
+    if (!result.ok) throw new RemoteError(result.error!);
+    return result.value as T;
+  }
+
   createBatch(): Batch {
     return new Batch();
   }
@@ -407,14 +425,15 @@ export class FuncXClient {
     await this.request('DELETE', `/v1/groups/${encodeURIComponent(group)}`);
   }
 
-  private async request<T>(method: string, path: string, body?: unknown, extraTimeoutMs = 0): Promise<T> {
+  /** `resend`: send again once on a pooled connection reset before any answer (false where that could submit twice). */
+  private async request<T>(method: string, path: string, body?: unknown, extraTimeoutMs = 0, resend = true): Promise<T> {
     const timeoutMs = this.timeoutMs + extraTimeoutMs;
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, 'x-funcx-protocol': String(PROTOCOL_VERSION) };
     const payload = body === undefined ? undefined : JSON.stringify(body);
     if (payload !== undefined) headers['content-type'] = 'application/json';
     let response: { status: number; text: string };
     try {
-      response = await send(new URL(this.serviceUrl + path), method, headers, payload, timeoutMs, true, this.httpsAgent);
+      response = await send(new URL(this.serviceUrl + path), method, headers, payload, timeoutMs, resend, this.httpsAgent);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       const why = e.code === 'ECONNREFUSED' ? 'connection refused (is it running?)' : e.message;
@@ -460,7 +479,7 @@ function send(url: URL, method: string, headers: Record<string, string>, body: s
   });
 }
 
-function toResult<T>(view: TaskView): TaskResult<T> {
+function toResult<T>(view: Pick<TaskView, 'taskId' | 'state' | 'result'>): TaskResult<T> {
   if (view.state !== 'success' && view.state !== 'failed') return { taskId: view.taskId, state: view.state, pending: true };
   const outcome = view.result
     ? decodeOutcome(Buffer.from(view.result, 'base64'))

@@ -29,6 +29,8 @@ export interface FakeEndpointOptions {
   forwarder?: ForwarderAddress;
   /** Passed to ForwarderClient: how to find the forwarder again when it is lost. */
   reregister?: () => Promise<ForwarderAddress>;
+  /** Passed to ForwarderClient: write a result batch once unacknowledged this long (ms). */
+  spoolAfterMs?: number;
 }
 
 const createdDirs: string[] = [];
@@ -98,7 +100,7 @@ export class FakeEndpoint {
       endpointId = reg.endpointId;
       forwarder = reg.forwarder;
     }
-    const client = new ForwarderClient({ endpointId: endpointId!, forwarder: forwarder!, keys, resultsDir, window: options.window ?? 100, connectTimeoutMs: 5000, reregister: options.reregister });
+    const client = new ForwarderClient({ endpointId: endpointId!, forwarder: forwarder!, keys, resultsDir, window: options.window ?? 100, connectTimeoutMs: 5000, reregister: options.reregister, spoolAfterMs: options.spoolAfterMs });
     const ep = new FakeEndpoint(endpointId!, keys, resultsDir, forwarder!, client, options);
     client.on('tasks', (tasks) => ep.onTasks(tasks));
     client.on('command', (command, reply) => {
@@ -132,7 +134,7 @@ export class FakeEndpoint {
     }
   }
 
-  /** Answer every held task with `value`, persisted (the promise resolves once the batch is on disk). */
+  /** Answer every held task with `value` (the promise resolves once the batch is acknowledged or on disk). */
   answerHeld(value: unknown): Promise<void> {
     const results = this.heldTasks.map((t) => ({ id: t.id, failed: false, payload: encodeOutcome({ ok: true, value }) }));
     return this.client.sendResults(results);

@@ -18,10 +18,12 @@ import { FuncXClient } from '../../src/sdk/client.js';
 import { ShellFunction } from '../../src/sdk/functions.js';
 import { RemoteError, type ShellResult } from '../../src/sdk/serialize.js';
 import { encode } from '../../src/protocol/codec.js';
+import { encodeArgs } from '../../src/protocol/payload.js';
 import { newKeyPair } from '../../src/protocol/keys.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
 import { silentLogger } from '../../src/logger.js';
 import { FakeEndpoint, removeFakeEndpointDirs } from '../helpers/fake-endpoint.js';
+import type { ResultSpool } from '../../src/endpoint/service-link/result-spool.js';
 import { until } from '../helpers/wait.js';
 import { databaseEnv, databaseFor, dropTestDatabases } from '../helpers/store-backends.js';
 
@@ -187,6 +189,41 @@ test('tasks run through a real ForwarderClient; results come back by long-poll, 
   assert.equal(new Set(ep.executed).size, ep.executed.length, 'no task ran twice');
 });
 
+test('POST /v1/tasks?wait answers the finished task in the same reply (SDK call); one task only; run + getResult still work', async (t) => {
+  const s = await service(t);
+  const alice = await user(s, 'alice');
+  const ep = await endpoint(t, s.url, alice.token, { delayMs: 200 });
+  const add = await alice.sdk.registerFunction(async function add(a: number, b: number) { return a + b; }, { name: 'add' });
+  const boom = await alice.sdk.registerFunction(() => { throw new TypeError('boom'); }, { name: 'boom' });
+  const auth = { authorization: `Bearer ${alice.token}`, 'content-type': 'application/json' };
+  const args = Buffer.from(encodeArgs([2, 3])).toString('base64');
+  const submitted = await http(s, '/v1/tasks?wait=5', { method: 'POST', headers: auth, body: JSON.stringify({ tasks: [{ endpointId: ep.id, functionId: add, args }] }) });
+  assert.equal(submitted.status, 200);
+  const [id] = submitted.body.taskIds as string[];
+  const finished = submitted.body.finished as Record<string, unknown>;
+  assert.equal(finished.taskId, id);
+  assert.equal(finished.state, 'success');
+  assert.equal(finished.failed, false);
+  // The same result a read gives.
+  const read = await http(s, `/v1/tasks/${id}`, { headers: auth });
+  for (const k of ['state', 'failed', 'result', 'endpointId', 'functionId', 'updatedAt']) assert.deepEqual(finished[k], read.body[k], k);
+  assert.equal(s.waiters.size, 0);
+  assert.equal(await alice.sdk.call<number>(ep.id, add, [20, 22]), 42);
+  await assert.rejects(alice.sdk.call(ep.id, boom), (err: unknown) => err instanceof RemoteError && err.message === 'TypeError: boom');
+  assert.equal(await alice.sdk.getResult(await alice.sdk.run(ep.id, add, 1, 2)), 3);
+  // Not finished within the wait: the id alone; the SDK's call then says it is pending.
+  ep.delayMs = 1500;
+  const slow = await http(s, '/v1/tasks?wait=0.1', { method: 'POST', headers: auth, body: JSON.stringify({ tasks: [{ endpointId: ep.id, functionId: add, args }] }) });
+  assert.equal(slow.status, 200);
+  assert.equal(slow.body.finished, undefined);
+  await assert.rejects(alice.sdk.call(ep.id, add, [1, 1], { waitMs: 100 }), /TASK_PENDING|still/);
+  assert.equal(await alice.sdk.getResult((slow.body.taskIds as string[])[0], { waitMs: 5000 }), 5);
+  assert.deepEqual((await alice.sdk.getBatchResults(ep.executed, { waitMs: 5000 })).filter((r) => r.pending), [], 'every task finished');
+  const two = await http(s, '/v1/tasks?wait=5', { method: 'POST', headers: auth, body: JSON.stringify({ tasks: [{ endpointId: ep.id, functionId: add, args }, { endpointId: ep.id, functionId: add, args }] }) });
+  assert.equal(two.status, 400);
+  assert.match(String(two.body.message), /"wait" takes one task \(got 2\)/);
+});
+
 test('tasks queued while the endpoint is away are delivered when it connects; state follows heartbeats', async (t) => {
   const s = await service(t);
   const alice = await user(s, 'alice');
@@ -234,8 +271,9 @@ test('results not acknowledged survive an endpoint and service restart, are sent
   const ids = await Promise.all([1, 2, 3].map((x) => alice.sdk.run(a.id, fn, x)));
   await until('the endpoint to hold the tasks', () => a.heldTasks.length === 3);
   await s1.close(); // the forwarder is gone: nothing can be acknowledged now
-  await a.answerHeld('from before the restart');
+  await a.answerHeld('from before the restart'); // resolves once the unacknowledged batch is on disk
   assert.equal(a.client.pendingBatches, 1);
+  assert.deepEqual(readdirSync(a.resultsDir).filter((f) => f.endsWith('.batch')).length, 1, 'written before the close');
   await a.close();
   const files = readdirSync(a.resultsDir);
   assert.equal(files.length, 1);
@@ -252,6 +290,38 @@ test('results not acknowledged survive an endpoint and service restart, are sent
   assert.equal(await sdk.getResult(fresh, { waitMs: 5000 }), 'fresh 4');
   // The tasks channel is ordered: redelivered tasks would have reached the endpoint before the fresh one.
   assert.deepEqual(b.executed, [fresh], 'the redelivered tasks were recognised and not run again');
+});
+
+test('results acknowledged at once are never written to disk; a batch not acknowledged in time is', async (t) => {
+  const s = await service(t);
+  const alice = await user(s, 'alice');
+  const fn = await alice.sdk.registerFunction((x: number) => x * 2, { name: 'f' });
+  const ep = await endpoint(t, s.url, alice.token, { hold: true, spoolAfterMs: 60_000 });
+  const slow = await endpoint(t, s.url, alice.token, { name: 'slow', hold: true, spoolAfterMs: 50 });
+  const persisted = (e: FakeEndpoint): number[] => {
+    const spool = (e.client as unknown as { spool: ResultSpool }).spool;
+    const seqs: number[] = [];
+    const persist = spool.persist.bind(spool);
+    spool.persist = (batch) => (seqs.push(batch.seq), persist(batch));
+    return seqs;
+  };
+  const written = persisted(ep);
+  const ids = await Promise.all([1, 2, 3].map((x) => alice.sdk.run(ep.id, fn, x)));
+  await until('the endpoint to hold the tasks', () => ep.heldTasks.length === 3);
+  await ep.answerHeld(7); // resolves on the ack: the service stored them
+  assert.equal(ep.client.pendingBatches, 0);
+  assert.deepEqual((await alice.sdk.getBatchResults<number>(ids, { waitMs: 5000 })).map((r) => r.value), [7, 7, 7]);
+  assert.deepEqual(written, [], 'no batch was written');
+  assert.deepEqual(readdirSync(ep.resultsDir), []);
+  // The service stops acknowledging: a batch is written once unacknowledged for spoolAfterMs.
+  const writtenSlow = persisted(slow);
+  await alice.sdk.run(slow.id, fn, 4);
+  await until('the endpoint to hold the task', () => slow.heldTasks.length === 1);
+  await s.close();
+  await slow.answerHeld(8); // resolves once on disk
+  assert.equal(writtenSlow.length, 1, 'the unacknowledged batch was written');
+  assert.equal(slow.client.pendingBatches, 1);
+  assert.deepEqual(readdirSync(slow.resultsDir).filter((f) => f.endsWith('.batch')).length, 1);
 });
 
 test('a service restart with queued tasks loses none', async (t) => {

@@ -50,6 +50,23 @@ test('a rotated token stops working at once, also for a long-poll already waitin
   assert.equal(await renewed.getResult(task, { waitMs: 10_000 }), 'secret result');
 });
 
+test('a token rotated while its submission waits (POST /v1/tasks?wait) gets 401, not the result', async (t) => {
+  const s = await inProcessService(t);
+  const alice = await addUser(s, 'alice');
+  const ep = await endpoint(t, s, alice, true);
+  const fn = await alice.sdk.registerFunction((x: number) => x, { name: 'id' });
+  const waiting = api(s.url, alice.token, 'POST', '/v1/tasks?wait=30', { tasks: [{ endpointId: ep.id, functionId: fn, args: '' }] });
+  await until('the submission waits', () => s.waiters.size === 1);
+  await until('the endpoint holds the task', () => ep.heldTasks.length === 1);
+  const fresh = await alice.sdk.rotateToken();
+  await ep.answerHeld('secret result');
+  const answer = await waiting;
+  assert.equal(answer.status, 401, `the waiting submission of the old token: ${JSON.stringify(answer.body)}`);
+  assert.equal(answer.body.finished, undefined);
+  const renewed = new FuncXClient({ serviceUrl: s.url, token: fresh });
+  assert.equal(await renewed.getResult(ep.heldTasks[0].id, { waitMs: 10_000 }), 'secret result');
+});
+
 test('owners delete functions and groups; others cannot; sharing through them ends', async (t) => {
   const s = await inProcessService(t);
   const alice = await addUser(s, 'alice');

@@ -1,8 +1,9 @@
 /**
  * The endpoint's side of the forwarder: three DEALER sockets dialing out with CURVE (the endpoint's key
  * pair, the forwarder's public key), a hello/welcome handshake per channel, heartbeats both ways, credit
- * for tasks, and results kept on disk (one 0600 file per batch) until the forwarder acknowledges them,
- * then sent again after a reconnect or a restart. Tasks the forwarder sends twice are dropped here.
+ * for tasks, and results kept until the forwarder acknowledges them (on disk, one 0600 file per batch, once
+ * not acknowledged within RESULT_SPOOL_DEFAULTS.write_after_ms), then sent again after a reconnect or a
+ * restart. Tasks the forwarder sends twice are dropped here.
  *
  * State (FORWARDER_CLIENT_TRANSITIONS): created → connecting → open → closing → closed. Whether the link is
  * up right now (`isConnected`, the 'lost'/'connected' events) is apart from the lifecycle: an open client
@@ -22,6 +23,7 @@ import { FuncxError, IllegalStateError, ProtocolError } from '../../errors.js';
 import { rateLimited, silentLogger, type Logger } from '../../logger.js';
 import { Lifecycle, Once, type Transitions } from '../../lifecycle.js';
 import { ResultSpool, type SpooledBatch as Batch } from './result-spool.js';
+import { RESULT_SPOOL_DEFAULTS } from '../../config/defaults.js';
 import { EndpointSourceCache } from './function-cache.js';
 
 export type ForwarderClientState = 'created' | 'connecting' | 'open' | 'closing' | 'closed';
@@ -46,6 +48,11 @@ export interface ForwarderClientOptions {
   window?: number;
   /** `start()` gives up after this long without a welcome on every channel. @default 10000 */
   connectTimeoutMs?: number;
+  /**
+   * Write a result batch to disk once it is unacknowledged this long (ms); 0 writes every batch at once.
+   * @default RESULT_SPOOL_DEFAULTS.write_after_ms
+   */
+  spoolAfterMs?: number;
   /** Called when the forwarder is lost, to register again and learn its (maybe new) address. */
   reregister?: () => Promise<ForwarderAddress>;
   log?: Logger;
@@ -99,6 +106,9 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
   private readonly spool: ResultSpool;
   private outbox: ResultEnvelope[] = [];
   private outboxWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  /** Batches not on disk yet, with the sendResults calls waiting for them (resolved by the ack or the write). */
+  private readonly unsaved = new Map<Batch, Array<{ resolve: () => void; reject: (e: Error) => void }>>();
+  private readonly spoolAfterMs: number;
   /** Every batch write so far (close() waits for them). */
   private writes: Promise<void> = Promise.resolve();
   private connected = false;
@@ -119,6 +129,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     this.warn = rateLimited((m) => this.log.warn(m));
     this.address = options.forwarder;
     this.outstanding = options.window ?? 0;
+    this.spoolAfterMs = options.spoolAfterMs ?? RESULT_SPOOL_DEFAULTS.write_after_ms;
     this.spool = new ResultSpool(options.resultsDir, this.log);
     for (const batch of this.spool.load()) {
       this.pending.set(batch.seq, batch);
@@ -154,7 +165,10 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     this.send('tasks', { kind: 'credit', n });
   }
 
-  /** Hand results back: persisted to disk (resolves then) and sent; kept until the forwarder acks them. */
+  /**
+   * Hand results back: sent, and kept until the forwarder acks them; resolves once they are acked or on disk.
+   * A batch goes to disk when it cannot be sent now, when it is not acked within `spoolAfterMs`, or at close.
+   */
   sendResults(results: ResultEnvelope[]): Promise<void> {
     if (this.closed) return Promise.reject(new FuncxError('CLOSED', 'the forwarder client is closed'));
     if (results.length === 0) return Promise.resolve();
@@ -189,17 +203,26 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     const waiters = this.outboxWaiters;
     this.outbox = [];
     this.outboxWaiters = [];
-    const batch = this.spool.write(results);
+    const batch = this.spool.batch(results);
     this.pending.set(batch.seq, batch);
+    this.unsaved.set(batch, waiters);
     let freed = 0;
     for (const id of batch.ids) {
       if (this.held.delete(id)) freed++;
       this.pendingIds.add(id);
     }
-    // Sent while it is being written: the disk copy is for a restart, not for the first send.
     if (this.welcomed.results) this.sendBatch(batch);
+    // The disk copy is for a restart: a batch acked soon never needs one (tick() writes the others).
+    if (!this.welcomed.results || this.spoolAfterMs === 0 || !this.life.is('open')) this.save(batch);
     if (this.options.window !== undefined && freed > 0) this.grant(freed);
-    const saved = batch.written.then(
+  }
+
+  /** Write a batch to disk; the calls waiting for it resolve then (or reject with RESULTS_NOT_SAVED). */
+  private save(batch: Batch): void {
+    const waiters = this.unsaved.get(batch);
+    if (!waiters) return;
+    this.unsaved.delete(batch);
+    const saved = this.spool.persist(batch).then(
       () => waiters.forEach((w) => w.resolve()),
       (err: Error) => waiters.forEach((w) => w.reject(err)),
     );
@@ -345,6 +368,9 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
       if (this.recent.size <= RECENT_IDS) break;
       this.recent.delete(id);
     }
+    // Stored by the service: whoever waits for these results is done, and no disk copy is needed.
+    this.unsaved.get(batch)?.forEach((w) => w.resolve());
+    this.unsaved.delete(batch);
     this.spool.remove(batch);
     this.emit('acked', batch.ids.length);
   }
@@ -410,6 +436,8 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
       // A batch sent but not acked for a whole threshold (lost on a dropped connection): send it again.
       for (const batch of this.pending.values()) if (now - batch.sentAt > this.heartbeatThresholdMs) this.sendBatch(batch);
     }
+    // Results not acked in time (the service is slow, or the link is down) go to disk for a restart.
+    for (const batch of this.unsaved.keys()) if (!this.welcomed.results || now - batch.madeAt >= this.spoolAfterMs) this.save(batch);
     if (!this.connected && !this.starting && now - this.downSince > this.heartbeatThresholdMs) {
       this.reportLost(`no answer from the forwarder for ${now - this.downSince} ms`);
     }
@@ -451,11 +479,15 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     return this.life.is('closed');
   }
 
-  /** Stop: results not yet acked stay on disk for the next start. Idempotent: all callers await one close. */
+  /**
+   * Stop: results not yet acked are written (if they were not) and stay on disk for the next start.
+   * Idempotent: all callers await one close.
+   */
   close(): Promise<void> {
     return this.closing.run(async () => {
       this.life.to('closing');
       if (this.outboxWaiters.length > 0) await new Promise((r) => setImmediate(r));
+      for (const batch of [...this.unsaved.keys()]) this.save(batch);
       await this.writes;
       this.life.to('closed');
       clearInterval(this.timer);

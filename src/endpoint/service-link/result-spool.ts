@@ -2,6 +2,9 @@
  * Result batches kept on disk until the forwarder acknowledges them: one file per batch (0600, in a 0700
  * folder), written to a temporary name and renamed so a crash never leaves half a batch behind.
  * Used by ForwarderClient; a restarted endpoint finds its unacknowledged results here and sends them again.
+ *
+ * A batch is made first (`batch`) and written when its owner says (`persist`): ForwarderClient writes only
+ * the batches not acknowledged soon (RESULT_SPOOL_DEFAULTS), so a round trip's results cost no disk work.
  */
 import { chmodSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { rename, unlink, writeFile } from 'node:fs/promises';
@@ -20,8 +23,15 @@ export interface SpooledBatch {
   file: string;
   /** When it was last sent (0: never, or the send failed). */
   sentAt: number;
-  /** Resolves once the batch is on disk under its final name (rejects with RESULTS_NOT_SAVED). */
-  written: Promise<void>;
+  /** When it was made (Date.now()): ForwarderClient writes it once unacknowledged this long. */
+  madeAt: number;
+  /**
+   * Unset until `persist`; then resolves once the batch is on disk under its final name (rejects with
+   * RESULTS_NOT_SAVED). A batch loaded from disk has it resolved.
+   */
+  written?: Promise<void>;
+  /** Acknowledged: never written from now on (`persist` does nothing). */
+  removed?: boolean;
 }
 
 export class ResultSpool {
@@ -46,7 +56,7 @@ export class ResultSpool {
       try {
         const frame = readFileSync(file);
         const m = parseFromEndpoint('results', frame) as ResultBatchMessage;
-        batches.push({ seq: m.seq, frame, ids: m.results.map((r) => r.id), file, sentAt: 0, written: Promise.resolve() });
+        batches.push({ seq: m.seq, frame, ids: m.results.map((r) => r.id), file, sentAt: 0, madeAt: Date.now(), written: Promise.resolve() });
         this.nextSeq = Math.max(this.nextSeq, m.seq + 1);
       } catch (err) {
         this.log.error(`unreadable result batch ${file} left in place: ${(err as Error).message}`);
@@ -55,30 +65,38 @@ export class ResultSpool {
     return batches;
   }
 
-  /**
-   * A new batch, its write to disk started (`written`). The caller may send it before the write ends: if
-   * the process dies first, the forwarder either has the results or sends the tasks again.
-   */
-  write(results: ResultEnvelope[]): SpooledBatch {
+  /** A new batch, not on disk yet (`persist` writes it). */
+  batch(results: ResultEnvelope[]): SpooledBatch {
     const seq = this.nextSeq++;
     const frame = encode({ kind: 'results', seq, results });
     const file = join(this.dir, `${String(seq).padStart(12, '0')}.batch`);
-    const written = (async () => {
-      try {
-        await writeFile(`${file}.tmp`, frame, { mode: 0o600 });
-        await rename(`${file}.tmp`, file);
-      } catch (err) {
-        throw new FuncxError('RESULTS_NOT_SAVED', `cannot save results to ${file}: ${(err as Error).message}`);
-      }
-    })();
-    written.catch(() => {}); // the owner of the batch reports it
-    return { seq, frame, ids: results.map((r) => r.id), file, sentAt: 0, written };
+    return { seq, frame, ids: results.map((r) => r.id), file, sentAt: 0, madeAt: Date.now() };
   }
 
-  /** The forwarder has the batch: forget it (once its write finished, so no file is left behind). */
+  /**
+   * Start writing the batch to disk, once (later calls return the same promise); an acknowledged batch is
+   * not written. The owner may send a batch before or without writing it: if the process dies first, the
+   * forwarder either has the results or sends the tasks again (it requeues what a lost connection held).
+   */
+  persist(batch: SpooledBatch): Promise<void> {
+    if (batch.removed) return Promise.resolve();
+    batch.written ??= (async () => {
+      try {
+        await writeFile(`${batch.file}.tmp`, batch.frame, { mode: 0o600 });
+        await rename(`${batch.file}.tmp`, batch.file);
+      } catch (err) {
+        throw new FuncxError('RESULTS_NOT_SAVED', `cannot save results to ${batch.file}: ${(err as Error).message}`);
+      }
+    })();
+    batch.written.catch(() => {}); // the owner of the batch reports it
+    return batch.written;
+  }
+
+  /** The forwarder has the batch: forget it (once its write, if any, finished, so no file is left behind). */
   remove(batch: SpooledBatch): void {
+    batch.removed = true;
     batch.written
-      .then(() => unlink(batch.file))
+      ?.then(() => unlink(batch.file))
       .catch((err) => this.log.warn(`cannot remove ${batch.file}: ${(err as Error).message}`));
   }
 }

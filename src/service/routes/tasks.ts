@@ -18,7 +18,7 @@ import { authenticate, badRequest, forbidden, notFound, userOf } from '../auth.j
 import {
   bodyObject, endpointFor, functionFor, isFinished, taskFor, taskView, waitMs, type ServiceContext,
 } from './context.js';
-import type { SubmitTasksResponse, TaskResultsResponse, TaskView, TransitionsResponse } from '../../protocol/http.js';
+import type { FinishedTaskView, SubmitTasksResponse, TaskResultsResponse, TaskView, TransitionsResponse } from '../../protocol/http.js';
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const MAX_WALLTIME_MS = 30 * 24 * 3600 * 1000;
@@ -167,19 +167,41 @@ function withOutcome<T extends TaskSummary | TaskRecord>(task: T, known: KnownOu
   return 'result' in task ? { ...finished, result: known.result ?? null } : { ...finished, resultBytes: known.resultBytes };
 }
 
+/**
+ * A just-submitted task after its wait: from what the wake carried (no read), else read back (finished on
+ * another replica, or the wait ended first); undefined while it is unfinished.
+ */
+async function finishedView(ctx: ServiceContext, task: NewTask, known: KnownOutcome | undefined): Promise<FinishedTaskView | undefined> {
+  if (known?.result) {
+    return {
+      taskId: task.id, state: known.failed ? 'failed' : 'success', endpointId: task.endpoint, functionId: task.function,
+      updatedAt: new Date(known.at).toISOString(), failed: known.failed, result: known.result.toString('base64'),
+    };
+  }
+  const record = await ctx.store.task(task.id);
+  return record && isFinished(record) ? taskView(record) : undefined;
+}
+
 export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { store } = ctx;
 
-  /** Body: `{tasks: [...]}` or the array itself. Answers `{taskIds}` in the same order. */
-  app.post('/v1/tasks', { bodyLimit: ctx.limits.maxSubmitBodyBytes }, async (request): Promise<SubmitTasksResponse> => {
+  /**
+   * Body: `{tasks: [...]}` or the array itself. Answers `{taskIds}` in the same order. `?wait=SECONDS` (one
+   * task only) holds the reply until the task finishes or the time is up, and answers the finished task too
+   * (`finished`): a single call costs one request, not a submission and a long-poll.
+   */
+  app.post('/v1/tasks', { bodyLimit: ctx.limits.maxSubmitBodyBytes }, async (request, reply): Promise<SubmitTasksResponse> => {
     const user = userOf(request);
     const specs = Array.isArray(request.body) ? request.body : bodyObject(request.body).tasks;
     if (!Array.isArray(specs) || specs.length === 0) throw badRequest('"tasks" must be a non-empty array');
+    const ms = waitMs(request.query, ctx.maxWaitSeconds);
+    if (ms > 0 && specs.length !== 1) throw badRequest(`"wait" takes one task (got ${specs.length}): wait for many with POST /v1/tasks/results`);
     const { maxBatch } = ctx.limits;
     if (specs.length > maxBatch) throw tooLarge('TOO_MANY_TASKS', `at most ${maxBatch} tasks per request (got ${specs.length}): submit in several requests`, maxBatch);
     const rate = ctx.taskRate.take(user.id, specs.length);
     if (!rate.ok) throw overRate(ctx.taskRate, specs.length, rate);
     let tasks: ReturnType<typeof buildTask>[];
+    let waiting: Waiting | undefined;
     try {
       // The quota reads and the access checks need nothing of each other: read them together (one round trip
       // on PostgreSQL, not three). The errors keep their order: quotas first, then each task's access.
@@ -190,13 +212,20 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       ]);
       refuseOverResultBytes(quotas, usedResultBytes);
       tasks = specs.map((spec, i) => buildTask(user, spec, i, checked));
+      // Registered before the task exists: its result either wakes this wait or is in the read after it.
+      if (ms > 0) waiting = ctx.waiters.wait([tasks[0].id], 'all', ms, { keepResults: true });
       await store.insertTasks(tasks, `user:${user.name}`, quotas.tasks);
     } catch (err) {
+      waiting?.cancel();
       ctx.taskRate.refund(user.id, specs.length); // nothing was written: the submission did not count
       throw err;
     }
     for (const endpointId of new Set(tasks.map((t) => t.endpoint))) ctx.forwarders.notify(endpointId);
-    return { taskIds: tasks.map((t) => t.id) };
+    const taskIds = tasks.map((t) => t.id);
+    if (!waiting) return { taskIds };
+    const { recheck } = await waitFor(ctx, reply, waiting);
+    const [finished] = await Promise.all([finishedView(ctx, tasks[0], waiting.outcomes.get(taskIds[0])), recheck]);
+    return finished ? { taskIds, finished } : { taskIds };
   });
 
   /** One task; `?wait=SECONDS` holds the request until it finishes or the time is up. */
