@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { Store } from '../../src/service/store/index.js';
 import { storeTest, STORE_BACKENDS } from '../helpers/store-backends.js';
+import { chunkSizes, ROWS_PER_STATEMENT } from '../../src/service/store/sqlite-batches.js';
 
 const KEY = 'rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7';
 const N = 250;
@@ -20,6 +21,16 @@ async function seed(store: Store) {
   await store.insertTasks(tasks, 'user:alice');
   return { user, endpoint, tasks };
 }
+
+test('SQLite chunks: full statements, then powers of two (at most 8 row counts are ever prepared)', () => {
+  const seen = new Set<number>();
+  for (let total = 0; total <= 1000; total++) {
+    const sizes = chunkSizes(total);
+    assert.equal(sizes.reduce((a, b) => a + b, 0), total, `${total} rows`);
+    for (const n of sizes) seen.add(n);
+  }
+  assert.deepEqual([...seen].sort((a, b) => b - a), [ROWS_PER_STATEMENT, 64, 32, 16, 8, 4, 2, 1]);
+});
 
 for (const backend of STORE_BACKENDS) {
   const it = storeTest(backend);

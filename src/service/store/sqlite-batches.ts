@@ -2,7 +2,8 @@
  * The SQLite task path's multi-row statements: a batch of tasks is written (and read) through one statement
  * per chunk of up to ROWS_PER_STATEMENT rows, not one per task, so the per-statement cost (bind, step,
  * reset, and for an UPDATE its own search) is paid once per chunk. A statement is prepared once per row
- * count and kept (at most ROWS_PER_STATEMENT of each kind).
+ * count and kept: chunks are ROWS_PER_STATEMENT rows, and the rest goes in chunks of powers of two, so each
+ * kind has at most 8 row counts (a statement of every count up to 100 would hold some 18 MiB).
  */
 import type Database from 'better-sqlite3';
 
@@ -26,6 +27,23 @@ class Shapes {
 }
 
 const repeat = (unit: string, n: number): string => new Array<string>(n).fill(unit).join(',');
+
+/** The row counts to write `total` rows in: ROWS_PER_STATEMENT while that many are left, then powers of two. */
+export function chunkSizes(total: number): number[] {
+  const out: number[] = [];
+  let left = total;
+  while (left >= ROWS_PER_STATEMENT) {
+    out.push(ROWS_PER_STATEMENT);
+    left -= ROWS_PER_STATEMENT;
+  }
+  for (let p = 64; p >= 1; p >>= 1) {
+    if (left >= p) {
+      out.push(p);
+      left -= p;
+    }
+  }
+  return out;
+}
 
 /** A task row to insert: id, endpoint, function, owner (payload apart). */
 export interface TaskRow {
@@ -73,8 +91,8 @@ export class SqliteBatches {
 
   /** Inside a transaction: insert the tasks (queued) and their payloads. */
   insert(tasks: readonly TaskRow[], now: number): void {
-    for (let i = 0; i < tasks.length; i += ROWS_PER_STATEMENT) {
-      const n = Math.min(ROWS_PER_STATEMENT, tasks.length - i);
+    let i = 0;
+    for (const n of chunkSizes(tasks.length)) {
       const params: unknown[] = new Array(n * 5);
       for (let j = 0; j < n; j++) {
         const t = tasks[i + j];
@@ -95,15 +113,17 @@ export class SqliteBatches {
         payloads[j * 2 + 1] = tasks[i + j].payload;
       }
       this.insertPayloads.get(n).run(payloads);
+      i += n;
     }
   }
 
   /** Inside a transaction: mark delivered tasks of the endpoint running; how many changed. */
   markRunning(endpointId: string, ids: readonly string[], now: number): number {
     let changed = 0;
-    for (let i = 0; i < ids.length; i += ROWS_PER_STATEMENT) {
-      const n = Math.min(ROWS_PER_STATEMENT, ids.length - i);
+    let i = 0;
+    for (const n of chunkSizes(ids.length)) {
       changed += this.running.get(n).run(now, now, endpointId, ...ids.slice(i, i + n)).changes;
+      i += n;
     }
     return changed;
   }
@@ -114,8 +134,8 @@ export class SqliteBatches {
    */
   finishAll(endpointId: string, rows: readonly FinishRow[], now: number): Set<string> {
     const written = new Set<string>();
-    for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
-      const n = Math.min(ROWS_PER_STATEMENT, rows.length - i);
+    let i = 0;
+    for (const n of chunkSizes(rows.length)) {
       const params: unknown[] = new Array(n * 4 + 3);
       params[0] = now;
       params[1] = now;
@@ -128,6 +148,7 @@ export class SqliteBatches {
       }
       params[2 + n * 4] = endpointId;
       for (const row of this.finish.get(n).raw().all(params) as Array<[string]>) written.add(row[0]);
+      i += n;
     }
     return written;
   }
@@ -144,9 +165,10 @@ export class SqliteBatches {
 
   private select(shapes: Shapes, ids: readonly string[]): Array<Record<string, unknown>> {
     const out: Array<Record<string, unknown>> = [];
-    for (let i = 0; i < ids.length; i += ROWS_PER_STATEMENT) {
-      const n = Math.min(ROWS_PER_STATEMENT, ids.length - i);
+    let i = 0;
+    for (const n of chunkSizes(ids.length)) {
       for (const r of shapes.get(n).all(ids.slice(i, i + n)) as Array<Record<string, unknown>>) out.push(r);
+      i += n;
     }
     return out;
   }
