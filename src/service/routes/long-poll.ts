@@ -65,7 +65,8 @@ export class ResultWaiters {
           const known: KnownOutcome = { failed: o.failed, resultBytes: o.payload.length, at: o.at };
           if (o.payload.length <= w.keepBytes) {
             w.keepBytes -= o.payload.length;
-            known.result = Buffer.from(o.payload.buffer, o.payload.byteOffset, o.payload.byteLength);
+            // Most payloads are Buffers already (msgpack bins): a view is made only for another Uint8Array.
+            known.result = Buffer.isBuffer(o.payload) ? o.payload : Buffer.from(o.payload.buffer, o.payload.byteOffset, o.payload.byteLength);
           }
           w.outcomes.set(id, known);
         }
