@@ -104,6 +104,42 @@ export function encodeTask(body: TaskBody): Buffer {
   return packr.pack(body);
 }
 
+/** The msgpack of `{kind: 'js', functionId, source, args: <empty>}` less its empty bin (c4 00), for the last function. */
+let jsPrefix: { functionId: string; source: string; bytes: Buffer } | undefined;
+
+/**
+ * encodeTask({kind: 'js', functionId, source, args}), byte for byte, without packing the function's id and
+ * source again for every task of a batch: the bytes before `args` are kept for the last function and the
+ * arguments appended as a msgpack bin.
+ */
+export function encodeJsTask(functionId: string, source: string, args: Uint8Array): Buffer {
+  if (jsPrefix?.functionId !== functionId || jsPrefix.source !== source) {
+    const whole = encodeTask({ kind: 'js', functionId, source, args: EMPTY });
+    // `args` is the last field, an empty bin: anything else (a msgpackr change) packs every task in full.
+    if (whole.length < 2 || whole[whole.length - 2] !== 0xc4 || whole[whole.length - 1] !== 0) return encodeTask({ kind: 'js', functionId, source, args });
+    jsPrefix = { functionId, source, bytes: Buffer.from(whole.subarray(0, whole.length - 2)) };
+  }
+  const prefix = jsPrefix.bytes;
+  const n = args.length;
+  const head = n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+  const out = Buffer.allocUnsafe(prefix.length + head + n);
+  prefix.copy(out, 0);
+  let at = prefix.length;
+  if (head === 2) {
+    out[at] = 0xc4;
+    out[at + 1] = n;
+  } else if (head === 3) {
+    out[at] = 0xc5;
+    out.writeUInt16BE(n, at + 1);
+  } else {
+    out[at] = 0xc6;
+    out.writeUInt32BE(n, at + 1);
+  }
+  at += head;
+  out.set(args, at);
+  return out;
+}
+
 export function decodeTask(bytes: Uint8Array): TaskBody {
   let body: unknown;
   try {

@@ -93,7 +93,7 @@ export class Forwarder {
   private readonly resultsLane = new SerialLane();
   /** Tasks the endpoint said started, not written yet: they go with the next result batch (one transaction). */
   private runningIds: string[] = [];
-  /** Writes `runningIds` alone when no result batch came within RUNNING_FLUSH_MS (one timer per forwarder). */
+  /** Writes `runningIds` alone when their results did not come within RUNNING_FLUSH_MS (one timer per forwarder). */
   private runningTimer?: NodeJS.Timeout;
   /** False once another replica serves the endpoint: its state is that replica's to record. */
   private stateRecorded = true;
@@ -299,7 +299,7 @@ export class Forwarder {
       if (this.closed) return;
       // Not acked when the store fails: the endpoint sends the batch again (the starts are best effort).
       const results = this.withinLimit(m.results);
-      const running = this.takeRunning();
+      const running = this.takeRunningOf(results);
       const { stored, duplicates } = await this.resultsLane.run(() => this.storeResults(results, running));
       this.writers.results.send([routingId, encode({ kind: 'ack', seq: m.seq, stored: stored.length, duplicates })]);
       return;
@@ -336,6 +336,25 @@ export class Forwarder {
         this.warn(`${channel}: dropped an unhandled message ${JSON.stringify((unhandled as { kind: unknown }).kind)}`);
       }
     }
+  }
+
+  /**
+   * The reported starts of tasks in this result batch (written with their results: one write per task, not
+   * two). The other starts wait for their own results, or for the timer RUNNING_FLUSH_MS after they came.
+   */
+  private takeRunningOf(results: readonly ResultEnvelope[]): string[] {
+    if (this.runningIds.length === 0) return [];
+    const finishing = new Set<string>();
+    for (const r of results) finishing.add(r.id);
+    const now: string[] = [];
+    const later: string[] = [];
+    for (const id of this.runningIds) (finishing.has(id) ? now : later).push(id);
+    this.runningIds = later;
+    if (later.length === 0) {
+      clearTimeout(this.runningTimer);
+      this.runningTimer = undefined;
+    }
+    return now;
   }
 
   /** The reported starts not written yet (the caller writes them). */

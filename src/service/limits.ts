@@ -56,6 +56,12 @@ export const DEFAULT_LIMITS: Readonly<ServiceLimits> = Object.freeze({
   functionRateBytesPerUser: 1024 * 1024,
 });
 
+/**
+ * Result bytes a waiting results request (POST /v1/tasks/results?wait) keeps from the wakes that carry them,
+ * so its answer does not read those results again from the store; past it, they are read. Per request.
+ */
+export const RESULT_BYTES_KEPT_PER_WAIT = 1024 * 1024;
+
 /** The defaults with what was given (undefined keeps the default); a value that is not a positive integer is refused by name. */
 export function resolveLimits(given: Partial<ServiceLimits>): ServiceLimits {
   const out = { ...DEFAULT_LIMITS };

@@ -60,3 +60,17 @@ test('a start with no result behind it is written on its own: the task shows run
   assert.deepEqual(ep.heldTasks.map((x) => x.id), [id]);
   assert.deepEqual((await sdk.getTransitions(id)).map((x) => `${x.state}/${x.actor}`), FULL.slice(0, 4));
 });
+
+test("a result batch takes only its own tasks' starts: another task's start is still written, on its own", async (t) => {
+  const { s, sdk, ep } = await setUp(t, true);
+  const noop = await sdk.registerFunction(() => null, { name: 'noop' });
+  const [a, b] = await sdk.batchRun((() => { const batch = sdk.createBatch(); batch.add(ep.id, noop); batch.add(ep.id, noop); return batch; })());
+  await untilValue('both tasks reach the endpoint', async () => ep.heldTasks.length, { ok: (n) => n === 2 });
+  // Answer a only; b's start came with a's, and must not be dropped when a's batch is written.
+  ep.heldTasks.splice(ep.heldTasks.findIndex((x) => x.id === b), 1);
+  await ep.answerHeld(null);
+  assert.equal(await sdk.getResult(a, { waitMs: 30_000 }), null);
+  await untilValue('b shows running', async () => (await s.store.task(b))?.state, { ok: (state) => state === 'running' });
+  assert.deepEqual((await sdk.getTransitions(a)).map((x) => `${x.state}/${x.actor}`), FULL);
+  assert.deepEqual((await sdk.getTransitions(b)).map((x) => `${x.state}/${x.actor}`), FULL.slice(0, 4));
+});

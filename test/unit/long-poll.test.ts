@@ -46,3 +46,33 @@ test('settle: ids the read found finished are not waited for; a later wake for t
   await w.done;
   assert.equal(waiters.size, 0);
 });
+
+test('keepResultBytes: results are kept while they fit in the budget, the rest only told', async () => {
+  const waiters = new ResultWaiters();
+  const w = waiters.wait(['a', 'b', 'c'], 'all', 60_000, { keepResultBytes: 4 });
+  waiters.notify(['a', 'b', 'c'], (id) => (id === 'b' ? stored([1, 2, 3]) : stored([9, 9])));
+  await w.done;
+  assert.deepEqual(w.outcomes.get('a')?.result, Buffer.from([9, 9]));
+  assert.equal(w.outcomes.get('b')?.result, undefined, 'over the budget: read again by the request');
+  assert.equal(w.outcomes.get('b')?.resultBytes, 3);
+  assert.deepEqual(w.outcomes.get('c')?.result, Buffer.from([9, 9]));
+});
+
+test('several waiters on one task: each is woken; one ending leaves the others registered', async () => {
+  const waiters = new ResultWaiters();
+  const first = waiters.wait(['a'], 'all', 60_000);
+  const second = waiters.wait(['a', 'b'], 'all', 60_000);
+  const third = waiters.wait(['a'], 'any', 60_000);
+  first.cancel();
+  assert.deepEqual(waiters.pendingIds().sort(), ['a', 'b']);
+  waiters.notify(['a'], () => stored([1]));
+  await third.done;
+  assert.equal(second.outcomes.get('a')?.resultBytes, 1);
+  assert.equal(waiters.size, 1, 'the second still waits for b');
+  second.cancel();
+  assert.deepEqual(waiters.pendingIds(), []);
+  const again = waiters.wait(['a'], 'all', 60_000);
+  waiters.notify(['a'], () => stored([2]));
+  await again.done;
+  assert.equal(waiters.size, 0);
+});

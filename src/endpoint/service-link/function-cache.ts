@@ -6,7 +6,7 @@
  * forwarder client.
  */
 import type { FunctionSource, TaskEnvelope, TasksMessage } from '../../protocol/messages.js';
-import { encodeTask } from '../../protocol/payload.js';
+import { encodeJsTask } from '../../protocol/payload.js';
 import { ENDPOINT_SOURCES_BUDGET, SizedLru, replaySourceOps } from '../../protocol/function-sources.js';
 
 /** Sources up to this many characters are copied into each task's payload at once (20,000 tasks: 80 Mi at most). */
@@ -19,10 +19,10 @@ const EAGER_SOURCE_CHARS = 4096;
 function lazyTask(t: TaskEnvelope, functionId: string, source: string, args: Uint8Array): TaskEnvelope {
   const { h: _h, payload: _p, ...rest } = t;
   // Small sources are built at once: a plain object encodes several times faster than one with a getter.
-  if (source.length <= EAGER_SOURCE_CHARS) return { ...rest, payload: encodeTask({ kind: 'js', functionId, source, args }) };
+  if (source.length <= EAGER_SOURCE_CHARS) return { ...rest, payload: encodeJsTask(functionId, source, args) };
   return Object.defineProperty(rest, 'payload', {
     enumerable: true,
-    get: () => encodeTask({ kind: 'js', functionId, source, args }),
+    get: () => encodeJsTask(functionId, source, args),
   }) as TaskEnvelope;
 }
 

@@ -20,7 +20,7 @@ export interface KnownOutcome {
   failed: boolean;
   resultBytes: number;
   at: number;
-  /** Only with `keepResults` (a one-task wait: bounded by the largest result). */
+  /** With `keepResults` (a one-task wait: bounded by the largest result), or within `keepResultBytes`. */
   result?: Buffer;
 }
 
@@ -37,7 +37,8 @@ interface Waiter {
   /** Ids still unfinished. */
   pending: Set<string>;
   mode: 'all' | 'any';
-  keepResults: boolean;
+  /** Result bytes this waiter may still keep (Infinity with `keepResults`). */
+  keepBytes: number;
   outcomes: Map<string, KnownOutcome>;
   finish: () => void;
 }
@@ -62,7 +63,11 @@ export class ResultWaiters {
         if (!w.pending.delete(id)) continue;
         if (o) {
           const known: KnownOutcome = { failed: o.failed, resultBytes: o.payload.length, at: o.at };
-          if (w.keepResults) known.result = Buffer.from(o.payload.buffer, o.payload.byteOffset, o.payload.byteLength);
+          if (o.payload.length <= w.keepBytes) {
+            w.keepBytes -= o.payload.length;
+            // Most payloads are Buffers already (msgpack bins): a view is made only for another Uint8Array.
+            known.result = Buffer.isBuffer(o.payload) ? o.payload : Buffer.from(o.payload.buffer, o.payload.byteOffset, o.payload.byteLength);
+          }
           w.outcomes.set(id, known);
         }
         if (w.mode === 'any' || w.pending.size === 0) w.finish();
@@ -75,12 +80,16 @@ export class ResultWaiters {
    * or the service closes. Register before reading the tasks' states, so that no result can be stored
    * unseen in between; then `settle` the ids the read found finished.
    */
-  wait(pendingIds: readonly string[], mode: 'all' | 'any', timeoutMs: number, options: { keepResults?: boolean } = {}): Waiting {
+  /**
+   * `keepResults` keeps every stored result the wake carries (a one-task wait); `keepResultBytes` keeps them
+   * while their bytes fit in that budget (so the answer need not read them again).
+   */
+  wait(pendingIds: readonly string[], mode: 'all' | 'any', timeoutMs: number, options: { keepResults?: boolean; keepResultBytes?: number } = {}): Waiting {
     const outcomes = new Map<string, KnownOutcome>();
     if (pendingIds.length === 0 || timeoutMs <= 0 || this.closed) return { done: Promise.resolve(), cancel: () => {}, outcomes, settle: () => {} };
     let resolve!: () => void;
     const done = new Promise<void>((r) => (resolve = r));
-    const waiter: Waiter = { pending: new Set(pendingIds), mode, keepResults: options.keepResults === true, outcomes, finish: () => {} };
+    const waiter: Waiter = { pending: new Set(pendingIds), mode, keepBytes: options.keepResults === true ? Infinity : (options.keepResultBytes ?? 0), outcomes, finish: () => {} };
     const timer = setTimeout(() => waiter.finish(), timeoutMs);
     waiter.finish = () => {
       clearTimeout(timer);

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { encodeTask, type TaskBody } from '../../protocol/payload.js';
 import type { EndpointRecord, FunctionRecord, NewTask, TaskRecord, TaskSummary, User } from '../store/index.js';
 import { checkSharedUse } from '../sharing.js';
-import { overRate, tooLarge } from '../limits.js';
+import { RESULT_BYTES_KEPT_PER_WAIT, overRate, tooLarge } from '../limits.js';
 import { quotasOf, refuseOverResultBytes } from '../quotas.js';
 import { isArgsOnly } from '../task-payloads.js';
 import { checkResourceSpec, type ResourceSpec } from '../../protocol/resource-spec.js';
@@ -272,7 +272,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     const mode = body.mode ?? 'all';
     if (mode !== 'all' && mode !== 'any') throw badRequest('"mode" must be "all" or "any"');
     const ms = waitMs(request.query, ctx.maxWaitSeconds);
-    const waiting = ms > 0 ? ctx.waiters.wait(unique, mode, ms) : undefined;
+    const waiting = ms > 0 ? ctx.waiters.wait(unique, mode, ms, { keepResultBytes: Math.min(RESULT_BYTES_KEPT_PER_WAIT, maxReplyBytes) }) : undefined;
     // States first, results only for the page: a reply never loads more results than it sends.
     let tasks: TaskSummary[];
     try {
@@ -316,8 +316,13 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       bytes += size;
       page.push(t);
     }
-    const withResults = await store.tasks(page.filter(isFinished).map((t) => t.id));
-    const results = page.map((t) => taskView(withResults.get(t.id) ?? { ...t, result: null }));
+    // Results the wake carried are not read again.
+    const kept = (t: TaskSummary): Buffer | undefined => (isFinished(t) ? waiting?.outcomes.get(t.id)?.result : undefined);
+    const withResults = await store.tasks(page.filter((t) => isFinished(t) && kept(t) === undefined).map((t) => t.id));
+    const results = page.map((t) => {
+      const result = kept(t);
+      return taskView(result !== undefined ? { ...t, result } : (withResults.get(t.id) ?? { ...t, result: null }));
+    });
     if (mode === 'all') return { results, remaining };
     return { results, pending: latest.filter((t) => !isFinished(t)).length, remaining };
   });

@@ -22,6 +22,7 @@ import { taskTransitions, type TaskTimes } from './transitions.js';
 import { SqliteCheckpointer } from './sqlite-checkpointer.js';
 import type { ApiToken, QuotaKey, QuotaOverrides, Usage } from './types.js';
 import { SqliteTenancy } from './sqlite-tenancy.js';
+import { SqliteBatches, type FinishRow } from './sqlite-batches.js';
 
 type Row = Record<string, unknown>;
 
@@ -140,13 +141,12 @@ function prepareStatements(db: Database.Database) {
     allEndpoints: p('SELECT * FROM endpoints'),
     insertFunction: p('INSERT INTO functions (id, owner, name, source, group_id, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
     fn: p('SELECT * FROM functions WHERE id = ?'),
-    insertTask: p(`INSERT INTO tasks (id, endpoint, function, owner, state, created_at, updated_at)
-      VALUES (?, ?, ?, ?, 'waiting-for-endpoint', ?, ?)`),
-    insertPayload: p('INSERT INTO task_payloads (seq, payload) VALUES (?, ?)'),
     transition: p('INSERT INTO task_transitions (task, state, actor, at) VALUES (?, ?, ?, ?)'),
     queued: p(`SELECT t.seq, t.id, t.function, t.owner, p.payload FROM tasks t JOIN task_payloads p ON p.seq = t.seq
       WHERE t.endpoint = ? AND t.state = 'waiting-for-endpoint' ORDER BY t.seq LIMIT ?`),
-    deliver: p(`UPDATE tasks SET state = 'waiting-for-nodes', delivered_at = ?, updated_at = ? WHERE seq = ?`),
+    // The rows `queued` just read: the endpoint's queued tasks up to the last seq read (one statement).
+    deliverUpTo: p(`UPDATE tasks SET state = 'waiting-for-nodes', delivered_at = ?, updated_at = ?
+      WHERE endpoint = ? AND state = 'waiting-for-endpoint' AND seq <= ?`),
     // Before a requeue or a service-side failure overwrites them: the row's transitions become rows (transitions.ts).
     materializeDelivered: p(`INSERT INTO task_transitions (task, state, actor, at)
       SELECT seq, 'waiting-for-nodes', 'forwarder', delivered_at FROM tasks WHERE seq = ? AND delivered_at IS NOT NULL`),
@@ -154,17 +154,8 @@ function prepareStatements(db: Database.Database) {
       SELECT seq, 'running', 'endpoint', running_at FROM tasks WHERE seq = ? AND running_at IS NOT NULL`),
     requeue: p(`UPDATE tasks SET state = 'waiting-for-endpoint', delivered_at = NULL, running_at = NULL, updated_at = ? WHERE seq = ?`),
     inFlight: p(`SELECT seq FROM tasks WHERE endpoint = ? AND state IN ('waiting-for-nodes', 'running') ORDER BY seq`),
-    running: p(`UPDATE tasks SET state = 'running', running_at = ?, updated_at = ? WHERE id = ? AND endpoint = ? AND state = 'waiting-for-nodes'`),
-    // \`running\` (1) records the running transition of a task whose start was reported but not yet written.
-    finish: p(`UPDATE tasks SET state = ?, failed = ?, result = ?, updated_at = ?,
-        running_at = CASE WHEN ? = 1 AND running_at IS NULL AND state = 'waiting-for-nodes' THEN ? ELSE running_at END
-      WHERE id = ? AND endpoint = ? AND state NOT IN ('success', 'failed')`),
     taskExists: p('SELECT 1 FROM tasks WHERE id = ? AND endpoint = ?'),
     task: p('SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks WHERE id = ?'),
-    tasks: p(`SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks
-      WHERE id IN (SELECT value FROM json_each(?))`),
-    taskSummaries: p(`SELECT id, endpoint, function, owner, state, failed, COALESCE(LENGTH(result), 0) AS result_bytes, created_at, updated_at
-      FROM tasks WHERE id IN (SELECT value FROM json_each(?))`),
     transitions: p(`SELECT tr.state, tr.actor, tr.at FROM task_transitions tr JOIN tasks t ON t.seq = tr.task WHERE t.id = ? ORDER BY tr.rowid`),
     taskTimes: p(`SELECT t.state, t.created_at, t.updated_at, t.delivered_at, t.running_at, u.name AS owner_name
       FROM tasks t LEFT JOIN users u ON u.id = t.owner WHERE t.id = ?`),
@@ -215,6 +206,7 @@ export class SqliteStore implements Store {
     }
     this.q = prepareStatements(this.db);
     this.tenancy = new SqliteTenancy(this.db);
+    this.batches = new SqliteBatches(this.db);
     // Checkpoints run in a thread of their own, not inside whichever commit crosses the threshold.
     if (path !== ':memory:' && path !== '') {
       this.db.pragma('wal_autocheckpoint = 0');
@@ -223,6 +215,9 @@ export class SqliteStore implements Store {
   }
 
   private readonly checkpointer: SqliteCheckpointer | undefined;
+
+  /** The task path's multi-row statements (sqlite-batches.ts). */
+  private readonly batches: SqliteBatches;
 
   /** Named tokens, quotas per user, usage (sqlite-tenancy.ts). */
   private readonly tenancy: SqliteTenancy;
@@ -480,10 +475,7 @@ export class SqliteStore implements Store {
         for (const [owner, n] of perOwner) this.checkQuota('tasks', this.q.countUnfinished, owner, n, maxUnfinishedPerOwner);
       }
       // received and waiting-for-endpoint are the row's created_at (transitions.ts).
-      for (const t of tasks) {
-        const seq = this.q.insertTask.run(t.id, t.endpoint, t.function, t.owner, now, now).lastInsertRowid;
-        this.q.insertPayload.run(seq, t.payload);
-      }
+      this.batches.insert(tasks, now);
     })();
   }
 
@@ -491,8 +483,8 @@ export class SqliteStore implements Store {
     const now = Date.now();
     return this.db.transaction(() => {
       const rows = this.q.queued.all(endpointId, limit) as Array<{ seq: number; id: string; function: string | null; owner: string; payload: Buffer }>;
-      for (const r of rows) this.q.deliver.run(now, now, r.seq);
       if (rows.length === 0) return [];
+      this.q.deliverUpTo.run(now, now, endpointId, rows[rows.length - 1].seq);
       const endpointOwner = (this.q.endpoint.get(endpointId) as { owner: string } | undefined)?.owner;
       return rows.map((r) => withUser(r.function ? { id: r.id, fn: r.function, payload: r.payload } : { id: r.id, payload: r.payload }, r.owner, endpointOwner));
     })();
@@ -513,13 +505,7 @@ export class SqliteStore implements Store {
 
   async markRunning(endpointId: string, ids: readonly string[]): Promise<number> {
     const now = Date.now();
-    return this.db.transaction(() => this.running(endpointId, ids, now))();
-  }
-
-  private running(endpointId: string, ids: Iterable<string>, now: number): number {
-    let n = 0;
-    for (const id of ids) n += this.q.running.run(now, now, id, endpointId).changes;
-    return n;
+    return this.db.transaction(() => this.batches.markRunning(endpointId, ids, now))();
   }
 
   async storeResults(endpointId: string, results: readonly ResultEnvelope[], running: readonly string[] = []): Promise<StoredResults> {
@@ -528,13 +514,20 @@ export class SqliteStore implements Store {
       const out: StoredResults = { stored: [], duplicates: 0, unknown: 0, at: now };
       // A start reported in the same batch as the result is written with the result: one write for both.
       const started = new Set(running);
-      const finishing = new Set<string>();
-      for (const r of results) if (started.delete(r.id)) finishing.add(r.id);
-      this.running(endpointId, started, now);
+      const rows: FinishRow[] = [];
+      // The first result of an id is the one written; a later one in the batch is a duplicate.
+      const seen = new Set<string>();
       for (const r of results) {
-        const state: TaskState = r.failed ? 'failed' : 'success';
-        const ran = finishing.has(r.id) ? 1 : 0;
-        if (this.q.finish.run(state, r.failed ? 1 : 0, r.payload, now, ran, now, r.id, endpointId).changes > 0) out.stored.push(r.id);
+        if (seen.has(r.id)) out.duplicates++;
+        else {
+          seen.add(r.id);
+          rows.push({ id: r.id, failed: r.failed, payload: r.payload, ran: started.delete(r.id) });
+        }
+      }
+      if (started.size > 0) this.batches.markRunning(endpointId, [...started], now);
+      const written = this.batches.finishAll(endpointId, rows, now);
+      for (const r of rows) {
+        if (written.has(r.id)) out.stored.push(r.id);
         else if (this.q.taskExists.get(r.id, endpointId)) out.duplicates++;
         else out.unknown++;
       }
@@ -550,14 +543,14 @@ export class SqliteStore implements Store {
   async tasks(ids: readonly string[]): Promise<Map<string, TaskRecord>> {
     const out = new Map<string, TaskRecord>();
     if (ids.length === 0) return out;
-    for (const r of this.q.tasks.all(JSON.stringify(ids)) as Row[]) out.set(r.id as string, toTask(r));
+    for (const r of this.batches.taskRows(ids)) out.set(r.id as string, toTask(r));
     return out;
   }
 
   async taskSummaries(ids: readonly string[]): Promise<Map<string, TaskSummary>> {
     const out = new Map<string, TaskSummary>();
     if (ids.length === 0) return out;
-    for (const r of this.q.taskSummaries.all(JSON.stringify(ids)) as Row[]) out.set(r.id as string, toTaskSummary(r));
+    for (const r of this.batches.summaryRows(ids)) out.set(r.id as string, toTaskSummary(r));
     return out;
   }
 

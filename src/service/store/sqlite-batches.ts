@@ -1,0 +1,175 @@
+/**
+ * The SQLite task path's multi-row statements: a batch of tasks is written (and read) through one statement
+ * per chunk of up to ROWS_PER_STATEMENT rows, not one per task, so the per-statement cost (bind, step,
+ * reset, and for an UPDATE its own search) is paid once per chunk. A statement is prepared once per row
+ * count and kept: chunks are ROWS_PER_STATEMENT rows, and the rest goes in chunks of powers of two, so each
+ * kind has at most 8 row counts (a statement of every count up to 100 would hold some 18 MiB).
+ */
+import type Database from 'better-sqlite3';
+
+/** Rows per multi-row statement (SQLite allows 32,766 parameters; the widest row here has 5). */
+export const ROWS_PER_STATEMENT = 100;
+
+/** Statements of one shape, by row count. */
+class Shapes {
+  private readonly byRows = new Map<number, Database.Statement>();
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly sql: (rows: number) => string,
+  ) {}
+
+  get(rows: number): Database.Statement {
+    let s = this.byRows.get(rows);
+    if (!s) this.byRows.set(rows, (s = this.db.prepare(this.sql(rows))));
+    return s;
+  }
+}
+
+const repeat = (unit: string, n: number): string => new Array<string>(n).fill(unit).join(',');
+
+/** The row counts to write `total` rows in: ROWS_PER_STATEMENT while that many are left, then powers of two. */
+export function chunkSizes(total: number): number[] {
+  const out: number[] = [];
+  let left = total;
+  while (left >= ROWS_PER_STATEMENT) {
+    out.push(ROWS_PER_STATEMENT);
+    left -= ROWS_PER_STATEMENT;
+  }
+  for (let p = 64; p >= 1; p >>= 1) {
+    if (left >= p) {
+      out.push(p);
+      left -= p;
+    }
+  }
+  return out;
+}
+
+/** A task row to insert: id, endpoint, function, owner (payload apart). */
+export interface TaskRow {
+  id: string;
+  endpoint: string;
+  function: string | null;
+  owner: string;
+  payload: Uint8Array;
+}
+
+/** A result to write: the task's new state, its bytes, and whether its start is written with it (`ran`). */
+export interface FinishRow {
+  id: string;
+  failed: boolean;
+  payload: Uint8Array;
+  ran: boolean;
+}
+
+export class SqliteBatches {
+  private readonly insertTasks: Shapes;
+  private readonly insertPayloads: Shapes;
+  private readonly running: Shapes;
+  private readonly finish: Shapes;
+  private readonly summaries: Shapes;
+  private readonly tasks: Shapes;
+
+  constructor(db: Database.Database) {
+    this.insertTasks = new Shapes(db, (n) => `INSERT INTO tasks (id, endpoint, function, owner, state, created_at, updated_at)
+      SELECT column1, column2, column3, column4, 'waiting-for-endpoint', column5, column5 FROM (VALUES ${repeat('(?,?,?,?,?)', n)})`);
+    this.insertPayloads = new Shapes(db, (n) => `INSERT INTO task_payloads (seq, payload) VALUES ${repeat('(?,?)', n)}`);
+    this.running = new Shapes(db, (n) => `UPDATE tasks SET state = 'running', running_at = ?, updated_at = ?
+      WHERE endpoint = ? AND state = 'waiting-for-nodes' AND id IN (${repeat('?', n)})`);
+    // `ran` (1) records the running transition of a task whose start was reported but not yet written.
+    this.finish = new Shapes(db, (n) => `UPDATE tasks SET state = CASE v.column2 WHEN 1 THEN 'failed' ELSE 'success' END,
+        failed = v.column2, result = v.column3, updated_at = ?,
+        running_at = CASE WHEN v.column4 = 1 AND tasks.running_at IS NULL AND tasks.state = 'waiting-for-nodes' THEN ? ELSE tasks.running_at END
+      FROM (VALUES ${repeat('(?,?,?,?)', n)}) AS v
+      WHERE tasks.id = v.column1 AND tasks.endpoint = ? AND tasks.state NOT IN ('success', 'failed')
+      RETURNING tasks.id`);
+    this.summaries = new Shapes(db, (n) => `SELECT id, endpoint, function, owner, state, failed, COALESCE(LENGTH(result), 0) AS result_bytes,
+      created_at, updated_at FROM tasks WHERE id IN (${repeat('?', n)})`);
+    this.tasks = new Shapes(db, (n) => `SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at
+      FROM tasks WHERE id IN (${repeat('?', n)})`);
+  }
+
+  /** Inside a transaction: insert the tasks (queued) and their payloads. */
+  insert(tasks: readonly TaskRow[], now: number): void {
+    let i = 0;
+    for (const n of chunkSizes(tasks.length)) {
+      const params: unknown[] = new Array(n * 5);
+      for (let j = 0; j < n; j++) {
+        const t = tasks[i + j];
+        params[j * 5] = t.id;
+        params[j * 5 + 1] = t.endpoint;
+        params[j * 5 + 2] = t.function;
+        params[j * 5 + 3] = t.owner;
+        params[j * 5 + 4] = now;
+      }
+      const info = this.insertTasks.get(n).run(params);
+      // One INSERT gives its rows consecutive rowids (seq is the rowid, written in VALUES order): the last
+      // one and the count give them all.
+      if (info.changes !== n) throw new Error(`tasks: inserted ${info.changes} rows of ${n}`);
+      const first = Number(info.lastInsertRowid) - n + 1;
+      const payloads: unknown[] = new Array(n * 2);
+      for (let j = 0; j < n; j++) {
+        payloads[j * 2] = first + j;
+        payloads[j * 2 + 1] = tasks[i + j].payload;
+      }
+      this.insertPayloads.get(n).run(payloads);
+      i += n;
+    }
+  }
+
+  /** Inside a transaction: mark delivered tasks of the endpoint running; how many changed. */
+  markRunning(endpointId: string, ids: readonly string[], now: number): number {
+    let changed = 0;
+    let i = 0;
+    for (const n of chunkSizes(ids.length)) {
+      changed += this.running.get(n).run(now, now, endpointId, ...ids.slice(i, i + n)).changes;
+      i += n;
+    }
+    return changed;
+  }
+
+  /**
+   * Inside a transaction: write the results of unfinished tasks of the endpoint; the ids written. An id twice
+   * in `rows` is written once (callers pass each id once).
+   */
+  finishAll(endpointId: string, rows: readonly FinishRow[], now: number): Set<string> {
+    const written = new Set<string>();
+    let i = 0;
+    for (const n of chunkSizes(rows.length)) {
+      const params: unknown[] = new Array(n * 4 + 3);
+      params[0] = now;
+      params[1] = now;
+      for (let j = 0; j < n; j++) {
+        const r = rows[i + j];
+        params[2 + j * 4] = r.id;
+        params[3 + j * 4] = r.failed ? 1 : 0;
+        params[4 + j * 4] = r.payload;
+        params[5 + j * 4] = r.ran ? 1 : 0;
+      }
+      params[2 + n * 4] = endpointId;
+      for (const row of this.finish.get(n).raw().all(params) as Array<[string]>) written.add(row[0]);
+      i += n;
+    }
+    return written;
+  }
+
+  /** Rows of these tasks (id, endpoint, function, owner, state, failed, result_bytes, created_at, updated_at). */
+  summaryRows(ids: readonly string[]): Array<Record<string, unknown>> {
+    return this.select(this.summaries, ids);
+  }
+
+  /** Rows of these tasks, with their results. */
+  taskRows(ids: readonly string[]): Array<Record<string, unknown>> {
+    return this.select(this.tasks, ids);
+  }
+
+  private select(shapes: Shapes, ids: readonly string[]): Array<Record<string, unknown>> {
+    const out: Array<Record<string, unknown>> = [];
+    let i = 0;
+    for (const n of chunkSizes(ids.length)) {
+      for (const r of shapes.get(n).all(ids.slice(i, i + n)) as Array<Record<string, unknown>>) out.push(r);
+      i += n;
+    }
+    return out;
+  }
+}
