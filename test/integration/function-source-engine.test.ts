@@ -21,6 +21,7 @@ import { EndpointSourceCache } from '../../src/endpoint/service-link/function-ca
 const N = Number(process.env.FUNCX_TEST_TASKS ?? 10_000);
 const SOURCE = `(x) => x + 1 /* ${'m'.repeat(1024 * 1024)} */`;
 const FN = 'fn-big';
+const HASH = sourceHash(SOURCE);
 
 let f: EngineFixture;
 /** Bytes the interchange handed its socket for managers, and a hook that may rewrite a frame. */
@@ -45,8 +46,8 @@ let batchNo = 0;
 /** `n` tasks naming the big function, as the endpoint builds them from what the forwarder sent. */
 function bigTasks(n: number): TaskEnvelope[] {
   const b = batchNo++;
-  const tasks = Array.from({ length: n }, (_, i) => ({ id: `big-${b}-${i}`, fn: FN, h: sourceHash(SOURCE), payload: encodeArgs([i]) }));
-  const { ready, missing } = new EndpointSourceCache().expand({ tasks, functions: { [FN]: { hash: sourceHash(SOURCE), source: SOURCE } } });
+  const tasks = Array.from({ length: n }, (_, i) => ({ id: `big-${b}-${i}`, fn: FN, h: HASH, payload: encodeArgs([i]) }));
+  const { ready, missing } = new EndpointSourceCache().expand({ tasks, functions: { [FN]: { hash: HASH, source: SOURCE } } });
   assert.equal(missing.length, 0);
   return ready;
 }
@@ -61,7 +62,7 @@ async function runAll(tasks: TaskEnvelope[]): Promise<void> {
     }
   };
   f.interchange.submitMany(tasks);
-  await until(`${tasks.length} results`, () => got.size === tasks.length, { timeoutMs: 240_000 });
+  await until(`${tasks.length} results`, () => got.size === tasks.length, { timeoutMs: 60_000 });
   for (let i = 0; i < tasks.length; i++) {
     const r = got.get(tasks[i].id)!;
     assert.deepEqual(decodeOutcome(r.payload), { ok: true, value: i + 1 }, `task ${tasks[i].id}`);
