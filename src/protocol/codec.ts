@@ -112,3 +112,16 @@ export function checkTasks(m: RawMessage): TaskEnvelope[] {
   }
   return value as TaskEnvelope[];
 }
+
+/** A tasks message's optional `functions`: {fnId: {hash, source}}. */
+export function checkFunctions(m: RawMessage): void {
+  const fns = m.functions;
+  if (fns === undefined) return;
+  if (fns === null || typeof fns !== 'object' || Array.isArray(fns)) badField(m, 'functions', 'a map of function id to {hash, source}');
+  for (const [id, f] of Object.entries(fns as Record<string, unknown>)) {
+    const v = f as { hash?: unknown; source?: unknown } | null;
+    if (v === null || typeof v !== 'object' || typeof v.hash !== 'string' || typeof v.source !== 'string') {
+      badField(m, `functions[${JSON.stringify(id)}]`, 'an object with string hash and source');
+    }
+  }
+}

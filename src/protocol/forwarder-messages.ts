@@ -13,7 +13,7 @@
  *   and answers `ack` with that number. The endpoint keeps batches on disk until acked.
  * - commands: the forwarder asks (`command`), the endpoint answers (`command-reply`).
  */
-import { badField, checkResults, checkTasks, decodeFrame, type RawMessage } from './codec.js';
+import { badField, checkFunctions, checkResults, checkTasks, decodeFrame, type RawMessage } from './codec.js';
 import { PROTOCOL_VERSION, type HeartbeatMessage, type RefusedMessage, type ResultEnvelope, type TaskEnvelope, type TasksMessage } from './messages.js';
 import { ProtocolError } from '../errors.js';
 
@@ -194,19 +194,6 @@ export function parseFromEndpoint<C extends ForwarderChannel>(channel: C, frame:
       break;
   }
   return m as unknown as EndpointToForwarder[C];
-}
-
-/** A tasks message's optional `functions`: {fnId: {hash, source}}. */
-function checkFunctions(m: RawMessage): void {
-  const fns = m.functions;
-  if (fns === undefined) return;
-  if (fns === null || typeof fns !== 'object' || Array.isArray(fns)) badField(m, 'functions', 'a map of function id to {hash, source}');
-  for (const [id, f] of Object.entries(fns as Record<string, unknown>)) {
-    const v = f as { hash?: unknown; source?: unknown } | null;
-    if (v === null || typeof v !== 'object' || typeof v.hash !== 'string' || typeof v.source !== 'string') {
-      badField(m, `functions[${JSON.stringify(id)}]`, 'an object with string hash and source');
-    }
-  }
 }
 
 /** Decode a frame the forwarder sent on `channel`, checking its shape. */

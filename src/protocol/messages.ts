@@ -8,13 +8,15 @@
  * they are bytes.
  */
 import { ProtocolError } from '../errors.js';
-import { badField, checkResults, checkTasks, decodeFrame, isCount, needCount, needString, type RawMessage } from './codec.js';
+import { badField, checkFunctions, checkResults, checkTasks, decodeFrame, isCount, needCount, needString, type RawMessage } from './codec.js';
 
 /**
  * Bumped on any incompatible change; a peer with another version is refused with both versions named.
  * 2: the forwarder sends each function's source once per connection (tasks carry `h` and their arguments only).
+ * 3: so do the interchange (once per manager registration) and the manager (once per worker process); a
+ *    manager hands back tasks whose source it lacks (`missing`).
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** A task as routed: an id, a few routing headers, and the opaque payload. */
 export interface TaskEnvelope {
@@ -29,9 +31,10 @@ export interface TaskEnvelope {
    */
   u?: string;
   /**
-   * Forwarder → endpoint only: the payload is the arguments alone (`encodeArgs`) and the task runs source
-   * version `h` of function `fn`, sent once per connection in a tasks message's `functions`; the endpoint
-   * builds the full payload before the interchange sees the task (function-cache.ts). Absent: a full payload.
+   * The payload is the arguments alone (`encodeArgs`) and the task runs source version `h` of function `fn`,
+   * sent once per link in a tasks message's `functions`: forwarder → endpoint (function-sources.ts), and for
+   * sources over the endpoint's eager size interchange → manager → worker too (source-link.ts). Absent: a
+   * full payload.
    */
   h?: string;
   payload: Uint8Array;
@@ -104,7 +107,16 @@ export interface ByeMessage {
   reason: string;
 }
 
-export type ManagerToInterchange = RegisterMessage | ResultsMessage | HeartbeatMessage | ByeMessage;
+/**
+ * The manager lacked the source these tasks name (a tasks message lost on a live link) and dropped them: the
+ * interchange forgets which sources it sent this manager and queues the tasks again (never fails them).
+ */
+export interface MissingMessage {
+  kind: 'missing';
+  ids: string[];
+}
+
+export type ManagerToInterchange = RegisterMessage | ResultsMessage | HeartbeatMessage | ByeMessage | MissingMessage;
 
 // ---- interchange → manager -------------------------------------------------------------------------------
 
@@ -124,8 +136,8 @@ export interface TasksMessage {
   kind: 'tasks';
   tasks: TaskEnvelope[];
   /**
-   * Forwarder → endpoint only: sources of functions the tasks name (by `fn` and `h`) that the forwarder has not
-   * sent on this connection yet (or is not sure it did), by function id.
+   * Sources of functions the tasks name (by `fn` and `h`) that the sender has not sent on this link yet (or
+   * is not sure it did), by function id (forwarder → endpoint, interchange → manager, manager → worker).
    */
   functions?: Record<string, FunctionSource>;
 }
@@ -199,6 +211,11 @@ export function parseFromManager(frame: Uint8Array): ManagerToInterchange {
     case 'bye':
       needString(m, 'reason');
       return m as unknown as ByeMessage;
+    case 'missing': {
+      const ids = m.ids;
+      if (!Array.isArray(ids) || ids.length > 1_000_000 || !ids.every((id) => typeof id === 'string')) badField(m, 'ids', 'an array of task ids');
+      return m as unknown as MissingMessage;
+    }
     default:
       return unexpected(m, 'a manager');
   }
@@ -245,6 +262,7 @@ export function parseFromInterchange(frame: Uint8Array): InterchangeToManager {
       return m as unknown as RefusedMessage;
     case 'tasks':
       checkTasks(m);
+      checkFunctions(m);
       return m as unknown as TasksMessage;
     case 'heartbeat':
       return m as unknown as HeartbeatMessage;
@@ -263,6 +281,7 @@ export function parseToWorker(frame: Uint8Array): ManagerToWorker {
   switch (m.kind) {
     case 'tasks':
       checkTasks(m);
+      checkFunctions(m);
       return m as unknown as TasksMessage;
     case 'shutdown':
       return m as unknown as ShutdownMessage;

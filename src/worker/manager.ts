@@ -10,7 +10,8 @@ import * as zmq from 'zeromq';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { encode } from '../protocol/codec.js';
-import { PROTOCOL_VERSION, parseFromInterchange, type RegisterMessage, type ResultEnvelope, type ResultsMessage, type TaskEnvelope } from '../protocol/messages.js';
+import { PROTOCOL_VERSION, parseFromInterchange, type RegisterMessage, type ResultEnvelope, type ResultsMessage, type TasksMessage } from '../protocol/messages.js';
+import { ManagerSources, withFullPayload } from './function-sources-cache.js';
 import { SocketWriter } from '../protocol/socket-writer.js';
 import type { ManagerKeyFile } from '../protocol/keys.js';
 import { WorkerPool } from './worker-pool.js';
@@ -75,6 +76,8 @@ export class Manager {
   private readonly warnBadFrame: (m: string) => void;
   /** Tasks not yet given to a worker, one FIFO per user (user-queues.ts). */
   private readonly queues = new UserQueues();
+  /** Function sources the interchange sent (function-sources-cache.ts). */
+  private readonly sources = new ManagerSources();
   private outbox: ResultEnvelope[] = [];
   private flushScheduled = false;
   private lastHeard = Date.now();
@@ -234,7 +237,7 @@ export class Manager {
         }
         switch (message.kind) {
           case 'tasks':
-            this.onTasks(message.tasks);
+            this.onTasks(message);
             break;
           case 'heartbeat':
             break;
@@ -261,8 +264,14 @@ export class Manager {
     }
   }
 
-  private onTasks(tasks: TaskEnvelope[]): void {
-    if (this.gate) return this.gate.add(tasks);
+  private onTasks(message: TasksMessage): void {
+    const { ready: tasks, missing } = this.sources.expand(message);
+    if (missing.length > 0) {
+      this.log.warn(`lacked the source of ${missing.length} tasks; handing them back to the interchange`);
+      this.writer!.send(encode({ kind: 'missing', ids: missing.map((t) => t.id) }));
+    }
+    // The MPI gate decodes payloads (it places tasks on nodes): it gets full ones.
+    if (this.gate) return this.gate.add(tasks.map(withFullPayload));
     for (const t of tasks) this.queues.push(t);
     this.fillWorkers();
   }

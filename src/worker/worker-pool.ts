@@ -17,6 +17,7 @@ import { encodeLengthPrefixed, FrameReader } from '../protocol/frames.js';
 import { parseFromWorker } from '../protocol/messages.js';
 import type { PoolView, ResultEnvelope, TaskEnvelope } from '../protocol/messages.js';
 import { errorOutcome } from '../protocol/payload.js';
+import { workerTasksMessages } from './function-sources-cache.js';
 import type { Logger } from '../logger.js';
 import { OWNER, type UserQueues } from './user-queues.js';
 import { holdsSlot, PoolScheduler, type ProcView } from './pool-scheduler.js';
@@ -188,7 +189,7 @@ export class WorkerPool {
     if (tasks.length === 0) return false;
     if (p.inflight.length === 0) p.headStartedAt = p.busySince = this.now();
     for (const t of tasks) p.inflight.push(t);
-    p.process.pipe.write(encodeLengthPrefixed({ kind: 'tasks', tasks }));
+    for (const m of workerTasksMessages(p.process, tasks)) p.process.pipe.write(encodeLengthPrefixed(m));
     return true;
   }
 

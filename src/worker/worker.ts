@@ -7,7 +7,9 @@ import { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { encodeLengthPrefixed, FrameReader } from '../protocol/frames.js';
 import { parseToWorker, type ResultEnvelope, type TaskEnvelope } from '../protocol/messages.js';
-import { decodeTask, encodeOutcome, errorOutcome, type Outcome } from '../protocol/payload.js';
+import { decodeTask, encodeOutcome, errorOutcome, type Outcome, type TaskBody } from '../protocol/payload.js';
+import { SourceReceiver } from '../protocol/source-link.js';
+import { heldSource } from '../protocol/task-source.js';
 import { execute, errorInfo } from './execute.js';
 import { WORKER_DEFAULTS } from '../config/defaults.js';
 
@@ -33,6 +35,8 @@ export function runWorker(options: WorkerOptions = {}): Promise<number> {
   let running = false;
   let outbox: ResultEnvelope[] = [];
   let flushScheduled = false;
+  // Sources the manager sent this process (protocol/source-link.ts); the pipe loses nothing, so none is missing.
+  const sources = new SourceReceiver();
 
   const flush = (): void => {
     flushScheduled = false;
@@ -73,7 +77,7 @@ export function runWorker(options: WorkerOptions = {}): Promise<number> {
       const started = performance.now();
       let outcome: Outcome | Promise<Outcome>;
       try {
-        outcome = execute(decodeTask(task.payload), mpiLauncher);
+        outcome = execute(taskBody(task), mpiLauncher);
       } catch (err) {
         outcome = { ok: false, error: { type: 'InvalidTask', ...pickMessage(err) } };
       }
@@ -92,10 +96,17 @@ export function runWorker(options: WorkerOptions = {}): Promise<number> {
   pipe.on('data', (chunk: Buffer) => {
     for (const message of reader.push(chunk)) {
       switch (message.kind) {
-        case 'tasks':
-          for (const task of message.tasks) queue.push(task);
+        case 'tasks': {
+          const { ready, missing } = sources.expand(message);
+          for (const task of ready) queue.push(task);
+          for (const task of missing) {
+            const error = { type: 'InvalidTask', message: `worker ${process.pid} lacks source ${task.h} of function ${task.fn} (task ${task.id})` };
+            outbox.push({ id: task.id, failed: true, payload: encodeOutcome({ ok: false, error }) });
+          }
           if (!running) void drain();
+          else if (missing.length > 0) scheduleFlush();
           break;
+        }
         case 'shutdown':
           flush();
           pipe.end(() => done(0));
@@ -115,6 +126,13 @@ export function runWorker(options: WorkerOptions = {}): Promise<number> {
   pipe.on('error', () => done(1));
   pipe.write(encodeLengthPrefixed({ kind: 'ready', pid: process.pid }));
   return finished;
+}
+
+/** What to run: the task's payload, or for a task naming its function (`h`) the source held for it. */
+function taskBody(task: TaskEnvelope): TaskBody {
+  const held = heldSource(task);
+  if (held === undefined || task.fn === undefined) return decodeTask(task.payload);
+  return { kind: 'js', functionId: task.fn, source: held.source, args: held.args };
 }
 
 function pickMessage(err: unknown): { message: string; stack?: string } {

@@ -22,6 +22,7 @@ import { ManagerRegistry, type ManagerRecord } from './manager-registry.js';
 import type { BlockLoad, EngineView } from './strategy.js';
 import { portRange, printable } from './peer-checks.js';
 import { checkNodeUses } from '../mpi/node-uses.js';
+import { SourceSender } from '../../protocol/source-link.js';
 
 export type InterchangeState = 'created' | 'running' | 'stopping' | 'stopped';
 
@@ -89,6 +90,8 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
   private dispatchScheduled = false;
   private heartbeatTimer?: NodeJS.Timeout;
   private rotate = 0;
+  /** Function sources sent to each manager since it registered (protocol/source-link.ts). */
+  private readonly sentSources = new WeakMap<ManagerRecord, SourceSender>();
 
   constructor(private readonly options: InterchangeOptions) {
     super();
@@ -277,10 +280,37 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
       if (batch.length === 0) continue;
       m.outstanding += batch.length;
       m.idleSince = null;
-      this.writer.send([m.identity, encode({ kind: 'tasks', tasks: batch })]);
+      this.sendTasks(m, batch);
       this.onDispatched?.(batch);
     }
   };
+
+  /** The batch as tasks messages: big sources go once per manager registration (protocol/source-link.ts). */
+  private sendTasks(m: ManagerRecord, batch: TaskEnvelope[]): void {
+    let sent = this.sentSources.get(m);
+    if (sent === undefined) this.sentSources.set(m, (sent = new SourceSender()));
+    for (const message of sent.messages(batch)) this.writer.send([m.identity, encode(message)]);
+  }
+
+  /**
+   * The manager lacked the source of these tasks (a tasks message was lost on a live link): forget what it
+   * was sent, and queue the tasks it still holds again (first, not as a retry: they never ran).
+   */
+  private onMissing(m: ManagerRecord, ids: string[]): void {
+    this.sentSources.get(m)?.reset();
+    const again: TaskRecord[] = [];
+    for (const id of ids) {
+      const rec = this.tasks.get(id);
+      if (rec === undefined || rec.manager !== m) continue;
+      rec.manager = null;
+      m.outstanding--;
+      again.push(rec);
+    }
+    this.warnPeer(`manager ${m.id} lacked the source of ${ids.length} tasks; ${again.length} queued again, sources sent again`);
+    this.queue.unshiftAll(again);
+    if (m.outstanding === 0) m.idleSince = Date.now();
+    this.scheduleDispatch();
+  }
 
   /** Whether a task is expected to finish in the walltime a manager has left. */
   private fits(rec: TaskRecord, leftMs: number): boolean {
@@ -350,6 +380,9 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
         return;
       case 'bye':
         this.removeManager(m, `said bye: ${message.reason}`, 'manager-gone');
+        return;
+      case 'missing':
+        this.onMissing(m, message.ids);
         return;
       default: {
         const unhandled: never = message;

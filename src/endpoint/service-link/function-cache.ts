@@ -8,18 +8,23 @@
 import type { FunctionSource, TaskEnvelope, TasksMessage } from '../../protocol/messages.js';
 import { encodeJsTask } from '../../protocol/payload.js';
 import { ENDPOINT_SOURCES_BUDGET, SizedLru, replaySourceOps } from '../../protocol/function-sources.js';
+import { TASK_SOURCE } from '../../protocol/task-source.js';
 
 /** Sources up to this many characters are copied into each task's payload at once (20,000 tasks: 80 Mi at most). */
 const EAGER_SOURCE_CHARS = 4096;
 
 /**
- * The task with its full payload built when read (by the interchange as it sends the task to a manager), not
- * kept: a queue of 20,000 tasks naming one 1 MiB function holds the source once, not 20,000 copies of it.
+ * The task with its full payload built when read, not kept: a queue of 20,000 tasks naming one 1 MiB function
+ * holds the source once, not 20,000 copies of it. Such a task also holds its source (TASK_SOURCE), so the
+ * interchange sends it to a manager by `h` and arguments, the source once per manager (protocol/source-link.ts);
+ * the full payload is only built by readers that decode it (MPI admission).
  */
-function lazyTask(t: TaskEnvelope, functionId: string, source: string, args: Uint8Array): TaskEnvelope {
+function lazyTask(t: TaskEnvelope, functionId: string, f: FunctionSource, args: Uint8Array): TaskEnvelope {
   const { h: _h, payload: _p, ...rest } = t;
+  const source = f.source;
   // Small sources are built at once: a plain object encodes several times faster than one with a getter.
   if (source.length <= EAGER_SOURCE_CHARS) return { ...rest, payload: encodeJsTask(functionId, source, args) };
+  (rest as { [TASK_SOURCE]?: unknown })[TASK_SOURCE] = { hash: f.hash, source, args };
   return Object.defineProperty(rest, 'payload', {
     enumerable: true,
     get: () => encodeJsTask(functionId, source, args),
@@ -61,7 +66,7 @@ export class EndpointSourceCache {
         missing.push(t);
         continue;
       }
-      ready.push(lazyTask(t, t.fn, f.source, t.payload));
+      ready.push(lazyTask(t, t.fn, f, t.payload));
     }
     return { ready, missing };
   }
