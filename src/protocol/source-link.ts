@@ -92,17 +92,33 @@ export class SourceSender {
   }
 }
 
-/** The receiver's sources: the tasks of a message get their source attached (TASK_SOURCE) or come back missing. */
+/** What a receiver makes of a task whose source it holds. */
+export type AttachSource = (t: TaskEnvelope & { fn: string; h: string }, f: FunctionSource) => TaskEnvelope;
+
+/** The engine's form: the task keeps its argument bytes and gets its source attached (TASK_SOURCE). */
+const attachHeld: AttachSource = (t, f) => {
+  (t as SourcedTask)[TASK_SOURCE] = { hash: f.hash, source: f.source, args: t.payload };
+  return t;
+};
+
+/**
+ * The receiver's sources: the tasks of a message get their source (`attach`; by default TASK_SOURCE) or
+ * come back missing. The endpoint's EndpointSourceCache is one with its own `attach`.
+ */
 export class SourceReceiver {
   private readonly lru: SizedLru<FunctionSource>;
 
-  constructor(budget = ENDPOINT_SOURCES_BUDGET) {
+  constructor(
+    budget = ENDPOINT_SOURCES_BUDGET,
+    private readonly attach: AttachSource = attachHeld,
+  ) {
     this.lru = new SizedLru(budget, (v) => v.source.length);
   }
 
   /**
-   * The tasks of one message, those naming a function (`h`) with their source attached, and those naming a
-   * source not held. Replays the sender's operations for every task of the message, duplicates included.
+   * The tasks of one message, those naming a function (`h`) with their source, and those naming a source not
+   * held. Replays the sender's operations for every task of the message, duplicates included, so both sides
+   * stay in step.
    */
   expand(m: Pick<TasksMessage, 'tasks' | 'functions'>): { ready: TaskEnvelope[]; missing: TaskEnvelope[] } {
     const carried = m.functions;
@@ -117,7 +133,7 @@ export class SourceReceiver {
     const ready: TaskEnvelope[] = [];
     const missing: TaskEnvelope[] = [];
     for (let i = 0; i < m.tasks.length; i++) {
-      const t = m.tasks[i] as SourcedTask;
+      const t = m.tasks[i];
       if (t.fn === undefined || t.h === undefined) {
         ready.push(t);
         continue;
@@ -128,10 +144,14 @@ export class SourceReceiver {
         missing.push(t);
         continue;
       }
-      t[TASK_SOURCE] = { hash: f.hash, source: f.source, args: t.payload };
-      ready.push(t);
+      ready.push(this.attach(t as TaskEnvelope & { fn: string; h: string }, f));
     }
     return { ready, missing };
+  }
+
+  /** Whether source `hash` of `fn` is held (without touching it: the order changes only as the sender's does). */
+  has(fn: string, hash: string): boolean {
+    return this.lru.peek(fn)?.hash === hash;
   }
 
   /** Forget every source (tests use it to stand for a lost message or a restart). */
@@ -139,7 +159,12 @@ export class SourceReceiver {
     this.lru.clear();
   }
 
+  /** Sources held and their characters (for tests and status). */
   get size(): number {
     return this.lru.size;
+  }
+
+  get chars(): number {
+    return this.lru.bytes;
   }
 }
