@@ -14,17 +14,7 @@ import type { TaskEnvelope, TasksMessage } from '../../src/protocol/messages.js'
 import { FunctionSources, SentSources, prepareTasks } from '../../src/service/task-payloads.js';
 import { EndpointSourceCache } from '../../src/endpoint/service-link/function-cache.js';
 import { ProtocolError } from '../../src/errors.js';
-
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../helpers/rng.js';
 
 function sourcesFrom(table: Map<string, string>): FunctionSources {
   return new FunctionSources(async (id) => table.get(id));

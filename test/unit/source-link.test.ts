@@ -15,6 +15,7 @@ import { heldSource } from '../../src/protocol/task-source.js';
 import { EndpointSourceCache } from '../../src/endpoint/service-link/function-cache.js';
 import { withFullPayload, workerTasksMessages } from '../../src/worker/function-sources-cache.js';
 import { encodeRaw } from '../helpers/raw-frame.js';
+import { rng } from '../helpers/rng.js';
 
 let nextId = 0;
 /** Tasks as the endpoint builds them (EndpointSourceCache.expand). */
@@ -22,16 +23,6 @@ function endpointTasks(fn: string, source: string, args: number[]): TaskEnvelope
   const h = sourceHash(source);
   const tasks = args.map((a) => ({ id: `t${nextId++}`, fn, h, payload: encodeArgs([a]) }));
   return new EndpointSourceCache().expand({ tasks, functions: { [fn]: { hash: h, source } } }).ready;
-}
-
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 test('10,000 tasks naming a 1 MiB function: the source crosses a link once, each task a few dozen bytes', () => {
