@@ -65,6 +65,12 @@ export const DEFAULTS = {
      * for users who share the endpoint, so users take turns on the slots without restarting a process.
      */
     max_worker_processes: null as number | null,
+    /**
+     * Microseconds a manager's nice-19 spinner thread keeps a CPU of its node busy after each message in or
+     * out, so the next hop of a round trip is woken on a running CPU (src/worker/busy-poll.ts); 0 turns it
+     * off. It never spins when idle.
+     */
+    busy_poll_us: 0,
     manager_log_level: 'info' as 'debug' | 'info' | 'warn' | 'error',
     /** "htex": managers per node, tasks in worker slots; "mpi": one manager per block packing tasks onto nodes. */
     mode: 'htex' as 'htex' | 'mpi',
