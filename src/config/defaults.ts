@@ -70,7 +70,7 @@ export const DEFAULTS = {
      * out, so the next hop of a round trip is woken on a running CPU (src/worker/busy-poll.ts); 0 turns it
      * off. It never spins when idle.
      */
-    busy_poll_us: 0,
+    busy_poll_us: 200,
     manager_log_level: 'info' as 'debug' | 'info' | 'warn' | 'error',
     /** "htex": managers per node, tasks in worker slots; "mpi": one manager per block packing tasks onto nodes. */
     mode: 'htex' as 'htex' | 'mpi',
