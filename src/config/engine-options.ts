@@ -48,7 +48,7 @@ export interface EngineOptions extends MpiEngineOptions {
    * out, so the next hop of a round trip (the worker's answer, the next task) is woken on a running CPU
    * instead of an idle one. 0 turns it off. It spins only after traffic, never when idle, and gives way to
    * any other thread; managers only (compute nodes), never the interchange (a shared login node). At most
-   * 100000. @default 0
+   * 100000. @default 0 (off; see DEFAULTS.engine.busy_poll_us for what it did on a 2-CPU machine)
    */
   busy_poll_us?: number;
   /** Log level of managers. @default "info" */

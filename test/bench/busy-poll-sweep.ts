@@ -82,5 +82,10 @@ for (const e of engines) {
   const p99 = percentile(s, 99);
   console.log(`window ${String(e.windowUs).padStart(4)} µs: p50 ${p50.toFixed(3)} ms, p90 ${percentile(s, 90).toFixed(3)}, p99 ${p99.toFixed(3)} (${(p99 / p50).toFixed(1)}×), manager+workers CPU ${(e.cpu / e.ms.length).toFixed(3)} ms per round trip`);
 }
-for (const e of engines) console.log(`window ${String(e.windowUs).padStart(4)} µs: throughput ${(await throughput(e.f, batch)).toFixed(0)} tasks/s`);
+for (const e of engines) {
+  const c0 = e.pids.reduce((s, p) => s + cpuMs(p), 0);
+  const rate = await throughput(e.f, batch);
+  const cpu = e.pids.reduce((s, p) => s + cpuMs(p), 0) - c0;
+  console.log(`window ${String(e.windowUs).padStart(4)} µs: throughput ${rate.toFixed(0)} tasks/s, manager+workers CPU ${((1000 * cpu) / batch).toFixed(2)} µs per task`);
+}
 for (const e of engines) await e.f.stop();
