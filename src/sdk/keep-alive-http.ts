@@ -93,6 +93,7 @@ export class KeepAliveHttp {
     return new Promise<HttpAnswer>((resolve, reject) => {
       const parser = new AnswerParser();
       let settled = false;
+      let written = false;
       const finish = (err: NodeJS.ErrnoException | undefined, answer?: HttpAnswer) => {
         if (settled) return;
         settled = true;
@@ -109,7 +110,9 @@ export class KeepAliveHttp {
           else reject(err);
           return;
         }
-        if (parser.keepAlive) this.release(socket, parser.keepAliveMs);
+        // An answer before the whole request was written (a 413 to a body over the limit): the server may still
+        // be reading or discarding the rest, so the connection is not reused.
+        if (parser.keepAlive && written) this.release(socket, parser.keepAliveMs);
         else socket.destroy();
         resolve(answer!);
       };
@@ -136,7 +139,7 @@ export class KeepAliveHttp {
       socket.on('timeout', onTimeout);
       socket.setTimeout(timeoutMs);
       socket.ref();
-      socket.write(bytes);
+      socket.write(bytes, () => (written = true));
     });
   }
 
