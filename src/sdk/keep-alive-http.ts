@@ -21,8 +21,8 @@ export interface HttpAnswer {
   text: string;
 }
 
-/** Idle connections kept per origin; more (after a burst of concurrent requests) are closed. */
-const MAX_IDLE = 16;
+/** Idle connections kept per client; more (after a burst of concurrent requests, e.g. getBatchResults' slices) are closed. */
+const MAX_IDLE = 32;
 /** A connection the server said it keeps `timeout=N` s is not reused within this margin of N. */
 const KEEP_ALIVE_MARGIN_MS = 1000;
 const CRLF_CRLF = Buffer.from('\r\n\r\n');
