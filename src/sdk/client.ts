@@ -3,8 +3,6 @@
  * long-poll: the service holds each request until the result is there, so nothing polls on a timer.
  */
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { FuncxError, ProtocolError } from '../errors.js';
@@ -13,6 +11,7 @@ import { decodeOutcome, encodeArgs, RemoteError, type RemoteErrorInfo } from '..
 import { isMPIFunction, isShellFunction, isWithResources, renderCommand, type MPIFunction, type ShellFunction, type WithResources } from './functions.js';
 import type { ResourceSpec } from '../protocol/resource-spec.js';
 import { functionSource } from './serialize.js';
+import { KeepAliveHttp } from './keep-alive-http.js';
 import type {
   CreateGroupRequest, CreateGroupResponse, AddMemberRequest, EndpointListResponse, ErrorBody, EndpointView, RegisterFunctionRequest,
   RegisterFunctionResponse, SubmitTasksRequest, SubmitTasksResponse, TaskResultsRequest, TaskResultsResponse, TaskSpec,
@@ -173,8 +172,10 @@ export class FuncXClient {
   readonly serviceUrl: string;
   private token: string;
   private readonly timeoutMs: number;
-  /** Set when the client trusts its own CA file. */
-  private httpsAgent?: https.Agent;
+  /** Kept-alive connections to the service (keep-alive-http.ts). */
+  private readonly http: KeepAliveHttp;
+  /** The service URL's path (a prefix behind a proxy), without its trailing slash. */
+  private readonly basePath: string;
   /** Learnt from the service's 413s. */
   private maxBatch = DEFAULT_CHUNK;
   private maxIds = DEFAULT_CHUNK;
@@ -185,15 +186,20 @@ export class FuncXClient {
     this.token = token;
     this.timeoutMs = options.timeoutMs ?? 30_000;
     checkServiceUrl(serviceUrl, options.insecure ?? process.env.FUNCX_INSECURE === '1');
+    let ca: Buffer | undefined;
     if (options.caFile) {
-      let ca: Buffer;
       try {
         ca = readFileSync(options.caFile);
       } catch (err) {
         throw new FuncxError('CONFIG', `cannot read the CA file ${options.caFile}: ${(err as Error).message}`);
       }
-      this.httpsAgent = new https.Agent({ keepAlive: true, ca });
     }
+    const url = new URL(serviceUrl);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new FuncxError('CONFIG', `the service URL ${JSON.stringify(serviceUrl)} is neither http:// nor https://`);
+    }
+    this.basePath = url.pathname.replace(/\/+$/, '');
+    this.http = new KeepAliveHttp({ origin: url, ca });
   }
 
   /** Register a function (or its source); returns its id. `group` shares it with that group's members. */
@@ -433,7 +439,7 @@ export class FuncXClient {
     if (payload !== undefined) headers['content-type'] = 'application/json';
     let response: { status: number; text: string };
     try {
-      response = await send(new URL(this.serviceUrl + path), method, headers, payload, timeoutMs, resend, this.httpsAgent);
+      response = await this.http.request(method, this.basePath + path, headers, payload, timeoutMs, resend);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       const why = e.code === 'ECONNREFUSED' ? 'connection refused (is it running?)' : e.message;
@@ -454,29 +460,6 @@ export class FuncXClient {
     if (parsed === undefined) throw new ProtocolError(`the service at ${this.serviceUrl} answered ${method} ${path} with something that is not JSON`);
     return parsed as T;
   }
-}
-
-// node:http with keep-alive: a round trip costs a third of what global fetch costs (measured), and the
-// latency of a single task is mostly HTTP. Idle pooled sockets are unref'd, so they never hold a CLI open.
-const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
-
-function send(url: URL, method: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number, retry = true, httpsAgent?: https.Agent): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const secure = url.protocol === 'https:';
-    const req = (secure ? https : http).request(url, { method, headers, agent: secure ? (httpsAgent ?? agents.https) : agents.http, timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      // A pooled connection the service closed meanwhile (it restarted): the request never reached it.
-      if (retry && req.reusedSocket && err.code === 'ECONNRESET') resolve(send(url, method, headers, body, timeoutMs, false, httpsAgent));
-      else reject(err);
-    });
-    req.end(body);
-  });
 }
 
 function toResult<T>(view: Pick<TaskView, 'taskId' | 'state' | 'result'>): TaskResult<T> {

@@ -259,12 +259,13 @@ export class ForwarderPool implements ForwarderDirectory {
 export function buildApp(ctx: ServiceContext, tls?: { cert: Buffer; key: Buffer }): FastifyInstance {
   // Every route takes at most maxBodyBytes; the two that need more say so (tasks, functions).
   const app = Fastify({ logger: false, bodyLimit: ctx.limits.maxBodyBytes, forceCloseConnections: true, ...(tls ? { https: tls } : {}) }) as unknown as FastifyInstance;
-  // Version check first: a client speaking another protocol hears that, whatever else is wrong.
-  app.addHook('onRequest', async (request) => {
+  // Version check first: a client speaking another protocol hears that, whatever else is wrong. A callback
+  // hook, not an async one: every request passes it, and it has nothing to wait for.
+  app.addHook('onRequest', (request, _reply, done) => {
     const header = request.headers[PROTOCOL_HEADER];
     if (header !== undefined && String(header) !== String(PROTOCOL_VERSION)) {
-      throw new HttpError(400, 'PROTOCOL_MISMATCH', protocolMismatchMessage('client', header, 'service'));
-    }
+      done(new HttpError(400, 'PROTOCOL_MISMATCH', protocolMismatchMessage('client', header, 'service')));
+    } else done();
   });
   installAuth(app, ctx.store, [...PUBLIC_PATHS, ...DASHBOARD_PUBLIC_PATHS]);
   userRoutes(app, ctx);
