@@ -11,7 +11,7 @@ import { decodeOutcome, encodeArgs, RemoteError, type RemoteErrorInfo } from '..
 import { isMPIFunction, isShellFunction, isWithResources, renderCommand, type MPIFunction, type ShellFunction, type WithResources } from './functions.js';
 import type { ResourceSpec } from '../protocol/resource-spec.js';
 import { functionSource } from './serialize.js';
-import { KeepAliveHttp } from './keep-alive-http.js';
+import { ServiceHttp } from './service-http.js';
 import type {
   CreateGroupRequest, CreateGroupResponse, AddMemberRequest, EndpointListResponse, ErrorBody, EndpointView, RegisterFunctionRequest,
   RegisterFunctionResponse, SubmitTasksRequest, SubmitTasksResponse, TaskResultsRequest, TaskResultsResponse, TaskSpec,
@@ -172,8 +172,8 @@ export class FuncXClient {
   readonly serviceUrl: string;
   private token: string;
   private readonly timeoutMs: number;
-  /** Kept-alive connections to the service (keep-alive-http.ts). */
-  private readonly http: KeepAliveHttp;
+  /** Kept-alive connections to the service (service-http.ts, undici). */
+  private readonly http: ServiceHttp;
   /** The service URL's path (a prefix behind a proxy), without its trailing slash. */
   private readonly basePath: string;
   /** Learnt from the service's 413s. */
@@ -199,7 +199,7 @@ export class FuncXClient {
       throw new FuncxError('CONFIG', `the service URL ${JSON.stringify(serviceUrl)} is neither http:// nor https://`);
     }
     this.basePath = url.pathname.replace(/\/+$/, '');
-    this.http = new KeepAliveHttp({ origin: url, ca });
+    this.http = new ServiceHttp({ origin: url, ca });
   }
 
   /** Register a function (or its source); returns its id. `group` shares it with that group's members. */
