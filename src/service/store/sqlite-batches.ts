@@ -69,6 +69,7 @@ export class SqliteBatches {
   private readonly finish: Shapes;
   private readonly summaries: Shapes;
   private readonly tasks: Shapes;
+  private readonly addUsage: Database.Statement;
 
   constructor(db: Database.Database) {
     this.insertTasks = new Shapes(db, (n) => `INSERT INTO tasks (id, endpoint, function, owner, state, created_at, updated_at)
@@ -82,7 +83,9 @@ export class SqliteBatches {
         running_at = CASE WHEN v.column4 = 1 AND tasks.running_at IS NULL AND tasks.state = 'waiting-for-nodes' THEN ? ELSE tasks.running_at END
       FROM (VALUES ${repeat('(?,?,?,?)', n)}) AS v
       WHERE tasks.id = v.column1 AND tasks.endpoint = ? AND tasks.state NOT IN ('success', 'failed')
-      RETURNING tasks.id`);
+      RETURNING tasks.id, tasks.owner, LENGTH(tasks.result)`);
+    this.addUsage = db.prepare(`INSERT INTO user_usage (user_id, result_bytes) VALUES (?, ?)
+      ON CONFLICT (user_id) DO UPDATE SET result_bytes = result_bytes + excluded.result_bytes`);
     this.summaries = new Shapes(db, (n) => `SELECT id, endpoint, function, owner, state, failed, COALESCE(LENGTH(result), 0) AS result_bytes,
       created_at, updated_at FROM tasks WHERE id IN (${repeat('?', n)})`);
     this.tasks = new Shapes(db, (n) => `SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at
@@ -130,10 +133,12 @@ export class SqliteBatches {
 
   /**
    * Inside a transaction: write the results of unfinished tasks of the endpoint; the ids written. An id twice
-   * in `rows` is written once (callers pass each id once).
+   * in `rows` is written once (callers pass each id once). The bytes written count towards each owner's stored
+   * result bytes here, once per owner (migration 12: an unfinished task has no result to replace).
    */
   finishAll(endpointId: string, rows: readonly FinishRow[], now: number): Set<string> {
     const written = new Set<string>();
+    const bytes = new Map<string, number>();
     let i = 0;
     for (const n of chunkSizes(rows.length)) {
       const params: unknown[] = new Array(n * 4 + 3);
@@ -147,10 +152,19 @@ export class SqliteBatches {
         params[5 + j * 4] = r.ran ? 1 : 0;
       }
       params[2 + n * 4] = endpointId;
-      for (const row of this.finish.get(n).raw().all(params) as Array<[string]>) written.add(row[0]);
+      for (const [id, owner, length] of this.finish.get(n).raw().all(params) as Array<[string, string, number | null]>) {
+        written.add(id);
+        if (length) bytes.set(owner, (bytes.get(owner) ?? 0) + length);
+      }
       i += n;
     }
+    this.countResultBytes(bytes);
     return written;
+  }
+
+  /** Inside a transaction: add these result bytes to their owners' usage. */
+  countResultBytes(byOwner: ReadonlyMap<string, number>): void {
+    for (const [owner, n] of byOwner) if (n !== 0) this.addUsage.run(owner, n);
   }
 
   /** Rows of these tasks (id, endpoint, function, owner, state, failed, result_bytes, created_at, updated_at). */
