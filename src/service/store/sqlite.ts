@@ -486,11 +486,12 @@ export class SqliteStore implements Store {
   async takeQueued(endpointId: string, limit: number): Promise<TaskEnvelope[]> {
     const now = Date.now();
     return this.db.transaction(() => {
-      const rows = this.q.queued.all(endpointId, limit) as Array<{ seq: number; id: string; function: string | null; owner: string; payload: Buffer }>;
+      // Rows as arrays (seq, id, function, owner, payload): no object per row to build and collect.
+      const rows = this.q.queued.raw().all(endpointId, limit) as Array<[number, string, string | null, string, Buffer]>;
       if (rows.length === 0) return [];
-      this.q.deliverUpTo.run(now, now, endpointId, rows[rows.length - 1].seq);
+      this.q.deliverUpTo.run(now, now, endpointId, rows[rows.length - 1][0]);
       const endpointOwner = (this.q.endpoint.get(endpointId) as { owner: string } | undefined)?.owner;
-      return rows.map((r) => withUser(r.function ? { id: r.id, fn: r.function, payload: r.payload } : { id: r.id, payload: r.payload }, r.owner, endpointOwner));
+      return rows.map(([, id, fn, owner, payload]) => withUser(fn ? { id, fn, payload } : { id, payload }, owner, endpointOwner));
     })();
   }
 
@@ -547,14 +548,14 @@ export class SqliteStore implements Store {
   async tasks(ids: readonly string[]): Promise<Map<string, TaskRecord>> {
     const out = new Map<string, TaskRecord>();
     if (ids.length === 0) return out;
-    for (const r of this.batches.taskRows(ids)) out.set(r.id as string, toTask(r));
+    for (const t of this.batches.records(ids)) out.set(t.id, t);
     return out;
   }
 
   async taskSummaries(ids: readonly string[]): Promise<Map<string, TaskSummary>> {
     const out = new Map<string, TaskSummary>();
     if (ids.length === 0) return out;
-    for (const r of this.batches.summaryRows(ids)) out.set(r.id as string, toTaskSummary(r));
+    for (const t of this.batches.summaries(ids)) out.set(t.id, t);
     return out;
   }
 
