@@ -83,6 +83,11 @@ export interface ResultBatchMessage {
   kind: 'results';
   seq: number;
   results: ResultEnvelope[];
+  /**
+   * Tasks of this batch whose start was not told in a `running` message (the endpoint holds a start briefly
+   * for its result to carry it): written with their results. Absent from older endpoints.
+   */
+  running?: string[];
 }
 
 /** forwarder → endpoint: batch `seq` is stored (`duplicates` of its results were already stored and dropped). */
@@ -185,6 +190,7 @@ export function parseFromEndpoint<C extends ForwarderChannel>(channel: C, frame:
     case 'results':
       if (!isCount(m.seq)) throw new ProtocolError('results "seq" must be a non-negative integer');
       checkResults(m);
+      if (m.running !== undefined && !isStringArray(m.running)) throw new ProtocolError('results "running" must be an array of strings');
       break;
     case 'running':
       if (!isStringArray(m.ids)) throw new ProtocolError('running "ids" must be an array of strings');

@@ -300,6 +300,8 @@ export class Forwarder {
       // Not acked when the store fails: the endpoint sends the batch again (the starts are best effort).
       const results = this.withinLimit(m.results);
       const running = this.takeRunningOf(results);
+      // Starts the endpoint held for this batch to carry (forwarder-messages.ts).
+      if (m.running) for (const id of m.running) running.push(id);
       const { stored, duplicates } = await this.resultsLane.run(() => this.storeResults(results, running));
       this.writers.results.send([routingId, encode({ kind: 'ack', seq: m.seq, stored: stored.length, duplicates })]);
       return;

@@ -74,6 +74,11 @@ export interface ForwarderClientEvents {
 }
 
 const TICK_MS = 100;
+/**
+ * How long a reported start waits for its task's result batch to carry it (`running` in that batch) before it
+ * is sent alone: a short task's start and result then cost one message and one write at the service, not two.
+ */
+const RUNNING_HOLD_MS = 20;
 const HELLO_RETRY_MS = 500;
 const RECENT_IDS = 100_000;
 
@@ -105,6 +110,9 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
   private readonly pending = new Map<number, Batch>();
   private readonly spool: ResultSpool;
   private outbox: ResultEnvelope[] = [];
+  /** Tasks reported started, not told yet: the next result batch carries those it finishes, a timer the rest. */
+  private started = new Set<string>();
+  private startedTimer?: NodeJS.Timeout;
   private outboxWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   /** Batches not on disk yet, with the sendResults calls waiting for them (resolved by the ack or the write). */
   private readonly unsaved = new Map<Batch, Array<{ resolve: () => void; reject: (e: Error) => void }>>();
@@ -179,9 +187,26 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     });
   }
 
-  /** Tell the service these tasks started running (best effort). */
+  /**
+   * Tell the service these tasks started running (best effort): with their results when those come within
+   * RUNNING_HOLD_MS, else in a `running` message then.
+   */
   markRunning(ids: string[]): void {
-    if (ids.length > 0) this.send('results', { kind: 'running', ids });
+    if (ids.length === 0 || this.closed) return;
+    for (const id of ids) this.started.add(id);
+    if (!this.startedTimer) {
+      this.startedTimer = setTimeout(() => this.sendStarted(), RUNNING_HOLD_MS);
+      this.startedTimer.unref();
+    }
+  }
+
+  /** Send the starts no result batch carried. */
+  private sendStarted(): void {
+    this.startedTimer = undefined;
+    if (this.started.size === 0) return;
+    const ids = [...this.started];
+    this.started = new Set();
+    this.send('results', { kind: 'running', ids });
   }
 
   get isConnected(): boolean {
@@ -203,7 +228,10 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     const waiters = this.outboxWaiters;
     this.outbox = [];
     this.outboxWaiters = [];
-    const batch = this.spool.batch(results);
+    // The batch carries the starts of its own tasks not told yet (written with their results, one write).
+    const running: string[] = [];
+    if (this.started.size > 0) for (const r of results) if (this.started.delete(r.id)) running.push(r.id);
+    const batch = this.spool.batch(results, running);
     this.pending.set(batch.seq, batch);
     this.unsaved.set(batch, waiters);
     let freed = 0;
@@ -491,6 +519,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
       await this.writes;
       this.life.to('closed');
       clearInterval(this.timer);
+      clearTimeout(this.startedTimer);
       this.starting?.reject(new FuncxError('CLOSED', 'the forwarder client was closed while connecting'));
       for (const c of FORWARDER_CHANNELS) this.sockets[c]?.close();
     });

@@ -65,10 +65,10 @@ export class ResultSpool {
     return batches;
   }
 
-  /** A new batch, not on disk yet (`persist` writes it). */
-  batch(results: ResultEnvelope[]): SpooledBatch {
+  /** A new batch, not on disk yet (`persist` writes it); `running`: starts of its tasks it tells as well. */
+  batch(results: ResultEnvelope[], running: readonly string[] = []): SpooledBatch {
     const seq = this.nextSeq++;
-    const frame = encode({ kind: 'results', seq, results });
+    const frame = encode(running.length > 0 ? { kind: 'results', seq, results, running: [...running] } : { kind: 'results', seq, results });
     const file = join(this.dir, `${String(seq).padStart(12, '0')}.batch`);
     return { seq, frame, ids: results.map((r) => r.id), file, sentAt: 0, madeAt: Date.now() };
   }

@@ -5,7 +5,7 @@
  * arguments without decoding them; results are handed back as the opaque bytes the worker produced.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { randomUUID } from 'node:crypto';
+import { newTaskId } from '../task-ids.js';
 import { encodeTask, type TaskBody } from '../../protocol/payload.js';
 import type { EndpointRecord, FunctionRecord, NewTask, TaskRecord, TaskSummary, User } from '../store/index.js';
 import { checkSharedUse } from '../sharing.js';
@@ -100,10 +100,10 @@ function buildTask(user: User, spec: unknown, i: number, checked: Map<string, Ch
     // Stored as is, the function named by id (task-payloads.ts): only encodeArgs' output is accepted, so
     // arguments can never pass for a whole task payload.
     if (!isArgsOnly(bytes)) throw badRequest(`${where}.args must be the base64 of encodeArgs(...) (an array of arguments)`);
-    if (s.resources === undefined) return { id: randomUUID(), endpoint: s.endpointId, function: fn.id, owner: user.id, payload: bytes };
+    if (s.resources === undefined) return { id: newTaskId(), endpoint: s.endpointId, function: fn.id, owner: user.id, payload: bytes };
     // A resource specification travels in the task itself: this one is stored whole (source included).
     const full: TaskBody = { kind: 'js', functionId: fn.id, source: fn.source, args: bytes, resources: resources(s.resources, where) };
-    return { id: randomUUID(), endpoint: s.endpointId, function: fn.id, owner: user.id, payload: encodeTask(full) };
+    return { id: newTaskId(), endpoint: s.endpointId, function: fn.id, owner: user.id, payload: encodeTask(full) };
   } else if (s.shell !== undefined) {
     checkSharedUse(user, endpoint, null, where);
     const sh = (s.shell ?? {}) as Record<string, unknown>;
@@ -137,7 +137,7 @@ function buildTask(user: User, spec: unknown, i: number, checked: Map<string, Ch
     throw badRequest(`${where} needs "functionId" and "args", "shell" or "mpi"`);
   }
   if (s.resources !== undefined) body.resources = resources(s.resources, where);
-  return { id: randomUUID(), endpoint: s.endpointId, function: null, owner: user.id, payload: encodeTask(body) };
+  return { id: newTaskId(), endpoint: s.endpointId, function: null, owner: user.id, payload: encodeTask(body) };
 }
 
 /**

@@ -134,6 +134,22 @@ CREATE TRIGGER IF NOT EXISTS functions_bytes_delete AFTER DELETE ON functions BE
 END;
 `,
   },
+  {
+    version: 12,
+    name: 'result bytes counted once per owner and batch of results, not by a trigger per task',
+    sql: `
+-- A task's first result is counted by the statement that writes it, one upsert per owner and batch
+-- (SqliteBatches.finishAll, SqliteStore.failEndpointTasks), not one upsert of the owner's user_usage row per
+-- task (a fifth of a result batch's time). Only unfinished tasks get a result, and they have none yet; a
+-- result written over another would still be counted here.
+DROP TRIGGER IF EXISTS tasks_result_bytes_update;
+CREATE TRIGGER tasks_result_bytes_update AFTER UPDATE OF result ON tasks
+  WHEN OLD.result IS NOT NULL AND COALESCE(LENGTH(NEW.result), 0) != LENGTH(OLD.result) BEGIN
+  INSERT INTO user_usage (user_id, result_bytes) VALUES (NEW.owner, COALESCE(LENGTH(NEW.result), 0) - LENGTH(OLD.result))
+    ON CONFLICT (user_id) DO UPDATE SET result_bytes = result_bytes + excluded.result_bytes;
+END;
+`,
+  },
 ];
 
 /** The same schema in PostgreSQL's types; `seq` and transition ids come from identity columns. */
@@ -274,6 +290,11 @@ CREATE TRIGGER functions_bytes_insert AFTER INSERT ON functions FOR EACH ROW EXE
 DROP TRIGGER IF EXISTS functions_bytes_delete ON functions;
 CREATE TRIGGER functions_bytes_delete AFTER DELETE ON functions FOR EACH ROW EXECUTE FUNCTION funcx_function_bytes();
 `,
+  },
+  {
+    version: 12,
+    name: 'SQLite only (result bytes counted once per owner and batch): nothing on PostgreSQL',
+    sql: 'SELECT 1;',
   },
 ];
 

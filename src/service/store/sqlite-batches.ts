@@ -6,6 +6,7 @@
  * kind has at most 8 row counts (a statement of every count up to 100 would hold some 18 MiB).
  */
 import type Database from 'better-sqlite3';
+import type { TaskRecord, TaskState, TaskSummary } from './types.js';
 
 /** Rows per multi-row statement (SQLite allows 32,766 parameters; the widest row here has 5). */
 export const ROWS_PER_STATEMENT = 100;
@@ -67,8 +68,9 @@ export class SqliteBatches {
   private readonly insertPayloads: Shapes;
   private readonly running: Shapes;
   private readonly finish: Shapes;
-  private readonly summaries: Shapes;
-  private readonly tasks: Shapes;
+  private readonly summaryShapes: Shapes;
+  private readonly taskShapes: Shapes;
+  private readonly addUsage: Database.Statement;
 
   constructor(db: Database.Database) {
     this.insertTasks = new Shapes(db, (n) => `INSERT INTO tasks (id, endpoint, function, owner, state, created_at, updated_at)
@@ -82,10 +84,12 @@ export class SqliteBatches {
         running_at = CASE WHEN v.column4 = 1 AND tasks.running_at IS NULL AND tasks.state = 'waiting-for-nodes' THEN ? ELSE tasks.running_at END
       FROM (VALUES ${repeat('(?,?,?,?)', n)}) AS v
       WHERE tasks.id = v.column1 AND tasks.endpoint = ? AND tasks.state NOT IN ('success', 'failed')
-      RETURNING tasks.id`);
-    this.summaries = new Shapes(db, (n) => `SELECT id, endpoint, function, owner, state, failed, COALESCE(LENGTH(result), 0) AS result_bytes,
+      RETURNING tasks.id, tasks.owner, LENGTH(tasks.result)`);
+    this.addUsage = db.prepare(`INSERT INTO user_usage (user_id, result_bytes) VALUES (?, ?)
+      ON CONFLICT (user_id) DO UPDATE SET result_bytes = result_bytes + excluded.result_bytes`);
+    this.summaryShapes = new Shapes(db, (n) => `SELECT id, endpoint, function, owner, state, failed, COALESCE(LENGTH(result), 0) AS result_bytes,
       created_at, updated_at FROM tasks WHERE id IN (${repeat('?', n)})`);
-    this.tasks = new Shapes(db, (n) => `SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at
+    this.taskShapes = new Shapes(db, (n) => `SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at
       FROM tasks WHERE id IN (${repeat('?', n)})`);
   }
 
@@ -130,10 +134,12 @@ export class SqliteBatches {
 
   /**
    * Inside a transaction: write the results of unfinished tasks of the endpoint; the ids written. An id twice
-   * in `rows` is written once (callers pass each id once).
+   * in `rows` is written once (callers pass each id once). The bytes written count towards each owner's stored
+   * result bytes here, once per owner (migration 12: an unfinished task has no result to replace).
    */
   finishAll(endpointId: string, rows: readonly FinishRow[], now: number): Set<string> {
     const written = new Set<string>();
+    const bytes = new Map<string, number>();
     let i = 0;
     for (const n of chunkSizes(rows.length)) {
       const params: unknown[] = new Array(n * 4 + 3);
@@ -147,27 +153,44 @@ export class SqliteBatches {
         params[5 + j * 4] = r.ran ? 1 : 0;
       }
       params[2 + n * 4] = endpointId;
-      for (const row of this.finish.get(n).raw().all(params) as Array<[string]>) written.add(row[0]);
+      for (const [id, owner, length] of this.finish.get(n).raw().all(params) as Array<[string, string, number | null]>) {
+        written.add(id);
+        if (length) bytes.set(owner, (bytes.get(owner) ?? 0) + length);
+      }
       i += n;
     }
+    this.countResultBytes(bytes);
     return written;
   }
 
-  /** Rows of these tasks (id, endpoint, function, owner, state, failed, result_bytes, created_at, updated_at). */
-  summaryRows(ids: readonly string[]): Array<Record<string, unknown>> {
-    return this.select(this.summaries, ids);
+  /** Inside a transaction: add these result bytes to their owners' usage. */
+  countResultBytes(byOwner: ReadonlyMap<string, number>): void {
+    for (const [owner, n] of byOwner) if (n !== 0) this.addUsage.run(owner, n);
   }
 
-  /** Rows of these tasks, with their results. */
-  taskRows(ids: readonly string[]): Array<Record<string, unknown>> {
-    return this.select(this.tasks, ids);
+  /** These tasks' summaries (no result bytes read), from rows as arrays: long-polls read thousands. */
+  summaries(ids: readonly string[]): TaskSummary[] {
+    return this.select(this.summaryShapes, ids, (r) => ({
+      id: r[0] as string, endpoint: r[1] as string, function: (r[2] as string | null) ?? null, owner: r[3] as string,
+      state: r[4] as TaskState, failed: r[5] === null ? null : Number(r[5]) === 1, createdAt: Number(r[7]), updatedAt: Number(r[8]),
+      resultBytes: Number(r[6]),
+    }));
   }
 
-  private select(shapes: Shapes, ids: readonly string[]): Array<Record<string, unknown>> {
-    const out: Array<Record<string, unknown>> = [];
+  /** These tasks, with their results. */
+  records(ids: readonly string[]): TaskRecord[] {
+    return this.select(this.taskShapes, ids, (r) => ({
+      id: r[0] as string, endpoint: r[1] as string, function: (r[2] as string | null) ?? null, owner: r[3] as string,
+      state: r[4] as TaskState, failed: r[5] === null ? null : Number(r[5]) === 1, result: (r[6] as Buffer | null) ?? null,
+      createdAt: Number(r[7]), updatedAt: Number(r[8]),
+    }));
+  }
+
+  private select<T>(shapes: Shapes, ids: readonly string[], convert: (row: unknown[]) => T): T[] {
+    const out: T[] = [];
     let i = 0;
     for (const n of chunkSizes(ids.length)) {
-      for (const r of shapes.get(n).all(ids.slice(i, i + n)) as Array<Record<string, unknown>>) out.push(r);
+      for (const r of shapes.get(n).raw().all(ids.slice(i, i + n)) as unknown[][]) out.push(convert(r));
       i += n;
     }
     return out;

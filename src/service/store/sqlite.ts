@@ -173,8 +173,8 @@ function prepareStatements(db: Database.Database) {
       UNION ALL SELECT 1 FROM group_members WHERE group_id = @g AND user_id = @u`),
     insertInvite: p('INSERT OR IGNORE INTO group_invites (group_id, user_id, created_at) VALUES (?, ?, ?)'),
     // Through the two partial indexes (a row is unfinished only in their states): not a scan of every task.
-    unfinishedOf: p(`SELECT seq, id FROM tasks WHERE endpoint = ? AND state = 'waiting-for-endpoint'
-      UNION ALL SELECT seq, id FROM tasks WHERE endpoint = ? AND state IN ('waiting-for-nodes', 'running')`),
+    unfinishedOf: p(`SELECT seq, id, owner FROM tasks WHERE endpoint = ? AND state = 'waiting-for-endpoint'
+      UNION ALL SELECT seq, id, owner FROM tasks WHERE endpoint = ? AND state IN ('waiting-for-nodes', 'running')`),
     failTask: p(`UPDATE tasks SET state = 'failed', failed = 1, result = ?, delivered_at = NULL, running_at = NULL, updated_at = ? WHERE seq = ?`),
     deleteEndpoint: p('DELETE FROM endpoints WHERE id = ?'),
     schemaVersion: p(`SELECT COALESCE(MAX(version), 0) AS v FROM ${MIGRATIONS_TABLE}`),
@@ -356,12 +356,16 @@ export class SqliteStore implements Store {
   /** Inside a transaction: fail the endpoint's unfinished tasks (EndpointDeleted); their ids. */
   private failEndpointTasks(id: string, now: number): string[] {
     const payload = errorOutcome('EndpointDeleted', `endpoint ${id} was deleted before the task finished`);
-    const rows = this.q.unfinishedOf.all(id, id) as Array<{ seq: number; id: string }>;
+    const rows = this.q.unfinishedOf.all(id, id) as Array<{ seq: number; id: string; owner: string }>;
+    const bytes = new Map<string, number>();
     for (const r of rows) {
       this.materialize(r.seq);
       this.q.failTask.run(payload, now, r.seq);
       this.q.transition.run(r.seq, 'failed', 'service', now);
+      bytes.set(r.owner, (bytes.get(r.owner) ?? 0) + payload.length);
     }
+    // The result bytes count here, not by trigger (migration 12).
+    this.batches.countResultBytes(bytes);
     return rows.map((r) => r.id);
   }
 
@@ -482,11 +486,12 @@ export class SqliteStore implements Store {
   async takeQueued(endpointId: string, limit: number): Promise<TaskEnvelope[]> {
     const now = Date.now();
     return this.db.transaction(() => {
-      const rows = this.q.queued.all(endpointId, limit) as Array<{ seq: number; id: string; function: string | null; owner: string; payload: Buffer }>;
+      // Rows as arrays (seq, id, function, owner, payload): no object per row to build and collect.
+      const rows = this.q.queued.raw().all(endpointId, limit) as Array<[number, string, string | null, string, Buffer]>;
       if (rows.length === 0) return [];
-      this.q.deliverUpTo.run(now, now, endpointId, rows[rows.length - 1].seq);
+      this.q.deliverUpTo.run(now, now, endpointId, rows[rows.length - 1][0]);
       const endpointOwner = (this.q.endpoint.get(endpointId) as { owner: string } | undefined)?.owner;
-      return rows.map((r) => withUser(r.function ? { id: r.id, fn: r.function, payload: r.payload } : { id: r.id, payload: r.payload }, r.owner, endpointOwner));
+      return rows.map(([, id, fn, owner, payload]) => withUser(fn ? { id, fn, payload } : { id, payload }, owner, endpointOwner));
     })();
   }
 
@@ -543,14 +548,14 @@ export class SqliteStore implements Store {
   async tasks(ids: readonly string[]): Promise<Map<string, TaskRecord>> {
     const out = new Map<string, TaskRecord>();
     if (ids.length === 0) return out;
-    for (const r of this.batches.taskRows(ids)) out.set(r.id as string, toTask(r));
+    for (const t of this.batches.records(ids)) out.set(t.id, t);
     return out;
   }
 
   async taskSummaries(ids: readonly string[]): Promise<Map<string, TaskSummary>> {
     const out = new Map<string, TaskSummary>();
     if (ids.length === 0) return out;
-    for (const r of this.batches.summaryRows(ids)) out.set(r.id as string, toTaskSummary(r));
+    for (const t of this.batches.summaries(ids)) out.set(t.id, t);
     return out;
   }
 
