@@ -25,6 +25,14 @@ const materialize = (picked: string, last: string) => `INSERT INTO task_transiti
         UNION ALL SELECT seq, 3, ${last} FROM ${picked}) x ORDER BY seq, n`;
 
 export const SQL = {
+  // Everything a submission is checked against in one read (Store.submissionContext); records as JSON rows.
+  submissionContext: `SELECT (SELECT row_to_json(q) FROM user_quotas q WHERE q.user_id = $1) AS quotas,
+      (SELECT u.result_bytes FROM user_usage u WHERE u.user_id = $1) AS result_bytes,
+      (SELECT json_agg(e) FROM endpoints e WHERE e.id = ANY($2::text[])) AS endpoints,
+      (SELECT json_agg(f) FROM functions f WHERE f.id = ANY($3::text[])) AS functions,
+      ARRAY(SELECT g.id FROM groups g WHERE g.id IN (SELECT e.group_id FROM endpoints e WHERE e.id = ANY($2::text[])
+          UNION SELECT f.group_id FROM functions f WHERE f.id = ANY($3::text[]))
+        AND (g.owner = $1 OR EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id AND m.user_id = $1))) AS groups`,
   // Migration 11: the quota's lock, its count and the insert in one call (one round trip, one statement).
   insertTasks: 'SELECT quota_owner, quota_used, quota_adding FROM funcx_insert_tasks($1, $2, $3, $4, $5, $6, $7)',
   // The payloads by a subquery per task: as a join, the planner (not knowing how many rows upd returns) hashed

@@ -20,7 +20,7 @@ import type {
   EndpointMetadata, EndpointRecord, EndpointState, FunctionRecord, Group, InvitationQuotas, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskSummary, Transition, User,
 } from './types.js';
 import { QuotaExceededError } from './types.js';
-import type { ApiToken, QuotaKey, QuotaOverrides, Usage } from './types.js';
+import type { ApiToken, QuotaKey, QuotaOverrides, SubmissionContext, Usage } from './types.js';
 import { QUOTA_COLUMNS, USAGE_COUNTS, toApiToken, toOverrides, toUsage } from './sqlite-tenancy.js';
 import { errorOutcome } from '../../protocol/payload.js';
 import { QUOTA_COUNT, SQL } from './pg-sql.js';
@@ -532,6 +532,20 @@ export class PgStore implements Store {
 
   async resultBytesOf(userId: string): Promise<number> {
     return Number((await this.row('SELECT result_bytes FROM user_usage WHERE user_id = $1', [userId], 'result-bytes-of'))?.result_bytes ?? 0);
+  }
+
+  async submissionContext(userId: string, endpointIds: readonly string[], functionIds: readonly string[]): Promise<SubmissionContext> {
+    const r = (await this.row(SQL.submissionContext, [userId, endpointIds, functionIds], 'submission-context'))!;
+    const out: SubmissionContext = {
+      overrides: toOverrides((r.quotas as Row | null) ?? undefined),
+      resultBytes: Number(r.result_bytes ?? 0),
+      endpoints: new Map(),
+      functions: new Map(),
+      groups: new Set(r.groups as string[]),
+    };
+    for (const e of (r.endpoints as Row[] | null) ?? []) out.endpoints.set(e.id as string, toEndpoint(e));
+    for (const f of (r.functions as Row[] | null) ?? []) out.functions.set(f.id as string, toFunction(f)!);
+    return out;
   }
 
   async usage(userId: string): Promise<Usage> {
