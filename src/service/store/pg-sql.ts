@@ -24,6 +24,27 @@ const materialize = (picked: string, last: string) => `INSERT INTO task_transiti
         UNION ALL SELECT seq, 2, 'running', 'endpoint', running_at FROM ${picked} WHERE running_at IS NOT NULL
         UNION ALL SELECT seq, 3, ${last} FROM ${picked}) x ORDER BY seq, n`;
 
+
+/** Task ids (UUIDs, 37 bytes with the comma) per notification: NOTIFY payloads are capped at 8000 bytes. */
+const IDS_PER_NOTIFICATION = 150;
+
+function storeResults(announce: boolean): string {
+  return `WITH input AS (
+      SELECT * FROM unnest($2::text[], $3::boolean[], $4::bytea[], $7::boolean[]) WITH ORDINALITY AS u(id, failed, payload, ran, ord)),
+    first AS (SELECT DISTINCT ON (id) * FROM input ORDER BY id, ord),
+    started AS (UPDATE tasks SET state = 'running', running_at = $5, updated_at = $5
+      WHERE endpoint = $1 AND id = ANY($6::text[]) AND state = 'waiting-for-nodes'),
+    upd AS (UPDATE tasks t SET state = CASE WHEN first.failed THEN 'failed' ELSE 'success' END, failed = first.failed,
+        result = first.payload, updated_at = $5,
+        running_at = CASE WHEN first.ran AND t.running_at IS NULL AND t.state = 'waiting-for-nodes' THEN $5 ELSE t.running_at END
+      FROM first WHERE t.id = first.id AND t.endpoint = $1 AND t.state NOT IN ('success', 'failed') RETURNING t.id, first.ord)
+    ${announce ? `, told AS (SELECT pg_notify($8, $9 || ' ' || string_agg(id, ',')) FROM (
+        SELECT id, (row_number() OVER ()) / ${IDS_PER_NOTIFICATION} AS chunk FROM upd) c GROUP BY chunk)` : ''}
+    SELECT input.id, upd.ord IS NOT NULL AND upd.ord = input.ord AS stored,${announce ? ' (SELECT count(*) FROM told) AS told,' : ''}
+      CASE WHEN upd.ord IS NOT NULL THEN true ELSE EXISTS (SELECT 1 FROM tasks k WHERE k.id = input.id AND k.endpoint = $1) END AS known
+    FROM input LEFT JOIN upd ON upd.id = input.id ORDER BY input.ord`;
+}
+
 export const SQL = {
   // Everything a submission is checked against in one read (Store.submissionContext); records as JSON rows.
   submissionContext: `SELECT (SELECT row_to_json(q) FROM user_quotas q WHERE q.user_id = $1) AS quotas,
@@ -56,18 +77,9 @@ export const SQL = {
   // One input row per result; `stored` when this statement finished the task, else `known` tells a duplicate
   // (the endpoint's own finished task) from an unknown id. `ran`: the endpoint said it started, not yet
   // written; $6 are the tasks that started and have no result in this batch (so no row is updated twice).
-  storeResults: `WITH input AS (
-      SELECT * FROM unnest($2::text[], $3::boolean[], $4::bytea[], $7::boolean[]) WITH ORDINALITY AS u(id, failed, payload, ran, ord)),
-    first AS (SELECT DISTINCT ON (id) * FROM input ORDER BY id, ord),
-    started AS (UPDATE tasks SET state = 'running', running_at = $5, updated_at = $5
-      WHERE endpoint = $1 AND id = ANY($6::text[]) AND state = 'waiting-for-nodes'),
-    upd AS (UPDATE tasks t SET state = CASE WHEN first.failed THEN 'failed' ELSE 'success' END, failed = first.failed,
-        result = first.payload, updated_at = $5,
-        running_at = CASE WHEN first.ran AND t.running_at IS NULL AND t.state = 'waiting-for-nodes' THEN $5 ELSE t.running_at END
-      FROM first WHERE t.id = first.id AND t.endpoint = $1 AND t.state NOT IN ('success', 'failed') RETURNING t.id, first.ord)
-    SELECT input.id, upd.ord IS NOT NULL AND upd.ord = input.ord AS stored,
-      CASE WHEN upd.ord IS NOT NULL THEN true ELSE EXISTS (SELECT 1 FROM tasks k WHERE k.id = input.id AND k.endpoint = $1) END AS known
-    FROM input LEFT JOIN upd ON upd.id = input.id ORDER BY input.ord`,
+  storeResults: storeResults(false),
+  // The same, and the ids stored told to the other replicas ($8 the channel, $9 this replica) when it commits.
+  storeResultsAnnounced: storeResults(true),
   // The two arms match the partial indexes (a BitmapOr), not a scan of every task of the table.
   failEndpointTasks: `WITH picked AS (SELECT seq, id, delivered_at, running_at FROM tasks
       WHERE endpoint = $1 AND (state = 'waiting-for-endpoint' OR state IN ('waiting-for-nodes', 'running')) FOR UPDATE),

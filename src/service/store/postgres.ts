@@ -50,6 +50,8 @@ export class PgStore implements Store {
   readonly kind = 'postgres' as const;
   readonly pool: pg.Pool;
   private closing?: Promise<void>;
+  /** Where storeResults tells the other replicas what it stored (announceResultsOn), if anywhere. */
+  private announce?: { channel: string; sender: string };
 
   private constructor(readonly url: string, options: PgStoreOptions) {
     this.pool = new pg.Pool({
@@ -442,6 +444,14 @@ export class PgStore implements Store {
     return (await this.row(SQL.running, [endpointId, ids, Date.now()], 'running'))!.n as number;
   }
 
+  /**
+   * From now on storeResults also notifies `channel` with `<sender> <id>,<id>...` (chunks of at most 150 ids)
+   * when it commits: the replica bus's doorbell for results (pg-bus.ts) costs no statement of its own.
+   */
+  announceResultsOn(channel: string, sender: string): void {
+    this.announce = { channel, sender };
+  }
+
   async storeResults(endpointId: string, results: readonly ResultEnvelope[], running: readonly string[] = []): Promise<StoredResults> {
     const now = Date.now();
     const out: StoredResults = { stored: [], duplicates: 0, unknown: 0, at: now };
@@ -451,7 +461,7 @@ export class PgStore implements Store {
     }
     const started = new Set(running);
     const ran = results.map((r) => started.delete(r.id));
-    const rows = await this.rows(SQL.storeResults, [
+    const values = [
       endpointId,
       results.map((r) => r.id),
       results.map((r) => r.failed),
@@ -459,7 +469,11 @@ export class PgStore implements Store {
       now,
       [...started],
       ran,
-    ], 'store-results');
+    ];
+    const { announce } = this;
+    const rows = announce
+      ? await this.rows(SQL.storeResultsAnnounced, [...values, announce.channel, announce.sender], 'store-results-announced')
+      : await this.rows(SQL.storeResults, values, 'store-results');
     for (const r of rows) {
       if (r.stored) out.stored.push(r.id as string);
       else if (r.known) out.duplicates++;
