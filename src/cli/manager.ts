@@ -46,6 +46,7 @@ const program = new Command('funcx-manager')
   .requiredOption('--probe-timeout <s>', 'seconds to wait for an address to answer in one probe round', positive('--probe-timeout'))
   .option('--user-pool-idle <s>', "seconds a user's worker pool may stay idle before its workers end (default: engine.user_pool_idle)", positive('--user-pool-idle'))
   .option('--max-worker-processes <n>', 'most worker processes, busy and warm idle (default: max(2 × workers, workers + 4); never fewer than the workers)', positive('--max-worker-processes'))
+  .option('--busy-poll-us <us>', 'microseconds this manager and its workers keep spinning after a message in or out, 0 for off (default: engine.busy_poll_us)', nonNegativeInt('--busy-poll-us'))
   .option('--walltime <s>', "the block's walltime in seconds, counted from this manager's start", positive('--walltime'))
   .requiredOption('--log-level <level>', 'debug | info | warn | error')
   .option('--mpi-launcher <name>', `engine mode "mpi": one manager per block packs tasks onto the block's nodes, launching with ${MPI_LAUNCHERS.join(' | ')}`)
@@ -100,6 +101,7 @@ const manager = new Manager({
   poolIdleMs: (o.userPoolIdle ?? DEFAULTS.engine.user_pool_idle) * 1000,
   // A node with fewer cores than the profile's max_worker_processes assumed still gets a process per worker.
   maxProcesses: Math.max(workers, o.maxWorkerProcesses ? Math.floor(o.maxWorkerProcesses) : defaultMaxProcesses(workers, WORKER_POOL_DEFAULTS.processes_per_worker, WORKER_POOL_DEFAULTS.spare_processes_at_least)),
+  busyPollUs: o.busyPollUs ?? DEFAULTS.engine.busy_poll_us,
   endsAt: o.walltime ? Date.now() + o.walltime * 1000 : null,
   log,
   mpi,

@@ -43,6 +43,14 @@ export interface EngineOptions extends MpiEngineOptions {
   result_size_limit?: number;
   /** Command that starts a manager on a compute node. @default this installation's node + funcx-manager */
   manager_command?: string;
+  /**
+   * Microseconds a manager's spinner thread (nice 19) keeps a CPU of its node busy after each message in or
+   * out, so the next hop of a round trip (the worker's answer, the next task) is woken on a running CPU
+   * instead of an idle one. 0 turns it off. It spins only after traffic, never when idle, and gives way to
+   * any other thread; managers only (compute nodes), never the interchange (a shared login node). At most
+   * 100000. @default 0 (off; see DEFAULTS.engine.busy_poll_us for what it did on a 2-CPU machine)
+   */
+  busy_poll_us?: number;
   /** Log level of managers. @default "info" */
   manager_log_level?: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -71,12 +79,14 @@ export interface ResolvedEngineOptions {
   maxWorkerProcesses?: number;
   managerCommand?: string;
   managerLogLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** engine.busy_poll_us (µs; 0: off). */
+  busyPollUs: number;
 }
 
 export const ENGINE_FIELDS: readonly string[] = [
   'max_workers_per_node', 'cores_per_worker', 'mem_per_worker', 'prefetch_capacity', 'address', 'extra_addresses', 'user_pool_idle', 'max_worker_processes',
   'interchange_port', 'interchange_port_range', 'heartbeat_period', 'heartbeat_threshold', 'max_retries',
-  'address_probe_timeout', 'result_size_limit', 'manager_command', 'manager_log_level', ...MPI_ENGINE_FIELDS,
+  'address_probe_timeout', 'result_size_limit', 'manager_command', 'manager_log_level', 'busy_poll_us', ...MPI_ENGINE_FIELDS,
 ];
 
 const HOST = /^[A-Za-z0-9.:_-]+$/;
@@ -121,6 +131,7 @@ export function resolveEngineOptions(options: EngineOptions = {}, where = 'engin
   const managerCommand = optional('manager_command', test<string>((v) => typeof v === 'string' && v.trim() !== '' && !/[\n\0]/.test(v), 'a one-line command'));
   const managerLogLevel = given('manager_log_level', d.manager_log_level, test<ResolvedEngineOptions['managerLogLevel']>(
     (v) => (LEVELS as readonly unknown[]).includes(v), LEVELS.join(' | ')));
+  const busyPollUs = given('busy_poll_us', d.busy_poll_us as number, rule({ integer: true, max: 100_000 }));
   const mpi = resolveMpiOptions(o, where);
   if (heartbeatThreshold <= heartbeatPeriod) {
     throw fieldError(`${where}.heartbeat_threshold`, `greater than ${where}.heartbeat_period (${heartbeatPeriod} s)`, heartbeatThreshold);
@@ -151,6 +162,7 @@ export function resolveEngineOptions(options: EngineOptions = {}, where = 'engin
     maxWorkerProcesses,
     managerCommand,
     managerLogLevel,
+    busyPollUs,
   };
 }
 

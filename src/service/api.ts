@@ -294,6 +294,9 @@ export function buildApp(ctx: ServiceContext, tls?: { cert: Buffer; key: Buffer 
       code = 'BODY_TOO_LARGE';
       message = `the request body is larger than ${limit} bytes, the limit of ${request.method} ${request.routeOptions.url ?? request.url}`;
       details = { limit };
+      // fastify closes the connection with the body unread; read and drop it instead, so the client hears this.
+      const announced = Number(request.headers['content-length']);
+      if (Number.isSafeInteger(announced) && announced <= ctx.limits.lingerBodyBytes) void reply.removeHeader('connection');
     } else if (err instanceof StoreUnavailableError) {
       // The database is restarting or unreachable: nothing was changed, the client may simply retry.
       status = 503;

@@ -40,6 +40,12 @@ export interface ServiceLimits {
    * then ~11 ms in the handler (abuse run's profile: insert 7 ms, compile 3 ms). @default 1 MiB
    */
   functionRateBytesPerUser: number;
+  /**
+   * A body over its route's limit whose Content-Length is at most this is read and dropped after the 413, and
+   * the connection kept (lingering close): closed at once with the body unread, the kernel resets it and a
+   * client still sending loses the answer. A larger one is answered and the connection closed. @default 256 MiB
+   */
+  lingerBodyBytes: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<ServiceLimits> = Object.freeze({
@@ -54,6 +60,7 @@ export const DEFAULT_LIMITS: Readonly<ServiceLimits> = Object.freeze({
   invitationDays: 30,
   invitesPerSender: 10,
   functionRateBytesPerUser: 1024 * 1024,
+  lingerBodyBytes: 256 * 1024 * 1024,
 });
 
 /**

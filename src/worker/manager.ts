@@ -20,6 +20,7 @@ import { MpiGate, type MpiGateOptions } from './mpi/mpi-gate.js';
 import { createLogger, rateLimited, type Logger } from '../logger.js';
 import { WORKER_POOL_DEFAULTS } from '../config/defaults.js';
 import { Lifecycle, Once, type Transitions } from '../lifecycle.js';
+import { BusyPoll } from './busy-poll.js';
 
 export type ManagerState = 'probing' | 'registered' | 'draining' | 'stopping' | 'stopped';
 
@@ -58,6 +59,8 @@ export interface ManagerOptions {
   log?: Logger;
   /** Environment for workers. */
   workerEnv?: Record<string, string>;
+  /** Microseconds a nice-19 thread keeps a CPU busy after a message in or out (engine.busy_poll_us; 0: off; busy-poll.ts). */
+  busyPollUs: number;
   managerId?: string;
   /** Engine mode "mpi": this one manager holds the block's nodes and packs tasks onto them. */
   mpi?: Pick<MpiGateOptions, 'nodes' | 'launcher' | 'overrides' | 'probe' | 'probeEveryMs'>;
@@ -79,6 +82,8 @@ export class Manager {
   /** Function sources the interchange sent (function-sources-cache.ts). */
   private readonly sources = new ManagerSources();
   private outbox: ResultEnvelope[] = [];
+  /** The spinner that keeps a CPU awake for a while after each message (engine.busy_poll_us). */
+  readonly spin: BusyPoll;
   private flushScheduled = false;
   private lastHeard = Date.now();
   private heartbeatTimer?: NodeJS.Timeout;
@@ -100,6 +105,7 @@ export class Manager {
     this.warnBadFrame = rateLimited((m) => this.log.warn(m));
     this.life = new Lifecycle<ManagerState>('manager', 'probing', MANAGER_TRANSITIONS, { log: this.log, level: 'info' });
     this.stopped = new Promise((resolve) => (this.stoppedResolve = resolve));
+    this.spin = new BusyPoll(options.busyPollUs);
     if (options.mpi) {
       this.gate = new MpiGate({
         ...options.mpi,
@@ -227,6 +233,7 @@ export class Manager {
   private async receiveLoop(): Promise<void> {
     try {
       for await (const [frame] of this.socket!) {
+        this.spin.kick();
         this.lastHeard = Date.now();
         let message;
         try {
@@ -282,6 +289,7 @@ export class Manager {
   }
 
   private queueResults(results: ResultEnvelope[]): void {
+    this.spin.kick();
     if (this.gate) {
       results = this.gate.done(results);
       this.nodesDirty = true;
@@ -315,6 +323,7 @@ export class Manager {
     }
     this.outbox = [];
     this.writer!.send(encode(message));
+    this.spin.kick();
     if (this.state === 'draining') this.maybeFinishDrain();
   };
 
@@ -360,6 +369,7 @@ export class Manager {
     // Give ZeroMQ a moment to put the bye on the wire before the socket goes.
     await new Promise((r) => setTimeout(r, 50));
     this.socket?.close();
+    this.spin.stop();
     this.setState('stopped');
     this.stoppedResolve(exitCode);
   }

@@ -9,9 +9,12 @@
  * --run-delay reads, around every round trip, how long each hop's threads (main threads, ZeroMQ I/O threads)
  * waited for a CPU (run-delay.ts, Linux), and says how much of the slow round trips that wait explains.
  * Run the interchange process with --cpu-prof, and set FUNCX_CPU_PROFILE_DIR for the managers and workers;
- * NODE_OPTIONS=--trace-gc shows the managers' and workers' collections too.
+ * --gc-dir DIR matches slow round trips with the collections of every process (the managers' and workers'
+ * too), which gc-watch.ts, preloaded with NODE_OPTIONS="--import .../gc-watch.js" and FUNCX_GC_DIR=DIR, wrote.
  */
 import { PerformanceObserver, monitorEventLoopDelay, type PerformanceEntry } from 'node:perf_hooks';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startEngine, jsTask } from '../helpers/engine-fixture.js';
 import { until } from '../helpers/wait.js';
 import type { TaskEnvelope } from '../../src/protocol/messages.js';
@@ -29,6 +32,7 @@ const samples = arg('samples', 2000);
 const batch = arg('throughput', 100_000);
 const runs = arg('runs', 3);
 const withRunDelay = args.includes('--run-delay');
+const gcDir = args.includes('--gc-dir') ? args[args.indexOf('--gc-dir') + 1] : null;
 
 const gcs: Array<{ start: number; end: number; kind: number }> = [];
 const obs = new PerformanceObserver((list) => {
@@ -139,14 +143,22 @@ const mean = (xs: number[]): number => xs.reduce((s, x) => s + x, 0) / Math.max(
  * threads waited at least 80 % of their excess over p50, and the slowest 2 %'s wait by thread.
  */
 function waits(s: Series): void {
+  const n = s.threads!.threads.length;
   const p50 = percentile([...s.ms].sort((a, b) => a - b), 50);
-  const total = s.waits.map((w) => w.reduce((sum, x) => sum + x, 0));
+  const total = s.waits.map((w) => w.slice(0, n).reduce((sum, x) => sum + x, 0));
+  const exec = s.waits.map((w) => w.slice(n).reduce((sum, x) => sum + x, 0));
   const slow = s.ms.map((_, k) => k).filter((k) => s.ms[k] > 5 * p50);
   const explained = slow.filter((k) => total[k] >= 0.8 * (s.ms[k] - p50));
   const slowest = s.ms.map((_, k) => k).sort((a, b) => s.ms[b] - s.ms[a]).slice(0, Math.ceil(s.ms.length / 50));
+  const typical = s.ms.map((_, k) => k).filter((k) => s.ms[k] <= p50);
   console.log(`${s.name}: ${slow.length} round trips > 5× p50, ${explained.length} of them spent ≥ 80 % of their excess waiting for a CPU; mean wait per round trip ${mean(total).toFixed(3)} ms`);
   const byThread = s.threads!.threads.map((t, i) => `${t.label} ${mean(slowest.map((k) => s.waits[k][i])).toFixed(2)}`);
   console.log(`  slowest 2 %: mean ${mean(slowest.map((k) => s.ms[k])).toFixed(3)} ms, waiting ${mean(slowest.map((k) => total[k])).toFixed(3)} ms (${byThread.join(', ')})`);
+  // Time on a CPU: a slow trip that ran much longer than a typical one did work (GC, compilation) in a hop;
+  // one that neither waited nor ran lost its time outside the guest's accounting (the host took the vCPU).
+  const execBy = s.threads!.threads.map((t, i) => `${t.label} ${mean(slowest.map((k) => s.waits[k][n + i])).toFixed(2)} vs ${mean(typical.map((k) => s.waits[k][n + i])).toFixed(2)}`);
+  // The first thread's figure includes reading /proc around the trip (it is the reader), so the sum can exceed the trip.
+  console.log(`  on a CPU: trips ≤ p50 ${mean(typical.map((k) => exec[k])).toFixed(3)} ms, slowest 2 % ${mean(slowest.map((k) => exec[k])).toFixed(3)} ms (slowest vs ≤ p50: ${execBy.join(', ')}); unaccounted in the slowest 2 %: ${mean(slowest.map((k) => s.ms[k] - total[k] - exec[k])).toFixed(3)} ms`);
 }
 
 for (const s of series) report(s.name, [...s.ms].sort((a, b) => a - b));
@@ -155,6 +167,20 @@ const engineP50 = percentile([...engine.ms].sort((a, b) => a - b), 50);
 const slow = engine.ms.map((ms, k) => ({ ms, start: engine.starts[k] })).filter((l) => l.ms > 5 * engineP50);
 const withGc = slow.filter((l) => gcs.some((g) => g.end > l.start && g.start < l.start + l.ms));
 console.log(`engine round trips > 5× p50: ${slow.length}; overlapping a GC in this process: ${withGc.length}; GCs here during the run: ${gcs.length} (total ${gcs.reduce((s, g) => s + g.end - g.start, 0).toFixed(1)} ms, max ${Math.max(0, ...gcs.map((g) => g.end - g.start)).toFixed(2)} ms)`);
+if (gcDir) {
+  // The children wrote their files at exit (f.stop() waited for the managers; workers exit with them).
+  await until('the managers\' and workers\' GC files', () => existsSync(gcDir) && readdirSync(gcDir).filter((n) => n.endsWith('.json')).length >= 3, { timeoutMs: 10_000 }).catch(() => {});
+  const files = readdirSync(gcDir).filter((n) => n.endsWith('.json')).map((n) => JSON.parse(readFileSync(join(gcDir, n), 'utf8')) as { argv: string; gcs: Array<[number, number]> });
+  const origin = performance.timeOrigin;
+  const slowEpoch = slow.map((l) => ({ start: origin + l.start, end: origin + l.start + l.ms }));
+  for (const file of files) {
+    const role = file.argv.includes('manager') ? 'manager' : file.argv.includes('worker.js') ? 'worker' : null;
+    if (role === null) continue;
+    const hit = slowEpoch.filter((l) => file.gcs.some(([start, ms]) => start < l.end && start + ms > l.start));
+    const during = file.gcs.filter(([start]) => start >= origin + engine.starts[0] && start <= origin + engine.starts[engine.starts.length - 1]);
+    console.log(`${role}: ${during.length} GCs during the round trips (total ${during.reduce((t, g) => t + g[1], 0).toFixed(1)} ms, max ${Math.max(0, ...during.map((g) => g[1])).toFixed(2)}); slow round trips overlapping one: ${hit.length}`);
+  }
+}
 console.log(`event-loop delay here (resolution 1 ms): p50 ${(loop.percentile(50) / 1e6).toFixed(2)} ms, p99 ${(loop.percentile(99) / 1e6).toFixed(2)} ms, max ${(loop.max / 1e6).toFixed(2)} ms`);
 if (withRunDelay) {
   for (const s of series) {

@@ -16,10 +16,11 @@ export interface Watched {
 
 const buf = Buffer.alloc(128);
 
-function runDelayNs(fd: number): number {
+/** [ns on a CPU, ns runnable but waiting for one] of one thread so far. */
+function schedstat(fd: number): [number, number] {
   const n = readSync(fd, buf, 0, buf.length, 0);
   const fields = buf.toString('latin1', 0, n).split(' ');
-  return Number(fields[1]);
+  return [Number(fields[0]), Number(fields[1])];
 }
 
 /** Threads of process `pid`: its main thread and its ZeroMQ I/O threads (the hand-offs of a round trip). */
@@ -46,9 +47,10 @@ export function childPids(pid: number): number[] {
 export class RunDelay {
   constructor(readonly threads: Watched[]) {}
 
-  /** Each thread's run-queue delay so far (ns), in `threads` order. */
+  /** Each thread's run-queue delay so far (ns), in `threads` order, then each one's time on a CPU (ns). */
   sample(): number[] {
-    return this.threads.map((t) => runDelayNs(t.fd));
+    const stats = this.threads.map((t) => schedstat(t.fd));
+    return [...stats.map((s) => s[1]), ...stats.map((s) => s[0])];
   }
 
   close(): void {

@@ -63,6 +63,7 @@ export async function startEngine(options: Partial<InterchangeOptions> = {}): Pr
         '--heartbeat-period', String((options.heartbeatPeriodMs ?? 1000) / 1000),
         '--heartbeat-threshold', String((options.heartbeatThresholdMs ?? 5000) / 1000),
         '--log-level', process.env.FUNCX_LOG_LEVEL ?? 'warn',
+        '--busy-poll-us', String(DEFAULTS.engine.busy_poll_us),
         ...extra,
       ];
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, ...env } });

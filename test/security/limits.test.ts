@@ -9,6 +9,8 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
+import { connect } from 'node:net';
+import { ServiceError } from '../../src/sdk/client.js';
 import type { RunningService } from '../../src/service/api.js';
 import { RemoteError } from '../../src/protocol/payload.js';
 import { PgStore } from '../../src/service/store/index.js';
@@ -35,6 +37,43 @@ async function raw(url: string, token: string, method: string, path: string, bod
   }
   return { status: r.status, bytes: Buffer.byteLength(text), json };
 }
+
+/** One HTTP/1.1 request over a raw socket that writes its whole body before it reads anything, as many clients do. */
+function writeAllThenRead(url: string, head: string, body: Buffer): Promise<{ written: boolean; answer: string }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), hostname);
+    let answer = '';
+    let written = false;
+    socket.on('data', (d) => (answer += d.toString('latin1')));
+    socket.on('error', () => resolve({ written, answer }));
+    socket.on('close', () => resolve({ written, answer }));
+    socket.write(head);
+    socket.write(body, (err) => {
+      written = !err;
+      // The answer, then the connection is kept (the next request on it is answered too).
+      if (written) socket.end('GET /v1/health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+    });
+  });
+}
+
+test('a body over the limit is answered 413 even to a client that sends it all before reading (no reset)', async (t) => {
+  // Before: fastify closed the connection at once after the 413 with the body unread, so the kernel reset it
+  // and a client still writing lost the answer (EPIPE/ECONNRESET, seen from the SDK and undici). Now the
+  // service reads and drops the rest of an announced body (up to lingerBodyBytes) and keeps the connection.
+  const s = await inProcessService(t, {});
+  const alice = await addUser(s, 'alice');
+  const body = Buffer.alloc(24 * 1024 * 1024, 'a');
+  const head = `POST /v1/groups HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${alice.token}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`;
+  const r = await writeAllThenRead(s.url, head, body);
+  assert.ok(r.written, `the body could not be written: the connection was reset (answer so far: ${JSON.stringify(r.answer.slice(0, 120))})`);
+  assert.match(r.answer, /^HTTP\/1\.1 413 /, r.answer.slice(0, 200));
+  assert.match(r.answer, /BODY_TOO_LARGE/);
+  assert.equal(r.answer.match(/HTTP\/1\.1 /g)?.length, 2, 'the connection served the next request: ' + r.answer.slice(-200));
+  // The SDK hears the 413 and its limit, not "cannot reach the service".
+  const err = await alice.sdk.registerFunction(`() => 1 /* ${'b'.repeat(20 * 1024 * 1024)} */`, { name: 'huge' }).catch((e: unknown) => e);
+  assert.ok(err instanceof ServiceError && err.status === 413, String(err));
+});
 
 test("a result over the service's limit is stored as ResultTooLarge, whatever the endpoint sends", async (t) => {
   const limit = 1_000_000;

@@ -209,3 +209,18 @@ test('function registration rate: past her bytes a second a user gets 429 RATE_L
   await mallory.sdk.registerFunction(source(120_000), { name: 'm3' });
   assert.equal(await functions(mallory), 3);
 });
+
+test('function registration rate: a body over the size limit gets 413 every time, and takes nothing from the rate', async (t) => {
+  // Before, the oversized body was charged a whole burst before its size was refused: the first got 413
+  // BODY_TOO_LARGE, the next 429 RATE_LIMITED (an error naming the wrong cause), and a proper registration
+  // right after it was held back.
+  const s = await inProcessService(t, { functionRateBytesPerUser: 1_000, maxFunctionBodyBytes: 100_000 });
+  const bob = await addUser(s, 'bob');
+  for (let i = 0; i < 3; i++) {
+    const r = await api(s.url, bob.token, 'POST', '/v1/functions', { name: `big${i}`, source: `() => 1 /* ${'z'.repeat(150_000)} */` });
+    assert.equal(r.status, 413, `attempt ${i}: ${JSON.stringify(r.body).slice(0, 200)}`);
+    assert.equal(r.body.code, 'BODY_TOO_LARGE');
+  }
+  const ok = await api(s.url, bob.token, 'POST', '/v1/functions', { name: 'small', source: `() => 1 /* ${'z'.repeat(90_000)} */` });
+  assert.equal(ok.status, 200, JSON.stringify(ok.body).slice(0, 200));
+});

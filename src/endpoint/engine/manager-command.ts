@@ -37,6 +37,7 @@ export function managerCommand(engine: ResolvedEngineOptions, at: ManagerEndpoin
     '--probe-timeout', String(engine.probeTimeoutMs / 1000),
     '--user-pool-idle', String(engine.userPoolIdleMs / 1000),
     '--log-level', engine.managerLogLevel,
+    '--busy-poll-us', String(engine.busyPollUs),
   ];
   if (engine.maxWorkersPerNode !== undefined) args.push('--max-workers', String(engine.maxWorkersPerNode));
   if (engine.maxWorkerProcesses !== undefined) args.push('--max-worker-processes', String(engine.maxWorkerProcesses));

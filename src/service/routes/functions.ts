@@ -35,9 +35,11 @@ function announcedBytes(request: FastifyRequest): number | undefined {
  * registration fails later (a quota, a bad source): the body was received and parsed, which is what the rate bounds.
  */
 function takeRegistrationBytes(ctx: ServiceContext, userId: string, bytes: number): void {
-  const asked = Math.min(bytes, ctx.functionRate.burst); // a larger body is refused by its size (413)
-  const rate = ctx.functionRate.take(userId, asked);
-  if (!rate.ok) throw overFunctionRate(ctx.functionRate, asked, rate);
+  // A body over the route's size limit is refused by its size (413) and costs nothing: charging it would
+  // answer the next one 429, naming the wrong cause, and hold back a proper registration.
+  if (bytes > ctx.limits.maxFunctionBodyBytes) return;
+  const rate = ctx.functionRate.take(userId, bytes);
+  if (!rate.ok) throw overFunctionRate(ctx.functionRate, bytes, rate);
 }
 
 export function functionRoutes(app: FastifyInstance, ctx: ServiceContext): void {
