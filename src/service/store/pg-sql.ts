@@ -32,8 +32,9 @@ function storeResults(announce: boolean): string {
   return `WITH input AS (
       SELECT * FROM unnest($2::text[], $3::boolean[], $4::bytea[], $7::boolean[]) WITH ORDINALITY AS u(id, failed, payload, ran, ord)),
     first AS (SELECT DISTINCT ON (id) * FROM input ORDER BY id, ord),
+    -- cardinality: with no such tasks (the usual case) the update plans to nothing, not a scan of the endpoint's in-flight tasks.
     started AS (UPDATE tasks SET state = 'running', running_at = $5, updated_at = $5
-      WHERE endpoint = $1 AND id = ANY($6::text[]) AND state = 'waiting-for-nodes'),
+      WHERE cardinality($6::text[]) > 0 AND endpoint = $1 AND id = ANY($6::text[]) AND state = 'waiting-for-nodes'),
     upd AS (UPDATE tasks t SET state = CASE WHEN first.failed THEN 'failed' ELSE 'success' END, failed = first.failed,
         result = first.payload, updated_at = $5,
         running_at = CASE WHEN first.ran AND t.running_at IS NULL AND t.state = 'waiting-for-nodes' THEN $5 ELSE t.running_at END
