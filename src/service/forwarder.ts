@@ -83,6 +83,14 @@ export class Forwarder {
   private credit = 0;
   private deliveryScheduled = false;
   /**
+   * Whether the queue may hold tasks: `queuedGeneration` counts the times tasks may have been queued (notify,
+   * a requeue), `emptyAt` is the generation a take last found the queue empty at. Credit the endpoint gives
+   * back leads to a take only when they differ: after a single call the credit comes back with the result, and
+   * the take found nothing, one database round trip per call for nothing (two with the delivery loop's own).
+   */
+  private queuedGeneration = 1;
+  private emptyAt = 0;
+  /**
    * The tasks channel's store work (requeue on hello, deliveries) runs one step at a time, so a delivery
    * never sends tasks taken for one connection to another, nor races a requeue.
    */
@@ -218,6 +226,7 @@ export class Forwarder {
 
   /** New tasks were queued for this endpoint: deliver what the credit allows (coalesced per tick). */
   notify(): void {
+    this.queuedGeneration++;
     this.scheduleDelivery();
   }
 
@@ -254,7 +263,11 @@ export class Forwarder {
     for (;;) {
       const peer = this.peers.tasks;
       if (!peer || this.credit <= 0 || this.closed) return;
-      const taken = await this.options.store.takeQueued(this.options.endpointId, Math.min(this.credit, batchSize));
+      // Read before the take: the tasks of every notify up to it were committed before the take began.
+      const generation = this.queuedGeneration;
+      const asked = Math.min(this.credit, batchSize);
+      const taken = await this.options.store.takeQueued(this.options.endpointId, asked);
+      if (taken.length < asked) this.emptyAt = generation;
       if (taken.length === 0) return;
       const { messages, gone } = await prepareTasks(taken, this.sources, this.sentSources);
       if (gone.length > 0) await this.storeResults(gone);
@@ -267,6 +280,8 @@ export class Forwarder {
       }
       // Let other requests in between chunks: one user's 10,000-task batch must not hold the event loop (and
       // every other user's submissions and results) for the whole delivery.
+      // The queue was empty: tasks queued since then notify, which schedules the next pass.
+      if (taken.length < asked) return;
       if (taken.length === batchSize) await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
@@ -316,7 +331,8 @@ export class Forwarder {
         return;
       case 'credit':
         this.credit += m.n;
-        return this.scheduleDelivery();
+        if (this.queuedGeneration !== this.emptyAt) this.scheduleDelivery();
+        return;
       case 'running':
         if (this.closed) return;
         for (const id of m.ids) this.runningIds.push(id);
@@ -434,6 +450,7 @@ export class Forwarder {
       // (the endpoint drops ids it already holds), within the credit the endpoint says it has now.
       this.peers.tasks = null;
       requeued = await this.options.store.requeueInFlight(this.options.endpointId);
+      this.queuedGeneration++;
       if (this.closed) return;
       this.credit = m.credit ?? 0;
     }

@@ -87,16 +87,27 @@ export async function mayUseEndpoint(store: Store, user: User, endpoint: Endpoin
 
 export async function endpointFor(store: Store, user: User, id: string): Promise<EndpointRecord> {
   const endpoint = isUuid(id) ? await store.endpoint(id) : undefined;
+  return usableEndpoint(user, id, endpoint, endpoint ? await mayUseEndpoint(store, user, endpoint) : false);
+}
+
+/** The endpoint `id` read as `endpoint`, if `user` may use it (`member`: of its group), else the 404 or 403 to answer. */
+export function usableEndpoint(user: User, id: string, endpoint: EndpointRecord | undefined, member: boolean): EndpointRecord {
   if (!endpoint) throw notFound(`no endpoint ${id}`);
-  if (!(await mayUseEndpoint(store, user, endpoint))) throw forbidden(`endpoint ${id} belongs to another user and is not shared with you`);
+  if (endpoint.owner !== user.id && !member) throw forbidden(`endpoint ${id} belongs to another user and is not shared with you`);
   return endpoint;
 }
 
 /** Owner, or member of the function's group. */
 export async function functionFor(store: Store, user: User, id: string): Promise<FunctionRecord> {
   const fn = isUuid(id) ? await store.function(id) : undefined;
+  const member = fn !== undefined && fn.owner !== user.id && fn.group !== null && (await store.isGroupMember(fn.group, user.id));
+  return usableFunction(user, id, fn, member);
+}
+
+/** The function `id` read as `fn`, if `user` may use it (`member`: of its group), else the 404 or 403 to answer. */
+export function usableFunction(user: User, id: string, fn: FunctionRecord | undefined, member: boolean): FunctionRecord {
   if (!fn) throw notFound(`no function ${id}`);
-  if (fn.owner !== user.id && !(fn.group !== null && (await store.isGroupMember(fn.group, user.id)))) {
+  if (fn.owner !== user.id && !member) {
     throw forbidden(`function ${id} belongs to another user and is not shared with you (ask its owner to add you to its group)`);
   }
   return fn;

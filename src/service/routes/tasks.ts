@@ -7,16 +7,16 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { newTaskId } from '../task-ids.js';
 import { encodeTask, type TaskBody } from '../../protocol/payload.js';
-import type { EndpointRecord, FunctionRecord, NewTask, TaskRecord, TaskSummary, User } from '../store/index.js';
+import type { EndpointRecord, FunctionRecord, NewTask, SubmissionContext, TaskRecord, TaskSummary, User } from '../store/index.js';
 import { checkSharedUse } from '../sharing.js';
-import { RESULT_BYTES_KEPT_PER_WAIT, overRate, tooLarge } from '../limits.js';
-import { quotasOf, refuseOverResultBytes } from '../quotas.js';
+import { RESULT_BYTES_KEPT_PER_WAIT, overRate, quotasFor, tooLarge } from '../limits.js';
+import { refuseOverResultBytes } from '../quotas.js';
 import { isArgsOnly } from '../task-payloads.js';
 import { checkResourceSpec, type ResourceSpec } from '../../protocol/resource-spec.js';
 import type { KnownOutcome, Waiting } from './long-poll.js';
 import { authenticate, badRequest, forbidden, notFound, userOf } from '../auth.js';
 import {
-  bodyObject, endpointFor, functionFor, isFinished, taskFor, taskView, waitMs, type ServiceContext,
+  bodyObject, isFinished, isUuid, taskFor, taskView, usableEndpoint, usableFunction, waitMs, type ServiceContext,
 } from './context.js';
 import type { FinishedTaskView, SubmitTasksResponse, TaskResultsResponse, TaskView, TransitionsResponse } from '../../protocol/http.js';
 
@@ -49,28 +49,51 @@ function resources(v: unknown, where: string): ResourceSpec {
 type Checked = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 /**
- * Resolve every distinct endpoint and function a batch names (concurrently), keeping each failure to throw
- * where the batch first names it, so the error is the one a one-by-one check would give.
+ * Check every distinct endpoint and function a batch names against what was read of them (one read for the
+ * whole submission, beside the quotas), keeping each failure to throw where the batch first names it, so the
+ * error is the one a one-by-one check would give.
  */
-async function checkAccess(ctx: ServiceContext, user: User, specs: readonly unknown[]): Promise<Map<string, Checked>> {
-  const checks = new Map<string, Promise<unknown>>();
-  for (const spec of specs) {
-    if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) continue;
-    const s = spec as Record<string, unknown>;
-    if (typeof s.endpointId === 'string' && !checks.has(s.endpointId)) checks.set(s.endpointId, endpointFor(ctx.store, user, s.endpointId));
-    if (typeof s.functionId === 'string' && !checks.has(`fn:${s.functionId}`)) {
-      checks.set(`fn:${s.functionId}`, functionFor(ctx.store, user, s.functionId));
-    }
-  }
+function checkAccess(user: User, specs: readonly unknown[], read: SubmissionContext): Map<string, Checked> {
   const out = new Map<string, Checked>();
-  await Promise.all([...checks].map(async ([key, p]) => {
+  const check = (key: string, f: () => unknown) => {
     try {
-      out.set(key, { ok: true, value: await p });
+      out.set(key, { ok: true, value: f() });
     } catch (error) {
       out.set(key, { ok: false, error });
     }
-  }));
+  };
+  for (const { endpointId: e, functionId: f } of namedIds(specs)) {
+    if (e !== undefined && !out.has(e)) {
+      const endpoint = isUuid(e) ? read.endpoints.get(e) : undefined;
+      check(e, () => usableEndpoint(user, e, endpoint, endpoint?.group != null && read.groups.has(endpoint.group)));
+    }
+    if (f !== undefined && !out.has(`fn:${f}`)) {
+      const fn = isUuid(f) ? read.functions.get(f) : undefined;
+      check(`fn:${f}`, () => usableFunction(user, f, fn, fn?.group != null && read.groups.has(fn.group)));
+    }
+  }
   return out;
+}
+
+/** The endpoint and function ids (strings) each task spec names; malformed specs are refused later, by buildTask. */
+function namedIds(specs: readonly unknown[]): Array<{ endpointId?: string; functionId?: string }> {
+  return specs.map((spec) => {
+    if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) return {};
+    const s = spec as Record<string, unknown>;
+    return { endpointId: typeof s.endpointId === 'string' ? s.endpointId : undefined, functionId: typeof s.functionId === 'string' ? s.functionId : undefined };
+  });
+}
+
+/** What a submission is checked against: one store read (PostgreSQL: one round trip) for its quotas and access. */
+function readForSubmission(ctx: ServiceContext, user: User, specs: readonly unknown[]): Promise<SubmissionContext> {
+  const ids = namedIds(specs);
+  const endpoints = new Set<string>();
+  const functions = new Set<string>();
+  for (const { endpointId, functionId } of ids) {
+    if (endpointId !== undefined && isUuid(endpointId)) endpoints.add(endpointId);
+    if (functionId !== undefined && isUuid(functionId)) functions.add(functionId);
+  }
+  return ctx.store.submissionContext(user.id, [...endpoints], [...functions]);
 }
 
 function checkedValue<T>(checked: Map<string, Checked>, key: string): T {
@@ -203,14 +226,12 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     let tasks: ReturnType<typeof buildTask>[];
     let waiting: Waiting | undefined;
     try {
-      // The quota reads and the access checks need nothing of each other: read them together (one round trip
-      // on PostgreSQL, not three). The errors keep their order: quotas first, then each task's access.
-      const [quotas, usedResultBytes, checked] = await Promise.all([
-        quotasOf(store, ctx.quotas, user.id),
-        store.resultBytesOf(user.id),
-        checkAccess(ctx, user, specs),
-      ]);
-      refuseOverResultBytes(quotas, usedResultBytes);
+      // The quotas and what access is checked against, in one read (one round trip on PostgreSQL). The errors
+      // keep their order: quotas first, then each task's access.
+      const read = await readForSubmission(ctx, user, specs);
+      const quotas = quotasFor(ctx.quotas, read.overrides);
+      refuseOverResultBytes(quotas, read.resultBytes);
+      const checked = checkAccess(user, specs, read);
       tasks = specs.map((spec, i) => buildTask(user, spec, i, checked));
       // Registered before the task exists: its result either wakes this wait or is in the read after it.
       if (ms > 0) waiting = ctx.waiters.wait([tasks[0].id], 'all', ms, { keepResults: true });

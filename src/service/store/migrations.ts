@@ -135,6 +135,11 @@ END;
 `,
   },
   {
+    version: 11,
+    name: 'PostgreSQL only (result bytes summed per statement, tasks inserted under their quota in one call): nothing on SQLite',
+    sql: 'SELECT 1;',
+  },
+  {
     version: 12,
     name: 'result bytes counted once per owner and batch of results, not by a trigger per task',
     sql: `
@@ -289,6 +294,62 @@ DROP TRIGGER IF EXISTS functions_bytes_insert ON functions;
 CREATE TRIGGER functions_bytes_insert AFTER INSERT ON functions FOR EACH ROW EXECUTE FUNCTION funcx_function_bytes();
 DROP TRIGGER IF EXISTS functions_bytes_delete ON functions;
 CREATE TRIGGER functions_bytes_delete AFTER DELETE ON functions FOR EACH ROW EXECUTE FUNCTION funcx_function_bytes();
+`,
+  },
+  {
+    version: 11,
+    name: 'result bytes summed per statement, tasks inserted under their quota in one call',
+    sql: `
+-- Stored result bytes per owner, added up once per UPDATE statement (transition tables) and not by one upsert
+-- of the owner's user_usage row per task: a batch of 333 results was 333 new versions of that one row, half
+-- the statement's time. Owners in order, so two statements never wait for each other's rows crosswise.
+CREATE OR REPLACE FUNCTION funcx_result_bytes_per_statement() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  INSERT INTO user_usage (user_id, result_bytes)
+    SELECT who, SUM(delta) FROM (
+      SELECT n.owner AS who, OCTET_LENGTH(n.result)::bigint AS delta FROM new_rows n WHERE n.result IS NOT NULL
+      UNION ALL SELECT o.owner, -OCTET_LENGTH(o.result)::bigint FROM old_rows o WHERE o.result IS NOT NULL) d
+    GROUP BY who HAVING SUM(delta) <> 0 ORDER BY who
+  ON CONFLICT (user_id) DO UPDATE SET result_bytes = user_usage.result_bytes + EXCLUDED.result_bytes;
+  RETURN NULL;
+END
+$fn$;
+DROP TRIGGER IF EXISTS tasks_result_bytes_update ON tasks;
+CREATE TRIGGER tasks_result_bytes_update AFTER UPDATE ON tasks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION funcx_result_bytes_per_statement();
+-- Tasks inserted under the owner's quota of unfinished tasks in one round trip (was six: a connection, BEGIN,
+-- the lock, the count, the insert, COMMIT). The lock is the one PgStore.checkQuota takes (one writer per
+-- owner and quota), held until the calling statement commits; the count after it sees every insert committed
+-- before the lock was granted, because each statement of a VOLATILE function takes a fresh snapshot. Returns
+-- one row naming the owner, the count and the tasks asked when that would pass the limit (nothing written),
+-- else no row.
+CREATE OR REPLACE FUNCTION funcx_insert_tasks(p_ids text[], p_endpoints text[], p_functions text[], p_owners text[],
+    p_payloads bytea[], p_now bigint, p_limit bigint)
+  RETURNS TABLE (quota_owner text, quota_used bigint, quota_adding bigint) LANGUAGE plpgsql VOLATILE AS $fn$
+#variable_conflict use_column
+DECLARE
+  o record;
+  n bigint;
+BEGIN
+  IF p_limit IS NOT NULL THEN
+    FOR o IN SELECT x.who, count(*) AS k FROM unnest(p_owners) AS x(who) GROUP BY x.who ORDER BY x.who LOOP
+      PERFORM pg_advisory_xact_lock(hashtext('funcx-quota:tasks:' || o.who));
+      SELECT count(*) INTO n FROM tasks t WHERE t.owner = o.who AND t.state NOT IN ('success', 'failed');
+      IF n + o.k > p_limit THEN
+        quota_owner := o.who; quota_used := n; quota_adding := o.k;
+        RETURN NEXT;
+        RETURN;
+      END IF;
+    END LOOP;
+  END IF;
+  WITH input AS (
+      SELECT * FROM unnest(p_ids, p_endpoints, p_functions, p_owners, p_payloads) WITH ORDINALITY AS u(id, endpoint, function, owner, payload, ord)),
+    ins AS (INSERT INTO tasks (id, endpoint, function, owner, state, created_at, updated_at)
+      SELECT id, endpoint, function, owner, 'waiting-for-endpoint', p_now, p_now FROM input ORDER BY ord RETURNING seq, id)
+  INSERT INTO task_payloads (seq, payload) SELECT ins.seq, input.payload FROM ins JOIN input USING (id);
+  RETURN;
+END
+$fn$;
 `,
   },
   {

@@ -3,8 +3,9 @@
  *
  * One dedicated connection per replica listens on three channels; notifications go out through the pool.
  * A payload is `<replica id> <data>` so a replica ignores its own. NOTIFY payloads are capped at 8000 bytes,
- * so result ids go out in chunks. When the listening connection drops it reconnects (backing off to 2 s)
- * and reports `missed`.
+ * so result ids go out in chunks. Results are told by the statement that stores them
+ * (PgStore.announceResultsOn). When the listening connection drops it reconnects (backing off to 2 s) and
+ * reports `missed`.
  */
 import pg from 'pg';
 import type { Logger } from '../../logger.js';
@@ -32,6 +33,9 @@ export class PgReplicaBus implements ReplicaBus {
   static async start(store: PgStore, replica: string, events: ReplicaEvents, log: Logger): Promise<PgReplicaBus> {
     const bus = new PgReplicaBus(store, replica, events, log);
     await bus.connect();
+    // Results are told by the statement that stores them (one statement per batch, not two): publishResults
+    // has nothing left to do.
+    store.announceResultsOn(CHANNELS.results, replica);
     return bus;
   }
 
@@ -110,8 +114,9 @@ export class PgReplicaBus implements ReplicaBus {
     return this.notify(CHANNELS.tasks, endpointIds);
   }
 
-  publishResults(taskIds: readonly string[]): Promise<void> {
-    return this.notify(CHANNELS.results, taskIds);
+  /** Told already: the store's storeResults notifies when it commits (PgStore.announceResultsOn). */
+  publishResults(_taskIds: readonly string[]): Promise<void> {
+    return Promise.resolve();
   }
 
   publishClaim(endpointId: string): Promise<void> {

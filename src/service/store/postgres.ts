@@ -20,22 +20,14 @@ import type {
   EndpointMetadata, EndpointRecord, EndpointState, FunctionRecord, Group, InvitationQuotas, NewTask, QuotaName, Store, StoredResults, TaskRecord, TaskSummary, Transition, User,
 } from './types.js';
 import { QuotaExceededError } from './types.js';
-import type { ApiToken, QuotaKey, QuotaOverrides, Usage } from './types.js';
+import type { ApiToken, QuotaKey, QuotaOverrides, SubmissionContext, Usage } from './types.js';
 import { QUOTA_COLUMNS, USAGE_COUNTS, toApiToken, toOverrides, toUsage } from './sqlite-tenancy.js';
 import { errorOutcome } from '../../protocol/payload.js';
+import { QUOTA_COUNT, SQL } from './pg-sql.js';
 
 /** A query in a transaction; `name` makes it a prepared statement, kept by the connection. */
 type Query = (text: string, values?: unknown[], name?: string) => Promise<Row[]>;
 
-const QUOTA_COUNT: Record<QuotaName, string> = {
-  tasks: `SELECT count(*)::int AS n FROM tasks WHERE owner = $1 AND state NOT IN ('success', 'failed')`,
-  functions: 'SELECT count(*)::int AS n FROM functions WHERE owner = $1',
-  endpoints: 'SELECT count(*)::int AS n FROM endpoints WHERE owner = $1',
-  groups: 'SELECT count(*)::int AS n FROM groups WHERE owner = $1',
-  invitations: 'SELECT count(*)::int AS n FROM group_invites i JOIN groups g ON g.id = i.group_id WHERE g.owner = $1',
-  inbox: 'SELECT count(*)::int AS n FROM group_invites WHERE user_id = $1',
-  functionBytes: 'SELECT COALESCE(MAX(function_bytes), 0)::bigint AS n FROM user_usage WHERE user_id = $1',
-};
 
 // BIGINT columns hold epoch ms and sequence numbers, all well inside 2^53: read them as numbers.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
@@ -54,69 +46,12 @@ export interface PgStoreOptions {
 /** A key for pg_advisory_xact_lock: the migrations of one database run one process at a time. */
 const MIGRATION_LOCK = 0x66756e63; // "func"
 
-// The task row carries its transitions (transitions.ts): one write per transition. Before a requeue or a
-// service-side failure overwrites them, `materialize` turns the row's delivered/running times into rows.
-const materialize = (picked: string, last: string) => `INSERT INTO task_transitions (task, state, actor, at)
-      SELECT seq, state, actor, at FROM (
-        SELECT seq, 1 AS n, 'waiting-for-nodes' AS state, 'forwarder' AS actor, delivered_at AS at FROM ${picked} WHERE delivered_at IS NOT NULL
-        UNION ALL SELECT seq, 2, 'running', 'endpoint', running_at FROM ${picked} WHERE running_at IS NOT NULL
-        UNION ALL SELECT seq, 3, ${last} FROM ${picked}) x ORDER BY seq, n`;
-
-const SQL = {
-  insertTasks: `WITH input AS (
-      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[]) WITH ORDINALITY AS u(id, endpoint, function, owner, payload, ord)),
-    ins AS (INSERT INTO tasks (id, endpoint, function, owner, state, created_at, updated_at)
-      SELECT id, endpoint, function, owner, 'waiting-for-endpoint', $6, $6 FROM input ORDER BY ord RETURNING seq, id)
-    INSERT INTO task_payloads (seq, payload) SELECT ins.seq, input.payload FROM ins JOIN input USING (id)`,
-  takeQueued: `WITH picked AS (
-      SELECT seq FROM tasks WHERE endpoint = $1 AND state = 'waiting-for-endpoint' ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED),
-    upd AS (UPDATE tasks t SET state = 'waiting-for-nodes', delivered_at = $3, updated_at = $3 FROM picked WHERE t.seq = picked.seq
-      RETURNING t.seq, t.id, t.function, t.owner)
-    SELECT upd.seq, upd.id, upd.function, upd.owner, p.payload, (SELECT owner FROM endpoints WHERE id = $1) AS endpoint_owner
-    FROM upd JOIN task_payloads p ON p.seq = upd.seq ORDER BY upd.seq`,
-  requeue: `WITH picked AS (SELECT seq, delivered_at, running_at FROM tasks
-      WHERE endpoint = $1 AND state IN ('waiting-for-nodes', 'running') FOR UPDATE),
-    upd AS (UPDATE tasks t SET state = 'waiting-for-endpoint', delivered_at = NULL, running_at = NULL, updated_at = $2
-      FROM picked WHERE t.seq = picked.seq AND t.state IN ('waiting-for-nodes', 'running') RETURNING t.seq),
-    tr AS (${materialize('picked', `'waiting-for-endpoint', 'forwarder', $2::bigint`)})
-    SELECT count(*)::int AS n FROM upd`,
-  running: `WITH upd AS (UPDATE tasks SET state = 'running', running_at = $3, updated_at = $3
-      WHERE endpoint = $1 AND id = ANY($2::text[]) AND state = 'waiting-for-nodes' RETURNING seq)
-    SELECT count(*)::int AS n FROM upd`,
-  // One input row per result; `stored` when this statement finished the task, else `known` tells a duplicate
-  // (the endpoint's own finished task) from an unknown id. `ran`: the endpoint said it started, not yet
-  // written; $6 are the tasks that started and have no result in this batch (so no row is updated twice).
-  storeResults: `WITH input AS (
-      SELECT * FROM unnest($2::text[], $3::boolean[], $4::bytea[], $7::boolean[]) WITH ORDINALITY AS u(id, failed, payload, ran, ord)),
-    first AS (SELECT DISTINCT ON (id) * FROM input ORDER BY id, ord),
-    started AS (UPDATE tasks SET state = 'running', running_at = $5, updated_at = $5
-      WHERE endpoint = $1 AND id = ANY($6::text[]) AND state = 'waiting-for-nodes'),
-    upd AS (UPDATE tasks t SET state = CASE WHEN first.failed THEN 'failed' ELSE 'success' END, failed = first.failed,
-        result = first.payload, updated_at = $5,
-        running_at = CASE WHEN first.ran AND t.running_at IS NULL AND t.state = 'waiting-for-nodes' THEN $5 ELSE t.running_at END
-      FROM first WHERE t.id = first.id AND t.endpoint = $1 AND t.state NOT IN ('success', 'failed') RETURNING t.id, first.ord)
-    SELECT input.id, upd.ord IS NOT NULL AND upd.ord = input.ord AS stored,
-      CASE WHEN upd.ord IS NOT NULL THEN true ELSE EXISTS (SELECT 1 FROM tasks k WHERE k.id = input.id AND k.endpoint = $1) END AS known
-    FROM input LEFT JOIN upd ON upd.id = input.id ORDER BY input.ord`,
-  // The two arms match the partial indexes (a BitmapOr), not a scan of every task of the table.
-  failEndpointTasks: `WITH picked AS (SELECT seq, id, delivered_at, running_at FROM tasks
-      WHERE endpoint = $1 AND (state = 'waiting-for-endpoint' OR state IN ('waiting-for-nodes', 'running')) FOR UPDATE),
-    upd AS (UPDATE tasks t SET state = 'failed', failed = true, result = $2, delivered_at = NULL, running_at = NULL, updated_at = $3
-      FROM picked WHERE t.seq = picked.seq RETURNING t.id),
-    tr AS (${materialize('picked', `'failed', 'service', $3::bigint`)})
-    SELECT id FROM upd`,
-  transitions: `SELECT t.state, t.created_at, t.updated_at, t.delivered_at, t.running_at, u.name AS owner_name,
-      COALESCE((SELECT json_agg(json_build_object('state', tr.state, 'actor', tr.actor, 'at', tr.at) ORDER BY tr.id)
-        FROM task_transitions tr WHERE tr.task = t.seq), '[]'::json) AS rows
-    FROM tasks t LEFT JOIN users u ON u.id = t.owner WHERE t.id = $1`,
-  task: 'SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks WHERE id = $1',
-  tasks: 'SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks WHERE id = ANY($1::text[])',
-};
-
 export class PgStore implements Store {
   readonly kind = 'postgres' as const;
   readonly pool: pg.Pool;
   private closing?: Promise<void>;
+  /** Where storeResults tells the other replicas what it stored (announceResultsOn), if anywhere. */
+  private announce?: { channel: string; sender: string };
 
   private constructor(readonly url: string, options: PgStoreOptions) {
     this.pool = new pg.Pool({
@@ -481,24 +416,16 @@ export class PgStore implements Store {
 
   async insertTasks(tasks: readonly NewTask[], _actor: string, maxUnfinishedPerOwner?: number): Promise<void> {
     if (tasks.length === 0) return;
-    const values = [
+    const refused = await this.row(SQL.insertTasks, [
       tasks.map((t) => t.id),
       tasks.map((t) => t.endpoint),
       tasks.map((t) => t.function),
       tasks.map((t) => t.owner),
       tasks.map((t) => Buffer.from(t.payload.buffer, t.payload.byteOffset, t.payload.byteLength)),
       Date.now(),
-    ];
-    if (maxUnfinishedPerOwner === undefined) {
-      await this.rows(SQL.insertTasks, values, 'insert-tasks');
-      return;
-    }
-    const perOwner = new Map<string, number>();
-    for (const t of tasks) perOwner.set(t.owner, (perOwner.get(t.owner) ?? 0) + 1);
-    await this.tx(async (q) => {
-      for (const [owner, n] of perOwner) await this.checkQuota(q, 'tasks', owner, n, maxUnfinishedPerOwner);
-      await q(SQL.insertTasks, values, 'insert-tasks');
-    });
+      maxUnfinishedPerOwner ?? null,
+    ], 'insert-tasks');
+    if (refused) throw new QuotaExceededError('tasks', refused.quota_used as number, maxUnfinishedPerOwner!, refused.quota_adding as number);
   }
 
   async takeQueued(endpointId: string, limit: number): Promise<TaskEnvelope[]> {
@@ -517,6 +444,14 @@ export class PgStore implements Store {
     return (await this.row(SQL.running, [endpointId, ids, Date.now()], 'running'))!.n as number;
   }
 
+  /**
+   * From now on storeResults also notifies `channel` with `<sender> <id>,<id>...` (chunks of at most 150 ids)
+   * when it commits: the replica bus's doorbell for results (pg-bus.ts) costs no statement of its own.
+   */
+  announceResultsOn(channel: string, sender: string): void {
+    this.announce = { channel, sender };
+  }
+
   async storeResults(endpointId: string, results: readonly ResultEnvelope[], running: readonly string[] = []): Promise<StoredResults> {
     const now = Date.now();
     const out: StoredResults = { stored: [], duplicates: 0, unknown: 0, at: now };
@@ -526,7 +461,7 @@ export class PgStore implements Store {
     }
     const started = new Set(running);
     const ran = results.map((r) => started.delete(r.id));
-    const rows = await this.rows(SQL.storeResults, [
+    const values = [
       endpointId,
       results.map((r) => r.id),
       results.map((r) => r.failed),
@@ -534,7 +469,11 @@ export class PgStore implements Store {
       now,
       [...started],
       ran,
-    ], 'store-results');
+    ];
+    const { announce } = this;
+    const rows = announce
+      ? await this.rows(SQL.storeResultsAnnounced, [...values, announce.channel, announce.sender], 'store-results-announced')
+      : await this.rows(SQL.storeResults, values, 'store-results');
     for (const r of rows) {
       if (r.stored) out.stored.push(r.id as string);
       else if (r.known) out.duplicates++;
@@ -607,6 +546,20 @@ export class PgStore implements Store {
 
   async resultBytesOf(userId: string): Promise<number> {
     return Number((await this.row('SELECT result_bytes FROM user_usage WHERE user_id = $1', [userId], 'result-bytes-of'))?.result_bytes ?? 0);
+  }
+
+  async submissionContext(userId: string, endpointIds: readonly string[], functionIds: readonly string[]): Promise<SubmissionContext> {
+    const r = (await this.row(SQL.submissionContext, [userId, endpointIds, functionIds], 'submission-context'))!;
+    const out: SubmissionContext = {
+      overrides: toOverrides((r.quotas as Row | null) ?? undefined),
+      resultBytes: Number(r.result_bytes ?? 0),
+      endpoints: new Map(),
+      functions: new Map(),
+      groups: new Set(r.groups as string[]),
+    };
+    for (const e of (r.endpoints as Row[] | null) ?? []) out.endpoints.set(e.id as string, toEndpoint(e));
+    for (const f of (r.functions as Row[] | null) ?? []) out.functions.set(f.id as string, toFunction(f)!);
+    return out;
   }
 
   async usage(userId: string): Promise<Usage> {

@@ -20,7 +20,8 @@ import type {
 import { QuotaExceededError } from './types.js';
 import { taskTransitions, type TaskTimes } from './transitions.js';
 import { SqliteCheckpointer } from './sqlite-checkpointer.js';
-import type { ApiToken, QuotaKey, QuotaOverrides, Usage } from './types.js';
+import type { ApiToken, QuotaKey, QuotaOverrides, SubmissionContext, Usage } from './types.js';
+import { readSubmissionContext } from './submission-context.js';
 import { SqliteTenancy } from './sqlite-tenancy.js';
 import { SqliteBatches, type FinishRow } from './sqlite-batches.js';
 
@@ -593,6 +594,10 @@ export class SqliteStore implements Store {
 
   async resultBytesOf(userId: string): Promise<number> {
     return this.tenancy.resultBytesOf(userId);
+  }
+
+  submissionContext(userId: string, endpointIds: readonly string[], functionIds: readonly string[]): Promise<SubmissionContext> {
+    return readSubmissionContext(this, userId, endpointIds, functionIds);
   }
 
   async usage(userId: string): Promise<Usage> {

@@ -123,6 +123,20 @@ export class QuotaExceededError extends Error {
   }
 }
 
+/**
+ * What a task submission is checked against, read at once (Store.submissionContext): the submitter's quota
+ * overrides and stored result bytes, the endpoints and functions the submission names (an id that is no
+ * record is absent), and which groups of theirs the submitter belongs to (owns or is a member of).
+ */
+export interface SubmissionContext {
+  overrides: QuotaOverrides;
+  resultBytes: number;
+  endpoints: Map<string, EndpointRecord>;
+  functions: Map<string, FunctionRecord>;
+  /** Of the groups the named endpoints and functions are shared with, those the submitter is in (at least those of records the submitter does not own). */
+  groups: Set<string>;
+}
+
 /** The service's state. Implementations: SqliteStore (sqlite.ts), PgStore (postgres.ts). */
 export interface Store {
   /** 'sqlite' or 'postgres', for logs and tests. */
@@ -247,6 +261,8 @@ export interface Store {
   resultBytesOf(userId: string): Promise<number>;
   /** What the user holds, per quota. */
   usage(userId: string): Promise<Usage>;
+  /** What a submission of `userId` naming these endpoints and functions is checked against (one round trip on PostgreSQL). */
+  submissionContext(userId: string, endpointIds: readonly string[], functionIds: readonly string[]): Promise<SubmissionContext>;
   /** Delete finished tasks of `owner` (their results free the resultBytes quota); returns the ids deleted. */
   deleteFinishedTasks(owner: string, ids: readonly string[]): Promise<string[]>;
 
