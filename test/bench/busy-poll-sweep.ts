@@ -8,9 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { startEngine, jsTask, type EngineFixture } from '../helpers/engine-fixture.js';
-import { until } from '../helpers/wait.js';
-import type { TaskEnvelope } from '../../src/protocol/messages.js';
-import { percentile } from './engine-bench.js';
+import { percentile, throughput } from './engine-bench.js';
 import { childPids } from './run-delay.js';
 
 const args = process.argv.slice(2);
@@ -33,20 +31,6 @@ function cpuMs(pid: number): number {
   }
 }
 
-async function throughput(f: EngineFixture, n: number): Promise<number> {
-  const noop = jsTask('() => null', [], 'noop');
-  const tasks: TaskEnvelope[] = new Array(n);
-  const tag = Math.random().toString(36).slice(2);
-  for (let i = 0; i < n; i++) tasks[i] = { id: `${tag}${i}`, fn: noop.fn, payload: noop.payload };
-  let done = 0;
-  f.interchange.onResults = (results) => {
-    done += results.length;
-  };
-  const t0 = performance.now();
-  f.interchange.submitMany(tasks);
-  await until('throughput batch', () => done >= n, { timeoutMs: 120_000, everyMs: 20 });
-  return n / ((performance.now() - t0) / 1000);
-}
 
 interface Engine {
   windowUs: number;

@@ -44,7 +44,8 @@ function cpuTicks(): { idle: number; total: number } | null {
   return { idle: fields[3] + fields[4], total };
 }
 
-async function throughput(f: EngineFixture, n: number): Promise<number> {
+/** No-op tasks/s through `f`'s interchange for a batch of `n` submitted at once. */
+export async function throughput(f: EngineFixture, n: number): Promise<number> {
   const noop = jsTask('() => null', [], 'noop');
   const tasks: TaskEnvelope[] = new Array(n);
   const tag = Math.random().toString(36).slice(2);

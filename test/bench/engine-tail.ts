@@ -17,8 +17,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startEngine, jsTask } from '../helpers/engine-fixture.js';
 import { until } from '../helpers/wait.js';
-import type { TaskEnvelope } from '../../src/protocol/messages.js';
-import { percentile } from './engine-bench.js';
+import { percentile, throughput } from './engine-bench.js';
 import { HopsPipeline } from './hops-baseline.js';
 import { PipePingPong } from './pipe-pingpong.js';
 import { childPids, hopThreads, RunDelay } from './run-delay.js';
@@ -44,23 +43,9 @@ const f = await startEngine({ heartbeatPeriodMs: 5000, heartbeatThresholdMs: 300
 const manager = f.startManager(['--max-workers', '2']);
 await f.interchange.submit(jsTask('() => 1', [], 'first'));
 
-async function throughput(n: number): Promise<number> {
-  const noop = jsTask('() => null', [], 'noop');
-  const tasks: TaskEnvelope[] = new Array(n);
-  const tag = Math.random().toString(36).slice(2);
-  for (let i = 0; i < n; i++) tasks[i] = { id: `${tag}${i}`, fn: noop.fn, payload: noop.payload };
-  let done = 0;
-  f.interchange.onResults = (results) => {
-    done += results.length;
-  };
-  const t0 = performance.now();
-  f.interchange.submitMany(tasks);
-  await until('throughput batch', () => done >= n, { timeoutMs: 120_000, everyMs: 20 });
-  return n / ((performance.now() - t0) / 1000);
-}
 
-if (runs > 0) await throughput(20_000);
-for (let i = 0; i < runs; i++) console.log(`throughput ${(await throughput(batch)).toFixed(0)} tasks/s`);
+if (runs > 0) await throughput(f, 20_000);
+for (let i = 0; i < runs; i++) console.log(`throughput ${(await throughput(f, batch)).toFixed(0)} tasks/s`);
 
 /** One measured series: its round trips (ms, in the order run) and, with --run-delay, each one's waits by thread. */
 interface Series {
