@@ -11,7 +11,7 @@ import { decodeOutcome, encodeArgs, RemoteError, type RemoteErrorInfo } from '..
 import { isMPIFunction, isShellFunction, isWithResources, renderCommand, type MPIFunction, type ShellFunction, type WithResources } from './functions.js';
 import type { ResourceSpec } from '../protocol/resource-spec.js';
 import { functionSource } from './serialize.js';
-import { ServiceHttp } from './service-http.js';
+import { HttpPool } from './http-pool.js';
 import type {
   CreateGroupRequest, CreateGroupResponse, AddMemberRequest, EndpointListResponse, ErrorBody, EndpointView, RegisterFunctionRequest,
   RegisterFunctionResponse, SubmitTasksRequest, SubmitTasksResponse, TaskResultsRequest, TaskResultsResponse, TaskSpec,
@@ -50,6 +50,9 @@ export function checkServiceUrl(serviceUrl: string, insecure = process.env.FUNCX
     url = new URL(serviceUrl);
   } catch {
     throw new FuncxError('CONFIG', `the service URL ${JSON.stringify(serviceUrl)} is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new FuncxError('CONFIG', `the service URL ${JSON.stringify(serviceUrl)} is neither http:// nor https://`);
   }
   if (url.protocol === 'http:' && !isLoopbackHost(url.hostname) && !insecure) {
     throw new FuncxError('INSECURE_URL', `refusing plain http:// to ${url.host}: the token would cross the network in clear; use https://`, [
@@ -175,8 +178,8 @@ export class FuncXClient {
   readonly serviceUrl: string;
   private token: string;
   private readonly timeoutMs: number;
-  /** Kept-alive connections to the service (service-http.ts, undici). */
-  private readonly http: ServiceHttp;
+  /** Kept-alive connections to the service (http-pool.ts, undici). */
+  private readonly http: HttpPool;
   /** The service URL's path (a prefix behind a proxy), without its trailing slash. */
   private readonly basePath: string;
   /** Learnt from the service's 413s. */
@@ -197,12 +200,9 @@ export class FuncXClient {
         throw new FuncxError('CONFIG', `cannot read the CA file ${options.caFile}: ${(err as Error).message}`);
       }
     }
-    const url = new URL(serviceUrl);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new FuncxError('CONFIG', `the service URL ${JSON.stringify(serviceUrl)} is neither http:// nor https://`);
-    }
+    const url = new URL(serviceUrl); // checked above
     this.basePath = url.pathname.replace(/\/+$/, '');
-    this.http = new ServiceHttp({ origin: url, ca });
+    this.http = new HttpPool({ origin: url, ca });
   }
 
   /** Register a function (or its source); returns its id. `group` shares it with that group's members. */

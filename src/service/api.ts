@@ -349,10 +349,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const limits = resolveLimits(options);
   const pool: PoolOptions = {
     store, keys, options, log, replicaId, bus: localBus, maxResultBytes: limits.maxResultBytes,
-    onResults: (ids, outcome) => {
-      waiters.notify(ids, outcome);
-      void pool.bus.publishResults(ids).catch((err) => log.warn(`cannot tell the other replicas about results: ${(err as Error).message}`));
-    },
+    // Other replicas hear of results from the statement that stores them (PgStore.announceResultsOn).
+    onResults: (ids, outcome) => waiters.notify(ids, outcome),
   };
   const forwarders = new ForwarderPool(pool);
   if (store instanceof PgStore) {

@@ -3,7 +3,8 @@
  * truth: tasks wait in the tasks table, results are stored there. The bus only rings the doorbell, so a
  * replica learns at once, without polling, that
  *   - tasks were queued for an endpoint whose forwarder it holds (its forwarder then claims them),
- *   - results were stored for tasks its long-polls wait for (they then read them),
+ *   - results were stored for tasks its long-polls wait for (they then read them; on PostgreSQL the statement
+ *     that stores them rings, PgStore.announceResultsOn),
  *   - an endpoint registered with another replica (its forwarder for it closes).
  * A doorbell missed while the bus was disconnected is made up for by `missed`: every local forwarder
  * looks at its queue and every long-poll re-reads its tasks.
@@ -20,7 +21,6 @@ export interface ReplicaEvents {
 
 export interface ReplicaBus {
   publishTasks(endpointIds: readonly string[]): Promise<void>;
-  publishResults(taskIds: readonly string[]): Promise<void>;
   publishClaim(endpointId: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -28,7 +28,6 @@ export interface ReplicaBus {
 /** One process, nobody to tell. */
 export const localBus: ReplicaBus = {
   publishTasks: async () => {},
-  publishResults: async () => {},
   publishClaim: async () => {},
   close: async () => {},
 };

@@ -53,7 +53,7 @@ type Checked = { ok: true; value: unknown } | { ok: false; error: unknown };
  * whole submission, beside the quotas), keeping each failure to throw where the batch first names it, so the
  * error is the one a one-by-one check would give.
  */
-function checkAccess(user: User, specs: readonly unknown[], read: SubmissionContext): Map<string, Checked> {
+function checkAccess(user: User, ids: readonly NamedIds[], read: SubmissionContext): Map<string, Checked> {
   const out = new Map<string, Checked>();
   const check = (key: string, f: () => unknown) => {
     try {
@@ -62,7 +62,7 @@ function checkAccess(user: User, specs: readonly unknown[], read: SubmissionCont
       out.set(key, { ok: false, error });
     }
   };
-  for (const { endpointId: e, functionId: f } of namedIds(specs)) {
+  for (const { endpointId: e, functionId: f } of ids) {
     if (e !== undefined && !out.has(e)) {
       const endpoint = isUuid(e) ? read.endpoints.get(e) : undefined;
       check(e, () => usableEndpoint(user, e, endpoint, endpoint?.group != null && read.groups.has(endpoint.group)));
@@ -75,8 +75,10 @@ function checkAccess(user: User, specs: readonly unknown[], read: SubmissionCont
   return out;
 }
 
+type NamedIds = { endpointId?: string; functionId?: string };
+
 /** The endpoint and function ids (strings) each task spec names; malformed specs are refused later, by buildTask. */
-function namedIds(specs: readonly unknown[]): Array<{ endpointId?: string; functionId?: string }> {
+function namedIds(specs: readonly unknown[]): NamedIds[] {
   return specs.map((spec) => {
     if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) return {};
     const s = spec as Record<string, unknown>;
@@ -85,8 +87,7 @@ function namedIds(specs: readonly unknown[]): Array<{ endpointId?: string; funct
 }
 
 /** What a submission is checked against: one store read (PostgreSQL: one round trip) for its quotas and access. */
-function readForSubmission(ctx: ServiceContext, user: User, specs: readonly unknown[]): Promise<SubmissionContext> {
-  const ids = namedIds(specs);
+function readForSubmission(ctx: ServiceContext, user: User, ids: readonly NamedIds[]): Promise<SubmissionContext> {
   const endpoints = new Set<string>();
   const functions = new Set<string>();
   for (const { endpointId, functionId } of ids) {
@@ -228,10 +229,11 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     try {
       // The quotas and what access is checked against, in one read (one round trip on PostgreSQL). The errors
       // keep their order: quotas first, then each task's access.
-      const read = await readForSubmission(ctx, user, specs);
+      const ids = namedIds(specs);
+      const read = await readForSubmission(ctx, user, ids);
       const quotas = quotasFor(ctx.quotas, read.overrides);
       refuseOverResultBytes(quotas, read.resultBytes);
-      const checked = checkAccess(user, specs, read);
+      const checked = checkAccess(user, ids, read);
       tasks = specs.map((spec, i) => buildTask(user, spec, i, checked));
       // Registered before the task exists: its result either wakes this wait or is in the read after it.
       if (ms > 0) waiting = ctx.waiters.wait([tasks[0].id], 'all', ms, { keepResults: true });

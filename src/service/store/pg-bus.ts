@@ -33,8 +33,7 @@ export class PgReplicaBus implements ReplicaBus {
   static async start(store: PgStore, replica: string, events: ReplicaEvents, log: Logger): Promise<PgReplicaBus> {
     const bus = new PgReplicaBus(store, replica, events, log);
     await bus.connect();
-    // Results are told by the statement that stores them (one statement per batch, not two): publishResults
-    // has nothing left to do.
+    // Results are told by the statement that stores them (one statement per batch, not a NOTIFY after it).
     store.announceResultsOn(CHANNELS.results, replica);
     return bus;
   }
@@ -114,10 +113,6 @@ export class PgReplicaBus implements ReplicaBus {
     return this.notify(CHANNELS.tasks, endpointIds);
   }
 
-  /** Told already: the store's storeResults notifies when it commits (PgStore.announceResultsOn). */
-  publishResults(_taskIds: readonly string[]): Promise<void> {
-    return Promise.resolve();
-  }
 
   publishClaim(endpointId: string): Promise<void> {
     return this.notify(CHANNELS.claims, [endpointId]);

@@ -20,7 +20,7 @@ export interface HttpAnswer {
   text: string;
 }
 
-export interface ServiceHttpOptions {
+export interface HttpPoolOptions {
   /** The service origin, `http://host:port` or `https://host:port` (a path is the caller's). */
   origin: URL;
   /** CA certificates trusted for https (else Node's defaults, NODE_EXTRA_CA_CERTS included). */
@@ -40,14 +40,12 @@ const RESET_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
  */
 let undici: Promise<typeof import('undici')> | undefined;
 
-export class ServiceHttp {
+export class HttpPool {
   private pool: Promise<Pool> | undefined;
   private closed = false;
 
-  constructor(private readonly options: ServiceHttpOptions) {
-    const { origin } = options;
-    if (origin.protocol !== 'http:' && origin.protocol !== 'https:') throw new TypeError(`${origin.href}: only http: and https: service URLs are supported`);
-  }
+  /** `options.origin` is http: or https: (the client's checkServiceUrl). */
+  constructor(private readonly options: HttpPoolOptions) {}
 
   private connections(): Promise<Pool> {
     this.pool ??= (undici ??= import('undici')).then(({ Pool }) => new Pool(this.options.origin.origin, { connections: CONNECTIONS, ...(this.options.ca ? { connect: { ca: this.options.ca } } : {}) }));

@@ -1,11 +1,11 @@
 /**
- * The SDK's HTTP (service-http.ts, undici's pool) against a raw server: connection reuse, the one re-send on a
+ * The SDK's HTTP (http-pool.ts, undici's pool) against a raw server: connection reuse, the one re-send on a
  * reused connection that was dropped before answering (and only where the caller allows), timeouts, refused.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net, { type AddressInfo } from 'node:net';
-import { ServiceHttp } from '../../src/sdk/service-http.js';
+import { HttpPool } from '../../src/sdk/http-pool.js';
 
 const answer = (body: string, extra = ''): string => `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n${extra}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 
@@ -46,7 +46,7 @@ async function rawServer(t: TestContext, onRequest: (socket: net.Socket, n: numb
 
 test('sequential requests share one connection; the head carries host, headers and the body\'s length', async (t) => {
   const s = await rawServer(t, (socket, _n, body) => socket.write(answer(JSON.stringify({ echo: body }))));
-  const http = new ServiceHttp({ origin: s.url });
+  const http = new HttpPool({ origin: s.url });
   t.after(() => http.close());
   for (let i = 0; i < 3; i++) {
     assert.deepEqual(await http.request('POST', '/v1/tasks?wait=1', { authorization: 'Bearer fx_a' }, `{"i":${i}}`, 5000), { status: 200, text: `{"echo":"{\\"i\\":${i}}"}` });
@@ -70,7 +70,7 @@ test('a reused connection the server dropped before answering: sent once more on
     if (n === 1) socket.write(answer('{}'));
     else for (const c of s.open) c.destroy();
   });
-  const http = new ServiceHttp({ origin: s.url });
+  const http = new HttpPool({ origin: s.url });
   t.after(() => http.close());
   // The pool may open a connection or two before it reuses one; every request is answered all the same.
   for (let i = 0; i < 6; i++) assert.deepEqual(await http.request('GET', `/${i}`, {}, undefined, 5000), { status: 200, text: '{}' }, `request ${i}`);
@@ -91,7 +91,7 @@ test('no second send once an answer began, nor on a new connection; a silent ser
     else if (body === 'silent') return;
     else if (n === 1) socket.write(answer('{}'));
   });
-  const http = new ServiceHttp({ origin: s.url });
+  const http = new HttpPool({ origin: s.url });
   t.after(() => http.close());
   await http.request('POST', '/a', {}, 'first', 5000);
   await assert.rejects(http.request('POST', '/b', {}, 'half', 5000), { code: 'ECONNRESET' });
@@ -103,7 +103,7 @@ test('no second send once an answer began, nor on a new connection; a silent ser
 test('an idle connection the server closes leaves the pool; the next request opens another', async (t) => {
   const sockets: net.Socket[] = [];
   const s = await rawServer(t, (socket) => (sockets.push(socket), socket.write(answer('{}'))));
-  const http = new ServiceHttp({ origin: s.url });
+  const http = new HttpPool({ origin: s.url });
   t.after(() => http.close());
   await http.request('GET', '/a', {}, undefined, 5000);
   const closed = new Promise((r) => sockets[0].once('close', r));
@@ -119,6 +119,6 @@ test('a refused connection rejects with ECONNREFUSED', async () => {
   await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
   const port = (free.address() as AddressInfo).port;
   await new Promise((r) => free.close(r));
-  const http = new ServiceHttp({ origin: new URL(`http://127.0.0.1:${port}`) });
+  const http = new HttpPool({ origin: new URL(`http://127.0.0.1:${port}`) });
   await assert.rejects(http.request('GET', '/', {}, undefined, 5000), { code: 'ECONNREFUSED' });
 });
