@@ -267,7 +267,7 @@ export function buildApp(ctx: ServiceContext, tls?: { cert: Buffer; key: Buffer 
       done(new HttpError(400, 'PROTOCOL_MISMATCH', protocolMismatchMessage('client', header, 'service')));
     } else done();
   });
-  installAuth(app, ctx.store, [...PUBLIC_PATHS, ...DASHBOARD_PUBLIC_PATHS]);
+  installAuth(app, ctx.store, [...PUBLIC_PATHS, ...DASHBOARD_PUBLIC_PATHS], ctx.tokenWatch);
   userRoutes(app, ctx);
   endpointRoutes(app, ctx);
   functionRoutes(app, ctx);
@@ -353,13 +353,16 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     onResults: (ids, outcome) => waiters.notify(ids, outcome),
   };
   const forwarders = new ForwarderPool(pool);
+  const tokenWatch = new TokenWatch(store, options.tokenRecheckMs);
   if (store instanceof PgStore) {
     try {
       pool.bus = await PgReplicaBus.start(store, replicaId, {
         tasksQueued: (ids) => forwarders.wake(ids),
         resultsStored: (ids) => waiters.notify(ids),
         endpointClaimed: (id) => void forwarders.release(id),
+        tokensChanged: () => tokenWatch.changed(),
         missed: () => {
+          tokenWatch.changed();
           forwarders.wake();
           void recheckWaiters(store, waiters).catch((err) => log.warn(`cannot re-read long-polled tasks: ${(err as Error).message}`));
         },
@@ -379,7 +382,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     quotas: resolveQuotas(options.quotas),
     taskRate: new TaskRateLimiter(limits.taskRatePerUser, limits.maxBatch),
     functionRate: new TaskRateLimiter(limits.functionRateBytesPerUser, limits.maxFunctionBodyBytes),
-    tokenWatch: new TokenWatch(store, options.tokenRecheckMs),
+    tokenWatch,
     log,
   };
   const app = buildApp(ctx, options.tls ? readTls(options.tls) : undefined);

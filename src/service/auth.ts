@@ -3,6 +3,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Store, User } from './store/index.js';
+import type { AuthSnapshot, TokenWatch } from './token-watch.js';
 
 /** An error the API turns into `{statusCode, code, message}` with that status. */
 export class HttpError extends Error {
@@ -40,6 +41,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated caller; set on every route except the public ones. */
     user: User | null;
+    /** When its token was looked up (for the check after a long-poll, TokenWatch.needsRecheck). */
+    auth: AuthSnapshot | null;
   }
 }
 
@@ -57,12 +60,18 @@ export async function authenticate(store: Store, header: string | undefined): Pr
 }
 
 /** Authenticate every request except those to `publicPaths`. */
-export function installAuth(app: FastifyInstance, store: Store, publicPaths: readonly string[]): void {
+export function installAuth(app: FastifyInstance, store: Store, publicPaths: readonly string[], tokenWatch?: TokenWatch): void {
   const open = new Set(publicPaths);
   app.decorateRequest('user', null);
+  app.decorateRequest('auth', null);
   app.addHook('onRequest', async (request: FastifyRequest) => {
     if (open.has(request.routeOptions.url ?? '')) return;
-    request.user = await authenticate(store, request.headers.authorization);
+    // Noted before the lookup: a change heard of while it runs makes the request check again.
+    const at = Date.now();
+    const epoch = tokenWatch?.epoch ?? 0;
+    const user = await authenticate(store, request.headers.authorization);
+    request.user = user;
+    request.auth = { at, epoch, expiresAt: user.tokenExpiresAt };
   });
 }
 

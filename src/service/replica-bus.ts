@@ -5,7 +5,9 @@
  *   - tasks were queued for an endpoint whose forwarder it holds (its forwarder then claims them),
  *   - results were stored for tasks its long-polls wait for (they then read them; on PostgreSQL the statement
  *     that stores them rings, PgStore.announceResultsOn),
- *   - an endpoint registered with another replica (its forwarder for it closes).
+ *   - an endpoint registered with another replica (its forwarder for it closes),
+ *   - a token was rotated or revoked, or a user disabled or removed (its TokenWatch re-checks waiting requests'
+ *     tokens, and a woken long-poll checks its token again before it answers).
  * A doorbell missed while the bus was disconnected is made up for by `missed`: every local forwarder
  * looks at its queue and every long-poll re-reads its tasks.
  *
@@ -15,6 +17,7 @@ export interface ReplicaEvents {
   tasksQueued(endpointIds: readonly string[]): void;
   resultsStored(taskIds: readonly string[]): void;
   endpointClaimed(endpointId: string, replica: string): void;
+  tokensChanged(): void;
   /** Messages may have been lost (the bus reconnected). */
   missed(): void;
 }

@@ -4,6 +4,12 @@
  * long-poll within one period, which then answers 401. One timer for the whole service, running only while
  * some request waits; one store lookup per distinct token per period. `checkNow()` runs a check at once
  * (after a revocation through the API).
+ *
+ * `epoch` counts the token changes this replica heard of: made through its API (`changed()`), or told by the
+ * store's own statements through the replica bus (PostgreSQL: any replica, the CLI). A long-poll woken by its
+ * result checks its token again before answering only when it could have been revoked unseen since it was
+ * authenticated (`needsRecheck`): a change was heard of, the token expired, or a whole period passed (a
+ * change on SQLite by the CLI, which no bus tells, is seen by then).
  */
 import { authenticate } from './auth.js';
 import type { Store } from './store/index.js';
@@ -11,12 +17,21 @@ import type { Store } from './store/index.js';
 /** How often the tokens of waiting requests are checked again. @default 1000 ms */
 export const DEFAULT_TOKEN_RECHECK_MS = 1000;
 
+/** When and at which epoch a request's token was looked up, and when that token expires. */
+export interface AuthSnapshot {
+  at: number;
+  epoch: number;
+  expiresAt: number | null | undefined;
+}
+
 export class TokenWatch {
   /** Waiting requests by their Authorization header. */
   private readonly byHeader = new Map<string, Set<() => void>>();
   private timer: NodeJS.Timeout | null = null;
   private checking: Promise<void> | null = null;
   private closed = false;
+  /** Token changes heard of so far. */
+  private changes = 0;
 
   constructor(
     private readonly store: Store,
@@ -40,6 +55,25 @@ export class TokenWatch {
         this.timer = null;
       }
     };
+  }
+
+  /** What a request notes before its token is looked up (see needsRecheck). */
+  get epoch(): number {
+    return this.changes;
+  }
+
+  /** A token may have stopped working (rotated, revoked, user disabled or removed): heard of at once. */
+  changed(): void {
+    this.changes++;
+  }
+
+  /**
+   * Whether a request authenticated at `auth.at` (epoch `auth.epoch`, before the lookup) must check its token
+   * again before it answers: yes if a change was heard of since, its token expired, or a whole check period
+   * passed (within it the periodic check would not have cut it either).
+   */
+  needsRecheck(auth: AuthSnapshot, now = Date.now()): boolean {
+    return this.changes !== auth.epoch || now - auth.at >= this.periodMs || (auth.expiresAt != null && now >= auth.expiresAt);
   }
 
   /** Check every watched token now; requests holding one that no longer works are cut. */

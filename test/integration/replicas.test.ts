@@ -104,6 +104,17 @@ test('a task submitted on replica A runs on an endpoint connected to replica B; 
   await until('all 50 to reach the endpoint', () => ep.heldTasks.length === 50);
   await ep.answerHeld(7);
   for (const id of ids) assert.equal(await onA.getResult(id, { waitMs: 60_000 }), 7);
+
+  // A token rotated on B while a call waits on A: A hears of it (the rotating statement tells the bus) before
+  // the result that wakes the call, so the call checks its token again and answers 401, not the result.
+  ep.heldTasks.length = 0;
+  const call = onA.call(endpointId, fn, [1], { waitMs: 60_000 });
+  await until('the call to wait on A', () => a.waiters.size === 1);
+  await until('the endpoint to hold the called task', () => ep.heldTasks.length === 1);
+  const fresh = await onB.rotateToken();
+  await ep.answerHeld('secret');
+  await assert.rejects(call, (err: unknown) => (err as { status?: number }).status === 401, 'the call of the token rotated on B');
+  assert.equal(await new FuncXClient({ serviceUrl: a.url, token: fresh }).getResult(ep.heldTasks[0].id, { waitMs: 60_000 }), 'secret');
 });
 
 test('kill -9 the replica an endpoint is connected to with 1,000 tasks in flight: it moves to the other replica and none is lost', { skip: postgresBackend.skip }, async (t) => {

@@ -67,6 +67,21 @@ test('a token rotated while its submission waits (POST /v1/tasks?wait) gets 401,
   assert.equal(await renewed.getResult(ep.heldTasks[0].id, { waitMs: 10_000 }), 'secret result');
 });
 
+test('a call woken by its result at once looks its token up once, not again after the wait', async (t) => {
+  const s = await inProcessService(t);
+  const alice = await addUser(s, 'alice');
+  const ep = await endpoint(t, s, alice);
+  const fn = await alice.sdk.registerFunction((x: number) => x + 1, { name: 'inc' });
+  assert.equal(await alice.sdk.call(ep.id, fn, [1], { waitMs: 30_000 }), 2); // warm
+  let lookups = 0;
+  const userByToken = s.store.userByToken.bind(s.store);
+  s.store.userByToken = (token: string) => (lookups++, userByToken(token));
+  t.after(() => (s.store.userByToken = userByToken));
+  assert.equal(await alice.sdk.call(ep.id, fn, [2], { waitMs: 30_000 }), 3);
+  // The rotation and revocation tests above show the check after the wait still runs when a change was heard of.
+  assert.equal(lookups, 1, 'one token lookup for a call (the check after the wait is skipped: nothing changed)');
+});
+
 test('owners delete functions and groups; others cannot; sharing through them ends', async (t) => {
   const s = await inProcessService(t);
   const alice = await addUser(s, 'alice');

@@ -170,16 +170,25 @@ function buildTask(user: User, spec: unknown, i: number, checked: Map<string, Ch
  * read of those tasks.
  *
  * Wait (registered already) unless the client goes away first. Resolves to a check of the caller's token to
- * await with the next read (the token may have been rotated, or its user disabled, while the request waited).
+ * await with the next read: the token may have been rotated, or its user disabled, while the request waited.
+ * The check is a store read, so it is skipped when nothing could have been missed (TokenWatch.needsRecheck:
+ * no change heard of since the token was looked up, within one watch period, not expired); a wait the
+ * watch cut always checks (and answers 401).
  */
 async function waitFor(ctx: ServiceContext, reply: FastifyReply, waiting: Waiting): Promise<{ recheck: Promise<unknown> }> {
   const onClose = () => waiting.cancel();
   reply.raw.once('close', onClose);
+  let cut = false;
   // A token revoked or expired while the request waits ends the wait at once (token-watch.ts).
-  const unwatch = ctx.tokenWatch?.watch(reply.request.headers.authorization, () => waiting.cancel());
+  const unwatch = ctx.tokenWatch?.watch(reply.request.headers.authorization, () => {
+    cut = true;
+    waiting.cancel();
+  });
   await waiting.done;
   unwatch?.();
   reply.raw.off('close', onClose);
+  const { auth } = reply.request;
+  if (!cut && auth && ctx.tokenWatch && !ctx.tokenWatch.needsRecheck(auth)) return { recheck: Promise.resolve() };
   const recheck = authenticate(ctx.store, reply.request.headers.authorization);
   recheck.catch(() => undefined); // awaited by the caller, beside its read
   return { recheck }; // in an object: an async function returning the promise itself would wait for it

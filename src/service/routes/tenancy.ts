@@ -60,6 +60,7 @@ export function tenancyRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     const user = userOf(request);
     if (!(await store.revokeApiToken(user.id, request.params.name))) throw notFound(`you have no token named ${request.params.name}`);
     ctx.log.info(`user ${user.name} revoked token ${request.params.name}`);
+    ctx.tokenWatch?.changed();
     await ctx.tokenWatch?.checkNow();
     return { name: request.params.name, revoked: true };
   });

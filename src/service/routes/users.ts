@@ -55,6 +55,7 @@ export function userRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   app.post('/v1/tokens/rotate', async (request) => {
     const user = userOf(request);
     const token = await store.rotateToken(user.id);
+    ctx.tokenWatch?.changed();
     ctx.log.info(`user ${user.name} rotated their token`);
     return { token };
   });

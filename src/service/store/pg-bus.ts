@@ -1,7 +1,7 @@
 /**
  * The replica bus on PostgreSQL LISTEN/NOTIFY (see ../replica-bus.ts for why a doorbell and not a poll).
  *
- * One dedicated connection per replica listens on three channels; notifications go out through the pool.
+ * One dedicated connection per replica listens on four channels (tokens: told by the store's own statements); notifications go out through the pool.
  * A payload is `<replica id> <data>` so a replica ignores its own. NOTIFY payloads are capped at 8000 bytes,
  * so result ids go out in chunks. Results are told by the statement that stores them
  * (PgStore.announceResultsOn). When the listening connection drops it reconnects (backing off to 2 s) and
@@ -11,8 +11,9 @@ import pg from 'pg';
 import type { Logger } from '../../logger.js';
 import type { ReplicaBus, ReplicaEvents } from '../replica-bus.js';
 import type { PgStore } from './postgres.js';
+import { TOKENS_CHANNEL } from './pg-sql.js';
 
-const CHANNELS = { tasks: 'funcx_tasks', results: 'funcx_results', claims: 'funcx_endpoints' } as const;
+const CHANNELS = { tasks: 'funcx_tasks', results: 'funcx_results', claims: 'funcx_endpoints', tokens: TOKENS_CHANNEL } as const;
 const MAX_PAYLOAD = 7900;
 
 export class PgReplicaBus implements ReplicaBus {
@@ -88,6 +89,7 @@ export class PgReplicaBus implements ReplicaBus {
     if (channel === CHANNELS.tasks) this.events.tasksQueued(data.split(','));
     else if (channel === CHANNELS.results) this.events.resultsStored(data.split(','));
     else if (channel === CHANNELS.claims) this.events.endpointClaimed(data, from);
+    else if (channel === CHANNELS.tokens) this.events.tokensChanged();
   }
 
   private async notify(channel: string, items: readonly string[]): Promise<void> {

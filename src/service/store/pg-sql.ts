@@ -25,6 +25,13 @@ const materialize = (picked: string, last: string) => `INSERT INTO task_transiti
         UNION ALL SELECT seq, 3, ${last} FROM ${picked}) x ORDER BY seq, n`;
 
 
+/**
+ * Where every change that can end a token's use (rotate, revoke, disable, remove) is told, by the statement
+ * that makes it, so each replica's TokenWatch learns of it at once, whoever made it (another replica, the CLI).
+ */
+export const TOKENS_CHANNEL = 'funcx_tokens';
+const TELL_TOKENS = `pg_notify('${TOKENS_CHANNEL}', 'store changed')`;
+
 /** Task ids (UUIDs, 37 bytes with the comma) per notification: NOTIFY payloads are capped at 8000 bytes. */
 const IDS_PER_NOTIFICATION = 150;
 
@@ -47,6 +54,10 @@ function storeResults(announce: boolean): string {
 }
 
 export const SQL = {
+  rotateToken: `WITH u AS (UPDATE users SET token_hash = $1 WHERE id = $2) SELECT ${TELL_TOKENS}`,
+  setUserDisabled: `WITH u AS (UPDATE users SET disabled = $1 WHERE id = $2) SELECT ${TELL_TOKENS}`,
+  revokeApiToken: `WITH d AS (DELETE FROM api_tokens WHERE user_id = $1 AND name = $2 RETURNING id) SELECT id, ${TELL_TOKENS} FROM d`,
+  tellTokens: `SELECT ${TELL_TOKENS}`,
   // Everything a submission is checked against in one read (Store.submissionContext); records as JSON rows.
   submissionContext: `SELECT (SELECT row_to_json(q) FROM user_quotas q WHERE q.user_id = $1) AS quotas,
       (SELECT u.result_bytes FROM user_usage u WHERE u.user_id = $1) AS result_bytes,

@@ -182,19 +182,19 @@ export class PgStore implements Store {
 
   async userByToken(token: string): Promise<User | undefined> {
     // A user's own token, or a named one that has not expired (migration 8).
-    return toUser(await this.row(`SELECT id, name, created_at FROM users WHERE token_hash = $1 AND NOT disabled
-      UNION ALL SELECT u.id, u.name, u.created_at FROM api_tokens t JOIN users u ON u.id = t.user_id
+    return toUser(await this.row(`SELECT id, name, created_at, NULL::bigint AS expires_at FROM users WHERE token_hash = $1 AND NOT disabled
+      UNION ALL SELECT u.id, u.name, u.created_at, t.expires_at FROM api_tokens t JOIN users u ON u.id = t.user_id
         WHERE t.token_hash = $1 AND NOT u.disabled AND (t.expires_at IS NULL OR t.expires_at > $2) LIMIT 1`, [hashToken(token), Date.now()], 'user-by-any-token'));
   }
 
   async rotateToken(userId: string): Promise<string> {
     const token = newToken();
-    await this.rows('UPDATE users SET token_hash = $1 WHERE id = $2', [hashToken(token), userId]);
+    await this.rows(SQL.rotateToken, [hashToken(token), userId]);
     return token;
   }
 
   async setUserDisabled(userId: string, disabled: boolean): Promise<void> {
-    await this.rows('UPDATE users SET disabled = $1 WHERE id = $2', [disabled, userId]);
+    await this.rows(SQL.setUserDisabled, [disabled, userId]);
   }
 
   async removeUser(userId: string): Promise<{ endpoints: string[]; failedTasks: string[] }> {
@@ -222,6 +222,7 @@ export class PgStore implements Store {
         'DELETE FROM user_usage WHERE user_id = $1',
         'DELETE FROM users WHERE id = $1',
       ]) await q(sql, [userId]);
+      await q(SQL.tellTokens, []);
       return { endpoints, failedTasks };
     });
   }
@@ -534,7 +535,7 @@ export class PgStore implements Store {
   }
 
   async revokeApiToken(userId: string, name: string): Promise<boolean> {
-    return (await this.rows('DELETE FROM api_tokens WHERE user_id = $1 AND name = $2 RETURNING id', [userId, name])).length > 0;
+    return (await this.rows(SQL.revokeApiToken, [userId, name])).length > 0;
   }
 
   async quotaOverrides(userId: string): Promise<QuotaOverrides> {

@@ -56,7 +56,7 @@ export class SqliteTenancy {
   constructor(private readonly db: Database.Database) {
     const p = (sql: string) => db.prepare(sql);
     this.q = {
-      userByApiToken: p(`SELECT u.id, u.name, u.created_at FROM api_tokens t JOIN users u ON u.id = t.user_id
+      userByApiToken: p(`SELECT u.id, u.name, u.created_at, t.expires_at FROM api_tokens t JOIN users u ON u.id = t.user_id
         WHERE t.token_hash = ? AND u.disabled = 0 AND (t.expires_at IS NULL OR t.expires_at > ?)`),
       insertToken: p('INSERT OR IGNORE INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)'),
       tokens: p('SELECT id, user_id, name, created_at, expires_at FROM api_tokens WHERE user_id = ? ORDER BY name'),

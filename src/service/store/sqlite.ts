@@ -94,7 +94,10 @@ export function withUser(t: TaskEnvelope, owner: string, endpointOwner: string |
 }
 
 export function toUser(r: Row | undefined): User | undefined {
-  return r && { id: r.id as string, name: r.name as string, createdAt: Number(r.created_at) };
+  if (!r) return undefined;
+  const user: User = { id: r.id as string, name: r.name as string, createdAt: Number(r.created_at) };
+  if (r.expires_at !== undefined) user.tokenExpiresAt = r.expires_at === null ? null : Number(r.expires_at);
+  return user;
 }
 
 export function toFunction(r: Row | undefined): FunctionRecord | undefined {
@@ -119,7 +122,7 @@ function prepareStatements(db: Database.Database) {
   const p = (sql: string) => db.prepare(sql);
   return {
     insertUser: p('INSERT INTO users (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)'),
-    userByHash: p('SELECT id, name, created_at FROM users WHERE token_hash = ? AND disabled = 0'),
+    userByHash: p('SELECT id, name, created_at, NULL AS expires_at FROM users WHERE token_hash = ? AND disabled = 0'),
     setTokenHash: p('UPDATE users SET token_hash = ? WHERE id = ?'),
     setDisabled: p('UPDATE users SET disabled = ? WHERE id = ?'),
     userByName: p('SELECT id, name, created_at FROM users WHERE name = ?'),

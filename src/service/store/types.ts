@@ -11,7 +11,13 @@ import type { EndpointState, TaskState } from '../../protocol/http.js';
 /** received → waiting-for-endpoint → waiting-for-nodes → running → success | failed (the HTTP contract's union). */
 export type { EndpointState, TaskState };
 
-export type User = { id: string; name: string; createdAt: number };
+export type User = {
+  id: string;
+  name: string;
+  createdAt: number;
+  /** Set by `userByToken`: when the token used expires (a named token with an expiry), else null. */
+  tokenExpiresAt?: number | null;
+};
 export type Group = { id: string; name: string; owner: string };
 
 export type { EndpointMetadata, EndpointSharing } from '../../protocol/http.js';
