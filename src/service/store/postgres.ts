@@ -60,14 +60,15 @@ export class PgStore implements Store {
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
       idleTimeoutMillis: 30_000,
       application_name: 'funcx-service',
+      // Plan each execution of a prepared statement with its values and the tables as they are now. A generic
+      // plan is cached after five runs with the statistics of that moment: on a young database (empty tables,
+      // not yet analyzed) it read task payloads by a sequential scan per task, 0.5-1.7 s per delivery or
+      // result batch, until autovacuum analyzed the tables a minute later (auto_explain, issue 14 bench).
+      // Sent with the connection's start-up (a SET after connecting raced the pool's first query on it).
+      options: '-c plan_cache_mode=force_custom_plan',
     });
     // An idle connection dropped by a database restart: the pool discards it; say so, do not crash.
     this.pool.on('error', (err) => options.onIdleError?.(err));
-    // Plan each execution of a prepared statement with its values and the tables as they are now. A generic
-    // plan is cached after five runs with the statistics of that moment: on a young database (empty tables,
-    // not yet analyzed) it read task payloads by a sequential scan per task, 0.5-1.7 s per delivery or
-    // result batch, until autovacuum analyzed the tables a minute later (auto_explain, issue 14 bench).
-    this.pool.on('connect', (client) => void client.query('SET plan_cache_mode = force_custom_plan').catch(() => {}));
   }
 
   /** Connect and bring the schema up to date. */
