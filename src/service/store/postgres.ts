@@ -44,6 +44,9 @@ export interface PgStoreOptions {
 }
 
 /** A key for pg_advisory_xact_lock: the migrations of one database run one process at a time. */
+/** The planner settings of every pooled connection (see the pool). */
+export const PG_SESSION_OPTIONS = '-c plan_cache_mode=force_generic_plan -c enable_seqscan=off';
+
 const MIGRATION_LOCK = 0x66756e63; // "func"
 
 export class PgStore implements Store {
@@ -60,12 +63,16 @@ export class PgStore implements Store {
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
       idleTimeoutMillis: 30_000,
       application_name: 'funcx-service',
-      // Plan each execution of a prepared statement with its values and the tables as they are now. A generic
-      // plan is cached after five runs with the statistics of that moment: on a young database (empty tables,
-      // not yet analyzed) it read task payloads by a sequential scan per task, 0.5-1.7 s per delivery or
-      // result batch, until autovacuum analyzed the tables a minute later (auto_explain, issue 14 bench).
+      // Every statement of the service is a lookup by key or index. Each connection plans a statement once
+      // (generic plans, cached per connection) and never by a sequential scan where an index serves:
+      // - Planning each execution (custom plans) cost 0.1-0.5 ms a statement, ~1.5 ms of a 6-9 ms call
+      //   (bind times in the server log, issue 14).
+      // - A plan made while the tables were young and unanalyzed read payloads by a sequential scan per
+      //   task, 0.5-1.7 s per delivery or result batch, until autovacuum analyzed them a minute later;
+      //   with sequential scans priced out, the first plan is the index plan, however small the tables.
+      // The dashboard's whole-table counts turn sequential scans back on for their own transaction.
       // Sent with the connection's start-up (a SET after connecting raced the pool's first query on it).
-      options: '-c plan_cache_mode=force_custom_plan',
+      options: PG_SESSION_OPTIONS,
     });
     // An idle connection dropped by a database restart: the pool discards it; say so, do not crash.
     this.pool.on('error', (err) => options.onIdleError?.(err));
