@@ -6,7 +6,7 @@ skip=20; p=50
 if '--skip' in args: i=args.index('--skip'); skip=int(args[i+1]); del args[i:i+2]
 if '--p90' in args: args.remove('--p90'); p=90
 full=['c0-sdk-run','c0b-sdk-write','s0-onrequest','s0b-prehandler','s1-post-handler','s1b-post-checked','s2-post-inserted','f2-fw-taken','f3-fw-sent','d1-fc-tasks','1-ix-send','2-mg-recv','3-mg-pipe','4-wk-recv','5-wk-send','6-mg-piperecv','7-mg-send','8-ix-recv','d2-fc-sendResults','d3-fc-flush-send','f4-fw-results','f4b-notify','f5-fw-stored','g3-get-woken','g4-get-answer','g5-onsend','c1-sdk-headers','c2-sdk-done']
-side=[('g5-onsend','g6-onresponse'),('f5-fw-stored','d4-fc-acked')]
+side=[('g5-onsend','g6-onresponse'),('f5-fw-stored','d4-fc-acked'),('1-ix-send','8-ix-recv')]
 def pct(xs,q): xs=sorted(xs); return xs[min(len(xs)-1,int(q/100*len(xs)))]
 cols=[]; legs=None
 for d in args:
@@ -28,4 +28,7 @@ for d in args:
 print('%-40s'%('p%d ms (rows)'%p)+''.join('%9s'%('(%d)'%n) for _,n,_ in cols))
 for leg in legs:
     print('%-40s'%(leg[0]+' -> '+leg[1])+''.join('%9s'%('%.3f'%c[leg] if leg in c else '-') for _,_,c in cols))
+# The engine's own round trip in the same rows (interchange → worker → interchange): the run's yardstick.
+tot=(full[0],full[-1]); eng=('1-ix-send','8-ix-recv')
+print('%-40s'%'total / engine (p50s)'+''.join('%9s'%('%.2f'%(c[tot]/c[eng]) if tot in c and eng in c else '-') for _,_,c in cols))
 for d,_,_ in cols: print('  ', d)
