@@ -44,7 +44,10 @@ export interface ForwarderClientOptions {
   keys: CurveKeyPair;
   /** Unacknowledged result batches live here (created 0700; files 0600). */
   resultsDir: string;
-  /** Keep this many tasks outstanding by itself (granted at start, one more per result sent); unset: call grant(). */
+  /**
+   * Keep this many tasks outstanding by itself (granted at start, one more per result sent: at once below half
+   * the window, else on the next tick); unset: call grant().
+   */
   window?: number;
   /** `start()` gives up after this long without a welcome on every channel. @default 10000 */
   connectTimeoutMs?: number;
