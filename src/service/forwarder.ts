@@ -318,7 +318,10 @@ export class Forwarder {
       // Starts the endpoint held for this batch to carry (forwarder-messages.ts).
       if (m.running) for (const id of m.running) running.push(id);
       const { stored, duplicates } = await this.resultsLane.run(() => this.storeResults(results, running));
-      this.writers.results.send([routingId, encode({ kind: 'ack', seq: m.seq, stored: stored.length, duplicates })]);
+      // The ack after the requests these results woke have answered (they answer in this turn's microtasks): a
+      // ZeroMQ send wakes the I/O thread, which on a busy 2-CPU machine preempted the answer (call p50, issue 14).
+      const ack = encode({ kind: 'ack', seq: m.seq, stored: stored.length, duplicates });
+      setImmediate(() => this.writers.results.send([routingId, ack]));
       return;
     }
     if (!known) {

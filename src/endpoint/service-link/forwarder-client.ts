@@ -44,7 +44,10 @@ export interface ForwarderClientOptions {
   keys: CurveKeyPair;
   /** Unacknowledged result batches live here (created 0700; files 0600). */
   resultsDir: string;
-  /** Keep this many tasks outstanding by itself (granted at start, one more per result sent); unset: call grant(). */
+  /**
+   * Keep this many tasks outstanding by itself (granted at start, one more per result sent: at once below half
+   * the window, else on the next tick); unset: call grant().
+   */
   window?: number;
   /** `start()` gives up after this long without a welcome on every channel. @default 10000 */
   connectTimeoutMs?: number;
@@ -80,6 +83,13 @@ const TICK_MS = 100;
  */
 const RUNNING_HOLD_MS = 20;
 const HELLO_RETRY_MS = 500;
+/**
+ * With a window, credit freed by results is given back at once only while the forwarder holds less than this
+ * share of the window; above it, with the next tick (TICK_MS). A single call's result then costs one message
+ * to the service, not two (its credit message woke the service beside the result, issue 14); a stream of tasks
+ * that uses the window gets its credit back at once.
+ */
+const CREDIT_AT_ONCE_BELOW = 0.5;
 const RECENT_IDS = 100_000;
 
 export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
@@ -96,6 +106,8 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
   private heartbeatPeriodMs = 2000;
   private heartbeatThresholdMs = 10_000;
   private outstanding: number;
+  /** Credit freed by results and not given back yet (CREDIT_AT_ONCE_BELOW). */
+  private owed = 0;
   /** Tasks handed to the endpoint whose result was not sent yet. */
   private readonly held = new Set<string>();
   /** Task ids in unacknowledged batches. */
@@ -242,7 +254,16 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     if (this.welcomed.results) this.sendBatch(batch);
     // The disk copy is for a restart: a batch acked soon never needs one (tick() writes the others).
     if (!this.welcomed.results || this.spoolAfterMs === 0 || !this.life.is('open')) this.save(batch);
-    if (this.options.window !== undefined && freed > 0) this.grant(freed);
+    if (this.options.window !== undefined && freed > 0) {
+      this.owed += freed;
+      if (this.outstanding < this.options.window * CREDIT_AT_ONCE_BELOW) this.grantOwed();
+    }
+  }
+
+  private grantOwed(): void {
+    const n = this.owed;
+    this.owed = 0;
+    this.grant(n);
   }
 
   /** Write a batch to disk; the calls waiting for it resolve then (or reject with RESULTS_NOT_SAVED). */
@@ -442,6 +463,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
 
   private tick(): void {
     const now = Date.now();
+    if (this.owed > 0) this.grantOwed();
     const beat = now - this.lastBeat >= this.heartbeatPeriodMs;
     if (beat) this.lastBeat = now;
     for (const channel of FORWARDER_CHANNELS) {
