@@ -200,6 +200,14 @@ function withOutcome<T extends TaskSummary | TaskRecord>(task: T, known: KnownOu
   return 'result' in task ? { ...finished, result: known.result ?? null } : { ...finished, resultBytes: known.resultBytes };
 }
 
+/** withOutcome of a summary, field by field (a results request builds thousands: no spread per task). */
+function summaryWithOutcome(t: TaskSummary, known: KnownOutcome): TaskSummary {
+  return {
+    id: t.id, endpoint: t.endpoint, function: t.function, owner: t.owner, state: known.failed ? 'failed' : 'success',
+    failed: known.failed, createdAt: t.createdAt, updatedAt: known.at, resultBytes: known.resultBytes,
+  };
+}
+
 /**
  * A just-submitted task after its wait: from what the wake carried (no read), else read back (finished on
  * another replica, or the wait ended first); undefined while it is unfinished.
@@ -330,7 +338,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       const [now] = await Promise.all([store.taskSummaries(unknown), recheck]);
       latest = tasks.map((t) => {
         const known = waiting.outcomes.get(t.id);
-        return now.get(t.id) ?? (known && !isFinished(t) ? withOutcome(t, known) : t);
+        return now.get(t.id) ?? (known && !isFinished(t) ? summaryWithOutcome(t, known) : t);
       });
     }
     const page: TaskSummary[] = [];
