@@ -92,13 +92,17 @@ delete env.FUNCX_DATABASE_URL;
 if (opt('--node-options')) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} ${opt('--node-options')}`;
 if (profDir) {
   mkdirSync(profDir, { recursive: true });
-  const hook = fileURLToPath(new URL('./profile-hook.js', import.meta.url));
-  env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --import ${pathToFileURL(hook).href}`;
-  env.FUNCX_PROFILE_DIR = profDir;
+  env.FUNCX_CPU_PROFILE_DIR = profDir; // the service, the endpoint daemon and workers (profilingArgs)
 }
 mkdirSync(env.FUNCX_SERVICE_HOME!, { recursive: true, mode: 0o700 });
+// --service-node-options '…': for the service process alone.
+const serviceOptions = opt('--service-node-options');
 const run = (program: string, argv: string[]): string =>
-  execFileSync(process.execPath, [cli(program), ...argv], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  execFileSync(process.execPath, [cli(program), ...argv], {
+    env: program === 'service' && serviceOptions ? { ...env, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} ${serviceOptions}` } : env,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 let started = false;
 try {
   const url = /running at (\S+)/.exec(run('service', ['start', '--port', '0', '--rate-tasks', '1000000000']))![1];
