@@ -140,3 +140,10 @@ export const DEFAULT_TASK_WALLTIME_MS: number | undefined = undefined;
 
 /** Strategy tunables about real sites (seconds): the same values as DEFAULTS.strategy. */
 export const SITE_DEFAULTS = { max_pending_time: DEFAULTS.strategy.max_pending_time } as const;
+
+/**
+ * The young-generation semi-space of the endpoint daemon (V8's --max-semi-space-size, MiB), as the service's
+ * (SERVICE_SEMI_SPACE_MB): its batches of tasks and results are short-lived objects. A --max-semi-space-size
+ * in NODE_OPTIONS wins.
+ */
+export const DAEMON_SEMI_SPACE_MB = 64;

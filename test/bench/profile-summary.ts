@@ -31,3 +31,27 @@ console.log('--- by file/package (self) ---');
 for (const [k, v] of [...files].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${pct(v)}  ${k}`);
 console.log('--- by function (self) ---');
 for (const [k, v] of [...fn].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${pct(v)}  ${k}`);
+
+// Inclusive time (self + callees) by function, each function counted once per stack (recursion), of the
+// busy time: where a call path's CPU goes, native calls (SQLite, sockets) included in their JS callers.
+if (rest.includes('--inclusive')) {
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const keyOf = (n: Node): string => `${n.callFrame.functionName || '(anonymous)'}  ${short(n.callFrame.url) || '(native)'}:${n.callFrame.lineNumber + 1}`;
+  const inclusive = new Map<string, number>();
+  let busy = 0;
+  for (const [id, us] of self) {
+    const leaf = byId.get(id)!;
+    if (['(idle)', '(program)'].includes(leaf.callFrame.functionName)) continue;
+    busy += us;
+    const seen = new Set<string>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const k = keyOf(byId.get(cur)!);
+      if (seen.has(k)) continue;
+      seen.add(k);
+      inclusive.set(k, (inclusive.get(k) ?? 0) + us);
+    }
+  }
+  console.log(`--- by function (inclusive, % of ${(busy / 1e6).toFixed(2)} s busy) ---`);
+  for (const [k, v] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${((100 * v) / busy).toFixed(1).padStart(5)}%  ${k}`);
+}

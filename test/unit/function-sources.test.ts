@@ -171,3 +171,18 @@ test('the tasks parser checks `functions` and `h`, naming the field at fault', (
   bad({ ...ok, functions: { f: { hash: 'abc' } } }, 'functions["f"]');
   bad({ kind: 'tasks', tasks: [{ id: 'a', h: 'abc', payload: new Uint8Array() }] }, 'tasks[0].h');
 });
+
+test('a task keeps its routing fields (walltime, user) through prepareTasks and the endpoint cache, small and big sources', async () => {
+  for (const source of ['(x) => x', `(x) => x /* ${'.'.repeat(5000)} */`]) {
+    const sources = sourcesFrom(new Map([['f1', source]]));
+    const t: TaskEnvelope = { id: 'routed', fn: 'f1', wt: 5000, u: 'user-2', payload: encodeArgs([7]) };
+    const { messages } = await prepareTasks([t], sources, new SentSources());
+    const { ready, missing } = new EndpointSourceCache().expand(parseFromForwarder('tasks', encode(messages[0])) as TasksMessage);
+    assert.equal(missing.length, 0);
+    const [out] = ready;
+    assert.deepEqual({ id: out.id, fn: out.fn, wt: out.wt, u: out.u, h: out.h }, { id: 'routed', fn: 'f1', wt: 5000, u: 'user-2', h: undefined });
+    const body = decodeTask(out.payload);
+    assert.equal(body.kind === 'js' && body.source, source);
+    assert.deepEqual(body.kind === 'js' && decodeArgs(body.args), [7]);
+  }
+});

@@ -76,3 +76,16 @@ test('several waiters on one task: each is woken; one ending leaves the others r
   await again.done;
   assert.equal(waiters.size, 0);
 });
+
+test('a task waited for by two, then by one (the other cancelled): the one left is woken, nothing stays registered', async () => {
+  const waiters = new ResultWaiters();
+  const first = waiters.wait(['a', 'a'], 'all', 60_000);
+  const second = waiters.wait(['a'], 'all', 60_000);
+  second.cancel();
+  assert.deepEqual(waiters.pendingIds(), ['a']);
+  waiters.notify(['a'], () => stored([3]));
+  await first.done;
+  assert.equal(first.outcomes.get('a')?.resultBytes, 1);
+  assert.deepEqual(waiters.pendingIds(), []);
+  assert.equal(waiters.size, 0);
+});

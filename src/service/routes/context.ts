@@ -134,6 +134,11 @@ const createdIso = isoOfLast();
 const updatedIso = isoOfLast();
 
 export function taskView(task: TaskRecord): TaskView {
+  return summaryView(task, task.result);
+}
+
+/** The view of a task read without its result (a summary), with the result as read or carried apart. */
+export function summaryView(task: Omit<TaskRecord, 'result'>, result: Buffer | null): TaskView {
   const view: TaskView = {
     taskId: task.id,
     state: task.state,
@@ -144,7 +149,7 @@ export function taskView(task: TaskRecord): TaskView {
   };
   if (isFinished(task)) {
     view.failed = task.failed === true;
-    view.result = task.result ? task.result.toString('base64') : '';
+    view.result = result ? result.toString('base64') : '';
   }
   return view;
 }

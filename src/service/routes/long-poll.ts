@@ -43,8 +43,24 @@ interface Waiter {
   finish: () => void;
 }
 
+/** Task `id` of waiter `w` finished (`o`: what was stored, when known). */
+function wake(w: Waiter, id: string, o: StoredOutcome | undefined): void {
+  if (!w.pending.delete(id)) return;
+  if (o) {
+    const known: KnownOutcome = { failed: o.failed, resultBytes: o.payload.length, at: o.at };
+    if (o.payload.length <= w.keepBytes) {
+      w.keepBytes -= o.payload.length;
+      // Most payloads are Buffers already (msgpack bins): a view is made only for another Uint8Array.
+      known.result = Buffer.isBuffer(o.payload) ? o.payload : Buffer.from(o.payload.buffer, o.payload.byteOffset, o.payload.byteLength);
+    }
+    w.outcomes.set(id, known);
+  }
+  if (w.mode === 'any' || w.pending.size === 0) w.finish();
+}
+
 export class ResultWaiters {
-  private readonly byTask = new Map<string, Set<Waiter>>();
+  /** The waiters of each task id: the one waiter itself (the usual case: no Set per id), or a Set of several. */
+  private readonly byTask = new Map<string, Waiter | Set<Waiter>>();
   private readonly all = new Set<Waiter>();
   private closed = false;
 
@@ -59,19 +75,8 @@ export class ResultWaiters {
       const waiters = this.byTask.get(id);
       if (!waiters) continue;
       const o = outcome?.(id);
-      for (const w of [...waiters]) {
-        if (!w.pending.delete(id)) continue;
-        if (o) {
-          const known: KnownOutcome = { failed: o.failed, resultBytes: o.payload.length, at: o.at };
-          if (o.payload.length <= w.keepBytes) {
-            w.keepBytes -= o.payload.length;
-            // Most payloads are Buffers already (msgpack bins): a view is made only for another Uint8Array.
-            known.result = Buffer.isBuffer(o.payload) ? o.payload : Buffer.from(o.payload.buffer, o.payload.byteOffset, o.payload.byteLength);
-          }
-          w.outcomes.set(id, known);
-        }
-        if (w.mode === 'any' || w.pending.size === 0) w.finish();
-      }
+      if (waiters instanceof Set) for (const w of [...waiters]) wake(w, id, o);
+      else wake(waiters, id, o);
     }
   }
 
@@ -95,18 +100,22 @@ export class ResultWaiters {
       clearTimeout(timer);
       this.all.delete(waiter);
       for (const id of pendingIds) {
-        const set = this.byTask.get(id);
-        if (!set) continue;
-        set.delete(waiter);
-        if (set.size === 0) this.byTask.delete(id);
+        const entry = this.byTask.get(id);
+        if (entry === waiter) this.byTask.delete(id);
+        else if (entry instanceof Set) {
+          entry.delete(waiter);
+          if (entry.size === 1) this.byTask.set(id, entry.values().next().value!);
+          else if (entry.size === 0) this.byTask.delete(id);
+        }
       }
       resolve();
     };
     this.all.add(waiter);
     for (const id of waiter.pending) {
-      let set = this.byTask.get(id);
-      if (!set) this.byTask.set(id, (set = new Set()));
-      set.add(waiter);
+      const entry = this.byTask.get(id);
+      if (entry === undefined) this.byTask.set(id, waiter);
+      else if (entry instanceof Set) entry.add(waiter);
+      else if (entry !== waiter) this.byTask.set(id, new Set([entry, waiter]));
     }
     const settle = (ids: readonly string[]) => {
       let removed = false;

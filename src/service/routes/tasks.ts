@@ -16,11 +16,13 @@ import { checkResourceSpec, type ResourceSpec } from '../../protocol/resource-sp
 import type { KnownOutcome, Waiting } from './long-poll.js';
 import { authenticate, badRequest, forbidden, notFound, userOf } from '../auth.js';
 import {
-  bodyObject, isFinished, isUuid, taskFor, taskView, usableEndpoint, usableFunction, waitMs, type ServiceContext,
+  bodyObject, isFinished, isUuid, summaryView, taskFor, taskView, usableEndpoint, usableFunction, waitMs, type ServiceContext,
 } from './context.js';
 import type { FinishedTaskView, SubmitTasksResponse, TaskResultsResponse, TaskView, TransitionsResponse } from '../../protocol/http.js';
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+/** The arguments of a call without any (encodeArgs([]) is zero bytes); never written to. */
+const NO_ARGS = Buffer.alloc(0);
 const MAX_WALLTIME_MS = 30 * 24 * 3600 * 1000;
 
 function walltime(v: unknown, where: string): number | undefined {
@@ -53,26 +55,32 @@ type Checked = { ok: true; value: unknown } | { ok: false; error: unknown };
  * whole submission, beside the quotas), keeping each failure to throw where the batch first names it, so the
  * error is the one a one-by-one check would give.
  */
-function checkAccess(user: User, ids: readonly NamedIds[], read: SubmissionContext): Map<string, Checked> {
-  const out = new Map<string, Checked>();
-  const check = (key: string, f: () => unknown) => {
+function checkAccess(user: User, ids: readonly NamedIds[], read: SubmissionContext): CheckedAccess {
+  const out: CheckedAccess = { endpoints: new Map(), functions: new Map() };
+  const check = (to: Map<string, Checked>, key: string, f: () => unknown) => {
     try {
-      out.set(key, { ok: true, value: f() });
+      to.set(key, { ok: true, value: f() });
     } catch (error) {
-      out.set(key, { ok: false, error });
+      to.set(key, { ok: false, error });
     }
   };
   for (const { endpointId: e, functionId: f } of ids) {
-    if (e !== undefined && !out.has(e)) {
+    if (e !== undefined && !out.endpoints.has(e)) {
       const endpoint = isUuid(e) ? read.endpoints.get(e) : undefined;
-      check(e, () => usableEndpoint(user, e, endpoint, endpoint?.group != null && read.groups.has(endpoint.group)));
+      check(out.endpoints, e, () => usableEndpoint(user, e, endpoint, endpoint?.group != null && read.groups.has(endpoint.group)));
     }
-    if (f !== undefined && !out.has(`fn:${f}`)) {
+    if (f !== undefined && !out.functions.has(f)) {
       const fn = isUuid(f) ? read.functions.get(f) : undefined;
-      check(`fn:${f}`, () => usableFunction(user, f, fn, fn?.group != null && read.groups.has(fn.group)));
+      check(out.functions, f, () => usableFunction(user, f, fn, fn?.group != null && read.groups.has(fn.group)));
     }
   }
   return out;
+}
+
+/** The access checks of a submission's distinct endpoints and functions, by id. */
+interface CheckedAccess {
+  endpoints: Map<string, Checked>;
+  functions: Map<string, Checked>;
 }
 
 type NamedIds = { endpointId?: string; functionId?: string };
@@ -104,23 +112,24 @@ function checkedValue<T>(checked: Map<string, Checked>, key: string): T {
 }
 
 /** Turn one submitted task into a stored task; access to its endpoint and function was resolved by checkAccess. */
-function buildTask(user: User, spec: unknown, i: number, checked: Map<string, Checked>): NewTask {
+function buildTask(user: User, spec: unknown, i: number, checked: CheckedAccess): NewTask {
   const where = `tasks[${i}]`;
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) throw badRequest(`${where} must be an object`);
   const s = spec as Record<string, unknown>;
   if (typeof s.endpointId !== 'string') throw badRequest(`${where}.endpointId must be a string`);
-  const endpoint = checkedValue<EndpointRecord>(checked, s.endpointId);
+  const endpoint = checkedValue<EndpointRecord>(checked.endpoints, s.endpointId);
   let body: TaskBody;
   if (s.functionId !== undefined) {
     if (typeof s.functionId !== 'string') throw badRequest(`${where}.functionId must be a string`);
-    const fn = checkedValue<FunctionRecord>(checked, `fn:${s.functionId}`);
+    const fn = checkedValue<FunctionRecord>(checked.functions, s.functionId);
     checkSharedUse(user, endpoint, fn.id, where);
     // encodeArgs([]) is zero bytes, so "" (or no args at all) is a call without arguments.
     const args = s.args ?? '';
     if (typeof args !== 'string' || !BASE64.test(args)) {
       throw badRequest(`${where}.args must be the base64 of encodeArgs(...) (an array of arguments)`);
     }
-    const bytes = Buffer.from(args, 'base64');
+    // No arguments (the usual no-op): one shared empty buffer, not one per task.
+    const bytes = args === '' ? NO_ARGS : Buffer.from(args, 'base64');
     // Stored as is, the function named by id (task-payloads.ts): only encodeArgs' output is accepted, so
     // arguments can never pass for a whole task payload.
     if (!isArgsOnly(bytes)) throw badRequest(`${where}.args must be the base64 of encodeArgs(...) (an array of arguments)`);
@@ -198,6 +207,14 @@ async function waitFor(ctx: ServiceContext, reply: FastifyReply, waiting: Waitin
 function withOutcome<T extends TaskSummary | TaskRecord>(task: T, known: KnownOutcome): T {
   const finished = { ...task, state: known.failed ? 'failed' : 'success', failed: known.failed, updatedAt: known.at };
   return 'result' in task ? { ...finished, result: known.result ?? null } : { ...finished, resultBytes: known.resultBytes };
+}
+
+/** withOutcome of a summary, field by field (a results request builds thousands: no spread per task). */
+function summaryWithOutcome(t: TaskSummary, known: KnownOutcome): TaskSummary {
+  return {
+    id: t.id, endpoint: t.endpoint, function: t.function, owner: t.owner, state: known.failed ? 'failed' : 'success',
+    failed: known.failed, createdAt: t.createdAt, updatedAt: known.at, resultBytes: known.resultBytes,
+  };
 }
 
 /**
@@ -330,7 +347,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       const [now] = await Promise.all([store.taskSummaries(unknown), recheck]);
       latest = tasks.map((t) => {
         const known = waiting.outcomes.get(t.id);
-        return now.get(t.id) ?? (known && !isFinished(t) ? withOutcome(t, known) : t);
+        return now.get(t.id) ?? (known && !isFinished(t) ? summaryWithOutcome(t, known) : t);
       });
     }
     const page: TaskSummary[] = [];
@@ -353,7 +370,9 @@ export function taskRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     const withResults = await store.tasks(page.filter((t) => isFinished(t) && kept(t) === undefined).map((t) => t.id));
     const results = page.map((t) => {
       const result = kept(t);
-      return taskView(result !== undefined ? { ...t, result } : (withResults.get(t.id) ?? { ...t, result: null }));
+      if (result !== undefined) return summaryView(t, result);
+      const read = withResults.get(t.id);
+      return read ? taskView(read) : summaryView(t, null);
     });
     if (mode === 'all') return { results, remaining };
     return { results, pending: latest.filter((t) => !isFinished(t)).length, remaining };
