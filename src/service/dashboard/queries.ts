@@ -31,8 +31,7 @@ export interface TaskSearch {
 type Row = Record<string, unknown>;
 
 interface SqliteLike { kind: 'sqlite'; db: { prepare(sql: string): { all(...params: unknown[]): unknown[] } } }
-interface PgClientLike { query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>; release(): void }
-interface PgLike { kind: 'postgres'; pool: { connect(): Promise<PgClientLike> } }
+interface PgLike { kind: 'postgres'; pool: { query(text: string, values: unknown[]): Promise<{ rows: unknown[] }> } }
 
 /** Run a read-only query written with `?` placeholders on whichever back end the store is. */
 async function select(store: Store, sql: string, params: unknown[] = []): Promise<Row[]> {
@@ -40,21 +39,7 @@ async function select(store: Store, sql: string, params: unknown[] = []): Promis
   if (s.kind === 'sqlite') return s.db.prepare(sql).all(...params) as Row[];
   if (s.kind === 'postgres') {
     let n = 0;
-    const text = sql.replace(/\?/g, () => `$${++n}`);
-    const client = await s.pool.connect();
-    try {
-      await client.query('BEGIN READ ONLY');
-      // Whole-table counts: the store's connections price sequential scans out (postgres.ts); these need them.
-      await client.query('SET LOCAL enable_seqscan = on');
-      const { rows } = await client.query(text, params);
-      await client.query('COMMIT');
-      return rows as Row[];
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    return (await s.pool.query(sql.replace(/\?/g, () => `$${++n}`), params)).rows as Row[];
   }
   throw new Error(`the dashboard cannot query a store of kind ${(store as { kind?: string }).kind}`);
 }

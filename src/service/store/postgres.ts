@@ -43,11 +43,22 @@ export interface PgStoreOptions {
   onIdleError?: (err: Error) => void;
 }
 
-/** A key for pg_advisory_xact_lock: the migrations of one database run one process at a time. */
-/** The planner settings of every pooled connection (see the pool). */
-// jit=off: a priced-out scan's cost (1e10) passes jit_above_cost, and compiling took 250-450 ms a statement.
-export const PG_SESSION_OPTIONS = '-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c jit=off';
+/**
+ * The planner settings of every pooled connection, sent with its start-up (a SET after connecting raced the
+ * pool's first query on it).
+ * - plan_cache_mode=force_custom_plan: each execution is planned with its values and the tables as they are
+ *   now. A plan cached on a young database (empty, unanalyzed tables) stays bad as the tables grow:
+ *   - the default (auto) cached one after five runs that read each task's payload by a sequential scan,
+ *     0.5-1.7 s per delivery or result batch, until autovacuum analyzed the tables a minute later;
+ *   - force_generic_plan with sequential scans priced out (tried in issue 14: planning costs ~1.5 ms of a
+ *     call) cached a result write that walked every unfinished task through a partial index, 0.4-0.8 s a
+ *     batch, in one bench run of three.
+ * - jit=off: compiling a statement took 250-450 ms where its estimated cost passed jit_above_cost; the
+ *   service's statements are short lookups that never repay it.
+ */
+export const PG_SESSION_OPTIONS = '-c plan_cache_mode=force_custom_plan -c jit=off';
 
+/** A key for pg_advisory_xact_lock: the migrations of one database run one process at a time. */
 const MIGRATION_LOCK = 0x66756e63; // "func"
 
 export class PgStore implements Store {
@@ -64,15 +75,7 @@ export class PgStore implements Store {
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
       idleTimeoutMillis: 30_000,
       application_name: 'funcx-service',
-      // Every statement of the service is a lookup by key or index. Each connection plans a statement once
-      // (generic plans, cached per connection) and never by a sequential scan where an index serves:
-      // - Planning each execution (custom plans) cost 0.1-0.5 ms a statement, ~1.5 ms of a 6-9 ms call
-      //   (bind times in the server log, issue 14).
-      // - A plan made while the tables were young and unanalyzed read payloads by a sequential scan per
-      //   task, 0.5-1.7 s per delivery or result batch, until autovacuum analyzed them a minute later;
-      //   with sequential scans priced out, the first plan is the index plan, however small the tables.
-      // The dashboard's whole-table counts turn sequential scans back on for their own transaction.
-      // Sent with the connection's start-up (a SET after connecting raced the pool's first query on it).
+      // Custom plans, no JIT (PG_SESSION_OPTIONS).
       options: PG_SESSION_OPTIONS,
     });
     // An idle connection dropped by a database restart: the pool discards it; say so, do not crash.
