@@ -1,7 +1,8 @@
 /**
  * The replica bus on PostgreSQL LISTEN/NOTIFY (see ../replica-bus.ts for why a doorbell and not a poll).
  *
- * One dedicated connection per replica listens on four channels (tokens: told by the store's own statements); notifications go out through the pool.
+ * One dedicated connection per replica listens on four channels; notifications go out through the pool, and
+ * token changes (rotate, revoke, disable, remove) are told by the store's own statements that make them.
  * A payload is `<replica id> <data>` so a replica ignores its own. NOTIFY payloads are capped at 8000 bytes,
  * so result ids go out in chunks. Results are told by the statement that stores them
  * (PgStore.announceResultsOn). When the listening connection drops it reconnects (backing off to 2 s) and
