@@ -7,14 +7,15 @@
  *   node dist/test/bench/batch-cpu.js [--dist /other/checkout/dist] [--batches 5] [--size 10000] [--prof DIR]
  *
  * `--dist` runs another build (CLIs and SDK) with this driver, for before/after pairs. `--prof DIR` has the
- * service and endpoint processes write V8 CPU profiles to DIR (see profile-hook.js; summarise them with
- * profile-summary.js).
+ * service, endpoint daemon and workers write V8 CPU profiles to DIR (FUNCX_CPU_PROFILE_DIR, profilingArgs;
+ * summarise them with profile-summary.js).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { batchRate } from './e2e-bench.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
@@ -117,16 +118,7 @@ try {
   const client = new FuncXClient({ serviceUrl: url, token });
   const noop = await client.registerFunction(() => null, { name: 'noop' });
   await client.getResult(await client.run(endpointId, noop), { waitMs: 30_000 });
-  const runBatch = async (n: number): Promise<number> => {
-    const batch = client.createBatch();
-    for (let i = 0; i < n; i++) batch.add(endpointId, noop);
-    const s = performance.now();
-    const ids = await client.batchRun(batch);
-    const results = await client.getBatchResults(ids, { waitMs: 120_000 });
-    const seconds = (performance.now() - s) / 1000;
-    if (results.filter((r) => r.ok).length !== n) throw new Error('batch: not every task succeeded');
-    return n / seconds;
-  };
+  const runBatch = (n: number): Promise<number> => batchRate(client, endpointId, noop, n);
   await runBatch(2000);
   await runBatch(size); // warm
   const rows: Array<Record<string, number>> = [];

@@ -56,6 +56,19 @@ export interface EndToEndOptions {
   label?: string;
 }
 
+/** Tasks/s of one batch of `n` calls of `fn` (no arguments): submitted, then every result read back. */
+export async function batchRate(client: FuncXClient, endpointId: string, fn: string, n: number): Promise<number> {
+  const batch = client.createBatch();
+  for (let i = 0; i < n; i++) batch.add(endpointId, fn);
+  const s = performance.now();
+  const ids = await client.batchRun(batch);
+  const results = await client.getBatchResults(ids, { waitMs: 120_000 });
+  const seconds = (performance.now() - s) / 1000;
+  const ok = results.filter((r) => r.ok).length;
+  if (ok !== n) throw new Error(`end-to-end batch: ${ok}/${n} succeeded`);
+  return n / seconds;
+}
+
 export async function benchEndToEnd(progress: (m: string) => void = () => {}, options: EndToEndOptions = {}): Promise<EndToEndFigures> {
   const root = mkdtempSync(join(tmpdir(), 'funcx-e2e-'));
   const env: NodeJS.ProcessEnv = { ...process.env, FUNCX_HOME: join(root, 'home'), FUNCX_SERVICE_HOME: join(root, 'service') };
@@ -107,17 +120,7 @@ export async function benchEndToEnd(progress: (m: string) => void = () => {}, op
     runGet.sort((a, b) => a - b);
     progress(`${label}: single round trip p50 ${percentile(latencies, 50).toFixed(2)} ms (run + getResult ${percentile(runGet, 50).toFixed(2)} ms)`);
 
-    const runBatch = async (n: number): Promise<number> => {
-      const batch = client.createBatch();
-      for (let i = 0; i < n; i++) batch.add(endpointId, noop);
-      const s = performance.now();
-      const ids = await client.batchRun(batch);
-      const results = await client.getBatchResults(ids, { waitMs: 120_000 });
-      const seconds = (performance.now() - s) / 1000;
-      const ok = results.filter((r) => r.ok).length;
-      if (ok !== n) throw new Error(`end-to-end batch: ${ok}/${n} succeeded`);
-      return n / seconds;
-    };
+    const runBatch = (n: number): Promise<number> => batchRate(client, endpointId, noop, n);
     await runBatch(2000);
     const rate = await runBatch(10_000);
     progress(`${label}: batch of 10,000 at ${rate.toFixed(0)} tasks/s`);
