@@ -63,14 +63,12 @@ test('funcx-endpoint start refuses a service whose forwarder key changed, until 
   await stack.stopProcesses();
   rmSync(join(stack.serviceHome, 'keys', 'forwarder.json'));
   const port = new URL(stack.url).port;
-  await runCli('service', ['start', '--port', port], stack.env);
-  t.after(() => runCli('service', ['stop'], stack.env).catch(() => undefined));
+  await stack.restartService(port);
   const env = { ...stack.env, FUNCX_TOKEN: stack.token };
   await assert.rejects(runCli('endpoint', ['start'], env), /FORWARDER_KEY_CHANGED|not the key .* this endpoint pinned/);
   assert.equal((JSON.parse(readFileSync(pinFile, 'utf8')) as { publicKey: string }).publicKey, pinned, 'the pin is unchanged');
 
-  const started = await runCli('endpoint', ['start', '--reset-forwarder-key'], env);
-  t.after(() => runCli('endpoint', ['stop'], stack.env).catch(() => undefined));
+  const started = await stack.startEndpointWith(['--reset-forwarder-key']);
   assert.match(started.stdout, /Forgot the forwarder key/);
   assert.match(started.stdout, /is Active/);
   const now = (JSON.parse(readFileSync(pinFile, 'utf8')) as { publicKey: string }).publicKey;

@@ -244,6 +244,22 @@ export class CliStack {
     return this.endpointId;
   }
 
+  /**
+   * `funcx-service start` again after stopProcesses, at `port` (back at the same address); stop() stops it.
+   * (A test's own `t.after` stop would run after stop() removed the home, pid file included: it leaked.)
+   */
+  async restartService(port: string): Promise<void> {
+    await runCli('service', ['start', '--port', port], this.env);
+    this.serviceStarted = true;
+  }
+
+  /** `funcx-endpoint start` with these flags (the default endpoint); stop() stops it. Resolves to its output. */
+  async startEndpointWith(args: string[]): Promise<{ stdout: string; stderr: string }> {
+    const out = await runCli('endpoint', ['start', ...args], { ...this.env, FUNCX_TOKEN: this.token });
+    this.endpointStarted = true;
+    return out;
+  }
+
   /** Stop the endpoint and the service, keeping their files (safe to call twice). */
   async stopProcesses(): Promise<void> {
     if (this.endpointStarted) await runCli('endpoint', ['stop'], this.env).catch((err) => console.error(String(err)));
