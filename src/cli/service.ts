@@ -19,7 +19,7 @@ import { isPostgresUrl, openStore, PgStore, type Store, type User } from '../ser
 import { DEFAULT_LIMITS, DEFAULT_QUOTAS, SERVICE_SEMI_SPACE_MB } from '../service/limits.js';
 import { addQuotaCommand, addTokenCommands, parseBytes } from './service-tenancy.js';
 import { parseDuration } from '../service/durations.js';
-import { profilingArgs } from '../worker/worker-pool.js';
+import { profilingArgs, semiSpaceArgs } from '../worker/worker-pool.js';
 
 interface PidFile {
   pid: number;
@@ -184,11 +184,6 @@ async function runForeground(flags: StartFlags): Promise<void> {
   }
 }
 
-/** V8 heap flags of the service process (SERVICE_SEMI_SPACE_MB), unless NODE_OPTIONS sets its own. */
-function heapArgs(): string[] {
-  return /--max-semi-space-size/.test(process.env.NODE_OPTIONS ?? '') ? [] : [`--max-semi-space-size=${SERVICE_SEMI_SPACE_MB}`];
-}
-
 async function startDetached(flags: StartFlags): Promise<void> {
   refuseIfRunning();
   mkdirSync(home(), { recursive: true, mode: 0o700 });
@@ -219,7 +214,7 @@ async function startDetached(flags: StartFlags): Promise<void> {
   if (flags.forwarderIdleClose !== undefined) args.push('--forwarder-idle-close', flags.forwarderIdleClose === 0 ? '0' : `${Math.ceil(flags.forwarderIdleClose / 1000)}s`);
   // The database location goes through the environment: a password on the command line is visible to every user in ps.
   const env = flags.database ? { ...process.env, FUNCX_DATABASE_URL: database(flags.database) } : process.env;
-  const child = spawn(process.execPath, [...heapArgs(), ...profilingArgs(), ...args], { detached: true, stdio: ['ignore', log, log, 'ipc'], env });
+  const child = spawn(process.execPath, [...semiSpaceArgs(SERVICE_SEMI_SPACE_MB), ...profilingArgs(), ...args], { detached: true, stdio: ['ignore', log, log, 'ipc'], env });
   closeSync(log);
   const ready = await new Promise<{ url: string; pid: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new FuncxError('START_TIMEOUT', `funcx-service did not start within 20 s; see ${logPath()}`)), 20_000);

@@ -7,7 +7,7 @@
  * A stored payload is told apart by its first byte: `encodeArgs` gives zero bytes or V8's format (0xFF first),
  * a full task is a msgpack map (rows stored before this change, shell and MPI tasks).
  */
-import type { TaskEnvelope, ResultEnvelope, TasksMessage } from '../protocol/messages.js';
+import { envelopeWith, type TaskEnvelope, type ResultEnvelope, type TasksMessage } from '../protocol/messages.js';
 import { errorOutcome } from '../protocol/payload.js';
 import { SENT_SOURCES_BUDGET, SOURCES_PER_MESSAGE, SizedLru, sourceHash } from '../protocol/function-sources.js';
 
@@ -85,14 +85,6 @@ export class SentSources {
   }
 }
 
-/** The task naming source version `h` of its function: its fields copied one by one (a spread is slower, per task). */
-function withHash(t: TaskEnvelope, h: string): TaskEnvelope {
-  const out: TaskEnvelope = { id: t.id, fn: t.fn, h, payload: t.payload };
-  if (t.wt !== undefined) out.wt = t.wt;
-  if (t.u !== undefined) out.u = t.u;
-  return out;
-}
-
 /**
  * Tasks taken from the queue, as tasks messages to send in order. A task running a registered function names
  * it (`fn`, `h`) and keeps its argument bytes; its source goes in the message's `functions` unless it was sent
@@ -148,7 +140,7 @@ export async function prepareTasks(
       sent.add(t.fn, loaded);
     }
     named.add(t.fn);
-    current.tasks.push(withHash(t, loaded.hash));
+    current.tasks.push(envelopeWith(t, t.payload, loaded.hash));
   }
   if (current.tasks.length > 0) messages.push(current);
   return { messages, gone };

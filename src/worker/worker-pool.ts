@@ -31,6 +31,15 @@ export function profilingArgs(): string[] {
   return dir ? ['--cpu-prof', '--cpu-prof-dir', dir] : [];
 }
 
+/**
+ * `--max-semi-space-size=MB` for a long-lived process this one starts (the service, the endpoint daemon),
+ * unless NODE_OPTIONS or this process's own flags already set one.
+ */
+export function semiSpaceArgs(mb: number): string[] {
+  const given = `${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`;
+  return /--max-semi-space-size/.test(given) ? [] : [`--max-semi-space-size=${mb}`];
+}
+
 /** What the pool needs of a worker process: a real child (spawnWorkerProcess) or a fake in unit tests. */
 export interface WorkerProcess {
   readonly pid?: number;

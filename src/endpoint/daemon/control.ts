@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { FuncxHome } from './home.js';
 import { readLease, readLeaseFile, leaseIsLive, processExists, removeStaleLease } from './lease.js';
 import { FuncxError } from '../../errors.js';
-import { profilingArgs } from '../../worker/worker-pool.js';
+import { profilingArgs, semiSpaceArgs } from '../../worker/worker-pool.js';
 import { DAEMON_SEMI_SPACE_MB } from '../../config/defaults.js';
 
 const DAEMON_JS = fileURLToPath(new URL('../../cli/endpoint-daemon.js', import.meta.url));
@@ -62,12 +62,6 @@ function clearStaleLease(file: string): void {
   if (seen && !(seen.lease && leaseIsLive(seen.lease))) removeStaleLease(file, seen);
 }
 
-/** V8 heap flags of the daemon (DAEMON_SEMI_SPACE_MB), unless NODE_OPTIONS or this process's own flags set one. */
-function heapArgs(): string[] {
-  const given = `${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`;
-  return /--max-semi-space-size/.test(given) ? [] : [`--max-semi-space-size=${DAEMON_SEMI_SPACE_MB}`];
-}
-
 /** Start the daemon detached; resolves with the endpoint id once it is Active. */
 export async function startDaemon(home: FuncxHome, name: string, options: StartOptions): Promise<{ id: string; pid: number }> {
   checkOwner(home, name);
@@ -75,7 +69,7 @@ export async function startDaemon(home: FuncxHome, name: string, options: StartO
   const logFd = openSync(home.logFile(name), 'a', 0o600);
   const child = fork(DAEMON_JS, [name], {
     detached: true,
-    execArgv: [...process.execArgv, ...heapArgs(), ...profilingArgs()], // FUNCX_CPU_PROFILE_DIR profiles the daemon too
+    execArgv: [...process.execArgv, ...semiSpaceArgs(DAEMON_SEMI_SPACE_MB), ...profilingArgs()], // FUNCX_CPU_PROFILE_DIR profiles the daemon too
     stdio: ['ignore', logFd, logFd, 'ipc'],
     env: {
       ...withoutSecrets(process.env),

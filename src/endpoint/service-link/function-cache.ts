@@ -5,7 +5,7 @@
  * full one the interchange, manager and worker know (encodeTask, built when read), before the task leaves the
  * forwarder client.
  */
-import type { FunctionSource, TaskEnvelope } from '../../protocol/messages.js';
+import { envelopeWith, type FunctionSource, type TaskEnvelope } from '../../protocol/messages.js';
 import { encodeJsTask } from '../../protocol/payload.js';
 import { ENDPOINT_SOURCES_BUDGET } from '../../protocol/function-sources.js';
 import { SourceReceiver } from '../../protocol/source-link.js';
@@ -13,15 +13,6 @@ import { TASK_SOURCE } from '../../protocol/task-source.js';
 
 /** Sources up to this many characters are copied into each task's payload at once (20,000 tasks: 80 Mi at most). */
 const EAGER_SOURCE_CHARS = 4096;
-
-/** The task's routing fields (the envelope's, `h` dropped) with `payload`: built field by field, per task, not by a rest copy. */
-function routed(t: TaskEnvelope, payload: Uint8Array): TaskEnvelope {
-  const out: TaskEnvelope = { id: t.id, payload };
-  if (t.fn !== undefined) out.fn = t.fn;
-  if (t.wt !== undefined) out.wt = t.wt;
-  if (t.u !== undefined) out.u = t.u;
-  return out;
-}
 
 /**
  * The task with its full payload built when read, not kept: a queue of 20,000 tasks naming one 1 MiB function
@@ -32,7 +23,7 @@ function routed(t: TaskEnvelope, payload: Uint8Array): TaskEnvelope {
 function lazyTask(t: TaskEnvelope, functionId: string, f: FunctionSource, args: Uint8Array): TaskEnvelope {
   const source = f.source;
   // Small sources are built at once: a plain object encodes several times faster than one with a getter.
-  if (source.length <= EAGER_SOURCE_CHARS) return routed(t, encodeJsTask(functionId, source, args));
+  if (source.length <= EAGER_SOURCE_CHARS) return envelopeWith(t, encodeJsTask(functionId, source, args)); // `h` dropped: a full payload
   const { h: _h, payload: _p, ...rest } = t;
   (rest as { [TASK_SOURCE]?: unknown })[TASK_SOURCE] = { hash: f.hash, source, args };
   return Object.defineProperty(rest, 'payload', {
