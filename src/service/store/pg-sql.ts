@@ -53,45 +53,12 @@ function storeResults(announce: boolean): string {
     FROM input LEFT JOIN upd ON upd.id = input.id ORDER BY input.ord`;
 }
 
+/** Statements run unnamed: planned with their values each time, not on the hot paths. */
 export const SQL = {
   rotateToken: `WITH u AS (UPDATE users SET token_hash = $1 WHERE id = $2) SELECT ${TELL_TOKENS}`,
   setUserDisabled: `WITH u AS (UPDATE users SET disabled = $1 WHERE id = $2) SELECT ${TELL_TOKENS}`,
   revokeApiToken: `WITH d AS (DELETE FROM api_tokens WHERE user_id = $1 AND name = $2 RETURNING id) SELECT id, ${TELL_TOKENS} FROM d`,
   tellTokens: `SELECT ${TELL_TOKENS}`,
-  // Everything a submission is checked against in one read (Store.submissionContext); records as JSON rows.
-  submissionContext: `SELECT (SELECT row_to_json(q) FROM user_quotas q WHERE q.user_id = $1) AS quotas,
-      (SELECT u.result_bytes FROM user_usage u WHERE u.user_id = $1) AS result_bytes,
-      (SELECT json_agg(e) FROM endpoints e WHERE e.id = ANY($2::text[])) AS endpoints,
-      (SELECT json_agg(f) FROM functions f WHERE f.id = ANY($3::text[])) AS functions,
-      ARRAY(SELECT g.id FROM groups g WHERE g.id IN (SELECT e.group_id FROM endpoints e WHERE e.id = ANY($2::text[])
-          UNION SELECT f.group_id FROM functions f WHERE f.id = ANY($3::text[]))
-        AND (g.owner = $1 OR EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id AND m.user_id = $1))) AS groups`,
-  // Migration 11: the quota's lock, its count and the insert in one call (one round trip, one statement).
-  insertTasks: 'SELECT quota_owner, quota_used, quota_adding FROM funcx_insert_tasks($1, $2, $3, $4, $5, $6, $7)',
-  // The payloads by a subquery per task: as a join, the planner (not knowing how many rows upd returns) hashed
-  // every payload in the table, 6 ms at 24,000 tasks and growing with the table.
-  takeQueued: `WITH picked AS (
-      SELECT seq FROM tasks WHERE endpoint = $1 AND state = 'waiting-for-endpoint' ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED),
-    upd AS (UPDATE tasks t SET state = 'waiting-for-nodes', delivered_at = $3, updated_at = $3 FROM picked WHERE t.seq = picked.seq
-      RETURNING t.seq, t.id, t.function, t.owner)
-    SELECT upd.seq, upd.id, upd.function, upd.owner, (SELECT p.payload FROM task_payloads p WHERE p.seq = upd.seq) AS payload,
-      (SELECT owner FROM endpoints WHERE id = $1) AS endpoint_owner
-    FROM upd ORDER BY upd.seq`,
-  requeue: `WITH picked AS (SELECT seq, delivered_at, running_at FROM tasks
-      WHERE endpoint = $1 AND state IN ('waiting-for-nodes', 'running') FOR UPDATE),
-    upd AS (UPDATE tasks t SET state = 'waiting-for-endpoint', delivered_at = NULL, running_at = NULL, updated_at = $2
-      FROM picked WHERE t.seq = picked.seq AND t.state IN ('waiting-for-nodes', 'running') RETURNING t.seq),
-    tr AS (${materialize('picked', `'waiting-for-endpoint', 'forwarder', $2::bigint`)})
-    SELECT count(*)::int AS n FROM upd`,
-  running: `WITH upd AS (UPDATE tasks SET state = 'running', running_at = $3, updated_at = $3
-      WHERE endpoint = $1 AND id = ANY($2::text[]) AND state = 'waiting-for-nodes' RETURNING seq)
-    SELECT count(*)::int AS n FROM upd`,
-  // One input row per result; `stored` when this statement finished the task, else `known` tells a duplicate
-  // (the endpoint's own finished task) from an unknown id. `ran`: the endpoint said it started, not yet
-  // written; $6 are the tasks that started and have no result in this batch (so no row is updated twice).
-  storeResults: storeResults(false),
-  // The same, and the ids stored told to the other replicas ($8 the channel, $9 this replica) when it commits.
-  storeResultsAnnounced: storeResults(true),
   // The two arms match the partial indexes (a BitmapOr), not a scan of every task of the table.
   failEndpointTasks: `WITH picked AS (SELECT seq, id, delivered_at, running_at FROM tasks
       WHERE endpoint = $1 AND (state = 'waiting-for-endpoint' OR state IN ('waiting-for-nodes', 'running')) FOR UPDATE),
@@ -103,7 +70,130 @@ export const SQL = {
       COALESCE((SELECT json_agg(json_build_object('state', tr.state, 'actor', tr.actor, 'at', tr.at) ORDER BY tr.id)
         FROM task_transitions tr WHERE tr.task = t.seq), '[]'::json) AS rows
     FROM tasks t LEFT JOIN users u ON u.id = t.owner WHERE t.id = $1`,
-  task: 'SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks WHERE id = $1',
-  tasks: 'SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at FROM tasks WHERE id = ANY($1::text[])',
 };
 
+/**
+ * How PostgreSQL plans a named (prepared) statement; PgStore runs each on the pool whose sessions plan so.
+ * - custom: planned again at every bind, with its values and the tables as they are now (PG_SESSION_OPTIONS).
+ *   Planning costs 0.1-0.5 ms a call, but a plan never outlives the table sizes it was made for.
+ * - generic: planned once per connection without its values, and reused until an ANALYZE or a schema change
+ *   of one of its tables (PG_GENERIC_SESSION_OPTIONS, sequential scans priced out). Only for a statement
+ *   that reaches every table by an equality on all the columns of a unique index: that plan reads one row
+ *   per key at any table size, and it is the plan PostgreSQL makes even on empty or just-analyzed young
+ *   tables. test/unit/pg-generic-plans.test.ts checks the plan of each on empty, young and grown tables.
+ *   A statement on `tasks` by anything but its id (partial indexes, counts, batches of an endpoint) stays
+ *   custom: a generic plan cached on young tables walked every unfinished task (issue 14).
+ * Statements inside a transaction (PgStore.tx: quota locks and counts) run on the custom pool.
+ */
+export type Planning = 'custom' | 'generic';
+
+export interface NamedStatement {
+  plan: Planning;
+  /** Why this plan: the unique keys for `generic`; what a cached plan would get wrong for `custom`. */
+  why: string;
+  text: string;
+}
+
+const TASK_COLUMNS = 'id, endpoint, function, owner, state, failed, result, created_at, updated_at';
+
+/** Every named statement of the store, by its prepared-statement name. */
+export const NAMED = {
+  // A user's own token, or a named one that has not expired (migration 8). No LIMIT 1 (at most two rows, the
+  // caller takes the first): with it, on young tables, the generic plan walked api_tokens by (user_id, name).
+  'user-by-any-token': {
+    plan: 'generic',
+    why: 'users.token_hash, api_tokens.token_hash and users.id are unique',
+    text: `SELECT id, name, created_at, NULL::bigint AS expires_at FROM users WHERE token_hash = $1 AND NOT disabled
+      UNION ALL SELECT u.id, u.name, u.created_at, t.expires_at FROM api_tokens t
+        CROSS JOIN LATERAL (SELECT id, name, created_at FROM users WHERE id = t.user_id AND NOT disabled OFFSET 0) u
+        WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2)`,
+  },
+  // Everything a submission is checked against in one read (Store.submissionContext); records as JSON rows.
+  'submission-context': {
+    plan: 'generic',
+    why: 'user_quotas, user_usage, endpoints, functions and groups by primary key (id = ANY: one row per id), group_members by its whole key',
+    text: `SELECT (SELECT row_to_json(q) FROM user_quotas q WHERE q.user_id = $1) AS quotas,
+      (SELECT u.result_bytes FROM user_usage u WHERE u.user_id = $1) AS result_bytes,
+      (SELECT json_agg(e) FROM endpoints e WHERE e.id = ANY($2::text[])) AS endpoints,
+      (SELECT json_agg(f) FROM functions f WHERE f.id = ANY($3::text[])) AS functions,
+      ARRAY(SELECT k.id FROM (SELECT e.group_id AS id FROM endpoints e WHERE e.id = ANY($2::text[])
+          UNION SELECT f.group_id FROM functions f WHERE f.id = ANY($3::text[])) k
+        WHERE (SELECT g.owner FROM groups g WHERE g.id = k.id) = $1
+          OR EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = k.id AND m.user_id = $1 OFFSET 0)) AS groups`,
+  },
+  'endpoint': { plan: 'generic', why: 'endpoints by primary key', text: 'SELECT * FROM endpoints WHERE id = $1' },
+  'endpoint-state': {
+    plan: 'generic',
+    why: 'endpoints by primary key',
+    text: 'UPDATE endpoints SET state = $1, last_seen = COALESCE($2, last_seen) WHERE id = $3',
+  },
+  'function': { plan: 'generic', why: 'functions by primary key', text: 'SELECT * FROM functions WHERE id = $1' },
+  'is-member': {
+    plan: 'generic',
+    why: 'groups by primary key, group_members by its whole key',
+    text: `SELECT 1 FROM groups g WHERE g.id = $1 AND (g.owner = $2
+      OR EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = $1 AND m.user_id = $2))`,
+  },
+  'result-bytes-of': { plan: 'generic', why: 'user_usage by primary key', text: 'SELECT result_bytes FROM user_usage WHERE user_id = $1' },
+  'task': { plan: 'generic', why: 'tasks.id is unique', text: `SELECT ${TASK_COLUMNS} FROM tasks WHERE id = $1` },
+  'tasks': { plan: 'generic', why: 'tasks.id is unique (id = ANY: one row per id)', text: `SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[])` },
+  'task-summaries': {
+    plan: 'generic',
+    why: 'tasks.id is unique (id = ANY: one row per id)',
+    text: `SELECT id, endpoint, function, owner, state, failed, COALESCE(octet_length(result), 0)::int AS result_bytes,
+      created_at, updated_at FROM tasks WHERE id = ANY($1::text[])`,
+  },
+  // Migration 11: the quota's lock, its count and the insert in one call (one round trip, one statement).
+  'insert-tasks': {
+    plan: 'custom',
+    why: 'the function\'s own statements (the quota count on tasks_unfinished_by_owner) follow the session\'s plan_cache_mode',
+    text: 'SELECT quota_owner, quota_used, quota_adding FROM funcx_insert_tasks($1, $2, $3, $4, $5, $6, $7)',
+  },
+  // The payloads by a subquery per task: as a join, the planner (not knowing how many rows upd returns) hashed
+  // every payload in the table, 6 ms at 24,000 tasks and growing with the table.
+  'take-queued': {
+    plan: 'custom',
+    why: 'an endpoint\'s queued tasks by the partial index tasks_queued, LIMIT $2: how many and which plan depend on the values',
+    text: `WITH picked AS (
+      SELECT seq FROM tasks WHERE endpoint = $1 AND state = 'waiting-for-endpoint' ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED),
+    upd AS (UPDATE tasks t SET state = 'waiting-for-nodes', delivered_at = $3, updated_at = $3 FROM picked WHERE t.seq = picked.seq
+      RETURNING t.seq, t.id, t.function, t.owner)
+    SELECT upd.seq, upd.id, upd.function, upd.owner, (SELECT p.payload FROM task_payloads p WHERE p.seq = upd.seq) AS payload,
+      (SELECT owner FROM endpoints WHERE id = $1) AS endpoint_owner
+    FROM upd ORDER BY upd.seq`,
+  },
+  'requeue': {
+    plan: 'custom',
+    why: 'every in-flight task of an endpoint (partial index tasks_in_flight): many rows',
+    text: `WITH picked AS (SELECT seq, delivered_at, running_at FROM tasks
+      WHERE endpoint = $1 AND state IN ('waiting-for-nodes', 'running') FOR UPDATE),
+    upd AS (UPDATE tasks t SET state = 'waiting-for-endpoint', delivered_at = NULL, running_at = NULL, updated_at = $2
+      FROM picked WHERE t.seq = picked.seq AND t.state IN ('waiting-for-nodes', 'running') RETURNING t.seq),
+    tr AS (${materialize('picked', `'waiting-for-endpoint', 'forwarder', $2::bigint`)})
+    SELECT count(*)::int AS n FROM upd`,
+  },
+  'running': {
+    plan: 'custom',
+    why: 'a batch of ids of any size, and a state the partial indexes match',
+    text: `WITH upd AS (UPDATE tasks SET state = 'running', running_at = $3, updated_at = $3
+      WHERE endpoint = $1 AND id = ANY($2::text[]) AND state = 'waiting-for-nodes' RETURNING seq)
+    SELECT count(*)::int AS n FROM upd`,
+  },
+  // One input row per result; `stored` when this statement finished the task, else `known` tells a duplicate
+  // (the endpoint's own finished task) from an unknown id. `ran`: the endpoint said it started, not yet
+  // written; $6 are the tasks that started and have no result in this batch (so no row is updated twice).
+  'store-results': {
+    plan: 'custom',
+    why: 'the generic plan cached on young tables walked every unfinished task by tasks_unfinished_by_owner (issue 14); cardinality($6) > 0 folds only with the values',
+    text: storeResults(false),
+  },
+  // The same, and the ids stored told to the other replicas ($8 the channel, $9 this replica) when it commits.
+  'store-results-announced': { plan: 'custom', why: 'as store-results', text: storeResults(true) },
+  'count-queued': {
+    plan: 'custom',
+    why: 'counts an endpoint\'s queued tasks (partial index tasks_queued): many rows',
+    text: `SELECT count(*)::int AS n FROM tasks WHERE endpoint = $1 AND state = 'waiting-for-endpoint'`,
+  },
+} satisfies Record<string, NamedStatement>;
+
+export type StatementName = keyof typeof NAMED;
