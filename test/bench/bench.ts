@@ -66,12 +66,15 @@ if (only.has('e2e')) {
   const e2e = await benchEndToEnd(progress);
   Object.assign(figures, {
     e2e_batch_tasks_per_s: Math.round(e2e.e2e_batch_tasks_per_s),
+    e2e_batch_first_tasks_per_s: Math.round(e2e.e2e_batch_first_tasks_per_s),
     e2e_latency_p50_ms: round(e2e.e2e_latency_p50_ms),
     e2e_latency_p99_ms: round(e2e.e2e_latency_p99_ms),
     e2e_latency_run_get_p50_ms: round(e2e.e2e_latency_run_get_p50_ms),
     e2e_start_to_active_s: round(e2e.e2e_start_to_active_s),
   });
-  add('end to end: batch of 10,000 tasks/s', 'e2e_batch_tasks_per_s', 'target ≥ 10,000; funcX hosted: hundreds');
+  const sqliteRatio = (figures.e2e_batch_tasks_per_s / figures.zmq_roundtrips_per_s).toFixed(2);
+  add('end to end: batch of 10,000 tasks/s', 'e2e_batch_tasks_per_s', `warm, median of 3: ${sqliteRatio}× baseline; target ≥ 0.35×; funcX hosted: hundreds`);
+  add('end to end: the first batch of 10,000 tasks/s', 'e2e_batch_first_tasks_per_s', 'after one of 2,000: the processes still compiling');
   add('end to end: single round trip p50 (ms)', 'e2e_latency_p50_ms', 'SDK call (one POST ?wait); target ≤ 3');
   add('end to end: single round trip p99 (ms)', 'e2e_latency_p99_ms');
   add('end to end: run + getResult p50 (ms)', 'e2e_latency_run_get_p50_ms', 'two requests, interleaved with the calls');
@@ -80,7 +83,8 @@ if (only.has('e2e')) {
   if (pg) {
     Object.assign(figures, pg);
     const zmq = figures.zmq_roundtrips_per_s;
-    add('end to end on PostgreSQL: batch of 10,000 tasks/s', 'e2e_pg_batch_tasks_per_s', `${(pg.e2e_pg_batch_tasks_per_s / zmq).toFixed(2)}× baseline; target ≥ 0.15×`);
+    add('end to end on PostgreSQL: batch of 10,000 tasks/s', 'e2e_pg_batch_tasks_per_s', `warm, median of 3: ${(pg.e2e_pg_batch_tasks_per_s / zmq).toFixed(2)}× baseline; target ≥ 0.15×`);
+    add('end to end on PostgreSQL: the first batch of 10,000 tasks/s', 'e2e_pg_batch_first_tasks_per_s');
     add('end to end on PostgreSQL: single round trip p50 (ms)', 'e2e_pg_latency_p50_ms', 'SDK call (one POST ?wait)');
     add('end to end on PostgreSQL: run + getResult p50 (ms)', 'e2e_pg_latency_run_get_p50_ms');
     add('end to end on PostgreSQL, SDK on a second replica: batch tasks/s', 'e2e_pg_replicas_batch_tasks_per_s', 'target: no slower than one replica');

@@ -8,6 +8,7 @@ import { postgresBackend } from '../helpers/store-backends.js';
 
 export interface PostgresFigures {
   e2e_pg_batch_tasks_per_s: number;
+  e2e_pg_batch_first_tasks_per_s: number;
   e2e_pg_latency_p50_ms: number;
   e2e_pg_latency_p99_ms: number;
   e2e_pg_latency_run_get_p50_ms: number;
@@ -37,6 +38,7 @@ export async function benchPostgres(progress: (m: string) => void): Promise<Post
   }
   return {
     e2e_pg_batch_tasks_per_s: Math.round(single.e2e_batch_tasks_per_s),
+    e2e_pg_batch_first_tasks_per_s: Math.round(single.e2e_batch_first_tasks_per_s),
     e2e_pg_latency_p50_ms: round(single.e2e_latency_p50_ms),
     e2e_pg_latency_p99_ms: round(single.e2e_latency_p99_ms),
     e2e_pg_latency_run_get_p50_ms: round(single.e2e_latency_run_get_p50_ms),
