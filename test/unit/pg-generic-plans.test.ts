@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pg from 'pg';
 import { NAMED, type NamedStatement } from '../../src/service/store/pg-sql.js';
-import { PG_GENERIC_SESSION_OPTIONS } from '../../src/service/store/postgres.js';
+import { PG_GENERIC_SESSION_OPTIONS } from '../../src/service/store/pg-connection.js';
 import { postgresBackend } from '../helpers/store-backends.js';
 
 interface PlanNode {
