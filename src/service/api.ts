@@ -32,7 +32,7 @@ import type { ErrorBody } from '../protocol/http.js';
 import { createLogger, type Logger } from '../logger.js';
 import { HttpError, installAuth } from './auth.js';
 import { TaskRateLimiter } from './task-rate.js';
-import { Forwarder, type ForwarderOptions } from './forwarder.js';
+import { Forwarder, type ForwarderOptions } from './forwarder/forwarder.js';
 import { openStore, PgStore, QuotaExceededError, StoreUnavailableError, type EndpointRecord, type Store } from './store/index.js';
 import { quotaExceeded, resolveLimits, resolveQuotas, type ServiceLimits, type ServiceQuotas } from './limits.js';
 import { PgReplicaBus } from './store/pg-bus.js';

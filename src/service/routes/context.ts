@@ -2,7 +2,7 @@
  * What every route file gets, and the small checks they share (body fields, access rules, views).
  */
 import type { EndpointRecord, FunctionRecord, Store, TaskRecord, User } from '../store/index.js';
-import type { Forwarder } from '../forwarder.js';
+import type { Forwarder } from '../forwarder/forwarder.js';
 import type { ResultWaiters } from './long-poll.js';
 import { badRequest, forbidden, notFound } from '../auth.js';
 import type { Logger } from '../../logger.js';
