@@ -13,7 +13,7 @@ import type { ServiceLimits, ServiceQuotas } from '../limits.js';
 import type { TaskRateLimiter } from '../task-rate.js';
 import type { TokenWatch } from '../token-watch.js';
 
-/** The forwarders of the service, by endpoint (api.ts). */
+/** The forwarders of the service, by endpoint (forwarder/pool.ts). */
 export interface ForwarderDirectory {
   get(endpointId: string): Forwarder | undefined;
   /** Create (or update) the endpoint's forwarder and return it. */
