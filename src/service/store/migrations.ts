@@ -155,6 +155,21 @@ CREATE TRIGGER tasks_result_bytes_update AFTER UPDATE OF result ON tasks
 END;
 `,
   },
+  {
+    version: 13,
+    name: 'unfinished tasks counted per owner in user_usage, not by a partial index',
+    sql: `
+-- The quota on unfinished tasks reads one counter per owner. The statements that move tasks into or out of
+-- the unfinished states keep it, one upsert per owner and batch, in their own transaction (SqliteBatches.insert
+-- and finishAll, SqliteStore.failEndpointTasks; removeUser deletes the owner's row with their tasks): the
+-- index it replaces was an entry written and removed per task, some 4 µs a task (test/bench/store-path.ts).
+ALTER TABLE user_usage ADD COLUMN unfinished_tasks INTEGER NOT NULL DEFAULT 0;
+INSERT INTO user_usage (user_id, unfinished_tasks)
+  SELECT owner, COUNT(*) FROM tasks WHERE state NOT IN ('success', 'failed') GROUP BY owner
+  ON CONFLICT (user_id) DO UPDATE SET unfinished_tasks = excluded.unfinished_tasks;
+DROP INDEX IF EXISTS tasks_unfinished_by_owner;
+`,
+  },
 ];
 
 /** The same schema in PostgreSQL's types; `seq` and transition ids come from identity columns. */
@@ -355,6 +370,11 @@ $fn$;
   {
     version: 12,
     name: 'SQLite only (result bytes counted once per owner and batch): nothing on PostgreSQL',
+    sql: 'SELECT 1;',
+  },
+  {
+    version: 13,
+    name: 'SQLite only (unfinished tasks counted per owner, not by a partial index): nothing on PostgreSQL',
     sql: 'SELECT 1;',
   },
 ];

@@ -23,7 +23,7 @@ import { SqliteCheckpointer } from './sqlite-checkpointer.js';
 import type { ApiToken, QuotaKey, QuotaOverrides, SubmissionContext, Usage } from './types.js';
 import { readSubmissionContext } from './submission-context.js';
 import { SqliteTenancy } from './sqlite-tenancy.js';
-import { SqliteBatches, type FinishRow } from './sqlite-batches.js';
+import { SqliteBatches, addDelta, type FinishRow, type UsageDelta } from './sqlite-batches.js';
 
 type Row = Record<string, unknown>;
 
@@ -164,7 +164,8 @@ function prepareStatements(db: Database.Database) {
     taskTimes: p(`SELECT t.state, t.created_at, t.updated_at, t.delivered_at, t.running_at, u.name AS owner_name
       FROM tasks t LEFT JOIN users u ON u.id = t.owner WHERE t.id = ?`),
     countQueued: p(`SELECT COUNT(*) AS n FROM tasks WHERE endpoint = ? AND state = 'waiting-for-endpoint'`),
-    countUnfinished: p(`SELECT COUNT(*) AS n FROM tasks WHERE owner = ? AND state NOT IN ('success', 'failed')`),
+    // Kept by the statements that move tasks into and out of the unfinished states (migration 13).
+    countUnfinished: p('SELECT COALESCE(MAX(unfinished_tasks), 0) AS n FROM user_usage WHERE user_id = ?'),
     countFunctions: p('SELECT COUNT(*) AS n FROM functions WHERE owner = ?'),
     functionBytes: p('SELECT COALESCE(MAX(function_bytes), 0) AS n FROM user_usage WHERE user_id = ?'),
     countEndpoints: p('SELECT COUNT(*) AS n FROM endpoints WHERE owner = ?'),
@@ -361,15 +362,15 @@ export class SqliteStore implements Store {
   private failEndpointTasks(id: string, now: number): string[] {
     const payload = errorOutcome('EndpointDeleted', `endpoint ${id} was deleted before the task finished`);
     const rows = this.q.unfinishedOf.all(id, id) as Array<{ seq: number; id: string; owner: string }>;
-    const bytes = new Map<string, number>();
+    const deltas = new Map<string, UsageDelta>();
     for (const r of rows) {
       this.materialize(r.seq);
       this.q.failTask.run(payload, now, r.seq);
       this.q.transition.run(r.seq, 'failed', 'service', now);
-      bytes.set(r.owner, (bytes.get(r.owner) ?? 0) + payload.length);
+      addDelta(deltas, r.owner, payload.length, -1);
     }
-    // The result bytes count here, not by trigger (migration 12).
-    this.batches.countResultBytes(bytes);
+    // The result bytes and unfinished tasks count here, not by trigger (migrations 12 and 13).
+    this.batches.addUsage(deltas);
     return rows.map((r) => r.id);
   }
 
