@@ -144,7 +144,7 @@ END;
     name: 'result bytes counted once per owner and batch of results, not by a trigger per task',
     sql: `
 -- A task's first result is counted by the statement that writes it, one upsert per owner and batch
--- (SqliteBatches.finishAll, SqliteStore.failEndpointTasks), not one upsert of the owner's user_usage row per
+-- (SqliteBatches.finishAll, SqliteTaskPath.failEndpointTasks), not one upsert of the owner's user_usage row per
 -- task (a fifth of a result batch's time). Only unfinished tasks get a result, and they have none yet; a
 -- result written over another would still be counted here.
 DROP TRIGGER IF EXISTS tasks_result_bytes_update;
@@ -161,7 +161,7 @@ END;
     sql: `
 -- The quota on unfinished tasks reads one counter per owner. The statements that move tasks into or out of
 -- the unfinished states keep it, one upsert per owner and batch, in their own transaction (SqliteBatches.insert
--- and finishAll, SqliteStore.failEndpointTasks; removeUser deletes the owner's row with their tasks): the
+-- and finishAll, SqliteTaskPath.failEndpointTasks; removeUser deletes the owner's row with their tasks): the
 -- index it replaces was an entry written and removed per task, some 4 µs a task (test/bench/store-path.ts).
 ALTER TABLE user_usage ADD COLUMN unfinished_tasks INTEGER NOT NULL DEFAULT 0;
 INSERT INTO user_usage (user_id, unfinished_tasks)
