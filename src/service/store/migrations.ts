@@ -161,8 +161,11 @@ END;
     sql: `
 -- The quota on unfinished tasks reads one counter per owner. The statements that move tasks into or out of
 -- the unfinished states keep it, one upsert per owner and batch, in their own transaction (SqliteBatches.insert
--- and finishAll, SqliteTaskPath.failEndpointTasks; removeUser deletes the owner's row with their tasks): the
--- index it replaces was an entry written and removed per task, some 4 µs a task (test/bench/store-path.ts).
+-- and finishAll, SqliteTaskPath.failEndpointTasks; removeUser deletes the owner's row with their tasks). The
+-- index it replaces was maintained on every insert and every state change (delivery too: its WHERE names
+-- state), ~2 µs of the ~11 µs a task that insert, delivery and results took (test/bench/store-path.ts).
+-- Triggers keeping the same count were measured too: they gave back half of that (a trigger program per row,
+-- and the one on UPDATE OF state also runs on every delivery and start).
 ALTER TABLE user_usage ADD COLUMN unfinished_tasks INTEGER NOT NULL DEFAULT 0;
 INSERT INTO user_usage (user_id, unfinished_tasks)
   SELECT owner, COUNT(*) FROM tasks WHERE state NOT IN ('success', 'failed') GROUP BY owner
