@@ -2,7 +2,7 @@
  * What every route file gets, and the small checks they share (body fields, access rules, views).
  */
 import type { EndpointRecord, FunctionRecord, Store, TaskRecord, User } from '../store/index.js';
-import type { Forwarder } from '../forwarder.js';
+import type { Forwarder } from '../forwarder/forwarder.js';
 import type { ResultWaiters } from './long-poll.js';
 import { badRequest, forbidden, notFound } from '../auth.js';
 import type { Logger } from '../../logger.js';
@@ -13,7 +13,7 @@ import type { ServiceLimits, ServiceQuotas } from '../limits.js';
 import type { TaskRateLimiter } from '../task-rate.js';
 import type { TokenWatch } from '../token-watch.js';
 
-/** The forwarders of the service, by endpoint (api.ts). */
+/** The forwarders of the service, by endpoint (forwarder/pool.ts). */
 export interface ForwarderDirectory {
   get(endpointId: string): Forwarder | undefined;
   /** Create (or update) the endpoint's forwarder and return it. */

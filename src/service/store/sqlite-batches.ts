@@ -55,6 +55,25 @@ export interface TaskRow {
   payload: Uint8Array;
 }
 
+/**
+ * What the statements of one transaction changed of an owner's counters in user_usage: stored result bytes
+ * and unfinished tasks (migrations 12 and 13). Added up per owner and written once per owner (addUsage), not
+ * once per task.
+ */
+export interface UsageDelta {
+  resultBytes: number;
+  unfinished: number;
+}
+
+/** Add to `owner`'s delta in `deltas`. */
+export function addDelta(deltas: Map<string, UsageDelta>, owner: string, resultBytes: number, unfinished: number): void {
+  const d = deltas.get(owner);
+  if (d) {
+    d.resultBytes += resultBytes;
+    d.unfinished += unfinished;
+  } else deltas.set(owner, { resultBytes, unfinished });
+}
+
 /** A result to write: the task's new state, its bytes, and whether its start is written with it (`ran`). */
 export interface FinishRow {
   id: string;
@@ -70,7 +89,7 @@ export class SqliteBatches {
   private readonly finish: Shapes;
   private readonly summaryShapes: Shapes;
   private readonly taskShapes: Shapes;
-  private readonly addUsage: Database.Statement;
+  private readonly usage: Database.Statement;
 
   constructor(db: Database.Database) {
     this.insertTasks = new Shapes(db, (n) => `INSERT INTO tasks (id, endpoint, function, owner, state, created_at, updated_at)
@@ -87,16 +106,18 @@ export class SqliteBatches {
       FROM (VALUES ${repeat('(?,?,?,?)', n)}) AS v
       WHERE tasks.id = v.column1 AND tasks.endpoint = ? AND tasks.state NOT IN ('success', 'failed')
       RETURNING tasks.id, tasks.owner`);
-    this.addUsage = db.prepare(`INSERT INTO user_usage (user_id, result_bytes) VALUES (?, ?)
-      ON CONFLICT (user_id) DO UPDATE SET result_bytes = result_bytes + excluded.result_bytes`);
+    this.usage = db.prepare(`INSERT INTO user_usage (user_id, result_bytes, unfinished_tasks) VALUES (?, ?, ?)
+      ON CONFLICT (user_id) DO UPDATE SET result_bytes = result_bytes + excluded.result_bytes,
+        unfinished_tasks = unfinished_tasks + excluded.unfinished_tasks`);
     this.summaryShapes = new Shapes(db, (n) => `SELECT id, endpoint, function, owner, state, failed, COALESCE(LENGTH(result), 0) AS result_bytes,
       created_at, updated_at FROM tasks WHERE id IN (${repeat('?', n)})`);
     this.taskShapes = new Shapes(db, (n) => `SELECT id, endpoint, function, owner, state, failed, result, created_at, updated_at
       FROM tasks WHERE id IN (${repeat('?', n)})`);
   }
 
-  /** Inside a transaction: insert the tasks (queued) and their payloads. */
+  /** Inside a transaction: insert the tasks (queued) and their payloads; each owner's unfinished tasks count them. */
   insert(tasks: readonly TaskRow[], now: number): void {
+    const deltas = new Map<string, UsageDelta>();
     let i = 0;
     for (const n of chunkSizes(tasks.length)) {
       const params: unknown[] = new Array(n * 5);
@@ -107,6 +128,7 @@ export class SqliteBatches {
         params[j * 5 + 2] = t.function;
         params[j * 5 + 3] = t.owner;
         params[j * 5 + 4] = now;
+        addDelta(deltas, t.owner, 0, 1);
       }
       const info = this.insertTasks.get(n).run(params);
       // One INSERT gives its rows consecutive rowids (seq is the rowid, written in VALUES order): the last
@@ -121,6 +143,7 @@ export class SqliteBatches {
       this.insertPayloads.get(n).run(payloads);
       i += n;
     }
+    this.addUsage(deltas);
   }
 
   /** Inside a transaction: mark delivered tasks of the endpoint running; how many changed. */
@@ -136,12 +159,13 @@ export class SqliteBatches {
 
   /**
    * Inside a transaction: write the results of unfinished tasks of the endpoint; the ids written. An id twice
-   * in `rows` is written once (callers pass each id once). The bytes written count towards each owner's stored
-   * result bytes here, once per owner (migration 12: an unfinished task has no result to replace).
+   * in `rows` is written once (callers pass each id once). Each owner's counters change here, once per owner:
+   * the bytes written count towards the stored result bytes (migration 12: an unfinished task has no result
+   * to replace), and each task written is one unfinished task less (migration 13).
    */
   finishAll(endpointId: string, rows: readonly FinishRow[], now: number): Set<string> {
     const written = new Set<string>();
-    const bytes = new Map<string, number>();
+    const deltas = new Map<string, UsageDelta>();
     let i = 0;
     for (const n of chunkSizes(rows.length)) {
       const params: unknown[] = new Array(n * 4 + 3);
@@ -163,18 +187,17 @@ export class SqliteBatches {
         const r = at < i + n ? rows[at] : rows.slice(i, i + n).find((x) => x.id === id)!;
         if (at >= i + n) at = i;
         written.add(id);
-        const length = r.payload.length;
-        if (length) bytes.set(owner, (bytes.get(owner) ?? 0) + length);
+        addDelta(deltas, owner, r.payload.length, -1);
       }
       i += n;
     }
-    this.countResultBytes(bytes);
+    this.addUsage(deltas);
     return written;
   }
 
-  /** Inside a transaction: add these result bytes to their owners' usage. */
-  countResultBytes(byOwner: ReadonlyMap<string, number>): void {
-    for (const [owner, n] of byOwner) if (n !== 0) this.addUsage.run(owner, n);
+  /** Inside a transaction: add these deltas to their owners' counters in user_usage (one upsert per owner). */
+  addUsage(deltas: ReadonlyMap<string, UsageDelta>): void {
+    for (const [owner, d] of deltas) if (d.resultBytes !== 0 || d.unfinished !== 0) this.usage.run(owner, d.resultBytes, d.unfinished);
   }
 
   /** These tasks' summaries (no result bytes read), from rows as arrays: long-polls read thousands. */

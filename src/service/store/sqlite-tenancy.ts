@@ -15,13 +15,18 @@ export const QUOTA_COLUMNS: Readonly<Record<QuotaKey, string>> = Object.freeze({
   groups: 'groups_owned', invitations: 'invitations', inbox: 'inbox', functionBytes: 'function_bytes',
 });
 
-/** What a user holds of each counted quota, one row (`$1` is the user). */
-export const USAGE_COUNTS = `(SELECT COUNT(*) FROM tasks WHERE owner = $1 AND state NOT IN ('success', 'failed')) AS tasks,
-  (SELECT COUNT(*) FROM functions WHERE owner = $1) AS functions, (SELECT COUNT(*) FROM endpoints WHERE owner = $1) AS endpoints,
+/** What a user holds of each counted quota but unfinished tasks, one row (`$1` is the user). */
+const OTHER_COUNTS = `(SELECT COUNT(*) FROM functions WHERE owner = $1) AS functions, (SELECT COUNT(*) FROM endpoints WHERE owner = $1) AS endpoints,
   (SELECT COUNT(*) FROM groups WHERE owner = $1) AS groups_owned,
   (SELECT COUNT(*) FROM group_invites i JOIN groups g ON g.id = i.group_id WHERE g.owner = $1) AS invitations,
   (SELECT COUNT(*) FROM group_invites WHERE user_id = $1) AS inbox,
   (SELECT COALESCE(MAX(function_bytes), 0) FROM user_usage WHERE user_id = $1) AS function_bytes`;
+
+/** What a user holds of each counted quota, one row (`$1` is the user): PostgreSQL counts unfinished tasks. */
+export const USAGE_COUNTS = `(SELECT COUNT(*) FROM tasks WHERE owner = $1 AND state NOT IN ('success', 'failed')) AS tasks, ${OTHER_COUNTS}`;
+
+/** USAGE_COUNTS on SQLite, which keeps a counter of each owner's unfinished tasks (migration 13). */
+export const SQLITE_USAGE_COUNTS = `(SELECT COALESCE(MAX(unfinished_tasks), 0) FROM user_usage WHERE user_id = $1) AS tasks, ${OTHER_COUNTS}`;
 
 /** Usage from a row of USAGE_COUNTS and the stored result bytes. */
 export function toUsage(c: Row, resultBytes: number): Usage {
@@ -63,7 +68,7 @@ export class SqliteTenancy {
       revoke: p('DELETE FROM api_tokens WHERE user_id = ? AND name = ?'),
       overrides: p('SELECT * FROM user_quotas WHERE user_id = ?'),
       resultBytes: p('SELECT result_bytes FROM user_usage WHERE user_id = ?'),
-      counts: p(`SELECT ${USAGE_COUNTS.replaceAll('$1', '@owner')}`),
+      counts: p(`SELECT ${SQLITE_USAGE_COUNTS.replaceAll('$1', '@owner')}`),
     };
   }
 
@@ -119,7 +124,7 @@ export class SqliteTenancy {
     })();
   }
 
-  /** Inside removeUser's transaction: what of this file is the user's. */
+  /** Inside removeUser's transaction: what of this file is the user's (user_usage: counters of their tasks, deleted with them). */
   removeUserRows(userId: string): void {
     for (const table of ['api_tokens', 'user_quotas', 'user_usage']) this.db.prepare(`DELETE FROM ${table} WHERE user_id = ?`).run(userId);
   }
