@@ -81,6 +81,9 @@ export const SQL = {
  *   that reaches every table by an equality on all the columns of a unique index: that plan reads one row
  *   per key at any table size, and it is the plan PostgreSQL makes even on empty or just-analyzed young
  *   tables. test/unit/pg-generic-plans.test.ts checks the plan of each on empty, young and grown tables.
+ *   Such a statement reads a second table only by a lookup per row it found (a LATERAL subquery or EXISTS
+ *   with OFFSET 0, a scalar subquery), never by a join: on young tables, where every plan costs the same, a
+ *   join was planned as a walk of both tables, and EXISTS as a hash of every row of the second.
  *   A statement on `tasks` by anything but its id (partial indexes, counts, batches of an endpoint) stays
  *   custom: a generic plan cached on young tables walked every unfinished task (issue 14).
  * Statements inside a transaction (PgStore.tx: quota locks and counts) run on the custom pool.
@@ -98,8 +101,9 @@ const TASK_COLUMNS = 'id, endpoint, function, owner, state, failed, result, crea
 
 /** Every named statement of the store, by its prepared-statement name. */
 export const NAMED = {
-  // A user's own token, or a named one that has not expired (migration 8). No LIMIT 1 (at most two rows, the
-  // caller takes the first): with it, on young tables, the generic plan walked api_tokens by (user_id, name).
+  // A user's own token, or a named one that has not expired (migration 8); at most two rows, the caller takes
+  // the first. The token's user by a LATERAL lookup (OFFSET 0 keeps it one): as a join, the generic plan made
+  // on young tables walked every api token and every user.
   'user-by-any-token': {
     plan: 'generic',
     why: 'users.token_hash, api_tokens.token_hash and users.id are unique',
@@ -109,6 +113,9 @@ export const NAMED = {
         WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2)`,
   },
   // Everything a submission is checked against in one read (Store.submissionContext); records as JSON rows.
+  // The groups the user may use: each group id's owner by a scalar subquery, its membership by EXISTS with
+  // OFFSET 0 (not hashed): as IN and EXISTS, the generic plan made on young tables walked groups and
+  // every membership of the user.
   'submission-context': {
     plan: 'generic',
     why: 'user_quotas, user_usage, endpoints, functions and groups by primary key (id = ANY: one row per id), group_members by its whole key',
@@ -128,6 +135,7 @@ export const NAMED = {
     text: 'UPDATE endpoints SET state = $1, last_seen = COALESCE($2, last_seen) WHERE id = $3',
   },
   'function': { plan: 'generic', why: 'functions by primary key', text: 'SELECT * FROM functions WHERE id = $1' },
+  // The membership by ($1, $2), not by g.id: correlated, it was hashed over every membership of the user.
   'is-member': {
     plan: 'generic',
     why: 'groups by primary key, group_members by its whole key',
