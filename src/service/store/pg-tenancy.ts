@@ -3,7 +3,7 @@
  * PgStore (postgres.ts) adds endpoints, functions and tasks.
  */
 import { randomUUID } from 'node:crypto';
-import { toUser } from './sqlite.js';
+import { toUser } from './rows.js';
 import { hashToken, newToken } from './tokens.js';
 import type { ApiToken, Group, InvitationQuotas, QuotaKey, QuotaOverrides, Usage, User } from './types.js';
 import { QuotaExceededError } from './types.js';

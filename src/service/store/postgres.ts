@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
 import type { ForwarderChannel } from '../../protocol/forwarder-messages.js';
-import { toEndpoint, toFunction, toTask, toTaskSummary, toTaskTimes, withUser } from './sqlite.js';
+import { toEndpoint, toFunction, toTask, toTaskSummary, toTaskTimes, withUser } from './rows.js';
 import { taskTransitions } from './transitions.js';
 import { unavailableOr } from './unavailable.js';
 import type {

@@ -25,7 +25,6 @@ import { SqliteTaskPath } from './sqlite-task-path.js';
 import { toEndpoint, toFunction, toUser } from './rows.js';
 
 // postgres.ts reads its rows with these.
-export { toEndpoint, toFunction, toTask, toTaskSummary, toTaskTimes, toUser, withUser } from './rows.js';
 
 type Row = Record<string, unknown>;
 
