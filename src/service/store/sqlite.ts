@@ -24,7 +24,6 @@ import { checkQuota, migrate, prepareStatements, type Statements } from './sqlit
 import { SqliteTaskPath } from './sqlite-task-path.js';
 import { toEndpoint, toFunction, toUser } from './rows.js';
 
-// postgres.ts reads its rows with these.
 
 type Row = Record<string, unknown>;
 
