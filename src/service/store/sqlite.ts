@@ -24,7 +24,6 @@ import { checkQuota, migrate, prepareStatements, type Statements } from './sqlit
 import { SqliteTaskPath } from './sqlite-task-path.js';
 import { toEndpoint, toFunction, toUser } from './rows.js';
 
-
 type Row = Record<string, unknown>;
 
 /** The SQLite store. `open` runs the migrations; `db` is exposed for tests and the CLI's maintenance. */
