@@ -4,8 +4,8 @@
  * registered. The tasks table is the queue: tasks are taken from it as the endpoint grants credit, and
  * results are written to it without decoding their payloads.
  *
- * This file holds the connection: sessions (hello, welcome, reset), the endpoint's state (Active or
- * Inactive: every change is made in `seen` and `markInactive`), heartbeats, the message dispatch and
+ * This file holds the connection: sessions (hello, welcome, reset), the forwarder's state (ForwarderState:
+ * every change is made in `seen`, `markInactive` and `shutdown`), heartbeats, the message dispatch and
  * shutdown. Its parts: delivery.ts (credit and task delivery), results.ts (result batches, acks, starts),
  * commands.ts (commands waiting on a reply), sockets.ts (the sockets and their ports).
  */
@@ -28,6 +28,7 @@ import { DEFAULT_LIMITS } from '../limits.js';
 import { SocketWriter } from '../../protocol/socket-writer.js';
 import { ZapHandler } from '../../protocol/zap.js';
 import { FuncxError } from '../../errors.js';
+import { Lifecycle, type Transitions } from '../../lifecycle.js';
 import { rateLimited, silentLogger, type Logger } from '../../logger.js';
 import type { EndpointState, Store } from '../store/index.js';
 import { SerialLane } from '../serial-lane.js';
@@ -66,6 +67,19 @@ export interface ForwarderOptions {
   log?: Logger;
 }
 
+/**
+ * The endpoint's state as this forwarder sees it, and closed. Inactive until the endpoint speaks; Active
+ * while it does (`seen`); Inactive again after a heartbeat threshold of silence (`markInactive`); closed by
+ * `close()` (terminal: a message still arriving then changes nothing, and records nothing).
+ */
+export type ForwarderState = 'Inactive' | 'Active' | 'closed';
+
+const FORWARDER_TRANSITIONS: Transitions<ForwarderState> = {
+  Inactive: ['Active', 'closed'],
+  Active: ['Inactive', 'closed'],
+  closed: [],
+};
+
 export class Forwarder {
   private readonly context = new zmq.Context();
   private readonly zap: ZapHandler;
@@ -91,8 +105,7 @@ export class Forwarder {
   private lastSeenSaved = 0;
   private readonly openedAt = Date.now();
   private timer?: NodeJS.Timeout;
-  private closed = false;
-  private endpointState: EndpointState = 'Inactive';
+  private readonly lifecycle: Lifecycle<ForwarderState>;
   /** Connections refused by ZAP (wrong key). */
   refusedCount = 0;
   readonly ports = {} as Record<ForwarderChannel, number>;
@@ -101,6 +114,7 @@ export class Forwarder {
 
   private constructor(private readonly options: ForwarderOptions) {
     this.log = options.log ?? silentLogger;
+    this.lifecycle = new Lifecycle<ForwarderState>(`forwarder ${options.endpointId}`, 'Inactive', FORWARDER_TRANSITIONS, { log: this.log });
     this.warn = rateLimited((m) => this.log.warn(m));
     this.allowedKey = options.endpointPublicKey;
     const { endpointId, store } = options;
@@ -167,8 +181,13 @@ export class Forwarder {
     return { host: this.options.advertiseHost ?? this.options.host ?? '127.0.0.1', ports: { ...this.ports }, publicKey: this.options.keys.publicKey };
   }
 
+  /** The endpoint's state (Inactive once closed). */
   get state(): EndpointState {
-    return this.endpointState;
+    return this.lifecycle.state === 'Active' ? 'Active' : 'Inactive';
+  }
+
+  private get closed(): boolean {
+    return this.lifecycle.state === 'closed';
   }
 
   /** When the endpoint last spoke (or, if it never did, when this forwarder opened): ForwarderPool.reapIdle. */
@@ -194,7 +213,7 @@ export class Forwarder {
   /** Ask the connected endpoint something over the commands channel. */
   command(command: EndpointCommand, timeoutMs = 5000): Promise<CommandReplyMessage> {
     const peer = this.peers.commands;
-    if (!peer || this.endpointState !== 'Active') {
+    if (!peer || this.lifecycle.state !== 'Active') {
       return Promise.reject(new FuncxError('ENDPOINT_NOT_CONNECTED', `endpoint ${this.options.endpointId} is not connected`));
     }
     return this.commands.ask(this.writers.commands, peer, command, timeoutMs);
@@ -297,8 +316,9 @@ export class Forwarder {
   private seen(): void {
     const now = Date.now();
     this.lastSeen = now;
-    if (this.endpointState !== 'Active') {
-      this.endpointState = 'Active';
+    if (this.lifecycle.state === 'closed') return;
+    if (this.lifecycle.state === 'Inactive') {
+      this.lifecycle.to('Active');
       this.lastSeenSaved = now;
       this.saveState('Active', now);
       this.log.info(`endpoint ${this.options.endpointId} is Active`);
@@ -317,7 +337,7 @@ export class Forwarder {
 
   private tick(): void {
     if (this.closed) return;
-    if (this.endpointState === 'Active' && Date.now() - this.lastSeen > this.heartbeatThresholdMs) {
+    if (this.lifecycle.state === 'Active' && Date.now() - this.lastSeen > this.heartbeatThresholdMs) {
       this.markInactive(`no message for ${Date.now() - this.lastSeen} ms`);
       return;
     }
@@ -330,7 +350,7 @@ export class Forwarder {
 
   /** The endpoint went away (the one change to Inactive): every session ends, and commands waiting on it fail. */
   private markInactive(why: string): void {
-    this.endpointState = 'Inactive';
+    this.lifecycle.to('Inactive');
     this.peers.tasks = this.peers.results = this.peers.commands = null;
     this.delivery.disconnected();
     this.saveState('Inactive');
@@ -351,8 +371,8 @@ export class Forwarder {
 
   private async shutdown(recordState: boolean): Promise<void> {
     if (!recordState) this.stateRecorded = false;
-    if (this.endpointState === 'Active') this.markInactive('forwarder closed');
-    this.closed = true;
+    if (this.lifecycle.state === 'Active') this.markInactive('forwarder closed');
+    this.lifecycle.to('closed');
     this.delivery.stop();
     clearInterval(this.timer);
     for (const channel of FORWARDER_CHANNELS) {
