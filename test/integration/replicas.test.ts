@@ -108,12 +108,14 @@ test('a task submitted on replica A runs on an endpoint connected to replica B; 
   // A token rotated on B while a call waits on A: A hears of it (the rotating statement tells the bus) before
   // the result that wakes the call, so the call checks its token again and answers 401, not the result.
   ep.heldTasks.length = 0;
-  const call = onA.call(endpointId, fn, [1], { waitMs: 60_000 });
+  // The 401 may come as soon as A hears of the rotation, before the result: the rejection is awaited from
+  // the start, or it would be an unhandled rejection while the test still rotates and answers.
+  const call = assert.rejects(onA.call(endpointId, fn, [1], { waitMs: 60_000 }), (err: unknown) => (err as { status?: number }).status === 401, 'the call of the token rotated on B');
   await until('the call to wait on A', () => a.waiters.size === 1);
   await until('the endpoint to hold the called task', () => ep.heldTasks.length === 1);
   const fresh = await onB.rotateToken();
   await ep.answerHeld('secret');
-  await assert.rejects(call, (err: unknown) => (err as { status?: number }).status === 401, 'the call of the token rotated on B');
+  await call;
   assert.equal(await new FuncXClient({ serviceUrl: a.url, token: fresh }).getResult(ep.heldTasks[0].id, { waitMs: 60_000 }), 'secret');
 });
 
