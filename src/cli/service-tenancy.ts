@@ -10,7 +10,7 @@ import { parseDuration } from '../service/durations.js';
 import { DEFAULT_QUOTAS } from '../service/limits.js';
 import type { QuotaKey, Store, User } from '../service/store/index.js';
 
-/** Runs `fn` on the named user in the database `flags.database` names (service.ts's withUser). */
+/** Runs `fn` on the named user in the database `flags.database` names (service-commands/state.ts's withUser). */
 export type WithUser = (name: string, flags: { database?: string }, fn: (store: Store, user: User) => Promise<void>) => Promise<void>;
 
 const TOKEN_NAME = /^[A-Za-z0-9._@-]{1,100}$/;

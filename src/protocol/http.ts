@@ -1,6 +1,6 @@
 /**
  * The service's HTTP contract: the body of every request and answer of the /v1 API, declared once and
- * imported by both sides (the service's routes in src/service/routes/ and the SDK in src/sdk/client.ts, and
+ * imported by both sides (the service's routes in src/service/routes/ and the SDK in src/sdk/, and
  * the endpoint's registration in src/endpoint/service-link/registration.ts). Times are ISO 8601 strings;
  * opaque payloads (arguments, results) are base64.
  */
