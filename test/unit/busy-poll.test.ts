@@ -72,8 +72,10 @@ test('after a kick it spins, the window ends, and then it stays blocked: no turn
 });
 
 test('kicks within a window extend it rather than starting another', async () => {
-  // A long window, so the kicks below all land inside it however slow the machine is.
-  const spin = new BusyPoll(50_000);
+  // A long window, so the kicks below all land inside it however slow the machine is: at 50 ms, this
+  // thread descheduled for longer in the middle of its 100 kicks (a loaded 2-CPU machine) let the window end
+  // and a second one start (seen once in the unit suite).
+  const spin = new BusyPoll(1_000_000);
   try {
     await spin.ready;
     for (let i = 0; i < 100; i++) spin.kick();
