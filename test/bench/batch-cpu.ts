@@ -5,6 +5,7 @@
  * task: the SDK (this process), the service (and its main thread), the endpoint daemon, managers, workers.
  *
  *   node dist/test/bench/batch-cpu.js [--dist /other/checkout/dist] [--batches 5] [--size 10000] [--prof DIR]
+ *     [--calls N]   (rows of N sequential single calls instead of batches: CPU per call; tasks_per_s is calls/s)
  *
  * `--dist` runs another build (CLIs and SDK) with this driver, for before/after pairs. `--prof DIR` has the
  * service, endpoint daemon and workers write V8 CPU profiles to DIR (FUNCX_CPU_PROFILE_DIR, profilingArgs;
@@ -23,6 +24,8 @@ const dist = resolve(opt('--dist') ?? fileURLToPath(new URL('../..', import.meta
 const batches = Number(opt('--batches') ?? 5);
 const size = Number(opt('--size') ?? 10_000);
 const profDir = opt('--prof');
+/** --calls N: instead of batches, N sequential single calls per row (CPU per call; tasks_per_s is calls/s). */
+const calls = Number(opt('--calls') ?? 0);
 /** --threads: the service's CPU by thread name too. */
 const threads = args.includes('--threads');
 
@@ -119,17 +122,27 @@ try {
   const noop = await client.registerFunction(() => null, { name: 'noop' });
   await client.getResult(await client.run(endpointId, noop), { waitMs: 30_000 });
   const runBatch = (n: number): Promise<number> => batchRate(client, endpointId, noop, n);
-  await runBatch(2000);
-  await runBatch(size); // warm
+  /** Sequential calls/s of `n` single calls (SDK `call`, one POST ?wait each). */
+  const callRate = async (n: number): Promise<number> => {
+    const s = performance.now();
+    for (let i = 0; i < n; i++) await client.call(endpointId, noop, [], { waitMs: 30_000 });
+    return n / ((performance.now() - s) / 1000);
+  };
+  if (calls) await callRate(calls); // warm
+  else {
+    await runBatch(2000);
+    await runBatch(size); // warm
+  }
   const rows: Array<Record<string, number>> = [];
   for (let b = 0; b < batches; b++) {
     const before = cpuByRole(root);
     const sdk0 = process.cpuUsage();
-    const rate = await runBatch(size);
+    const rate = calls ? await callRate(calls) : await runBatch(size);
     const sdk1 = process.cpuUsage(sdk0);
     const after = cpuByRole(root);
-    const row: Record<string, number> = { tasks_per_s: Math.round(rate), sdk: (sdk1.user + sdk1.system) / size };
-    for (const [role, us] of after) row[role] = (us - (before.get(role) ?? 0)) / size;
+    const per = calls || size;
+    const row: Record<string, number> = { tasks_per_s: Math.round(rate), sdk: (sdk1.user + sdk1.system) / per };
+    for (const [role, us] of after) row[role] = (us - (before.get(role) ?? 0)) / per;
     row.total = row.sdk + (row.service ?? 0) + (row.daemon ?? 0) + (row.manager ?? 0) + (row.worker ?? 0) + (row.other ?? 0);
     rows.push(row);
   }
