@@ -299,7 +299,7 @@ test('results acknowledged at once are never written to disk; a batch not acknow
   const ep = await endpoint(t, s.url, alice.token, { hold: true, spoolAfterMs: 60_000 });
   const slow = await endpoint(t, s.url, alice.token, { name: 'slow', hold: true, spoolAfterMs: 50 });
   const persisted = (e: FakeEndpoint): number[] => {
-    const spool = (e.client as unknown as { spool: ResultSpool }).spool;
+    const spool = (e.client as unknown as { results: { spool: ResultSpool } }).results.spool;
     const seqs: number[] = [];
     const persist = spool.persist.bind(spool);
     spool.persist = (batch) => (seqs.push(batch.seq), persist(batch));

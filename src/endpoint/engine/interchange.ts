@@ -5,6 +5,12 @@
  * hit its walltime.
  *
  * State (INTERCHANGE_TRANSITIONS): created → running → stopping → stopped (created → stopped when never started).
+ *
+ * This file holds the interchange itself: its lifecycle, the socket, the in-process API, the strategy's view,
+ * the message routing, registrations, heartbeats and stop. Its parts, which share its backlog, tasks held and
+ * duration estimates: dispatch.ts (batches under credit windows, walltime fit, sources per manager),
+ * result-intake.ts (results, duration estimates, the tasks of lost managers), manager-registry.ts (the
+ * managers' book).
  */
 import * as zmq from 'zeromq';
 import { EventEmitter } from 'node:events';
@@ -22,7 +28,8 @@ import { ManagerRegistry, type ManagerRecord } from './manager-registry.js';
 import type { BlockLoad, EngineView } from './strategy.js';
 import { portRange, printable } from './peer-checks.js';
 import { checkNodeUses } from '../mpi/node-uses.js';
-import { SourceSender } from '../../protocol/source-link.js';
+import { Dispatcher, type TaskRecord } from './dispatch.js';
+import { ResultIntake } from './result-intake.js';
 
 export type InterchangeState = 'created' | 'running' | 'stopping' | 'stopped';
 
@@ -55,13 +62,6 @@ export interface InterchangeOptions {
   log?: Logger;
 }
 
-interface TaskRecord {
-  env: TaskEnvelope;
-  attempts: number;
-  manager: ManagerRecord | null;
-  resolve?: (result: ResultEnvelope) => void;
-}
-
 export interface InterchangeEvents {
   'manager-registered': [ManagerRecord];
   'manager-lost': [ManagerRecord, string];
@@ -86,12 +86,11 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
   private readonly queue = new TaskQueue<TaskRecord>();
   private readonly tasks = new Map<string, TaskRecord>();
   readonly registry: ManagerRegistry;
+  /** Per-function duration estimates (ms): learned by the intake, read by dispatch. */
   private readonly estimates = new Map<string, number>();
-  private dispatchScheduled = false;
+  private readonly dispatcher: Dispatcher;
+  private readonly intake: ResultIntake;
   private heartbeatTimer?: NodeJS.Timeout;
-  private rotate = 0;
-  /** Function sources sent to each manager since it registered (protocol/source-link.ts). */
-  private readonly sentSources = new WeakMap<ManagerRecord, SourceSender>();
 
   constructor(private readonly options: InterchangeOptions) {
     super();
@@ -115,6 +114,9 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
       receiveHighWaterMark: 100_000,
     });
     this.writer = new SocketWriter(this.router, (err) => this.warnPeer(`send failed: ${err.message}`));
+    const { queue, tasks, estimates, registry, writer, warnPeer } = this;
+    this.dispatcher = new Dispatcher({ host: this, queue, tasks, registry, estimates, writer, walltimeMarginMs: options.walltimeMarginMs, warnPeer });
+    this.intake = new ResultIntake({ host: this, queue, tasks, estimates, dispatcher: this.dispatcher, maxRetries: options.maxRetries, log: this.log, warnPeer });
   }
 
   get state(): InterchangeState {
@@ -181,7 +183,7 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
     const record: TaskRecord = { env, attempts: 0, manager: null, resolve };
     this.tasks.set(env.id, record);
     this.queue.push(record);
-    this.scheduleDispatch();
+    this.dispatcher.schedule();
   }
 
   private deliver(results: ResultEnvelope[], resolve?: (r: ResultEnvelope) => void): void {
@@ -210,7 +212,7 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
 
   releaseBlock(blockId: string): void {
     this.registry.heldBlocks.delete(blockId);
-    this.scheduleDispatch();
+    this.dispatcher.schedule();
   }
 
   drainBlock(blockId: string): void {
@@ -229,94 +231,7 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
 
   /** The largest per-function estimate (ms), for the strategy's sizing; undefined before any result. */
   typicalEstimateMs(): number | undefined {
-    let max: number | undefined;
-    for (const v of this.estimates.values()) max = max === undefined ? v : Math.max(max, v);
-    return max;
-  }
-
-  /** Fold the mean of `count` durations of `fn` into its estimate (a moving average). */
-  private learnDuration(fn: string | undefined, sum: number, count: number): void {
-    if (fn === undefined || count === 0) return;
-    const mean = sum / count;
-    const prev = this.estimates.get(fn);
-    this.estimates.set(fn, prev === undefined ? mean : prev * 0.8 + mean * 0.2);
-  }
-
-  // ---- dispatch -------------------------------------------------------------------------------------------
-
-  private scheduleDispatch(): void {
-    if (!this.dispatchScheduled && this.queue.length > 0) {
-      this.dispatchScheduled = true;
-      setImmediate(this.dispatch);
-    }
-  }
-
-  private dispatch = (): void => {
-    this.dispatchScheduled = false;
-    if (this.state !== 'running' || this.queue.length === 0) return;
-    const now = Date.now();
-    const eligible = this.registry.withCredit(now, this.options.walltimeMarginMs);
-    if (eligible.length === 0) return;
-    const start = this.rotate++ % eligible.length;
-    let remainingManagers = eligible.length;
-    for (let i = 0; i < eligible.length && this.queue.length > 0; i++, remainingManagers--) {
-      const m = eligible[(start + i) % eligible.length];
-      const share = Math.ceil(this.queue.length / remainingManagers);
-      const n = Math.min(m.capacity - m.outstanding, share);
-      const batch: TaskEnvelope[] = [];
-      const unfit: TaskRecord[] = [];
-      const leftMs = m.endsAt === null ? Infinity : m.endsAt - now;
-      while (batch.length < n) {
-        const rec = this.queue.shift();
-        if (rec === undefined) break;
-        if (leftMs !== Infinity && !this.fits(rec, leftMs)) {
-          unfit.push(rec);
-          continue;
-        }
-        rec.manager = m;
-        batch.push(rec.env);
-      }
-      this.queue.unshiftAll(unfit);
-      if (batch.length === 0) continue;
-      m.outstanding += batch.length;
-      m.idleSince = null;
-      this.sendTasks(m, batch);
-      this.onDispatched?.(batch);
-    }
-  };
-
-  /** The batch as tasks messages: big sources go once per manager registration (protocol/source-link.ts). */
-  private sendTasks(m: ManagerRecord, batch: TaskEnvelope[]): void {
-    let sent = this.sentSources.get(m);
-    if (sent === undefined) this.sentSources.set(m, (sent = new SourceSender()));
-    for (const message of sent.messages(batch)) this.writer.send([m.identity, encode(message)]);
-  }
-
-  /**
-   * The manager lacked the source of these tasks (a tasks message was lost on a live link): forget what it
-   * was sent, and queue the tasks it still holds again (first, not as a retry: they never ran).
-   */
-  private onMissing(m: ManagerRecord, ids: string[]): void {
-    this.sentSources.get(m)?.reset();
-    const again: TaskRecord[] = [];
-    for (const id of ids) {
-      const rec = this.tasks.get(id);
-      if (rec === undefined || rec.manager !== m) continue;
-      rec.manager = null;
-      m.outstanding--;
-      again.push(rec);
-    }
-    this.warnPeer(`manager ${m.id} lacked the source of ${ids.length} tasks; ${again.length} queued again, sources sent again`);
-    this.queue.unshiftAll(again);
-    if (m.outstanding === 0) m.idleSince = Date.now();
-    this.scheduleDispatch();
-  }
-
-  /** Whether a task is expected to finish in the walltime a manager has left. */
-  private fits(rec: TaskRecord, leftMs: number): boolean {
-    const estimate = rec.env.fn === undefined ? undefined : this.estimates.get(rec.env.fn);
-    const needed = estimate === undefined ? this.options.walltimeMarginMs : Math.max(estimate * 1.5, 1000);
-    return leftMs > needed;
+    return this.intake.typicalEstimateMs();
   }
 
   // ---- receive --------------------------------------------------------------------------------------------
@@ -373,7 +288,7 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
       case 'results':
         // The node map's entries are the MPI engine's to check (the parser checked it is an array).
         if (message.nodes !== undefined) m.mpiNodes = checkNodeUses(message.nodes);
-        this.onManagerResults(m, message.results, message.capacity);
+        this.intake.onManagerResults(m, message.results, message.capacity);
         return;
       case 'heartbeat':
         if (message.pools !== undefined) m.pools = message.pools;
@@ -382,7 +297,7 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
         this.removeManager(m, `said bye: ${message.reason}`, 'manager-gone');
         return;
       case 'missing':
-        this.onMissing(m, message.ids);
+        this.dispatcher.onMissing(m, message.ids);
         return;
       default: {
         const unhandled: never = message;
@@ -404,42 +319,7 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
     ]);
     this.log.info(`manager ${m.id} registered: host ${m.hostname} node ${m.node} block ${m.blockId || '-'}, ${m.workers} workers`);
     this.emit('manager-registered', m);
-    this.scheduleDispatch();
-  }
-
-  private onManagerResults(m: ManagerRecord, results: ResultEnvelope[], capacity: number | undefined): void {
-    if (capacity !== undefined) m.capacity = capacity;
-    let stream: ResultEnvelope[] | undefined;
-    // Durations are folded into the per-function estimate once per run of same-function results, not per
-    // task: a batch of 512 no-ops costs one Map write, not 512.
-    let fn: string | undefined;
-    let msSum = 0;
-    let msCount = 0;
-    for (const r of results) {
-      const rec = this.tasks.get(r.id);
-      if (rec === undefined || rec.manager !== m) {
-        this.warnPeer(`dropped a result for task ${r.id} from manager ${m.id}, which does not hold it`);
-        continue;
-      }
-      this.tasks.delete(r.id);
-      m.outstanding--;
-      if (r.ms !== undefined && rec.env.fn !== undefined) {
-        if (rec.env.fn !== fn) {
-          this.learnDuration(fn, msSum, msCount);
-          fn = rec.env.fn;
-          msSum = 0;
-          msCount = 0;
-        }
-        msSum += r.ms;
-        msCount++;
-      }
-      if (rec.resolve) rec.resolve(r);
-      else (stream ??= []).push(r);
-    }
-    this.learnDuration(fn, msSum, msCount);
-    if (m.outstanding === 0) m.idleSince = Date.now();
-    if (stream) this.onResults(stream);
-    this.scheduleDispatch();
+    this.dispatcher.schedule();
   }
 
   // ---- heartbeats and lost managers -----------------------------------------------------------------------
@@ -460,33 +340,9 @@ export class Interchange extends EventEmitter<InterchangeEvents> implements Engi
   /** Forget a manager; its tasks are retried (bounded) or fail with ManagerLost naming it and its block. */
   private removeManager(m: ManagerRecord, reason: string, event: 'manager-lost' | 'manager-gone'): void {
     this.registry.remove(m, event === 'manager-lost');
-    const retry: TaskRecord[] = [];
-    const failed: Array<[TaskRecord, ResultEnvelope]> = [];
-    if (m.outstanding > 0) {
-      for (const rec of this.tasks.values()) {
-        if (rec.manager !== m) continue;
-        rec.manager = null;
-        if (++rec.attempts > this.options.maxRetries) {
-          this.tasks.delete(rec.env.id);
-          const message = `task ${rec.env.id} was lost with manager ${m.id} (block ${m.blockId || '-'}, host ${m.hostname}, node ${m.node}), which ${reason}; tried ${rec.attempts} times`;
-          failed.push([rec, { id: rec.env.id, failed: true, payload: errorOutcome('ManagerLost', message) }]);
-        } else {
-          retry.push(rec);
-        }
-      }
-    }
-    const level = m.outstanding > 0 || event === 'manager-lost' ? 'warn' : 'info';
-    this.log[level](`manager ${m.id} (block ${m.blockId || '-'}) ${reason}; ${retry.length} tasks retried, ${failed.length} failed`);
-    m.outstanding = 0;
-    this.queue.unshiftAll(retry);
-    const stream: ResultEnvelope[] = [];
-    for (const [rec, result] of failed) {
-      if (rec.resolve) rec.resolve(result);
-      else stream.push(result);
-    }
-    if (stream.length) this.onResults(stream);
+    this.intake.reclaim(m, reason, event === 'manager-lost');
     this.emit(event, m, reason);
-    this.scheduleDispatch();
+    this.dispatcher.schedule();
   }
 
   // ---- stop -----------------------------------------------------------------------------------------------

@@ -8,6 +8,10 @@
  * State (FORWARDER_CLIENT_TRANSITIONS): created → connecting → open → closing → closed. Whether the link is
  * up right now (`isConnected`, the 'lost'/'connected' events) is apart from the lifecycle: an open client
  * reconnects by itself. close() is idempotent: every caller awaits the same promise.
+ *
+ * This file holds the connection: the sockets, the session on each channel (hello, welcome, reset, refused),
+ * heartbeats, the lifecycle, finding a moved forwarder and close. Its parts: task-intake.ts (credit, new and
+ * duplicate tasks, resync), result-sender.ts (result batches, acks, the disk spool, reported starts).
  */
 import * as zmq from 'zeromq';
 import { EventEmitter } from 'node:events';
@@ -15,16 +19,17 @@ import { randomUUID } from 'node:crypto';
 import { encode, MAX_FRAME_BYTES } from '../../protocol/codec.js';
 import {
   FORWARDER_CHANNELS, PROTOCOL_VERSION, parseFromForwarder,
-  type CommandReply, type EndpointCommand, type EndpointToForwarder, type ForwarderAddress, type ForwarderChannel, type HelloMessage,
+  type CommandReply, type EndpointCommand, type ForwarderAddress, type ForwarderChannel, type HelloMessage,
 } from '../../protocol/forwarder-messages.js';
 import type { ResultEnvelope, TaskEnvelope } from '../../protocol/messages.js';
 import type { CurveKeyPair } from '../../protocol/keys.js';
 import { FuncxError, IllegalStateError, ProtocolError } from '../../errors.js';
 import { rateLimited, silentLogger, type Logger } from '../../logger.js';
 import { Lifecycle, Once, type Transitions } from '../../lifecycle.js';
-import { ResultSpool, type SpooledBatch as Batch } from './result-spool.js';
 import { RESULT_SPOOL_DEFAULTS } from '../../config/defaults.js';
-import { EndpointSourceCache } from './function-cache.js';
+import type { EndpointSourceCache } from './function-cache.js';
+import { TaskIntake, type ChannelSend } from './task-intake.js';
+import { ResultSender } from './result-sender.js';
 
 export type ForwarderClientState = 'created' | 'connecting' | 'open' | 'closing' | 'closed';
 
@@ -77,20 +82,7 @@ export interface ForwarderClientEvents {
 }
 
 const TICK_MS = 100;
-/**
- * How long a reported start waits for its task's result batch to carry it (`running` in that batch) before it
- * is sent alone: a short task's start and result then cost one message and one write at the service, not two.
- */
-const RUNNING_HOLD_MS = 20;
 const HELLO_RETRY_MS = 500;
-/**
- * With a window, credit freed by results is given back at once only while the forwarder holds less than this
- * share of the window; above it, with the next tick (TICK_MS). A single call's result then costs one message
- * to the service, not two (its credit message woke the service beside the result, issue 14); a stream of tasks
- * that uses the window gets its credit back at once.
- */
-const CREDIT_AT_ONCE_BELOW = 0.5;
-const RECENT_IDS = 100_000;
 
 export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
   private readonly session = randomUUID();
@@ -105,32 +97,12 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
   private lastBeat = 0;
   private heartbeatPeriodMs = 2000;
   private heartbeatThresholdMs = 10_000;
-  private outstanding: number;
-  /** Credit freed by results and not given back yet (CREDIT_AT_ONCE_BELOW). */
-  private owed = 0;
-  /** Tasks handed to the endpoint whose result was not sent yet. */
-  private readonly held = new Set<string>();
-  /** Task ids in unacknowledged batches. */
-  private readonly pendingIds = new Set<string>();
-  private readonly recent = new Set<string>();
+  /** Credit, new and duplicate tasks, resync (task-intake.ts). */
+  private readonly tasks: TaskIntake;
+  /** Result batches, acks, the disk spool, reported starts (result-sender.ts). */
+  private readonly results: ResultSender;
   /** Function sources the forwarder sent (function-cache.ts). */
-  readonly sources = new EndpointSourceCache();
-  /** A `resync` hello is owed or unanswered. */
-  private resyncPending = false;
-  /** Messages with tasks naming a source this endpoint lacked (for tests). */
-  resyncCount = 0;
-  private readonly pending = new Map<number, Batch>();
-  private readonly spool: ResultSpool;
-  private outbox: ResultEnvelope[] = [];
-  /** Tasks reported started, not told yet: the next result batch carries those it finishes, a timer the rest. */
-  private started = new Set<string>();
-  private startedTimer?: NodeJS.Timeout;
-  private outboxWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
-  /** Batches not on disk yet, with the sendResults calls waiting for them (resolved by the ack or the write). */
-  private readonly unsaved = new Map<Batch, Array<{ resolve: () => void; reject: (e: Error) => void }>>();
-  private readonly spoolAfterMs: number;
-  /** Every batch write so far (close() waits for them). */
-  private writes: Promise<void> = Promise.resolve();
+  readonly sources: EndpointSourceCache;
   private connected = false;
   private downSince = Date.now();
   private lostReported = false;
@@ -148,14 +120,11 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     this.life = new Lifecycle<ForwarderClientState>('forwarder client', 'created', FORWARDER_CLIENT_TRANSITIONS, { log: this.log });
     this.warn = rateLimited((m) => this.log.warn(m));
     this.address = options.forwarder;
-    this.outstanding = options.window ?? 0;
-    this.spoolAfterMs = options.spoolAfterMs ?? RESULT_SPOOL_DEFAULTS.write_after_ms;
-    this.spool = new ResultSpool(options.resultsDir, this.log);
-    for (const batch of this.spool.load()) {
-      this.pending.set(batch.seq, batch);
-      for (const id of batch.ids) this.pendingIds.add(id);
-    }
-    if (this.pending.size > 0) this.log.info(`${this.pending.size} unacknowledged result batches to send again`);
+    const { send, welcomed, life, warn, log } = this;
+    this.tasks = new TaskIntake({ window: options.window, send, helloTasks: () => this.sendHello('tasks'), events: this, warn });
+    this.sources = this.tasks.sources;
+    const spoolAfterMs = options.spoolAfterMs ?? RESULT_SPOOL_DEFAULTS.write_after_ms;
+    this.results = new ResultSender({ resultsDir: options.resultsDir, spoolAfterMs, send, welcomed, life, tasks: this.tasks, events: this, log });
   }
 
   /** Connect and handshake on all three channels; rejects if refused or nothing answers in time. */
@@ -180,9 +149,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
 
   /** Accept `n` more tasks. */
   grant(n: number): void {
-    if (!Number.isInteger(n) || n <= 0) return;
-    this.outstanding += n;
-    this.send('tasks', { kind: 'credit', n });
+    this.tasks.grant(n);
   }
 
   /**
@@ -192,11 +159,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
   sendResults(results: ResultEnvelope[]): Promise<void> {
     if (this.closed) return Promise.reject(new FuncxError('CLOSED', 'the forwarder client is closed'));
     if (results.length === 0) return Promise.resolve();
-    for (const r of results) this.outbox.push(r);
-    return new Promise((resolve, reject) => {
-      // One file per event-loop turn, however many calls: many small results cost one write.
-      if (this.outboxWaiters.push({ resolve, reject }) === 1) setImmediate(() => this.flush());
-    });
+    return this.results.sendResults(results);
   }
 
   /**
@@ -205,20 +168,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
    */
   markRunning(ids: string[]): void {
     if (ids.length === 0 || this.closed) return;
-    for (const id of ids) this.started.add(id);
-    if (!this.startedTimer) {
-      this.startedTimer = setTimeout(() => this.sendStarted(), RUNNING_HOLD_MS);
-      this.startedTimer.unref();
-    }
-  }
-
-  /** Send the starts no result batch carried. */
-  private sendStarted(): void {
-    this.startedTimer = undefined;
-    if (this.started.size === 0) return;
-    const ids = [...this.started];
-    this.started = new Set();
-    this.send('results', { kind: 'running', ids });
+    this.results.markRunning(ids);
   }
 
   get isConnected(): boolean {
@@ -227,60 +177,17 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
 
   /** Unacknowledged result batches (on disk). */
   get pendingBatches(): number {
-    return this.pending.size;
+    return this.results.pendingBatches;
   }
 
   /** Credit the forwarder still has from us. */
   get credit(): number {
-    return this.outstanding;
+    return this.tasks.outstanding;
   }
 
-  private flush(): void {
-    const results = this.outbox;
-    const waiters = this.outboxWaiters;
-    this.outbox = [];
-    this.outboxWaiters = [];
-    // The batch carries the starts of its own tasks not told yet (written with their results, one write).
-    const running: string[] = [];
-    if (this.started.size > 0) for (const r of results) if (this.started.delete(r.id)) running.push(r.id);
-    const batch = this.spool.batch(results, running);
-    this.pending.set(batch.seq, batch);
-    this.unsaved.set(batch, waiters);
-    let freed = 0;
-    for (const id of batch.ids) {
-      if (this.held.delete(id)) freed++;
-      this.pendingIds.add(id);
-    }
-    if (this.welcomed.results) this.sendBatch(batch);
-    // The disk copy is for a restart: a batch acked soon never needs one (tick() writes the others).
-    if (!this.welcomed.results || this.spoolAfterMs === 0 || !this.life.is('open')) this.save(batch);
-    if (this.options.window !== undefined && freed > 0) {
-      this.owed += freed;
-      if (this.outstanding < this.options.window * CREDIT_AT_ONCE_BELOW) this.grantOwed();
-    }
-  }
-
-  private grantOwed(): void {
-    const n = this.owed;
-    this.owed = 0;
-    this.grant(n);
-  }
-
-  /** Write a batch to disk; the calls waiting for it resolve then (or reject with RESULTS_NOT_SAVED). */
-  private save(batch: Batch): void {
-    const waiters = this.unsaved.get(batch);
-    if (!waiters) return;
-    this.unsaved.delete(batch);
-    const saved = this.spool.persist(batch).then(
-      () => waiters.forEach((w) => w.resolve()),
-      (err: Error) => waiters.forEach((w) => w.reject(err)),
-    );
-    this.writes = this.writes.then(() => saved);
-  }
-
-  private sendBatch(batch: Batch): void {
-    batch.sentAt = Date.now();
-    this.send('results', batch.frame, () => (batch.sentAt = 0));
+  /** Messages with tasks naming a source this endpoint lacked (for tests). */
+  get resyncCount(): number {
+    return this.tasks.resyncCount;
   }
 
   private openSockets(): void {
@@ -347,8 +254,8 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
         this.welcomed[channel] = true;
         this.heartbeatPeriodMs = m.heartbeatPeriodMs;
         this.heartbeatThresholdMs = m.heartbeatThresholdMs;
-        if (channel === 'results') for (const batch of this.pending.values()) this.sendBatch(batch);
-        if (channel === 'tasks') this.resyncPending = false;
+        if (channel === 'results') this.results.sendAll();
+        if (channel === 'tasks') this.tasks.resyncPending = false;
         if (!this.connected && FORWARDER_CHANNELS.every((c) => this.welcomed[c])) {
           this.connected = true;
           this.lostReported = false;
@@ -368,24 +275,10 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
         return;
       case 'heartbeat':
         return;
-      case 'tasks': {
-        // Tasks that name their function get their full payload here (function-cache.ts); one naming a source
-        // this endpoint lacks is dropped and sent again after a `resync` hello (its credit stays ours).
-        const { ready, missing } = this.sources.expand(m);
-        const isNew = (t: TaskEnvelope) => !this.held.has(t.id) && !this.pendingIds.has(t.id) && !this.recent.has(t.id);
-        const lost = missing.filter(isNew);
-        const fresh = ready.filter(isNew);
-        this.outstanding = Math.max(0, this.outstanding - (m.tasks.length - lost.length));
-        for (const t of fresh) this.held.add(t.id);
-        // A duplicate took credit it does not need: give it back.
-        const duplicates = m.tasks.length - lost.length - fresh.length;
-        if (duplicates > 0) this.grant(duplicates);
-        if (lost.length > 0) this.resync(lost.length);
-        if (fresh.length > 0) this.emit('tasks', fresh);
-        return;
-      }
+      case 'tasks':
+        return this.tasks.take(m);
       case 'ack':
-        return this.acked(m.seq);
+        return this.results.acked(m.seq);
       case 'command': {
         let replied = false;
         const reply = (r: CommandReply) => {
@@ -404,44 +297,15 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
     }
   }
 
-  private acked(seq: number): void {
-    const batch = this.pending.get(seq);
-    if (!batch) return;
-    this.pending.delete(seq);
-    for (const id of batch.ids) {
-      this.pendingIds.delete(id);
-      this.recent.add(id);
-    }
-    // Remember recently finished ids a while, to drop a late redelivery of a task that is done.
-    for (const id of this.recent) {
-      if (this.recent.size <= RECENT_IDS) break;
-      this.recent.delete(id);
-    }
-    // Stored by the service: whoever waits for these results is done, and no disk copy is needed.
-    this.unsaved.get(batch)?.forEach((w) => w.resolve());
-    this.unsaved.delete(batch);
-    this.spool.remove(batch);
-    this.emit('acked', batch.ids.length);
-  }
-
   private sendHello(channel: ForwarderChannel): void {
     this.helloAt[channel] = Date.now();
     const hello: HelloMessage = { kind: 'hello', protocol: PROTOCOL_VERSION, endpointId: this.options.endpointId, channel, session: this.session };
     if (channel !== 'tasks') return this.send(channel, hello);
-    this.send(channel, { ...hello, credit: this.outstanding, ...(this.resyncPending ? { resync: true } : {}) });
-  }
-
-  /** Tasks named a source this endpoint does not hold: ask the forwarder to start over (function-sources.ts). */
-  private resync(dropped: number): void {
-    this.resyncCount++;
-    if (this.resyncPending) return;
-    this.warn(`dropped ${dropped} tasks naming a function source this endpoint does not hold: asking the forwarder to send them again`);
-    this.resyncPending = true;
-    this.sendHello('tasks');
+    this.send(channel, { ...hello, credit: this.tasks.outstanding, ...(this.tasks.resyncPending ? { resync: true } : {}) });
   }
 
   /** zeromq.js allows one send at a time per socket: chain them. A message that cannot go now is dropped. */
-  private send(channel: ForwarderChannel, message: EndpointToForwarder[ForwarderChannel] | Buffer, onFail?: () => void): void {
+  private readonly send: ChannelSend = (channel, message, onFail) => {
     const socket = this.sockets[channel];
     if (!socket || this.closed) return onFail?.();
     const frame = Buffer.isBuffer(message) ? message : encode(message);
@@ -451,7 +315,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
         if (err.code !== 'EAGAIN' && !this.closed) this.warn(`${channel}: send failed: ${err.message}`);
       }),
     );
-  }
+  };
 
   private markDown(channel: ForwarderChannel): void {
     this.welcomed[channel] = false;
@@ -463,7 +327,7 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
 
   private tick(): void {
     const now = Date.now();
-    if (this.owed > 0) this.grantOwed();
+    this.tasks.payOwed();
     const beat = now - this.lastBeat >= this.heartbeatPeriodMs;
     if (beat) this.lastBeat = now;
     for (const channel of FORWARDER_CHANNELS) {
@@ -478,16 +342,11 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
           this.reportLost(`no answer from the forwarder for ${now - this.lastHeard[channel]} ms`);
         }
       }
-      if (!this.welcomed[channel] || (channel === 'tasks' && this.resyncPending)) {
+      if (!this.welcomed[channel] || (channel === 'tasks' && this.tasks.resyncPending)) {
         if (now - this.helloAt[channel] >= HELLO_RETRY_MS) this.sendHello(channel);
       } else if (beat) this.send(channel, { kind: 'heartbeat' });
     }
-    if (this.welcomed.results) {
-      // A batch sent but not acked for a whole threshold (lost on a dropped connection): send it again.
-      for (const batch of this.pending.values()) if (now - batch.sentAt > this.heartbeatThresholdMs) this.sendBatch(batch);
-    }
-    // Results not acked in time (the service is slow, or the link is down) go to disk for a restart.
-    for (const batch of this.unsaved.keys()) if (!this.welcomed.results || now - batch.madeAt >= this.spoolAfterMs) this.save(batch);
+    this.results.tick(now, this.heartbeatThresholdMs);
     if (!this.connected && !this.starting && now - this.downSince > this.heartbeatThresholdMs) {
       this.reportLost(`no answer from the forwarder for ${now - this.downSince} ms`);
     }
@@ -536,12 +395,10 @@ export class ForwarderClient extends EventEmitter<ForwarderClientEvents> {
   close(): Promise<void> {
     return this.closing.run(async () => {
       this.life.to('closing');
-      if (this.outboxWaiters.length > 0) await new Promise((r) => setImmediate(r));
-      for (const batch of [...this.unsaved.keys()]) this.save(batch);
-      await this.writes;
+      await this.results.saveAll();
       this.life.to('closed');
       clearInterval(this.timer);
-      clearTimeout(this.startedTimer);
+      this.results.close();
       this.starting?.reject(new FuncxError('CLOSED', 'the forwarder client was closed while connecting'));
       for (const c of FORWARDER_CHANNELS) this.sockets[c]?.close();
     });
