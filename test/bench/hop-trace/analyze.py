@@ -1,4 +1,6 @@
-import glob,collections,statistics,sys
+# Hop trace of engine-tail's round trips (e2e-hop-trace.patch): p50/p90/p99 of each hop, the slowest 2 %, GCs
+# that overlapped. `python3 analyze.py DIR`
+import glob,collections,os,statistics,sys
 ev=collections.defaultdict(dict)
 for f in glob.glob(sys.argv[1] + '/hop-*.txt'):
     for line in open(f):
@@ -26,7 +28,7 @@ gcs=[]
 for f in glob.glob(sys.argv[1] + '/hop-*.txt'):
     for line in open(f):
         p=line.split()
-        if p[0]=='gc': gcs.append((f.split('-')[-1][:-4],int(p[1]),float(p[2]),float(p[3])))
+        if p and p[0]=='gc': gcs.append((os.path.basename(f).split('-')[1].split('.')[0],int(p[1]),float(p[2]),float(p[3])))
 t0=min(d['0-submit'] for k,d in ev.items() if '0-submit' in d)
 lat=[g for g in gcs if g[2]>=t0]
 print('GCs during latency phase:',len(lat), [ (g[0],g[1],round(g[3],2)) for g in lat])
