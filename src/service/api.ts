@@ -33,7 +33,7 @@ import { createLogger } from '../logger.js';
 import { TaskRateLimiter } from './task-rate.js';
 import { ForwarderPool, type PoolOptions } from './forwarder/pool.js';
 import { openStore, PgStore, type Store } from './store/index.js';
-import { resolveLimits, resolveQuotas } from './limits.js';
+import { resolveLimits, resolveQuotas, SERVICE_DEFAULTS } from './limits.js';
 import { PgReplicaBus } from './store/pg-bus.js';
 import { localBus } from './replica-bus.js';
 import type { ServiceContext } from './routes/context.js';
@@ -107,7 +107,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     store,
     forwarders,
     waiters,
-    maxWaitSeconds: options.maxWaitSeconds ?? 60,
+    maxWaitSeconds: options.maxWaitSeconds ?? SERVICE_DEFAULTS.maxWaitSeconds,
     limits,
     quotas: resolveQuotas(options.quotas),
     taskRate: new TaskRateLimiter(limits.taskRatePerUser, limits.maxBatch),
@@ -140,23 +140,23 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const endpoints = (await store.allEndpoints()).filter((e) => e.replica === replicaId || e.replica === null);
     for (const e of endpoints) if (e.state !== 'Inactive') await store.setEndpointState(e.id, 'Inactive');
     // Endpoints seen lately get their forwarder back on the same ports, so they reconnect by themselves.
-    const since = Date.now() - (options.restoreWithinMs ?? 7 * 24 * 3600 * 1000);
+    const since = Date.now() - (options.restoreWithinMs ?? SERVICE_DEFAULTS.restoreWithinMs);
     for (const e of endpoints) {
       if (e.ports && e.lastSeen !== null && e.lastSeen >= since) {
         await forwarders.ensure(e).catch((err) => log.warn(`cannot restore the forwarder of ${e.id}: ${(err as Error).message}`));
       }
     }
-    await app.listen({ host, port: options.port ?? 8080 });
+    await app.listen({ host, port: options.port ?? SERVICE_DEFAULTS.port });
   } catch (err) {
     await close();
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') {
-      throw new FuncxError('PORT_IN_USE', `cannot listen on ${host}:${options.port ?? 8080}: the port is in use`, ['choose another with --port']);
+      throw new FuncxError('PORT_IN_USE', `cannot listen on ${host}:${options.port ?? SERVICE_DEFAULTS.port}: the port is in use`, ['choose another with --port']);
     }
     throw err;
   }
   const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : (options.port ?? 8080);
+  const port = typeof address === 'object' && address ? address.port : (options.port ?? SERVICE_DEFAULTS.port);
   const url = `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info(`listening on ${url} (protocol ${PROTOCOL_VERSION}, ${forwarders.size} forwarders restored)`);
   return { url, host, port, store, forwarders, waiters, replicaId, app, dashboard, close };

@@ -79,6 +79,34 @@ export const RESULT_BYTES_KEPT_PER_WAIT = 1024 * 1024;
  */
 export const SERVICE_SEMI_SPACE_MB = 64;
 
+/**
+ * The service's timings and sizes that are not limits: what ServiceOptions and the forwarder fall back to.
+ * `funcx-service start`'s flags give the same defaults.
+ */
+const serviceDefaults = {
+  /** HTTP port. */
+  port: 8080,
+  /** A forwarder and its endpoint send each other a heartbeat this often (ms). */
+  heartbeatPeriodMs: 2000,
+  /** An endpoint that sent nothing for this long is Inactive (ms). */
+  heartbeatThresholdMs: 10_000,
+  /** How often the tokens of open long-polls are checked again; a revoked one cuts them (ms). */
+  tokenRecheckMs: 1000,
+  /** Longest long-poll (s). */
+  maxWaitSeconds: 60,
+  /** A forwarder closes once its endpoint has been gone (not Active) this long; 0 keeps them open (ms). */
+  forwarderIdleCloseMs: 3600_000,
+  /** Forwarders are re-created at start for endpoints seen within this long (ms). */
+  restoreWithinMs: 7 * 24 * 3600 * 1000,
+  /** Most tasks in one message to an endpoint. */
+  forwarderBatchSize: 1000,
+  /** A command sent to an endpoint fails when no reply came within this long (ms). */
+  commandTimeoutMs: 5000,
+  /** Starts an endpoint reported wait this long for their results before they are written alone (ms). */
+  runningFlushMs: 100,
+};
+export const SERVICE_DEFAULTS: Readonly<typeof serviceDefaults> = Object.freeze(serviceDefaults);
+
 /** The defaults with what was given (undefined keeps the default); a value that is not a positive integer is refused by name. */
 export function resolveLimits(given: Partial<ServiceLimits>): ServiceLimits {
   const out = { ...DEFAULT_LIMITS };

@@ -3,10 +3,10 @@
  * state, keys and sockets live, and the service's timings.
  */
 import type { Logger } from '../logger.js';
-import type { ServiceLimits, ServiceQuotas } from './limits.js';
+import { SERVICE_DEFAULTS, type ServiceLimits, type ServiceQuotas } from './limits.js';
 
 /** A forwarder closes once its endpoint has been gone this long (ServiceOptions.forwarderIdleCloseMs). */
-export const DEFAULT_FORWARDER_IDLE_CLOSE_MS = 3600_000;
+export const DEFAULT_FORWARDER_IDLE_CLOSE_MS = SERVICE_DEFAULTS.forwarderIdleCloseMs;
 
 export interface ServiceOptions extends Partial<ServiceLimits> {
   /** State folder (FUNCX_SERVICE_HOME): service.db (unless `database` says otherwise) and keys/. */
@@ -24,7 +24,7 @@ export interface ServiceOptions extends Partial<ServiceLimits> {
   database?: string;
   /** @default '127.0.0.1' */
   host?: string;
-  /** 0 lets the OS choose. @default 8080 */
+  /** 0 lets the OS choose. @default 8080 (SERVICE_DEFAULTS, limits.ts, as every default below) */
   port?: number;
   /** Where forwarders bind. @default host */
   forwarderHost?: string;

@@ -12,10 +12,11 @@
  * change on SQLite by the CLI, which no bus tells, is seen by then).
  */
 import { authenticate } from './auth.js';
+import { SERVICE_DEFAULTS } from './limits.js';
 import type { Store } from './store/index.js';
 
 /** How often the tokens of waiting requests are checked again. @default 1000 ms */
-export const DEFAULT_TOKEN_RECHECK_MS = 1000;
+export const DEFAULT_TOKEN_RECHECK_MS = SERVICE_DEFAULTS.tokenRecheckMs;
 
 /** When and at which epoch a request's token was looked up, and when that token expires. */
 export interface AuthSnapshot {

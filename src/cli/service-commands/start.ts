@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { FuncxError } from '../../errors.js';
 import { Exit } from '../handle.js';
 import { startService } from '../../service/api.js';
-import { DEFAULT_LIMITS, DEFAULT_QUOTAS, SERVICE_SEMI_SPACE_MB } from '../../service/limits.js';
+import { DEFAULT_LIMITS, DEFAULT_QUOTAS, SERVICE_DEFAULTS, SERVICE_SEMI_SPACE_MB } from '../../service/limits.js';
 import { profilingArgs, semiSpaceArgs } from '../../worker/worker-pool.js';
 import { parseBytes } from '../service-tenancy.js';
 import { idleClose, intOption, portRange } from './options.js';
@@ -171,12 +171,12 @@ export function registerStartCommand(program: Command, entry: string): void {
     .description('start the service (in the background unless --foreground)')
     .option('--database <location>', 'SQLite file or postgres://USER:PASSWORD@HOST:PORT/DB (default: $FUNCX_DATABASE_URL, else HOME/service.db)')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
-    .option('--port <port>', 'HTTP port (0: any free port)', intOption('--port', 0, 65535), 8080)
+    .option('--port <port>', 'HTTP port (0: any free port)', intOption('--port', 0, 65535), SERVICE_DEFAULTS.port)
     .option('--foreground', 'stay in the foreground')
     .option('--forwarder-host <address>', 'address forwarders bind (default: --host)')
     .option('--forwarder-ports <low-high>', 'port range for forwarder sockets (default: any free port)', portRange)
-    .option('--heartbeat-period-ms <ms>', 'forwarder heartbeat period', intOption('--heartbeat-period-ms', 50, 3_600_000))
-    .option('--heartbeat-threshold-ms <ms>', 'endpoint is Inactive after this long without a message', intOption('--heartbeat-threshold-ms', 100, 86_400_000))
+    .option('--heartbeat-period-ms <ms>', `forwarder heartbeat period (default ${SERVICE_DEFAULTS.heartbeatPeriodMs})`, intOption('--heartbeat-period-ms', 50, 3_600_000))
+    .option('--heartbeat-threshold-ms <ms>', `endpoint is Inactive after this long without a message (default ${SERVICE_DEFAULTS.heartbeatThresholdMs})`, intOption('--heartbeat-threshold-ms', 100, 86_400_000))
     .option('--max-result-bytes <bytes>', `largest result stored; bigger ones are stored as ResultTooLarge (default ${DEFAULT_LIMITS.maxResultBytes})`, intOption('--max-result-bytes', 1, 2 ** 31))
     .option('--max-batch <tasks>', `most tasks in one submission (default ${DEFAULT_LIMITS.maxBatch})`, intOption('--max-batch', 1, 1_000_000))
     .option('--rate-function-bytes <size>', `bytes a second of function registrations one user may send, in bursts of up to the 8 MiB function body (default ${DEFAULT_LIMITS.functionRateBytesPerUser})`, parseBytes)

@@ -23,7 +23,7 @@ import {
   type HelloMessage,
 } from '../../protocol/forwarder-messages.js';
 import type { CurveKeyPair } from '../../protocol/keys.js';
-import { DEFAULT_LIMITS } from '../limits.js';
+import { DEFAULT_LIMITS, SERVICE_DEFAULTS } from '../limits.js';
 
 import { SocketWriter } from '../../protocol/socket-writer.js';
 import { ZapHandler } from '../../protocol/zap.js';
@@ -130,15 +130,15 @@ export class Forwarder {
     this.delivery = new TaskDelivery({
       endpointId,
       store,
-      batchSize: options.batchSize ?? 1000,
+      batchSize: options.batchSize ?? SERVICE_DEFAULTS.forwarderBatchSize,
       peers: this.peers,
       writers: this.writers,
       results: this.results,
       warn: this.warn,
     });
     this.sentSources = this.delivery.sentSources;
-    this.heartbeatPeriodMs = options.heartbeatPeriodMs ?? 2000;
-    this.heartbeatThresholdMs = options.heartbeatThresholdMs ?? 10_000;
+    this.heartbeatPeriodMs = options.heartbeatPeriodMs ?? SERVICE_DEFAULTS.heartbeatPeriodMs;
+    this.heartbeatThresholdMs = options.heartbeatThresholdMs ?? SERVICE_DEFAULTS.heartbeatThresholdMs;
     this.zap = new ZapHandler({
       context: this.context,
       isAllowed: (_domain, key) => key === this.allowedKey,
@@ -211,7 +211,7 @@ export class Forwarder {
   }
 
   /** Ask the connected endpoint something over the commands channel. */
-  command(command: EndpointCommand, timeoutMs = 5000): Promise<CommandReplyMessage> {
+  command(command: EndpointCommand, timeoutMs = SERVICE_DEFAULTS.commandTimeoutMs): Promise<CommandReplyMessage> {
     const peer = this.peers.commands;
     if (!peer || this.lifecycle.state !== 'Active') {
       return Promise.reject(new FuncxError('ENDPOINT_NOT_CONNECTED', `endpoint ${this.options.endpointId} is not connected`));

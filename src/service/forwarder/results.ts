@@ -10,10 +10,11 @@ import { errorOutcome } from '../../protocol/payload.js';
 import type { SocketWriter } from '../../protocol/socket-writer.js';
 import type { Store, StoredResults } from '../store/index.js';
 import { SerialLane } from '../serial-lane.js';
+import { SERVICE_DEFAULTS } from '../limits.js';
 import type { StoredOutcome } from '../routes/long-poll.js';
 
 /** Longest a reported start waits for a result batch to be written with before it is written alone. */
-const RUNNING_FLUSH_MS = 100;
+const RUNNING_FLUSH_MS = SERVICE_DEFAULTS.runningFlushMs;
 
 export interface ResultIntakeOptions {
   endpointId: string;
