@@ -37,7 +37,8 @@ test('a forwarder closes once its endpoint has been gone a while, and reopens at
   await until('the gone endpoint is Inactive', () => s.forwarders.get(goes.id)?.state !== 'Active');
   await until('its forwarder is closed', () => s.forwarders.get(goes.id) === undefined, { timeoutMs: 30_000 });
   assert.ok(s.forwarders.get(stays.id), 'the connected endpoint keeps its forwarder');
-  for (const port of ports) assert.equal(await bindable(port), true, `port ${port} is free again`);
+  // ZeroMQ closes the listening sockets in its I/O thread, after close() returned: wait for the ports.
+  await until('its ports are free again', async () => (await Promise.all(ports.map(bindable))).every(Boolean), { timeoutMs: 30_000 });
   assert.equal((await alice.sdk.getEndpoint(goes.id)).state, 'Inactive', 'the endpoint is still registered, Inactive');
 
   // Work submitted while it is gone waits; the endpoint's return opens a forwarder that delivers it.
