@@ -42,11 +42,11 @@ import { TokenWatch } from './token-watch.js';
 import { installDashboard, type Dashboard } from './dashboard/install.js';
 import { buildApp } from './app.js';
 import { loadOrCreateReplicaId, readTls, sharedForwarderKeys } from './service-home.js';
-import { DEFAULT_FORWARDER_IDLE_CLOSE_MS, type ServiceOptions } from './service-options.js';
+import type { ServiceOptions } from './service-options.js';
 
 export { buildApp, PROTOCOL_HEADER } from './app.js';
 export { ForwarderPool } from './forwarder/pool.js';
-export { DEFAULT_FORWARDER_IDLE_CLOSE_MS, type ServiceOptions } from './service-options.js';
+export type { ServiceOptions } from './service-options.js';
 
 export interface RunningService {
   url: string;
@@ -117,7 +117,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   };
   const app = buildApp(ctx, options.tls ? readTls(options.tls) : undefined);
   const dashboard = installDashboard(app, { ctx, waiters, home: options.home, host });
-  const idleCloseMs = options.forwarderIdleCloseMs ?? DEFAULT_FORWARDER_IDLE_CLOSE_MS;
+  const idleCloseMs = options.forwarderIdleCloseMs ?? SERVICE_DEFAULTS.forwarderIdleCloseMs;
   const reaper = idleCloseMs > 0
     ? setInterval(() => void forwarders.reapIdle(idleCloseMs).catch((err) => log.warn(`closing idle forwarders: ${(err as Error).message}`)),
       Math.max(50, Math.min(idleCloseMs / 4, 60_000))).unref()

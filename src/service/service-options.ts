@@ -3,10 +3,7 @@
  * state, keys and sockets live, and the service's timings.
  */
 import type { Logger } from '../logger.js';
-import { SERVICE_DEFAULTS, type ServiceLimits, type ServiceQuotas } from './limits.js';
-
-/** A forwarder closes once its endpoint has been gone this long (ServiceOptions.forwarderIdleCloseMs). */
-export const DEFAULT_FORWARDER_IDLE_CLOSE_MS = SERVICE_DEFAULTS.forwarderIdleCloseMs;
+import type { ServiceLimits, ServiceQuotas } from './limits.js';
 
 export interface ServiceOptions extends Partial<ServiceLimits> {
   /** State folder (FUNCX_SERVICE_HOME): service.db (unless `database` says otherwise) and keys/. */

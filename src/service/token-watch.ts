@@ -15,9 +15,6 @@ import { authenticate } from './auth.js';
 import { SERVICE_DEFAULTS } from './limits.js';
 import type { Store } from './store/index.js';
 
-/** How often the tokens of waiting requests are checked again. @default 1000 ms */
-export const DEFAULT_TOKEN_RECHECK_MS = SERVICE_DEFAULTS.tokenRecheckMs;
-
 /** When and at which epoch a request's token was looked up, and when that token expires. */
 export interface AuthSnapshot {
   at: number;
@@ -36,7 +33,7 @@ export class TokenWatch {
 
   constructor(
     private readonly store: Store,
-    private readonly periodMs = DEFAULT_TOKEN_RECHECK_MS,
+    private readonly periodMs = SERVICE_DEFAULTS.tokenRecheckMs,
   ) {}
 
   /** Watch a waiting request's token; `cut` ends its wait. Returns the function that stops watching. */
